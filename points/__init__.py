@@ -1,0 +1,1 @@
+"""Point catalog and the BMS protocols (BACnet/IP, Modbus TCP) that serve it."""

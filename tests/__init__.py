@@ -1,0 +1,1 @@
+"""Tests: model tests on plain objects, integration tests over loopback."""
