@@ -1,0 +1,249 @@
+"""The local admin HTTP API (aiohttp): what the CLI and scripts use to run the gateway.
+
+Bound to loopback by default; with `admin.token` set, every request needs
+`Authorization: Bearer <token>`. Errors come back as JSON `{"error": "..."}` with a 4xx code.
+Operator actions (issue 3) add their routes through `routes` before the app starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import logging
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from gateway.config import REGISTRATION_STATUSES
+from gateway.errors import GatewayError
+from gateway.history import TRANSACTION_COLUMNS, to_csv
+from gateway.station import Station
+from gateway.timestamps import iso_z
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = logging.getLogger(__name__)
+GATEWAY_KEY: web.AppKey[Gateway] = web.AppKey("gateway")
+LOG_COLUMNS = ("ts", "identifier", "message_type", "message", "level")
+
+
+def station_view(station: Station) -> dict[str, Any]:
+    """A charger as the operator sees it: discovery fields, health, connectors."""
+    ts = lambda v: iso_z(v) if v else None  # noqa: E731
+    return {
+        "charger_id": station.charger_id, "slot": station.slot, "added": station.slot is not None,
+        "registration": station.registration, "boot_status": station.boot_status,
+        "online": station.online, "connected": station.connected, "fault": station.fault,
+        "boot": dataclasses.asdict(station.boot), "last_seen": ts(station.last_seen),
+        "last_heartbeat": ts(station.last_heartbeat), "last_boot": ts(station.last_boot),
+        "connected_since": ts(station.connected_since), "reconnects": station.reconnects,
+        "last_disconnect": station.last_disconnect, "subprotocol": station.subprotocol,
+        "remote_address": station.remote_address, "clock_skew_s": station.clock_skew_s,
+        "firmware_status": station.firmware_status, "diagnostics_status": station.diagnostics_status,
+        "connectors": [
+            {**dataclasses.asdict(c), "last_update": ts(c.last_update), "session_start": ts(c.session_start)}
+            for c in sorted(station.connectors.values(), key=lambda c: c.connector_id)],
+        "meters": [
+            {"connector_id": k.connector_id, "measurand": k.measurand, "phase": k.phase,
+             "location": k.location, "value": r.value, "unit": r.unit, "timestamp": ts(r.timestamp)}
+            for k, r in station.meters.items()],
+    }
+
+
+def _gw(request: web.Request) -> Gateway:
+    return request.app[GATEWAY_KEY]
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text='{"error": "body is not JSON"}', content_type="application/json") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text='{"error": "body must be a JSON object"}', content_type="application/json")
+    return body
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: Any) -> web.StreamResponse:
+    token = _gw(request).settings.admin.token
+    if token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given, token):
+            return _error(401, "admin token required")
+    try:
+        return await handler(request)
+    except GatewayError as exc:
+        return _error(409, str(exc))
+    except (KeyError, ValueError, TypeError) as exc:
+        return _error(400, f"bad request: {exc}")
+
+
+def _station(request: web.Request) -> Station:
+    station = _gw(request).registry.get(request.match_info["charger_id"])
+    if station is None:
+        raise web.HTTPNotFound(text='{"error": "unknown charger"}', content_type="application/json")
+    return station
+
+
+async def status(request: web.Request) -> web.Response:
+    gw = _gw(request)
+    stations = gw.registry.stations.values()
+    return web.json_response({
+        "ports": gw.ports, "chargers_known": len(gw.registry.stations),
+        "chargers_added": len(gw.devices), "chargers_online": sum(s.online for s in stations),
+        "sessions": len(gw.sessions), "authorize_policy": gw.settings.authorize.policy,
+        "guest_response": gw.settings.registration.guest_response,
+    })
+
+
+async def list_chargers(request: web.Request) -> web.Response:
+    """Discovery: every charger that connected since start, plus every added one."""
+    stations = sorted(_gw(request).registry.stations.values(), key=lambda s: s.charger_id)
+    if request.query.get("guests") == "1":
+        stations = [s for s in stations if s.slot is None]
+    return web.json_response([station_view(s) for s in stations])
+
+
+async def get_charger(request: web.Request) -> web.Response:
+    return web.json_response(station_view(_station(request)))
+
+
+async def list_devices(request: web.Request) -> web.Response:
+    devices = await _gw(request).history.devices()
+    for d in devices:
+        d["has_auth_key"] = bool(d.pop("auth_key_hash", None))
+    return web.json_response(devices)
+
+
+def _registration(body: dict[str, Any], default: str | None) -> str | None:
+    value = body.get("registration", default)
+    if value is not None and value not in REGISTRATION_STATUSES:
+        raise ValueError(f"registration must be one of {REGISTRATION_STATUSES}")
+    return value
+
+
+async def add_device(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    charger_id = str(body["charger_id"])
+    device = await _gw(request).add_device(charger_id, _registration(body, "Accepted") or "Accepted",
+                                           body.get("auth_key"))
+    return web.json_response(_public(device), status=201)
+
+
+async def update_device(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    fields: dict[str, Any] = {}
+    if "registration" in body:
+        fields["registration"] = _registration(body, None)
+    for key, kind in (("priority", int), ("weight", float)):
+        if key in body:
+            fields[key] = kind(body[key])
+    if "auth_key" in body:
+        fields["auth_key"] = body["auth_key"]
+    device = await _gw(request).update_device(request.match_info["charger_id"], **fields)
+    return web.json_response(_public(device))
+
+
+async def remove_device(request: web.Request) -> web.Response:
+    if not await _gw(request).remove_device(request.match_info["charger_id"]):
+        return _error(404, "not in the device database")
+    return web.json_response({"removed": request.match_info["charger_id"]})
+
+
+def _public(device: dict[str, Any]) -> dict[str, Any]:
+    out = dict(device)
+    out["has_auth_key"] = bool(out.pop("auth_key_hash", None))
+    return out
+
+
+async def list_tags(request: web.Request) -> web.Response:
+    return web.json_response(await _gw(request).history.tags())
+
+
+async def put_tag(request: web.Request) -> web.Response:
+    gw = _gw(request)
+    body = await _json_body(request)
+    listed = body.get("list", "whitelist")
+    if listed not in ("whitelist", "blacklist"):
+        raise ValueError("list must be whitelist or blacklist")
+    await gw.history.put_tag(request.match_info["id_tag"], listed, body.get("expiry"),
+                             body.get("parent_id_tag", ""), body.get("note", ""))
+    await gw.reload_tags()
+    return web.json_response({"id_tag": request.match_info["id_tag"], "list": listed})
+
+
+async def remove_tag(request: web.Request) -> web.Response:
+    gw = _gw(request)
+    if not await gw.history.remove_tag(request.match_info["id_tag"]):
+        return _error(404, "unknown tag")
+    await gw.reload_tags()
+    return web.json_response({"removed": request.match_info["id_tag"]})
+
+
+def _table_response(request: web.Request, rows: list[dict[str, Any]], columns: tuple[str, ...],
+                    name: str) -> web.Response:
+    if request.query.get("format") == "csv":
+        return web.Response(text=to_csv(rows, columns), content_type="text/csv",
+                            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    return web.json_response(rows)
+
+
+async def general_log(request: web.Request) -> web.Response:
+    q = request.query
+    rows = await _gw(request).history.general_log(q.get("charger"), q.get("since"), q.get("until"),
+                                                  int(q.get("limit", "1000")), q.get("type"))
+    return _table_response(request, rows, LOG_COLUMNS, "general_log")
+
+
+async def transaction_log(request: web.Request) -> web.Response:
+    q = request.query
+    rows = await _gw(request).history.transactions(q.get("charger"), q.get("since"), q.get("until"),
+                                                   int(q.get("limit", "100000")))
+    return _table_response(request, rows, TRANSACTION_COLUMNS, "transactions")
+
+
+def build_app(gateway: Gateway) -> web.Application:
+    app = web.Application(middlewares=[_guard])
+    app[GATEWAY_KEY] = gateway
+    app.router.add_get("/api/status", status)
+    app.router.add_get("/api/chargers", list_chargers)
+    app.router.add_get("/api/chargers/{charger_id}", get_charger)
+    app.router.add_get("/api/devices", list_devices)
+    app.router.add_post("/api/devices", add_device)
+    app.router.add_patch("/api/devices/{charger_id}", update_device)
+    app.router.add_delete("/api/devices/{charger_id}", remove_device)
+    app.router.add_get("/api/tags", list_tags)
+    app.router.add_put("/api/tags/{id_tag}", put_tag)
+    app.router.add_delete("/api/tags/{id_tag}", remove_tag)
+    app.router.add_get("/api/history/log", general_log)
+    app.router.add_get("/api/history/transactions", transaction_log)
+    for register in gateway.admin_routes:
+        register(app)
+    return app
+
+
+class AdminServer:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gw = gateway
+        self.runner: web.AppRunner | None = None
+
+    async def start(self) -> int:
+        cfg = self.gw.settings.admin
+        self.runner = web.AppRunner(build_app(self.gw), access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, cfg.host, cfg.port)
+        await site.start()
+        server = site._server  # aiohttp exposes the bound port only here
+        return int(server.sockets[0].getsockname()[1]) if server and server.sockets else cfg.port
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()

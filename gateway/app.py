@@ -1,0 +1,221 @@
+"""The gateway process: one asyncio loop holding the OCPP server, the store and the live model.
+
+`Gateway` wires the parts together and holds the few policies that need more than one part:
+which registration answer a charger gets, how an idTag is authorized, what happens when a
+charger connects, boots or disconnects. Extensions (operations, points, smart charging) hook in
+through `boot_hooks`, `transaction_hooks` and `registry.subscribe`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
+from typing import Any
+
+from gateway import authorize
+from gateway.config import Settings
+from gateway.errors import ChargerUnavailable, OperationError
+from gateway.history import HistoryStore
+from gateway.server import OcppServer
+from gateway.session import Session
+from gateway.station import BootInfo, Registry, Station
+
+log = logging.getLogger(__name__)
+BootHook = Callable[[Session, str], Awaitable[None]]
+TransactionHook = Callable[[Station, int], Awaitable[None]]
+
+
+class Gateway:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.registry = Registry(clock)
+        self.history = HistoryStore(settings.database.path, clock)
+        self.sessions: dict[str, Session] = {}
+        self.devices: dict[str, dict[str, Any]] = {}
+        self.tags: dict[str, authorize.TagEntry] = {}
+        self.boot_hooks: list[BootHook] = []
+        self.transaction_hooks: list[TransactionHook] = []
+        self.stop_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.admin_routes: list[Callable[[Any], None]] = []
+        self.ocpp = OcppServer(self)
+        self.ports: dict[str, int] = {}
+        self.started = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # --- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.history.open()
+        await self.reload_devices()
+        await self.reload_tags()
+        self.ports["ocpp"] = await self.ocpp.start()
+        if self.settings.admin.enabled:
+            from gateway.admin import AdminServer
+            admin = AdminServer(self)
+            self.ports["admin"] = await admin.start()
+            self.stop_hooks.append(admin.stop)
+        self.spawn(self._housekeeping(), "housekeeping")
+        self.started.set()
+        log.info("OCPP central system listening on %s:%s (%s)", self.settings.ocpp.host,
+                 self.ports["ocpp"], "wss" if self.settings.ocpp.ssl_enabled else "ws")
+
+    async def stop(self) -> None:
+        for hook in reversed(self.stop_hooks):
+            with contextlib.suppress(Exception):
+                await hook()
+        await self.ocpp.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.history.close()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
+        """Start a background task, keep a reference, and log its failure with context."""
+        task = asyncio.create_task(coro, name=what)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("task %s failed", what, exc_info=t.exception())
+        task.add_done_callback(done)
+        return task
+
+    async def _housekeeping(self) -> None:
+        """Flush the general log, mark silent chargers offline, apply retention."""
+        db = self.settings.database
+        last_retention = 0.0
+        while True:
+            await asyncio.sleep(db.log_flush_interval_s)
+            try:
+                await self.history.flush_log()
+                for station in list(self.registry.stations.values()):
+                    self.registry.refresh_liveness(station, self.settings.ocpp.offline_after_heartbeats)
+                if self.clock() - last_retention > 3600:
+                    last_retention = self.clock()
+                    await self.history.apply_retention(db.general_log_retention_days,
+                                                       db.general_log_max_rows,
+                                                       db.meter_sample_retention_days)
+            except Exception:
+                log.exception("housekeeping failed; retrying")
+
+    # --- device database and tags --------------------------------------------------------
+    async def reload_devices(self) -> None:
+        self.devices = {d["charger_id"]: d for d in await self.history.devices()}
+        for station in self.registry.stations.values():
+            if station.charger_id not in self.devices and station.slot is not None:
+                self.registry.update_station(station, slot=None,
+                                             registration=self.settings.registration.guest_response)
+        for charger_id, device in self.devices.items():
+            station = self.registry.ensure(charger_id)
+            boot = station.boot
+            if not boot.vendor and device.get("vendor"):
+                boot = BootInfo(**{k: device.get(k) or "" for k in BootInfo.__dataclass_fields__})
+            self.registry.update_station(station, slot=device["slot"],
+                                         registration=device["registration"], boot=boot)
+
+    async def reload_tags(self) -> None:
+        tags = {}
+        for row in await self.history.tags():
+            expiry = None
+            if row.get("expiry"):
+                with contextlib.suppress(ValueError):
+                    expiry = datetime.fromisoformat(row["expiry"].replace("Z", "+00:00"))
+            tags[row["id_tag"]] = authorize.TagEntry(row["id_tag"], row["listed"], expiry,
+                                                     row.get("parent_id_tag") or "", row.get("note") or "")
+        self.tags = tags
+
+    async def add_device(self, charger_id: str, registration: str = "Accepted",
+                         auth_key: str | None = None) -> dict[str, Any]:
+        """Add a charger to the device database: it gets the next slot, which never changes."""
+        station = self.registry.get(charger_id)
+        boot = {k: getattr(station.boot, k) for k in BootInfo.__dataclass_fields__} if station else {}
+        device = await self.history.add_device(charger_id, registration, boot)
+        if auth_key is not None:
+            await self.history.set_auth_key(charger_id, auth_key or None)
+        await self.reload_devices()
+        self.history.log(charger_id, "DeviceAdded", f"slot {device['slot']}; registration {registration}")
+        return self.devices[charger_id]
+
+    async def update_device(self, charger_id: str, **fields: Any) -> dict[str, Any]:
+        if "auth_key" in fields:
+            await self.history.set_auth_key(charger_id, fields.pop("auth_key") or None)
+        if await self.history.update_device(charger_id, **fields) is None:
+            raise OperationError(f"{charger_id} is not in the device database")
+        await self.reload_devices()
+        self.history.log(charger_id, "DeviceChanged", "; ".join(f"{k}: {v}" for k, v in fields.items()))
+        return self.devices[charger_id]
+
+    async def remove_device(self, charger_id: str) -> bool:
+        removed = await self.history.remove_device(charger_id)
+        await self.reload_devices()
+        if removed:
+            self.history.log(charger_id, "DeviceRemoved", "removed from the device database")
+        return removed
+
+    def auth_key_hash(self, charger_id: str) -> str | None:
+        device = self.devices.get(charger_id)
+        return device.get("auth_key_hash") if device else None
+
+    # --- policies the sessions ask ---------------------------------------------------------
+    def boot_response(self, station: Station) -> str:
+        device = self.devices.get(station.charger_id)
+        if device is not None:
+            return device["registration"]
+        return self.settings.registration.guest_response
+
+    def authorize(self, id_tag: str) -> dict[str, str]:
+        return authorize.decide(self.settings.authorize.policy, id_tag, self.tags)
+
+    def session_for(self, charger_id: str) -> Session:
+        """The live session of a charger that may take calls, or ChargerUnavailable saying why."""
+        session = self.sessions.get(charger_id)
+        if session is None or session.closed.is_set():
+            raise ChargerUnavailable(f"{charger_id} is offline")
+        if session.station.boot_status != "Accepted" and self.boot_response(session.station) == "Rejected":
+            raise ChargerUnavailable(f"{charger_id} is not accepted (registration Rejected)")
+        return session
+
+    # --- connection lifecycle -----------------------------------------------------------
+    async def run_session(self, charger_id: str, websocket: Any, subprotocol: str, peer: str) -> None:
+        old = self.sessions.get(charger_id)
+        if old is not None:
+            # A charger that reconnects has usually lost the old socket without a close; the
+            # new connection wins and the old one is closed cleanly (not counted as a fault).
+            self.history.log(charger_id, "Connection", f"replaced by a new connection from {peer}")
+            await old.ws.close(1000, "replaced by a new connection")
+        station = self.registry.ensure(charger_id)
+        station.registration = self.boot_response(station)
+        session = Session(self, station, websocket)
+        self.sessions[charger_id] = session
+        self.registry.update_station(station, subprotocol=subprotocol, remote_address=peer)
+        self.registry.set_online(station, True)
+        self.history.log(charger_id, "Connected", f"from {peer}; subprotocol {subprotocol or 'none'}")
+        try:
+            await session.serve()
+        finally:
+            if self.sessions.get(charger_id) is session:
+                del self.sessions[charger_id]
+                code = websocket.close_code
+                reason = f"websocket closed (code {code})" if code is not None else "connection lost"
+                self.registry.set_online(station, False, reason,
+                                         self.settings.ocpp.websocket_lost_connection_fault)
+                self.history.log(charger_id, "Disconnected", reason)
+
+    async def on_boot(self, session: Session, status: str) -> None:
+        """Queue follow-up work (configuration read, profile re-apply) for after the answer.
+
+        It starts only once the BootNotification answer is on the wire (lbbrhzn#1503: Wallbox
+        loops when GetConfiguration arrives before its boot is answered).
+        """
+        for hook in self.boot_hooks:
+            session.after_answer(lambda h=hook: h(session, status), "boot follow-up")
+
+    async def on_transaction_change(self, station: Station, connector_id: int) -> None:
+        for hook in self.transaction_hooks:
+            self.spawn(hook(station, connector_id), f"transaction hook for {station.charger_id}")
+

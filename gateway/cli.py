@@ -1,0 +1,304 @@
+"""The `ocpp-gateway` command: run the gateway, and operate it through its admin API.
+
+Commands that need the running gateway talk to its admin HTTP API (settings `admin.host`,
+`admin.port`, `admin.token`, read from the same --config file). `history` can also read a
+database file directly with --db, for exports when the gateway is stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gateway.config import REGISTRATION_STATUSES, Settings, load_settings
+from gateway.errors import ConfigError
+
+# Modules that add their own subcommands: each has `register(subparsers)`.
+EXTENSIONS: list[str] = ["gateway.simulator.cli", "gateway.operations_cli", "points.cli", "bench.cli"]
+
+
+class CliError(Exception):
+    """A message for the user; printed without a traceback, exit code 1."""
+
+
+class AdminClient:
+    """A small synchronous client of the admin API (the CLI needs nothing more)."""
+
+    def __init__(self, settings: Settings, url: str | None = None) -> None:
+        host = settings.admin.host if settings.admin.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        self.base = (url or f"http://{host}:{settings.admin.port}").rstrip("/")
+        self.token = settings.admin.token
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None,
+                query: dict[str, Any] | None = None, raw: bool = False, timeout: float = 120) -> Any:
+        q = {k: v for k, v in (query or {}).items() if v is not None}
+        url = self.base + path + (("?" + urllib.parse.urlencode(q)) if q else "")
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(url, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                payload = resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            text = exc.read().decode(errors="replace")
+            try:
+                text = json.loads(text).get("error", text)
+            except ValueError:
+                pass
+            raise CliError(f"{method} {path}: {exc.code} {text}") from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            raise CliError(f"the gateway is not reachable at {self.base} ({exc}); "
+                           "start it with `ocpp-gateway run`") from None
+        return payload if raw else json.loads(payload)
+
+
+def _print(args: argparse.Namespace, data: Any, text: Callable[[Any], str] | None = None) -> None:
+    if args.json or text is None:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print(text(data))
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    if not rows:
+        return "(none)"
+    widths = {c: max(len(c), *(len(str(r.get(c, "") if r.get(c) is not None else "")) for r in rows))
+              for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    for r in rows:
+        lines.append("  ".join(str(r.get(c) if r.get(c) is not None else "").ljust(widths[c]) for c in columns))
+    return "\n".join(lines)
+
+
+# --- run ---------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = args.settings
+    logging.basicConfig(level=settings.logging.level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.logging.filter_charger:
+        from gateway.logfilter import install_charger_filter
+        install_charger_filter(settings.logging.filter_charger)
+    from gateway.app import Gateway
+    from gateway.extensions import install_extensions
+
+    async def main() -> None:
+        gateway = Gateway(settings)
+        install_extensions(gateway)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await gateway.start()
+        print(f"ocpp-gateway running: OCPP ws{'s' if settings.ocpp.ssl_enabled else ''}://"
+              f"{settings.ocpp.host}:{gateway.ports['ocpp']}/ocpp/<charger id>; "
+              + "; ".join(f"{k} port {v}" for k, v in gateway.ports.items() if k != "ocpp")
+              + f"; database {settings.database.path}", flush=True)
+        await stop.wait()
+        await gateway.stop()
+
+    asyncio.run(main())
+    return 0
+
+
+# --- devices -----------------------------------------------------------------------------
+DEVICE_COLUMNS = ["charger_id", "slot", "registration", "online", "vendor", "model", "firmware"]
+
+
+def _charger_rows(chargers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**c, "vendor": c["boot"]["vendor"], "model": c["boot"]["model"],
+             "firmware": c["boot"]["firmware_version"]} for c in chargers]
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    client = AdminClient(args.settings, args.admin_url)
+    action = args.devices_action
+    if action in ("list", "discover"):
+        data = client.request("GET", "/api/chargers", query={"guests": "1" if action == "discover" else None})
+        _print(args, data, lambda d: _table(_charger_rows(d), DEVICE_COLUMNS))
+    elif action == "show":
+        data = client.request("GET", f"/api/chargers/{_q(args.charger_id)}")
+        _print(args, data)
+    elif action == "add":
+        data = client.request("POST", "/api/devices", {"charger_id": args.charger_id,
+                                                      "registration": args.registration,
+                                                      "auth_key": args.auth_key})
+        _print(args, data, lambda d: f"added {d['charger_id']} in slot {d['slot']} ({d['registration']})")
+    elif action == "set":
+        body = {k: v for k, v in (("registration", args.registration), ("auth_key", args.auth_key),
+                                  ("priority", args.priority), ("weight", args.weight)) if v is not None}
+        data = client.request("PATCH", f"/api/devices/{_q(args.charger_id)}", body)
+        _print(args, data, lambda d: f"{d['charger_id']}: slot {d['slot']}, registration {d['registration']}")
+    elif action == "remove":
+        data = client.request("DELETE", f"/api/devices/{_q(args.charger_id)}")
+        _print(args, data, lambda d: f"removed {d['removed']}")
+    return 0
+
+
+# --- tags --------------------------------------------------------------------------------
+def cmd_tags(args: argparse.Namespace) -> int:
+    client = AdminClient(args.settings, args.admin_url)
+    if args.tags_action == "list":
+        _print(args, client.request("GET", "/api/tags"),
+               lambda d: _table(d, ["id_tag", "listed", "expiry", "parent_id_tag", "note"]))
+    elif args.tags_action == "add":
+        body = {"list": "blacklist" if args.blacklist else "whitelist", "expiry": args.expiry,
+                "parent_id_tag": args.parent or "", "note": args.note or ""}
+        data = client.request("PUT", f"/api/tags/{_q(args.id_tag)}", body)
+        _print(args, data, lambda d: f"{d['id_tag']} on the {d['list']}")
+    elif args.tags_action == "remove":
+        data = client.request("DELETE", f"/api/tags/{_q(args.id_tag)}")
+        _print(args, data, lambda d: f"removed {d['removed']}")
+    return 0
+
+
+# --- history -----------------------------------------------------------------------------
+def cmd_history(args: argparse.Namespace) -> int:
+    kind = "log" if args.history_action == "log" else "transactions"
+    query = {"charger": args.charger, "since": args.since, "until": args.until, "limit": args.limit}
+    if args.db:
+        text_or_rows = asyncio.run(_history_from_db(Path(args.db), kind, query, bool(args.csv)))
+    else:
+        client = AdminClient(args.settings, args.admin_url)
+        text_or_rows = client.request("GET", f"/api/history/{kind}",
+                                      query={**query, "format": "csv" if args.csv else None},
+                                      raw=bool(args.csv))
+    if args.csv:
+        if args.csv == "-":
+            sys.stdout.write(text_or_rows)
+        else:
+            Path(args.csv).write_text(text_or_rows, encoding="utf-8")
+            print(f"wrote {max(text_or_rows.count(chr(10)) - 1, 0)} rows to {args.csv}")
+        return 0
+    columns = (["ts", "identifier", "message_type", "message"] if kind == "log" else
+               ["transaction_id", "identifier", "connector_id", "id_tag", "start_time", "stop_time",
+                "start_meter_wh", "stop_meter_wh", "total_meter_wh", "minutes_charged", "stop_reason"])
+    _print(args, text_or_rows, lambda d: _table(d, columns))
+    return 0
+
+
+async def _history_from_db(path: Path, kind: str, query: dict[str, Any], as_csv: bool) -> Any:
+    from gateway.admin import LOG_COLUMNS
+    from gateway.history import TRANSACTION_COLUMNS, HistoryStore, to_csv
+    if not path.exists():
+        raise CliError(f"no database at {path}")
+    store = HistoryStore(path)
+    await store.open()
+    try:
+        if kind == "log":
+            rows = await store.general_log(query["charger"], query["since"], query["until"],
+                                           query["limit"] or 1000)
+            columns: tuple[str, ...] = LOG_COLUMNS
+        else:
+            rows = await store.transactions(query["charger"], query["since"], query["until"],
+                                            query["limit"] or 100000)
+            columns = TRANSACTION_COLUMNS
+    finally:
+        await store.close()
+    return to_csv(rows, columns) if as_csv else rows
+
+
+def _q(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+# --- parser ------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ocpp-gateway", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", "-c", help="TOML settings file (defaults need none)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one setting, e.g. --set ocpp.port=9000 (repeatable)")
+    parser.add_argument("--admin-url", help="admin API URL (default from settings admin.host/port)")
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the gateway")
+    run.set_defaults(func=cmd_run)
+
+    dev = sub.add_parser("devices", help="discovery and the device database")
+    dsub = dev.add_subparsers(dest="devices_action", required=True)
+    dsub.add_parser("list", help="every known charger (added and guests)")
+    dsub.add_parser("discover", help="chargers that connected but are not added")
+    show = dsub.add_parser("show", help="one charger with connectors and meters")
+    show.add_argument("charger_id")
+    add = dsub.add_parser("add", help="add a charger: it gets the next slot, kept for ever")
+    add.add_argument("charger_id")
+    add.add_argument("--registration", choices=REGISTRATION_STATUSES, default="Accepted")
+    add.add_argument("--auth-key", help="HTTP Basic password the charger must send (security profile 1)")
+    setp = dsub.add_parser("set", help="change registration response, auth key, priority, weight")
+    setp.add_argument("charger_id")
+    setp.add_argument("--registration", choices=REGISTRATION_STATUSES)
+    setp.add_argument("--auth-key", help="new key; an empty string removes it")
+    setp.add_argument("--priority", type=int)
+    setp.add_argument("--weight", type=float)
+    rem = dsub.add_parser("remove", help="remove a charger from the device database")
+    rem.add_argument("charger_id")
+    dev.set_defaults(func=cmd_devices)
+
+    tags = sub.add_parser("tags", help="idTag white and black lists")
+    tsub = tags.add_subparsers(dest="tags_action", required=True)
+    tsub.add_parser("list")
+    tadd = tsub.add_parser("add", help="put a tag on the whitelist (or --blacklist)")
+    tadd.add_argument("id_tag")
+    tadd.add_argument("--blacklist", action="store_true")
+    tadd.add_argument("--expiry", help="ISO date-time after which the tag is Expired")
+    tadd.add_argument("--parent", help="parentIdTag")
+    tadd.add_argument("--note")
+    trem = tsub.add_parser("remove")
+    trem.add_argument("id_tag")
+    tags.set_defaults(func=cmd_tags)
+
+    hist = sub.add_parser("history", help="general log and transaction log")
+    hsub = hist.add_subparsers(dest="history_action", required=True)
+    for name, help_text in (("log", "general log: every request and confirmation"),
+                            ("transactions", "transaction log (Niagara columns)")):
+        h = hsub.add_parser(name, help=help_text)
+        h.add_argument("--charger", help="only this charger identifier")
+        h.add_argument("--since", help="ISO time, inclusive (e.g. 2026-11-01)")
+        h.add_argument("--until", help="ISO time, exclusive")
+        h.add_argument("--limit", type=int)
+        h.add_argument("--csv", metavar="FILE", help="write CSV to FILE ('-' for stdout)")
+        h.add_argument("--db", help="read this database file directly (gateway may be stopped)")
+    hist.set_defaults(func=cmd_history)
+
+    for module_name in EXTENSIONS:
+        try:
+            module = __import__(module_name, fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue  # that part is not installed in this build
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        overrides = dict(item.split("=", 1) for item in args.set)
+    except ValueError:
+        parser.error("--set takes SECTION.KEY=VALUE")
+    try:
+        args.settings = load_settings(args.config, overrides)
+        return int(args.func(args) or 0)
+    except (CliError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

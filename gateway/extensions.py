@@ -1,0 +1,13 @@
+"""Wires the optional parts (operations, points, smart charging) into a Gateway.
+
+One place decides what a running gateway consists of, so `ocpp-gateway run` and the tests that
+start a full gateway get the same program.
+"""
+
+from __future__ import annotations
+
+from gateway.app import Gateway
+
+
+def install_extensions(gateway: Gateway) -> None:
+    """Add every installed part to the gateway (each guards its own settings)."""

@@ -1,0 +1,170 @@
+"""OCPP-J 1.6 framing and schema validation, with no I/O (bytes in, decisions out).
+
+Why not the ocpp library's router: measured on this machine (shared/notes/performance.md) it
+spends ~1 ms per MeterValues in jsonschema and name conversion, which caps a 2-core gateway at a
+few hundred messages per second. Here each payload is validated once, by a validator compiled with
+fastjsonschema from the schemas that ship inside the ocpp package (~30 µs).
+
+Tolerance (design rule "tolerant in what you accept"): a payload that fails the strict schema
+only on length limits, vendor enum values or date formats passes a relaxed schema and is
+accepted with a warning. Anything else becomes a CALLERROR with the 1.6 error code.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import fastjsonschema
+
+from gateway.errors import OcppError
+
+CALL, CALLRESULT, CALLERROR = 2, 3, 4
+
+# Charge-point-initiated actions of OCPP 1.6 (spec section 4 and 6).
+CHARGER_ACTIONS = frozenset({
+    "Authorize", "BootNotification", "DataTransfer", "DiagnosticsStatusNotification",
+    "FirmwareStatusNotification", "Heartbeat", "MeterValues", "StartTransaction",
+    "StatusNotification", "StopTransaction",
+})
+# Central-system-initiated actions (spec section 5).
+CENTRAL_ACTIONS = frozenset({
+    "CancelReservation", "ChangeAvailability", "ChangeConfiguration", "ClearCache",
+    "ClearChargingProfile", "DataTransfer", "GetCompositeSchedule", "GetConfiguration",
+    "GetDiagnostics", "GetLocalListVersion", "RemoteStartTransaction", "RemoteStopTransaction",
+    "ReserveNow", "Reset", "SendLocalList", "SetChargingProfile", "TriggerMessage",
+    "UnlockConnector", "UpdateFirmware",
+})
+
+# Fields whose values real chargers bend without harm: dropped from the relaxed schema's enums.
+_TOLERATED_ENUM_FIELDS = frozenset({
+    "unit", "measurand", "context", "format", "location", "phase", "errorCode", "reason",
+})
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    unique_id: str
+    action: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    unique_id: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CallError:
+    unique_id: str
+    code: str
+    description: str
+    details: dict[str, Any]
+
+
+Frame = Call | CallResult | CallError
+
+
+def parse_frame(text: str | bytes) -> Frame:
+    """Decode one websocket message; raise OcppError(FormationViolation) when it is not OCPP-J.
+
+    The error's details carry the unique id when it could be read, so the CALLERROR can name it.
+    """
+    try:
+        msg = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise OcppError("FormationViolation", f"not JSON: {exc}") from None
+    if not isinstance(msg, list) or len(msg) < 3 or not isinstance(msg[1], str):
+        uid = msg[1] if isinstance(msg, list) and len(msg) > 1 and isinstance(msg[1], str) else "-1"
+        raise OcppError("FormationViolation", "not an OCPP-J message array", {"unique_id": uid})
+    kind, uid = msg[0], msg[1]
+    if kind == CALL and len(msg) == 4 and isinstance(msg[2], str) and isinstance(msg[3], dict):
+        return Call(uid, msg[2], msg[3])
+    if kind == CALLRESULT and len(msg) == 3 and isinstance(msg[2], dict):
+        return CallResult(uid, msg[2])
+    if kind == CALLERROR and len(msg) >= 4:
+        details = msg[4] if len(msg) > 4 and isinstance(msg[4], dict) else {}
+        return CallError(uid, str(msg[2]), str(msg[3]), details)
+    raise OcppError("FormationViolation", f"bad message type or shape: {str(msg)[:80]}",
+                    {"unique_id": uid})
+
+
+def dump_call(unique_id: str, action: str, payload: dict[str, Any]) -> str:
+    return json.dumps([CALL, unique_id, action, payload], separators=(",", ":"))
+
+
+def dump_result(unique_id: str, payload: dict[str, Any]) -> str:
+    return json.dumps([CALLRESULT, unique_id, payload], separators=(",", ":"))
+
+
+def dump_error(unique_id: str, code: str, description: str, details: dict | None = None) -> str:
+    return json.dumps([CALLERROR, unique_id, code, description[:255], details or {}],
+                      separators=(",", ":"))
+
+
+@cache
+def _schema(name: str) -> dict[str, Any]:
+    text = resources.files("ocpp.v16").joinpath("schemas", f"{name}.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def _relax(node: Any, key: str | None = None) -> Any:
+    """A copy of a schema without length limits, formats and tolerated enums."""
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            if k in ("maxLength", "format"):
+                continue
+            if k == "additionalProperties" and v is False:
+                continue
+            if k == "enum" and key in _TOLERATED_ENUM_FIELDS:
+                continue
+            out[k] = _relax(v, k if k not in ("properties", "items") else key)
+        return out
+    if isinstance(node, list):
+        return [_relax(v, key) for v in node]
+    return node
+
+
+@cache
+def _validators(name: str) -> tuple[Any, Any]:
+    schema = _schema(name)
+    schema = {k: v for k, v in schema.items() if k != "$schema"}
+    strict = fastjsonschema.compile(schema)
+    relaxed = fastjsonschema.compile(_relax(copy.deepcopy(schema)))
+    return strict, relaxed
+
+
+def _error_code(exc: fastjsonschema.JsonSchemaValueException) -> str:
+    rule = exc.rule or ""
+    if rule == "required":
+        return "OccurenceConstraintViolation"  # sic: the 1.6 spelling (spec 4.2.3)
+    if rule == "type":
+        return "TypeConstraintViolation"
+    return "PropertyConstraintViolation"
+
+
+def validate(action: str, payload: dict[str, Any], *, response: bool = False) -> str | None:
+    """Validate a payload; return None when clean, a warning text when only relaxed rules pass.
+
+    Raise OcppError with the 1.6 error code when even the relaxed schema fails.
+    """
+    name = f"{action}Response" if response else action
+    try:
+        strict, relaxed = _validators(name)
+    except FileNotFoundError:
+        raise OcppError("NotImplemented", f"unknown action {action}") from None
+    try:
+        strict(payload)
+        return None
+    except fastjsonschema.JsonSchemaValueException as strict_exc:
+        try:
+            relaxed(payload)
+        except fastjsonschema.JsonSchemaValueException as exc:
+            raise OcppError(_error_code(exc), exc.message) from None
+        return strict_exc.message

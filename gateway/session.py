@@ -1,0 +1,295 @@
+"""One connected charger: reads its frames, answers its calls, and carries the calls we send.
+
+Inbound handlers follow the style guide: decode, one call into the model or a policy, answer.
+Frames are handled one at a time per charger (OCPP-J allows one outstanding CALL each way), but
+answers to our own calls are matched as soon as they arrive, so a pending operator call never
+blocks the charger's messages and vice versa.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from websockets.exceptions import ConnectionClosed
+
+from gateway import protocol
+from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable, OcppError
+from gateway.station import BootInfo, MeterKey, MeterReading, Station
+from gateway.summaries import confirmation_summary, request_summary
+from gateway.timestamps import iso_z, parse_timestamp
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = logging.getLogger(__name__)
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+_ids = itertools.count(1)
+
+# Messages a charger may send before it is Accepted (spec 4.2: Pending lets the central system
+# configure it; we still keep its data rather than lose it). Rejected chargers get only Boot.
+_ALLOWED_WHEN_REJECTED = frozenset({"BootNotification"})
+
+
+class Session:
+    """The websocket connection of one charger and the handlers for what it sends."""
+
+    def __init__(self, gateway: Gateway, station: Station, websocket: Any) -> None:
+        self.gw = gateway
+        self.station = station
+        self.ws = websocket
+        self.charger_id = station.charger_id
+        self.closed = asyncio.Event()
+        self._pending: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
+        self._call_lock = asyncio.Lock()
+        self._after: list[tuple[Callable[[], Awaitable[None]], str]] = []
+        self.handlers: dict[str, Handler] = {
+            "BootNotification": self.on_boot_notification,
+            "Heartbeat": self.on_heartbeat,
+            "StatusNotification": self.on_status_notification,
+            "Authorize": self.on_authorize,
+            "StartTransaction": self.on_start_transaction,
+            "StopTransaction": self.on_stop_transaction,
+            "MeterValues": self.on_meter_values,
+            "DataTransfer": self.on_data_transfer,
+            "DiagnosticsStatusNotification": self.on_diagnostics_status,
+            "FirmwareStatusNotification": self.on_firmware_status,
+        }
+
+    # --- the read loop ---------------------------------------------------------------------
+    async def serve(self) -> None:
+        try:
+            async for message in self.ws:
+                await self.handle_frame(message)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.closed.set()
+            for _action, fut in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(ChargerUnavailable(f"{self.charger_id} disconnected"))
+
+    async def handle_frame(self, message: str | bytes) -> None:
+        self.gw.registry.touch(self.station)
+        try:
+            frame = protocol.parse_frame(message)
+        except OcppError as exc:
+            uid = exc.details.get("unique_id", "-1")
+            self.gw.history.log(self.charger_id, "FormationViolation",
+                                f"{exc.description}: {str(message)[:200]}", "warning")
+            log.warning("%s: malformed frame answered with CALLERROR: %s", self.charger_id, exc)
+            await self._send(protocol.dump_error(uid, exc.code, exc.description))
+            return
+        if isinstance(frame, protocol.Call):
+            await self._handle_call(frame)
+        else:
+            self._handle_answer(frame)
+
+    async def _handle_call(self, call: protocol.Call) -> None:
+        action, uid = call.action, call.unique_id
+        history = self.gw.history
+        history.log(self.charger_id, f"{action}Request", request_summary(action, call.payload))
+        try:
+            handler = self.handlers.get(action)
+            if handler is None:
+                code = "NotSupported" if action in protocol.CENTRAL_ACTIONS else "NotImplemented"
+                raise OcppError(code, f"{action} is not handled by this central system")
+            if self.station.registration == "Rejected" and action not in _ALLOWED_WHEN_REJECTED:
+                raise OcppError("SecurityError", "charger is not accepted by this central system")
+            if self.gw.settings.ocpp.validate_schemas:
+                warning = protocol.validate(action, call.payload)
+                if warning:
+                    history.log(self.charger_id, f"{action}Request",
+                                f"accepted despite schema violation: {warning}", "warning")
+                    log.warning("%s: %s tolerated: %s", self.charger_id, action, warning)
+            answer = await handler(call.payload)
+        except OcppError as exc:
+            history.log(self.charger_id, f"{action}Error", f"{exc.code}: {exc.description}", "warning")
+            await self._send(protocol.dump_error(uid, exc.code, exc.description))
+            return
+        except Exception as exc:  # a handler bug must not end the charger's session
+            log.exception("%s: handler for %s failed", self.charger_id, action)
+            history.log(self.charger_id, f"{action}Error", f"InternalError: {exc}", "error")
+            await self._send(protocol.dump_error(uid, "InternalError", "central system error"))
+            return
+        history.log(self.charger_id, f"{action}Confirmation", confirmation_summary(action, answer))
+        await self._send(protocol.dump_result(uid, answer))
+        while self._after:
+            work, what = self._after.pop(0)
+            self.gw.spawn(work(), f"{what} for {self.charger_id}")
+
+    def after_answer(self, work: Callable[[], Awaitable[None]], what: str) -> None:
+        """Run `work` in a task once the answer to the current CALL has been sent."""
+        self._after.append((work, what))
+
+    def _handle_answer(self, frame: protocol.CallResult | protocol.CallError) -> None:
+        pending = self._pending.pop(frame.unique_id, None)
+        if pending is None:
+            log.info("%s: answer to unknown or timed-out call %s", self.charger_id, frame.unique_id)
+            return
+        _action, future = pending
+        if not future.done():
+            if isinstance(frame, protocol.CallResult):
+                future.set_result(frame.payload)
+            else:
+                future.set_exception(ChargerCallError(frame.code, frame.description, frame.details))
+
+    async def _send(self, text: str) -> None:
+        try:
+            await self.ws.send(text)
+        except ConnectionClosed:
+            log.info("%s: connection closed before an answer could be sent", self.charger_id)
+
+    # --- calls the central system sends ----------------------------------------------------
+    async def call(self, action: str, payload: dict[str, Any],
+                   timeout: float | None = None) -> dict[str, Any]:
+        """Send a CALL and wait for its answer; raise a typed error on CALLERROR or timeout.
+
+        One outgoing call at a time per charger (OCPP-J 4.1.1); callers queue on the lock.
+        """
+        protocol.validate(action, payload)  # strict in what we send: raises on our own bug
+        timeout = timeout if timeout is not None else self.gw.settings.ocpp.response_timeout_s
+        history = self.gw.history
+        async with self._call_lock:
+            if self.closed.is_set():
+                raise ChargerUnavailable(f"{self.charger_id} is offline")
+            uid = f"cs-{next(_ids)}"
+            future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            self._pending[uid] = (action, future)
+            history.log(self.charger_id, f"{action}Request", request_summary(action, payload))
+            await self._send(protocol.dump_call(uid, action, payload))
+            try:
+                answer = await asyncio.wait_for(future, timeout)
+            except TimeoutError:
+                self._pending.pop(uid, None)
+                history.log(self.charger_id, f"{action}Timeout",
+                            f"no answer within {timeout:g} s", "warning")
+                raise ChargerTimeout(f"{self.charger_id} did not answer {action} within {timeout:g} s") from None
+            except ChargerCallError as exc:
+                history.log(self.charger_id, f"{action}Error", f"{exc.code}: {exc.description}", "warning")
+                raise
+        try:
+            warning = protocol.validate(action, answer, response=True)
+        except OcppError as exc:
+            history.log(self.charger_id, f"{action}Confirmation", f"invalid answer: {exc}", "warning")
+            raise ChargerCallError(exc.code, f"invalid {action} answer: {exc.description}") from None
+        if warning:
+            history.log(self.charger_id, f"{action}Confirmation", f"tolerated: {warning}", "warning")
+        history.log(self.charger_id, f"{action}Confirmation", confirmation_summary(action, answer))
+        return answer
+
+    # --- inbound handlers ----------------------------------------------------------------
+    async def on_boot_notification(self, p: dict[str, Any]) -> dict[str, Any]:
+        status = self.gw.boot_response(self.station)
+        interval = (self.gw.settings.ocpp.heartbeat_interval_s if status == "Accepted"
+                    else self.gw.settings.registration.guest_reconnect_interval_s)
+        self.gw.registry.update_station(self.station, boot=BootInfo.from_payload(p),
+                                        boot_status=status, last_boot=self.gw.clock(),
+                                        heartbeat_interval_s=interval)
+        await self.gw.on_boot(self, status)
+        return {"status": status, "currentTime": iso_z(self.gw.clock()), "interval": interval}
+
+    async def on_heartbeat(self, p: dict[str, Any]) -> dict[str, Any]:
+        now = self.gw.clock()
+        self.station.last_heartbeat = now
+        return {"currentTime": iso_z(now)}
+
+    async def on_status_notification(self, p: dict[str, Any]) -> dict[str, Any]:
+        ts = parse_timestamp(p.get("timestamp"))
+        if ts is not None:
+            self.station.clock_skew_s = round(ts - self.gw.clock(), 3)
+        self.gw.registry.update_connector(
+            self.station, int(p["connectorId"]), status=p["status"], error_code=p["errorCode"],
+            info=p.get("info", ""), vendor_id=p.get("vendorId", ""),
+            vendor_error_code=p.get("vendorErrorCode", ""))
+        return {}
+
+    async def on_authorize(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"idTagInfo": self.gw.authorize(p["idTag"])}
+
+    async def on_start_transaction(self, p: dict[str, Any]) -> dict[str, Any]:
+        info = self.gw.authorize(p["idTag"])
+        ts = parse_timestamp(p.get("timestamp"))
+        start_time = iso_z(ts) if ts is not None else str(p.get("timestamp"))
+        tx_id, is_new = await self.gw.history.start_transaction(
+            self.charger_id, int(p["connectorId"]), p["idTag"], float(p["meterStart"]),
+            start_time, info["status"], p.get("reservationId"))
+        if not is_new:
+            self.gw.history.log(self.charger_id, "StartTransactionRequest",
+                                f"repeated start: answered with the same transaction {tx_id}", "warning")
+        self.gw.registry.update_connector(
+            self.station, int(p["connectorId"]), transaction_id=tx_id, id_tag=p["idTag"],
+            session_start=ts if ts is not None else self.gw.clock(), meter_start_wh=float(p["meterStart"]))
+        await self.gw.on_transaction_change(self.station, int(p["connectorId"]))
+        return {"transactionId": tx_id, "idTagInfo": info}
+
+    async def on_stop_transaction(self, p: dict[str, Any]) -> dict[str, Any]:
+        ts = parse_timestamp(p.get("timestamp"))
+        stop_time = iso_z(ts) if ts is not None else str(p.get("timestamp"))
+        tx_id = int(p["transactionId"])
+        samples = [s for mv in p.get("transactionData") or [] for s in _samples(mv, 0)]
+        outcome = await self.gw.history.stop_transaction(
+            self.charger_id, tx_id, float(p["meterStop"]), stop_time, p.get("reason", "Local"),
+            p.get("idTag"), samples)
+        if outcome == "orphan":
+            self.gw.history.log(self.charger_id, "StopTransactionRequest",
+                                f"unknown transaction {tx_id}: stored as an orphan stop", "warning")
+        for connector in self.station.connectors.values():
+            if connector.transaction_id == tx_id:
+                self.gw.registry.update_connector(self.station, connector.connector_id,
+                                                  transaction_id=None, session_start=None)
+                await self.gw.on_transaction_change(self.station, connector.connector_id)
+        answer: dict[str, Any] = {}
+        if p.get("idTag"):
+            answer["idTagInfo"] = self.gw.authorize(p["idTag"])
+        return answer
+
+    async def on_meter_values(self, p: dict[str, Any]) -> dict[str, Any]:
+        connector_id = int(p["connectorId"])
+        registry, station = self.gw.registry, self.station
+        rows = []
+        for mv in p["meterValue"]:
+            for row in _samples(mv, connector_id):
+                cid, ts_text, measurand, phase, location, unit, context, value = row
+                if value is None:
+                    continue
+                key = MeterKey(cid, measurand, phase or "", location or "Outlet")
+                ts = parse_timestamp(ts_text) or self.gw.clock()
+                registry.record_reading(station, key, MeterReading(value, unit or "", ts, context or ""))
+                rows.append(row)
+        tx = p.get("transactionId")
+        self.gw.history.queue_samples(self.charger_id, int(tx) if tx is not None else None, rows)
+        return {}
+
+    async def on_data_transfer(self, p: dict[str, Any]) -> dict[str, Any]:
+        # No vendor extensions are known; the spec answer for that is UnknownVendorId (6.17).
+        return {"status": "UnknownVendorId"}
+
+    async def on_diagnostics_status(self, p: dict[str, Any]) -> dict[str, Any]:
+        self.gw.registry.update_station(self.station, diagnostics_status=p["status"])
+        return {}
+
+    async def on_firmware_status(self, p: dict[str, Any]) -> dict[str, Any]:
+        self.gw.registry.update_station(self.station, firmware_status=p["status"])
+        return {}
+
+
+def _samples(meter_value: dict[str, Any], connector_id: int) -> list[tuple]:
+    """One OCPP MeterValue as rows (connector, ts, measurand, phase, location, unit, context, value)."""
+    ts = meter_value.get("timestamp")
+    rows = []
+    for sv in meter_value.get("sampledValue", []):
+        if sv.get("format") == "SignedData":
+            value = None  # signed meter data is kept in the log, not as a number
+        else:
+            try:
+                value = float(sv.get("value"))
+            except (TypeError, ValueError):
+                value = None
+        rows.append((connector_id, ts, sv.get("measurand", "Energy.Active.Import.Register"),
+                     sv.get("phase", ""), sv.get("location", "Outlet"), sv.get("unit", "Wh"),
+                     sv.get("context", "Sample.Periodic"), value))
+    return rows

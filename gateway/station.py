@@ -1,0 +1,249 @@
+"""The live model of every charger: connectors, meter readings, configuration keys.
+
+Free of I/O (no websockets, ocpp, BAC0, pymodbus or SQLite): the session writes into it, the
+point table, the BMS servers and the admin API read it, and subscribers hear about changes
+through `Registry.subscribe`. The clock is injected so tests can drive time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+# Appendix 2 of the Niagara guide / OCPP 1.6 ChargePointStatus, in spec order.
+CONNECTOR_STATUSES = (
+    "Available", "Preparing", "Charging", "SuspendedEVSE", "SuspendedEV",
+    "Finishing", "Reserved", "Unavailable", "Faulted",
+)
+# Appendix 1 / OCPP 1.6 ChargePointErrorCode, in spec order.
+ERROR_CODES = (
+    "ConnectorLockFailure", "EVCommunicationError", "GroundFailure", "HighTemperature",
+    "InternalError", "LocalListConflict", "NoError", "OtherError", "OverCurrentFailure",
+    "PowerMeterFailure", "PowerSwitchFailure", "ReaderFailure", "ResetFailure",
+    "UnderVoltage", "OverVoltage", "WeakSignal",
+)
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class BootInfo:
+    """What a charger says about itself in BootNotification (Niagara 6: device properties)."""
+
+    vendor: str = ""
+    model: str = ""
+    charge_point_serial: str = ""
+    charge_box_serial: str = ""
+    firmware_version: str = ""
+    iccid: str = ""
+    imsi: str = ""
+    meter_type: str = ""
+    meter_serial: str = ""
+
+    @classmethod
+    def from_payload(cls, p: dict[str, Any]) -> BootInfo:
+        return cls(
+            vendor=p.get("chargePointVendor", ""), model=p.get("chargePointModel", ""),
+            charge_point_serial=p.get("chargePointSerialNumber", ""),
+            charge_box_serial=p.get("chargeBoxSerialNumber", ""),
+            firmware_version=p.get("firmwareVersion", ""), iccid=p.get("iccid", ""),
+            imsi=p.get("imsi", ""), meter_type=p.get("meterType", ""),
+            meter_serial=p.get("meterSerialNumber", ""),
+        )
+
+
+@dataclass
+class Connector:
+    """One outlet; connector 0 is the charge point itself (Niagara 6.2)."""
+
+    connector_id: int
+    status: str = "Unavailable"
+    error_code: str = "NoError"
+    info: str = ""
+    vendor_id: str = ""
+    vendor_error_code: str = ""
+    last_update: float = 0.0
+    transaction_id: int | None = None
+    id_tag: str = ""
+    session_start: float | None = None
+    meter_start_wh: float | None = None
+    availability: str = "Operative"
+    availability_answer: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MeterKey:
+    """Readings are kept raw, keyed the way OCPP qualifies them; totals are derived on read."""
+
+    connector_id: int
+    measurand: str = "Energy.Active.Import.Register"
+    phase: str = ""
+    location: str = "Outlet"
+
+
+@dataclass
+class MeterReading:
+    value: float
+    unit: str
+    timestamp: float
+    context: str = "Sample.Periodic"
+
+
+@dataclass
+class ConfigKey:
+    key: str
+    value: str | None
+    readonly: bool
+    pending_value: str | None = None  # set after a RebootRequired answer
+
+
+@dataclass
+class ChangeEvent:
+    """What changed: kind is one of station, connector, meter, config, added, removed."""
+
+    kind: str
+    charger_id: str
+    connector_id: int | None = None
+    key: Any = None
+
+
+@dataclass
+class Station:
+    charger_id: str
+    slot: int | None = None  # None: a guest, not in the device database
+    registration: str = "Pending"  # the answer this charger gets (device or guest setting)
+    boot: BootInfo = field(default_factory=BootInfo)
+    boot_status: str = ""  # what we answered to its last BootNotification
+    online: bool = False
+    connected: bool = False
+    fault: bool = False
+    connected_since: float | None = None
+    last_seen: float | None = None
+    last_heartbeat: float | None = None
+    last_boot: float | None = None
+    heartbeat_interval_s: int = 300
+    reconnects: int = 0
+    last_disconnect: str = ""
+    last_disconnect_at: float | None = None
+    subprotocol: str = ""
+    remote_address: str = ""
+    latency_ms: float | None = None
+    clock_skew_s: float | None = None
+    connectors: dict[int, Connector] = field(default_factory=dict)
+    meters: dict[MeterKey, MeterReading] = field(default_factory=dict)
+    config: dict[str, ConfigKey] = field(default_factory=dict)
+    unknown_config_keys: list[str] = field(default_factory=list)
+    diagnostics_status: str = ""
+    firmware_status: str = ""
+
+    @property
+    def is_guest(self) -> bool:
+        return self.slot is None
+
+    def connector(self, connector_id: int) -> Connector:
+        """The connector, created on first report (Niagara 6.1)."""
+        found = self.connectors.get(connector_id)
+        if found is None:
+            found = self.connectors[connector_id] = Connector(connector_id)
+        return found
+
+    def config_value(self, key: str, default: str | None = None) -> str | None:
+        entry = self.config.get(key)
+        return entry.value if entry is not None and entry.value is not None else default
+
+    def reading(self, connector_id: int, measurand: str, phase: str = "",
+                location: str | None = None) -> MeterReading | None:
+        """Newest reading for a measurand, any location unless one is named."""
+        best = None
+        for k, r in self.meters.items():
+            if (k.connector_id == connector_id and k.measurand == measurand and k.phase == phase
+                    and (location is None or k.location == location)):
+                if best is None or r.timestamp > best.timestamp:
+                    best = r
+        return best
+
+
+class Registry:
+    """All stations known since start (the Niagara "Discover" list plus the device database)."""
+
+    def __init__(self, clock: Clock = time.time) -> None:
+        self.clock = clock
+        self.stations: dict[str, Station] = {}
+        self._subscribers: list[Callable[[ChangeEvent], None]] = []
+
+    def subscribe(self, callback: Callable[[ChangeEvent], None]) -> None:
+        self._subscribers.append(callback)
+
+    def publish(self, event: ChangeEvent) -> None:
+        for callback in list(self._subscribers):
+            callback(event)
+
+    def get(self, charger_id: str) -> Station | None:
+        return self.stations.get(charger_id)
+
+    def ensure(self, charger_id: str) -> Station:
+        station = self.stations.get(charger_id)
+        if station is None:
+            station = self.stations[charger_id] = Station(charger_id)
+            self.publish(ChangeEvent("added", charger_id))
+        return station
+
+    def added_stations(self) -> list[Station]:
+        """Chargers in the device database, in slot order."""
+        return sorted((s for s in self.stations.values() if s.slot is not None),
+                      key=lambda s: s.slot or 0)
+
+    # --- updates the session makes; each publishes one event -----------------------------
+    def set_online(self, station: Station, online: bool, reason: str = "",
+                   fault_on_close: bool = True) -> None:
+        now = self.clock()
+        if online:
+            if station.connected_since is not None or station.last_disconnect_at is not None:
+                station.reconnects += 1
+            station.online = station.connected = True
+            station.fault, station.connected_since, station.last_seen = False, now, now
+        else:
+            station.connected = False
+            station.online = not fault_on_close and station.online
+            station.fault = fault_on_close
+            station.connected_since = None
+            station.last_disconnect, station.last_disconnect_at = reason, now
+        self.publish(ChangeEvent("station", station.charger_id))
+
+    def touch(self, station: Station) -> None:
+        station.last_seen = self.clock()
+
+    def update_station(self, station: Station, **changes: Any) -> None:
+        for name, value in changes.items():
+            setattr(station, name, value)
+        self.publish(ChangeEvent("station", station.charger_id))
+
+    def update_connector(self, station: Station, connector_id: int, **changes: Any) -> Connector:
+        connector = station.connector(connector_id)
+        for name, value in changes.items():
+            setattr(connector, name, value)
+        connector.last_update = self.clock()
+        self.publish(ChangeEvent("connector", station.charger_id, connector_id))
+        return connector
+
+    def record_reading(self, station: Station, key: MeterKey, reading: MeterReading) -> None:
+        station.meters[key] = reading
+        self.publish(ChangeEvent("meter", station.charger_id, key.connector_id, key))
+
+    def set_config(self, station: Station, entry: ConfigKey) -> None:
+        station.config[entry.key] = entry
+        self.publish(ChangeEvent("config", station.charger_id, None, entry.key))
+
+    def refresh_liveness(self, station: Station, multiple: float) -> bool:
+        """Mark a silent charger offline (Niagara: ping fault without a closed socket)."""
+        if not station.online or station.last_seen is None:
+            return False
+        if self.clock() - station.last_seen > multiple * max(station.heartbeat_interval_s, 1):
+            station.online, station.fault = False, True
+            if station.connected:
+                station.last_disconnect = "no message within heartbeat timeout"
+            self.publish(ChangeEvent("station", station.charger_id))
+            return True
+        return False

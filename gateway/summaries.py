@@ -1,0 +1,66 @@
+"""One readable line per OCPP message for the general log (Niagara guide 5.2 "Message")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _scalars(payload: dict[str, Any]) -> str:
+    parts = []
+    for key, value in payload.items():
+        if isinstance(value, dict):
+            inner = _scalars(value)
+            if inner:
+                parts.append(f"{key}: {{{inner}}}")
+        elif isinstance(value, list):
+            parts.append(f"{key}: {len(value)} item(s)")
+        else:
+            parts.append(f"{key}: {value}")
+    return "; ".join(parts)
+
+
+def _meter_values(p: dict[str, Any]) -> str:
+    samples = [sv for mv in p.get("meterValue", []) for sv in mv.get("sampledValue", [])]
+    energy = [sv.get("value") for sv in samples
+              if sv.get("measurand", "Energy.Active.Import.Register") == "Energy.Active.Import.Register"]
+    text = f"Connector: {p.get('connectorId')}; {len(samples)} value(s)"
+    if p.get("transactionId") is not None:
+        text += f"; Transaction: {p['transactionId']}"
+    if energy:
+        text += f"; Energy: {energy[-1]} Wh"
+    return text
+
+
+_REQUESTS = {
+    "StatusNotification": lambda p: (
+        f"Connector: {p.get('connectorId')}; Status: {p.get('status')}; Error Code: {p.get('errorCode')}"
+        + (f"; Vendor Error: {p['vendorErrorCode']}" if p.get("vendorErrorCode") else "")
+        + (f"; Info: {p['info']}" if p.get("info") else "")),
+    "MeterValues": _meter_values,
+    "StopTransaction": lambda p: (
+        f"Transaction: {p.get('transactionId')}; Meter Stop: {p.get('meterStop')} Wh; "
+        f"Reason: {p.get('reason', 'Local')}; Time: {p.get('timestamp')}"
+        + (f"; {sum(len(m.get('sampledValue', [])) for m in p['transactionData'])} transaction value(s)"
+           if p.get("transactionData") else "")),
+    "BootNotification": lambda p: (
+        f"CP Vendor: {p.get('chargePointVendor')}; CP Model: {p.get('chargePointModel')}; "
+        f"CP Serial: {p.get('chargePointSerialNumber', '')}; Firmware: {p.get('firmwareVersion', '')}"),
+}
+
+
+def request_summary(action: str, payload: dict[str, Any]) -> str:
+    fn = _REQUESTS.get(action)
+    return fn(payload) if fn else _scalars(payload)
+
+
+def confirmation_summary(action: str, payload: dict[str, Any]) -> str:
+    if "status" in payload and len(payload) <= 2:
+        return str(payload["status"]) + (f"; {_scalars({k: v for k, v in payload.items() if k != 'status'})}"
+                                           if len(payload) == 2 else "")
+    if "idTagInfo" in payload:
+        info = payload["idTagInfo"]
+        text = f"idTag status: {info.get('status')}"
+        if "transactionId" in payload:
+            text = f"Transaction: {payload['transactionId']}; " + text
+        return text
+    return _scalars(payload)

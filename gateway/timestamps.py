@@ -1,0 +1,29 @@
+"""Charger timestamps, read tolerantly: real chargers send odd formats and 1970 dates."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+# Before this a charger's clock is not set yet (MicroOcpp#311: 1970 timestamps before boot).
+EARLIEST_PLAUSIBLE = datetime(2010, 1, 1, tzinfo=UTC).timestamp()
+
+
+def parse_timestamp(text: object) -> float | None:
+    """Epoch seconds, or None when the text is not a usable date."""
+    if not isinstance(text, str) or not text:
+        return None
+    raw = text.strip().replace(" ", "T", 1)
+    if raw.endswith(("Z", "z")):
+        raw = raw[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:  # OCPP says UTC; chargers that omit the zone mean UTC too
+        parsed = parsed.replace(tzinfo=UTC)
+    value = parsed.timestamp()
+    return value if value >= EARLIEST_PLAUSIBLE else None
+
+
+def iso_z(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

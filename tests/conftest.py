@@ -1,0 +1,82 @@
+"""Shared fixtures: a real gateway on loopback with ephemeral ports and a temporary database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from gateway.app import Gateway
+from gateway.config import Settings
+from gateway.extensions import install_extensions
+
+
+def make_settings(tmp_path: Path, **sections: dict) -> Settings:
+    """Loopback-only settings: port 0 everywhere, BMS servers off unless a test turns them on."""
+    settings = Settings()
+    settings.ocpp.host = "127.0.0.1"
+    settings.ocpp.port = 0
+    settings.admin.port = 0
+    settings.bacnet.enabled = False
+    settings.modbus.enabled = False
+    settings.database.path = str(tmp_path / "gateway.sqlite")
+    settings.database.log_flush_interval_s = 0.05
+    for section, values in sections.items():
+        for key, value in values.items():
+            setattr(getattr(settings, section), key, value)
+    return settings.validate()
+
+
+class GatewayRunner:
+    """Starts and restarts a full gateway (as `ocpp-gateway run` builds it) on one database."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.gateway: Gateway | None = None
+
+    async def start(self, **sections: dict) -> Gateway:
+        settings = make_settings(self.tmp_path, **sections)
+        gateway = Gateway(settings)
+        install_extensions(gateway)
+        await gateway.start()
+        self.gateway = gateway
+        return gateway
+
+    async def stop(self) -> None:
+        if self.gateway is not None:
+            await self.gateway.stop()
+            self.gateway = None
+
+    @property
+    def url(self) -> str:
+        assert self.gateway is not None
+        return f"ws://127.0.0.1:{self.gateway.ports['ocpp']}/ocpp"
+
+    @property
+    def admin_url(self) -> str:
+        assert self.gateway is not None
+        return f"http://127.0.0.1:{self.gateway.ports['admin']}"
+
+
+@pytest.fixture
+async def runner(tmp_path: Path) -> AsyncIterator[GatewayRunner]:
+    r = GatewayRunner(tmp_path)
+    yield r
+    await r.stop()
+
+
+@pytest.fixture
+async def gateway(runner: GatewayRunner) -> Gateway:
+    return await runner.start()
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll a condition on the event loop (yields between checks; bounded)."""
+    import asyncio
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
