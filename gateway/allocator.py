@@ -34,7 +34,9 @@ class Session:
 
     ``measured_a`` is the highest phase current the car draws now, ``offered_a`` what the charger
     currently offers (Current.Offered; when None, the last allocation is assumed). ``phase`` is the
-    site phase (1-3) a 1-phase session is wired to, if known.
+    site phase (1-3) a 1-phase session is wired to, if known. ``fixed_a`` pins a session that
+    cannot take a new value now (its charger's write budget is used up, see WriteGuard): it is
+    counted at that value and the others share what is left, so the site limit still holds.
     """
 
     key: str
@@ -46,6 +48,7 @@ class Session:
     measured_a: float | None = None
     offered_a: float | None = None
     phase: int | None = None
+    fixed_a: float | None = None
 
     def __post_init__(self) -> None:
         if self.phases not in (1, 3):
@@ -133,8 +136,11 @@ def allocate(
         raise ValueError("session keys must be unique")
     reasons: dict[str, str] = {}
     usable = []
+    fixed = {s: s.fixed_a for s in sessions if s.fixed_a is not None}
     for s in sessions:
-        if s.max_a < s.min_a:
+        if s.fixed_a is not None:
+            reasons[s.key] = "fixed: its charger cannot take a new value now"
+        elif s.max_a < s.min_a:
             reasons[s.key] = "paused: the charger's maximum is below its minimum"
         else:
             usable.append(s)
@@ -145,13 +151,14 @@ def allocate(
         amps = {s: s.max_a for s in usable}
         reasons.update({s.key: "no site limit: charger maximum" for s in usable})
     else:
-        admitted = _admit(usable, load, state, now, config)
-        amps = _share(admitted, ceiling, load)
+        admitted = _admit(usable, fixed, load, state, now, config)
+        amps = _share(admitted, fixed, ceiling, load)
         amps = {s: _round_down(a, config.step_a) for s, a in amps.items()}
-        held = _hold(amps, state, load, config)
+        held = _hold(amps, fixed, state, load, config)
         for s in usable:
             reasons[s.key] = _reason(s, amps.get(s, 0.0), ceiling[s], s in held)
 
+    amps.update(fixed)
     allocations = {s.key: Allocation(amps.get(s, 0.0), reasons[s.key]) for s in sessions}
     return AllocationResult(MappingProxyType(allocations), _next_state(allocations, state, now))
 
@@ -167,7 +174,12 @@ def _ceiling(s: Session, state: RotationState, config: AllocatorConfig) -> float
 
 
 def _admit(
-    sessions: Iterable[Session], load: _Load, state: RotationState, now: float, config: AllocatorConfig
+    sessions: Iterable[Session],
+    fixed: Mapping[Session, float],
+    load: _Load,
+    state: RotationState,
+    now: float,
+    config: AllocatorConfig,
 ) -> list[Session]:
     """Choose who charges: highest priority first, then by turn, as many as fit at their minimum.
 
@@ -196,18 +208,20 @@ def _admit(
         waiting = since is not None and state.allocated_a.get(s.key, 0.0) <= 0
         return config.resume_margin_a if waiting and now - since < config.rotation_period_s else 0.0
 
-    admitted: dict[Session, float] = {}
+    admitted: dict[Session, float] = dict(fixed)
     for s in sorted(sessions, key=order):
         trial = dict(admitted)
         trial[s] = s.min_a + margin(s)
         if load.fits(trial):
             admitted[s] = s.min_a
-    return list(admitted)
+    return [s for s in admitted if s not in fixed]
 
 
-def _share(admitted: list[Session], ceiling: Mapping[Session, float], load: _Load) -> dict[Session, float]:
+def _share(
+    admitted: list[Session], fixed: Mapping[Session, float], ceiling: Mapping[Session, float], load: _Load
+) -> dict[Session, float]:
     """Fill each priority level in turn: a common level x weight per session, clamped to min..ceiling."""
-    amps = {s: s.min_a for s in admitted}
+    amps = {**fixed, **{s: s.min_a for s in admitted}}
     for priority in sorted({s.priority for s in admitted}, reverse=True):
         tier = [s for s in admitted if s.priority == priority]
         low, high = 0.0, max(ceiling[s] / s.weight for s in tier)
@@ -218,7 +232,7 @@ def _share(admitted: list[Session], ceiling: Mapping[Session, float], load: _Loa
                 mid = (low + high) / 2
                 low, high = (mid, high) if load.fits(_fill(amps, tier, ceiling, mid)) else (low, mid)
         amps = _fill(amps, tier, ceiling, low)
-    return amps
+    return {s: a for s, a in amps.items() if s not in fixed}
 
 
 def _fill(
@@ -229,21 +243,24 @@ def _fill(
     return filled
 
 
-def _hold(amps: dict[Session, float], state: RotationState, load: _Load, config: AllocatorConfig) -> set[Session]:
+def _hold(
+    amps: dict[Session, float],
+    fixed: Mapping[Session, float],
+    state: RotationState,
+    load: _Load,
+    config: AllocatorConfig,
+) -> set[Session]:
     """Keep the previous amps where the change is under the hysteresis, if the limits still hold."""
     held = set()
     for s, a in amps.items():
         previous = state.allocated_a.get(s.key, 0.0)
         if previous > 0 and a > 0 and previous != a and abs(a - previous) < config.hysteresis_a:
             held.add(s)
-    trial = dict(amps)
-    trial.update({s: state.allocated_a[s.key] for s in held})
+    trial = {**fixed, **amps, **{s: state.allocated_a[s.key] for s in held}}
     if not load.fits(trial):
         # Keeping a higher value broke a limit: only keep those that stay lower.
         held = {s for s in held if state.allocated_a[s.key] < amps[s]}
-        trial = dict(amps)
-        trial.update({s: state.allocated_a[s.key] for s in held})
-    amps.update(trial)
+    amps.update({s: state.allocated_a[s.key] for s in held})
     return held
 
 

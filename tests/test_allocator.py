@@ -119,6 +119,15 @@ def test_a_charger_whose_maximum_is_below_the_minimum_is_paused():
     assert "maximum is below" in result.allocations["odd"].reason
 
 
+def test_a_charger_that_cannot_take_a_new_value_is_counted_as_it_is_and_the_others_give_way():
+    # zappi's 26 writes an hour are used up: its 16 A stay, so the other car takes the cut.
+    result = run(SiteLimit(current_a=24), [Session("zappi", fixed_a=16.0), Session("other")])
+    assert amps(result) == {"zappi": 16.0, "other": 8.0}
+    assert result.allocations["zappi"].reason.startswith("fixed")
+    squeezed = run(SiteLimit(current_a=20), [Session("zappi", fixed_a=16.0), Session("other")])
+    assert amps(squeezed) == {"zappi": 16.0, "other": 0.0}
+
+
 # --- headroom -----------------------------------------------------------------------------------
 
 def test_a_car_drawing_less_than_offered_lends_the_rest_and_can_take_it_back():
