@@ -254,7 +254,7 @@ def _hold(
     held = set()
     for s, a in amps.items():
         previous = state.allocated_a.get(s.key, 0.0)
-        if previous > 0 and a > 0 and previous != a and abs(a - previous) < config.hysteresis_a:
+        if 0 < previous <= s.max_a and a > 0 and previous != a and abs(a - previous) < config.hysteresis_a:
             held.add(s)
     trial = {**fixed, **amps, **{s: state.allocated_a[s.key] for s in held}}
     if not load.fits(trial):

@@ -100,6 +100,8 @@ def build_profile(
     charger takes only the other unit. ``periods`` is an optional schedule of (startPeriod s,
     limit in ``settings.unit``); without it the schedule is one period at ``settings.limit``.
     """
+    if phases not in (1, 2, 3) or nominal_voltage_v <= 0:
+        raise ValueError(f"phases must be 1-3 and the voltage positive, not {phases} / {nominal_voltage_v}")
     if not caps.supports_action("SetChargingProfile"):
         raise ProfileNotSupported(f"{caps.vendor} {caps.model}: no SetChargingProfile")
     notes: list[str] = []
