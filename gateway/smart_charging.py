@@ -1,0 +1,377 @@
+"""Charging profiles built from smart-charging settings, adapted to what each charger accepts.
+
+``build_profile`` turns the Niagara-style settings (Niagara OCPP driver guide, section 6.3) into
+the SetChargingProfile.req payload a given charger will take, and says what it changed and why.
+``WriteGuard`` decides when such a payload is worth writing at all, because every write wears the
+charger's flash (zappi: 26 writes an hour at most). Pure code: no I/O, the clock is passed in.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from gateway.capabilities import ChargerCapabilities
+
+
+class ChargingRateUnit(StrEnum):
+    """Niagara "Unit Type": Amperes or Watts (OCPP 1.6 ChargingRateUnitType)."""
+
+    A = "A"
+    W = "W"
+
+
+class ChargingProfileKind(StrEnum):
+    ABSOLUTE = "Absolute"
+    RECURRING = "Recurring"
+    RELATIVE = "Relative"
+
+
+class ChargingProfilePurpose(StrEnum):
+    CHARGE_POINT_MAX = "ChargePointMaxProfile"
+    TX_DEFAULT = "TxDefaultProfile"
+    TX = "TxProfile"
+
+
+class ProfileNotSupported(Exception):
+    """The charger does not take charging profiles at all (no SmartCharging, or a quirk says so)."""
+
+
+@dataclass(frozen=True)
+class SmartChargingSettings:
+    """The smart-charging settings of a charger (connector 0) or one connector.
+
+    Fields and defaults follow the Niagara guide, section 6.3: Enable (false), Unit Type
+    (Amperes), Limit (10.00), Charging Profile (Absolute), Charging Profile Purpose (Charge Point
+    Max Profile), Profile Id (100), Stack Level (0) and Send Status. ``min_charging_rate`` is the
+    optional OCPP field, left out unless set. Whether to write (enabled) or clear (disabled) is
+    the caller's choice: see ``build_profile`` and ``build_clear``.
+    """
+
+    enabled: bool = False
+    unit: ChargingRateUnit = ChargingRateUnit.A
+    limit: float = 10.0
+    kind: ChargingProfileKind = ChargingProfileKind.ABSOLUTE
+    purpose: ChargingProfilePurpose = ChargingProfilePurpose.CHARGE_POINT_MAX
+    profile_id: int = 100
+    stack_level: int = 0
+    connector_id: int = 0
+    send_status: str = ""
+    min_charging_rate: float | None = None
+
+
+@dataclass(frozen=True)
+class ProfilePlan:
+    """What to send, and every adaptation made on the way (for the log and the commissioning page)."""
+
+    connector_id: int
+    cs_charging_profiles: dict[str, Any]
+    purpose: ChargingProfilePurpose
+    unit: ChargingRateUnit
+    limit: float
+    paused: bool
+    notes: tuple[str, ...]
+
+    def request(self) -> dict[str, Any]:
+        """The SetChargingProfile.req payload, camelCase as sent on the wire."""
+        return {"connectorId": self.connector_id, "csChargingProfiles": self.cs_charging_profiles}
+
+
+def build_profile(
+    settings: SmartChargingSettings,
+    caps: ChargerCapabilities,
+    phases: int,
+    nominal_voltage_v: float,
+    transaction_id: int | None = None,
+    *,
+    now: datetime,
+    periods: Sequence[tuple[int, float]] | None = None,
+) -> ProfilePlan:
+    """Build the profile for ``settings`` that this charger accepts.
+
+    ``phases`` and ``nominal_voltage_v`` convert between W and A (P = U x I x phases) when the
+    charger takes only the other unit. ``periods`` is an optional schedule of (startPeriod s,
+    limit in ``settings.unit``); without it the schedule is one period at ``settings.limit``.
+    """
+    if phases not in (1, 2, 3) or nominal_voltage_v <= 0:
+        raise ValueError(f"phases must be 1-3 and the voltage positive, not {phases} / {nominal_voltage_v}")
+    if not caps.supports_action("SetChargingProfile"):
+        raise ProfileNotSupported(f"{caps.vendor} {caps.model}: no SetChargingProfile")
+    notes: list[str] = []
+    purpose, connector_id = _choose_purpose(settings, caps, transaction_id, notes)
+    unit = settings.unit
+    if unit.value not in caps.allowed_rate_units:
+        unit = ChargingRateUnit.W if unit is ChargingRateUnit.A else ChargingRateUnit.A
+        notes.append(f"unit {settings.unit} not accepted: converted to {unit} with "
+                     f"{nominal_voltage_v:g} V x {phases} phase(s)")
+    watts_per_amp = nominal_voltage_v * phases
+
+    def convert(value: float) -> float:
+        amps = value if settings.unit is ChargingRateUnit.A else value / watts_per_amp
+        if 0 < amps < caps.min_current_a:
+            notes.append(f"limit {value:g} {settings.unit} is under the {caps.min_current_a:g} A minimum: "
+                         "0 A (pause) instead")
+            amps = 0.0
+        amps = max(0.0, amps)
+        # Round down: a limit is a ceiling, so never send more than asked.
+        if unit is ChargingRateUnit.A:
+            return math.floor(amps * 10 + 1e-9) / 10
+        return float(math.floor(amps * watts_per_amp + 1e-6))
+
+    wanted = list(periods) if periods else [(0, settings.limit)]
+    schedule_periods = _merge([(start, convert(limit)) for start, limit in sorted(wanted)])
+    duration = None
+    if len(schedule_periods) > caps.max_periods:
+        duration = schedule_periods[caps.max_periods][0]
+        notes.append(f"{len(schedule_periods)} periods, charger takes {caps.max_periods}: "
+                     f"schedule ends after {duration} s")
+        schedule_periods = schedule_periods[: caps.max_periods]
+
+    stack_level = max(0, min(settings.stack_level, caps.max_stack_level))
+    if stack_level != settings.stack_level:
+        notes.append(f"stack level {settings.stack_level} clamped to {stack_level}")
+
+    period_dicts = []
+    for start, limit in schedule_periods:
+        period: dict[str, Any] = {"startPeriod": start, "limit": limit}
+        if "numberPhases" not in caps.rejected_schedule_fields:
+            period["numberPhases"] = phases
+        period_dicts.append(period)
+    if "numberPhases" in caps.rejected_schedule_fields:
+        notes.append("numberPhases left out: the charger rejects it")
+
+    schedule: dict[str, Any] = {}
+    if duration is not None:
+        schedule["duration"] = duration
+    if settings.kind is not ChargingProfileKind.RELATIVE:
+        schedule["startSchedule"] = _schedule_start(settings.kind, now)
+    schedule["chargingRateUnit"] = unit.value
+    schedule["chargingSchedulePeriod"] = period_dicts
+    if settings.min_charging_rate is not None:
+        if "minChargingRate" in caps.rejected_schedule_fields:
+            notes.append("minChargingRate left out: the charger rejects it")
+        else:
+            schedule["minChargingRate"] = convert(settings.min_charging_rate)
+
+    profile: dict[str, Any] = {
+        "chargingProfileId": settings.profile_id,
+        "stackLevel": stack_level,
+        "chargingProfilePurpose": purpose.value,
+        "chargingProfileKind": settings.kind.value,
+    }
+    if settings.kind is ChargingProfileKind.RECURRING:
+        profile["recurrencyKind"] = "Daily"
+    if purpose is ChargingProfilePurpose.TX:
+        profile["transactionId"] = transaction_id
+    profile["chargingSchedule"] = schedule
+    first_limit = schedule_periods[0][1]
+    return ProfilePlan(
+        connector_id=connector_id,
+        cs_charging_profiles=profile,
+        purpose=purpose,
+        unit=unit,
+        limit=first_limit,
+        paused=all(limit == 0 for _, limit in schedule_periods),
+        notes=tuple(dict.fromkeys(notes)),
+    )
+
+
+def build_clear(
+    settings: SmartChargingSettings, caps: ChargerCapabilities, transaction_id: int | None = None
+) -> dict[str, Any]:
+    """The ClearChargingProfile.req payload for the profile ``build_profile`` would have written.
+
+    The Niagara driver clears the profile when Smart Charging is disabled (guide 6.3). The purpose
+    and connector are adapted the same way, so the clear hits what was actually installed.
+    """
+    purpose, connector_id = _choose_purpose(settings, caps, transaction_id, [])
+    return {"id": settings.profile_id, "connectorId": connector_id, "chargingProfilePurpose": purpose.value}
+
+
+# Nearest purpose first, when the wanted one is not accepted (OCPP 1.6 section 3.13.2).
+_NEAREST = {
+    ChargingProfilePurpose.CHARGE_POINT_MAX: (ChargingProfilePurpose.TX, ChargingProfilePurpose.TX_DEFAULT),
+    ChargingProfilePurpose.TX_DEFAULT: (ChargingProfilePurpose.CHARGE_POINT_MAX, ChargingProfilePurpose.TX),
+    ChargingProfilePurpose.TX: (ChargingProfilePurpose.TX_DEFAULT, ChargingProfilePurpose.CHARGE_POINT_MAX),
+}
+
+
+def _choose_purpose(
+    settings: SmartChargingSettings, caps: ChargerCapabilities, transaction_id: int | None, notes: list[str]
+) -> tuple[ChargingProfilePurpose, int]:
+    """Pick the purpose and connector the charger takes, closest to what the settings ask."""
+    connector_id = settings.connector_id
+    single = caps.number_of_connectors == 1
+
+    def usable(purpose: ChargingProfilePurpose) -> bool:
+        if not caps.accepts_purpose(purpose.value):
+            return False
+        if purpose is ChargingProfilePurpose.TX:
+            # A TxProfile needs a running transaction on a real connector (OCPP 1.6 section 5.16.2).
+            return transaction_id is not None and (connector_id > 0 or single)
+        if purpose is ChargingProfilePurpose.CHARGE_POINT_MAX:
+            # ChargePointMaxProfile lives on connector 0 only; for one connector that is the same.
+            return connector_id == 0 or single
+        return True
+
+    wanted = settings.purpose
+    chosen = next((p for p in (wanted, *_NEAREST[wanted]) if usable(p)), None)
+    if chosen is None:
+        # Nothing fits (e.g. TxProfile-only charger and no transaction): TxDefaultProfile is
+        # the one every SmartCharging charger must take.
+        chosen = ChargingProfilePurpose.TX_DEFAULT
+    if chosen is not wanted:
+        why = "not accepted by the charger" if not caps.accepts_purpose(wanted.value) else "not valid here"
+        notes.append(f"purpose {wanted.value} {why}: {chosen.value} instead")
+    if chosen is ChargingProfilePurpose.CHARGE_POINT_MAX and connector_id != 0:
+        notes.append(f"ChargePointMaxProfile sent on connector 0 instead of {connector_id}")
+        connector_id = 0
+    elif chosen is ChargingProfilePurpose.TX and connector_id == 0:
+        notes.append("TxProfile sent on connector 1, the charger's only connector")
+        connector_id = 1
+    return chosen, connector_id
+
+
+def _merge(periods: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Drop periods that repeat the previous limit: they cost a period slot and change nothing."""
+    merged: list[tuple[int, float]] = []
+    for start, limit in periods:
+        if not merged or merged[-1][1] != limit:
+            merged.append((start, limit))
+    return merged
+
+
+def _schedule_start(kind: ChargingProfileKind, now: datetime) -> str:
+    """Absolute starts now; Recurring (Daily) starts at midnight UTC so periods are times of day."""
+    moment = now.astimezone(UTC).replace(microsecond=0)
+    if kind is ChargingProfileKind.RECURRING:
+        moment = moment.replace(hour=0, minute=0, second=0)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether to write now; if not, why, and when a held-back value can go (``retry_at``)."""
+
+    write: bool
+    reason: str
+    retry_at: float | None = None
+
+
+class WriteGuard:
+    """The flash-wear guard of one charger: no rewrites, a deadband, and a rolling hourly budget.
+
+    Profiles are compared per slot (connector, purpose, stack level, profile id), the budget is
+    shared by the whole charger. A value held back by the budget is kept as pending and goes out
+    as soon as the budget frees (``retry_at``, ``due``), so the last wanted value always arrives.
+    Call ``decide`` with what you want on the charger; after sending, ``record_write``.
+    """
+
+    def __init__(
+        self,
+        caps: ChargerCapabilities | None = None,
+        *,
+        writes_per_hour: int | None = None,
+        default_writes_per_hour: int = 60,
+        deadband_a: float = 0.5,
+        deadband_w: float = 100.0,
+        window_s: float = 3600.0,
+    ) -> None:
+        from_caps = caps.profile_writes_per_hour if caps is not None else None
+        self.writes_per_hour = writes_per_hour or from_caps or default_writes_per_hour
+        self.deadband = {"A": deadband_a, "W": deadband_w}
+        self.window_s = window_s
+        self.writes_total = 0
+        self._times: deque[float] = deque()
+        self._written: dict[tuple, dict[str, Any]] = {}
+        self._pending: dict[tuple, dict[str, Any]] = {}
+        self._approved: dict[str, Any] | None = None
+
+    def writes_in_window(self, now: float) -> int:
+        """Writes in the rolling window ending now (the per-charger write counter point)."""
+        while self._times and self._times[0] <= now - self.window_s:
+            self._times.popleft()
+        return len(self._times)
+
+    @property
+    def pending(self) -> list[dict[str, Any]]:
+        """Values held back by the budget, newest wish per slot."""
+        return list(self._pending.values())
+
+    def due(self, now: float) -> list[dict[str, Any]]:
+        """Pending values that may be written now (pass each to ``decide`` again)."""
+        return self.pending if self.writes_in_window(now) < self.writes_per_hour else []
+
+    def decide(self, payload: Mapping[str, Any], now: float) -> Decision:
+        """Whether ``payload`` (a SetChargingProfile.req) should be written at ``now``."""
+        self._approved = None
+        slot, shape, limits, unit = _normalize(payload)
+        last = self._written.get(slot)
+        if last is not None:
+            _, last_shape, last_limits, _ = _normalize(last)
+            if shape == last_shape and limits == last_limits:
+                self._pending.pop(slot, None)
+                return Decision(False, "unchanged")
+            if shape == last_shape and _within(limits, last_limits, self.deadband.get(unit, 0.0)):
+                self._pending.pop(slot, None)
+                return Decision(False, f"change within the {self.deadband.get(unit)} {unit} deadband")
+        if self.writes_in_window(now) >= self.writes_per_hour:
+            self._pending[slot] = dict(payload)
+            retry_at = self._times[0] + self.window_s
+            return Decision(False, f"budget of {self.writes_per_hour} writes per hour used", retry_at)
+        self._approved = dict(payload)
+        return Decision(True, "first write" if last is None else "changed")
+
+    def record_write(self, now: float, payload: Mapping[str, Any] | None = None, accepted: bool = True) -> None:
+        """Count a write sent at ``now`` (default: the payload ``decide`` last approved).
+
+        Every sent write counts against the budget; only an accepted one becomes the value the
+        charger holds, so a rejected one is tried again, within budget.
+        """
+        sent = dict(payload) if payload is not None else self._approved
+        self._times.append(now)
+        self.writes_total += 1
+        self._approved = None
+        if sent is None:
+            return
+        slot = _normalize(sent)[0]
+        if accepted:
+            self._written[slot] = sent
+            if slot in self._pending and _normalize(self._pending[slot])[1:] == _normalize(sent)[1:]:
+                del self._pending[slot]
+        else:
+            self._pending.setdefault(slot, sent)
+
+    def forget(self) -> None:
+        """The charger lost its profiles (reboot, ClearChargingProfile): write the next value again."""
+        self._written.clear()
+
+
+def _normalize(payload: Mapping[str, Any]) -> tuple[tuple, Any, tuple[float, ...], str]:
+    """Slot key, the payload without timestamps and limits, the limits, and the unit."""
+    profile = copy.deepcopy(dict(payload.get("csChargingProfiles", {})))
+    slot = (payload.get("connectorId"), profile.get("chargingProfilePurpose"),
+            profile.get("stackLevel"), profile.get("chargingProfileId"))
+    for key in ("validFrom", "validTo"):
+        profile.pop(key, None)
+    schedule = profile.get("chargingSchedule", {})
+    schedule.pop("startSchedule", None)  # moves with the clock; not a change of the limit
+    limits = []
+    for period in schedule.get("chargingSchedulePeriod", []):
+        limits.append(round(float(period.pop("limit", 0.0)), 3))
+    shape = (payload.get("connectorId"), json.dumps(profile, sort_keys=True))
+    return slot, shape, tuple(limits), str(schedule.get("chargingRateUnit", "A"))
+
+
+def _within(limits: tuple[float, ...], last: tuple[float, ...], deadband: float) -> bool:
+    """All limits moved less than the deadband, and none crossed between pause (0) and charging."""
+    return len(limits) == len(last) and all(
+        abs(a - b) < deadband and (a == 0) == (b == 0) for a, b in zip(limits, last, strict=True)
+    )

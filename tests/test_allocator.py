@@ -1,0 +1,283 @@
+"""The site-limit allocator (docs/smart-charging.md, "Allocation rules"), and the I/O-free core."""
+
+import random
+import subprocess
+import sys
+
+import pytest
+
+from gateway.allocator import AllocatorConfig, RotationState, Session, SiteLimit, allocate
+
+V = 230.0
+
+
+def amps(result):
+    return {k: a.amps for k, a in result.allocations.items()}
+
+
+def run(limit, sessions, state=None, now=0.0, config=None):
+    return allocate(limit, sessions, V, state, now, config)
+
+
+def load(result, sessions):
+    """(highest phase current, total power) of an allocation, 1-phase of unknown phase on every phase."""
+    phase = [0.0, 0.0, 0.0]
+    power = 0.0
+    for s in sessions:
+        a = result.allocations[s.key].amps
+        power += a * V * s.phases
+        for p in range(3):
+            if s.phases == 3 or s.phase in (None, p + 1):
+                phase[p] += a
+    return max(phase), power
+
+
+# --- fair share ---------------------------------------------------------------------------------
+
+def test_three_cars_share_the_site_current_equally():
+    result = run(SiteLimit(current_a=48), [Session("a"), Session("b"), Session("c")])
+    assert amps(result) == {"a": 16.0, "b": 16.0, "c": 16.0}
+    assert all(a.reason == "fair share" for a in result.allocations.values())
+
+
+def test_no_car_gets_more_than_its_charger_allows_and_the_rest_goes_to_the_others():
+    result = run(SiteLimit(current_a=40), [Session("small", max_a=10), Session("big")])
+    assert amps(result) == {"small": 10.0, "big": 30.0}
+    assert result.allocations["small"].reason == "at its maximum"
+
+
+def test_without_a_site_limit_every_car_gets_its_maximum():
+    result = run(SiteLimit(), [Session("a", max_a=16), Session("b")])
+    assert amps(result) == {"a": 16.0, "b": 32.0}
+
+
+def test_weighted_share_gives_twice_the_amps_to_twice_the_weight():
+    result = run(SiteLimit(current_a=30), [Session("fleet", weight=2), Session("guest")])
+    assert amps(result) == {"fleet": 20.0, "guest": 10.0}
+
+
+def test_higher_priority_is_served_first():
+    result = run(SiteLimit(current_a=40), [Session("low"), Session("high", priority=1)])
+    assert amps(result) == {"high": 32.0, "low": 8.0}
+
+
+# --- phases and units ---------------------------------------------------------------------------
+
+def test_under_a_power_limit_a_three_phase_car_takes_three_times_the_power_at_the_same_amps():
+    # 11040 W = 230 V x (3 + 1) x 12 A
+    sessions = [Session("three"), Session("one", phases=1)]
+    result = run(SiteLimit(power_w=11040), sessions)
+    assert amps(result) == {"three": 12.0, "one": 12.0}
+    assert load(result, sessions)[1] == pytest.approx(11040)
+
+
+def test_single_phase_cars_on_different_phases_each_use_their_own_phase():
+    sessions = [Session(f"l{p}", phases=1, phase=p) for p in (1, 2, 3)]
+    assert amps(run(SiteLimit(current_a=16), sessions)) == {"l1": 16.0, "l2": 16.0, "l3": 16.0}
+
+
+def test_single_phase_car_on_an_unknown_phase_is_counted_on_every_phase():
+    sessions = [Session(f"s{i}", phases=1) for i in range(3)]
+    result = run(SiteLimit(current_a=16), sessions)
+    assert sorted(amps(result).values()) == [0.0, 8.0, 8.0]
+
+
+def test_the_stricter_of_the_current_and_the_power_limit_wins():
+    sessions = [Session("a"), Session("b")]
+    # 32 A per phase allows 16 A each; 11040 W allows only 8 A each.
+    assert amps(run(SiteLimit(current_a=32, power_w=11040), sessions)) == {"a": 8.0, "b": 8.0}
+    # 20 A per phase allows 10 A each; 22080 W would allow 16 A.
+    assert amps(run(SiteLimit(current_a=20, power_w=22080), sessions)) == {"a": 10.0, "b": 10.0}
+
+
+# --- minimums and pausing -----------------------------------------------------------------------
+
+def test_when_not_everyone_can_have_six_amps_one_car_is_paused_not_all_starved():
+    result = run(SiteLimit(current_a=16), [Session("a"), Session("b"), Session("c")])
+    values = sorted(amps(result).values())
+    assert values == [0.0, 8.0, 8.0]
+    paused = [a for a in result.allocations.values() if a.paused]
+    assert "rotation" in paused[0].reason
+
+
+def test_the_lowest_priority_car_is_paused_first():
+    result = run(SiteLimit(current_a=12), [Session("vip", priority=2), Session("staff", priority=1),
+                                           Session("guest")])
+    assert amps(result) == {"vip": 6.0, "staff": 6.0, "guest": 0.0}
+
+
+def test_pausing_the_fewest_prefers_to_pause_one_three_phase_car_over_two_single_phase_cars():
+    # 5520 W holds three 1-phase cars at 6 A (4140 W) but a 3-phase car at 6 A needs 4140 W alone.
+    sessions = [Session("three"), Session("x", phases=1), Session("y", phases=1), Session("z", phases=1)]
+    result = run(SiteLimit(power_w=5520), sessions)
+    assert [k for k, a in result.allocations.items() if a.paused] == ["three"]
+
+
+def test_a_charger_whose_maximum_is_below_the_minimum_is_paused():
+    result = run(SiteLimit(current_a=32), [Session("odd", min_a=6, max_a=5)])
+    assert result.allocations["odd"].paused
+    assert "maximum is below" in result.allocations["odd"].reason
+
+
+def test_a_charger_that_cannot_take_a_new_value_is_counted_as_it_is_and_the_others_give_way():
+    # zappi's 26 writes an hour are used up: its 16 A stay, so the other car takes the cut.
+    result = run(SiteLimit(current_a=24), [Session("zappi", fixed_a=16.0), Session("other")])
+    assert amps(result) == {"zappi": 16.0, "other": 8.0}
+    assert result.allocations["zappi"].reason.startswith("fixed")
+    squeezed = run(SiteLimit(current_a=20), [Session("zappi", fixed_a=16.0), Session("other")])
+    assert amps(squeezed) == {"zappi": 16.0, "other": 0.0}
+
+
+# --- headroom -----------------------------------------------------------------------------------
+
+def test_a_car_drawing_less_than_offered_lends_the_rest_and_can_take_it_back():
+    cfg = AllocatorConfig(headroom_threshold_a=1.0, headroom_margin_a=2.0)
+    sessions = [Session("full"), Session("lazy", measured_a=5.0, offered_a=16.0)]
+    first = run(SiteLimit(current_a=32), sessions, config=cfg)
+    assert amps(first) == {"full": 25.0, "lazy": 7.0}
+    assert "uses less than offered" in first.allocations["lazy"].reason
+    # The car ramps up to what it is offered: it gets its fair share back.
+    ramped = [Session("full", measured_a=25.0), Session("lazy", measured_a=6.9)]
+    second = run(SiteLimit(current_a=32), ramped, first.state, now=60, config=cfg)
+    assert amps(second) == {"full": 16.0, "lazy": 16.0}
+
+
+def test_a_car_drawing_what_it_is_offered_keeps_its_share():
+    sessions = [Session("a", measured_a=15.6, offered_a=16.0), Session("b")]
+    assert amps(run(SiteLimit(current_a=32), sessions)) == {"a": 16.0, "b": 16.0}
+
+
+# --- rotation -----------------------------------------------------------------------------------
+
+def test_paused_cars_take_turns_so_none_starves():
+    cfg = AllocatorConfig(rotation_period_s=900)
+    sessions = [Session("a"), Session("b"), Session("c")]
+    state = None
+    paused_for = {s.key: 0.0 for s in sessions}
+    charged = {s.key: 0.0 for s in sessions}
+    longest_wait = 0.0
+    for now in range(0, 4 * 3600, 60):  # the gateway re-allocates every minute for four hours
+        result = run(SiteLimit(current_a=16), sessions, state, float(now), cfg)
+        state = result.state
+        for key, allocation in result.allocations.items():
+            if allocation.paused:
+                paused_for[key] += 60
+                longest_wait = max(longest_wait, paused_for[key])
+            else:
+                paused_for[key] = 0
+                charged[key] += 60
+        assert sum(a.paused for a in result.allocations.values()) == 1
+    assert longest_wait <= 900 + 60
+    assert max(charged.values()) - min(charged.values()) <= 900 + 60
+
+
+def test_a_car_that_just_resumed_is_not_paused_again_before_its_turn_is_over():
+    cfg = AllocatorConfig(rotation_period_s=900)
+    sessions = [Session("a"), Session("b"), Session("c")]
+    first = run(SiteLimit(current_a=16), sessions, None, 0.0, cfg)
+    waiting = next(k for k, a in first.allocations.items() if a.paused)
+    swapped = run(SiteLimit(current_a=16), sessions, first.state, 900.0, cfg)
+    assert not swapped.allocations[waiting].paused
+    for now in range(960, 1800, 60):
+        assert not run(SiteLimit(current_a=16), sessions, swapped.state, float(now), cfg).allocations[waiting].paused
+
+
+def test_a_newly_plugged_car_waits_its_turn_instead_of_pausing_one_that_charges():
+    first = run(SiteLimit(current_a=12), [Session("a"), Session("b")], None, 0.0)
+    result = run(SiteLimit(current_a=12), [Session("a"), Session("b"), Session("new")], first.state, 60.0)
+    assert amps(result) == {"a": 6.0, "b": 6.0, "new": 0.0}
+
+
+def test_state_forgets_cars_that_left():
+    first = run(SiteLimit(current_a=32), [Session("a"), Session("b")])
+    second = run(SiteLimit(current_a=32), [Session("a")], first.state, 60.0)
+    assert set(second.state.allocated_a) == {"a"}
+    assert amps(second) == {"a": 32.0}
+
+
+# --- stability ----------------------------------------------------------------------------------
+
+def test_measurement_and_limit_noise_do_not_move_the_allocation():
+    rng = random.Random(3)
+    state = run(SiteLimit(current_a=32), [Session("a"), Session("b")]).state
+    seen = set()
+    for now in range(60, 6000, 60):
+        limit = SiteLimit(current_a=32 + rng.uniform(-0.4, 0.4))
+        sessions = [Session("a", measured_a=16 + rng.uniform(-0.3, 0.3)),
+                    Session("b", measured_a=16 + rng.uniform(-0.3, 0.3))]
+        result = run(limit, sessions, state, float(now))
+        state = result.state
+        seen.add(tuple(sorted(amps(result).items())))
+        phase_a, _ = load(result, sessions)
+        assert phase_a <= limit.current_a + 1e-9
+    assert len(seen) <= 2  # at most one step down when the limit dips under 32 A
+
+
+def test_a_limit_hovering_at_the_threshold_does_not_pause_and_resume_a_car_every_run():
+    sessions = [Session("a"), Session("b")]
+    state = None
+    switches = 0
+    last = None
+    for i, now in enumerate(range(0, 1800, 30)):
+        limit = SiteLimit(current_a=11.9 if i % 2 else 12.1)
+        result = run(limit, sessions, state, float(now))
+        state = result.state
+        running = tuple(not a.paused for a in result.allocations.values())
+        switches += last is not None and running != last
+        last = running
+    assert switches <= 2
+
+
+def test_the_same_inputs_give_the_same_allocation():
+    sessions = [Session("a", priority=1), Session("b", phases=1, weight=2), Session("c", measured_a=3, offered_a=10)]
+    assert run(SiteLimit(current_a=25, power_w=9000), sessions) == run(SiteLimit(current_a=25, power_w=9000), sessions)
+
+
+def test_random_sites_never_exceed_either_limit_nor_any_session_bound():
+    rng = random.Random(11)
+    for _ in range(300):
+        sessions = [Session(str(i), phases=rng.choice([1, 3]), max_a=rng.choice([10, 16, 32]),
+                            priority=rng.randint(0, 2), weight=rng.choice([0.5, 1, 2]),
+                            measured_a=rng.choice([None, rng.uniform(0, 32)]),
+                            offered_a=rng.choice([None, rng.uniform(6, 32)]))
+                    for i in range(rng.randint(1, 8))]
+        limit = SiteLimit(current_a=rng.choice([None, rng.uniform(0, 80)]),
+                          power_w=rng.choice([None, rng.uniform(0, 50000)]))
+        result = run(limit, sessions)
+        phase_a, power_w = load(result, sessions)
+        if limit.current_a is not None:
+            assert phase_a <= limit.current_a + 1e-6
+        if limit.power_w is not None:
+            assert power_w <= limit.power_w + 1e-6
+        for s in sessions:
+            a = result.allocations[s.key].amps
+            assert a == 0 or s.min_a <= a <= s.max_a
+
+
+def test_a_session_with_impossible_phases_is_refused():
+    with pytest.raises(ValueError):
+        Session("x", phases=2)
+    with pytest.raises(ValueError):
+        Session("x", phases=3, phase=1)
+    with pytest.raises(ValueError):
+        run(SiteLimit(), [Session("x"), Session("x")])
+
+
+def test_rotation_state_starts_empty():
+    assert RotationState().allocated_a == {}
+
+
+# --- the core stays free of I/O -----------------------------------------------------------------
+
+def test_smart_charging_core_imports_no_network_database_or_event_loop_library():
+    """style.md, "A core without I/O": the allocator and profile builder must run anywhere."""
+    forbidden = ["websockets", "ocpp", "BAC0", "bacpypes3", "pymodbus", "sqlite3", "sqlite_utils",
+                 "aiohttp", "asyncio", "socket"]
+    code = (
+        "import sys\n"
+        "import gateway.allocator, gateway.capabilities, gateway.smart_charging, gateway.quirks\n"
+        f"bad = [m for m in sys.modules if m.split('.')[0] in {forbidden!r}]\n"
+        "print(','.join(sorted(bad)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

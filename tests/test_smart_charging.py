@@ -1,0 +1,300 @@
+"""Charging profiles adapted per charger, and the flash-wear write guard.
+
+OCPP 1.6 sections 3.13 and 5.16 (SetChargingProfile); Niagara OCPP driver guide 6.3 (settings);
+zappi manual 003 (purposes, stack 15, 6 A, 26 writes an hour); EVlink guide 004 section 4.1;
+AC wallbox manual 001 section 3.2.1; Smappee manual 000 section 6.
+"""
+
+import json
+import random
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jsonschema
+import ocpp
+import pytest
+
+from gateway.capabilities import ChargerCapabilities
+from gateway.quirks import bundled_quirks
+from gateway.smart_charging import (
+    ChargingProfileKind,
+    ChargingProfilePurpose,
+    ChargingRateUnit,
+    ProfileNotSupported,
+    SmartChargingSettings,
+    WriteGuard,
+    build_clear,
+    build_profile,
+)
+
+NOW = datetime(2026, 11, 21, 6, 30, 15, tzinfo=UTC)
+SCHEMA = json.loads((Path(ocpp.__file__).parent / "v16/schemas/SetChargingProfile.json").read_text())
+
+GENERIC = ChargerCapabilities.from_configuration({
+    "SupportedFeatureProfiles": "Core,SmartCharging",
+    "ChargingScheduleAllowedChargingRateUnit": "Current,Power",
+    "ChargeProfileMaxStackLevel": "10",
+    "ChargingScheduleMaxPeriods": "24",
+    "NumberOfConnectors": "2",
+}, "Acme", "Box", None)
+ZAPPI = ChargerCapabilities.from_configuration({}, "Myenergi", "Zappi", "5540")
+EVLINK = ChargerCapabilities.from_configuration(
+    {"ChargingScheduleAllowedChargingRateUnit": "Current", "ChargeProfileMaxStackLevel": "999"},
+    "Schneider Electric", "EVlink Smart Wallbox")
+AC_WALLBOX = ChargerCapabilities.from_configuration(
+    {"ChargingScheduleAllowedChargingRateUnit": "Current,Power"}, "", "",
+    quirks=bundled_quirks().by_name("ac-wallbox"))
+SMAPPEE = ChargerCapabilities.from_configuration({}, "Smappee", "EVWB-332-BR-E-W")
+
+
+def settings(**changes):
+    return replace(SmartChargingSettings(enabled=True), **changes)
+
+
+def build(s, caps, phases=3, transaction_id=None, **kw):
+    plan = build_profile(s, caps, phases, 230.0, transaction_id, now=NOW, **kw)
+    jsonschema.validate(plan.request(), SCHEMA)  # strict in what we send
+    return plan
+
+
+def periods(plan):
+    return plan.cs_charging_profiles["chargingSchedule"]["chargingSchedulePeriod"]
+
+
+# --- settings and the plain case ----------------------------------------------------------------
+
+def test_settings_default_to_what_the_niagara_driver_shows():
+    s = SmartChargingSettings()
+    assert (s.enabled, s.unit, s.limit, s.kind) == (False, ChargingRateUnit.A, 10.0, ChargingProfileKind.ABSOLUTE)
+    assert (s.purpose, s.profile_id, s.stack_level) == (ChargingProfilePurpose.CHARGE_POINT_MAX, 100, 0)
+
+
+def test_charger_that_takes_everything_gets_the_profile_as_configured():
+    plan = build(settings(limit=16, stack_level=2), GENERIC)
+    assert plan.request() == {"connectorId": 0, "csChargingProfiles": {
+        "chargingProfileId": 100, "stackLevel": 2, "chargingProfilePurpose": "ChargePointMaxProfile",
+        "chargingProfileKind": "Absolute",
+        "chargingSchedule": {"startSchedule": "2026-11-21T06:30:15Z", "chargingRateUnit": "A",
+                             "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0, "numberPhases": 3}]}}}
+    assert plan.notes == ()
+    assert not plan.paused
+
+
+def test_relative_profile_has_no_start_and_recurring_one_starts_at_midnight_daily():
+    assert "startSchedule" not in build(settings(kind=ChargingProfileKind.RELATIVE), GENERIC) \
+        .cs_charging_profiles["chargingSchedule"]
+    recurring = build(settings(kind=ChargingProfileKind.RECURRING), GENERIC).cs_charging_profiles
+    assert recurring["recurrencyKind"] == "Daily"
+    assert recurring["chargingSchedule"]["startSchedule"] == "2026-11-21T00:00:00Z"
+
+
+# --- unit conversion and minimum ----------------------------------------------------------------
+
+def test_watts_become_amperes_for_a_charger_that_takes_only_amperes():
+    plan = build(settings(unit=ChargingRateUnit.W, limit=11040), EVLINK, phases=3)
+    assert plan.unit is ChargingRateUnit.A
+    assert plan.limit == 16.0
+    assert any("converted to A" in n for n in plan.notes)
+
+
+def test_amperes_become_watts_for_a_charger_that_takes_only_watts():
+    watts_only = replace(GENERIC, allowed_rate_units=("W",))
+    plan = build(settings(limit=16), watts_only, phases=1)
+    assert plan.unit is ChargingRateUnit.W
+    assert plan.limit == 3680.0
+
+
+def test_conversion_rounds_down_so_the_limit_is_never_exceeded():
+    plan = build(settings(unit=ChargingRateUnit.W, limit=10000), EVLINK, phases=3)
+    assert plan.limit == 14.4  # 14.49 A
+
+
+def test_limit_under_six_amperes_pauses_instead_of_sending_an_invalid_rate():
+    """zappi manual: "Any limit below 6A results in the vehicle not charging"."""
+    plan = build(settings(limit=5, purpose=ChargingProfilePurpose.TX_DEFAULT), ZAPPI, phases=1)
+    assert plan.limit == 0.0 and plan.paused
+    assert any("minimum" in n for n in plan.notes)
+    watts = build(settings(unit=ChargingRateUnit.W, limit=1200), GENERIC, phases=1)
+    assert watts.limit == 0.0 and watts.paused
+
+
+# --- stack levels, periods, purposes ------------------------------------------------------------
+
+def test_stack_level_is_clamped_to_what_the_charger_allows():
+    plan = build(settings(stack_level=5), AC_WALLBOX)
+    assert plan.cs_charging_profiles["stackLevel"] == 1
+    assert build(settings(stack_level=20, purpose=ChargingProfilePurpose.TX_DEFAULT), ZAPPI) \
+        .cs_charging_profiles["stackLevel"] == 15
+
+
+def test_schedule_longer_than_max_periods_is_cut_and_ends_where_it_was_cut():
+    """AC wallbox manual 3.2.1: ChargingScheduleMaxPeriods 14."""
+    schedule = [(i * 900, 6 + i) for i in range(20)]
+    plan = build(settings(), AC_WALLBOX, periods=schedule)
+    assert len(periods(plan)) == 14
+    assert plan.cs_charging_profiles["chargingSchedule"]["duration"] == 14 * 900
+
+
+def test_repeated_limits_do_not_use_up_periods():
+    plan = build(settings(), AC_WALLBOX, periods=[(0, 10), (900, 10), (1800, 12)])
+    assert [p["startPeriod"] for p in periods(plan)] == [0, 1800]
+
+
+def test_zappi_gets_tx_default_profile_instead_of_charge_point_max_when_idle():
+    plan = build(settings(limit=16), ZAPPI, phases=1)
+    assert plan.purpose is ChargingProfilePurpose.TX_DEFAULT
+    assert plan.connector_id == 0
+    assert "transactionId" not in plan.cs_charging_profiles
+
+
+def test_zappi_gets_tx_profile_for_its_running_transaction():
+    plan = build(settings(limit=16), ZAPPI, phases=1, transaction_id=42)
+    assert plan.purpose is ChargingProfilePurpose.TX
+    assert plan.connector_id == 1  # zappi has one connector; TxProfile never goes to 0
+    assert plan.cs_charging_profiles["transactionId"] == 42
+
+
+def test_tx_profile_without_a_transaction_becomes_tx_default():
+    plan = build(settings(purpose=ChargingProfilePurpose.TX, connector_id=1), GENERIC)
+    assert plan.purpose is ChargingProfilePurpose.TX_DEFAULT
+
+
+def test_charge_point_max_on_one_connector_of_two_becomes_that_connectors_default():
+    plan = build(settings(connector_id=2), GENERIC)
+    assert (plan.purpose, plan.connector_id) == (ChargingProfilePurpose.TX_DEFAULT, 2)
+
+
+def test_evlink_profile_leaves_out_min_charging_rate_and_number_phases():
+    plan = build(settings(limit=20, min_charging_rate=6), EVLINK)
+    schedule = plan.cs_charging_profiles["chargingSchedule"]
+    assert "minChargingRate" not in schedule
+    assert all("numberPhases" not in p for p in schedule["chargingSchedulePeriod"])
+    assert build(settings(min_charging_rate=6), GENERIC).cs_charging_profiles["chargingSchedule"][
+        "minChargingRate"] == 6.0
+
+
+def test_smappee_takes_profiles_but_not_composite_schedule_requests():
+    plan = build(settings(limit=16), SMAPPEE)
+    assert plan.purpose is ChargingProfilePurpose.CHARGE_POINT_MAX
+    assert not SMAPPEE.can_get_composite_schedule(1)
+
+
+def test_charger_without_smart_charging_is_told_so_not_sent_a_profile():
+    core_only = ChargerCapabilities.from_configuration({"SupportedFeatureProfiles": "Core"}, "A", "B")
+    with pytest.raises(ProfileNotSupported):
+        build_profile(settings(), core_only, 3, 230.0, now=NOW)
+
+
+def test_disabling_smart_charging_clears_the_profile_that_was_actually_installed():
+    assert build_clear(settings(), ZAPPI) == {"id": 100, "connectorId": 0, "chargingProfilePurpose": "TxDefaultProfile"}
+
+
+# --- WriteGuard ---------------------------------------------------------------------------------
+
+def request(limit, connector_id=1, unit=ChargingRateUnit.A, at=NOW):
+    s = settings(limit=limit, unit=unit, connector_id=connector_id, purpose=ChargingProfilePurpose.TX_DEFAULT)
+    return build_profile(s, GENERIC, 3, 230.0, now=at).request()
+
+
+def write(guard, payload, now):
+    decision = guard.decide(payload, now)
+    if decision.write:
+        guard.record_write(now)
+    return decision
+
+
+def test_unchanged_profile_is_never_written_again_even_with_a_new_start_time():
+    guard = WriteGuard()
+    assert write(guard, request(16), 0).write
+    later = request(16, at=datetime(2026, 11, 21, 9, 0, tzinfo=UTC))
+    decision = write(guard, later, 60)
+    assert (decision.write, decision.reason) == (False, "unchanged")
+    assert guard.writes_total == 1
+
+
+def test_small_changes_inside_the_deadband_are_not_written():
+    guard = WriteGuard(deadband_a=0.5, deadband_w=100)
+    write(guard, request(16), 0)
+    assert not write(guard, request(16.3), 1).write
+    assert write(guard, request(17), 2).write
+    write(guard, request(7000, unit=ChargingRateUnit.W), 3)
+    assert not write(guard, request(7050, unit=ChargingRateUnit.W), 4).write
+    assert write(guard, request(7200, unit=ChargingRateUnit.W), 5).write
+
+
+def test_pause_is_always_written_even_when_the_step_is_small():
+    guard = WriteGuard(deadband_a=10)
+    write(guard, request(6), 0)
+    assert write(guard, request(0), 1).write
+
+
+def test_budget_comes_from_the_charger_or_the_configured_default():
+    assert WriteGuard(ZAPPI).writes_per_hour == 26
+    assert WriteGuard(GENERIC).writes_per_hour == 60
+    assert WriteGuard(GENERIC, default_writes_per_hour=12).writes_per_hour == 12
+
+
+def test_zappi_never_gets_more_than_26_writes_an_hour_and_the_last_value_still_arrives():
+    """zappi manual: "only 26 slot writes can be made within a 60-minute period"."""
+    guard = WriteGuard(ZAPPI)
+    rng = random.Random(7)
+    sent: list[tuple[float, float]] = []
+    wanted = 16.0
+    for second in range(3600):
+        wanted = rng.choice([6, 8, 10, 13, 16, 20, 25, 32])  # a BMS that changes its mind every second
+        payload = request(wanted)
+        if guard.decide(payload, second).write:
+            guard.record_write(second)
+            sent.append((second, wanted))
+    for t, _ in sent:
+        assert sum(1 for u, _ in sent if t - 3600 < u <= t) <= 26
+    assert len(sent) == 26
+    assert sent[-1][1] != wanted and guard.pending  # the last wish is kept...
+    for second in range(3600, 7300):
+        for payload in guard.due(second):
+            if guard.decide(payload, second).write:
+                guard.record_write(second)
+                sent.append((second, payload["csChargingProfiles"]["chargingSchedule"]
+                             ["chargingSchedulePeriod"][0]["limit"]))
+    assert sent[-1][1] == wanted  # ...and arrives as soon as the budget frees
+    assert not guard.pending
+    for t, _ in sent:
+        assert sum(1 for u, _ in sent if t - 3600 < u <= t) <= 26
+
+
+def test_held_back_write_says_when_the_budget_frees():
+    guard = WriteGuard(writes_per_hour=2)
+    write(guard, request(10), 100)
+    write(guard, request(12), 200)
+    decision = write(guard, request(14), 300)
+    assert (decision.write, decision.retry_at) == (False, 3700)
+    assert guard.due(3699) == []
+    assert guard.due(3700) == [request(14)]
+
+
+def test_rejected_write_counts_against_the_budget_and_is_tried_again():
+    guard = WriteGuard(writes_per_hour=2)
+    guard.decide(request(16), 0)
+    guard.record_write(0, accepted=False)
+    assert guard.pending
+    assert guard.decide(request(16), 1).write
+    guard.record_write(1)
+    assert guard.writes_in_window(1) == 2
+    assert not guard.pending
+
+
+def test_after_a_charger_reboot_the_same_profile_is_written_again():
+    guard = WriteGuard()
+    write(guard, request(16), 0)
+    guard.forget()
+    assert write(guard, request(16), 10).write
+
+
+def test_connectors_are_compared_separately_but_share_the_chargers_budget():
+    guard = WriteGuard(writes_per_hour=2)
+    assert write(guard, request(16, connector_id=1), 0).write
+    assert write(guard, request(16, connector_id=2), 1).write
+    assert write(guard, request(16, connector_id=1), 2).reason == "unchanged"
+    assert not write(guard, request(20, connector_id=2), 3).write
+    assert guard.writes_in_window(3600) == 1
