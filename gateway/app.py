@@ -42,16 +42,20 @@ class Gateway:
         self.transaction_hooks: list[TransactionHook] = []
         self.stop_hooks: list[Callable[[], Awaitable[None]]] = []
         self.admin_routes: list[Callable[[Any], None]] = []
+        self.start_hooks: list[Callable[[], Awaitable[None]]] = []
         self.ocpp = OcppServer(self)
         self.ports: dict[str, int] = {}
         self.started = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.charging: Any = None  # the smart-charging controller, when installed
 
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         await self.history.open()
         await self.reload_devices()
         await self.reload_tags()
+        for hook in self.start_hooks:
+            await hook()
         self.ports["ocpp"] = await self.ocpp.start()
         if self.settings.admin.enabled:
             from gateway.admin import AdminServer

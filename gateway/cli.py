@@ -24,7 +24,8 @@ from gateway.config import REGISTRATION_STATUSES, Settings, load_settings
 from gateway.errors import ConfigError
 
 # Modules that add their own subcommands: each has `register(subparsers)`.
-EXTENSIONS: list[str] = ["gateway.simulator.cli", "gateway.operations_cli", "points.cli", "bench.cli"]
+EXTENSIONS: list[str] = ["gateway.simulator.cli", "gateway.operations_cli", "gateway.charging_admin", "points.cli",
+                         "bench.cli"]
 
 
 class CliError(Exception):

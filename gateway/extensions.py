@@ -11,3 +11,9 @@ from gateway.app import Gateway
 
 def install_extensions(gateway: Gateway) -> None:
     """Add every installed part to the gateway (each guards its own settings)."""
+    from gateway.charging_admin import register_routes
+    from gateway.charging_control import ChargingController
+
+    gateway.charging = ChargingController(gateway)
+    gateway.charging.install()
+    register_routes(gateway, gateway.charging)
