@@ -283,6 +283,10 @@ class Simulator:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._boot_now.wait(), self.boot_interval_s or 60)
 
+    def request_boot(self) -> None:
+        """TriggerMessage(BootNotification) while Pending: boot again now."""
+        self._boot_now.set()
+
     def heartbeat_interval_s(self) -> int:
         return self.config.get_int(self.profile.quirks.heartbeat_interval_key, self.boot_interval_s or 300)
 
