@@ -87,6 +87,7 @@ class Simulator:
         self.boot_interval_s = 0
         self.boot_count = 0
         self.accepted = asyncio.Event()
+        self.ready = asyncio.Event()  # accepted, boot statuses sent and offline queue delivered
         self.connected = asyncio.Event()
         self.disconnected = asyncio.Event()
         self.disconnected.set()
@@ -142,12 +143,13 @@ class Simulator:
     # ----- lifecycle -------------------------------------------------------------------------
 
     async def start(self, wait: str = "accepted", timeout: float = 10.0) -> str | None:
-        """Connect and boot. Returns the registration status once Accepted (`wait="accepted"`)
-        or after the first BootNotification answer (`wait="answer"`)."""
+        """Connect and boot. Returns the registration status once Accepted and the boot
+        StatusNotifications are sent (`wait="accepted"`), or after the first BootNotification
+        answer whatever it is (`wait="answer"`)."""
         self._stopping = False
         self._online_wanted.set()
         self._run_task = self.spawn(self._run())
-        target = (lambda: self.accepted.is_set()) if wait == "accepted" else (lambda: self.boot_count > 0)
+        target = (lambda: self.ready.is_set()) if wait == "accepted" else (lambda: self.boot_count > 0)
         await self.wait_for(target, timeout)
         return self.registration
 
@@ -170,10 +172,10 @@ class Simulator:
         self.emit("offline")
 
     async def go_online(self, timeout: float = 10.0) -> None:
-        """Reconnect, boot, and return once the central system accepted the boot."""
+        """Reconnect, boot, and return once accepted and the offline queue is delivered."""
         self._next_delay_s = 0.0
         self._online_wanted.set()
-        await self.wait_for(lambda: self.accepted.is_set(), timeout)
+        await self.wait_for(lambda: self.ready.is_set(), timeout)
 
     async def reconnect(self, delay_s: float = 0.0) -> None:
         """Close the connection and come back after `delay_s` (reset, new authorization key)."""
@@ -224,6 +226,7 @@ class Simulator:
             finally:
                 self._cp = None
                 self.accepted.clear()
+                self.ready.clear()
                 self.connected.clear()
                 self.disconnected.set()
                 self.emit("disconnected")
@@ -237,6 +240,8 @@ class Simulator:
             for connector in self.connectors.values():
                 await self.send_status(connector.id)
             await self.flush()
+            self.ready.set()
+            self.emit("ready")
             if self.meter_loop:
                 self.spawn(self._meter_loop())
             while self.heartbeat:
