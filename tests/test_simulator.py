@@ -191,6 +191,18 @@ async def test_zappi_sends_nothing_but_boot_until_accepted(cs: CentralSystem) ->
         await sim.stop()
 
 
+async def test_rejected_charger_boots_again_after_the_interval(cs: CentralSystem) -> None:
+    """OCPP 1.6 4.2: Rejected -> no other message, BootNotification again after the interval."""
+    cs.boot_answers = [("Rejected", 1), ("Accepted", 300)]
+    sim = Simulator("acwallbox", "CP1", cs.url, heartbeat=False)
+    try:
+        assert await sim.start(wait="answer") == "Rejected"
+        await sim.wait_for(lambda: sim.ready.is_set())
+        assert cs.actions()[:3] == ["BootNotification", "BootNotification", "StatusNotification"]
+    finally:
+        await sim.stop()
+
+
 async def test_pending_charger_boots_again_when_triggered(cs: CentralSystem) -> None:
     """OCPP 1.6 4.2: while Pending the central system may TriggerMessage a new BootNotification."""
     cs.boot_answers = [("Pending", 600), ("Accepted", 300)]
@@ -366,6 +378,7 @@ async def test_evlink_composite_schedule_only_for_a_connector(cs: CentralSystem,
 async def test_remote_start_authorizes_first_and_remote_stop_ends_it(cs: CentralSystem, make_sim: Any) -> None:
     """OCPP 1.6 5.11 AuthorizeRemoteTxRequests true (generic default)."""
     sim = await make_sim("generic")
+    await sim.plug_in(1)
     assert (await cs.send(call.RemoteStartTransaction(id_tag="APP1", connector_id=1))).status == "Accepted"
     await cs.wait_for(lambda: "StartTransaction" in cs.actions())
     assert cs.actions().index("Authorize") < cs.actions().index("StartTransaction")
@@ -374,6 +387,18 @@ async def test_remote_start_authorizes_first_and_remote_stop_ends_it(cs: Central
     assert (await cs.send(call.RemoteStopTransaction(transaction_id=100))).status == "Accepted"
     await cs.wait_for(lambda: "StopTransaction" in cs.actions())
     assert cs.payloads("StopTransaction")[0]["reason"] == "Remote"
+
+
+async def test_zappi_remote_start_waits_for_the_cable(cs: CentralSystem, make_sim: Any) -> None:
+    """zappi "RemoteStartTransaction" before plugging in: Preparing, StartTransaction once plugged in."""
+    sim = await make_sim("zappi")
+    assert (await cs.send(call.RemoteStartTransaction(id_tag="APP1"))).status == "Accepted"
+    await sim.wait_for(lambda: sim.connectors[1].status == "Preparing")
+    assert "StartTransaction" not in cs.actions()
+    await sim.plug_in(1)
+    await cs.wait_for(lambda: "StartTransaction" in cs.actions())
+    assert "Authorize" not in cs.actions()  # AuthorizeRemoteTxRequest has no documented default: off
+    assert cs.payloads("StartTransaction")[0]["id_tag"] == "APP1"
 
 
 async def test_offline_session_is_delivered_with_its_own_timestamps(cs: CentralSystem, make_sim: Any) -> None:

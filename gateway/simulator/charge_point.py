@@ -132,7 +132,7 @@ class SimChargePoint(ChargePoint):
                                     **_: Any) -> call_result.RemoteStartTransaction:
         sim = self.sim
         free = [c for c in sim.connectors.values() if c.id and not c.transaction and c.operative
-                and c.status != "Faulted"]
+                and c.remote_start is None and c.status != "Faulted"]
         target = next((c for c in free if connector_id in (None, c.id)), None)
         if target is None:
             return call_result.RemoteStartTransaction(status="Rejected")
@@ -145,11 +145,13 @@ class SimChargePoint(ChargePoint):
         authorize = sim.config.get_bool(sim.profile.quirks.authorize_remote_tx_key, False)
 
         async def start() -> None:
-            tx = await sim.start_session(target.id, id_tag, authorize=authorize)
-            if tx is not None and profile is not None:
-                await sim.wait_for(lambda: tx.transaction_id is not None or not sim.online(), 30)
+            tx = await sim.remote_start(target.id, id_tag, authorize)
+            if profile is not None:
+                await sim.wait_for(lambda: (target.transaction is not None
+                                            and target.transaction.transaction_id is not None), 3600)
                 sim.profiles.set(profile, sim.now(), sim.active_tx(target.id))
                 await sim.refresh(target.id)
+            return tx
 
         self.defer(start)
         return call_result.RemoteStartTransaction(status="Accepted")

@@ -147,6 +147,7 @@ class Connector:
     ev_max_current_a: float = 32.0
     last_update: datetime | None = None
     locked: bool = False
+    remote_start: tuple[str, bool] | None = None  # (id_tag, authorize) waiting for the cable
 
 
 @dataclass

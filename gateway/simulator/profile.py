@@ -87,7 +87,6 @@ class Quirks:
     availability_waits_for_unplug: bool = False
     availability_notifies_connector_zero: bool = False
     hard_reset_loses_transaction: bool = False
-    reset_always_stops_transaction: bool = True
     remote_stop_status_key: str | None = None
     heartbeat_min_effective_s: int = 0
     authorization_key: str | None = None  # configuration key holding the HTTP Basic password

@@ -395,6 +395,29 @@ class Simulator:
             c.ev_max_current_a = ev_max_current_a
         if c.status in ("Available", "Reserved"):
             await self.set_status(connector_id, "Preparing")
+        if c.remote_start is not None and c.transaction is None:
+            id_tag, authorize = c.remote_start
+            c.remote_start = None
+            await self.start_session(connector_id, id_tag, authorize=authorize)
+
+    async def remote_start(self, connector_id: int, id_tag: str, authorize: bool) -> Transaction | None:
+        """RemoteStartTransaction accepted: start now if the EV is plugged in, else show Preparing and
+        wait ConnectionTimeOut seconds for `plug_in` (OCPP 1.6 5.11; zappi "RemoteStartTransaction")."""
+        c = self.connectors[connector_id]
+        if c.plugged:
+            return await self.start_session(connector_id, id_tag, authorize=authorize)
+        c.remote_start = (id_tag, authorize)
+        await self.set_status(connector_id, "Preparing")
+        self.spawn(self._connection_timeout(connector_id, (id_tag, authorize)))
+        return None
+
+    async def _connection_timeout(self, connector_id: int, request: tuple[str, bool]) -> None:
+        await asyncio.sleep(self.config.get_int("ConnectionTimeOut", 60))
+        c = self.connectors[connector_id]
+        if c.remote_start == request and not c.plugged:
+            c.remote_start = None
+            self.emit(f"connector {connector_id}: no cable within ConnectionTimeOut, authorization cancelled")
+            await self.set_status(connector_id, "Available")
 
     async def unplug(self, connector_id: int = 1) -> None:
         c = self.connectors[connector_id]
