@@ -98,6 +98,7 @@ class CentralSystem:
         self.boot_answers: list[tuple[str, int]] = []
         self.tx_ids = itertools.count(100)
         self.cps: dict[str, FakeCentralSystem] = {}
+        self.connections: dict[str, ServerConnection] = {}
         self.auth: dict[str, str | None] = {}
         self.changed = asyncio.Condition()
         self.url = ""
@@ -107,6 +108,7 @@ class CentralSystem:
         self.auth[charger_id] = ws.request.headers.get("Authorization")
         cp = FakeCentralSystem(charger_id, ws, self)
         self.cps[charger_id] = cp
+        self.connections[charger_id] = ws
         try:
             await cp.start()
         except ConnectionClosed:
@@ -497,3 +499,71 @@ async def test_smappee_reports_vendor_error_codes(cs: CentralSystem, make_sim: A
     await sim.report_fault(1, "OtherError", "SMP_AC_0006")
     await cs.wait_for(lambda: cs.payloads("StatusNotification")[-1].get("vendor_error_code") == "SMP_AC_0006")
     assert "SMP_AC_0006" in sim.profile.quirks.vendor_error_codes
+
+
+async def test_acwallbox_reports_its_firmware_and_diagnostics_statuses(cs: CentralSystem, make_sim: Any) -> None:
+    """AC wallbox 3.1: FirmwareStatusNotification Downloading/Installed; diagnostics Uploading/Uploaded."""
+    await make_sim("acwallbox")
+    await cs.send(call.UpdateFirmware(location="ftp://fw.example/fw.bin", retrieve_date=NOW()))
+    await cs.wait_for(lambda: len(cs.payloads("FirmwareStatusNotification")) == 2)
+    assert [p["status"] for p in cs.payloads("FirmwareStatusNotification")] == ["Downloading", "Installed"]
+    answer = await cs.send(call.GetDiagnostics(location="ftp://logs.example/"))
+    assert answer.file_name
+    await cs.wait_for(lambda: len(cs.payloads("DiagnosticsStatusNotification")) == 2)
+    assert [p["status"] for p in cs.payloads("DiagnosticsStatusNotification")] == ["Uploading", "Uploaded"]
+
+
+async def test_reservation_marks_the_connector_reserved_until_cancelled(cs: CentralSystem, make_sim: Any) -> None:
+    """OCPP 1.6 5.13 / 5.1 (EVlink 3.1 Reservation)."""
+    sim = await make_sim("evlink")
+    reserve = call.ReserveNow(connector_id=2, expiry_date=NOW(), id_tag="TAG9", reservation_id=7)
+    assert (await cs.send(reserve)).status == "Accepted"
+    await sim.wait_for(lambda: sim.connectors[2].status == "Reserved")
+    assert (await cs.send(call.ReserveNow(connector_id=0, expiry_date=NOW(), id_tag="T", reservation_id=8))) \
+        .status == "Rejected"  # ReserveConnectorZeroSupported has no value in the manual
+    assert (await cs.send(call.CancelReservation(reservation_id=7))).status == "Accepted"
+    await sim.wait_for(lambda: sim.connectors[2].status == "Available")
+    assert (await cs.send(call.CancelReservation(reservation_id=7))).status == "Rejected"
+
+
+async def test_availability_change_waits_for_the_running_transaction(cs: CentralSystem, make_sim: Any) -> None:
+    """OCPP 1.6 5.2: Scheduled while a transaction runs, applied when it ends."""
+    sim = await make_sim("generic")
+    await sim.start_session(1, "TAG1")
+    assert (await cs.send(call.ChangeAvailability(connector_id=0, type="Inoperative"))).status == "Scheduled"
+    assert sim.connectors[1].status == "Charging"
+    await sim.stop_session(1)
+    await sim.unplug(1)
+    assert sim.connectors[1].status == "Unavailable"
+    assert (await cs.send(call.RemoteStartTransaction(id_tag="APP1", connector_id=1))).status == "Rejected"
+
+
+async def test_charger_reconnects_and_boots_after_the_server_drops_it(cs: CentralSystem) -> None:
+    """OCPP 1.6 4.2: a BootNotification after every (re)connection (zappi "Boot Notification")."""
+    sim = Simulator("zappi", "CP1", cs.url, heartbeat=False, reconnect_delay_s=0)
+    try:
+        await sim.start()
+        await cs.connections["CP1"].close()
+        await cs.wait_for(lambda: len(cs.payloads("BootNotification")) == 2)
+        await sim.wait_for(lambda: sim.ready.is_set())
+    finally:
+        await sim.stop()
+
+
+async def test_heartbeats_follow_the_boot_interval(cs: CentralSystem) -> None:
+    """OCPP 1.6 4.6: heartbeat every `interval` from BootNotification.conf."""
+    cs.boot_answers = [("Accepted", 1)]
+    sim = Simulator("generic", "CP1", cs.url)
+    try:
+        await sim.start()
+        assert sim.config.get("HeartbeatInterval") == "1"
+        await cs.wait_for(lambda: "Heartbeat" in cs.actions())
+    finally:
+        await sim.stop()
+
+
+async def test_data_transfer_knows_only_its_vendor(cs: CentralSystem, make_sim: Any) -> None:
+    """Smappee 6 Data Transfer: unknown vendors get UnknownVendorId (OCPP 1.6 5.6)."""
+    await make_sim("smappee")
+    assert (await cs.send(call.DataTransfer(vendor_id="Smappee"))).status == "Accepted"
+    assert (await cs.send(call.DataTransfer(vendor_id="Other"))).status == "UnknownVendorId"
