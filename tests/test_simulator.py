@@ -181,10 +181,11 @@ async def test_every_profile_boots_and_reports_each_connector(cs: CentralSystem,
 
 async def test_zappi_sends_nothing_but_boot_until_accepted(cs: CentralSystem) -> None:
     """zappi "Boot Notification": after Pending it waits until Accepted before any other message."""
-    cs.boot_answers = [("Pending", 1), ("Accepted", 300)]
+    cs.boot_answers = [("Pending", 2), ("Accepted", 300)]
     sim = Simulator("zappi", "CP1", cs.url, heartbeat=False)
     try:
         assert await sim.start(wait="answer") == "Pending"
+        assert (await cs.send(call.TriggerMessage(requested_message="StatusNotification"))).status == "Rejected"
         assert cs.actions() == ["BootNotification"]
         await sim.wait_for(lambda: sim.accepted.is_set())
         await cs.wait_for(lambda: "StatusNotification" in cs.actions())
@@ -211,10 +212,13 @@ async def test_pending_charger_boots_again_when_triggered(cs: CentralSystem) -> 
     sim = Simulator("generic", "CP1", cs.url, heartbeat=False)
     try:
         await sim.start(wait="answer")
+        status = await cs.send(call.TriggerMessage(requested_message="StatusNotification", connector_id=1))
+        assert status.status == "Accepted"
+        await cs.wait_for(lambda: "StatusNotification" in cs.actions())
         answer = await cs.send(call.TriggerMessage(requested_message="BootNotification"))
         assert answer.status == "Accepted"
         await sim.wait_for(lambda: sim.accepted.is_set())
-        assert cs.actions()[:2] == ["BootNotification", "BootNotification"]
+        assert cs.actions()[:3] == ["BootNotification", "StatusNotification", "BootNotification"]
     finally:
         await sim.stop()
 

@@ -177,6 +177,8 @@ class SimChargePoint(ChargePoint):
                 if type == "Hard" and sim.profile.quirks.hard_reset_loses_transaction:
                     c.transaction = None  # AC wallbox 3.1 Reset: hard reset loses the transaction data
                     sim.pending = deque(q for q in sim.pending if q.tx.connector_id != c.id)
+                    c.status = "Preparing" if c.plugged else "Available"  # reported after the reboot
+                    await sim.refresh(c.id)
                 else:
                     await sim.stop_session(c.id, "HardReset" if type == "Hard" else "SoftReset")
             await sim.flush()
@@ -335,6 +337,8 @@ class SimChargePoint(ChargePoint):
             return call_result.TriggerMessage(status="NotImplemented")
         if connector_id is not None and connector_id not in sim.connectors:
             return call_result.TriggerMessage(status="Rejected")
+        if not sim.accepted.is_set() and quirks.boot_pending_waits_for_accepted:
+            return call_result.TriggerMessage(status="Rejected")  # zappi: nothing until Accepted
         if quirks.trigger_relays_last_message:
             # zappi "Trigger Message": the last message of that type is relayed, else Rejected.
             last = sim.last_sent.get(requested_message)
@@ -369,6 +373,7 @@ async def _refresh_all(sim: Simulator) -> None:
 
 
 async def _triggered(sim: Simulator, message: str, connector_id: int | None) -> None:
+    """Send the requested message; OCPP 1.6 4.2 allows triggered messages while Pending."""
     targets = [connector_id] if connector_id is not None else list(sim.connectors)
     if message == "BootNotification":
         if sim.accepted.is_set():
@@ -377,10 +382,12 @@ async def _triggered(sim: Simulator, message: str, connector_id: int | None) -> 
         else:
             sim.request_boot()
     elif message == "Heartbeat":
-        await sim.send_heartbeat()
+        await sim.call(call.Heartbeat())
     elif message == "StatusNotification":
         for cid in targets:
-            await sim.send_status(cid)
+            c = sim.connectors[cid]
+            await sim.call(call.StatusNotification(connector_id=cid, error_code=c.error_code, status=c.status,
+                                                   timestamp=iso(sim.now()), vendor_error_code=c.vendor_error_code))
     elif message == "MeterValues":
         for cid in targets:
             if cid:

@@ -7,6 +7,7 @@ sending helpers (`call`, `online`, `set_status`) and state (`connectors`, `confi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -190,8 +191,9 @@ class Sessions:
         if c.transaction:
             c.transaction.samples.append(sample)
             await self.queue("MeterValues", c.transaction, {"connector_id": connector_id, "meter_value": [sample]})
-        elif self.online():
-            await self.call(call.MeterValues(connector_id=connector_id, meter_value=[sample]))
+        else:
+            with contextlib.suppress(ConnectionError):  # outside a transaction nothing is kept offline
+                await self.call(call.MeterValues(connector_id=connector_id, meter_value=[sample]))
         return sample
 
     async def stop_session(self, connector_id: int = 1, reason: str = "Local") -> Transaction | None:

@@ -176,7 +176,9 @@ class Simulator(Sessions):
             await cp.close()
 
     def ws_url(self) -> str:
-        return f"{self.url}/{self.charger_id}"
+        # Smappee 7: the custom key CSMSUrl changes the websocket endpoint (used at the next connection).
+        base = (self.config.get("CSMSUrl") or self.url).rstrip("/")
+        return f"{base}/{self.charger_id}"
 
     def _headers(self) -> dict[str, str]:
         key = self.config.get(self.profile.quirks.authorization_key) if self.profile.quirks.authorization_key \
@@ -291,6 +293,9 @@ class Simulator(Sessions):
         if cp is None:
             raise ConnectionError(f"{self.charger_id} is offline")
         action = type(payload).__name__
+        if action != "BootNotification" and not self.accepted.is_set() \
+                and self.profile.quirks.boot_pending_waits_for_accepted:
+            raise ConnectionError(f"{self.charger_id} waits for an Accepted boot")  # zappi "Boot Notification"
         data = {k: v for k, v in payload.__dict__.items() if v is not None}
         result = await cp.call(payload, suppress=False, skip_schema_validation=skip_validation)
         self.sent_calls.append((action, data, result))
