@@ -410,6 +410,7 @@ async def test_zappi_remote_start_waits_for_the_cable(cs: CentralSystem, make_si
 async def test_offline_session_is_delivered_with_its_own_timestamps(cs: CentralSystem, make_sim: Any) -> None:
     """OCPP 1.6 4.7/4.8 and Smappee 8 "Offline charging": queued messages keep their past timestamps."""
     sim = await make_sim("generic")
+    assert await sim.authorize("TAG1") == "Accepted"  # now in the authorization cache
     await sim.go_offline()
     sim.advance(-1200)  # the offline session happened 20 minutes ago
     tx = await sim.start_session(1, "TAG1")
@@ -433,6 +434,15 @@ async def test_offline_session_is_delivered_with_its_own_timestamps(cs: CentralS
     assert stop["meter_stop"] > start["meter_start"]
     assert [m["sampled_value"][0]["context"] for m in stop["transaction_data"]][::len(stop["transaction_data"]) - 1] \
         == ["Transaction.Begin", "Transaction.End"]
+
+
+async def test_acwallbox_refuses_unknown_ids_offline_until_listed(cs: CentralSystem, make_sim: Any) -> None:
+    """AC wallbox 3.2.1 AllowOfflineTxForUnknownId: offline only ids of the local list (or cache)."""
+    sim = await make_sim("acwallbox")
+    await cs.send(call.SendLocalList(1, "Full", [{"idTag": "LISTED", "idTagInfo": {"status": "Accepted"}}]))
+    await sim.go_offline()
+    assert await sim.start_session(1, "STRANGER") is None
+    assert await sim.start_session(1, "LISTED") is not None
 
 
 async def test_zappi_availability_is_scheduled_while_a_vehicle_is_plugged_in(cs: CentralSystem,

@@ -125,3 +125,14 @@ def test_acwallbox_limits_stack_level_and_periods() -> None:
     assert s.set(profile(10, stack=2), T0, None) == "Rejected"
     periods = [{"start_period": i * 60, "limit": 10} for i in range(15)]
     assert s.set(profile(0, periods=periods), T0, None) == "Rejected"
+
+
+@pytest.mark.parametrize(("base", "count", "ids"), [
+    ("CP1", 3, ["CP1", "CP2", "CP3"]),
+    ("EVB", 2, ["EVB-1", "EVB-2"]),
+    ("CP7", 1, ["CP7"]),
+])
+def test_simulate_count_names_chargers(base: str, count: int, ids: list[str]) -> None:
+    from gateway.simulator.cli import charger_ids
+
+    assert charger_ids(base, count) == ids

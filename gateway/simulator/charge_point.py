@@ -108,6 +108,7 @@ class SimChargePoint(ChargePoint):
 
     @on(Action.clear_cache)
     def on_clear_cache(self, **_: Any) -> call_result.ClearCache:
+        self.sim.auth_cache.clear()
         return call_result.ClearCache(status="Accepted")
 
     @on(Action.data_transfer)

@@ -43,6 +43,8 @@ class Sessions:
     meter: Meter
     connectors: dict[int, Connector]
     pending: deque[Queued]
+    local_list: dict[str, dict[str, Any]]
+    auth_cache: dict[str, str]
     _flush_lock: asyncio.Lock
     now: Callable[[], datetime]
     emit: Callable[[str], None]
@@ -151,10 +153,25 @@ class Sessions:
             await self.send_status(0)
 
     async def authorize(self, id_tag: str) -> str:
-        if not self.online():
-            return "Accepted"  # offline: LocalAuthorizeOffline / AllowOfflineTxForUnknownId
-        result = await self.call(call.Authorize(id_tag=id_tag))
-        return str(result.id_tag_info.get("status"))
+        """Authorize online (caching the answer), or decide offline from the local list and cache."""
+        if self.online():
+            result = await self.call(call.Authorize(id_tag=id_tag))
+            status = str(result.id_tag_info.get("status"))
+            if self.config.get_bool("AuthorizationCacheEnabled", True):
+                self.auth_cache[id_tag] = status
+            return status
+        return self.offline_authorization(id_tag)
+
+    def offline_authorization(self, id_tag: str) -> str:
+        """OCPP 1.6 3.5: LocalAuthorizeOffline uses the local list and cache; an unknown id is accepted
+        only with AllowOfflineTxForUnknownId (AC wallbox 3.2.1: "will not allow any ID except in local
+        authentication list while it is offline"). A missing key means the charger has no such check."""
+        known = self.local_list.get(id_tag, {}).get("status") or self.auth_cache.get(id_tag)
+        if known is not None and self.config.get_bool("LocalAuthorizeOffline", True):
+            return known
+        if known is None and self.config.get_bool("AllowOfflineTxForUnknownId", True):
+            return "Accepted"
+        return known or "Invalid"
 
     async def start_session(self, connector_id: int = 1, id_tag: str = "TAG1", *, authorize: bool = True,
                             reservation_id: int | None = None) -> Transaction | None:

@@ -64,6 +64,7 @@ class Simulator(Sessions):
         self.connectors = {i: Connector(i, ev_max_current_a=p.max_current_a) for i in range(p.connectors + 1)}
         self.local_list: dict[str, dict[str, Any]] = {}
         self.local_list_version = 0
+        self.auth_cache: dict[str, str] = {}  # id tag -> last status (Authorization Cache, OCPP 1.6 3.5.2)
         self.firmware_status = "Idle"
         self.diagnostics_status = "Idle"
         self.received_calls: list[tuple[str, dict[str, Any]]] = []
