@@ -1,5 +1,5 @@
 """SQLite storage through sqlite-utils: the device database, id tags, the general log, the
-transaction log, meter samples and configuration changes.
+transaction log, meter values and configuration changes.
 
 One thread owns the connection (a single-worker executor), so the event loop never waits on
 disk except where it must: a Start/StopTransaction row is committed before the charger is
@@ -29,6 +29,7 @@ from gateway.timestamps import iso_z
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+MeterRow = tuple[str, int, int | None, str | None, float | None, str]
 
 TRANSACTION_COLUMNS = (
     "timestamp", "identifier", "connector_id", "id_tag", "start_meter_wh", "stop_meter_wh",
@@ -58,9 +59,12 @@ def check_key(key: str, stored: str) -> bool:
     return hmac.compare_digest(hash_key(key, salt), stored)
 
 
-_SAMPLE_INSERT = (
-    "INSERT INTO meter_samples(identifier, connector_id, transaction_id, ts, measurand, phase, "
-    "location, unit, context, value) VALUES (?,?,?,?,?,?,?,?,?,?)")
+# One row per OCPP meterValue element: its sampled values kept raw (JSON), lossless and cheap;
+# a row per sampled value made the writer thread the bottleneck at thousands of messages/s.
+_METER_INSERT = (
+    "INSERT INTO meter_values(identifier, connector_id, transaction_id, ts, energy_wh, sampled_values) "
+    "VALUES (?,?,?,?,?,?)")
+_FLUSH_CHUNK = 2000  # rows per writer job, so a transaction commit never waits behind a huge batch
 
 
 class HistoryStore:
@@ -119,11 +123,10 @@ class HistoryStore:
             identifier, connector_id, id_tag, start_time, start_meter_wh)
             WHERE status != 'orphan'""")
         db.execute("CREATE INDEX IF NOT EXISTS transactions_id_start ON transactions(identifier, start_time)")
-        db.execute("""CREATE TABLE IF NOT EXISTS meter_samples (
+        db.execute("""CREATE TABLE IF NOT EXISTS meter_values (
             id INTEGER PRIMARY KEY, identifier TEXT NOT NULL, connector_id INTEGER NOT NULL,
-            transaction_id INTEGER, ts TEXT NOT NULL, measurand TEXT NOT NULL, phase TEXT,
-            location TEXT, unit TEXT, context TEXT, value REAL)""")
-        db.execute("CREATE INDEX IF NOT EXISTS meter_samples_tx ON meter_samples(transaction_id)")
+            transaction_id INTEGER, ts TEXT, energy_wh REAL, sampled_values TEXT NOT NULL)""")
+        db.execute("CREATE INDEX IF NOT EXISTS meter_values_tx ON meter_values(transaction_id)")
         db.execute("""CREATE TABLE IF NOT EXISTS config_changes (
             id INTEGER PRIMARY KEY, ts TEXT NOT NULL, identifier TEXT NOT NULL, key TEXT NOT NULL,
             old_value TEXT, new_value TEXT, result TEXT NOT NULL, source TEXT)""")
@@ -148,16 +151,18 @@ class HistoryStore:
         """Queue one general-log line; written by `flush_log` (batched so the loop never waits)."""
         self._pending_log.append((iso(self.clock()), identifier, message_type, message, level))
 
-    def queue_samples(self, identifier: str, transaction_id: int | None, rows: list[tuple]) -> None:
-        """Queue meter samples (connector, ts, measurand, phase, location, unit, context, value)."""
-        self._pending_samples.extend((identifier, r[0], transaction_id, *r[1:]) for r in rows)
+    def queue_meter_value(self, row: MeterRow) -> None:
+        """Queue one meterValue (identifier, connector, transaction, ts, energy Wh, JSON values)."""
+        self._pending_samples.append(row)
 
     async def flush_log(self) -> int:
-        """Write queued log lines and meter samples in one transaction."""
+        """Write queued log lines and meter values, in chunks between other writer jobs."""
         batch, self._pending_log = self._pending_log, []
         samples, self._pending_samples = self._pending_samples, []
-        if (batch or samples) and self.db is not None:
-            await self.run(self._insert_batch_sync, batch, samples)
+        if self.db is None:
+            return 0
+        for i in range(0, max(len(batch), len(samples)), _FLUSH_CHUNK):
+            await self.run(self._insert_batch_sync, batch[i:i + _FLUSH_CHUNK], samples[i:i + _FLUSH_CHUNK])
         return len(batch) + len(samples)
 
     def _insert_batch_sync(self, batch: list[tuple], samples: list[tuple]) -> None:
@@ -166,7 +171,7 @@ class HistoryStore:
             conn.executemany(
                 "INSERT INTO general_log(ts, identifier, message_type, message, level) VALUES (?,?,?,?,?)",
                 batch)
-            conn.executemany(_SAMPLE_INSERT, samples)
+            conn.executemany(_METER_INSERT, samples)
 
     async def apply_retention(self, days: float, max_rows: int, sample_days: float) -> int:
         return await self.run(self._retention_sync, days, max_rows, sample_days)
@@ -180,7 +185,7 @@ class HistoryStore:
             removed += conn.execute("DELETE FROM general_log WHERE id <= ?",
                                     (row[0] - max_rows,)).rowcount
         sample_cutoff = iso(self.clock() - sample_days * 86400)
-        conn.execute("DELETE FROM meter_samples WHERE ts < ?", (sample_cutoff,))
+        conn.execute("DELETE FROM meter_values WHERE ts < ?", (sample_cutoff,))
         return removed
 
     async def general_log(self, identifier: str | None = None, since: str | None = None,
@@ -279,13 +284,13 @@ class HistoryStore:
 
     async def stop_transaction(self, identifier: str, transaction_id: int, meter_stop_wh: float,
                                stop_time: str, reason: str, id_tag: str | None,
-                               samples: Iterable[tuple] = ()) -> str:
+                               samples: Iterable[MeterRow] = ()) -> str:
         """Close the row (or store an orphan stop for an unknown id); return what was done."""
         return await self.run(self._stop_sync, identifier, transaction_id, meter_stop_wh,
                               stop_time, reason, id_tag, list(samples))
 
     def _stop_sync(self, identifier: str, transaction_id: int, meter_stop: float, stop_time: str,
-                   reason: str, id_tag: str | None, samples: list[tuple]) -> str:
+                   reason: str, id_tag: str | None, samples: list[MeterRow]) -> str:
         conn = self.db.conn  # type: ignore[union-attr]
         with conn:
             row = conn.execute("SELECT identifier, status FROM transactions WHERE transaction_id=?",
@@ -312,7 +317,7 @@ class HistoryStore:
                 tx_ref = int(cur.lastrowid)
                 outcome = "orphan"
             if samples:
-                conn.executemany(_SAMPLE_INSERT, [(identifier, s[0], tx_ref, *s[1:]) for s in samples])
+                conn.executemany(_METER_INSERT, [(r[0], r[1], tx_ref, *r[3:]) for r in samples])
         return outcome
 
     async def active_transactions(self) -> list[dict[str, Any]]:

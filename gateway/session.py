@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -230,7 +231,7 @@ class Session:
         ts = parse_timestamp(p.get("timestamp"))
         stop_time = iso_z(ts) if ts is not None else str(p.get("timestamp"))
         tx_id = int(p["transactionId"])
-        samples = [s for mv in p.get("transactionData") or [] for s in _samples(mv, 0)]
+        samples = [_meter_row(self.charger_id, 0, tx_id, mv) for mv in p.get("transactionData") or []]
         outcome = await self.gw.history.stop_transaction(
             self.charger_id, tx_id, float(p["meterStop"]), stop_time, p.get("reason", "Local"),
             p.get("idTag"), samples)
@@ -249,19 +250,21 @@ class Session:
 
     async def on_meter_values(self, p: dict[str, Any]) -> dict[str, Any]:
         connector_id = int(p["connectorId"])
-        registry, station = self.gw.registry, self.station
-        rows = []
+        tx = p.get("transactionId")
+        tx_id = int(tx) if tx is not None else None
+        registry, station, history = self.gw.registry, self.station, self.gw.history
         for mv in p["meterValue"]:
-            for row in _samples(mv, connector_id):
-                cid, ts_text, measurand, phase, location, unit, context, value = row
+            ts = parse_timestamp(mv.get("timestamp")) or self.gw.clock()
+            for sv in mv.get("sampledValue", []):
+                value = _number(sv)
                 if value is None:
                     continue
-                key = MeterKey(cid, measurand, phase or "", location or "Outlet")
-                ts = parse_timestamp(ts_text) or self.gw.clock()
-                registry.record_reading(station, key, MeterReading(value, unit or "", ts, context or ""))
-                rows.append(row)
-        tx = p.get("transactionId")
-        self.gw.history.queue_samples(self.charger_id, int(tx) if tx is not None else None, rows)
+                key = MeterKey(connector_id, sv.get("measurand", _ENERGY), sv.get("phase", ""),
+                               sv.get("location", "Outlet"))
+                registry.record_reading(station, key, MeterReading(
+                    value, sv.get("unit", "Wh" if key.measurand.startswith("Energy") else ""), ts,
+                    sv.get("context", "Sample.Periodic")))
+            history.queue_meter_value(_meter_row(self.charger_id, connector_id, tx_id, mv))
         return {}
 
     async def on_data_transfer(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -277,19 +280,24 @@ class Session:
         return {}
 
 
-def _samples(meter_value: dict[str, Any], connector_id: int) -> list[tuple]:
-    """One OCPP MeterValue as rows (connector, ts, measurand, phase, location, unit, context, value)."""
-    ts = meter_value.get("timestamp")
-    rows = []
-    for sv in meter_value.get("sampledValue", []):
-        if sv.get("format") == "SignedData":
-            value = None  # signed meter data is kept in the log, not as a number
-        else:
-            try:
-                value = float(sv.get("value"))
-            except (TypeError, ValueError):
-                value = None
-        rows.append((connector_id, ts, sv.get("measurand", "Energy.Active.Import.Register"),
-                     sv.get("phase", ""), sv.get("location", "Outlet"), sv.get("unit", "Wh"),
-                     sv.get("context", "Sample.Periodic"), value))
-    return rows
+_ENERGY = "Energy.Active.Import.Register"
+
+
+def _number(sv: dict[str, Any]) -> float | None:
+    """A sampled value as a number; signed meter data and garbage stay in the stored JSON only."""
+    if sv.get("format") == "SignedData":
+        return None
+    try:
+        return float(sv.get("value"))
+    except (TypeError, ValueError):
+        return None
+
+
+def _meter_row(charger_id: str, connector_id: int, tx_id: int | None, mv: dict[str, Any]) -> tuple:
+    """One meterValue as a history row, with the energy register pulled out for queries."""
+    values = mv.get("sampledValue", [])
+    energy = next((_number(sv) for sv in values
+                   if sv.get("measurand", _ENERGY) == _ENERGY and sv.get("location", "Outlet") == "Outlet"
+                   and not sv.get("phase")), None)
+    return (charger_id, connector_id, tx_id, mv.get("timestamp"), energy,
+            json.dumps(values, separators=(",", ":")))

@@ -25,5 +25,13 @@ def parse_timestamp(text: object) -> float | None:
     return value if value >= EARLIEST_PLAUSIBLE else None
 
 
+_last_second: list = [None, ""]
+
+
 def iso_z(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """ISO 8601 UTC with milliseconds; the formatted second is cached (a hot path: every log line)."""
+    second = int(ts // 1)
+    if _last_second[0] != second:
+        _last_second[0] = second
+        _last_second[1] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{_last_second[1]}.{int((ts - second) * 1000):03d}Z"
