@@ -143,6 +143,7 @@ class Gateway:
             await self.history.set_auth_key(charger_id, auth_key or None)
         await self.reload_devices()
         self.history.log(charger_id, "DeviceAdded", f"slot {device['slot']}; registration {registration}")
+        self._ask_for_new_boot(charger_id)
         return self.devices[charger_id]
 
     async def update_device(self, charger_id: str, **fields: Any) -> dict[str, Any]:
@@ -152,6 +153,7 @@ class Gateway:
             raise OperationError(f"{charger_id} is not in the device database")
         await self.reload_devices()
         self.history.log(charger_id, "DeviceChanged", "; ".join(f"{k}: {v}" for k, v in fields.items()))
+        self._ask_for_new_boot(charger_id)
         return self.devices[charger_id]
 
     async def remove_device(self, charger_id: str) -> bool:
@@ -160,6 +162,23 @@ class Gateway:
         if removed:
             self.history.log(charger_id, "DeviceRemoved", "removed from the device database")
         return removed
+
+    def _ask_for_new_boot(self, charger_id: str) -> None:
+        """A connected charger whose answer changed is asked to boot again now (TriggerMessage,
+        allowed while Pending, OCPP 1.6 section 4.2.1) instead of after its retry interval.
+        Chargers that refuse (zappi sends nothing until Accepted) boot at their interval."""
+        session = self.sessions.get(charger_id)
+        if session is None or session.closed.is_set():
+            return
+        if session.station.boot_status == self.boot_response(session.station):
+            return
+
+        async def trigger() -> None:
+            try:
+                await session.call("TriggerMessage", {"requestedMessage": "BootNotification"})
+            except OperationError as exc:
+                log.info("%s: no early boot: %s", charger_id, exc)
+        self.spawn(trigger(), f"boot trigger for {charger_id}")
 
     def auth_key_hash(self, charger_id: str) -> str | None:
         device = self.devices.get(charger_id)

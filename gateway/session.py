@@ -195,7 +195,7 @@ class Session:
 
     async def on_heartbeat(self, p: dict[str, Any]) -> dict[str, Any]:
         now = self.gw.clock()
-        self.station.last_heartbeat = now
+        self.gw.registry.update_station(self.station, last_heartbeat=now)
         return {"currentTime": iso_z(now)}
 
     async def on_status_notification(self, p: dict[str, Any]) -> dict[str, Any]:

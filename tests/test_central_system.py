@@ -259,3 +259,13 @@ async def test_many_chargers_at_once_do_not_disturb_each_other(gateway, runner):
         for c in chargers:
             await c.close()
     assert json.dumps(len(gateway.registry.stations)) == "20"
+
+
+async def test_adding_a_pending_charger_asks_it_to_boot_again_now(gateway, runner):
+    async with TestCharger(runner.url, "CP9") as cp:
+        cp.answers["TriggerMessage"] = lambda p: {"status": "Accepted"}
+        assert (await cp.boot())["status"] == "Pending"
+        await gateway.add_device("CP9")
+        action, payload = await asyncio.wait_for(cp.received.get(), 5)
+        assert (action, payload) == ("TriggerMessage", {"requestedMessage": "BootNotification"})
+        assert (await cp.boot())["status"] == "Accepted"
