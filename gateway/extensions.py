@@ -11,3 +11,5 @@ from gateway.app import Gateway
 
 def install_extensions(gateway: Gateway) -> None:
     """Add every installed part to the gateway (each guards its own settings)."""
+    from gateway import operations_api
+    operations_api.install(gateway)  # operator actions, configuration read after boot
