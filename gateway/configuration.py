@@ -117,11 +117,10 @@ class ConfigurationReader:
 
     # --- the read --------------------------------------------------------------------------
     async def read(self, session: Session) -> dict[str, Any]:
-        """Read every key the charger has; return a summary of how it went."""
+        """Read every key the charger has; log one `ConfigurationRead` line; return a summary."""
         cid, station = session.charger_id, session.station
         found: dict[str, ConfigKey] = {}
         unknown: set[str] = set()
-        max_keys: int | None = None
         try:
             first = await session.call("GetConfiguration", {"key": ["GetConfigurationMaxKeys"]})
         except ChargerCallError as exc:
@@ -130,33 +129,34 @@ class ConfigurationReader:
             first = {}
         except ChargerTimeout:
             return self._give_up(cid, "no answer to a one-key GetConfiguration")
-        for entry in _entries(first):
-            found[entry.key] = entry
-        max_keys = int_value(found["GetConfigurationMaxKeys"].value) if "GetConfigurationMaxKeys" in found else None
-        method = "full"
+        found.update((e.key, e) for e in _entries(first))
+        limit = found.get("GetConfigurationMaxKeys")
+        max_keys = int_value(limit.value) if limit is not None else None
         full: list[ConfigKey] | None
         try:
             full = _entries(await session.call("GetConfiguration", {}))
         except (ChargerCallError, ChargerTimeout) as exc:
             log.info("%s: unkeyed GetConfiguration failed (%s); reading in batches", cid, exc)
             full = None
-        for entry in full or []:
-            found[entry.key] = entry
+        found.update((e.key, e) for e in full or [])
+        method, stopped = "full", ""
         if self._looks_short(full, max_keys):
             method = "batched"
-            wanted = [k for k in (*STANDARD_KEYS, *station.config, *found) if k not in found]
-            await self._read_in_batches(session, list(dict.fromkeys(wanted)), max_keys, found, unknown)
+            wanted = dict.fromkeys(k for k in (*STANDARD_KEYS, *station.config) if k not in found)
+            stopped = await self._read_in_batches(session, list(wanted), max_keys, found, unknown)
         await keep_entries(self.gw, station, found, unknown, method, boot_read=True)
-        summary = {"keys": len(found), "unknown_keys": len(unknown), "method": method,
-                   "max_keys": max_keys}
-        self.gw.history.log(cid, "ConfigurationRead",
-                            f"{len(found)} key(s), {len(unknown)} unknown; {method} read"
-                            + (f"; GetConfigurationMaxKeys {max_keys}" if max_keys else ""))
-        return summary
+        text = f"{len(found)} key(s), {len(unknown)} unknown; {method} read"
+        if max_keys:
+            text += f"; GetConfigurationMaxKeys {max_keys}"
+        if stopped:
+            text += f"; incomplete: {stopped}"
+        self.gw.history.log(cid, "ConfigurationRead", text, "warning" if stopped else "info")
+        return {"keys": len(found), "unknown_keys": len(unknown), "method": method,
+                "max_keys": max_keys, "incomplete": stopped}
 
     def _give_up(self, cid: str, why: str) -> dict[str, Any]:
         self.gw.history.log(cid, "ConfigurationRead", f"not read: {why}", "warning")
-        return {"keys": 0, "unknown_keys": 0, "method": "none", "error": why}
+        return {"keys": 0, "unknown_keys": 0, "method": "none", "incomplete": why}
 
     @staticmethod
     def _looks_short(full: list[ConfigKey] | None, max_keys: int | None) -> bool:
@@ -169,28 +169,28 @@ class ConfigurationReader:
         return any(k not in keys for k in REQUIRED_CORE_KEYS)
 
     async def _read_in_batches(self, session: Session, wanted: list[str], max_keys: int | None,
-                               found: dict[str, ConfigKey], unknown: set[str]) -> None:
+                               found: dict[str, ConfigKey], unknown: set[str]) -> str:
+        """Fill `found` and `unknown`; return why the read stopped early ("" when it did not)."""
         size = max(1, max_keys) if max_keys else 10  # 10: the AC wallbox manual's default limit
-        retry_singly: list[str] = []
+        singly: list[str] = []
         for i in range(0, len(wanted), size):
             batch = wanted[i:i + size]
             try:
                 answer = await session.call("GetConfiguration", {"key": batch})
             except ChargerCallError as exc:
                 if exc.code in _UNSUPPORTED:
-                    return
-                retry_singly += batch
+                    return f"GetConfiguration answered {exc.code}"
+                singly += batch
                 continue
             except ChargerTimeout:
-                retry_singly += batch
+                singly += batch
                 continue
-            for entry in _entries(answer):
-                found[entry.key] = entry
+            found.update((e.key, e) for e in _entries(answer))
             unknown.update(answer.get("unknownKey") or [])
             # A key neither answered nor called unknown was dropped (lbbrhzn#1442): ask alone.
-            retry_singly += [k for k in batch if k not in found and k not in unknown]
+            singly += [k for k in batch if k not in found and k not in unknown]
         silent = 0
-        for key in retry_singly:
+        for key in singly:
             try:
                 answer = await session.call("GetConfiguration", {"key": [key]})
             except ChargerCallError:
@@ -198,14 +198,13 @@ class ConfigurationReader:
             except ChargerTimeout:
                 silent += 1
                 if silent >= _MAX_SILENT_SINGLES:
-                    self.gw.history.log(session.charger_id, "ConfigurationRead",
-                                        "charger stopped answering one-key reads", "warning")
-                    return
+                    return "charger stopped answering one-key reads"
                 continue
             silent = 0
-            for entry in _entries(answer):
-                found[entry.key] = entry
+            found.update((e.key, e) for e in _entries(answer))
             unknown.update(answer.get("unknownKey") or [])
+        return ""
+
 
 async def keep_entries(gateway: Gateway, station: Station, found: dict[str, ConfigKey],
                        unknown: set[str], method: str, boot_read: bool) -> None:
@@ -220,7 +219,7 @@ async def keep_entries(gateway: Gateway, station: Station, found: dict[str, Conf
             if not boot_read:
                 entry.pending_value = old.pending_value
             elif entry.value != old.pending_value:
-                gateway.history.log(station.charger_id, "ConfigurationRead",
+                gateway.history.log(station.charger_id, "ConfigurationPending",
                                     f"{key}: pending value {old.pending_value!r} not applied "
                                     f"after reboot (value {entry.value!r})", "warning")
         gateway.registry.set_config(station, entry)
