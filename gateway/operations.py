@@ -78,11 +78,26 @@ def _check_profile(station: Station, action: str) -> None:
             f"its SupportedFeatureProfiles ({station.config_value('SupportedFeatureProfiles')})")
 
 
+# OCPP 1.6 4.2.1: while Pending, the central system may retrieve information or change the
+# configuration; transactions, reservations and profiles wait until the charger is accepted.
+ALLOWED_WHEN_PENDING = frozenset({
+    "GetConfiguration", "ChangeConfiguration", "TriggerMessage", "DataTransfer",
+    "GetLocalListVersion", "SendLocalList", "Reset",
+})
+
+
 def _session(gw: Gateway, charger_id: str, action: str) -> Session:
     if gw.registry.get(charger_id) is None:
         raise ChargerUnavailable(f"{charger_id} is unknown: it never connected and is not added")
     session = gw.session_for(charger_id)
-    _check_profile(session.station, action)
+    station = session.station
+    # A charger that reconnects without a new boot keeps its device registration's answer.
+    if (station.boot_status != "Accepted" and gw.boot_response(station) != "Accepted"
+            and action not in ALLOWED_WHEN_PENDING):
+        raise ChargerUnavailable(
+            f"{charger_id} is not accepted (registration {gw.boot_response(station)}): {action} "
+            f"waits until it is; allowed now: {', '.join(sorted(ALLOWED_WHEN_PENDING))}")
+    _check_profile(station, action)
     return session
 
 
@@ -193,6 +208,8 @@ async def change_availability(gw: Gateway, charger_id: str, type: str,
 async def get_configuration(gw: Gateway, charger_id: str,
                             keys: list[str] | None = None) -> dict[str, Any]:
     """Ask the charger for keys (all when none are named) and keep what it answers."""
+    if isinstance(keys, str):
+        raise ValueError("keys must be a list of key names")
     payload = {"key": list(keys)} if keys else {}
     out = await _call(gw, charger_id, "GetConfiguration", payload)
     found, unknown = configuration.answer_entries(out["answer"])
@@ -331,9 +348,12 @@ async def send_local_list(gw: Gateway, charger_id: str, differential: bool = Fal
     entries = whitelist_entries(gw)
     not_sent = [e["idTag"] for e in entries[capacity:]] if capacity is not None else []
     entries = entries[:capacity] if capacity is not None else entries
-    version = (await session.call("GetLocalListVersion", {}))["listVersion"]
     stored = configuration.int_value((await gw.history.kv_get(configuration.kv_scope(charger_id)))
                                      .get("local_list_version"))
+    try:
+        version = (await session.call("GetLocalListVersion", {}))["listVersion"]
+    except ChargerCallError:
+        version = 0  # the version we sent last still orders the new list
     version = max(version, stored or 0, 0)
     chunks: list[dict[str, Any]] = []
     status = "Accepted"

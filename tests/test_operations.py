@@ -307,13 +307,26 @@ async def test_operations_run_while_the_charger_keeps_sending(gateway, runner):
         await pending
 
 
-async def test_pending_charger_can_take_calls_but_rejected_cannot(gateway, runner):
+async def test_pending_charger_takes_configuration_calls_only_and_rejected_none(gateway, runner):
+    """OCPP 1.6 4.2.1: a Pending charger may be read and configured, not used."""
     async with TestCharger(runner.url, "GUEST") as cp:
-        cp.answers["ClearCache"] = status("Accepted")
+        cp.answers["ChangeConfiguration"] = status("Accepted")
         assert (await cp.boot())["status"] == "Pending"
-        assert (await ops.clear_cache(gateway, "GUEST"))["status"] == "Accepted"
+        result = await ops.change_configuration(gateway, "GUEST", "HeartbeatInterval", "60")
+        assert result["status"] == "Accepted"
+        with pytest.raises(ChargerUnavailable, match="not accepted .registration Pending.: RemoteStart"):
+            await ops.remote_start_transaction(gateway, "GUEST", "TAG1")
     await gateway.add_device("CP9", registration="Rejected")
     async with TestCharger(runner.url, "CP9") as cp:
         await cp.boot()
         with pytest.raises(ChargerUnavailable, match="not accepted"):
             await ops.clear_cache(gateway, "CP9")
+
+
+async def test_added_charger_that_reconnects_without_a_boot_takes_calls(gateway, runner):
+    """After a gateway restart chargers often reconnect without a new BootNotification."""
+    await gateway.add_device("CP1")
+    async with TestCharger(runner.url, "CP1") as cp:
+        cp.answers["ClearCache"] = status("Accepted")
+        assert "currentTime" in await cp.call("Heartbeat", {})
+        assert (await ops.clear_cache(gateway, "CP1"))["status"] == "Accepted"

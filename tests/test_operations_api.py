@@ -3,12 +3,15 @@ configuration routes, with the error codes scripts rely on (409, 502, 504, 400, 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from gateway.app import Gateway
+from gateway.operations import FEATURE_PROFILE
+from gateway.operations_api import ACTIONS
 from tests.conftest import GatewayRunner
 from tests.operations_support import ConfigTable, accepted_charger, next_call, standard_config
 
@@ -85,3 +88,14 @@ async def test_availability_answer_is_shown_in_the_charger_view(gateway, runner)
         _, view = await get(runner, "/api/chargers/CP1")
     [c1] = [c for c in view["connectors"] if c["connector_id"] == 1]
     assert (c1["availability"], c1["availability_answer"]) == ("Inoperative", "Scheduled")
+
+
+def test_every_action_is_documented_with_its_cli_form():
+    text = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
+    assert set(ACTIONS) == set(FEATURE_PROFILE)
+    assert [a for a in ACTIONS if f"| {a} | {FEATURE_PROFILE[a]}" not in text] == []
+    commands = ["reset", "clear-cache", "unlock", "start", "stop", "availability", "config get",
+                "config set", "config changes", "trigger", "data-transfer", "diagnostics", "firmware",
+                "local-list send", "local-list version", "reserve", "cancel-reservation",
+                "composite-schedule", "charging-profile set", "charging-profile clear"]
+    assert [c for c in commands if f"ocpp-gateway {c} " not in text] == []
