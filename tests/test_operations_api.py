@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from gateway.app import Gateway
-from gateway.operations import FEATURE_PROFILE
+from gateway.calls import FEATURE_PROFILE
 from gateway.operations_api import ACTIONS
 from tests.conftest import GatewayRunner
 from tests.operations_support import ConfigTable, accepted_charger, next_call, standard_config
