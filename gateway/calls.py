@@ -52,6 +52,7 @@ def supported_profiles(station: Station) -> set[str] | None:
 
 
 def check_profile(station: Station, action: str) -> None:
+    """Refuse an action whose feature profile the charger says it lacks (unknown: allowed)."""
     profile = FEATURE_PROFILE[action]
     profiles = supported_profiles(station)
     # Core is mandatory (spec 3.2); a charger that forgets to list it still does it.
@@ -70,6 +71,7 @@ ALLOWED_WHEN_PENDING = frozenset({
 
 
 def session_for_action(gw: Gateway, charger_id: str, action: str) -> Session:
+    """The session that may take `action` now, or ChargerUnavailable saying why not."""
     if gw.registry.get(charger_id) is None:
         raise ChargerUnavailable(f"{charger_id} is unknown: it never connected and is not added")
     session = gw.session_for(charger_id)
@@ -85,6 +87,7 @@ def session_for_action(gw: Gateway, charger_id: str, action: str) -> Session:
 
 
 def validate(action: str, payload: dict[str, Any]) -> None:
+    """Check a payload against the strict 1.6 schema before anything is sent."""
     try:
         protocol.validate(action, payload)
     except OcppError as exc:
@@ -92,7 +95,7 @@ def validate(action: str, payload: dict[str, Any]) -> None:
 
 
 async def call(gw: Gateway, charger_id: str, action: str, payload: dict[str, Any],
-                **derived: Any) -> dict[str, Any]:
+               **derived: Any) -> dict[str, Any]:
     """Validate, check the charger can take it, send, and shape the result."""
     validate(action, payload)
     session = session_for_action(gw, charger_id, action)
@@ -101,6 +104,7 @@ async def call(gw: Gateway, charger_id: str, action: str, payload: dict[str, Any
 
 
 def result(action: str, charger_id: str, answer: dict[str, Any], **derived: Any) -> dict[str, Any]:
+    """The one result shape every operation returns (JSON-ready)."""
     return {"action": action, "charger_id": charger_id, "status": answer.get("status"),
             "answer": answer, **derived}
 
@@ -116,6 +120,7 @@ def ocpp_time(text: str | None) -> str | None:
 
 
 def station_of(gw: Gateway, charger_id: str) -> Station:
+    """The charger's live model entry (it exists once the charger connected or was added)."""
     station = gw.registry.get(charger_id)
     if station is None:
         raise ChargerUnavailable(f"{charger_id} is unknown: it never connected and is not added")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway import calls
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable
-from gateway.station import ConfigKey, Station
+from gateway.station import ChangeEvent, ConfigKey, Station
 from gateway.timestamps import iso_z
 
 if TYPE_CHECKING:
@@ -108,11 +108,12 @@ class ConfigurationReader:
     async def load_stored(self) -> None:
         """Start hook: put the stored configuration of added chargers back into the model."""
         for station in self.gw.registry.added_stations():
-            rows = await self.gw.history.load_config(station.charger_id)
-            for row in rows:
-                self.gw.registry.set_config(station, ConfigKey(
-                    row["key"], row.get("value"), bool(row.get("readonly")), row.get("pending_value")))
             meta = await self.gw.history.kv_get(kv_scope(station.charger_id))
+            current = set(json.loads(meta["keys"])) if meta.get("keys") else None
+            for row in await self.gw.history.load_config(station.charger_id):
+                if current is None or row["key"] in current:
+                    self.gw.registry.set_config(station, ConfigKey(
+                        row["key"], row.get("value"), bool(row.get("readonly")), row.get("pending_value")))
             if meta.get("unknown_keys"):
                 station.unknown_config_keys = json.loads(meta["unknown_keys"])
 
@@ -238,6 +239,12 @@ async def keep_entries(gateway: Gateway, station: Station, found: dict[str, Conf
         gateway.registry.set_config(station, entry)
     if method is not None:  # a whole read: its unknown keys replace the old list
         station.unknown_config_keys = sorted(unknown)
+        # Keys the charger no longer has (a firmware update) leave the model: all keys a
+        # complete unkeyed read left out, and keys a batched read was told are unknown.
+        gone = [k for k in station.config if k not in found and (method == "full" or k in unknown)]
+        for key in gone:
+            del station.config[key]
+            gateway.registry.publish(ChangeEvent("config", station.charger_id, None, key))
     else:
         station.unknown_config_keys = sorted((set(station.unknown_config_keys) | unknown) - set(found))
     await save_entries(gateway, station, list(found.values()), method)
@@ -249,7 +256,9 @@ async def save_entries(gateway: Gateway, station: Station, entries: list[ConfigK
     rows = [{"key": e.key, "value": e.value, "readonly": int(e.readonly),
              "pending_value": e.pending_value} for e in entries]
     await gateway.history.save_config(station.charger_id, rows)
-    meta = {"unknown_keys": json.dumps(station.unknown_config_keys)}
+    # The key list says which stored rows are current: rows of keys that left are not reloaded.
+    meta = {"unknown_keys": json.dumps(station.unknown_config_keys),
+            "keys": json.dumps(sorted(station.config))}
     if method is not None:
         meta |= {"read_at": iso_z(gateway.clock()), "read_method": method}
     await gateway.history.kv_put(kv_scope(station.charger_id), meta)

@@ -114,3 +114,28 @@ async def test_charger_without_get_configuration_is_asked_once(gateway, runner):
         assert line["message"] == "not read: GetConfiguration answered NotImplemented"
         action, _ = cp.received.get_nowait()
         assert action == "GetConfiguration" and cp.received.empty()
+
+
+async def test_keys_a_charger_no_longer_has_leave_the_model_and_stay_gone_after_restart(runner):
+    gw = await runner.start()
+    table = ConfigTable(standard_config(OldVendorKey="1"))
+    async with accepted_charger(gw, runner, table=table) as cp:
+        del table.values["OldVendorKey"]  # a firmware update dropped it
+        await cp.boot()
+        await read_finished(gw, "CP1", reads=2)
+        assert "OldVendorKey" not in gw.registry.get("CP1").config
+    await runner.stop()
+    gw = await runner.start()
+    station = gw.registry.get("CP1")
+    assert "OldVendorKey" not in station.config and station.config_value("HeartbeatInterval") == "300"
+
+
+async def test_unknown_keys_survive_a_restart(runner):
+    gw = await runner.start()
+    table = ConfigTable(standard_config(GetConfigurationMaxKeys="4"), max_keys=4, unkeyed="limit")
+    async with accepted_charger(gw, runner, table=table):
+        unknown = gw.registry.get("CP1").unknown_config_keys
+    assert "ReserveConnectorZeroSupported" in unknown
+    await runner.stop()
+    gw = await runner.start()
+    assert gw.registry.get("CP1").unknown_config_keys == unknown
