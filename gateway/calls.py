@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
     from gateway.session import Session
 
-# OCPP 1.6 section 3.2 / 5: the feature profile each central-system call belongs to.
+# OCPP 1.6 section 3 (feature profiles) and 5: the feature profile each central-system call belongs to.
 FEATURE_PROFILE = {
     "ChangeAvailability": "Core", "ChangeConfiguration": "Core", "ClearCache": "Core",
     "DataTransfer": "Core", "GetConfiguration": "Core", "RemoteStartTransaction": "Core",
@@ -55,14 +55,14 @@ def check_profile(station: Station, action: str) -> None:
     """Refuse an action whose feature profile the charger says it lacks (unknown: allowed)."""
     profile = FEATURE_PROFILE[action]
     profiles = supported_profiles(station)
-    # Core is mandatory (spec 3.2); a charger that forgets to list it still does it.
+    # Core is mandatory (spec section 3); a charger that forgets to list it still does it.
     if profile != "Core" and profiles is not None and profile not in profiles:
         raise ChargerUnavailable(
             f"{station.charger_id} does not support {action}: feature profile {profile} is not in "
             f"its SupportedFeatureProfiles ({station.config_value('SupportedFeatureProfiles')})")
 
 
-# OCPP 1.6 4.2.1: while Pending, the central system may retrieve information or change the
+# OCPP 1.6 4.2 (BootNotification): while Pending, the central system may retrieve information or change the
 # configuration; transactions, reservations and profiles wait until the charger is accepted.
 ALLOWED_WHEN_PENDING = frozenset({
     "GetConfiguration", "ChangeConfiguration", "TriggerMessage", "DataTransfer",

@@ -38,6 +38,7 @@ async def reset(gw: Gateway, charger_id: str, type: str = "Soft") -> dict[str, A
 
 
 async def clear_cache(gw: Gateway, charger_id: str) -> dict[str, Any]:
+    """Empty the charger's authorization cache (Niagara 6 "Clear Cache")."""
     return await calls.call(gw, charger_id, "ClearCache", {})
 
 
@@ -54,6 +55,8 @@ async def remote_start_transaction(gw: Gateway, charger_id: str, id_tag: str,
     if connector_id is not None:
         payload["connectorId"] = int(connector_id)
     if charging_profile is not None:
+        if not isinstance(charging_profile, dict):
+            raise ValueError("charging_profile must be a JSON object (OCPP chargingProfile)")
         # Spec 5.11: the profile of a remote start SHALL be a TxProfile.
         if charging_profile.get("chargingProfilePurpose") != "TxProfile":
             raise ValueError("the charging profile of a remote start must have purpose TxProfile")
@@ -75,7 +78,7 @@ async def remote_stop_transaction(gw: Gateway, charger_id: str, transaction_id: 
             raise OperationError(f"{charger_id} has no active transaction on connector {connector_id}")
         transaction_id = connector.transaction_id
     return await calls.call(gw, charger_id, "RemoteStopTransaction",
-                       {"transactionId": int(transaction_id)}, transaction_id=int(transaction_id))
+                            {"transactionId": int(transaction_id)}, transaction_id=int(transaction_id))
 
 
 async def change_availability(gw: Gateway, charger_id: str, type: str,
@@ -86,7 +89,7 @@ async def change_availability(gw: Gateway, charger_id: str, type: str,
     transaction, spec 5.2) both record the requested availability; Rejected leaves it.
     """
     out = await calls.call(gw, charger_id, "ChangeAvailability",
-                      {"connectorId": int(connector_id), "type": type})
+                           {"connectorId": int(connector_id), "type": type})
     station = calls.station_of(gw, charger_id)
     status = out["status"]
     targets = [int(connector_id)]
@@ -102,6 +105,7 @@ async def change_availability(gw: Gateway, charger_id: str, type: str,
 
 async def data_transfer(gw: Gateway, charger_id: str, vendor_id: str, message_id: str | None = None,
                         data: str | None = None) -> dict[str, Any]:
+    """A vendor-specific request; the answer's `data` is the vendor's reply."""
     payload: dict[str, Any] = {"vendorId": vendor_id}
     if message_id is not None:
         payload["messageId"] = message_id
@@ -138,7 +142,7 @@ async def get_diagnostics(gw: Gateway, charger_id: str, location: str, retries: 
 
 async def update_firmware(gw: Gateway, charger_id: str, location: str, retrieve_date: str,
                           retries: int | None = None, retry_interval: int | None = None) -> dict[str, Any]:
-    """The answer is empty (spec 6.52); progress arrives as FirmwareStatusNotification."""
+    """The answer has no fields (spec 5.19); progress arrives as FirmwareStatusNotification."""
     payload: dict[str, Any] = {"location": location, "retrieveDate": calls.ocpp_time(retrieve_date)}
     for name, value in (("retries", retries), ("retryInterval", retry_interval)):
         if value is not None:
@@ -223,8 +227,8 @@ async def send_local_list(gw: Gateway, charger_id: str, differential: bool = Fal
                        f"{len(not_sent)} tag(s) not sent: {', '.join(not_sent[:20])}", "warning")
     answer = {"status": status}
     return calls.result("SendLocalList", charger_id, answer, list_version=version, chunks=chunks,
-                  sent=sum(c["entries"] for c in chunks if c["status"] == "Accepted"),
-                  not_sent=not_sent, chunk_size=chunk_size, capacity=capacity)
+                        sent=sum(c["entries"] for c in chunks if c["status"] == "Accepted"),
+                        not_sent=not_sent, chunk_size=chunk_size, capacity=capacity)
 
 
 # --- Reservation ---------------------------------------------------------------------------
@@ -254,7 +258,7 @@ async def set_charging_profile(gw: Gateway, charger_id: str, connector_id: int,
                                charging_profile: dict[str, Any]) -> dict[str, Any]:
     """Send one profile as given (OCPP JSON `csChargingProfiles`)."""
     return await calls.call(gw, charger_id, "SetChargingProfile",
-                       {"connectorId": int(connector_id), "csChargingProfiles": charging_profile})
+                            {"connectorId": int(connector_id), "csChargingProfiles": charging_profile})
 
 
 async def clear_charging_profile(gw: Gateway, charger_id: str, id: int | None = None,

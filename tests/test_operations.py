@@ -328,7 +328,7 @@ async def test_operations_run_while_the_charger_keeps_sending(gateway, runner):
 
 
 async def test_pending_charger_takes_configuration_calls_only_and_rejected_none(gateway, runner):
-    """OCPP 1.6 4.2.1: a Pending charger may be read and configured, not used."""
+    """OCPP 1.6 4.2: a Pending charger may be read and configured, not used."""
     async with TestCharger(runner.url, "GUEST") as cp:
         cp.answers["ChangeConfiguration"] = status("Accepted")
         assert (await cp.boot())["status"] == "Pending"
