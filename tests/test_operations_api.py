@@ -3,6 +3,7 @@ configuration routes, with the error codes scripts rely on (409, 502, 504, 400, 
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +100,12 @@ def test_every_action_is_documented_with_its_cli_form():
                 "local-list send", "local-list version", "reserve", "cancel-reservation",
                 "composite-schedule", "charging-profile set", "charging-profile clear"]
     assert [c for c in commands if f"ocpp-gateway {c} " not in text] == []
+
+
+def test_documented_signatures_match_the_code():
+    text = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
+    for operation in ACTIONS.values():
+        name = operation.__name__
+        [line] = [ln for ln in text.splitlines() if ln.startswith(f"{name}(")]
+        documented = [p.split("=")[0].strip() for p in line[len(name) + 1:-1].split(",")]
+        assert documented == list(inspect.signature(operation).parameters), name
