@@ -139,3 +139,25 @@ async def test_unknown_keys_survive_a_restart(runner):
     await runner.stop()
     gw = await runner.start()
     assert gw.registry.get("CP1").unknown_config_keys == unknown
+
+
+async def test_a_reboot_during_the_read_restarts_it(runner):
+    """The first read waits on an unanswered request; the new boot cancels it and reads afresh."""
+    gw = await runner.start(ocpp={"response_timeout_s": 5})
+    table = ConfigTable(standard_config())
+    answered = {"first": False}
+
+    def answer(payload):
+        if not answered["first"]:
+            answered["first"] = True
+            return None  # lost: the charger rebooted before answering
+        return table.answer(payload)
+    await gw.add_device("CP1")
+    async with TestCharger(runner.url, "CP1") as cp:
+        cp.answers["GetConfiguration"] = answer
+        await cp.boot()
+        assert (await cp.received.get())[0] == "GetConfiguration"
+        await cp.boot()
+        [line] = await read_finished(gw, "CP1")
+    assert line["level"] == "info" and line["message"].endswith("full read; GetConfigurationMaxKeys 50")
+    assert gw.registry.get("CP1").config_value("NumberOfConnectors") == "2"

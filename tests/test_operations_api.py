@@ -41,6 +41,11 @@ async def test_action_route_runs_the_operation_and_returns_the_answer(gateway: G
     ("/api/chargers/CP1/actions/Reset", {"type": "Warm"}, "invalid Reset"),
     ("/api/chargers/CP1/actions/UnlockConnector", {}, "missing field(s) connector_id"),
     ("/api/chargers/CP1/actions/RemoteStopTransaction", {}, "either transaction_id or connector_id"),
+    ("/api/chargers/CP1/actions/RemoteStartTransaction", {"id_tag": "T", "charging_profile": "fast"},
+     "must be a JSON object"),
+    ("/api/chargers/CP1/actions/UnlockConnector", {"connector_id": "one"}, "invalid literal"),
+    ("/api/chargers/CP1/actions/ReserveNow", {"connector_id": 1, "id_tag": "T", "expiry_date": "soon",
+                                              "reservation_id": 1}, "not a date-time"),
 ])
 async def test_bad_input_is_a_400_and_nothing_is_sent(gateway, runner, path, body, expected):
     async with accepted_charger(gateway, runner) as cp:
