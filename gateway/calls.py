@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gateway import protocol
+from gateway.capabilities import PROFILE_ACTIONS, capabilities_of
 from gateway.errors import ChargerUnavailable, OcppError
 from gateway.station import Station
 from gateway.timestamps import iso_z, parse_timestamp
@@ -19,44 +20,20 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
     from gateway.session import Session
 
-# OCPP 1.6 section 3 (feature profiles) and 5: the feature profile each central-system call belongs to.
-FEATURE_PROFILE = {
-    "ChangeAvailability": "Core", "ChangeConfiguration": "Core", "ClearCache": "Core",
-    "DataTransfer": "Core", "GetConfiguration": "Core", "RemoteStartTransaction": "Core",
-    "RemoteStopTransaction": "Core", "Reset": "Core", "UnlockConnector": "Core",
-    "GetDiagnostics": "FirmwareManagement", "UpdateFirmware": "FirmwareManagement",
-    "GetLocalListVersion": "LocalAuthListManagement", "SendLocalList": "LocalAuthListManagement",
-    "CancelReservation": "Reservation", "ReserveNow": "Reservation",
-    "ClearChargingProfile": "SmartCharging", "GetCompositeSchedule": "SmartCharging",
-    "SetChargingProfile": "SmartCharging",
-    "TriggerMessage": "RemoteTrigger",
-}
-PROFILES = ("Core", "FirmwareManagement", "LocalAuthListManagement", "Reservation",
-            "SmartCharging", "RemoteTrigger")
-# Spellings seen in the field for a profile name: the AC wallbox manual (seeds/001, key
-# SupportedFeatureProfiles) lists "LocalAuthicationListManagement".
-_PROFILE_ALIASES = {
-    "localauthicationlistmanagement": "LocalAuthListManagement",
-    "localauthenticationlistmanagement": "LocalAuthListManagement",
-    "localauthlistmanagement": "LocalAuthListManagement",
-}
-
-
-def supported_profiles(station: Station) -> set[str] | None:
-    """The profiles a charger declares, or None while its configuration is not known."""
-    raw = station.config_value("SupportedFeatureProfiles")
-    if raw is None:
-        return None
-    known = {p.lower(): p for p in PROFILES} | _PROFILE_ALIASES
-    return {known.get(item.strip().lower(), item.strip()) for item in raw.split(",") if item.strip()}
+# The feature profile of each central-system call (one table: capabilities.PROFILE_ACTIONS).
+FEATURE_PROFILE = {action: profile for profile, actions in PROFILE_ACTIONS.items() for action in actions}
 
 
 def check_profile(station: Station, action: str) -> None:
-    """Refuse an action whose feature profile the charger says it lacks (unknown: allowed)."""
+    """Refuse an action the charger cannot take: its SupportedFeatureProfiles lack the profile
+    (unknown: allowed), or its quirk profile says it does not implement it (EVlink: no local list)."""
+    caps = capabilities_of(station)
     profile = FEATURE_PROFILE[action]
-    profiles = supported_profiles(station)
+    if action in caps.unsupported_actions:
+        raise ChargerUnavailable(
+            f"{station.charger_id} does not support {action} (charger profile {caps.quirk_name})")
     # Core is mandatory (spec section 3); a charger that forgets to list it still does it.
-    if profile != "Core" and profiles is not None and profile not in profiles:
+    if profile != "Core" and not caps.supports_profile(profile):
         raise ChargerUnavailable(
             f"{station.charger_id} does not support {action}: feature profile {profile} is not in "
             f"its SupportedFeatureProfiles ({station.config_value('SupportedFeatureProfiles')})")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from gateway.quirks import PURPOSES, Quirk, QuirkSet, bundled_quirks
+from gateway.station import Station
 
 # OCPP 1.6 section 3 (feature profiles) and 5/6: the central-system calls each profile brings.
 PROFILE_ACTIONS: Mapping[str, tuple[str, ...]] = MappingProxyType({
@@ -235,3 +236,10 @@ class _KeyReader:
             else:
                 rotation.setdefault(0, item)  # a bare value speaks for the whole charger
         return rotation
+
+
+def capabilities_of(station: Station) -> ChargerCapabilities:
+    """What this charger can do, from its configuration keys and its quirk profile."""
+    keys = {k: v.value for k, v in station.config.items()}
+    return ChargerCapabilities.from_configuration(keys, station.boot.vendor, station.boot.model,
+                                                  station.boot.firmware_version or None)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.allocator import RotationState, SiteLimit, allocate
 from gateway.allocator import Session as AllocSession
-from gateway.capabilities import ChargerCapabilities
+from gateway.capabilities import ChargerCapabilities, capabilities_of
 from gateway.errors import OperationError
 from gateway.smart_charging import (
     ChargingProfileKind,
@@ -43,13 +43,6 @@ SITE_SCOPE, PROFILE_SCOPE = "site_limit", "smart_charging"
 # profile (a ChargePointMaxProfile, say) and the site share combine on the charger (the lower wins).
 SITE_PROFILE_ID = 900000
 MEASURED_CHANGE_A = 1.0  # re-allocate when a session's current moves by this much
-
-
-def capabilities_of(station: Station) -> ChargerCapabilities:
-    """What this charger can do, from its configuration keys and its quirk profile."""
-    keys = {k: v.value for k, v in station.config.items()}
-    return ChargerCapabilities.from_configuration(keys, station.boot.vendor, station.boot.model,
-                                                  station.boot.firmware_version or None)
 
 
 @dataclass

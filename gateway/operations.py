@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from gateway import calls, configuration
+from gateway.capabilities import capabilities_of
 from gateway.configuration import change_configuration as change_configuration
 from gateway.configuration import get_configuration as get_configuration
 from gateway.errors import ChargerCallError, OperationError
@@ -194,8 +195,12 @@ async def send_local_list(gw: Gateway, charger_id: str, differential: bool = Fal
     """
     station = calls.station_of(gw, charger_id)
     session = calls.session_for_action(gw, charger_id, "SendLocalList")
-    chunk_size = configuration.int_value(station.config_value("SendLocalListMaxLength"))
-    capacity = configuration.int_value(station.config_value("LocalAuthListMaxLength"))
+    caps = capabilities_of(station)
+    # The charger's key, else its quirk profile (AC wallbox: 5 per message); with neither, one
+    # message (capabilities' default of 1 tag per message would mean a call per tag).
+    chunk_size = (caps.send_local_list_max_length
+                  if "SendLocalListMaxLength" not in caps.defaults_used or caps.quirk_name else None)
+    capacity = caps.local_auth_list_max_length
     entries = whitelist_entries(gw)
     not_sent = [e["idTag"] for e in entries[capacity:]] if capacity is not None else []
     entries = entries[:capacity] if capacity is not None else entries
