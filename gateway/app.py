@@ -40,6 +40,7 @@ class Gateway:
         self.tags: dict[str, authorize.TagEntry] = {}
         self.boot_hooks: list[BootHook] = []
         self.transaction_hooks: list[TransactionHook] = []
+        self.start_hooks: list[Callable[[], Awaitable[None]]] = []  # after the store, before OCPP
         self.stop_hooks: list[Callable[[], Awaitable[None]]] = []
         self.admin_routes: list[Callable[[Any], None]] = []
         self.ocpp = OcppServer(self)
@@ -52,6 +53,8 @@ class Gateway:
         await self.history.open()
         await self.reload_devices()
         await self.reload_tags()
+        for hook in self.start_hooks:
+            await hook()
         self.ports["ocpp"] = await self.ocpp.start()
         if self.settings.admin.enabled:
             from gateway.admin import AdminServer

@@ -11,3 +11,7 @@ from gateway.app import Gateway
 
 def install_extensions(gateway: Gateway) -> None:
     """Add every installed part to the gateway (each guards its own settings)."""
+    from points.service import install as install_points
+
+    # The point table always (Modbus and exports read it); the BACnet device when bacnet.enabled.
+    install_points(gateway)
