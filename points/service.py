@@ -59,13 +59,20 @@ class PointsService:
         table.writers.update(writers(self))
         table.write_wait_s = gw.settings.bacnet.write_wait_s
         table.added.append(self._remember)
-        gw.registry.subscribe(lambda event: table.handle(event, gw.registry))
+        gw.registry.subscribe(self._on_event)
         table.sync(gw.registry)
         if gw.settings.bacnet.enabled:
             from points.bacnet import BacnetServer
             self.bacnet = BacnetServer(gw.settings.bacnet, table, gw.spawn)
             gw.ports["bacnet"] = await self.bacnet.start()
             gw.stop_hooks.append(self.bacnet.stop)
+
+    def _on_event(self, event: Any) -> None:
+        """Registry events arrive inside OCPP handlers: a points fault must never break those."""
+        try:
+            self.table.handle(event, self.gateway.registry)
+        except Exception:
+            log.exception("point table update failed for %s (%s)", event.charger_id, event.kind)
 
     def _remember(self, points: list[Point]) -> None:
         """Persist which connectors, meter values and keys a charger has, when that changes."""
