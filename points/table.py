@@ -49,6 +49,7 @@ index; charger points at 5000..5199; configuration key k at 5200 + k and its wri
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -89,6 +90,7 @@ VENDOR_CONFIG_FIRST = 100
 MAX_INSTANCE = 4_194_302  # 4,194,303 is the BACnet wildcard instance
 MAX_SLOT = (MAX_INSTANCE - SLOT_STRIDE + 1) // SLOT_STRIDE  # 418
 OFFSETS_SCOPE = "points.offsets"
+log = logging.getLogger(__name__)
 
 Writer = Callable[["Point", Any], Awaitable[str]]
 Listener = Callable[[list["Point"]], None]
@@ -211,6 +213,7 @@ class PointTable:
     _by_charger: dict[str, dict[tuple, Point]] = field(default_factory=dict)
     _stations: dict[str, Any] = field(default_factory=dict)
     _names: dict[str, Point] = field(default_factory=dict)
+    _warned: set[str] = field(default_factory=set)
 
     # --- offsets ---------------------------------------------------------------------------
     def load(self, offsets: dict[str, str]) -> None:
@@ -229,7 +232,8 @@ class PointTable:
         used = {v for k, v in self._offsets.items() if k.startswith(prefix)}
         nxt = max(used | {first - 1}) + 1
         if nxt >= limit:
-            return None  # block full: the value is not exposed (logged by the installer)
+            log.warning("no free point offset for %s: not exposed", key)
+            return None
         self._offsets[key] = nxt
         if self.persist is not None:
             self.persist({key: str(nxt)})
@@ -262,6 +266,9 @@ class PointTable:
         self._stations[station.charger_id] = station
         slot = station.slot
         current = self._by_charger.get(station.charger_id, {})
+        if slot is not None and not 1 <= slot <= MAX_SLOT and station.charger_id not in self._warned:
+            self._warned.add(station.charger_id)
+            log.warning("%s: slot %s is beyond %d, so it has no points", station.charger_id, slot, MAX_SLOT)
         if slot is None or not 1 <= slot <= MAX_SLOT:
             if current:
                 self._remove(list(current.values()))
