@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.station import ConfigKey, MeterKey, MeterReading, Registry
+from gateway.station import Registry
 from points.catalog import SiteLimits, SmartSettings
 from points.commands import SMART_SCOPE, writers
 from points.table import OFFSETS_SCOPE, Point, PointTable
@@ -60,6 +60,9 @@ class PointsService:
         table.write_wait_s = gw.settings.bacnet.write_wait_s
         table.added.append(self._remember)
         gw.registry.subscribe(self._on_event)
+        seen = await gw.history.kv_get(SEEN_SCOPE)
+        for station in gw.registry.added_stations():
+            table.restore(station, _record(seen, station.charger_id))
         table.sync(gw.registry)
         if gw.settings.bacnet.enabled:
             from points.bacnet import BacnetServer
@@ -79,7 +82,7 @@ class PointsService:
         station_ids = {p.charger_id for p in points if p.charger_id}
         changed = {}
         for charger_id in station_ids:
-            record = json.dumps(seen_record(self.table, charger_id), sort_keys=True)
+            record = json.dumps(self.table.seen(charger_id), sort_keys=True)
             if self._seen.get(charger_id) != record:
                 self._seen[charger_id] = changed[charger_id] = record
         if changed:
@@ -107,13 +110,12 @@ def install(gateway: Gateway) -> PointsService:
     return service
 
 
-def seen_record(table: PointTable, charger_id: str) -> dict[str, Any]:
-    pts = [p for p in table.points() if p.charger_id == charger_id]
-    return {
-        "connectors": sorted({p.connector_id for p in pts if p.spec.kind == "connector"}),
-        "meters": sorted([p.connector_id, *p.subject] for p in pts if p.spec.kind == "meter"),
-        "config": {p.subject: p.spec.writable for p in pts if p.spec.kind == "config"},
-    }
+def _record(seen: dict[str, str], charger_id: str) -> dict[str, Any]:
+    try:
+        return json.loads(seen.get(charger_id) or "{}")
+    except ValueError:
+        log.warning("ignoring unreadable seen-points record of %s", charger_id)
+        return {}
 
 
 async def load_state(table: PointTable, history: HistoryStore) -> None:
@@ -139,15 +141,7 @@ async def table_from_db(path: str | Path) -> PointTable:
         for device in await store.devices():
             station = registry.ensure(device["charger_id"])
             station.slot, station.registration = device["slot"], device["registration"]
-            station.boot.vendor, station.boot.model = device.get("vendor") or "", device.get("model") or ""
-            record = json.loads(seen.get(station.charger_id, "{}"))
-            for connector_id in record.get("connectors", []):
-                station.connector(connector_id)
-            for c, measurand, phase, location in record.get("meters", []):
-                station.meters[MeterKey(c, measurand, phase, location)] = MeterReading(0.0, "", 0.0)
-            stored = {r["key"]: r for r in await store.load_config(station.charger_id)}
-            for key, writable in record.get("config", {}).items():
-                station.config[key] = ConfigKey(key, (stored.get(key) or {}).get("value"), not writable)
+            table.restore(station, _record(seen, station.charger_id))
         table.sync(registry)
         return table
     finally:

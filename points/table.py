@@ -5,7 +5,8 @@ value and per configuration key) is iterated by BACnet (`points.bacnet`), Modbus
 (`points.modbus`) and the exports; none of them defines a point itself. Free of network I/O:
 the installer (`points.service`) feeds it registry events and persists what it allocates.
 
-Public API (used by points.bacnet, points.modbus, points.export):
+Public API (used by points.bacnet, points.modbus, points.export; a running gateway's table is
+`points.service.service_for(gateway).table`, ready once the gateway's start hooks have run):
 
     PointSpec(key, kind, offset, bacnet_type, modbus_type, units="", writable=False,
               commandable=False, source=None, on_write="", states=(), description="",
@@ -19,6 +20,7 @@ Public API (used by points.bacnet, points.modbus, points.export):
         .load(offsets: dict[str, str])         persisted offsets (kv scope OFFSETS_SCOPE)
         .persist: Callable[[dict[str, str]], None] | None   told about new offsets/seen data
         .sync(registry)                        (re)build every point from the live model
+        .restore(station, record) / .seen(charger_id)   points seen before a restart
         .handle(event, registry)               one registry ChangeEvent -> added/changed points
         .points() -> list[Point]               in (instance) order; .get(name) -> Point | None
         .read(point) -> Any                    present value: float | bool | int (1-based
@@ -55,7 +57,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.station import Connector
+from gateway.station import ConfigKey, Connector, MeterKey
 from points.catalog import (
     CHARGER_SPECS,
     CONFIG_PREFIX,
@@ -254,9 +256,7 @@ class PointTable:
     # --- building --------------------------------------------------------------------------
     def sync(self, registry: Any) -> list[Point]:
         """Build or rebuild the points of every station; returns the points that were added."""
-        new: list[Point] = []
-        if not self._points:
-            new += self._add([Point(spec) for spec in SITE_SPECS])
+        new = self._add([Point(spec) for spec in SITE_SPECS])  # existing points are kept as they are
         for station in list(registry.stations.values()):
             new += self.sync_station(station)
         return new
@@ -283,6 +283,33 @@ class PointTable:
         for entry in station.config.values():
             wanted += self._config_points(station, entry)
         return self._add(wanted)
+
+    def restore(self, station: Any, record: dict[str, Any]) -> list[Point]:
+        """Points seen before a restart (a `seen` record), without touching the model.
+
+        So a BMS does not lose objects while a charger has not reported again after a restart;
+        until it does, their values read as unknown (and stale while it is offline).
+        """
+        if station.slot is None or not 1 <= station.slot <= MAX_SLOT:
+            return []
+        self._stations[station.charger_id] = station
+        wanted = [Point(s, station.charger_id, station.slot) for s in CHARGER_SPECS]
+        for connector_id in record.get("connectors", []):
+            wanted += self._connector_points(station, int(connector_id))
+        for connector_id, measurand, phase, location in record.get("meters", []):
+            wanted += self._meter_points(station, MeterKey(int(connector_id), measurand, phase, location))
+        for key, writable in record.get("config", {}).items():
+            wanted += self._config_points(station, ConfigKey(key, None, readonly=not writable))
+        return self._add(wanted)
+
+    def seen(self, charger_id: str) -> dict[str, Any]:
+        """What `restore` needs: the connectors, meter values and keys a charger has points for."""
+        pts = list(self._by_charger.get(charger_id, {}).values())
+        return {
+            "connectors": sorted({p.connector_id for p in pts if p.spec.kind == "connector"}),
+            "meters": sorted([p.connector_id, *p.subject] for p in pts if p.spec.kind == "meter"),
+            "config": dict(sorted((p.subject, p.spec.writable) for p in pts if p.spec.kind == "config")),
+        }
 
     def _connector_points(self, station: Any, connector_id: int) -> list[Point]:
         if not 0 <= connector_id <= MAX_CONNECTOR:

@@ -248,17 +248,34 @@ async def test_offline_charger_is_flagged_and_its_writes_fail(bms):
 
 
 async def test_instances_survive_a_restart_with_chargers_added_in_another_order(runner):
-    """Same names, same instances after a restart; new chargers get new slots only."""
-    port = free_udp_port()
-    bacnet = {"enabled": True, "address": "127.0.0.1/8", "port": port}
+    """Same names and instances after a restart, served before the chargers report again.
+
+    Vendor keys and vendor measurands keep the offsets persisted when first seen; a new
+    charger added after the restart only gets a new slot. (Reordering within one gateway
+    run is covered at table level in test_points_table.)
+    """
+    from gateway.station import ConfigKey, MeterKey, MeterReading
+    from points.service import point_rows, service_for
+    bacnet = {"enabled": True, "address": "127.0.0.1/8", "port": free_udp_port()}
     gw = await runner.start(bacnet=bacnet)
     for charger_id in ("CP-A", "CP-B"):
         await gw.add_device(charger_id)
-    from points.service import point_rows, service_for
+    reg = gw.registry
+    reg.set_config(reg.get("CP-B"), ConfigKey("VendorY", "1", readonly=False))
+    reg.record_reading(reg.get("CP-A"), MeterKey(2, "Vendor.Flow", "", "Body"), MeterReading(1.0, "", 1.0))
     before = {r["name"]: (r["object_type"], r["instance"]) for r in point_rows(service_for(gw).table)}
+    assert before["CP2-Cfg-VendorY"] == ("characterstring-value", 25300)
+    await asyncio.sleep(0.1)  # the persisting tasks
     await runner.stop()
+
     gw = await runner.start(bacnet=bacnet)
     await gw.add_device("CP-C")
-    after = {r["name"]: (r["object_type"], r["instance"]) for r in point_rows(service_for(gw).table)}
+    reg = gw.registry
+    reg.set_config(reg.get("CP-C"), ConfigKey("VendorZ", "1", readonly=False))
+    reg.set_config(reg.get("CP-B"), ConfigKey("VendorY", "2", readonly=False))
+    table = service_for(gw).table
+    after = {r["name"]: (r["object_type"], r["instance"]) for r in point_rows(table)}
     assert {k: v for k, v in after.items() if not k.startswith("CP3")} == before
+    assert after["CP3-Cfg-VendorZ"] == ("characterstring-value", 35301)
+    assert not table.reliable(table.get("CP1-C2-Vendor-Flow-Body"))  # restored, charger offline
     await wait_until(lambda: set(service_for(gw).bacnet.objects) == set(after.values()))
