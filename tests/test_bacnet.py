@@ -279,3 +279,50 @@ async def test_instances_survive_a_restart_with_chargers_added_in_another_order(
     assert after["CP3-Cfg-VendorZ"] == ("characterstring-value", 35301)
     assert not table.reliable(table.get("CP1-C2-Vendor-Flow-Body"))  # restored, charger offline
     await wait_until(lambda: set(service_for(gw).bacnet.objects) == set(after.values()))
+
+
+async def test_command_points_send_their_action_and_show_the_answer(bms):
+    """Niagara 6 actions as points: Reset, ChangeAvailability (commandable), RemoteStart."""
+    runner, client = bms
+    charger = await added_charger(runner, "CP-A")
+    try:
+        await charger.status(1, "Available")
+        revision = await client.read(f"device,{DEVICE_ID}", "databaseRevision")
+        charger.answers.update({
+            "Reset": lambda p: {"status": "Accepted"},
+            "ChangeAvailability": lambda p: {"status": "Rejected" if p["connectorId"] == 0 else "Accepted"},
+            "RemoteStartTransaction": lambda p: {"status": "Accepted"},
+        })
+        await wait_until_read(client, "multi-state-input,10500", 1)
+
+        assert (await client.write("multi-state-value,15020", 3, "unsigned"))["ok"]  # Reset: Hard
+        assert await asyncio.wait_for(charger.received.get(), 5) == ("Reset", {"type": "Hard"})
+        assert await client.read("characterstring-value,15021") == "Accepted"
+        assert await client.read("multi-state-value,15020") == 1  # back to Idle
+
+        availability = "multi-state-value,10504"  # CP1-C1-Availability
+        assert (await client.write(availability, 2, "unsigned", priority=8))["ok"]
+        assert await asyncio.wait_for(charger.received.get(), 5) == (
+            "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"})
+        assert await client.read(availability) == 2
+        assert await client.read(availability, "currentCommandPriority") == 8
+        refused = await client.write("multi-state-value,10004", 2, "unsigned", priority=8)  # connector 0
+        assert not refused["ok"] and "service-request-denied" in refused["error"]
+        await asyncio.wait_for(charger.received.get(), 5)
+        assert await client.read("multi-state-value,10004") == 1  # nothing stored
+        assert not await client.read("multi-state-value,10004", "currentCommandPriority")  # NULL
+        assert (await client.read("characterstring-value,10005")).startswith("Refused")
+
+        assert (await client.write("characterstring-value,10522", "TAG-1", "string"))["ok"]
+        assert await asyncio.wait_for(charger.received.get(), 5) == (
+            "RemoteStartTransaction", {"connectorId": 1, "idTag": "TAG-1"})
+        empty = await client.write("characterstring-value,10522", "", "string")
+        assert not empty["ok"] and "invalid-data-type" in empty["error"]
+
+        await charger.call("MeterValues", {"connectorId": 1, "meterValue": [{
+            "timestamp": "2026-11-21T06:00:00Z",
+            "sampledValue": [{"value": "16", "measurand": "Current.Import", "phase": "L1", "unit": "A"}]}]})
+        await wait_until_read(client, "analog-input,10612", 16.0)  # 500 + 100 + 1*11 + L1 (1)
+        assert await client.read(f"device,{DEVICE_ID}", "databaseRevision") > revision
+    finally:
+        await charger.close()
