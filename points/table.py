@@ -350,9 +350,7 @@ class PointTable:
             self._names[p.name] = p
             self._by_charger.setdefault(p.charger_id, {})[p.uid] = p
             new.append(p)
-        if new:
-            for listener in list(self.added):
-                listener(new)
+        _tell(self.added, new)
         return new
 
     def _remove(self, gone: list[Point]) -> None:
@@ -360,9 +358,7 @@ class PointTable:
             self._points.pop(p.uid, None)
             self._names.pop(p.name, None)
             self._by_charger.get(p.charger_id, {}).pop(p.uid, None)
-        if gone:
-            for listener in list(self.removed):
-                listener(gone)
+        _tell(self.removed, gone)
 
     # --- events ----------------------------------------------------------------------------
     def handle(self, event: Any, registry: Any) -> None:
@@ -396,9 +392,10 @@ class PointTable:
         return list(pts)
 
     def notify(self, pts: list[Point]) -> None:
-        if pts:
-            for listener in list(self.changed):
-                listener(pts)
+        _tell(self.changed, pts)
+
+    def has(self, point: Point) -> bool:
+        return self._points.get(point.uid) is point
 
     def set_result(self, point: Point, text: str) -> None:
         """Show a write outcome in the point's result point (and its own value)."""
@@ -473,6 +470,17 @@ class PointTable:
             self.set_result(point, f"Failed: {task.exception()}")
         else:
             self.set_result(point, task.result())
+
+
+def _tell(listeners: list[Listener], points: list[Point]) -> None:
+    """Call each listener; one protocol's failure must not stop the others or the caller."""
+    if not points:
+        return
+    for listener in list(listeners):
+        try:
+            listener(points)
+        except Exception:
+            log.exception("point listener %r failed", listener)
 
 
 def _result_key(point: Point) -> tuple[str, int | None, str]:
