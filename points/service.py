@@ -4,6 +4,11 @@
 `service_for(gateway).table`). `install(gateway)` is called by `gateway.extensions`; the table
 is always built (Modbus and the exports need it), the BACnet device only with `bacnet.enabled`.
 `table_from_db(path)` builds the same table from a database file, for exports while stopped.
+
+For smart charging (issue 6): `smart_hooks` get `(charger_id, connector_id, SmartSettings)`
+after the BMS changes a Niagara 6.3 setting (persisted in kv scope `points.smart`),
+`site_hooks` get the `SiteLimits` after the EMS commands a site limit, and
+`set_send_status(charger_id, connector_id, text)` shows a profile write's outcome.
 """
 
 from __future__ import annotations
@@ -69,6 +74,12 @@ class PointsService:
             self.bacnet = BacnetServer(gw.settings.bacnet, table, gw.spawn)
             gw.ports["bacnet"] = await self.bacnet.start()
             gw.stop_hooks.append(self.bacnet.stop)
+
+    def set_send_status(self, charger_id: str, connector_id: int, text: str) -> None:
+        """For smart charging: show the outcome of a profile write in `...-SC-SendStatus`."""
+        self.table.state.smart_for(charger_id, connector_id).send_status = text
+        self.table.notify([p for p in self.table.points() if p.charger_id == charger_id
+                           and p.connector_id == connector_id and p.spec.key == "SC-SendStatus"])
 
     def _on_event(self, event: Any) -> None:
         """Registry events arrive inside OCPP handlers: a points fault must never break those."""

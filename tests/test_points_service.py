@@ -23,6 +23,8 @@ async def test_smart_charging_settings_survive_a_restart_and_reach_the_hook(runn
     assert await table.write(table.get("CP1-C0-SC-Unit"), "W") == "Stored"
     assert await table.write(table.get("CP1-C0-SC-Enable"), 1) == "Stored"
     assert heard[-1][:2] == ("CP-A", 0) and heard[-1][2].enable and heard[-1][2].unit == "W"
+    service.set_send_status("CP-A", 0, "Accepted")
+    assert table.read(table.get("CP1-C0-SC-SendStatus")) == "Accepted"
     await runner.stop()
 
     gw = await runner.start()
