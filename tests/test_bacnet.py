@@ -145,6 +145,9 @@ async def test_status_and_meter_value_appear_and_cov_follows_a_status_change(bms
             "Reserved", "Unavailable", "Faulted"]
         assert await client.read(power) == 7200.0
         assert await client.read(power, "units") == "watts"
+        every = await client.value("rpm", obj=status, props=["all"])  # what BMS tools read first
+        assert every["number-of-states"] == 9 and every["event-state"] == "normal"
+        assert not every["out-of-service"] and not any(isinstance(v, dict) for v in every.values())
         assert await client.read(f"device,{DEVICE_ID}", "objectList") and \
             ["analog-input", 10743] in await client.read(f"device,{DEVICE_ID}", "objectList")
 
