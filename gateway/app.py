@@ -40,9 +40,9 @@ class Gateway:
         self.tags: dict[str, authorize.TagEntry] = {}
         self.boot_hooks: list[BootHook] = []
         self.transaction_hooks: list[TransactionHook] = []
+        self.start_hooks: list[Callable[[], Awaitable[None]]] = []  # after the store, before OCPP
         self.stop_hooks: list[Callable[[], Awaitable[None]]] = []
         self.admin_routes: list[Callable[[Any], None]] = []
-        self.start_hooks: list[Callable[[], Awaitable[None]]] = []
         self.ocpp = OcppServer(self)
         self.ports: dict[str, int] = {}
         self.started = asyncio.Event()

@@ -14,8 +14,11 @@ def install_extensions(gateway: Gateway) -> None:
     from gateway import operations_api
     from gateway.charging_admin import register_routes
     from gateway.charging_control import ChargingController
+    from points.service import install as install_points
 
     operations_api.install(gateway)
     gateway.charging = ChargingController(gateway)
     gateway.charging.install()
     register_routes(gateway, gateway.charging)
+    # The point table always (Modbus and exports read it); the BACnet device when bacnet.enabled.
+    install_points(gateway)

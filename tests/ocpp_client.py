@@ -39,6 +39,7 @@ class TestCharger:
         self.ws: ClientConnection | None = None
         self.answers: dict[str, Answer] = {}
         self.received: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self.unrecorded: set[str] = set()  # actions answered but kept out of `received`
         self._ids = itertools.count(1)
         self._pending: dict[str, asyncio.Future[Any]] = {}
         self._reader: asyncio.Task[None] | None = None
@@ -84,7 +85,8 @@ class TestCharger:
                     fut.set_exception(ConnectionError("closed"))
 
     async def _answer(self, uid: str, action: str, payload: dict[str, Any]) -> None:
-        await self.received.put((action, payload))
+        if action not in self.unrecorded:
+            await self.received.put((action, payload))
         answer = self.answers.get(action)
         if answer is None:
             frame = [4, uid, "NotImplemented", f"{action} not supported", {}]
