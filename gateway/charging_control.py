@@ -124,7 +124,13 @@ class ChargingController:
         self.gw.history.log("site", "SiteLimit", f"{source}: power {power_kw} kW, current {current_a} A")
         self._update_in_force()
         self._dirty.set()
+        self._notify(None)
         return self.site
+
+    def settings_for(self, charger_id: str, connector_id: int) -> SmartChargingSettings:
+        """The Niagara settings of a charger (connector 0) or connector; defaults when unset."""
+        found = self.profiles.get((charger_id, connector_id))
+        return found if found is not None else SmartChargingSettings(connector_id=connector_id)
 
     async def configure(self, charger_id: str, connector_id: int, **changes: Any) -> SmartChargingSettings:
         """Change Niagara smart-charging properties; sent when enabled, cleared when disabled."""
@@ -143,6 +149,7 @@ class ChargingController:
         if updated == current and "enabled" not in values:
             return current
         self.profiles[key] = updated
+        self._notify(charger_id)
         await self.gw.history.kv_put(PROFILE_SCOPE, {f"{charger_id}/{connector_id}": _settings_to_json(updated)})
         was_enabled = current.enabled
         station = self.gw.registry.get(charger_id)
@@ -407,18 +414,27 @@ class ChargingController:
         for listener in list(self.listeners):
             listener(charger_id)
 
+    def site_view(self) -> dict[str, Any]:
+        in_force = self.site.in_force
+        return {"requested_power_kw": _w_to_kw(self.site.power_w), "requested_current_a": self.site.current_a,
+                "source": self.site.source, "in_force_power_kw": _w_to_kw(in_force.power_w),
+                "in_force_current_a": in_force.current_a, "reason": self.site.reason}
+
+    def writes_of(self, charger_id: str) -> dict[str, Any]:
+        """The flash-wear counters of one charger (points: SC-Writes, SC-WriteBudget)."""
+        guard = self.guards.get(charger_id)
+        if guard is None:
+            return {"total": 0, "last_hour": 0, "budget_per_hour": None, "pending": 0}
+        return {"total": guard.writes_total, "last_hour": guard.writes_in_window(self.gw.clock()),
+                "budget_per_hour": guard.writes_per_hour, "pending": len(guard.pending)}
+
     def status(self) -> dict[str, Any]:
         """Everything an operator or a BMS point shows about smart charging."""
-        in_force = self.site.in_force
         return {
-            "site": {"requested_power_kw": _w_to_kw(self.site.power_w), "requested_current_a": self.site.current_a,
-                     "source": self.site.source, "in_force_power_kw": _w_to_kw(in_force.power_w),
-                     "in_force_current_a": in_force.current_a, "reason": self.site.reason},
+            "site": self.site_view(),
             "connectors": {f"{c}/{n}": dataclasses.asdict(v) for (c, n), v in sorted(self.control.items())},
             "profiles": {f"{c}/{n}": _settings_dict(v) for (c, n), v in sorted(self.profiles.items())},
-            "writes": {c: {"total": g.writes_total, "last_hour": g.writes_in_window(self.gw.clock()),
-                           "budget_per_hour": g.writes_per_hour, "pending": len(g.pending)}
-                       for c, g in sorted(self.guards.items())},
+            "writes": {c: self.writes_of(c) for c in sorted(self.guards)},
         }
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.smart_charging import SmartChargingSettings
 from gateway.station import CONNECTOR_STATUSES, ERROR_CODES
 from gateway.timestamps import iso_z
 
@@ -91,23 +92,6 @@ class WriteRefused(Exception):
 
 
 @dataclass
-class SmartSettings:
-    """The Niagara 6.3 smart-charging properties of one charger (connector 0) or connector.
-
-    Persisted (kv scope `points.smart`) so the smart-charging module can act on them.
-    """
-
-    enable: bool = False
-    unit: str = "A"
-    limit: float = 10.0
-    kind: str = "Absolute"
-    purpose: str = "TxDefaultProfile"
-    profile_id: int = 100
-    stack_level: int = 0
-    send_status: str = ""
-
-
-@dataclass
 class SiteLimits:
     """What the BMS/EMS commands for the whole site; the allocator reads these."""
 
@@ -122,15 +106,15 @@ class PointState:
     """Values that live in the gateway, not in a charger: results, settings, site limits."""
 
     results: dict[tuple[str, int | None, str], str] = field(default_factory=dict)
-    smart: dict[tuple[str, int], SmartSettings] = field(default_factory=dict)
     site: SiteLimits = field(default_factory=SiteLimits)
+    # The smart-charging controller (gateway.charging_control): the one owner of the Niagara
+    # 6.3 settings and of the site limit in force; points only show and forward writes.
+    charging: Any = None
 
-    def smart_for(self, charger_id: str, connector_id: int) -> SmartSettings:
-        found = self.smart.get((charger_id, connector_id))
-        if found is None:
-            purpose = "ChargePointMaxProfile" if connector_id == 0 else "TxDefaultProfile"
-            found = self.smart[(charger_id, connector_id)] = SmartSettings(purpose=purpose)
-        return found
+    def smart_for(self, charger_id: str, connector_id: int) -> SmartChargingSettings:
+        if self.charging is None:
+            return SmartChargingSettings(connector_id=connector_id)
+        return self.charging.settings_for(charger_id, connector_id)
 
 
 @dataclass(frozen=True)
@@ -147,7 +131,7 @@ class Ctx:
         p = self.point
         return self.state.results.get((p.charger_id, p.connector_id, name), "")
 
-    def smart(self) -> SmartSettings:
+    def smart(self) -> SmartChargingSettings:
         return self.state.smart_for(self.point.charger_id, self.point.connector_id or 0)
 
 
@@ -324,6 +308,23 @@ def _cmd(key: str, offset: int, bacnet_type: str, on_write: str, description: st
     )
 
 
+def _site(c: Ctx, key: str) -> Any:
+    return c.state.charging.site_view()[key] if c.state.charging is not None else None
+
+
+def _writes(c: Ctx, key: str) -> Any:
+    if c.state.charging is None:
+        return None
+    return c.state.charging.writes_of(c.point.charger_id)[key]
+
+
+def _control(c: Ctx, key: str) -> Any:
+    if c.state.charging is None:
+        return None
+    found = c.state.charging.control.get((c.point.charger_id, c.point.connector_id or 0))
+    return getattr(found, key) if found is not None else None
+
+
 def _smart(field_name: str) -> Source:
     return lambda c: getattr(c.smart(), field_name)
 
@@ -343,6 +344,15 @@ SITE_SPECS: tuple[PointSpec, ...] = (
               source=lambda c: c.state.site.current_limit_a, cov_increment=0.5,
               relinquish_default=lambda c: c.state.site.default_current_a,
               description="Site current limit per phase for all chargers (EMS)", ocpp_source="site"),
+    PointSpec("PowerLimit-InForce", "site", 3, "analog-input", "float32", "kW",
+              source=lambda c: _site(c, "in_force_power_kw"), cov_increment=0.5,
+              description="Site power limit applied now (BMS, manual, config or fallback)"),
+    PointSpec("CurrentLimit-InForce", "site", 4, "analog-input", "float32", "A",
+              source=lambda c: _site(c, "in_force_current_a"), cov_increment=0.5,
+              description="Site current limit per phase applied now"),
+    PointSpec("Limit-Reason", "site", 5, "characterstring-value", "string",
+              source=lambda c: _site(c, "reason"),
+              description="Why that limit applies: bms, manual, config, fallback: ..., no limit"),
 )
 
 CHARGER_SPECS: tuple[PointSpec, ...] = (
@@ -378,6 +388,12 @@ CHARGER_SPECS: tuple[PointSpec, ...] = (
               stale_when_offline=False,
               source=_station(lambda s: f"{_iso(s.last_disconnect_at)} {s.last_disconnect}".strip()),
               description="Time and reason of the last disconnection", ocpp_source="websocket"),
+    PointSpec("SC-Writes", "charger", 9, "analog-input", "uint32", stale_when_offline=False,
+              source=lambda c: _writes(c, "last_hour"),
+              description="Charging-profile writes in the last hour (flash-wear guard)"),
+    PointSpec("SC-WriteBudget", "charger", 10, "analog-input", "uint32", stale_when_offline=False,
+              source=lambda c: _writes(c, "budget_per_hour"),
+              description="Charging-profile writes allowed per hour for this charger"),
     *_cmd("Reset", 20, "multi-state-value", "reset", "Write Soft or Hard to reset the charger",
           RESET_STATES, 1, "charger", False),
     *_cmd("ClearCache", 22, "binary-value", "clear_cache",
@@ -427,7 +443,7 @@ CONNECTOR_SPECS: tuple[PointSpec, ...] = (
     *_cmd("RemoteStop", 24, "binary-value", "remote_stop",
           "Write active to stop the active transaction", ("Idle", "Stop")),
     PointSpec("SC-Enable", "connector", 40, "binary-value", "uint16", writable=True,
-              on_write="smart_setting", source=_smart("enable"), stale_when_offline=False,
+              on_write="smart_setting", source=_smart("enabled"), stale_when_offline=False,
               states=("Disabled", "Enabled"),
               description="Smart charging on (Niagara 6.3 Enable)", ocpp_source="SetChargingProfile"),
     PointSpec("SC-Unit", "connector", 41, "multi-state-value", "uint16", writable=True,
@@ -457,4 +473,11 @@ CONNECTOR_SPECS: tuple[PointSpec, ...] = (
     PointSpec("SC-SendStatus", "connector", 47, "characterstring-value", "string",
               source=_smart("send_status"), stale_when_offline=False,
               description="Outcome of the last profile write", ocpp_source="SetChargingProfile.conf:status"),
+    PointSpec("SC-Requested", "connector", 48, "analog-input", "float32", "A", outlets_only=True,
+              source=lambda c: _control(c, "requested_a"), stale_when_offline=False, cov_increment=0.1,
+              description="Share of the site limit the gateway asks for (0 = paused)"),
+    PointSpec("SC-Applied", "connector", 49, "analog-input", "float32", outlets_only=True,
+              source=lambda c: _control(c, "applied_limit"), stale_when_offline=False, cov_increment=0.1,
+              description="Limit the charger reports it applies (GetCompositeSchedule)",
+              ocpp_source="GetCompositeSchedule.conf"),
 )

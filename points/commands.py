@@ -9,10 +9,9 @@ until `gateway.operations` is merged; then these writers should call it instead 
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
-from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable, OcppError
+from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable, OcppError, OperationError
 from gateway.station import ConfigKey
 from points.catalog import (
     AVAILABILITY_STATES,
@@ -28,7 +27,6 @@ from points.table import Point, Writer
 if TYPE_CHECKING:
     from points.service import PointsService
 
-SMART_SCOPE = "points.smart"
 # OCPP 1.6 schema limits (ChangeConfiguration value: CiString500, idTag: CiString20).
 MAX_CONFIG_VALUE, MAX_ID_TAG = 500, 20
 # Answers that mean the action happened (or will): anything else is a refusal.
@@ -119,25 +117,29 @@ def writers(service: PointsService) -> dict[str, Writer]:
         return answer
 
     async def smart_setting(point: Point, value: Any) -> str:
-        settings = service.table.state.smart_for(point.charger_id, point.connector_id or 0)
+        if gw.charging is None:
+            raise WriteRefused("smart charging is not running", "write-access-denied")
         field, states = _SMART_FIELDS[point.spec.key]
         new = states[int(value) - 1] if states else value
-        setattr(settings, field, int(new) if field in ("profile_id", "stack_level") else new)
-        await gw.history.kv_put(SMART_SCOPE, {f"{point.charger_id}/{point.connector_id or 0}":
-                                              json.dumps(settings.__dict__)})
-        for hook in list(service.smart_hooks):
-            await hook(point.charger_id, point.connector_id or 0, settings)
-        service.table.notify([point])
+        try:
+            await gw.charging.configure(point.charger_id, point.connector_id or 0, **{field: new})
+        except OperationError as exc:
+            raise WriteRefused(str(exc), "invalid-value") from None
         return "Stored"
 
     async def site_limit(point: Point, value: Any) -> str:
+        """The EMS commands a site limit; the controller decides what is in force (and expires
+        a BMS value that is not refreshed). The relinquish default of 10000 means "no limit"."""
         site = service.table.state.site
         if point.spec.key == "PowerLimit":
             site.power_limit_kw = float(value)
         else:
             site.current_limit_a = float(value)
-        for hook in list(service.site_hooks):
-            await hook(site)
+        if gw.charging is None:
+            return "Stored"
+        power = site.power_limit_kw if site.power_limit_kw < NO_LIMIT else None
+        current = site.current_limit_a if site.current_limit_a < NO_LIMIT else None
+        await gw.charging.set_site_limit(power, current, source="bms")
         return "Applied"
 
     return {
@@ -149,9 +151,10 @@ def writers(service: PointsService) -> dict[str, Writer]:
     }
 
 
-# Smart-charging point key -> (SmartSettings field, state texts for multi-state points).
+NO_LIMIT = 10000.0  # the site points' "no limit" value (their default and maximum)
+# Smart-charging point key -> (SmartChargingSettings field, state texts for multi-state points).
 _SMART_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "SC-Enable": ("enable", ()), "SC-Unit": ("unit", SC_UNIT_STATES),
+    "SC-Enable": ("enabled", ()), "SC-Unit": ("unit", SC_UNIT_STATES),
     "SC-Limit": ("limit", ()), "SC-Kind": ("kind", SC_KIND_STATES),
     "SC-Purpose": ("purpose", SC_PURPOSE_STATES), "SC-ProfileId": ("profile_id", ()),
     "SC-StackLevel": ("stack_level", ()),

@@ -5,10 +5,9 @@
 is always built (Modbus and the exports need it), the BACnet device only with `bacnet.enabled`.
 `table_from_db(path)` builds the same table from a database file, for exports while stopped.
 
-For smart charging (issue 6): `smart_hooks` get `(charger_id, connector_id, SmartSettings)`
-after the BMS changes a Niagara 6.3 setting (persisted in kv scope `points.smart`),
-`site_hooks` get the `SiteLimits` after the EMS commands a site limit, and
-`set_send_status(charger_id, connector_id, text)` shows a profile write's outcome.
+Smart charging: the controller (`gateway.charging_control`) owns the Niagara 6.3 settings and
+the site limit; the smart-charging points read it, forward BMS writes to it, and are refreshed
+when it reports a change.
 """
 
 from __future__ import annotations
@@ -17,13 +16,11 @@ import asyncio
 import json
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.station import Registry
-from points.catalog import SiteLimits, SmartSettings
-from points.commands import SMART_SCOPE, writers
+from points.commands import writers
 from points.table import OFFSETS_SCOPE, Point, PointTable
 
 if TYPE_CHECKING:
@@ -34,8 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SEEN_SCOPE = "points.seen"  # per charger: connectors, meter values and keys seen (for --db exports)
-SmartHook = Callable[[str, int, SmartSettings], Awaitable[None]]
-SiteHook = Callable[[SiteLimits], Awaitable[None]]
 _services: weakref.WeakKeyDictionary[Any, PointsService] = weakref.WeakKeyDictionary()
 
 
@@ -45,9 +40,6 @@ class PointsService:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.table = PointTable(clock=gateway.clock)
-        # Smart charging (issue 6) attaches here: called after a BMS changes a setting / limit.
-        self.smart_hooks: list[SmartHook] = []
-        self.site_hooks: list[SiteHook] = []
         self.bacnet: Any = None
         self._seen: dict[str, str] = {}
         self._pending: set[asyncio.Task[Any]] = set()
@@ -57,10 +49,15 @@ class PointsService:
         await load_state(table, gw.history)
         sc = gw.settings.smart_charging
         site = table.state.site
-        if sc.site_power_limit_kw is not None:
-            site.power_limit_kw = site.default_power_kw = sc.site_power_limit_kw
+        # What a BMS falls back to when it relinquishes: the safe limit, else the configured one.
+        default_kw = sc.safe_power_limit_kw if sc.safe_power_limit_kw is not None else sc.site_power_limit_kw
+        if default_kw is not None:
+            site.power_limit_kw = site.default_power_kw = default_kw
         if sc.site_current_limit_a is not None:
             site.current_limit_a = site.default_current_a = sc.site_current_limit_a
+        if gw.charging is not None:
+            table.state.charging = gw.charging
+            gw.charging.listeners.append(self._on_charging)
         table.persist = lambda values: self._persist(OFFSETS_SCOPE, values)
         table.writers.update(writers(self))
         table.write_wait_s = gw.settings.bacnet.write_wait_s
@@ -86,11 +83,11 @@ class PointsService:
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
 
-    def set_send_status(self, charger_id: str, connector_id: int, text: str) -> None:
-        """For smart charging: show the outcome of a profile write in `...-SC-SendStatus`."""
-        self.table.state.smart_for(charger_id, connector_id).send_status = text
-        self.table.notify([p for p in self.table.points() if p.charger_id == charger_id
-                           and p.connector_id == connector_id and p.spec.key == "SC-SendStatus"])
+    def _on_charging(self, charger_id: str | None) -> None:
+        """The controller changed something: refresh its points (one charger's, or all)."""
+        self.table.notify([p for p in self.table.points() if p.spec.key.startswith("SC-")
+                           and (charger_id is None or p.charger_id == charger_id)
+                           or p.spec.kind == "site"])
 
     def _on_event(self, event: Any) -> None:
         """Registry events arrive inside OCPP handlers: a points fault must never break those."""
@@ -142,14 +139,8 @@ def _record(seen: dict[str, str], charger_id: str) -> dict[str, Any]:
 
 
 async def load_state(table: PointTable, history: HistoryStore) -> None:
-    """Persisted offsets and smart-charging settings into a fresh table."""
+    """Persisted offsets into a fresh table."""
     table.load(await history.kv_get(OFFSETS_SCOPE))
-    for key, text in (await history.kv_get(SMART_SCOPE)).items():
-        charger_id, _, connector = key.rpartition("/")
-        try:
-            table.state.smart[(charger_id, int(connector))] = SmartSettings(**json.loads(text))
-        except (ValueError, TypeError):
-            log.warning("ignoring unreadable smart-charging settings for %s", key)
 
 
 async def table_from_db(path: str | Path) -> PointTable:

@@ -22,7 +22,6 @@ from points.catalog import (
     MEASURANDS,
     STANDARD_CONFIG_KEYS,
     UNITS,
-    SmartSettings,
 )
 from points.table import (
     CHARGER_SPECS,
@@ -85,7 +84,7 @@ def test_fixed_offsets_never_move():
     assert standard_meter_index("Power.Active.Import", "", "Outlet") == 243
     assert standard_meter_index("Current.Import", "L2", "Outlet") == 100 + 11 + 2
     assert standard_meter_index("Power.Active.Import", "", "Inlet") is None
-    assert [(s.key, s.offset) for s in SITE_SPECS] == [("PowerLimit", 1), ("CurrentLimit", 2)]
+    assert [(s.key, s.offset) for s in SITE_SPECS][:2] == [("PowerLimit", 1), ("CurrentLimit", 2)]
     assert [(s.key, s.offset) for s in CHARGER_SPECS][:3] == [("Online", 0), ("Registration", 1), ("Vendor", 2)]
     assert [(s.key, s.offset) for s in CONNECTOR_SPECS][:2] == [("Status", 0), ("ErrorCode", 1)]
 
@@ -193,10 +192,6 @@ async def test_write_runs_the_writer_and_shows_the_result():
     with pytest.raises(WriteRefused) as exc:
         await table.write(table.get("CP1-C1-Status"), 1)
     assert exc.value.code == "write-access-denied"
-
-
-def test_smart_settings_default_to_the_niagara_screen():
-    assert SmartSettings() == SmartSettings(False, "A", 10.0, "Absolute", "TxDefaultProfile", 100, 0, "")
 
 
 def test_table_and_catalog_import_no_protocol_library():
