@@ -130,8 +130,6 @@ CHARGER_HEADER = (
               description="Charger online: 1 while its values are live, 0 when they are stale"),
     FieldSpec("header.connectors", Scope.CHARGER, 2, RegType.UINT16,
               description="Connectors the charger reported (connector 0 not counted)"),
-    FieldSpec("header.last_seen_age_s", Scope.CHARGER, 3, RegType.UINT32,
-              description="Seconds since the charger's last message; 0xFFFFFFFF if never"),
 )
 CONNECTOR_HEADER = (
     FieldSpec("header.connector_id", Scope.CONNECTOR, 0, RegType.UINT16,
