@@ -1,0 +1,455 @@
+"""The specs of the point table: what each point is, where its value comes from, how it is typed.
+
+Kept apart from `points.table` (which numbers, names and tracks points) so the catalog reads as
+the data it is. Offsets in these tables are addresses: append new specs, never reorder, never
+reuse an offset (a test pins them).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.station import CONNECTOR_STATUSES, ERROR_CODES
+from gateway.timestamps import iso_z
+
+# BACnet object types a point can have (bacpypes3 names) and their EDE numeric codes.
+BACNET_TYPE_CODES = {
+    "analog-input": 0, "analog-value": 2, "binary-input": 3, "binary-value": 5, "device": 8,
+    "multi-state-input": 13, "multi-state-value": 19, "characterstring-value": 40,
+}
+# Our unit names -> (bacpypes3 EngineeringUnits name, BACnet code, text). Codes: notes 3.2.
+UNITS: dict[str, tuple[str, int, str]] = {
+    "": ("noUnits", 95, "no-units"),
+    "W": ("watts", 47, "W"), "kW": ("kilowatts", 48, "kW"),
+    "Wh": ("wattHours", 18, "Wh"), "kWh": ("kilowattHours", 19, "kWh"),
+    "var": ("voltAmperesReactive", 11, "var"), "kvarh": ("kilovoltAmpereHoursReactive", 243, "kvarh"),
+    "A": ("amperes", 3, "A"), "V": ("volts", 5, "V"), "degC": ("degreesCelsius", 62, "°C"),
+    "s": ("seconds", 73, "s"), "%": ("percent", 98, "%"), "Hz": ("hertz", 27, "Hz"),
+    "PF": ("powerFactor", 15, "power-factor"), "rpm": ("revolutionsPerMinute", 104, "rpm"),
+}
+# OCPP 1.6 Measurand (spec 7.31), in spec order; the position is the fixed meter offset.
+MEASURANDS = (
+    "Current.Export", "Current.Import", "Current.Offered", "Energy.Active.Export.Register",
+    "Energy.Active.Import.Register", "Energy.Reactive.Export.Register",
+    "Energy.Reactive.Import.Register", "Energy.Active.Export.Interval",
+    "Energy.Active.Import.Interval", "Energy.Reactive.Export.Interval",
+    "Energy.Reactive.Import.Interval", "Frequency", "Power.Active.Export", "Power.Active.Import",
+    "Power.Factor", "Power.Offered", "Power.Reactive.Export", "Power.Reactive.Import", "RPM",
+    "SoC", "Temperature", "Voltage",
+)
+PHASES = ("", "L1", "L2", "L3", "N", "L1-N", "L2-N", "L3-N", "L1-L2", "L2-L3", "L3-L1")
+# The unit a point shows for each measurand family; readings are converted to it.
+MEASURAND_UNITS = {
+    "Current": "A", "Energy.Active": "kWh", "Energy.Reactive": "kvarh", "Frequency": "Hz",
+    "Power.Active": "W", "Power.Factor": "PF", "Power.Offered": "W", "Power.Reactive": "var",
+    "RPM": "rpm", "SoC": "%", "Temperature": "degC", "Voltage": "V",
+}
+# COV increments that do not flood a BMS (notes 3.3): 100 W, 10 Wh, 0.1 A, 1 V.
+COV_INCREMENTS = {"W": 100.0, "kWh": 0.01, "kvarh": 0.01, "var": 100.0, "A": 0.1, "V": 1.0,
+                  "degC": 0.5, "%": 1.0, "Hz": 0.1, "PF": 0.01, "rpm": 10.0, "s": 60.0}
+# OCPP 1.6 standard configuration keys (spec chapter 9), append only: position = offset.
+STANDARD_CONFIG_KEYS = (
+    "AllowOfflineTxForUnknownId", "AuthorizationCacheEnabled", "AuthorizeRemoteTxRequests",
+    "BlinkRepeat", "ClockAlignedDataInterval", "ConnectionTimeOut", "ConnectorPhaseRotation",
+    "ConnectorPhaseRotationMaxLength", "GetConfigurationMaxKeys", "HeartbeatInterval",
+    "LightIntensity", "LocalAuthorizeOffline", "LocalPreAuthorize", "MaxEnergyOnInvalidId",
+    "MeterValuesAlignedData", "MeterValuesAlignedDataMaxLength", "MeterValuesSampledData",
+    "MeterValuesSampledDataMaxLength", "MeterValueSampleInterval", "MinimumStatusDuration",
+    "NumberOfConnectors", "ResetRetries", "StopTransactionOnEVSideDisconnect",
+    "StopTransactionOnInvalidId", "StopTxnAlignedData", "StopTxnAlignedDataMaxLength",
+    "StopTxnSampledData", "StopTxnSampledDataMaxLength", "SupportedFeatureProfiles",
+    "SupportedFeatureProfilesMaxLength", "TransactionMessageAttempts",
+    "TransactionMessageRetryInterval", "UnlockConnectorOnEVSideDisconnect",
+    "WebSocketPingInterval", "LocalAuthListEnabled", "LocalAuthListMaxLength",
+    "SendLocalListMaxLength", "ReserveConnectorZeroSupported", "ChargeProfileMaxStackLevel",
+    "ChargingScheduleAllowedChargingRateUnit", "ChargingScheduleMaxPeriods",
+    "ConnectorSwitch3to1PhaseSupported", "MaxChargingProfilesInstalled",
+)
+CONFIG_PREFIX = "config:"
+REGISTRATION_STATES = ("Accepted", "Pending", "Rejected")
+AVAILABILITY_STATES = ("Operative", "Inoperative")
+RESET_STATES = ("Idle", "Soft", "Hard")
+# Niagara guide 6.3 smart-charging properties; OCPP ChargingRateUnit / kind / purpose.
+SC_UNIT_STATES = ("A", "W")
+SC_KIND_STATES = ("Absolute", "Recurring", "Relative")
+SC_PURPOSE_STATES = ("ChargePointMaxProfile", "TxDefaultProfile", "TxProfile")
+
+
+class WriteRefused(Exception):
+    """A BMS write that cannot be applied; `code` maps to a BACnet error / Modbus exception.
+
+    Codes: write-access-denied, value-out-of-range, invalid-value, charger-offline, rejected.
+    """
+
+    def __init__(self, reason: str, code: str = "rejected") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+@dataclass
+class SmartSettings:
+    """The Niagara 6.3 smart-charging properties of one charger (connector 0) or connector.
+
+    Persisted (kv scope `points.smart`) so the smart-charging module can act on them.
+    """
+
+    enable: bool = False
+    unit: str = "A"
+    limit: float = 10.0
+    kind: str = "Absolute"
+    purpose: str = "TxDefaultProfile"
+    profile_id: int = 100
+    stack_level: int = 0
+    send_status: str = ""
+
+
+@dataclass
+class SiteLimits:
+    """What the BMS/EMS commands for the whole site; the allocator reads these."""
+
+    power_limit_kw: float = 10000.0
+    current_limit_a: float = 10000.0
+    default_power_kw: float = 10000.0
+    default_current_a: float = 10000.0
+
+
+@dataclass
+class PointState:
+    """Values that live in the gateway, not in a charger: results, settings, site limits."""
+
+    results: dict[tuple[str, int | None, str], str] = field(default_factory=dict)
+    smart: dict[tuple[str, int], SmartSettings] = field(default_factory=dict)
+    site: SiteLimits = field(default_factory=SiteLimits)
+
+    def smart_for(self, charger_id: str, connector_id: int) -> SmartSettings:
+        found = self.smart.get((charger_id, connector_id))
+        if found is None:
+            purpose = "ChargePointMaxProfile" if connector_id == 0 else "TxDefaultProfile"
+            found = self.smart[(charger_id, connector_id)] = SmartSettings(purpose=purpose)
+        return found
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """What a source reads from: the point, its station and connector, gateway state, now."""
+
+    point: Any
+    station: Any
+    connector: Any
+    state: PointState
+    now: float
+
+    def result(self, name: str) -> str:
+        p = self.point
+        return self.state.results.get((p.charger_id, p.connector_id, name), "")
+
+    def smart(self) -> SmartSettings:
+        return self.state.smart_for(self.point.charger_id, self.point.connector_id or 0)
+
+
+Source = Callable[[Ctx], Any]
+
+
+@dataclass(frozen=True)
+class PointSpec:
+    """One kind of point. `offset` is its address inside its block (see points.table)."""
+
+    key: str
+    kind: str  # site | charger | connector | meter | config | config_result
+    offset: int
+    bacnet_type: str
+    modbus_type: str  # float32 | uint16 | uint32 | int32 | string (gateway-side text)
+    units: str = ""
+    writable: bool = False
+    commandable: bool = False
+    source: Source | None = None
+    on_write: str = ""
+    states: tuple[str, ...] = ()
+    description: str = ""
+    stale_when_offline: bool = True
+    min_value: float | None = None
+    max_value: float | None = None
+    cov_increment: float | None = None
+    outlets_only: bool = False
+    dynamic: bool = False  # changes with time alone (refreshed periodically)
+    result_of: str = ""  # for a result point: the key of the point whose writes it reports
+    relinquish_default: Source | None = None
+    ocpp_source: str = ""  # the OCPP field, for the EDE vendor-specific-address column
+
+    @property
+    def is_analog(self) -> bool:
+        return self.bacnet_type.startswith("analog")
+
+    def coerce(self, value: Any) -> Any:
+        """A written value in the point's type, or WriteRefused (checked before anything runs)."""
+        t = self.bacnet_type
+        try:
+            if t.startswith("analog"):
+                v = float(value)
+                if math.isnan(v) or math.isinf(v):
+                    raise WriteRefused("not a number", "invalid-value")
+                if (self.min_value is not None and v < self.min_value) or (
+                        self.max_value is not None and v > self.max_value):
+                    raise WriteRefused(f"{v:g} outside {self.min_value:g}..{self.max_value:g}",
+                                       "value-out-of-range")
+                return round(v, 3)  # BACnet REAL is float32: 33.3 arrives as 33.2999...
+            if t.startswith("binary"):
+                return bool(int(value)) if not isinstance(value, str) else value.lower() in ("1", "true", "active")
+            if t.startswith("multi-state"):
+                v = self.states.index(value) + 1 if isinstance(value, str) else int(value)
+                if not 1 <= v <= len(self.states):
+                    raise WriteRefused(f"state {v} outside 1..{len(self.states)}", "value-out-of-range")
+                return v
+        except (TypeError, ValueError):
+            raise WriteRefused(f"{value!r} is not a valid {t} value", "invalid-value") from None
+        return str(value)
+
+
+def _iso(ts: float | None) -> str:
+    return iso_z(ts) if ts else ""
+
+
+def _state(states: tuple[str, ...], value: str | None) -> int | None:
+    return states.index(value) + 1 if value in states else None
+
+
+def _station(fn: Callable[[Any], Any]) -> Source:
+    return lambda c: fn(c.station) if c.station is not None else None
+
+
+def _connector(fn: Callable[[Any], Any]) -> Source:
+    return lambda c: fn(c.connector) if c.connector is not None else None
+
+
+def _result(c: Ctx) -> str:
+    return c.result(c.point.spec.result_of)
+
+
+def _serial(s: Any) -> str:
+    return s.boot.charge_point_serial or s.boot.charge_box_serial
+
+
+def _session_energy_kwh(c: Ctx) -> float | None:
+    conn, st = c.connector, c.station
+    if conn is None or conn.transaction_id is None or conn.meter_start_wh is None or st is None:
+        return 0.0
+    reading = st.reading(conn.connector_id, "Energy.Active.Import.Register")
+    if reading is None:
+        return 0.0
+    return round(max(to_unit(reading.value, reading.unit, "kWh") - conn.meter_start_wh / 1000, 0.0), 3)
+
+
+def _session_duration_s(c: Ctx) -> float:
+    conn = c.connector
+    if conn is None or conn.transaction_id is None or conn.session_start is None:
+        return 0.0
+    return float(max(int(c.now - conn.session_start), 0))
+
+
+def to_unit(value: float, unit: str, target: str) -> float:
+    """Convert an OCPP reading (UnitOfMeasure, spec 7.45) to the point's unit."""
+    unit = unit or "Wh"
+    scale = {("kW", "W"): 1000, ("W", "kW"): 0.001, ("Wh", "kWh"): 0.001, ("kWh", "Wh"): 1000,
+             ("varh", "kvarh"): 0.001, ("kvar", "var"): 1000, ("kVA", "var"): 1000}
+    if unit == target or (unit, target) in (("Percent", "%"), ("Celsius", "degC"), ("VA", "var")):
+        return value
+    if (unit, target) in scale:
+        return value * scale[(unit, target)]
+    if (unit, target) == ("Fahrenheit", "degC"):
+        return (value - 32) * 5 / 9
+    if (unit, target) == ("K", "degC"):
+        return value - 273.15
+    return value
+
+
+def meter_unit(measurand: str) -> str:
+    for prefix, unit in MEASURAND_UNITS.items():
+        if measurand.startswith(prefix):
+            return unit
+    return ""
+
+
+def meter_spec(measurand: str, phase: str, location: str) -> PointSpec:
+    """The spec of a meter point (offset is the subject index, computed by the table)."""
+    unit = meter_unit(measurand)
+
+    def source(c: Ctx) -> float | None:
+        st = c.station
+        if st is None:
+            return None
+        reading = st.reading(c.point.connector_id, measurand, phase, location)
+        return None if reading is None else round(float(to_unit(reading.value, reading.unit, unit)), 4)
+    text = " ".join(x for x in (measurand, phase, f"at {location}") if x)
+    return PointSpec(measurand, "meter", 0, "analog-input", "float32", unit, source=source,
+                     description=f"MeterValues {text}", cov_increment=COV_INCREMENTS.get(unit, 1.0),
+                     ocpp_source=f"MeterValues:{measurand}" + (f":{phase}" if phase else "")
+                     + f":{location}")
+
+
+def config_spec(key: str, writable: bool) -> PointSpec:
+    def source(c: Ctx) -> str:
+        entry = c.station.config.get(key) if c.station is not None else None
+        return "" if entry is None or entry.value is None else str(entry.value)
+    return PointSpec(key, "config", 0, "characterstring-value", "string", writable=writable,
+                     on_write="change_configuration" if writable else "", source=source,
+                     description=f"Configuration key {key}" + ("" if writable else " (read-only)"),
+                     ocpp_source=f"GetConfiguration:{key}")
+
+
+def config_result_spec(key: str) -> PointSpec:
+    return PointSpec(key, "config_result", 0, "characterstring-value", "string",
+                     source=lambda c: c.state.results.get((c.point.charger_id, None, CONFIG_PREFIX + key), ""),
+                     stale_when_offline=False, description=f"Answer to the last write of {key}",
+                     ocpp_source="ChangeConfiguration.conf:status")
+
+
+def _cmd(key: str, offset: int, bacnet_type: str, on_write: str, description: str,
+         states: tuple[str, ...] = (), value: Any = False, kind: str = "connector",
+         outlets_only: bool = True) -> tuple[PointSpec, PointSpec]:
+    """A command point (write = action; reads its idle value) and its result point."""
+    modbus = "uint16" if not bacnet_type.startswith("character") else "string"
+    return (
+        PointSpec(key, kind, offset, bacnet_type, modbus, writable=True, on_write=on_write,
+                  states=states, source=lambda c: value, stale_when_offline=False,
+                  description=description, outlets_only=outlets_only, ocpp_source=on_write),
+        PointSpec(f"{key}-Result", kind, offset + 1, "characterstring-value", "string",
+                  source=_result, stale_when_offline=False, result_of=key,
+                  description=f"Outcome of the last {key} command", outlets_only=outlets_only),
+    )
+
+
+def _smart(field_name: str) -> Source:
+    return lambda c: getattr(c.smart(), field_name)
+
+
+def _smart_state(field_name: str, states: tuple[str, ...]) -> Source:
+    return lambda c: _state(states, getattr(c.smart(), field_name))
+
+
+SITE_SPECS: tuple[PointSpec, ...] = (
+    PointSpec("PowerLimit", "site", 1, "analog-value", "float32", "kW", writable=True,
+              commandable=True, on_write="site_power_limit", min_value=0.0, max_value=10000.0,
+              source=lambda c: c.state.site.power_limit_kw, cov_increment=0.5,
+              relinquish_default=lambda c: c.state.site.default_power_kw,
+              description="Site power limit for all chargers (EMS)", ocpp_source="site"),
+    PointSpec("CurrentLimit", "site", 2, "analog-value", "float32", "A", writable=True,
+              commandable=True, on_write="site_current_limit", min_value=0.0, max_value=10000.0,
+              source=lambda c: c.state.site.current_limit_a, cov_increment=0.5,
+              relinquish_default=lambda c: c.state.site.default_current_a,
+              description="Site current limit per phase for all chargers (EMS)", ocpp_source="site"),
+)
+
+CHARGER_SPECS: tuple[PointSpec, ...] = (
+    PointSpec("Online", "charger", 0, "binary-input", "uint16", source=_station(lambda s: s.online),
+              stale_when_offline=False, description="Charger connected and answering",
+              ocpp_source="websocket"),
+    PointSpec("Registration", "charger", 1, "multi-state-value", "uint16", writable=True,
+              on_write="registration", states=REGISTRATION_STATES, stale_when_offline=False,
+              source=_station(lambda s: _state(REGISTRATION_STATES, s.registration)),
+              description="BootNotification answer this charger gets",
+              ocpp_source="BootNotification.conf:status"),
+    PointSpec("Vendor", "charger", 2, "characterstring-value", "string", stale_when_offline=False,
+              source=_station(lambda s: s.boot.vendor), description="chargePointVendor",
+              ocpp_source="BootNotification:chargePointVendor"),
+    PointSpec("Model", "charger", 3, "characterstring-value", "string", stale_when_offline=False,
+              source=_station(lambda s: s.boot.model), description="chargePointModel",
+              ocpp_source="BootNotification:chargePointModel"),
+    PointSpec("Serial", "charger", 4, "characterstring-value", "string", stale_when_offline=False,
+              source=_station(_serial), description="chargePointSerialNumber",
+              ocpp_source="BootNotification:chargePointSerialNumber"),
+    PointSpec("Firmware", "charger", 5, "characterstring-value", "string", stale_when_offline=False,
+              source=_station(lambda s: s.boot.firmware_version), description="firmwareVersion",
+              ocpp_source="BootNotification:firmwareVersion"),
+    PointSpec("LastHeartbeat", "charger", 6, "characterstring-value", "string",
+              stale_when_offline=False, source=_station(lambda s: _iso(s.last_heartbeat)),
+              description="Time of the last Heartbeat (UTC)", ocpp_source="Heartbeat"),
+    PointSpec("Reconnects", "charger", 7, "analog-input", "uint32", stale_when_offline=False,
+              source=_station(lambda s: float(s.reconnects)), cov_increment=1.0,
+              description="Reconnections since the gateway started", ocpp_source="websocket"),
+    PointSpec("LastDisconnect", "charger", 8, "characterstring-value", "string",
+              stale_when_offline=False,
+              source=_station(lambda s: f"{_iso(s.last_disconnect_at)} {s.last_disconnect}".strip()),
+              description="Time and reason of the last disconnection", ocpp_source="websocket"),
+    *_cmd("Reset", 20, "multi-state-value", "reset", "Write Soft or Hard to reset the charger",
+          RESET_STATES, 1, "charger", False),
+    *_cmd("ClearCache", 22, "binary-value", "clear_cache",
+          "Write active to clear the authorization cache", (), False, "charger", False),
+)
+
+CONNECTOR_SPECS: tuple[PointSpec, ...] = (
+    PointSpec("Status", "connector", 0, "multi-state-input", "uint16", states=CONNECTOR_STATUSES,
+              source=_connector(lambda c: _state(CONNECTOR_STATUSES, c.status)),
+              description="StatusNotification status (Niagara appendix 2)",
+              ocpp_source="StatusNotification:status"),
+    PointSpec("ErrorCode", "connector", 1, "multi-state-input", "uint16", states=ERROR_CODES,
+              source=_connector(lambda c: _state(ERROR_CODES, c.error_code)),
+              description="StatusNotification errorCode (Niagara appendix 1)",
+              ocpp_source="StatusNotification:errorCode"),
+    PointSpec("Info", "connector", 2, "characterstring-value", "string",
+              source=_connector(lambda c: c.info), description="StatusNotification info",
+              ocpp_source="StatusNotification:info"),
+    PointSpec("VendorErrorCode", "connector", 3, "characterstring-value", "string",
+              source=_connector(lambda c: c.vendor_error_code),
+              description="StatusNotification vendorErrorCode",
+              ocpp_source="StatusNotification:vendorErrorCode"),
+    PointSpec("Availability", "connector", 4, "multi-state-value", "uint16", writable=True,
+              commandable=True, on_write="availability", states=AVAILABILITY_STATES,
+              source=_connector(lambda c: _state(AVAILABILITY_STATES, c.availability)),
+              relinquish_default=lambda c: 1, stale_when_offline=False,
+              description="Enable (Operative) or disable (Inoperative); connector 0 = whole charger",
+              ocpp_source="ChangeAvailability"),
+    PointSpec("Availability-Result", "connector", 5, "characterstring-value", "string",
+              source=_result, result_of="Availability", stale_when_offline=False,
+              description="Answer to the last availability change"),
+    PointSpec("TransactionId", "connector", 6, "analog-input", "uint32", cov_increment=1.0,
+              source=_connector(lambda c: float(c.transaction_id or 0)),
+              description="Active transaction id (0: none)", ocpp_source="StartTransaction.conf:transactionId"),
+    PointSpec("IdTag", "connector", 7, "characterstring-value", "string",
+              source=_connector(lambda c: c.id_tag if c.transaction_id is not None else ""),
+              description="idTag of the active transaction", ocpp_source="StartTransaction:idTag"),
+    PointSpec("SessionEnergy", "connector", 8, "analog-input", "float32", "kWh",
+              source=_session_energy_kwh, cov_increment=0.01,
+              description="Energy of the active transaction", ocpp_source="MeterValues-meterStart"),
+    PointSpec("SessionDuration", "connector", 9, "analog-input", "uint32", "s",
+              source=_session_duration_s, cov_increment=60.0, dynamic=True,
+              description="Duration of the active transaction", ocpp_source="StartTransaction:timestamp"),
+    *_cmd("Unlock", 20, "binary-value", "unlock", "Write active to unlock the connector"),
+    *_cmd("RemoteStart", 22, "characterstring-value", "remote_start",
+          "Write an idTag to start a transaction on this connector", value=""),
+    *_cmd("RemoteStop", 24, "binary-value", "remote_stop",
+          "Write active to stop the active transaction"),
+    PointSpec("SC-Enable", "connector", 40, "binary-value", "uint16", writable=True,
+              on_write="smart_setting", source=_smart("enable"), stale_when_offline=False,
+              description="Smart charging on (Niagara 6.3 Enable)", ocpp_source="SetChargingProfile"),
+    PointSpec("SC-Unit", "connector", 41, "multi-state-value", "uint16", writable=True,
+              on_write="smart_setting", states=SC_UNIT_STATES, stale_when_offline=False,
+              source=_smart_state("unit", SC_UNIT_STATES),
+              description="chargingRateUnit: A (current) or W (power)", ocpp_source="chargingRateUnit"),
+    PointSpec("SC-Limit", "connector", 42, "analog-value", "float32", writable=True,
+              on_write="smart_setting", min_value=0.0, max_value=1_000_000.0, cov_increment=0.1,
+              source=_smart("limit"), stale_when_offline=False,
+              description="Limit in the unit of SC-Unit", ocpp_source="chargingSchedulePeriod:limit"),
+    PointSpec("SC-Kind", "connector", 43, "multi-state-value", "uint16", writable=True,
+              on_write="smart_setting", states=SC_KIND_STATES, stale_when_offline=False,
+              source=_smart_state("kind", SC_KIND_STATES), description="chargingProfileKind",
+              ocpp_source="chargingProfileKind"),
+    PointSpec("SC-Purpose", "connector", 44, "multi-state-value", "uint16", writable=True,
+              on_write="smart_setting", states=SC_PURPOSE_STATES, stale_when_offline=False,
+              source=_smart_state("purpose", SC_PURPOSE_STATES), description="chargingProfilePurpose",
+              ocpp_source="chargingProfilePurpose"),
+    PointSpec("SC-ProfileId", "connector", 45, "analog-value", "uint32", writable=True,
+              on_write="smart_setting", min_value=1.0, max_value=2_147_483_647.0,
+              source=lambda c: float(c.smart().profile_id), stale_when_offline=False,
+              description="chargingProfileId", ocpp_source="chargingProfileId"),
+    PointSpec("SC-StackLevel", "connector", 46, "analog-value", "uint16", writable=True,
+              on_write="smart_setting", min_value=0.0, max_value=100.0,
+              source=lambda c: float(c.smart().stack_level), stale_when_offline=False,
+              description="stackLevel", ocpp_source="stackLevel"),
+    PointSpec("SC-SendStatus", "connector", 47, "characterstring-value", "string",
+              source=_smart("send_status"), stale_when_offline=False,
+              description="Outcome of the last profile write", ocpp_source="SetChargingProfile.conf:status"),
+)

@@ -1,0 +1,441 @@
+"""The point catalog: every value the gateway exposes to a BMS, with a stable address.
+
+One table of specs (`SITE_SPECS`, `CHARGER_SPECS`, `CONNECTOR_SPECS`, plus specs made per meter
+value and per configuration key) is iterated by BACnet (`points.bacnet`), Modbus
+(`points.modbus`) and the exports; none of them defines a point itself. Free of network I/O:
+the installer (`points.service`) feeds it registry events and persists what it allocates.
+
+Public API (used by points.bacnet, points.modbus, points.export):
+
+    PointSpec(key, kind, offset, bacnet_type, modbus_type, units="", writable=False,
+              commandable=False, source=None, on_write="", states=(), description="",
+              stale_when_offline=True, min_value=None, max_value=None, cov_increment=None,
+              outlets_only=False, dynamic=False)
+    Point(spec, charger_id, slot, connector_id, subject)  .name .instance .index .uid
+    object_instance(slot, local_index) -> int       the BACnet instance (one function)
+    local_index(spec, connector_id, subject_index) -> int   offset inside a charger block
+    point_name(slot, connector_id, spec, subject) -> str    the Object_Name / EDE name
+    PointTable(clock)
+        .load(offsets: dict[str, str])         persisted offsets (kv scope OFFSETS_SCOPE)
+        .persist: Callable[[dict[str, str]], None] | None   told about new offsets/seen data
+        .sync(registry)                        (re)build every point from the live model
+        .handle(event, registry)               one registry ChangeEvent -> added/changed points
+        .points() -> list[Point]               in (instance) order; .get(name) -> Point | None
+        .read(point) -> Any                    present value: float | bool | int (1-based
+                                               state) | str | None (unknown)
+        .reliable(point) -> bool               False while the charger is offline (stale)
+        .write(point, value) -> str            validate, then the `on_write` writer; returns the
+                                               result text or raises WriteRefused(reason, code)
+        .writers: dict[str, Writer]            on_write name -> async (point, value) -> str
+        .added / .removed / .changed: list[Callable[[list[Point]], None]]   listeners
+        .state: PointState                     results, smart-charging settings, site limits
+
+Specs and value sources live in `points.catalog` (UNITS with BACnet codes, state texts,
+MEASURANDS, STANDARD_CONFIG_KEYS, PointSpec.coerce for write validation, WriteRefused codes:
+write-access-denied, value-out-of-range, invalid-value, charger-offline, rejected).
+For Modbus: `spec.modbus_type` is float32 | uint16 | uint32 | string; multi-state values are
+1-based state numbers; `point.slot`, `point.connector_id`, `point.index` (the local offset,
+< SLOT_STRIDE) are the stable inputs for a register-address function of `points.modbus`.
+Writes from any protocol go through `await table.write(point, value)`; for commandable points
+pass the effective value after the protocol's own priority logic.
+
+Numbering (docs/bacnet.md): instance = slot * SLOT_STRIDE + local index; site points use
+slot 0. Inside a slot: connector c (0..9) owns [c*500, c*500+500): fixed points at 0..99,
+standard meter values at 100 + measurand*11 + phase, other meter values at 350 + a persisted
+index; charger points at 5000..5199; configuration key k at 5200 + k and its write result at
+7600 + k (standard keys fixed, vendor keys persisted from 100). Nothing is ever renumbered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.station import Connector
+from points.catalog import (
+    CHARGER_SPECS,
+    CONFIG_PREFIX,
+    CONNECTOR_SPECS,
+    MEASURAND_UNITS,
+    MEASURANDS,
+    PHASES,
+    SITE_SPECS,
+    STANDARD_CONFIG_KEYS,
+    Ctx,
+    PointSpec,
+    PointState,
+    WriteRefused,
+    config_result_spec,
+    config_spec,
+    meter_spec,
+)
+
+__all__ = [
+    "CHARGER_SPECS", "CONNECTOR_SPECS", "MAX_SLOT", "MEASURAND_UNITS", "OFFSETS_SCOPE",
+    "SITE_SPECS", "Point", "PointSpec", "PointState", "PointTable", "WriteRefused", "local_index",
+    "object_instance", "point_name", "safe_name", "standard_meter_index",
+]
+
+SLOT_STRIDE = 10_000
+CONNECTOR_STRIDE = 500
+MAX_CONNECTOR = 9
+METER_BASE, METER_EXTRA_BASE, METER_EXTRA_MAX = 100, 350, 150
+CHARGER_BASE = 5_000
+CONFIG_BASE, CONFIG_RESULT_BASE, CONFIG_MAX = 5_200, 7_600, 2_400
+VENDOR_CONFIG_FIRST = 100
+MAX_INSTANCE = 4_194_302  # 4,194,303 is the BACnet wildcard instance
+MAX_SLOT = (MAX_INSTANCE - SLOT_STRIDE + 1) // SLOT_STRIDE  # 418
+OFFSETS_SCOPE = "points.offsets"
+
+Writer = Callable[["Point", Any], Awaitable[str]]
+Listener = Callable[[list["Point"]], None]
+
+
+@dataclass(frozen=True)
+class Point:
+    """One exposed value: a spec bound to a charger (slot), connector and subject.
+
+    `subject` is the MeterKey-like tuple (measurand, phase, location) of a meter point, the key
+    name of a configuration point, or None. `subject_index` is its fixed or persisted offset.
+    """
+
+    spec: PointSpec
+    charger_id: str = ""
+    slot: int = 0
+    connector_id: int | None = None
+    subject: Any = None
+    subject_index: int = 0
+
+    @property
+    def index(self) -> int:
+        return local_index(self.spec, self.connector_id, self.subject_index)
+
+    @property
+    def instance(self) -> int:
+        return object_instance(self.slot, self.index)
+
+    @property
+    def name(self) -> str:
+        return point_name(self.slot, self.connector_id, self.spec, self.subject)
+
+    @property
+    def uid(self) -> tuple[str, int]:
+        """(BACnet object type, instance): unique within the device."""
+        return (self.spec.bacnet_type, self.instance)
+
+
+def local_index(spec: PointSpec, connector_id: int | None, subject_index: int = 0) -> int:
+    """Offset of a point inside its charger's block of SLOT_STRIDE instances (site: slot 0)."""
+    if spec.kind == "site":
+        return spec.offset
+    if spec.kind == "charger":
+        return CHARGER_BASE + spec.offset
+    if spec.kind == "config":
+        return CONFIG_BASE + subject_index
+    if spec.kind == "config_result":
+        return CONFIG_RESULT_BASE + subject_index
+    base = (connector_id or 0) * CONNECTOR_STRIDE
+    if spec.kind == "connector":
+        return base + spec.offset
+    if spec.kind == "meter":
+        return base + subject_index
+    raise ValueError(f"unknown point kind {spec.kind}")
+
+
+def object_instance(slot: int, index: int) -> int:
+    """The BACnet object instance of a point: slot block plus local index."""
+    if not 0 <= slot <= MAX_SLOT:
+        raise ValueError(f"slot {slot} is outside 0..{MAX_SLOT}")
+    if not 0 <= index < SLOT_STRIDE:
+        raise ValueError(f"local index {index} is outside its block")
+    return slot * SLOT_STRIDE + index
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
+
+
+def safe_name(text: str) -> str:
+    """A name part in the conservative set [A-Za-z0-9-] (Metasys forbids `.`, `_`, `:` ...)."""
+    return _UNSAFE.sub("-", text).strip("-") or "x"
+
+
+def point_name(slot: int, connector_id: int | None, spec: PointSpec, subject: Any = None) -> str:
+    """Object_Name, e.g. `CP1-C1-Status`, `CP1-C1-Power-Active-Import-L2`, `CP1-Cfg-HeartbeatInterval`."""
+    if spec.kind == "site":
+        return f"Site-{spec.key}"
+    head = f"CP{slot}"
+    if spec.kind == "charger":
+        return f"{head}-{spec.key}"
+    if spec.kind in ("config", "config_result"):
+        key = str(subject)
+        part = safe_name(key)
+        if part != key:  # keep names unique when two vendor keys sanitize alike
+            part = f"{part}-{sum(key.encode()) % 1000}"
+        return f"{head}-Cfg-{part}" + ("-Result" if spec.kind == "config_result" else "")
+    conn = f"{head}-C{connector_id}"
+    if spec.kind == "meter":
+        measurand, phase, location = subject
+        name = f"{conn}-{safe_name(measurand)}"
+        if phase:
+            name += f"-{safe_name(phase)}"
+        if location != "Outlet":  # the OCPP default location needs no suffix
+            name += f"-{safe_name(location)}"
+        return name
+    return f"{conn}-{spec.key}"
+
+
+def standard_meter_index(measurand: str, phase: str, location: str) -> int | None:
+    """Fixed offset of a standard measurand/phase at the default location, else None."""
+    if location != "Outlet" or measurand not in MEASURANDS or phase not in PHASES:
+        return None
+    return METER_BASE + MEASURANDS.index(measurand) * len(PHASES) + PHASES.index(phase)
+
+
+@dataclass
+class PointTable:
+    """Every point of the running gateway, kept in step with the registry."""
+
+    clock: Callable[[], float]
+    state: PointState = field(default_factory=PointState)
+    writers: dict[str, Writer] = field(default_factory=dict)
+    added: list[Listener] = field(default_factory=list)
+    removed: list[Listener] = field(default_factory=list)
+    changed: list[Listener] = field(default_factory=list)
+    persist: Callable[[dict[str, str]], None] | None = None
+    _offsets: dict[str, int] = field(default_factory=dict)
+    _points: dict[tuple[str, int], Point] = field(default_factory=dict)
+    _by_charger: dict[str, dict[tuple, Point]] = field(default_factory=dict)
+    _stations: dict[str, Any] = field(default_factory=dict)
+    _names: dict[str, Point] = field(default_factory=dict)
+
+    # --- offsets ---------------------------------------------------------------------------
+    def load(self, offsets: dict[str, str]) -> None:
+        """Offsets persisted earlier: `meter:<measurand>|<phase>|<location>`, `config:<key>`."""
+        for key, value in offsets.items():
+            if key.startswith(("meter:", "config:")):
+                self._offsets[key] = int(value)
+
+    def offsets(self) -> dict[str, int]:
+        return dict(self._offsets)
+
+    def _allocate(self, key: str, first: int, limit: int) -> int | None:
+        if key in self._offsets:
+            return self._offsets[key]
+        prefix = key.split(":", 1)[0] + ":"
+        used = {v for k, v in self._offsets.items() if k.startswith(prefix)}
+        nxt = max(used | {first - 1}) + 1
+        if nxt >= limit:
+            return None  # block full: the value is not exposed (logged by the installer)
+        self._offsets[key] = nxt
+        if self.persist is not None:
+            self.persist({key: str(nxt)})
+        return nxt
+
+    def meter_index(self, measurand: str, phase: str, location: str) -> int | None:
+        fixed = standard_meter_index(measurand, phase, location)
+        if fixed is not None:
+            return fixed
+        extra = self._allocate(f"meter:{measurand}|{phase}|{location}", 0, METER_EXTRA_MAX)
+        return None if extra is None else METER_EXTRA_BASE + extra
+
+    def config_index(self, key: str) -> int | None:
+        if key in STANDARD_CONFIG_KEYS:
+            return STANDARD_CONFIG_KEYS.index(key)
+        return self._allocate(f"config:{key}", VENDOR_CONFIG_FIRST, CONFIG_MAX)
+
+    # --- building --------------------------------------------------------------------------
+    def sync(self, registry: Any) -> list[Point]:
+        """Build or rebuild the points of every station; returns the points that were added."""
+        new: list[Point] = []
+        if not self._points:
+            new += self._add([Point(spec) for spec in SITE_SPECS])
+        for station in list(registry.stations.values()):
+            new += self.sync_station(station)
+        return new
+
+    def sync_station(self, station: Any) -> list[Point]:
+        """Points for one station: none for guests or slots out of range; removed when dropped."""
+        self._stations[station.charger_id] = station
+        slot = station.slot
+        current = self._by_charger.get(station.charger_id, {})
+        if slot is None or not 1 <= slot <= MAX_SLOT:
+            if current:
+                self._remove(list(current.values()))
+            return []
+        if current and next(iter(current.values())).slot != slot:
+            self._remove(list(current.values()))
+        wanted: list[Point] = [Point(s, station.charger_id, slot) for s in CHARGER_SPECS]
+        for connector_id in sorted({0, *station.connectors, *(k.connector_id for k in station.meters)}):
+            wanted += self._connector_points(station, connector_id)
+        for key in station.meters:
+            wanted += self._meter_points(station, key)
+        for entry in station.config.values():
+            wanted += self._config_points(station, entry)
+        return self._add(wanted)
+
+    def _connector_points(self, station: Any, connector_id: int) -> list[Point]:
+        if not 0 <= connector_id <= MAX_CONNECTOR:
+            return []
+        return [Point(s, station.charger_id, station.slot, connector_id) for s in CONNECTOR_SPECS
+                if not (s.outlets_only and connector_id == 0)]
+
+    def _meter_points(self, station: Any, key: Any) -> list[Point]:
+        if not 0 <= key.connector_id <= MAX_CONNECTOR:
+            return []
+        index = self.meter_index(key.measurand, key.phase, key.location)
+        if index is None:
+            return []
+        subject = (key.measurand, key.phase, key.location)
+        return [Point(meter_spec(*subject), station.charger_id, station.slot, key.connector_id,
+                      subject, index)]
+
+    def _config_points(self, station: Any, entry: Any) -> list[Point]:
+        index = self.config_index(entry.key)
+        if index is None:
+            return []
+        pts = [Point(config_spec(entry.key, not entry.readonly), station.charger_id, station.slot,
+                     None, entry.key, index)]
+        if not entry.readonly:
+            pts.append(Point(config_result_spec(entry.key), station.charger_id, station.slot,
+                             None, entry.key, index))
+        return pts
+
+    def _add(self, wanted: list[Point]) -> list[Point]:
+        new = []
+        for p in wanted:
+            existing = self._points.get(p.uid)
+            if existing is not None and existing.spec.writable == p.spec.writable:
+                continue
+            if existing is not None:  # a configuration key turned writable or read-only
+                self._remove([existing])
+            self._points[p.uid] = p
+            self._names[p.name] = p
+            self._by_charger.setdefault(p.charger_id, {})[p.uid] = p
+            new.append(p)
+        if new:
+            for listener in list(self.added):
+                listener(new)
+        return new
+
+    def _remove(self, gone: list[Point]) -> None:
+        for p in gone:
+            self._points.pop(p.uid, None)
+            self._names.pop(p.name, None)
+            self._by_charger.get(p.charger_id, {}).pop(p.uid, None)
+        if gone:
+            for listener in list(self.removed):
+                listener(gone)
+
+    # --- events ----------------------------------------------------------------------------
+    def handle(self, event: Any, registry: Any) -> None:
+        """Apply one registry ChangeEvent: add points first seen, then report changed values."""
+        station = registry.get(event.charger_id)
+        if station is None:
+            return
+        if event.kind in ("added", "station") or station.charger_id not in self._by_charger:
+            self.sync_station(station)
+        elif event.kind == "connector" and event.connector_id is not None:
+            self._add(self._connector_points(station, event.connector_id))
+        elif event.kind == "meter" and event.key is not None:
+            self._add(self._connector_points(station, event.key.connector_id)
+                      + self._meter_points(station, event.key))
+        elif event.kind == "config" and event.key in station.config:
+            self._add(self._config_points(station, station.config[event.key]))
+        self.notify(self.affected(event))
+
+    def affected(self, event: Any) -> list[Point]:
+        """Points whose value may have changed with this event."""
+        pts = self._by_charger.get(event.charger_id, {}).values()
+        if event.kind == "connector":
+            return [p for p in pts if p.connector_id == event.connector_id and p.spec.kind == "connector"]
+        if event.kind == "meter":
+            key = event.key
+            subject = (key.measurand, key.phase, key.location)
+            return [p for p in pts if p.connector_id == event.connector_id
+                    and (p.subject == subject or p.spec.key in ("SessionEnergy", "SessionDuration"))]
+        if event.kind == "config":
+            return [p for p in pts if p.subject == event.key]
+        return list(pts)
+
+    def notify(self, pts: list[Point]) -> None:
+        if pts:
+            for listener in list(self.changed):
+                listener(pts)
+
+    def set_result(self, point: Point, text: str) -> None:
+        """Show a write outcome in the point's result point (and its own value)."""
+        self.state.results[_result_key(point)] = text
+        self.notify([p for p in self._by_charger.get(point.charger_id, {}).values()
+                     if p.spec.kind in ("config_result", "charger", "connector", "site")
+                     and _result_key(p) == _result_key(point)] or [point])
+
+    # --- reading ---------------------------------------------------------------------------
+    def points(self) -> list[Point]:
+        return sorted(self._points.values(), key=lambda p: (p.instance, p.spec.bacnet_type))
+
+    def get(self, name: str) -> Point | None:
+        return self._names.get(name)
+
+    def read(self, point: Point) -> Any:
+        station = self._stations.get(point.charger_id)
+        connector = None
+        if station is not None and point.connector_id is not None:
+            # Connector 0 or an outlet not reported yet reads as a fresh connector (Niagara 6.2:
+            # not every charger implements connector 0), never as a missing value.
+            connector = station.connectors.get(point.connector_id) or Connector(point.connector_id)
+        ctx = Ctx(point, station, connector, self.state, self.clock())
+        return point.spec.source(ctx) if point.spec.source else None
+
+    def reliable(self, point: Point) -> bool:
+        if point.spec.kind == "site" or not point.spec.stale_when_offline:
+            return True
+        station = self._stations.get(point.charger_id)
+        return bool(station is not None and station.online)
+
+    # --- writing ---------------------------------------------------------------------------
+    async def write(self, point: Point, value: Any, wait_s: float = 2.0) -> str:
+        """Apply a BMS write: refuse what cannot be applied, else run the point's writer.
+
+        Waits up to `wait_s` for the charger's answer so a quick refusal reaches the BMS as an
+        error; a slower answer lands in the result point when it arrives.
+        """
+        spec = point.spec
+        if not spec.writable or not spec.on_write:
+            raise WriteRefused("point is read-only", "write-access-denied")
+        value = spec.coerce(value)
+        writer = self.writers.get(spec.on_write)
+        if writer is None:
+            raise WriteRefused(f"{spec.on_write} is not available in this build", "write-access-denied")
+        task = asyncio.ensure_future(writer(point, value))
+        try:
+            text = await asyncio.wait_for(asyncio.shield(task), wait_s)
+        except TimeoutError:
+            self.set_result(point, "Pending")
+            task.add_done_callback(lambda t: self._late_result(point, t))
+            return "Pending"
+        except WriteRefused as exc:
+            self.set_result(point, f"Refused: {exc.reason}")
+            raise
+        self.set_result(point, text)
+        return text
+
+    def _late_result(self, point: Point, task: asyncio.Future[str]) -> None:
+        if task.cancelled():
+            self.set_result(point, "Cancelled")
+        elif isinstance(task.exception(), WriteRefused):
+            self.set_result(point, f"Refused: {task.exception().reason}")  # type: ignore[union-attr]
+        elif task.exception() is not None:
+            self.set_result(point, f"Failed: {task.exception()}")
+        else:
+            self.set_result(point, task.result())
+
+
+def _result_key(point: Point) -> tuple[str, int | None, str]:
+    """Which result a point shows or writes: config keys by key, others by result_of."""
+    if point.spec.kind in ("config", "config_result"):
+        return (point.charger_id, None, f"{CONFIG_PREFIX}{point.subject}")
+    return (point.charger_id, point.connector_id, point.spec.result_of or point.spec.key)
+
