@@ -25,7 +25,6 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from gateway.config import ModbusSettings
-from gateway.errors import OperationError
 from gateway.station import ChangeEvent, Station
 from points.modbus_codec import EncodeError, RegType, decode, encode
 from points.modbus_layout import (
@@ -34,7 +33,7 @@ from points.modbus_layout import (
     CHARGER_STRIDE,
     CONNECTOR_STRIDE,
     MAP_VERSION,
-    MAX_CONNECTORS,
+    MAX_CONNECTOR_ID,
     MAX_FLAT_SLOT,
     MAX_UNIT_ID,
     SITE_SIZE,
@@ -56,13 +55,17 @@ CLIENT_WRITES = frozenset({6, 16, 23})  # write single, write multiple, read/wri
 FC_HOLDING, FC_INPUT = 3, 4
 FLAT_UNIT = 0                           # SimDevice id 0 answers every unit id without its own device
 
+# Values with the `dynamic` flag change with time alone (a session's duration): re-rendered this often.
+DYNAMIC_REFRESH_S = 5.0
+
 Reader = Callable[["PointContext"], object]
 Writer = Callable[["PointContext", object], Awaitable[object]]
 
 
 @dataclass(frozen=True)
 class PointContext:
-    """Which block a value belongs to: the site (no station), a charger, or one of its connectors."""
+    """Which block a value belongs to: the site (no station), a charger (connector_id None), or
+    one of its connectors (connector 0 is the whole charger, as in OCPP)."""
 
     gateway: Gateway
     station: Station | None = None
@@ -73,18 +76,27 @@ class PointContext:
 class Binding:
     """A field of the map with the functions that read it from the model and apply a write.
 
-    `write` is the point table's on_write (the same command a BACnet write gives); it raises
-    ValueError for a value the point refuses (exception 03) and OperationError when the charger
-    cannot carry it out (exception 04).
+    `write` applies the point table's on_write (the same command a BACnet write gives) and
+    raises WriteError to answer the client with an exception code.
     """
 
     spec: FieldSpec
     read: Reader
     write: Writer | None = None
+    dynamic: bool = False
 
 
-class WriteRefused(Exception):
-    """A client write answered with a Modbus exception instead of being applied."""
+class WriteError(Exception):
+    """A client write answered with a Modbus exception instead of being applied.
+
+    02 illegal data address: nothing writable there, or a multi-register value written in part;
+    03 illegal data value: out of range, not a state code, NaN; 04 server device failure: the
+    charger is offline or refused the command within `modbus.write_wait_s`.
+    """
+
+    ADDRESS = ExcCodes.ILLEGAL_ADDRESS
+    VALUE = ExcCodes.ILLEGAL_VALUE
+    DEVICE = ExcCodes.DEVICE_FAILURE
 
     def __init__(self, code: ExcCodes, why: str) -> None:
         super().__init__(why)
@@ -125,21 +137,20 @@ class ModbusPointServer:
         self._flush_done = asyncio.Event()
         self._flush_done.set()
         self.port: int | None = None
+        self._refresher: asyncio.Task[None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> int:
         """Render every block from the model, then listen; returns the bound port."""
         self._slots = self._current_slots()
-        devices = [self._device(FLAT_UNIT, CHARGER_BASE + self.flat_slots * CHARGER_STRIDE)]
-        devices += [self._device(unit, CHARGER_BASE + CHARGER_STRIDE) for unit in range(1, self.unit_slots + 1)]
+        units = {FLAT_UNIT: CHARGER_BASE + self.flat_slots * CHARGER_STRIDE}
+        units.update({unit: CHARGER_BASE + CHARGER_STRIDE for unit in range(1, self.unit_slots + 1)})
+        for unit, size in units.items():
+            for fc in (FC_HOLDING, FC_INPUT):
+                self._shadow[(unit, fc)] = [0] * size
         for area in self._all_areas():
             self._render(area, initial=True)
-        for device in devices:
-            key_h, key_i = (device.id, FC_HOLDING), (device.id, FC_INPUT)
-            device.simdata = ([SimData(0, count=16, values=False, datatype=DataType.BITS)],
-                              [SimData(0, count=16, values=False, datatype=DataType.BITS)],
-                              [SimData(0, values=self._shadow[key_h], datatype=DataType.REGISTERS)],
-                              [SimData(0, values=self._shadow[key_i], datatype=DataType.REGISTERS)])
+        devices = [self._device(unit) for unit in units]
         identity = ModbusDeviceIdentification(info_name={
             "VendorName": "ocpp-bms-gateway", "ProductCode": "OCPP-GW",
             "ProductName": "OCPP 1.6-J to Modbus TCP gateway", "ModelName": f"register map v{MAP_VERSION}",
@@ -151,47 +162,76 @@ class ModbusPointServer:
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
         self.gateway.registry.subscribe(self.on_change)
         self._slots_dirty = False
+        self._refresher = asyncio.get_running_loop().create_task(self._refresh_dynamic(),
+                                                                 name="modbus dynamic refresh")
         log.info("Modbus TCP serving %d registers per slot for %d slots on %s:%s%s",
                  CHARGER_STRIDE, self.flat_slots, self.settings.host, self.port,
                  f"; unit ids 1..{self.unit_slots} address one slot each" if self.unit_slots else "")
         return self.port
 
     async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
         if self._flush_handle is not None and not self._flush_handle.done():
             self._flush_handle.cancel()
         if self._server is not None:
             await self._server.shutdown()
             self._server = None
 
-    def _device(self, unit: int, size: int) -> SimDevice:
-        """A device whose register lists we own; the data blocks are filled in by start()."""
-        for fc in (FC_HOLDING, FC_INPUT):
-            self._shadow[(unit, fc)] = [0] * size
-        # SimDevice checks its blocks at construction: give it a placeholder, replaced in start().
-        placeholder = [SimData(0, values=0, datatype=DataType.REGISTERS)]
+    def _device(self, unit: int) -> SimDevice:
+        """One pymodbus device per unit, its registers as rendered; the action sees client writes.
+
+        Non-shared blocks, so FC3 and FC4 address different registers (notes 2.2). Coils and
+        discrete inputs are not used; pymodbus needs a block for each, so 16 zero bits sit at 0.
+        """
         bits = [SimData(0, count=16, values=False, datatype=DataType.BITS)]
-        return SimDevice(id=unit, simdata=(bits, bits, placeholder, placeholder),
-                         action=functools.partial(self._action, unit))
+        return SimDevice(id=unit, action=functools.partial(self._action, unit), simdata=(
+            bits, list(bits),
+            [SimData(0, values=list(self._shadow[(unit, FC_HOLDING)]), datatype=DataType.REGISTERS)],
+            [SimData(0, values=list(self._shadow[(unit, FC_INPUT)]), datatype=DataType.REGISTERS)]))
 
     # --- model -> registers ----------------------------------------------------------------
     def on_change(self, event: ChangeEvent) -> None:
         """Registry subscriber: mark the areas an event touches; one flush per loop turn."""
         station = self.gateway.registry.get(event.charger_id)
         if event.kind in ("station", "added", "removed"):
-            self._slots_dirty = True  # a slot may have been given, or an online flag changed
+            self._slots_dirty = True  # a slot may have been given or taken
         if station is not None and station.slot is not None:
             slot = station.slot
-            if event.kind == "meter" or event.kind == "connector":
+            if event.kind in ("meter", "connector"):
                 connector_id = event.connector_id or 0
-                if 1 <= connector_id <= MAX_CONNECTORS:
+                if connector_id <= MAX_CONNECTOR_ID:
                     self._dirty.add((Scope.CONNECTOR, slot, connector_id))
-                self._dirty.add((Scope.CHARGER, slot, 0))
+                if event.kind == "connector":
+                    self._dirty.add((Scope.CHARGER, slot, None))  # connector count in the header
             elif event.kind == "config":
-                self._dirty.add((Scope.CHARGER, slot, 0))
+                self._dirty.add((Scope.CHARGER, slot, None))
             else:
                 self._dirty.update(self._slot_areas(slot))
-        self._dirty.add((Scope.SITE, None, None))  # site values aggregate over chargers
+        if event.kind != "meter" and event.kind != "config":
+            self._dirty.add((Scope.SITE, None, None))  # counts of chargers added and online
         self._schedule_flush()
+
+    def refresh(self, areas: Iterable[Area] | None = None) -> None:
+        """Re-render areas (default: all) from the model, e.g. after the point table's own state changed."""
+        self._dirty.update(self._all_areas() if areas is None else areas)
+        self._schedule_flush()
+
+    async def _refresh_dynamic(self) -> None:
+        """Values that change with time alone (session duration) are re-rendered periodically."""
+        dynamic = {b.spec.scope for b in self.bindings.values() if b.dynamic}
+        while dynamic:
+            await asyncio.sleep(DYNAMIC_REFRESH_S)
+            for slot, charger_id in list(self._slots.items()):
+                station = self.gateway.registry.get(charger_id)
+                if station is None:
+                    continue
+                if Scope.CONNECTOR in dynamic:
+                    self._dirty.update((Scope.CONNECTOR, slot, c) for c, conn in station.connectors.items()
+                                       if c <= MAX_CONNECTOR_ID and conn.transaction_id is not None)
+                if Scope.CHARGER in dynamic:
+                    self._dirty.add((Scope.CHARGER, slot, None))
+            self._schedule_flush()
 
     def _schedule_flush(self) -> None:
         if self._server is None or (self._flush_handle is not None and not self._flush_handle.done()):
@@ -232,7 +272,7 @@ class ModbusPointServer:
                 if s.slot is not None and (s.slot <= self.flat_slots or s.slot <= self.unit_slots)}
 
     def _slot_areas(self, slot: int) -> list[Area]:
-        return [(Scope.CHARGER, slot, 0)] + [(Scope.CONNECTOR, slot, c) for c in range(1, MAX_CONNECTORS + 1)]
+        return [(Scope.CHARGER, slot, None)] + [(Scope.CONNECTOR, slot, c) for c in range(MAX_CONNECTOR_ID + 1)]
 
     def _all_areas(self) -> Iterable[Area]:
         yield (Scope.SITE, None, None)
@@ -295,9 +335,6 @@ class ModbusPointServer:
             return self._header_value(spec.key, ctx, slot)
         if ctx.station is None and spec.scope is not Scope.SITE:
             return None
-        if spec.scope is Scope.CONNECTOR and ctx.station is not None \
-                and ctx.connector_id not in ctx.station.connectors:
-            return None  # a connector the charger never reported: every point "not available"
         try:
             return self.bindings[spec.field_id].read(ctx)
         except Exception:
@@ -317,8 +354,8 @@ class ModbusPointServer:
             return CHARGER_AREA
         if key == "header.connector_stride":
             return CONNECTOR_STRIDE
-        if key == "header.max_connectors":
-            return MAX_CONNECTORS
+        if key == "header.max_connector_id":
+            return MAX_CONNECTOR_ID
         if key == "header.chargers_added":
             return min(sum(1 for s in registry.stations.values() if s.slot is not None), 0xFFFE)
         if key == "header.chargers_online":
@@ -334,7 +371,7 @@ class ModbusPointServer:
         if key == "header.connector_id":
             return ctx.connector_id
         if key == "header.valid":
-            return (station is not None and station.online and ctx.connector_id in station.connectors)
+            return station is not None and station.online and ctx.connector_id in station.connectors
         raise LayoutError(f"no header field {key}")
 
     def _encode(self, spec: FieldSpec, value: object) -> list[int]:
@@ -354,7 +391,7 @@ class ModbusPointServer:
             return None
         try:
             await self.apply_write(unit, address, [int(v) for v in set_values])
-        except WriteRefused as exc:
+        except WriteError as exc:
             log.info("Modbus write of %d register(s) at %d (unit %d) refused (exception %d): %s",
                      len(set_values), address, unit, int(exc.code), exc)
             return exc.code
@@ -367,7 +404,7 @@ class ModbusPointServer:
         try:
             scope, slot, connector_id, offset = self.layout.locate(address, per_unit=unit != FLAT_UNIT)
         except LayoutError as exc:
-            raise WriteRefused(ExcCodes.ILLEGAL_ADDRESS, str(exc)) from None
+            raise WriteError(WriteError.ADDRESS, str(exc)) from None
         return scope, (unit if unit != FLAT_UNIT and scope is not Scope.SITE else slot), connector_id, offset
 
     async def apply_write(self, unit: int, address: int, values: Sequence[int]) -> None:
@@ -383,20 +420,21 @@ class ModbusPointServer:
             scope, slot, connector_id, offset = self._resolve(unit, address + i)
             placed = self._by_offset[scope].get(offset)
             if placed is None or not placed.spec.writable:
-                raise WriteRefused(ExcCodes.ILLEGAL_ADDRESS, f"address {address + i} is not a writable point")
+                raise WriteError(WriteError.ADDRESS, f"address {address + i} is not a writable point")
             size = placed.spec.size
             if placed.offset != offset or i + size > len(values):
-                raise WriteRefused(ExcCodes.ILLEGAL_ADDRESS,
+                raise WriteError(WriteError.ADDRESS,
                                    f"{placed.spec.field_id} takes {size} registers from its first address")
             station = None
             if scope is not Scope.SITE:
                 charger_id = self._slots.get(slot or 0)
                 station = self.gateway.registry.get(charger_id) if charger_id else None
                 if station is None:
-                    raise WriteRefused(ExcCodes.ILLEGAL_ADDRESS, f"slot {slot} holds no charger")
+                    raise WriteError(WriteError.ADDRESS, f"slot {slot} holds no charger")
             value = self._check_value(placed.spec, values[i:i + size])
             binding = self.bindings[placed.spec.field_id]
-            plan.append((binding, PointContext(self.gateway, station, connector_id), value,
+            ctx = PointContext(self.gateway, station, connector_id if scope is Scope.CONNECTOR else None)
+            plan.append((binding, ctx, value,
                          address + i, size))
             i += size
         for binding, ctx, value, at, size in plan:
@@ -406,64 +444,38 @@ class ModbusPointServer:
         codes = dict(spec.codes) if spec.codes else None
         value = decode(regs, spec.reg_type, word_order=self.word_order, codes=codes)
         if value is None:
-            raise WriteRefused(ExcCodes.ILLEGAL_VALUE, f"{spec.field_id}: 'not available' is not a value to write")
+            raise WriteError(WriteError.VALUE, f"{spec.field_id}: 'not available' is not a value to write")
         if spec.reg_type is RegType.ENUM16 and not isinstance(value, str):
-            raise WriteRefused(ExcCodes.ILLEGAL_VALUE, f"{spec.field_id}: no state has code {value}")
+            raise WriteError(WriteError.VALUE, f"{spec.field_id}: no state has code {value}")
         if spec.reg_type is RegType.BOOL16 and regs[0] not in (0, 1):
-            raise WriteRefused(ExcCodes.ILLEGAL_VALUE, f"{spec.field_id}: a flag is 0 or 1")
+            raise WriteError(WriteError.VALUE, f"{spec.field_id}: a flag is 0 or 1")
         if isinstance(value, int | float) and not isinstance(value, bool):
             if (spec.minimum is not None and value < spec.minimum) or \
                     (spec.maximum is not None and value > spec.maximum):
-                raise WriteRefused(ExcCodes.ILLEGAL_VALUE,
+                raise WriteError(WriteError.VALUE,
                                    f"{spec.field_id}: {value} outside {spec.minimum}..{spec.maximum}")
             if isinstance(value, float) and value != value:  # NaN never passes a range check
-                raise WriteRefused(ExcCodes.ILLEGAL_VALUE, f"{spec.field_id}: NaN")
+                raise WriteError(WriteError.VALUE, f"{spec.field_id}: NaN")
         return value
 
     async def _apply_one(self, unit: int, binding: Binding, ctx: PointContext, value: object,
                          address: int, regs: Sequence[int]) -> None:
-        """Start the point's command; wait briefly for its outcome so refusals reach the client.
+        """Run the point's command, then show the model's value again.
 
-        A charger usually answers within milliseconds, but the OCPP response timeout is seconds
-        and Modbus clients often give up after one. After `write_wait_s` the write is answered
-        as accepted; when the command ends, its area is re-rendered from the model, so a command
-        the charger refused puts the register back to the charger's value.
+        The binding waits up to `modbus.write_wait_s` for the charger, so a quick refusal reaches
+        the client as exception 04; a slower answer is acknowledged, and when it arrives the point
+        table's change events re-render the area (a refused command puts the old value back).
         """
         assert binding.write is not None
-        fc = FC_HOLDING
-        shadow = self._shadow[(unit, fc)]
-        shadow[address:address + len(regs)] = list(regs)  # what pymodbus stores after we return
-        area = self._area_of(binding.spec, ctx)
-        task = self.gateway.spawn(self._run_write(binding, ctx, value, area),
-                                  f"Modbus write {binding.spec.field_id}")
-        done, _ = await asyncio.wait({task}, timeout=self.settings.write_wait_s)
-        if not done:
-            return
-        # pymodbus stores the client's registers right after this action returns; render the
-        # area once more after that, in case the model keeps the value in another form.
-        self._forget(unit, binding, ctx)
-        self._dirty.add(area)
-        self._schedule_flush()
-        exc = task.exception() if not task.cancelled() else None
-        if isinstance(exc, ValueError):
-            raise WriteRefused(ExcCodes.ILLEGAL_VALUE, str(exc))
-        if isinstance(exc, OperationError):
-            raise WriteRefused(ExcCodes.DEVICE_FAILURE, str(exc))
-
-    async def _run_write(self, binding: Binding, ctx: PointContext, value: object, area: Area) -> None:
+        self._shadow[(unit, FC_HOLDING)][address:address + len(regs)] = list(regs)
         try:
-            assert binding.write is not None
             await binding.write(ctx, value)
-        except (ValueError, OperationError) as exc:
-            who = ctx.station.charger_id if ctx.station else "site"
-            log.warning("Modbus write of %s=%r for %s not applied: %s", binding.spec.field_id, value, who, exc)
-            raise
         finally:
-            # Show the model's value again (the new one, or the old one if the command failed),
-            # also in the unit-id copy of the block.
-            for unit in list({u for (u, _fc) in self._shadow}):
-                self._forget(unit, binding, ctx)
-            self._dirty.add(area)
+            # pymodbus stores the client's registers right after the action returns; render the
+            # area once more after that, so the registers end up holding the model's value.
+            for shadow_unit in {u for (u, _fc) in self._shadow}:
+                self._forget(shadow_unit, binding, ctx)
+            self._dirty.add(self._area_of(binding.spec, ctx))
             self._schedule_flush()
 
     def _forget(self, unit: int, binding: Binding, ctx: PointContext) -> None:
@@ -493,15 +505,19 @@ class ModbusPointServer:
         if spec.scope is Scope.SITE:
             return (Scope.SITE, None, None)
         if spec.scope is Scope.CHARGER:
-            return (Scope.CHARGER, slot, 0)
+            return (Scope.CHARGER, slot, None)
         return (Scope.CONNECTOR, slot, ctx.connector_id)
 
 
 def install(gateway: Gateway, bindings: Iterable[Binding] | None = None) -> ModbusPointServer:
-    """Add the Modbus server to a gateway: started after the device database loads, stopped first."""
+    """Add the Modbus server to a gateway: started after the device database loads, stopped first.
+
+    Without explicit bindings it serves the gateway's point table (`points.modbus_points`).
+    """
     if bindings is None:
-        from points.modbus_points import table_bindings
-        bindings = table_bindings()
+        from points.modbus_points import TableFields, point_table
+        table = point_table(gateway)
+        bindings = TableFields(table, gateway.settings.modbus.write_wait_s).bindings()
     server = ModbusPointServer(gateway, bindings)
 
     async def start() -> None:
@@ -513,4 +529,4 @@ def install(gateway: Gateway, bindings: Iterable[Binding] | None = None) -> Modb
     return server
 
 
-__all__ = ["Binding", "ModbusPointServer", "PointContext", "WriteRefused", "install"]
+__all__ = ["Binding", "ModbusPointServer", "PointContext", "WriteError", "install"]

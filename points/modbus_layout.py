@@ -3,9 +3,10 @@
 The map is a site block, then one fixed-size block per charger slot, and inside a charger block
 a charger area followed by one fixed-size area per connector (notes 3.4). Because a slot never
 changes and every block has a fixed size, a charger's registers never move when chargers are
-added, removed or connect in another order. Inside a block, fields are packed in the order of
-their stable point offsets, so a point added to the table later lands after the existing ones
-and moves nothing (a point's type must never change; the map version says when it did).
+added, removed or connect in another order. Inside a block, each kind of point has its own
+sub-area: points are packed in a fixed placement order (new points go at the end), meter values
+and configuration keys sit at index-derived offsets, so nothing moves when the table grows (a
+point's type must never change; the map version says when an address did).
 
 This module knows nothing of pymodbus or of the live model: it turns field descriptions into
 addresses, so the server, the register-map export and the tests share one computation.
@@ -25,16 +26,21 @@ MAP_VERSION = 1
 SITE_BASE = 0
 SITE_SIZE = 1000            # site block 0..999
 CHARGER_BASE = 1000         # slot 1 starts here
-CHARGER_AREA = 200          # charger-level values (connector 0) at block offsets 0..199
-CONNECTOR_STRIDE = 100      # one area per connector
-MAX_CONNECTORS = 4          # connectors 1..4; a higher connector id is not served over Modbus
-CHARGER_STRIDE = CHARGER_AREA + MAX_CONNECTORS * CONNECTOR_STRIDE  # 600
+CHARGER_AREA = 200          # charger-level values at block offsets 0..199
+CONNECTOR_STRIDE = 200      # then one area per connector, connector 0 (the whole charger) first
+MAX_CONNECTOR_ID = 3        # connectors 0..3; a higher connector id is not served over Modbus
+CHARGER_STRIDE = CHARGER_AREA + (MAX_CONNECTOR_ID + 1) * CONNECTOR_STRIDE  # 1000
 ADDRESS_SPACE = 65536
-# Slots that fit the flat map (unit id mode serves every slot up to MAX_UNIT_ID at CHARGER_BASE).
-MAX_FLAT_SLOT = (ADDRESS_SPACE - CHARGER_BASE) // CHARGER_STRIDE  # 107
+# Slots that fit the flat map (unit-id addressing serves every slot up to MAX_UNIT_ID at CHARGER_BASE).
+MAX_FLAT_SLOT = (ADDRESS_SPACE - CHARGER_BASE) // CHARGER_STRIDE  # 64
 MAX_UNIT_ID = 247           # highest unit id Modbus allows for a device (MODBUS over serial 2.2)
 HEADER_SIZE = 10            # each block starts with structural registers (below), points follow
 MAX_READ = 125              # registers per FC3/FC4 request (Modbus application protocol 6.3)
+# Sub-areas inside a block, so one kind of point can grow without moving another.
+CHARGER_POINTS = (HEADER_SIZE, 100)      # charger points, packed in placement order
+CONFIG_AREA = (100, 200)                 # standard configuration key k at 100 + 2k
+CONNECTOR_POINTS = (HEADER_SIZE, 110)    # connector points, packed in placement order
+METER_AREA = (110, 200)                  # meter value i of the Modbus meter list at 110 + 2i
 
 
 class Scope(StrEnum):
@@ -75,6 +81,7 @@ class FieldSpec:
     minimum: float | None = None
     maximum: float | None = None
     source: str = ""
+    offset: int | None = None      # fixed offset in the block; None: packed after the previous field
 
     @property
     def size(self) -> int:
@@ -111,11 +118,11 @@ SITE_HEADER = (
     FieldSpec("header.charger_stride", Scope.SITE, 2, RegType.UINT16,
               description=f"Registers per charger slot ({CHARGER_STRIDE})"),
     FieldSpec("header.connector_area", Scope.SITE, 3, RegType.UINT16,
-              description=f"Offset of connector 1 in a charger block ({CHARGER_AREA})"),
+              description=f"Offset of connector 0 in a charger block ({CHARGER_AREA})"),
     FieldSpec("header.connector_stride", Scope.SITE, 4, RegType.UINT16,
-              description=f"Registers per connector ({CONNECTOR_STRIDE})"),
-    FieldSpec("header.max_connectors", Scope.SITE, 5, RegType.UINT16,
-              description=f"Connectors per charger block ({MAX_CONNECTORS})"),
+              description=f"Registers per connector ({CONNECTOR_STRIDE}); connector 0 comes first"),
+    FieldSpec("header.max_connector_id", Scope.SITE, 5, RegType.UINT16,
+              description=f"Highest connector id with an area ({MAX_CONNECTOR_ID})"),
     FieldSpec("header.chargers_added", Scope.SITE, 6, RegType.UINT16,
               description="Chargers in the device database"),
     FieldSpec("header.chargers_online", Scope.SITE, 7, RegType.UINT16,
@@ -130,12 +137,14 @@ CHARGER_HEADER = (
               description="Charger online: 1 while its values are live, 0 when they are stale"),
     FieldSpec("header.connectors", Scope.CHARGER, 2, RegType.UINT16,
               description="Connectors the charger reported (connector 0 not counted)"),
+    FieldSpec("header.map_version", Scope.CHARGER, 3, RegType.UINT16,
+              description="Register map version (as site register 0), for unit-id addressing"),
 )
 CONNECTOR_HEADER = (
     FieldSpec("header.connector_id", Scope.CONNECTOR, 0, RegType.UINT16,
               description="Connector id of this area"),
     FieldSpec("header.valid", Scope.CONNECTOR, 1, RegType.BOOL16,
-              description="Point valid: 1 when the connector has reported and the charger is online"),
+              description="Point valid: 1 while the charger is online and this connector has reported"),
 )
 HEADERS = {Scope.SITE: SITE_HEADER, Scope.CHARGER: CHARGER_HEADER, Scope.CONNECTOR: CONNECTOR_HEADER}
 
@@ -165,26 +174,31 @@ class BlockLayout:
 
 
 def pack(specs: Iterable[FieldSpec], scope: Scope) -> BlockLayout:
-    """Header first, then the point fields in (order, encoding) order, each right after the last.
+    """Header first, then each field at its fixed offset or right after the previous field.
 
     A 32-bit field starts on the next register: Modbus has no alignment rule, and padding would
-    waste space that new points need.
+    waste space that new points need. Overlaps and overflows are errors, found by the tests.
     """
     layout = BlockLayout(scope)
+    used = [""] * BLOCK_SIZE[scope]
     offset = 0
-    for spec in HEADERS[scope]:
-        layout.add(Placed(spec, offset))
-        offset += spec.size
-    offset = max(offset, HEADER_SIZE)
-    seen: set[str] = set()
-    for spec in sorted((s for s in specs if s.scope is scope), key=lambda s: (s.order, s.encoding)):
-        if spec.field_id in seen:
+    chosen = list(HEADERS[scope]) + [s for s in specs if s.scope is scope]
+    for number, spec in enumerate(chosen):
+        if number == len(HEADERS[scope]):
+            offset = max(offset, HEADER_SIZE)
+        if spec.offset is not None:
+            offset = spec.offset
+        if layout.get(spec.field_id) is not None:
             raise LayoutError(f"field {spec.field_id} is listed twice")
-        seen.add(spec.field_id)
+        end = offset + spec.size
+        if end > BLOCK_SIZE[scope]:
+            raise LayoutError(f"{spec.field_id} ends at {end}; the {scope} block has {BLOCK_SIZE[scope]}")
+        clash = next((u for u in used[offset:end] if u), "")
+        if clash:
+            raise LayoutError(f"{spec.field_id} at {offset} overlaps {clash}")
+        used[offset:end] = [spec.field_id] * spec.size
         layout.add(Placed(spec, offset))
-        offset += spec.size
-    if offset > BLOCK_SIZE[scope]:
-        raise LayoutError(f"{scope} fields need {offset} registers; the block has {BLOCK_SIZE[scope]}")
+        offset = end
     return layout
 
 
@@ -201,10 +215,10 @@ def charger_block_base(slot: int, *, per_unit: bool = False) -> int:
 
 
 def connector_area_base(slot: int, connector_id: int, *, per_unit: bool = False) -> int:
-    if not 1 <= connector_id <= MAX_CONNECTORS:
-        raise LayoutError(f"connector {connector_id} is outside 1..{MAX_CONNECTORS}")
+    if not 0 <= connector_id <= MAX_CONNECTOR_ID:
+        raise LayoutError(f"connector {connector_id} is outside 0..{MAX_CONNECTOR_ID}")
     return (charger_block_base(slot, per_unit=per_unit) + CHARGER_AREA
-            + (connector_id - 1) * CONNECTOR_STRIDE)
+            + connector_id * CONNECTOR_STRIDE)
 
 
 def flat_slot_fits(slot: int) -> bool:
@@ -247,9 +261,9 @@ class RegisterLayout:
             yield Location(placed, base + placed.offset, slot, connector_id)
 
     def slot_locations(self, slot: int, *, per_unit: bool = False) -> Iterator[Location]:
-        """Every field of a charger block: the charger area, then connectors 1..MAX_CONNECTORS."""
+        """Every field of a charger block: the charger area, then connectors 0..MAX_CONNECTOR_ID."""
         yield from self.charger(slot, per_unit=per_unit)
-        for connector_id in range(1, MAX_CONNECTORS + 1):
+        for connector_id in range(MAX_CONNECTOR_ID + 1):
             yield from self.connector(slot, connector_id, per_unit=per_unit)
 
     def locate(self, address: int, *, per_unit: bool = False) -> tuple[Scope, int | None, int | None, int]:
@@ -259,6 +273,8 @@ class RegisterLayout:
         """
         if address < CHARGER_BASE:
             return Scope.SITE, None, None, address - SITE_BASE
+        if address >= ADDRESS_SPACE:
+            raise LayoutError(f"address {address} is outside the Modbus address space")
         rel = address - CHARGER_BASE
         if per_unit:
             if rel >= CHARGER_STRIDE:
@@ -270,4 +286,4 @@ class RegisterLayout:
         if rel < CHARGER_AREA:
             return Scope.CHARGER, slot, 0, rel
         rel -= CHARGER_AREA
-        return Scope.CONNECTOR, slot, rel // CONNECTOR_STRIDE + 1, rel % CONNECTOR_STRIDE
+        return Scope.CONNECTOR, slot, rel // CONNECTOR_STRIDE, rel % CONNECTOR_STRIDE
