@@ -200,6 +200,8 @@ class PointSpec:
             if t.startswith("binary"):
                 return bool(int(value)) if not isinstance(value, str) else value.lower() in ("1", "true", "active")
             if t.startswith("multi-state"):
+                if isinstance(value, str) and value not in self.states:
+                    raise WriteRefused(f"{value!r} is not one of {self.states}", "value-out-of-range")
                 v = self.states.index(value) + 1 if isinstance(value, str) else int(value)
                 if not 1 <= v <= len(self.states):
                     raise WriteRefused(f"state {v} outside 1..{len(self.states)}", "value-out-of-range")
@@ -345,6 +347,7 @@ SITE_SPECS: tuple[PointSpec, ...] = (
 
 CHARGER_SPECS: tuple[PointSpec, ...] = (
     PointSpec("Online", "charger", 0, "binary-input", "uint16", source=_station(lambda s: s.online),
+              states=("Offline", "Online"),
               stale_when_offline=False, description="Charger connected and answering",
               ocpp_source="websocket"),
     PointSpec("Registration", "charger", 1, "multi-state-value", "uint16", writable=True,
@@ -377,7 +380,7 @@ CHARGER_SPECS: tuple[PointSpec, ...] = (
     *_cmd("Reset", 20, "multi-state-value", "reset", "Write Soft or Hard to reset the charger",
           RESET_STATES, 1, "charger", False),
     *_cmd("ClearCache", 22, "binary-value", "clear_cache",
-          "Write active to clear the authorization cache", (), False, "charger", False),
+          "Write active to clear the authorization cache", ("Idle", "Clear"), False, "charger", False),
 )
 
 CONNECTOR_SPECS: tuple[PointSpec, ...] = (
@@ -417,13 +420,14 @@ CONNECTOR_SPECS: tuple[PointSpec, ...] = (
     PointSpec("SessionDuration", "connector", 9, "analog-input", "uint32", "s",
               source=_session_duration_s, cov_increment=60.0, dynamic=True,
               description="Duration of the active transaction", ocpp_source="StartTransaction:timestamp"),
-    *_cmd("Unlock", 20, "binary-value", "unlock", "Write active to unlock the connector"),
+    *_cmd("Unlock", 20, "binary-value", "unlock", "Write active to unlock the connector", ("Idle", "Unlock")),
     *_cmd("RemoteStart", 22, "characterstring-value", "remote_start",
           "Write an idTag to start a transaction on this connector", value=""),
     *_cmd("RemoteStop", 24, "binary-value", "remote_stop",
-          "Write active to stop the active transaction"),
+          "Write active to stop the active transaction", ("Idle", "Stop")),
     PointSpec("SC-Enable", "connector", 40, "binary-value", "uint16", writable=True,
               on_write="smart_setting", source=_smart("enable"), stale_when_offline=False,
+              states=("Disabled", "Enabled"),
               description="Smart charging on (Niagara 6.3 Enable)", ocpp_source="SetChargingProfile"),
     PointSpec("SC-Unit", "connector", 41, "multi-state-value", "uint16", writable=True,
               on_write="smart_setting", states=SC_UNIT_STATES, stale_when_offline=False,

@@ -205,6 +205,7 @@ class PointTable:
     removed: list[Listener] = field(default_factory=list)
     changed: list[Listener] = field(default_factory=list)
     persist: Callable[[dict[str, str]], None] | None = None
+    write_wait_s: float = 2.0
     _offsets: dict[str, int] = field(default_factory=dict)
     _points: dict[tuple[str, int], Point] = field(default_factory=dict)
     _by_charger: dict[str, dict[tuple, Point]] = field(default_factory=dict)
@@ -380,14 +381,21 @@ class PointTable:
         return self._names.get(name)
 
     def read(self, point: Point) -> Any:
+        return point.spec.source(self._ctx(point)) if point.spec.source else None
+
+    def _ctx(self, point: Point) -> Ctx:
         station = self._stations.get(point.charger_id)
         connector = None
         if station is not None and point.connector_id is not None:
             # Connector 0 or an outlet not reported yet reads as a fresh connector (Niagara 6.2:
             # not every charger implements connector 0), never as a missing value.
             connector = station.connectors.get(point.connector_id) or Connector(point.connector_id)
-        ctx = Ctx(point, station, connector, self.state, self.clock())
-        return point.spec.source(ctx) if point.spec.source else None
+        return Ctx(point, station, connector, self.state, self.clock())
+
+    def read_default(self, point: Point) -> Any:
+        """Relinquish default of a commandable point (what applies when no BMS commands it)."""
+        fn = point.spec.relinquish_default
+        return fn(self._ctx(point)) if fn is not None else self.read(point)
 
     def reliable(self, point: Point) -> bool:
         if point.spec.kind == "site" or not point.spec.stale_when_offline:
@@ -396,7 +404,7 @@ class PointTable:
         return bool(station is not None and station.online)
 
     # --- writing ---------------------------------------------------------------------------
-    async def write(self, point: Point, value: Any, wait_s: float = 2.0) -> str:
+    async def write(self, point: Point, value: Any, wait_s: float | None = None) -> str:
         """Apply a BMS write: refuse what cannot be applied, else run the point's writer.
 
         Waits up to `wait_s` for the charger's answer so a quick refusal reaches the BMS as an
@@ -411,7 +419,7 @@ class PointTable:
             raise WriteRefused(f"{spec.on_write} is not available in this build", "write-access-denied")
         task = asyncio.ensure_future(writer(point, value))
         try:
-            text = await asyncio.wait_for(asyncio.shield(task), wait_s)
+            text = await asyncio.wait_for(asyncio.shield(task), wait_s if wait_s is not None else self.write_wait_s)
         except TimeoutError:
             self.set_result(point, "Pending")
             task.add_done_callback(lambda t: self._late_result(point, t))
