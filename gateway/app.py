@@ -40,13 +40,11 @@ class Gateway:
         self.tags: dict[str, authorize.TagEntry] = {}
         self.boot_hooks: list[BootHook] = []
         self.transaction_hooks: list[TransactionHook] = []
-        self.start_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.start_hooks: list[Callable[[], Awaitable[None]]] = []  # after the store, before OCPP
         self.stop_hooks: list[Callable[[], Awaitable[None]]] = []
         self.admin_routes: list[Callable[[Any], None]] = []
         self.ocpp = OcppServer(self)
         self.ports: dict[str, int] = {}
-        # Running extensions by name (e.g. "modbus"), for the admin API, the CLI and tests.
-        self.parts: dict[str, Any] = {}
         self.started = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -55,16 +53,14 @@ class Gateway:
         await self.history.open()
         await self.reload_devices()
         await self.reload_tags()
+        for hook in self.start_hooks:
+            await hook()
         self.ports["ocpp"] = await self.ocpp.start()
         if self.settings.admin.enabled:
             from gateway.admin import AdminServer
             admin = AdminServer(self)
             self.ports["admin"] = await admin.start()
             self.stop_hooks.append(admin.stop)
-        # Extensions (BMS servers) start once the device database is loaded, so the slots they
-        # serve are known before the first client connects.
-        for hook in self.start_hooks:
-            await hook()
         self.spawn(self._housekeeping(), "housekeeping")
         self.started.set()
         log.info("OCPP central system listening on %s:%s (%s)", self.settings.ocpp.host,

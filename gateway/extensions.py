@@ -11,3 +11,8 @@ from gateway.app import Gateway
 
 def install_extensions(gateway: Gateway) -> None:
     """Add every installed part to the gateway (each guards its own settings)."""
+    if gateway.settings.modbus.enabled:
+        from points.modbus import install as install_modbus
+
+        # Registers of the point table on modbus.host:modbus.port (docs/modbus.md).
+        install_modbus(gateway)

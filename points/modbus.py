@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pymodbus.constants import ExcCodes
 from pymodbus.pdu.device import ModbusDeviceIdentification
@@ -196,7 +197,8 @@ class ModbusPointServer:
         station = self.gateway.registry.get(event.charger_id)
         if event.kind in ("station", "added", "removed"):
             self._slots_dirty = True  # a slot may have been given or taken
-        if station is not None and station.slot is not None:
+        if station is not None and station.slot is not None \
+                and station.slot <= max(self.flat_slots, self.unit_slots):
             slot = station.slot
             if event.kind in ("meter", "connector"):
                 connector_id = event.connector_id or 0
@@ -214,7 +216,9 @@ class ModbusPointServer:
 
     def refresh(self, areas: Iterable[Area] | None = None) -> None:
         """Re-render areas (default: all) from the model, e.g. after the point table's own state changed."""
-        self._dirty.update(self._all_areas() if areas is None else areas)
+        limit = max(self.flat_slots, self.unit_slots)
+        self._dirty.update(a for a in (self._all_areas() if areas is None else areas)
+                           if a[1] is None or (1 <= a[1] <= limit and (a[2] or 0) <= MAX_CONNECTOR_ID))
         self._schedule_flush()
 
     async def _refresh_dynamic(self) -> None:
@@ -514,19 +518,33 @@ def install(gateway: Gateway, bindings: Iterable[Binding] | None = None) -> Modb
 
     Without explicit bindings it serves the gateway's point table (`points.modbus_points`).
     """
+    table = None
     if bindings is None:
         from points.modbus_points import TableFields, point_table
         table = point_table(gateway)
         bindings = TableFields(table, gateway.settings.modbus.write_wait_s).bindings()
     server = ModbusPointServer(gateway, bindings)
+    if table is not None:
+        from points.modbus_points import areas_of
+        # Values that live in the table, not the registry (site limits, smart-charging settings,
+        # write results) change without a registry event; the table tells its listeners.
+        table.changed.append(lambda points: server.refresh(areas_of(points)))
 
     async def start() -> None:
         gateway.ports["modbus"] = await server.start()
 
     gateway.start_hooks.append(start)
     gateway.stop_hooks.append(server.stop)
-    gateway.parts["modbus"] = server
+    _servers[gateway] = server
     return server
 
 
-__all__ = ["Binding", "ModbusPointServer", "PointContext", "WriteError", "install"]
+_servers: weakref.WeakKeyDictionary[Any, ModbusPointServer] = weakref.WeakKeyDictionary()
+
+
+def server_for(gateway: Gateway) -> ModbusPointServer | None:
+    """The Modbus server installed in a gateway, if any (tests, the benchmark, the admin API)."""
+    return _servers.get(gateway)
+
+
+__all__ = ["Binding", "ModbusPointServer", "PointContext", "WriteError", "install", "server_for"]

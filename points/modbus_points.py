@@ -13,6 +13,7 @@ automatically; list it here when it should keep that place (test_modbus_points c
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -236,15 +237,38 @@ class TableFields:
             raise WriteError(_REFUSAL.get(exc.code, WriteError.DEVICE), exc.reason) from None
 
 
-def point_table(gateway: Gateway) -> PointTable:
-    """The gateway's one point table, shared with BACnet; made and fed here if nobody did yet.
+def areas_of(points: Iterable[Any]) -> set[tuple[Scope, int | None, int | None]]:
+    """The register areas that show these table points."""
+    areas: set[tuple[Scope, int | None, int | None]] = set()
+    for p in points:
+        kind = p.spec.kind
+        if kind == "site":
+            areas.add((Scope.SITE, None, None))
+        elif kind in ("connector", "meter") and p.connector_id is not None:
+            areas.add((Scope.CONNECTOR, p.slot, p.connector_id))
+        elif p.slot:
+            areas.add((Scope.CHARGER, p.slot, None))
+    return areas
 
-    The points installer (issue 5) is expected to register its table as `gateway.parts["point_table"]`
-    before this runs; until then this makes the same wiring so Modbus works on its own.
+
+_tables: weakref.WeakKeyDictionary[Any, PointTable] = weakref.WeakKeyDictionary()
+
+
+def point_table(gateway: Gateway) -> PointTable:
+    """The gateway's one point table, shared with BACnet (`points.service`).
+
+    If the points service is not part of this build, the table is made and fed here, so Modbus
+    works on its own (writes then answer 02: no command writers are installed).
     """
-    table = gateway.parts.get("point_table")
+    try:
+        from points.service import service_for
+    except ImportError:
+        service_for = None
+    if service_for is not None:
+        return service_for(gateway).table
+    table = _tables.get(gateway)
     if table is None:
-        table = gateway.parts["point_table"] = PointTable(gateway.clock)
+        table = _tables[gateway] = PointTable(gateway.clock)
         registry = gateway.registry
         registry.subscribe(lambda event: table.handle(event, registry))
         table.sync(registry)

@@ -1,0 +1,245 @@
+"""The Modbus TCP server over loopback with simulated chargers (issue 6; docs/modbus.md).
+
+A real gateway (as `ocpp-gateway run` builds it) on port 0, TestCharger sending OCPP 1.6
+StatusNotification and MeterValues (spec 4.9, 4.7), read back with the pymodbus client and,
+when installed, with mbpoll as an independent client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import struct
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.pdu import ExceptionResponse
+
+from gateway.app import Gateway
+from points.modbus import server_for
+from points.modbus_codec import RegType, decode
+from points.modbus_layout import (
+    CHARGER_BASE,
+    MAP_VERSION,
+    connector_area_base,
+)
+from tests.conftest import GatewayRunner
+from tests.ocpp_client import TestCharger
+
+T0 = "2026-11-21T08:00:00Z"
+
+
+def _placed(gateway: Gateway, scope: str, field_id: str) -> int:
+    server = server_for(gateway)
+    assert server is not None
+    for block in server.layout.blocks.values():
+        if block.scope == scope and (placed := block.get(field_id)) is not None:
+            return placed.offset
+    raise KeyError(field_id)
+
+
+def connector_address(gateway: Gateway, slot: int, connector_id: int, field_id: str, per_unit: bool = False) -> int:
+    return connector_area_base(slot, connector_id, per_unit=per_unit) + _placed(gateway, "connector", field_id)
+
+
+def site_address(gateway: Gateway, field_id: str) -> int:
+    return _placed(gateway, "site", field_id)
+
+
+async def start(runner: GatewayRunner, **modbus: object) -> Gateway:
+    return await runner.start(modbus={"enabled": True, "port": 0, **modbus})
+
+
+async def settled(gateway: Gateway) -> None:
+    """Every model change so far is in the registers (the server flushes once per loop turn)."""
+    server = server_for(gateway)
+    assert server is not None
+    await asyncio.sleep(0)
+    await server.flushed()
+
+
+@asynccontextmanager
+async def modbus(gateway: Gateway) -> AsyncIterator[AsyncModbusTcpClient]:
+    client = AsyncModbusTcpClient("127.0.0.1", port=gateway.ports["modbus"], timeout=3)
+    assert await client.connect()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+async def read_input(client: AsyncModbusTcpClient, address: int, count: int, unit: int = 1) -> list[int]:
+    reply = await client.read_input_registers(address, count=count, device_id=unit)
+    assert not reply.isError(), reply
+    return reply.registers
+
+
+async def charging_charger(runner: GatewayRunner, charger_id: str, power_w: float, energy_wh: float) -> TestCharger:
+    cp = await TestCharger(runner.url, charger_id).connect()
+    await cp.boot()
+    await cp.status(1, "Charging")
+    await cp.call("MeterValues", {"connectorId": 1, "meterValue": [{"timestamp": T0, "sampledValue": [
+        {"value": str(power_w), "measurand": "Power.Active.Import", "unit": "W"},
+        {"value": str(energy_wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]})
+    return cp
+
+
+# --- reading -------------------------------------------------------------------------------
+async def test_connector_status_and_meter_values_reach_input_registers(runner: GatewayRunner):
+    gateway = await start(runner)
+    await gateway.add_device("CP1")
+    cp = await charging_charger(runner, "CP1", 7650.0, 70_000.6)
+    try:
+        await settled(gateway)
+        async with modbus(gateway) as client:
+            status = await read_input(client, connector_address(gateway, 1, 1, "Status"), 1)
+            power = await read_input(client, connector_address(gateway, 1, 1, "meter:Power.Active.Import"), 2)
+            wh = await read_input(client, connector_address(
+                gateway, 1, 1, "meter:Energy.Active.Import.Register#u32"), 2)
+            kwh = await read_input(client, connector_address(
+                gateway, 1, 1, "meter:Energy.Active.Import.Register"), 2)
+            header = await read_input(client, connector_area_base(1, 1), 2)
+            site = await read_input(client, 0, 9)
+    finally:
+        await cp.close()
+    assert status == [3]  # Charging: the same 1-based code as the BACnet multi-state value
+    assert power == [0x45EF, 0x1000]  # 7650.0 W, high word first (the documented example)
+    assert decode(wh, RegType.UINT32) == 70_001
+    assert decode(kwh, RegType.FLOAT32) == pytest.approx(70.0006)
+    assert header == [1, 1]  # connector 1, point valid
+    assert site[0] == MAP_VERSION and site[1] == CHARGER_BASE and site[6:9] == [1, 1, 1]
+
+
+@pytest.mark.parametrize("word_order", ["big", "little"])
+async def test_floats_decode_in_the_configured_word_order(runner: GatewayRunner, word_order):
+    gateway = await start(runner, word_order=word_order)
+    await gateway.add_device("CP1")
+    cp = await charging_charger(runner, "CP1", -12.5 + 7000, 1234.0)
+    try:
+        await settled(gateway)
+        async with modbus(gateway) as client:
+            regs = await read_input(client, connector_address(gateway, 1, 1, "meter:Power.Active.Import"), 2)
+            wh = await read_input(client, connector_address(
+                gateway, 1, 1, "meter:Energy.Active.Import.Register#u32"), 2)
+            as_float = client.convert_from_registers(regs, client.DATATYPE.FLOAT32, word_order=word_order)
+    finally:
+        await cp.close()
+    assert as_float == 6987.5
+    high_first = struct.unpack(">f", struct.pack(">HH", *regs))[0]
+    assert (high_first == 6987.5) == (word_order == "big")
+    assert client.convert_from_registers(wh, client.DATATYPE.UINT32, word_order=word_order) == 1234
+
+
+async def test_offline_charger_reads_not_available_and_online_flag_zero(runner: GatewayRunner):
+    gateway = await start(runner)
+    await gateway.add_device("CP1")
+    cp = await charging_charger(runner, "CP1", 7650.0, 1.0)
+    await cp.close()
+    await asyncio.sleep(0.05)
+    await settled(gateway)
+    async with modbus(gateway) as client:
+        power = await read_input(client, connector_address(gateway, 1, 1, "meter:Power.Active.Import"), 2)
+        online = await read_input(client, CHARGER_BASE + 1, 1)
+        valid = await read_input(client, connector_area_base(1, 1) + 1, 1)
+    assert power == [0x7FC0, 0x0000]  # a stale value is NaN, not the last value
+    assert online == [0] and valid == [0]
+
+
+async def test_same_addresses_after_restart_with_chargers_added_in_another_order(runner: GatewayRunner):
+    gateway = await start(runner)
+    await gateway.add_device("CP-A")
+    await gateway.add_device("CP-B")
+    seen = {}
+    for charger_id, power in (("CP-B", 2000.0), ("CP-A", 1000.0)):
+        cp = await charging_charger(runner, charger_id, power, 5.0)
+        await settled(gateway)
+        await cp.close()
+    await runner.stop()
+
+    gateway = await start(runner)
+    await gateway.add_device("CP-C")  # a new charger takes a new slot, moves nothing
+    chargers = [await charging_charger(runner, cid, p, 5.0)
+                for cid, p in (("CP-C", 3000.0), ("CP-A", 1000.0), ("CP-B", 2000.0))]
+    try:
+        await settled(gateway)
+        async with modbus(gateway) as client:
+            for slot in (1, 2, 3):
+                address = connector_address(gateway, slot, 1, "meter:Power.Active.Import")
+                seen[slot] = decode(await read_input(client, address, 2), RegType.FLOAT32)
+                seen[f"slot{slot}"] = (await read_input(client, CHARGER_BASE + (slot - 1) * 1000, 1))[0]
+    finally:
+        for cp in chargers:
+            await cp.close()
+    assert (seen[1], seen[2], seen[3]) == (1000.0, 2000.0, 3000.0)
+    assert (seen["slot1"], seen["slot2"], seen["slot3"]) == (1, 2, 3)
+
+
+async def test_unit_id_addressing_serves_each_slot_at_the_first_block(runner: GatewayRunner):
+    gateway = await start(runner, unit_id_per_charger=True)
+    await gateway.add_device("CP1")
+    await gateway.add_device("CP2")
+    cp = await charging_charger(runner, "CP2", 4321.0, 1.0)
+    try:
+        await settled(gateway)
+        async with modbus(gateway) as client:
+            by_unit = await read_input(client, connector_address(
+                gateway, 1, 1, "meter:Power.Active.Import", per_unit=True), 2, unit=2)
+            flat = await read_input(client, connector_address(gateway, 2, 1, "meter:Power.Active.Import"), 2,
+                                    unit=0)
+            slot_header = await read_input(client, CHARGER_BASE, 1, unit=2)
+    finally:
+        await cp.close()
+    assert decode(by_unit, RegType.FLOAT32) == decode(flat, RegType.FLOAT32) == 4321.0
+    assert slot_header == [2]
+
+
+# --- writing -------------------------------------------------------------------------------
+async def _exception(reply: object) -> int | None:
+    return reply.exception_code if isinstance(reply, ExceptionResponse) else None
+
+
+async def test_bad_writes_answer_modbus_exception_codes(runner: GatewayRunner):
+    gateway = await start(runner)
+    await gateway.add_device("CP1")
+    limit = site_address(gateway, "PowerLimit")
+    status = connector_address(gateway, 1, 1, "Status")
+    async with modbus(gateway) as client:
+        to_regs = client.convert_to_registers
+        out_of_range = await client.write_registers(limit, to_regs(20_000.0, client.DATATYPE.FLOAT32), device_id=1)
+        nan = await client.write_registers(limit, [0x7FC0, 0], device_id=1)
+        half = await client.write_register(limit, 0x4120, device_id=1)
+        read_only = await client.write_register(status, 1, device_id=1)
+        header = await client.write_register(0, 7, device_id=1)
+        beyond = await client.write_register(65_500, 1, device_id=1)
+        availability = connector_address(gateway, 1, 1, "Availability")
+        bad_state = await client.write_register(availability, 9, device_id=1)
+    assert await _exception(out_of_range) == 3
+    assert await _exception(nan) == 3
+    assert await _exception(half) == 2
+    assert await _exception(read_only) == 2
+    assert await _exception(header) == 2
+    assert await _exception(beyond) == 2
+    assert await _exception(bad_state) == 3
+
+
+# --- an independent client ------------------------------------------------------------------
+@pytest.mark.skipif(shutil.which("mbpoll") is None, reason="mbpoll is not installed")
+async def test_mbpoll_reads_the_power_float_high_word_first(runner: GatewayRunner):
+    gateway = await start(runner)
+    await gateway.add_device("CP1")
+    cp = await charging_charger(runner, "CP1", 7650.0, 1.0)
+    try:
+        await settled(gateway)
+        address = connector_address(gateway, 1, 1, "meter:Power.Active.Import")
+        # -0: PDU addresses, -1: poll once, -B: high word first, -t 3:float: input registers.
+        cmd = ["mbpoll", "-m", "tcp", "-a", "1", "-0", "-1", "-B", "-p", str(gateway.ports["modbus"]),
+               "-r", str(address), "-c", "1", "-t", "3:float", "127.0.0.1"]
+        proc = await asyncio.create_subprocess_exec(*cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        out, _ = await asyncio.wait_for(proc.communicate(), 20)
+    finally:
+        await cp.close()
+    assert proc.returncode == 0, out.decode()
+    assert f"[{address}]: \t7650" in out.decode()
