@@ -88,6 +88,15 @@ def reg_type_of(spec: PointSpec) -> RegType | None:
             "int32": RegType.INT32}[spec.modbus_type]
 
 
+def _codes(spec: PointSpec, reg_type: RegType) -> tuple[tuple[str, int], ...]:
+    """Enum codes as BACnet numbers them: multi-state 1-based, binary inactive 0 / active 1."""
+    if reg_type is RegType.BOOL16:
+        return tuple((state, i) for i, state in enumerate(spec.states[:2]))
+    if reg_type is RegType.ENUM16:
+        return tuple((state, i + 1) for i, state in enumerate(spec.states))
+    return ()
+
+
 def _ordered(specs: Iterable[PointSpec], order: tuple[str, ...]) -> list[PointSpec]:
     specs = list(specs)
     rank = {key: i for i, key in enumerate(order)}
@@ -148,7 +157,7 @@ class TableFields:
             encoding="u32" if counter else "",
             description=(f"{spec.description} (Wh counter)" if counter else spec.description),
             units="Wh" if counter else spec.units,
-            codes=tuple((state, i + 1) for i, state in enumerate(spec.states)),
+            codes=_codes(spec, reg_type),
             minimum=spec.min_value, maximum=spec.max_value, source=spec.ocpp_source, offset=offset)
         table = self.table
 
@@ -181,7 +190,9 @@ class TableFields:
         field = FieldSpec(f"config:{key}", Scope.CHARGER, STANDARD_CONFIG_KEYS.index(key),
                           RegType.BOOL16 if is_bool else RegType.UINT32, writable=access == "RW",
                           description=f"Configuration key {key} ({ocpp_type}, OCPP 1.6 chapter 9)",
-                          minimum=0, maximum=0xFFFFFFFE, source=f"GetConfiguration:{key}",
+                          minimum=None if is_bool else 0, maximum=None if is_bool else 0xFFFFFFFE,
+                          codes=(("false", 0), ("true", 1)) if is_bool else (),
+                          source=f"GetConfiguration:{key}",
                           offset=offset)
         table = self.table
 
