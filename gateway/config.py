@@ -93,8 +93,15 @@ class BacnetSettings:
     device_name: str = "OCPP-BMS-Gateway"
     location: str = ""
     description: str = "OCPP 1.6-J central system to BACnet gateway"
+    # "host:port" of a BBMD to register with as a foreign device (routed building networks).
     bbmd_address: str = ""
     bbmd_ttl_s: int = 900
+    # 999 is not an ASHRAE-assigned vendor; a product should apply for its own (notes 1.3).
+    vendor_id: int = 999
+    vendor_name: str = "ocpp-bms-gateway"
+    # How long a BMS write waits for the charger's answer before it is acknowledged as Pending
+    # (below the 3 s APDU timeout most BMS clients use).
+    write_wait_s: float = 2.0
 
 
 @dataclass

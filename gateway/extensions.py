@@ -11,8 +11,12 @@ from gateway.app import Gateway
 
 def install_extensions(gateway: Gateway) -> None:
     """Add every installed part to the gateway (each guards its own settings)."""
+    from points.service import install as install_points
+
+    # The point table always (Modbus and exports read it); the BACnet device when bacnet.enabled.
+    install_points(gateway)
     if gateway.settings.modbus.enabled:
         from points.modbus import install as install_modbus
 
-        # Registers of the point table on modbus.host:modbus.port (docs/modbus.md).
+        # Registers of the same point table on modbus.host:modbus.port (docs/modbus.md).
         install_modbus(gateway)

@@ -13,7 +13,6 @@ automatically; list it here when it should keep that place (test_modbus_points c
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -262,25 +261,7 @@ def areas_of(points: Iterable[Any]) -> set[tuple[Scope, int | None, int | None]]
     return areas
 
 
-_tables: weakref.WeakKeyDictionary[Any, PointTable] = weakref.WeakKeyDictionary()
-
-
 def point_table(gateway: Gateway) -> PointTable:
-    """The gateway's one point table, shared with BACnet (`points.service`).
-
-    If the points service is not part of this build, the table is made and fed here, so Modbus
-    works on its own (writes then answer 02: no command writers are installed).
-    """
-    try:
-        from points.service import service_for
-    except ImportError:
-        service_for = None
-    if service_for is not None:
-        return service_for(gateway).table
-    table = _tables.get(gateway)
-    if table is None:
-        table = _tables[gateway] = PointTable(gateway.clock)
-        registry = gateway.registry
-        registry.subscribe(lambda event: table.handle(event, registry))
-        table.sync(registry)
-    return table
+    """The gateway's one point table, the one BACnet serves (`points.service`)."""
+    from points.service import service_for
+    return service_for(gateway).table

@@ -1,0 +1,165 @@
+"""Wires the point table into a running gateway: persistence, events, writers, BACnet, admin API.
+
+`service_for(gateway)` gives the one `PointsService` of a gateway (Modbus uses the same table:
+`service_for(gateway).table`). `install(gateway)` is called by `gateway.extensions`; the table
+is always built (Modbus and the exports need it), the BACnet device only with `bacnet.enabled`.
+`table_from_db(path)` builds the same table from a database file, for exports while stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import weakref
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gateway.station import ConfigKey, MeterKey, MeterReading, Registry
+from points.catalog import SiteLimits, SmartSettings
+from points.commands import SMART_SCOPE, writers
+from points.table import OFFSETS_SCOPE, Point, PointTable
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from gateway.app import Gateway
+    from gateway.history import HistoryStore
+
+log = logging.getLogger(__name__)
+SEEN_SCOPE = "points.seen"  # per charger: connectors, meter values and keys seen (for --db exports)
+SmartHook = Callable[[str, int, SmartSettings], Awaitable[None]]
+SiteHook = Callable[[SiteLimits], Awaitable[None]]
+_services: weakref.WeakKeyDictionary[Any, PointsService] = weakref.WeakKeyDictionary()
+
+
+class PointsService:
+    """The point table of one gateway and the hooks other parts attach to it."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.table = PointTable(clock=gateway.clock)
+        # Smart charging (issue 6) attaches here: called after a BMS changes a setting / limit.
+        self.smart_hooks: list[SmartHook] = []
+        self.site_hooks: list[SiteHook] = []
+        self.bacnet: Any = None
+        self._seen: dict[str, str] = {}
+
+    async def start(self) -> None:
+        gw, table = self.gateway, self.table
+        await load_state(table, gw.history)
+        sc = gw.settings.smart_charging
+        site = table.state.site
+        if sc.site_power_limit_kw is not None:
+            site.power_limit_kw = site.default_power_kw = sc.site_power_limit_kw
+        if sc.site_current_limit_a is not None:
+            site.current_limit_a = site.default_current_a = sc.site_current_limit_a
+        table.persist = lambda values: gw.spawn(gw.history.kv_put(OFFSETS_SCOPE, values),
+                                                "persist point offsets")
+        table.writers.update(writers(self))
+        table.write_wait_s = gw.settings.bacnet.write_wait_s
+        table.added.append(self._remember)
+        gw.registry.subscribe(lambda event: table.handle(event, gw.registry))
+        table.sync(gw.registry)
+        if gw.settings.bacnet.enabled:
+            from points.bacnet import BacnetServer
+            self.bacnet = BacnetServer(gw.settings.bacnet, table, gw.spawn)
+            gw.ports["bacnet"] = await self.bacnet.start()
+            gw.stop_hooks.append(self.bacnet.stop)
+
+    def _remember(self, points: list[Point]) -> None:
+        """Persist which connectors, meter values and keys a charger has, when that changes."""
+        station_ids = {p.charger_id for p in points if p.charger_id}
+        changed = {}
+        for charger_id in station_ids:
+            record = json.dumps(seen_record(self.table, charger_id), sort_keys=True)
+            if self._seen.get(charger_id) != record:
+                self._seen[charger_id] = changed[charger_id] = record
+        if changed:
+            self.gateway.spawn(self.gateway.history.kv_put(SEEN_SCOPE, changed), "persist seen points")
+
+    def register_routes(self, app: web.Application) -> None:
+        from aiohttp import web
+
+        async def list_points(request: web.Request) -> web.Response:
+            return web.json_response(point_rows(self.table))
+        app.router.add_get("/api/points", list_points)
+
+
+def service_for(gateway: Gateway) -> PointsService:
+    service = _services.get(gateway)
+    if service is None:
+        service = _services[gateway] = PointsService(gateway)
+    return service
+
+
+def install(gateway: Gateway) -> PointsService:
+    service = service_for(gateway)
+    gateway.start_hooks.append(service.start)
+    gateway.admin_routes.append(service.register_routes)
+    return service
+
+
+def seen_record(table: PointTable, charger_id: str) -> dict[str, Any]:
+    pts = [p for p in table.points() if p.charger_id == charger_id]
+    return {
+        "connectors": sorted({p.connector_id for p in pts if p.spec.kind == "connector"}),
+        "meters": sorted([p.connector_id, *p.subject] for p in pts if p.spec.kind == "meter"),
+        "config": {p.subject: p.spec.writable for p in pts if p.spec.kind == "config"},
+    }
+
+
+async def load_state(table: PointTable, history: HistoryStore) -> None:
+    """Persisted offsets and smart-charging settings into a fresh table."""
+    table.load(await history.kv_get(OFFSETS_SCOPE))
+    for key, text in (await history.kv_get(SMART_SCOPE)).items():
+        charger_id, _, connector = key.rpartition("/")
+        try:
+            table.state.smart[(charger_id, int(connector))] = SmartSettings(**json.loads(text))
+        except (ValueError, TypeError):
+            log.warning("ignoring unreadable smart-charging settings for %s", key)
+
+
+async def table_from_db(path: str | Path) -> PointTable:
+    """The table the gateway would build, from a database file (slots, offsets, seen points)."""
+    from gateway.history import HistoryStore
+    store = HistoryStore(path)
+    await store.open()
+    try:
+        registry, table = Registry(), PointTable(clock=lambda: 0.0)
+        await load_state(table, store)
+        seen = await store.kv_get(SEEN_SCOPE)
+        for device in await store.devices():
+            station = registry.ensure(device["charger_id"])
+            station.slot, station.registration = device["slot"], device["registration"]
+            station.boot.vendor, station.boot.model = device.get("vendor") or "", device.get("model") or ""
+            record = json.loads(seen.get(station.charger_id, "{}"))
+            for connector_id in record.get("connectors", []):
+                station.connector(connector_id)
+            for c, measurand, phase, location in record.get("meters", []):
+                station.meters[MeterKey(c, measurand, phase, location)] = MeterReading(0.0, "", 0.0)
+            stored = {r["key"]: r for r in await store.load_config(station.charger_id)}
+            for key, writable in record.get("config", {}).items():
+                station.config[key] = ConfigKey(key, (stored.get(key) or {}).get("value"), not writable)
+        table.sync(registry)
+        return table
+    finally:
+        await store.close()
+
+
+def point_rows(table: PointTable) -> list[dict[str, Any]]:
+    """Every point as a plain row: what /api/points, `points list` and the EDE export show."""
+    rows = []
+    for p in table.points():
+        spec = p.spec
+        default = table.read_default(p) if spec.commandable else None
+        rows.append({
+            "name": p.name, "object_type": spec.bacnet_type, "instance": p.instance,
+            "charger_id": p.charger_id, "slot": p.slot, "connector_id": p.connector_id,
+            "kind": spec.kind, "key": spec.key, "description": f"{p.charger_id} {spec.description}".strip(),
+            "units": spec.units, "states": list(spec.states), "writable": spec.writable,
+            "commandable": spec.commandable, "min": spec.min_value, "max": spec.max_value,
+            "default": default, "modbus_type": spec.modbus_type, "ocpp_source": spec.ocpp_source,
+            "value": table.read(p), "reliable": table.reliable(p),
+        })
+    return rows

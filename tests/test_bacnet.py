@@ -1,0 +1,258 @@
+"""The BACnet/IP device seen by a BACnet client in another process, over loopback (issue 5).
+
+The client (tests/bacnet_client.py, bacpypes3) binds its own UDP port: bacpypes3 0.0.110 never
+sends to a 127.x address on its own port (notes 1.4). Everything is loopback and bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import GatewayRunner, wait_until
+from tests.ocpp_client import TestCharger
+
+CLIENT = Path(__file__).with_name("bacnet_client.py")
+DEVICE_ID = 88870
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class BacnetClient:
+    """Talks JSON lines to the client process; COV notifications land in `covs`."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, server_port: int) -> None:
+        self.proc = proc
+        self.addr = f"127.0.0.1:{server_port}"
+        self.server_port = server_port
+        self.covs: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._answers: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._next = 0
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            msg = json.loads(line)
+            if "cov" in msg:
+                await self.covs.put(msg)
+            elif "id" in msg:
+                self._answers.pop(msg["id"]).set_result(msg)
+
+    async def ask(self, op: str, timeout: float = 10, **args: Any) -> dict[str, Any]:
+        self._next += 1
+        fut = self._answers[self._next] = asyncio.get_running_loop().create_future()
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps({"id": self._next, "op": op, **args}) + "\n").encode())
+        await self.proc.stdin.drain()
+        return await asyncio.wait_for(fut, timeout)
+
+    async def value(self, op: str, **args: Any) -> Any:
+        answer = await self.ask(op, addr=self.addr, **args)
+        assert answer["ok"], answer
+        return answer["value"]
+
+    async def read(self, obj: str, prop: str = "presentValue") -> Any:
+        return await self.value("read", obj=obj, prop=prop)
+
+    async def write(self, obj: str, value: Any, type_: str = "real", priority: int | None = None) -> dict:
+        return await self.ask("write", addr=self.addr, obj=obj, prop="presentValue", value=value,
+                              type=type_, priority=priority)
+
+
+@pytest.fixture
+async def bms(runner: GatewayRunner) -> AsyncIterator[tuple[GatewayRunner, BacnetClient]]:
+    """A gateway with BACnet on a free loopback port, and a client process on another."""
+    port = free_udp_port()
+    await runner.start(bacnet={"enabled": True, "address": "127.0.0.1/8", "port": port})
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(CLIENT), f"127.0.0.1/8:{free_udp_port()}", cwd=str(runner.tmp_path),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    assert json.loads(await asyncio.wait_for(proc.stdout.readline(), 20)) == {"ready": True}
+    client = BacnetClient(proc, port)
+    try:
+        yield runner, client
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        client._reader.cancel()
+
+
+async def added_charger(runner: GatewayRunner, charger_id: str) -> TestCharger:
+    gw = runner.gateway
+    assert gw is not None
+    await gw.add_device(charger_id)
+    charger = await TestCharger(runner.url, charger_id).connect()
+    await charger.boot(chargePointSerialNumber="SN-1", firmwareVersion="1.2.3")
+    return charger
+
+
+async def test_bms_discovers_the_device_and_reads_its_object_list(bms):
+    """Who-Is gets the I-Am; the object list names every point.
+
+    Unicast Who-Is: the I-Am answer to a broadcast goes to the broadcast address on the
+    server's port, which a client on another loopback port cannot hear (notes 1.4).
+    """
+    runner, client = bms
+    found = await client.ask("whois", target=client.addr, low=DEVICE_ID, high=DEVICE_ID)
+    assert found["ok"] and found["value"] == [DEVICE_ID]
+    other = await client.ask("whois", target=client.addr, low=1, high=10)
+    assert other["ok"] and other["value"] == []
+    objects = await client.read(f"device,{DEVICE_ID}", "objectList")
+    assert ["analog-value", 1] in objects  # Site-PowerLimit
+    device = await client.value("rpm", obj=f"device,{DEVICE_ID}",
+                                props=["vendorName", "objectName", "protocolObjectTypesSupported",
+                                       "protocolServicesSupported", "databaseRevision"])
+    assert device["vendor-name"] == "ocpp-bms-gateway"
+    assert device["object-name"] == "OCPP-BMS-Gateway"
+    assert device["protocol-services-supported"] != device["protocol-object-types-supported"]
+
+
+async def test_status_and_meter_value_appear_and_cov_follows_a_status_change(bms):
+    """StatusNotification and MeterValues become MSI/AI objects; COV arrives within 1 s."""
+    runner, client = bms
+    charger = await added_charger(runner, "CP-A")
+    try:
+        await charger.status(1, "Available")
+        await charger.call("MeterValues", {"connectorId": 1, "meterValue": [{
+            "timestamp": "2026-11-21T06:00:00Z",
+            "sampledValue": [{"value": "7200", "measurand": "Power.Active.Import", "unit": "W"}]}]})
+        status, power = "multi-state-input,10500", "analog-input,10743"
+        await wait_until_read(client, status, 1)
+        assert await client.read(status, "objectName") == "CP1-C1-Status"
+        assert await client.read(status, "stateText") == [
+            "Available", "Preparing", "Charging", "SuspendedEVSE", "SuspendedEV", "Finishing",
+            "Reserved", "Unavailable", "Faulted"]
+        assert await client.read(power) == 7200.0
+        assert await client.read(power, "units") == "watts"
+        assert await client.read(f"device,{DEVICE_ID}", "objectList") and \
+            ["analog-input", 10743] in await client.read(f"device,{DEVICE_ID}", "objectList")
+
+        assert (await client.value("subscribe", obj=status, lifetime=60)) == "subscribed"
+        while not client.covs.empty():  # the initial notification after subscribing
+            client.covs.get_nowait()
+        await asyncio.sleep(0.2)
+        while not client.covs.empty():
+            client.covs.get_nowait()
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        await charger.status(1, "Charging")
+        deadline = sent + 1.0
+        while True:
+            cov = await asyncio.wait_for(client.covs.get(), max(deadline - loop.time(), 0.01))
+            if cov["property"] == "present-value" and cov["value"] == 3:
+                break
+        assert loop.time() - sent < 1.0
+    finally:
+        await charger.close()
+
+
+async def wait_until_read(client: BacnetClient, obj: str, expected: Any, timeout: float = 5) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        answer = await client.ask("read", addr=client.addr, obj=obj, prop="presentValue")
+        if answer["ok"] and answer["value"] == expected:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"{obj} never read {expected!r}: {answer}")
+        await asyncio.sleep(0.1)
+
+
+async def test_configuration_write_reaches_the_charger_and_a_refused_write_errors(bms):
+    """A write to a writable key is a ChangeConfiguration; the charger's refusal is an error."""
+    runner, client = bms
+    gw = runner.gateway
+    charger = await added_charger(runner, "CP-A")
+    try:
+        from gateway.station import ConfigKey
+        station = gw.registry.get("CP-A")
+        gw.registry.set_config(station, ConfigKey("HeartbeatInterval", "300", readonly=False))
+        gw.registry.set_config(station, ConfigKey("NumberOfConnectors", "1", readonly=True))
+        key, result = "characterstring-value,15209", "characterstring-value,17609"
+        await wait_until_read(client, key, "300")
+        charger.answers["ChangeConfiguration"] = lambda p: {
+            "status": "Accepted" if p["value"].isdigit() else "Rejected"}
+
+        answer = await client.write(key, "60", "string")
+        assert answer["ok"], answer
+        action, payload = await asyncio.wait_for(charger.received.get(), 5)
+        assert (action, payload) == ("ChangeConfiguration", {"key": "HeartbeatInterval", "value": "60"})
+        await wait_until_read(client, key, "60")
+        assert await client.read(result) == "Accepted"
+
+        refused = await client.write(key, "soon", "string")
+        assert not refused["ok"] and "service-request-denied" in refused["error"]
+        assert await client.read(key) == "60"  # nothing half-applied
+        assert (await client.read(result)).startswith("Refused")
+
+        read_only = await client.write("characterstring-value,15220", "2", "string")
+        assert not read_only["ok"] and "write-access-denied" in read_only["error"]
+        status = await client.write("multi-state-input,10000", 1, "unsigned")
+        assert not status["ok"] and "write-access-denied" in status["error"]
+    finally:
+        await charger.close()
+
+
+async def test_site_limit_is_commandable_and_range_checked(bms):
+    """The EMS writes at its priority, relinquishes to the default; out of range is an error."""
+    runner, client = bms
+    limit = "analog-value,1"
+    assert (await client.write(limit, 55.5, "real", priority=10))["ok"]
+    assert await client.read(limit) == 55.5
+    assert await client.read(limit, "currentCommandPriority") == 10
+    from points.service import service_for
+    assert service_for(runner.gateway).table.state.site.power_limit_kw == 55.5
+    too_big = await client.write(limit, 50000.0, "real", priority=10)
+    assert not too_big["ok"] and "value-out-of-range" in too_big["error"]
+    assert (await client.write(limit, None, "null", priority=10))["ok"]
+    assert await client.read(limit) == 10000.0
+
+
+async def test_offline_charger_is_flagged_and_its_writes_fail(bms):
+    """Stale values carry a fault status flag; a command to an offline charger is refused."""
+    runner, client = bms
+    charger = await added_charger(runner, "CP-A")
+    await charger.status(1, "Charging")
+    status = "multi-state-input,10500"
+    await wait_until_read(client, status, 3)
+    assert await client.read(status, "reliability") == "no-fault-detected"
+    await charger.close()
+    await wait_until(lambda: not runner.gateway.registry.get("CP-A").online)
+    await asyncio.sleep(0.1)
+    assert await client.read(status, "reliability") == "communication-failure"
+    flags = await client.read(status, "statusFlags")
+    assert flags[1] == 1 or "fault" in str(flags)
+    offline = await client.write("binary-value,10520", 1, "unsigned")
+    assert not offline["ok"] and "operational-problem" in offline["error"]
+
+
+async def test_instances_survive_a_restart_with_chargers_added_in_another_order(runner):
+    """Same names, same instances after a restart; new chargers get new slots only."""
+    port = free_udp_port()
+    bacnet = {"enabled": True, "address": "127.0.0.1/8", "port": port}
+    gw = await runner.start(bacnet=bacnet)
+    for charger_id in ("CP-A", "CP-B"):
+        await gw.add_device(charger_id)
+    from points.service import point_rows, service_for
+    before = {r["name"]: (r["object_type"], r["instance"]) for r in point_rows(service_for(gw).table)}
+    await runner.stop()
+    gw = await runner.start(bacnet=bacnet)
+    await gw.add_device("CP-C")
+    after = {r["name"]: (r["object_type"], r["instance"]) for r in point_rows(service_for(gw).table)}
+    assert {k: v for k, v in after.items() if not k.startswith("CP3")} == before
+    await wait_until(lambda: set(service_for(gw).bacnet.objects) == set(after.values()))
