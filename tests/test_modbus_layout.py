@@ -11,6 +11,7 @@ from points.modbus_layout import (
     CHARGER_STRIDE,
     CONNECTOR_STRIDE,
     HEADER_SIZE,
+    MAX_CONNECTOR_ID,
     MAX_FLAT_SLOT,
     FieldSpec,
     LayoutError,
@@ -22,10 +23,11 @@ from points.modbus_layout import (
 )
 
 SPECS = [
+    FieldSpec("status", Scope.CONNECTOR, 0, RegType.ENUM16),
     FieldSpec("power_w", Scope.CONNECTOR, 1, RegType.FLOAT32),
     FieldSpec("energy_wh", Scope.CONNECTOR, 2, RegType.FLOAT32),
     FieldSpec("energy_wh", Scope.CONNECTOR, 2, RegType.UINT32, encoding="u32"),
-    FieldSpec("status", Scope.CONNECTOR, 0, RegType.ENUM16),
+    FieldSpec("meter_a", Scope.CONNECTOR, 3, RegType.FLOAT32, offset=110),
     FieldSpec("vendor", Scope.CHARGER, 0, RegType.STRING, length=10),
     FieldSpec("site_limit_kw", Scope.SITE, 0, RegType.FLOAT32, writable=True),
 ]
@@ -34,8 +36,11 @@ SPECS = [
 def test_blocks_are_fixed_size_and_slot_one_starts_at_the_charger_base():
     assert charger_block_base(1) == CHARGER_BASE
     assert charger_block_base(3) == CHARGER_BASE + 2 * CHARGER_STRIDE
-    assert connector_area_base(2, 1) == CHARGER_BASE + CHARGER_STRIDE + CHARGER_AREA
+    assert connector_area_base(2, 0) == CHARGER_BASE + CHARGER_STRIDE + CHARGER_AREA
     assert connector_area_base(2, 2) - connector_area_base(2, 1) == CONNECTOR_STRIDE
+    assert connector_area_base(2, MAX_CONNECTOR_ID) + CONNECTOR_STRIDE == charger_block_base(3)
+    with pytest.raises(LayoutError):
+        connector_area_base(2, MAX_CONNECTOR_ID + 1)
 
 
 def test_unit_id_addressing_puts_every_slot_where_slot_one_is():
@@ -48,22 +53,27 @@ def test_the_last_flat_slot_fits_the_16_bit_address_space():
         charger_block_base(MAX_FLAT_SLOT + 1)
 
 
-def test_fields_follow_the_header_in_point_order_with_the_counter_after_the_float():
+def test_fields_follow_the_header_in_placement_order_or_sit_at_their_fixed_offset():
     block = pack(SPECS, Scope.CONNECTOR)
     offsets = {p.spec.field_id: p.offset for p in block.fields if not p.spec.key.startswith("header.")}
     assert offsets == {"status": HEADER_SIZE, "power_w": HEADER_SIZE + 1, "energy_wh": HEADER_SIZE + 3,
-                       "energy_wh#u32": HEADER_SIZE + 5}
+                       "energy_wh#u32": HEADER_SIZE + 5, "meter_a": 110}
 
 
-def test_a_point_added_later_moves_no_existing_register():
+def test_a_point_appended_later_moves_no_existing_register():
     before = pack(SPECS, Scope.CONNECTOR)
     after = pack(SPECS + [FieldSpec("soc", Scope.CONNECTOR, 9, RegType.FLOAT32)], Scope.CONNECTOR)
     for placed in before.fields:
         assert after.get(placed.spec.field_id).offset == placed.offset
 
 
+def test_overlapping_fixed_offsets_are_a_layout_error():
+    with pytest.raises(LayoutError):
+        pack(SPECS + [FieldSpec("meter_b", Scope.CONNECTOR, 4, RegType.FLOAT32, offset=111)], Scope.CONNECTOR)
+
+
 def test_fields_that_do_not_fit_their_block_are_a_layout_error():
-    too_many = [FieldSpec(f"s{i}", Scope.CONNECTOR, i, RegType.STRING, length=20) for i in range(5)]
+    too_many = [FieldSpec(f"s{i}", Scope.CONNECTOR, i, RegType.STRING, length=40) for i in range(5)]
     with pytest.raises(LayoutError):
         pack(too_many, Scope.CONNECTOR)
 
@@ -78,7 +88,8 @@ def test_locate_inverts_every_address_of_a_slot(per_unit):
     layout = RegisterLayout(SPECS)
     for loc in layout.slot_locations(5, per_unit=per_unit):
         scope, slot, connector_id, offset = layout.locate(loc.address, per_unit=per_unit)
-        assert (scope, connector_id, offset) == (loc.spec.scope, loc.connector_id, loc.placed.offset)
+        assert (scope, offset) == (loc.spec.scope, loc.placed.offset)
+        assert connector_id == (0 if scope is Scope.CHARGER else loc.connector_id)
         assert slot == (None if per_unit else 5)
 
 
