@@ -19,6 +19,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.pdu import ExceptionResponse
 
 from gateway.app import Gateway
+from gateway.station import ConfigKey
 from points.modbus import server_for
 from points.modbus_codec import RegType, decode
 from points.modbus_layout import (
@@ -223,6 +224,92 @@ async def test_bad_writes_answer_modbus_exception_codes(runner: GatewayRunner):
     assert await _exception(header) == 2
     assert await _exception(beyond) == 2
     assert await _exception(bad_state) == 3
+
+
+def _config_address(gateway: Gateway, slot: int, key: str) -> int:
+    return CHARGER_BASE + (slot - 1) * 1000 + _placed(gateway, "charger", f"config:{key}")
+
+
+async def test_configuration_key_write_reaches_the_charger_as_change_configuration(runner: GatewayRunner):
+    gateway = await start(runner)
+    await gateway.add_device("CP1")
+    cp = await TestCharger(runner.url, "CP1").connect()
+    cp.answers["ChangeConfiguration"] = lambda p: {"status": "Accepted"}
+    try:
+        await cp.boot()
+        station = gateway.registry.get("CP1")
+        gateway.registry.set_config(station, ConfigKey("HeartbeatInterval", "300", readonly=False))
+        await settled(gateway)
+        address = _config_address(gateway, 1, "HeartbeatInterval")
+        async with modbus(gateway) as client:
+            before = await client.read_holding_registers(address, count=2, device_id=1)
+            reply = await client.write_registers(address, [0, 60], device_id=1)
+            action, payload = await asyncio.wait_for(cp.received.get(), 5)
+            await settled(gateway)
+            after = await client.read_holding_registers(address, count=2, device_id=1)
+    finally:
+        await cp.close()
+    assert before.registers == [0, 300]
+    assert not reply.isError(), reply
+    assert (action, payload) == ("ChangeConfiguration", {"key": "HeartbeatInterval", "value": "60"})
+    assert after.registers == [0, 60]
+
+
+async def test_availability_write_reaches_the_charger_as_change_availability(runner: GatewayRunner):
+    gateway = await start(runner)
+    await gateway.add_device("CP1")
+    cp = await TestCharger(runner.url, "CP1").connect()
+    cp.answers["ChangeAvailability"] = lambda p: {"status": "Accepted"}
+    try:
+        await cp.boot()
+        await cp.status(1, "Available")
+        await settled(gateway)
+        address = connector_address(gateway, 1, 1, "Availability")
+        async with modbus(gateway) as client:
+            reply = await client.write_register(address, 2, device_id=1)  # 2 = Inoperative
+            action, payload = await asyncio.wait_for(cp.received.get(), 5)
+            await settled(gateway)
+            after = await client.read_holding_registers(address, count=1, device_id=1)
+    finally:
+        await cp.close()
+    assert not reply.isError(), reply
+    assert (action, payload) == ("ChangeAvailability", {"connectorId": 1, "type": "Inoperative"})
+    assert after.registers == [2]
+
+
+async def test_a_refused_command_answers_04_and_the_register_keeps_the_charger_value(runner: GatewayRunner):
+    gateway = await start(runner)
+    await gateway.add_device("CP1")
+    cp = await TestCharger(runner.url, "CP1").connect()
+    cp.answers["ChangeConfiguration"] = lambda p: {"status": "Rejected"}
+    try:
+        await cp.boot()
+        gateway.registry.set_config(gateway.registry.get("CP1"), ConfigKey("MeterValueSampleInterval", "60", False))
+        await settled(gateway)
+        address = _config_address(gateway, 1, "MeterValueSampleInterval")
+        async with modbus(gateway) as client:
+            reply = await client.write_registers(address, [0, 5], device_id=1)
+            await settled(gateway)
+            after = await client.read_holding_registers(address, count=2, device_id=1)
+    finally:
+        await cp.close()
+    assert await _exception(reply) == 4
+    assert after.registers == [0, 60]
+
+
+async def test_a_write_for_an_offline_charger_answers_04(runner: GatewayRunner):
+    gateway = await start(runner)
+    await gateway.add_device("CP1")
+    cp = await TestCharger(runner.url, "CP1").connect()
+    await cp.boot()
+    await cp.status(1, "Available")
+    await cp.close()
+    await asyncio.sleep(0.05)
+    async with modbus(gateway) as client:
+        reply = await client.write_register(connector_address(gateway, 1, 1, "Availability"), 2, device_id=1)
+        empty_slot = await client.write_register(connector_address(gateway, 5, 1, "Availability"), 2, device_id=1)
+    assert await _exception(reply) == 4
+    assert await _exception(empty_slot) == 2
 
 
 # --- an independent client ------------------------------------------------------------------
