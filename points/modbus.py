@@ -158,6 +158,8 @@ class ModbusPointServer:
             "MajorMinorRevision": "0.1"})
         self._server = ModbusTcpServer(devices, address=(self.settings.host, self.settings.port),
                                        identity=identity)
+        for (unit, fc), image in self._shadow.items():  # before listening: no client sees zeros
+            await self._server.async_setValues(unit, fc, 0, list(image))
         await self._server.serve_forever(background=True)
         sockets = getattr(self._server.transport, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
@@ -180,16 +182,18 @@ class ModbusPointServer:
             self._server = None
 
     def _device(self, unit: int) -> SimDevice:
-        """One pymodbus device per unit, its registers as rendered; the action sees client writes.
+        """One pymodbus device per unit; the action sees every access, client writes included.
 
         Non-shared blocks, so FC3 and FC4 address different registers (notes 2.2). Coils and
         discrete inputs are not used; pymodbus needs a block for each, so 16 zero bits sit at 0.
         """
         bits = [SimData(0, count=16, values=False, datatype=DataType.BITS)]
+        # Zero-filled here (one value repeated is cheap to build for 247 devices); start() then
+        # copies the rendered image in with one async_setValues per register table.
         return SimDevice(id=unit, action=functools.partial(self._action, unit), simdata=(
             bits, list(bits),
-            [SimData(0, values=list(self._shadow[(unit, FC_HOLDING)]), datatype=DataType.REGISTERS)],
-            [SimData(0, values=list(self._shadow[(unit, FC_INPUT)]), datatype=DataType.REGISTERS)]))
+            [SimData(0, count=len(self._shadow[(unit, FC_HOLDING)]), values=0, datatype=DataType.REGISTERS)],
+            [SimData(0, count=len(self._shadow[(unit, FC_INPUT)]), values=0, datatype=DataType.REGISTERS)]))
 
     # --- model -> registers ----------------------------------------------------------------
     def on_change(self, event: ChangeEvent) -> None:
