@@ -7,7 +7,8 @@ with twenty samples costs one register update per connector.
 
 pymodbus 3.16 (notes 2.1-2.2): the datastore is the server's own `SimCore`; the only ways in
 are `server.async_setValues` for pushes and the device `action` coroutine for client access.
-The action also runs for our own pushes (FC3/FC4), so only FC 6/16/23 are client writes.
+The action also runs for our own pushes (FC3/FC4 with values, which no client can send); FC
+6/16/23 are applied as client writes, and FC22 (mask write) and coil writes are refused.
 """
 
 from __future__ import annotations
@@ -394,9 +395,18 @@ class ModbusPointServer:
     async def _action(self, unit: int, function_code: int, start_address: int, address: int,
                       count: int, registers: list[int], set_values: list[int] | list[bool] | None,
                       ) -> ExcCodes | None:
-        """pymodbus device action: reads and our own pushes pass; client writes are applied here."""
-        if set_values is None or function_code not in CLIENT_WRITES:
+        """pymodbus device action: reads and our own pushes pass; client writes are applied here.
+
+        Our pushes arrive as FC3/FC4 with values, which no client can send; every other code
+        with values is a client write. Mask write (FC22) is refused: masking half of a FLOAT32
+        or of a state code has no meaning. Coils exist only because pymodbus needs the block.
+        """
+        if set_values is None or function_code in (FC_HOLDING, FC_INPUT):
             return None
+        if function_code == 22:
+            return ExcCodes.ILLEGAL_FUNCTION
+        if function_code not in CLIENT_WRITES:  # FC5/FC15: nothing is writable among the coils
+            return ExcCodes.ILLEGAL_ADDRESS
         try:
             await self.apply_write(unit, address, [int(v) for v in set_values])
         except WriteError as exc:

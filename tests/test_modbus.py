@@ -217,6 +217,8 @@ async def test_bad_writes_answer_modbus_exception_codes(runner: GatewayRunner):
         beyond = await client.write_register(65_500, 1, device_id=1)
         availability = connector_address(gateway, 1, 1, "Availability")
         bad_state = await client.write_register(availability, 9, device_id=1)
+        masked = await client.mask_write_register(address=availability, and_mask=0, or_mask=2, device_id=1)
+        coil = await client.write_coil(0, True, device_id=1)
     assert await _exception(out_of_range) == 3
     assert await _exception(nan) == 3
     assert await _exception(half) == 2
@@ -224,6 +226,8 @@ async def test_bad_writes_answer_modbus_exception_codes(runner: GatewayRunner):
     assert await _exception(header) == 2
     assert await _exception(beyond) == 2
     assert await _exception(bad_state) == 3
+    assert await _exception(masked) == 1
+    assert await _exception(coil) == 2
 
 
 def _config_address(gateway: Gateway, slot: int, key: str) -> int:
