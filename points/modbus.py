@@ -133,6 +133,7 @@ class ModbusPointServer:
         # {(unit, fc): list}; pushes are diffed against it so unchanged areas cost nothing.
         self._shadow: dict[tuple[int, int], list[int]] = {}
         self._slots: dict[int, str] = {}        # slot -> charger id, as rendered
+        self._warned: set[str] = set()
         self._dirty: set[Area] = set()
         self._slots_dirty = True
         self._flush_handle: asyncio.Task[None] | None = None
@@ -277,8 +278,18 @@ class ModbusPointServer:
             await self._server.async_setValues(unit, fc, address, regs)
 
     def _current_slots(self) -> dict[int, str]:
-        return {s.slot: s.charger_id for s in self.gateway.registry.stations.values()
-                if s.slot is not None and (s.slot <= self.flat_slots or s.slot <= self.unit_slots)}
+        served = {}
+        for s in self.gateway.registry.stations.values():
+            if s.slot is None:
+                continue
+            if s.slot <= self.flat_slots or s.slot <= self.unit_slots:
+                served[s.slot] = s.charger_id
+            elif s.charger_id not in self._warned:
+                self._warned.add(s.charger_id)
+                log.warning("%s has slot %d, beyond the %d slots of the flat Modbus map; set "
+                            "modbus.unit_id_per_charger to serve it by unit id", s.charger_id, s.slot,
+                            self.flat_slots)
+        return served
 
     def _slot_areas(self, slot: int) -> list[Area]:
         return [(Scope.CHARGER, slot, None)] + [(Scope.CONNECTOR, slot, c) for c in range(MAX_CONNECTOR_ID + 1)]

@@ -27,6 +27,7 @@ from points.modbus_layout import (
     MAP_VERSION,
     connector_area_base,
 )
+from points.service import service_for
 from tests.conftest import GatewayRunner
 from tests.ocpp_client import TestCharger
 
@@ -232,6 +233,39 @@ async def test_bad_writes_answer_modbus_exception_codes(runner: GatewayRunner):
 
 def _config_address(gateway: Gateway, slot: int, key: str) -> int:
     return CHARGER_BASE + (slot - 1) * 1000 + _placed(gateway, "charger", f"config:{key}")
+
+
+async def test_one_fc16_request_writes_both_site_limits(runner: GatewayRunner):
+    gateway = await start(runner)
+    power, current = site_address(gateway, "PowerLimit"), site_address(gateway, "CurrentLimit")
+    assert current == power + 2
+    async with modbus(gateway) as client:
+        regs = client.convert_to_registers
+        reply = await client.write_registers(power, regs(22.0, client.DATATYPE.FLOAT32)
+                                             + regs(32.0, client.DATATYPE.FLOAT32), device_id=1)
+        await settled(gateway)
+        back = await client.read_holding_registers(power, count=4, device_id=1)
+    site = service_for(gateway).table.state.site
+    assert not reply.isError(), reply
+    assert (site.power_limit_kw, site.current_limit_a) == (22.0, 32.0)
+    assert [decode(back.registers[0:2], RegType.FLOAT32), decode(back.registers[2:4], RegType.FLOAT32)] == [22.0, 32.0]
+
+
+async def test_mirrored_inputs_read_alike_in_holding_registers_and_stay_read_only(runner: GatewayRunner):
+    gateway = await start(runner, mirror_inputs_in_holding=True)
+    await gateway.add_device("CP1")
+    cp = await charging_charger(runner, "CP1", 7650.0, 1.0)
+    try:
+        await settled(gateway)
+        address = connector_address(gateway, 1, 1, "Status")
+        async with modbus(gateway) as client:
+            as_input = await read_input(client, address, 1)
+            as_holding = await client.read_holding_registers(address, count=1, device_id=1)
+            write = await client.write_register(address, 1, device_id=1)
+    finally:
+        await cp.close()
+    assert as_input == as_holding.registers == [3]
+    assert await _exception(write) == 2
 
 
 async def test_configuration_key_write_reaches_the_charger_as_change_configuration(runner: GatewayRunner):
