@@ -97,3 +97,15 @@ def test_site_fields_sit_below_the_charger_base():
     layout = RegisterLayout(SPECS)
     assert all(loc.address < CHARGER_BASE for loc in layout.site())
     assert layout.locate(0) == (Scope.SITE, None, None, 0)
+
+
+@pytest.mark.parametrize("module", ["points/modbus_codec.py", "points/modbus_layout.py"])
+def test_encodings_and_addresses_import_no_io_library(module):
+    """Register addresses and encodings are plain functions (style guide: a core without I/O)."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse((Path(__file__).resolve().parent.parent / module).read_text())
+    imported = {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    imported |= {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert imported & {"pymodbus", "asyncio", "websockets", "BAC0", "bacpypes3", "sqlite3"} == set()
