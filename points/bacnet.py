@@ -235,7 +235,7 @@ class BacnetServer:
             if obj is not None and self.app is not None:
                 self.app.delete_object(obj)
                 removed += 1
-        self._queue = [q for q in self._queue if q.uid in self.table._points]
+        self._queue = [q for q in self._queue if self.table.has(q)]
         if removed:
             self._bump_revision()
 
@@ -251,9 +251,12 @@ class BacnetServer:
         while self._queue:
             batch, self._queue = self._queue[:BUILD_CHUNK], self._queue[BUILD_CHUNK:]
             for p in batch:
-                if p.uid not in self.objects:
-                    self._create(p)
-                    created += 1
+                if p.uid not in self.objects and self.table.has(p):
+                    try:
+                        self._create(p)
+                        created += 1
+                    except Exception:  # one bad object must not stop the others
+                        log.exception("cannot create BACnet object %s %s", p.uid, p.name)
             await asyncio.sleep(0)
         if created:
             self._bump_revision()

@@ -367,7 +367,8 @@ CHARGER_SPECS: tuple[PointSpec, ...] = (
     PointSpec("Firmware", "charger", 5, "characterstring-value", "string", stale_when_offline=False,
               source=_station(lambda s: s.boot.firmware_version), description="firmwareVersion",
               ocpp_source="BootNotification:firmwareVersion"),
-    PointSpec("LastHeartbeat", "charger", 6, "characterstring-value", "string",
+    # dynamic: the model publishes no event for a Heartbeat, so the servers refresh it.
+    PointSpec("LastHeartbeat", "charger", 6, "characterstring-value", "string", dynamic=True,
               stale_when_offline=False, source=_station(lambda s: _iso(s.last_heartbeat)),
               description="Time of the last Heartbeat (UTC)", ocpp_source="Heartbeat"),
     PointSpec("Reconnects", "charger", 7, "analog-input", "uint32", stale_when_offline=False,

@@ -4,6 +4,11 @@
 `service_for(gateway).table`). `install(gateway)` is called by `gateway.extensions`; the table
 is always built (Modbus and the exports need it), the BACnet device only with `bacnet.enabled`.
 `table_from_db(path)` builds the same table from a database file, for exports while stopped.
+
+For smart charging (issue 6): `smart_hooks` get `(charger_id, connector_id, SmartSettings)`
+after the BMS changes a Niagara 6.3 setting (persisted in kv scope `points.smart`),
+`site_hooks` get the `SiteLimits` after the EMS commands a site limit, and
+`set_send_status(charger_id, connector_id, text)` shows a profile write's outcome.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.station import ConfigKey, MeterKey, MeterReading, Registry
+from gateway.station import Registry
 from points.catalog import SiteLimits, SmartSettings
 from points.commands import SMART_SCOPE, writers
 from points.table import OFFSETS_SCOPE, Point, PointTable
@@ -59,7 +64,10 @@ class PointsService:
         table.writers.update(writers(self))
         table.write_wait_s = gw.settings.bacnet.write_wait_s
         table.added.append(self._remember)
-        gw.registry.subscribe(lambda event: table.handle(event, gw.registry))
+        gw.registry.subscribe(self._on_event)
+        seen = await gw.history.kv_get(SEEN_SCOPE)
+        for station in gw.registry.added_stations():
+            table.restore(station, _record(seen, station.charger_id))
         table.sync(gw.registry)
         if gw.settings.bacnet.enabled:
             from points.bacnet import BacnetServer
@@ -67,12 +75,25 @@ class PointsService:
             gw.ports["bacnet"] = await self.bacnet.start()
             gw.stop_hooks.append(self.bacnet.stop)
 
+    def set_send_status(self, charger_id: str, connector_id: int, text: str) -> None:
+        """For smart charging: show the outcome of a profile write in `...-SC-SendStatus`."""
+        self.table.state.smart_for(charger_id, connector_id).send_status = text
+        self.table.notify([p for p in self.table.points() if p.charger_id == charger_id
+                           and p.connector_id == connector_id and p.spec.key == "SC-SendStatus"])
+
+    def _on_event(self, event: Any) -> None:
+        """Registry events arrive inside OCPP handlers: a points fault must never break those."""
+        try:
+            self.table.handle(event, self.gateway.registry)
+        except Exception:
+            log.exception("point table update failed for %s (%s)", event.charger_id, event.kind)
+
     def _remember(self, points: list[Point]) -> None:
         """Persist which connectors, meter values and keys a charger has, when that changes."""
         station_ids = {p.charger_id for p in points if p.charger_id}
         changed = {}
         for charger_id in station_ids:
-            record = json.dumps(seen_record(self.table, charger_id), sort_keys=True)
+            record = json.dumps(self.table.seen(charger_id), sort_keys=True)
             if self._seen.get(charger_id) != record:
                 self._seen[charger_id] = changed[charger_id] = record
         if changed:
@@ -100,13 +121,12 @@ def install(gateway: Gateway) -> PointsService:
     return service
 
 
-def seen_record(table: PointTable, charger_id: str) -> dict[str, Any]:
-    pts = [p for p in table.points() if p.charger_id == charger_id]
-    return {
-        "connectors": sorted({p.connector_id for p in pts if p.spec.kind == "connector"}),
-        "meters": sorted([p.connector_id, *p.subject] for p in pts if p.spec.kind == "meter"),
-        "config": {p.subject: p.spec.writable for p in pts if p.spec.kind == "config"},
-    }
+def _record(seen: dict[str, str], charger_id: str) -> dict[str, Any]:
+    try:
+        return json.loads(seen.get(charger_id) or "{}")
+    except ValueError:
+        log.warning("ignoring unreadable seen-points record of %s", charger_id)
+        return {}
 
 
 async def load_state(table: PointTable, history: HistoryStore) -> None:
@@ -132,15 +152,7 @@ async def table_from_db(path: str | Path) -> PointTable:
         for device in await store.devices():
             station = registry.ensure(device["charger_id"])
             station.slot, station.registration = device["slot"], device["registration"]
-            station.boot.vendor, station.boot.model = device.get("vendor") or "", device.get("model") or ""
-            record = json.loads(seen.get(station.charger_id, "{}"))
-            for connector_id in record.get("connectors", []):
-                station.connector(connector_id)
-            for c, measurand, phase, location in record.get("meters", []):
-                station.meters[MeterKey(c, measurand, phase, location)] = MeterReading(0.0, "", 0.0)
-            stored = {r["key"]: r for r in await store.load_config(station.charger_id)}
-            for key, writable in record.get("config", {}).items():
-                station.config[key] = ConfigKey(key, (stored.get(key) or {}).get("value"), not writable)
+            table.restore(station, _record(seen, station.charger_id))
         table.sync(registry)
         return table
     finally:

@@ -5,7 +5,8 @@ value and per configuration key) is iterated by BACnet (`points.bacnet`), Modbus
 (`points.modbus`) and the exports; none of them defines a point itself. Free of network I/O:
 the installer (`points.service`) feeds it registry events and persists what it allocates.
 
-Public API (used by points.bacnet, points.modbus, points.export):
+Public API (used by points.bacnet, points.modbus, points.export; a running gateway's table is
+`points.service.service_for(gateway).table`, ready once the gateway's start hooks have run):
 
     PointSpec(key, kind, offset, bacnet_type, modbus_type, units="", writable=False,
               commandable=False, source=None, on_write="", states=(), description="",
@@ -19,6 +20,7 @@ Public API (used by points.bacnet, points.modbus, points.export):
         .load(offsets: dict[str, str])         persisted offsets (kv scope OFFSETS_SCOPE)
         .persist: Callable[[dict[str, str]], None] | None   told about new offsets/seen data
         .sync(registry)                        (re)build every point from the live model
+        .restore(station, record) / .seen(charger_id)   points seen before a restart
         .handle(event, registry)               one registry ChangeEvent -> added/changed points
         .points() -> list[Point]               in (instance) order; .get(name) -> Point | None
         .read(point) -> Any                    present value: float | bool | int (1-based
@@ -49,12 +51,13 @@ index; charger points at 5000..5199; configuration key k at 5200 + k and its wri
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.station import Connector
+from gateway.station import ConfigKey, Connector, MeterKey
 from points.catalog import (
     CHARGER_SPECS,
     CONFIG_PREFIX,
@@ -89,6 +92,7 @@ VENDOR_CONFIG_FIRST = 100
 MAX_INSTANCE = 4_194_302  # 4,194,303 is the BACnet wildcard instance
 MAX_SLOT = (MAX_INSTANCE - SLOT_STRIDE + 1) // SLOT_STRIDE  # 418
 OFFSETS_SCOPE = "points.offsets"
+log = logging.getLogger(__name__)
 
 Writer = Callable[["Point", Any], Awaitable[str]]
 Listener = Callable[[list["Point"]], None]
@@ -211,6 +215,7 @@ class PointTable:
     _by_charger: dict[str, dict[tuple, Point]] = field(default_factory=dict)
     _stations: dict[str, Any] = field(default_factory=dict)
     _names: dict[str, Point] = field(default_factory=dict)
+    _warned: set[str] = field(default_factory=set)
 
     # --- offsets ---------------------------------------------------------------------------
     def load(self, offsets: dict[str, str]) -> None:
@@ -229,7 +234,8 @@ class PointTable:
         used = {v for k, v in self._offsets.items() if k.startswith(prefix)}
         nxt = max(used | {first - 1}) + 1
         if nxt >= limit:
-            return None  # block full: the value is not exposed (logged by the installer)
+            log.warning("no free point offset for %s: not exposed", key)
+            return None
         self._offsets[key] = nxt
         if self.persist is not None:
             self.persist({key: str(nxt)})
@@ -250,9 +256,7 @@ class PointTable:
     # --- building --------------------------------------------------------------------------
     def sync(self, registry: Any) -> list[Point]:
         """Build or rebuild the points of every station; returns the points that were added."""
-        new: list[Point] = []
-        if not self._points:
-            new += self._add([Point(spec) for spec in SITE_SPECS])
+        new = self._add([Point(spec) for spec in SITE_SPECS])  # existing points are kept as they are
         for station in list(registry.stations.values()):
             new += self.sync_station(station)
         return new
@@ -262,6 +266,9 @@ class PointTable:
         self._stations[station.charger_id] = station
         slot = station.slot
         current = self._by_charger.get(station.charger_id, {})
+        if slot is not None and not 1 <= slot <= MAX_SLOT and station.charger_id not in self._warned:
+            self._warned.add(station.charger_id)
+            log.warning("%s: slot %s is beyond %d, so it has no points", station.charger_id, slot, MAX_SLOT)
         if slot is None or not 1 <= slot <= MAX_SLOT:
             if current:
                 self._remove(list(current.values()))
@@ -276,6 +283,33 @@ class PointTable:
         for entry in station.config.values():
             wanted += self._config_points(station, entry)
         return self._add(wanted)
+
+    def restore(self, station: Any, record: dict[str, Any]) -> list[Point]:
+        """Points seen before a restart (a `seen` record), without touching the model.
+
+        So a BMS does not lose objects while a charger has not reported again after a restart;
+        until it does, their values read as unknown (and stale while it is offline).
+        """
+        if station.slot is None or not 1 <= station.slot <= MAX_SLOT:
+            return []
+        self._stations[station.charger_id] = station
+        wanted = [Point(s, station.charger_id, station.slot) for s in CHARGER_SPECS]
+        for connector_id in record.get("connectors", []):
+            wanted += self._connector_points(station, int(connector_id))
+        for connector_id, measurand, phase, location in record.get("meters", []):
+            wanted += self._meter_points(station, MeterKey(int(connector_id), measurand, phase, location))
+        for key, writable in record.get("config", {}).items():
+            wanted += self._config_points(station, ConfigKey(key, None, readonly=not writable))
+        return self._add(wanted)
+
+    def seen(self, charger_id: str) -> dict[str, Any]:
+        """What `restore` needs: the connectors, meter values and keys a charger has points for."""
+        pts = list(self._by_charger.get(charger_id, {}).values())
+        return {
+            "connectors": sorted({p.connector_id for p in pts if p.spec.kind == "connector"}),
+            "meters": sorted([p.connector_id, *p.subject] for p in pts if p.spec.kind == "meter"),
+            "config": dict(sorted((p.subject, p.spec.writable) for p in pts if p.spec.kind == "config")),
+        }
 
     def _connector_points(self, station: Any, connector_id: int) -> list[Point]:
         if not 0 <= connector_id <= MAX_CONNECTOR:
@@ -316,9 +350,7 @@ class PointTable:
             self._names[p.name] = p
             self._by_charger.setdefault(p.charger_id, {})[p.uid] = p
             new.append(p)
-        if new:
-            for listener in list(self.added):
-                listener(new)
+        _tell(self.added, new)
         return new
 
     def _remove(self, gone: list[Point]) -> None:
@@ -326,9 +358,7 @@ class PointTable:
             self._points.pop(p.uid, None)
             self._names.pop(p.name, None)
             self._by_charger.get(p.charger_id, {}).pop(p.uid, None)
-        if gone:
-            for listener in list(self.removed):
-                listener(gone)
+        _tell(self.removed, gone)
 
     # --- events ----------------------------------------------------------------------------
     def handle(self, event: Any, registry: Any) -> None:
@@ -362,9 +392,10 @@ class PointTable:
         return list(pts)
 
     def notify(self, pts: list[Point]) -> None:
-        if pts:
-            for listener in list(self.changed):
-                listener(pts)
+        _tell(self.changed, pts)
+
+    def has(self, point: Point) -> bool:
+        return self._points.get(point.uid) is point
 
     def set_result(self, point: Point, text: str) -> None:
         """Show a write outcome in the point's result point (and its own value)."""
@@ -439,6 +470,17 @@ class PointTable:
             self.set_result(point, f"Failed: {task.exception()}")
         else:
             self.set_result(point, task.result())
+
+
+def _tell(listeners: list[Listener], points: list[Point]) -> None:
+    """Call each listener; one protocol's failure must not stop the others or the caller."""
+    if not points:
+        return
+    for listener in list(listeners):
+        try:
+            listener(points)
+        except Exception:
+            log.exception("point listener %r failed", listener)
 
 
 def _result_key(point: Point) -> tuple[str, int | None, str]:

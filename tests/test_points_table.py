@@ -197,3 +197,15 @@ async def test_write_runs_the_writer_and_shows_the_result():
 
 def test_smart_settings_default_to_the_niagara_screen():
     assert SmartSettings() == SmartSettings(False, "A", 10.0, "Absolute", "TxDefaultProfile", 100, 0, "")
+
+
+def test_table_and_catalog_import_no_protocol_library():
+    """Both BACnet and Modbus build on the table; it must not pull either in (style guide)."""
+    import ast
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    for module in ("points/table.py", "points/catalog.py"):
+        tree = ast.parse((root / module).read_text())
+        imported = {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        imported |= {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert imported & {"BAC0", "bacpypes3", "pymodbus", "websockets", "sqlite_utils", "aiohttp"} == set()
