@@ -1,7 +1,8 @@
 """What a write to a point does: the one adapter between points and gateway actions.
 
 Each writer takes (point, value) already checked by `PointSpec.coerce`, carries out the action
-and returns the text the result point shows, or raises `WriteRefused` so the BMS gets an error
+and returns the text the result point shows (None: nothing was done, e.g. a pulse point written
+back to idle, and the last result stays), or raises `WriteRefused` so the BMS gets an error
 and nothing is stored. Operator actions go straight through `gateway.session_for(id).call(...)`
 until `gateway.operations` is merged; then these writers should call it instead (one place).
 """
@@ -78,17 +79,17 @@ def writers(service: PointsService) -> dict[str, Writer]:
         gw.registry.set_config(st, entry)
         return status
 
-    async def reset(point: Point, value: Any) -> str:
+    async def reset(point: Point, value: Any) -> str | None:
         kind = RESET_STATES[int(value) - 1]
         if kind == "Idle":
-            return "Idle"
+            return None
         return await call(point, "Reset", {"type": kind})
 
-    async def clear_cache(point: Point, value: Any) -> str:
-        return await call(point, "ClearCache", {}) if value else "Idle"
+    async def clear_cache(point: Point, value: Any) -> str | None:
+        return await call(point, "ClearCache", {}) if value else None
 
-    async def unlock(point: Point, value: Any) -> str:
-        return await call(point, "UnlockConnector", {"connectorId": point.connector_id}) if value else "Idle"
+    async def unlock(point: Point, value: Any) -> str | None:
+        return await call(point, "UnlockConnector", {"connectorId": point.connector_id}) if value else None
 
     async def remote_start(point: Point, value: Any) -> str:
         id_tag = str(value).strip()
@@ -97,9 +98,9 @@ def writers(service: PointsService) -> dict[str, Writer]:
         return await call(point, "RemoteStartTransaction",
                           {"connectorId": point.connector_id, "idTag": id_tag})
 
-    async def remote_stop(point: Point, value: Any) -> str:
+    async def remote_stop(point: Point, value: Any) -> str | None:
         if not value:
-            return "Idle"
+            return None
         connector = station(point).connectors.get(point.connector_id)
         if connector is None or connector.transaction_id is None:
             raise WriteRefused("no active transaction on this connector", "rejected")

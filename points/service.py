@@ -13,6 +13,7 @@ after the BMS changes a Niagara 6.3 setting (persisted in kv scope `points.smart
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import weakref
@@ -49,6 +50,7 @@ class PointsService:
         self.site_hooks: list[SiteHook] = []
         self.bacnet: Any = None
         self._seen: dict[str, str] = {}
+        self._pending: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         gw, table = self.gateway, self.table
@@ -59,8 +61,7 @@ class PointsService:
             site.power_limit_kw = site.default_power_kw = sc.site_power_limit_kw
         if sc.site_current_limit_a is not None:
             site.current_limit_a = site.default_current_a = sc.site_current_limit_a
-        table.persist = lambda values: gw.spawn(gw.history.kv_put(OFFSETS_SCOPE, values),
-                                                "persist point offsets")
+        table.persist = lambda values: self._persist(OFFSETS_SCOPE, values)
         table.writers.update(writers(self))
         table.write_wait_s = gw.settings.bacnet.write_wait_s
         table.added.append(self._remember)
@@ -74,6 +75,16 @@ class PointsService:
             self.bacnet = BacnetServer(gw.settings.bacnet, table, gw.spawn)
             gw.ports["bacnet"] = await self.bacnet.start()
             gw.stop_hooks.append(self.bacnet.stop)
+
+    def _persist(self, scope: str, values: dict[str, str]) -> None:
+        """Store in the background; `flush` waits for it, so a stop never loses an offset."""
+        task = self.gateway.spawn(self.gateway.history.kv_put(scope, values), f"persist {scope}")
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def flush(self) -> None:
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
 
     def set_send_status(self, charger_id: str, connector_id: int, text: str) -> None:
         """For smart charging: show the outcome of a profile write in `...-SC-SendStatus`."""
@@ -97,7 +108,7 @@ class PointsService:
             if self._seen.get(charger_id) != record:
                 self._seen[charger_id] = changed[charger_id] = record
         if changed:
-            self.gateway.spawn(self.gateway.history.kv_put(SEEN_SCOPE, changed), "persist seen points")
+            self._persist(SEEN_SCOPE, changed)
 
     def register_routes(self, app: web.Application) -> None:
         from aiohttp import web
@@ -117,6 +128,7 @@ def service_for(gateway: Gateway) -> PointsService:
 def install(gateway: Gateway) -> PointsService:
     service = service_for(gateway)
     gateway.start_hooks.append(service.start)
+    gateway.stop_hooks.append(service.flush)  # stop hooks run in reverse: after BACnet stops
     gateway.admin_routes.append(service.register_routes)
     return service
 

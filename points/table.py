@@ -94,7 +94,7 @@ MAX_SLOT = (MAX_INSTANCE - SLOT_STRIDE + 1) // SLOT_STRIDE  # 418
 OFFSETS_SCOPE = "points.offsets"
 log = logging.getLogger(__name__)
 
-Writer = Callable[["Point", Any], Awaitable[str]]
+Writer = Callable[["Point", Any], Awaitable[str | None]]  # None: nothing done, result kept
 Listener = Callable[[list["Point"]], None]
 
 
@@ -458,6 +458,8 @@ class PointTable:
         except WriteRefused as exc:
             self.set_result(point, f"Refused: {exc.reason}")
             raise
+        if text is None:
+            return ""
         self.set_result(point, text)
         return text
 
@@ -468,7 +470,7 @@ class PointTable:
             self.set_result(point, f"Refused: {task.exception().reason}")  # type: ignore[union-attr]
         elif task.exception() is not None:
             self.set_result(point, f"Failed: {task.exception()}")
-        else:
+        elif task.result() is not None:
             self.set_result(point, task.result())
 
 

@@ -272,8 +272,7 @@ async def test_instances_survive_a_restart_with_chargers_added_in_another_order(
     reg.record_reading(reg.get("CP-A"), MeterKey(2, "Vendor.Flow", "", "Body"), MeterReading(1.0, "", 1.0))
     before = {r["name"]: (r["object_type"], r["instance"]) for r in point_rows(service_for(gw).table)}
     assert before["CP2-Cfg-VendorY"] == ("characterstring-value", 25300)
-    await asyncio.sleep(0.1)  # the persisting tasks
-    await runner.stop()
+    await runner.stop()  # waits for what is being persisted
 
     gw = await runner.start(bacnet=bacnet)
     await gw.add_device("CP-C")
