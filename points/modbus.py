@@ -199,7 +199,16 @@ class ModbusPointServer:
 
     # --- model -> registers ----------------------------------------------------------------
     def on_change(self, event: ChangeEvent) -> None:
-        """Registry subscriber: mark the areas an event touches; one flush per loop turn."""
+        """Registry subscriber: mark the areas an event touches; one flush per loop turn.
+
+        Runs inside the charger's message handling, so it never raises into it.
+        """
+        try:
+            self._mark(event)
+        except Exception:
+            log.exception("Modbus could not take event %s for %s", event.kind, event.charger_id)
+
+    def _mark(self, event: ChangeEvent) -> None:
         station = self.gateway.registry.get(event.charger_id)
         if event.kind in ("station", "added", "removed"):
             self._slots_dirty = True  # a slot may have been given or taken

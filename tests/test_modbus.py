@@ -179,6 +179,20 @@ async def test_same_addresses_after_restart_with_chargers_added_in_another_order
     assert (seen["slot1"], seen["slot2"], seen["slot3"]) == (1, 2, 3)
 
 
+async def test_a_removed_charger_leaves_an_empty_block_and_keeps_the_others(runner: GatewayRunner):
+    gateway = await start(runner)
+    await gateway.add_device("CP1")
+    await gateway.add_device("CP2")
+    await settled(gateway)
+    async with modbus(gateway) as client:
+        before = [(await read_input(client, CHARGER_BASE + i * 1000, 1))[0] for i in (0, 1)]
+        await gateway.remove_device("CP1")
+        await settled(gateway)
+        after = [(await read_input(client, CHARGER_BASE + i * 1000, 1))[0] for i in (0, 1)]
+    assert before == [1, 2]
+    assert after == [0xFFFF, 2]
+
+
 async def test_unit_id_addressing_serves_each_slot_at_the_first_block(runner: GatewayRunner):
     gateway = await start(runner, unit_id_per_charger=True)
     await gateway.add_device("CP1")
