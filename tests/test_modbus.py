@@ -265,6 +265,20 @@ async def test_one_fc16_request_writes_both_site_limits(runner: GatewayRunner):
     assert [decode(back.registers[0:2], RegType.FLOAT32), decode(back.registers[2:4], RegType.FLOAT32)] == [22.0, 32.0]
 
 
+async def test_read_write_multiple_fc23_writes_and_reads_in_one_request(runner: GatewayRunner):
+    gateway = await start(runner)
+    limit = site_address(gateway, "PowerLimit")
+    async with modbus(gateway) as client:
+        reply = await client.readwrite_registers(read_address=0, read_count=1, write_address=limit,
+                                                 values=client.convert_to_registers(11.5, client.DATATYPE.FLOAT32),
+                                                 device_id=1)
+        refused = await client.readwrite_registers(read_address=0, read_count=1, write_address=limit,
+                                                   values=[0x4120], device_id=1)
+    assert not reply.isError(), reply
+    assert service_for(gateway).table.state.site.power_limit_kw == 11.5
+    assert await _exception(refused) == 2
+
+
 async def test_mirrored_inputs_read_alike_in_holding_registers_and_stay_read_only(runner: GatewayRunner):
     gateway = await start(runner, mirror_inputs_in_holding=True)
     await gateway.add_device("CP1")
