@@ -29,6 +29,7 @@ from bacpypes3.local.object import Object as LocalObject
 from bacpypes3.object import CharacterStringValueObject as _CharacterStringValueObject
 from bacpypes3.primitivedata import Null
 
+from gateway.errors import ConfigError
 from points.catalog import UNITS, WriteRefused
 from points.table import Point, PointTable
 
@@ -182,16 +183,18 @@ class BacnetServer:
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> int:
-        import BAC0  # noqa: PLC0415 - side effects, see the module docstring
+        import BAC0  # here, not at the top: side effects, see the module docstring
         BAC0.log_level("silence")
         cfg = self.settings
+        if not cfg.address or "/" not in cfg.address:
+            # Without an address BAC0 picks the LAN interface and announces itself there (notes 1.4).
+            raise ConfigError("bacnet.address must be an interface address with mask, e.g. 192.168.10.5/24")
         fix_device_class()
-        self.bacnet = BAC0.start(
-            ip=cfg.address, port=cfg.port, deviceId=cfg.device_id, localObjName=cfg.device_name,
-            modelName="ocpp-bms-gateway", vendorId=cfg.vendor_id, vendorName=cfg.vendor_name,
-            description=cfg.description, location=cfg.location, timezone="UTC",
-            bbmdAddress=cfg.bbmd_address or None, bbmdTTL=cfg.bbmd_ttl_s if cfg.bbmd_address else 0,
-            ping=False)
+        try:
+            self.bacnet = self._start_bac0(BAC0)
+        except Exception as exc:  # BAC0 says "invalid address ... 47808" whatever the cause
+            raise ConfigError(f"cannot start BACnet on {cfg.address} port {cfg.port}: {exc}; is another "
+                              "BACnet application using this address and port?") from exc
         self.app = self.bacnet.this_application.app
         dev = self.app.device_object
         dev.vendorName = cfg.vendor_name  # BAC0 hard-codes "Servisys inc." (notes 1.3)
@@ -213,6 +216,15 @@ class BacnetServer:
                  "(e.g. 192.168.10.5/24) to reach a BMS (docs/bacnet.md)"
                  if where.startswith("127.") else "")
         return self.port
+
+    def _start_bac0(self, bac0: Any) -> Any:
+        cfg = self.settings
+        return bac0.start(
+            ip=cfg.address, port=cfg.port, deviceId=cfg.device_id, localObjName=cfg.device_name,
+            modelName="ocpp-bms-gateway", vendorId=cfg.vendor_id, vendorName=cfg.vendor_name,
+            description=cfg.description, location=cfg.location, timezone="UTC",
+            bbmdAddress=cfg.bbmd_address or None, bbmdTTL=cfg.bbmd_ttl_s if cfg.bbmd_address else 0,
+            ping=False)
 
     async def stop(self) -> None:
         for listeners, fn in ((self.table.added, self._on_added), (self.table.removed, self._on_removed),

@@ -11,8 +11,10 @@ Public API (used by points.bacnet, points.modbus, points.export; a running gatew
     PointSpec(key, kind, offset, bacnet_type, modbus_type, units="", writable=False,
               commandable=False, source=None, on_write="", states=(), description="",
               stale_when_offline=True, min_value=None, max_value=None, cov_increment=None,
-              outlets_only=False, dynamic=False)
-    Point(spec, charger_id, slot, connector_id, subject)  .name .instance .index .uid
+              outlets_only=False, dynamic=False, result_of="", relinquish_default=None,
+              ocpp_source="")                  .coerce(value) validates a write
+    Point(spec, charger_id, slot, connector_id, subject, subject_index)
+        .name .instance .index .uid            identities, each from one function below
     object_instance(slot, local_index) -> int       the BACnet instance (one function)
     local_index(spec, connector_id, subject_index) -> int   offset inside a charger block
     point_name(slot, connector_id, spec, subject) -> str    the Object_Name / EDE name
@@ -25,10 +27,12 @@ Public API (used by points.bacnet, points.modbus, points.export; a running gatew
         .points() -> list[Point]               in (instance) order; .get(name) -> Point | None
         .read(point) -> Any                    present value: float | bool | int (1-based
                                                state) | str | None (unknown)
+        .read_default(point) -> Any            relinquish default of a commandable point
+        .has(point) -> bool                    still in the table
         .reliable(point) -> bool               False while the charger is offline (stale)
         .write(point, value) -> str            validate, then the `on_write` writer; returns the
                                                result text or raises WriteRefused(reason, code)
-        .writers: dict[str, Writer]            on_write name -> async (point, value) -> str
+        .writers: dict[str, Writer]            on_write name -> async (point, value) -> str | None
         .added / .removed / .changed: list[Callable[[list[Point]], None]]   listeners
         .state: PointState                     results, smart-charging settings, site limits
 

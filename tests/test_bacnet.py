@@ -332,3 +332,19 @@ async def test_command_points_send_their_action_and_show_the_answer(bms):
         assert await client.read(f"device,{DEVICE_ID}", "databaseRevision") > revision
     finally:
         await charger.close()
+
+
+async def test_a_taken_port_or_missing_address_is_a_clear_configuration_error(runner):
+    """Never start BAC0 without an address (it would announce itself on the LAN, notes 1.4)."""
+    import dataclasses
+
+    from gateway.errors import ConfigError
+    from points.bacnet import BacnetServer
+    from points.table import PointTable
+    gw = await runner.start(bacnet={"enabled": True, "address": "127.0.0.1/8", "port": free_udp_port()})
+    table = PointTable(clock=lambda: 0.0)
+    with pytest.raises(ConfigError, match="is another BACnet application"):
+        await BacnetServer(gw.settings.bacnet, table, gw.spawn).start()
+    no_address = dataclasses.replace(gw.settings.bacnet, address="")
+    with pytest.raises(ConfigError, match="bacnet.address"):
+        await BacnetServer(no_address, table, gw.spawn).start()
