@@ -27,6 +27,7 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from gateway.config import ModbusSettings
+from gateway.errors import ConfigError
 from gateway.station import ChangeEvent, Station
 from points.modbus_codec import EncodeError, RegType, decode, encode
 from points.modbus_layout import (
@@ -162,7 +163,12 @@ class ModbusPointServer:
                                        identity=identity)
         for (unit, fc), image in self._shadow.items():  # before listening: no client sees zeros
             await self._server.async_setValues(unit, fc, 0, list(image))
-        await self._server.serve_forever(background=True)
+        try:
+            await self._server.serve_forever(background=True)
+        except (RuntimeError, OSError) as exc:  # pymodbus: "Could not start listen"
+            self._server = None
+            raise ConfigError(f"Modbus cannot listen on {self.settings.host}:{self.settings.port} "
+                              f"(modbus.host, modbus.port: address in use or not on this host): {exc}") from None
         sockets = getattr(self._server.transport, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
         self.gateway.registry.subscribe(self.on_change)

@@ -212,6 +212,18 @@ async def test_unit_id_addressing_serves_each_slot_at_the_first_block(runner: Ga
     assert slot_header == [2]
 
 
+async def test_a_taken_port_is_a_configuration_error_naming_the_setting(runner: GatewayRunner):
+    import socket
+
+    from gateway.errors import ConfigError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(ConfigError, match="modbus.port"):
+            await start(runner, port=taken.getsockname()[1])
+
+
 # --- writing -------------------------------------------------------------------------------
 async def _exception(reply: object) -> int | None:
     return reply.exception_code if isinstance(reply, ExceptionResponse) else None
