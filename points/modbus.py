@@ -6,9 +6,8 @@ Events are coalesced per block area and flushed once per loop turn, so a MeterVa
 with twenty samples costs one register update per connector.
 
 pymodbus 3.16 (notes 2.1-2.2): the datastore is the server's own `SimCore`; the only ways in
-are `server.async_setValues` for pushes and the device `action` coroutine for client access.
-The action also runs for our own pushes (FC3/FC4 with values, which no client can send); FC
-6/16/23 are applied as client writes, and FC22 (mask write) and coil writes are refused.
+are `server.async_setValues` for pushes and the device `action` coroutine for client access,
+which `points.modbus_writes` handles (the inbound direction).
 """
 
 from __future__ import annotations
@@ -17,11 +16,9 @@ import asyncio
 import functools
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pymodbus.constants import ExcCodes
 from pymodbus.pdu.device import ModbusDeviceIdentification
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
@@ -29,7 +26,8 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from gateway.config import ModbusSettings
 from gateway.errors import ConfigError
 from gateway.station import ChangeEvent, Station
-from points.modbus_codec import EncodeError, RegType, decode, encode
+from points.modbus_binding import Area, Binding, PointContext, WriteError
+from points.modbus_codec import EncodeError, encode
 from points.modbus_layout import (
     CHARGER_AREA,
     CHARGER_BASE,
@@ -48,69 +46,23 @@ from points.modbus_layout import (
     charger_block_base,
     connector_area_base,
 )
+from points.modbus_writes import ClientWrites
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
 log = logging.getLogger(__name__)
 
-CLIENT_WRITES = frozenset({6, 16, 23})  # write single, write multiple, read/write multiple
 FC_HOLDING, FC_INPUT = 3, 4
 FLAT_UNIT = 0                           # SimDevice id 0 answers every unit id without its own device
 
 # Values with the `dynamic` flag change with time alone (a session's duration): re-rendered this often.
 DYNAMIC_REFRESH_S = 5.0
 
-Reader = Callable[["PointContext"], object]
-Writer = Callable[["PointContext", object], Awaitable[object]]
-
-
-@dataclass(frozen=True)
-class PointContext:
-    """Which block a value belongs to: the site (no station), a charger (connector_id None), or
-    one of its connectors (connector 0 is the whole charger, as in OCPP)."""
-
-    gateway: Gateway
-    station: Station | None = None
-    connector_id: int | None = None
-
-
-@dataclass(frozen=True)
-class Binding:
-    """A field of the map with the functions that read it from the model and apply a write.
-
-    `write` applies the point table's on_write (the same command a BACnet write gives) and
-    raises WriteError to answer the client with an exception code.
-    """
-
-    spec: FieldSpec
-    read: Reader
-    write: Writer | None = None
-    dynamic: bool = False
-
-
-class WriteError(Exception):
-    """A client write answered with a Modbus exception instead of being applied.
-
-    02 illegal data address: nothing writable there, or a multi-register value written in part;
-    03 illegal data value: out of range, not a state code, NaN; 04 server device failure: the
-    charger is offline or refused the command within `modbus.write_wait_s`.
-    """
-
-    ADDRESS = ExcCodes.ILLEGAL_ADDRESS
-    VALUE = ExcCodes.ILLEGAL_VALUE
-    DEVICE = ExcCodes.DEVICE_FAILURE
-
-    def __init__(self, code: ExcCodes, why: str) -> None:
-        super().__init__(why)
-        self.code = code
-
-
-Area = tuple[Scope, int | None, int | None]  # (scope, slot, connector_id): one block area to render
-
-
 class ModbusPointServer:
     """Serves the bindings on `settings.host:settings.port`; see docs/modbus.md for the map."""
+
+    FLAT_UNIT = FLAT_UNIT
 
     def __init__(self, gateway: Gateway, bindings: Iterable[Binding],
                  settings: ModbusSettings | None = None) -> None:
@@ -142,6 +94,7 @@ class ModbusPointServer:
         self._flush_done.set()
         self.port: int | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self.writes = ClientWrites(self)
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> int:
@@ -198,7 +151,7 @@ class ModbusPointServer:
         bits = [SimData(0, count=16, values=False, datatype=DataType.BITS)]
         # Zero-filled here (one value repeated is cheap to build for 247 devices); start() then
         # copies the rendered image in with one async_setValues per register table.
-        return SimDevice(id=unit, action=functools.partial(self._action, unit), simdata=(
+        return SimDevice(id=unit, action=functools.partial(self.writes.action, unit), simdata=(
             bits, list(bits),
             [SimData(0, count=len(self._shadow[(unit, FC_HOLDING)]), values=0, datatype=DataType.REGISTERS)],
             [SimData(0, count=len(self._shadow[(unit, FC_INPUT)]), values=0, datatype=DataType.REGISTERS)]))
@@ -417,110 +370,26 @@ class ModbusPointServer:
             log.warning("Modbus %s: %s; served as not available", spec.field_id, exc)
             return encode(None, spec.reg_type, length=spec.length, word_order=self.word_order)
 
-    # --- client access ---------------------------------------------------------------------
-    async def _action(self, unit: int, function_code: int, start_address: int, address: int,
-                      count: int, registers: list[int], set_values: list[int] | list[bool] | None,
-                      ) -> ExcCodes | None:
-        """pymodbus device action: reads and our own pushes pass; client writes are applied here.
 
-        Our pushes arrive as FC3/FC4 with values, which no client can send; every other code
-        with values is a client write. Mask write (FC22) is refused: masking half of a FLOAT32
-        or of a state code has no meaning. Coils exist only because pymodbus needs the block.
-        """
-        if set_values is None or function_code in (FC_HOLDING, FC_INPUT):
-            return None
-        if function_code == 22:
-            return ExcCodes.ILLEGAL_FUNCTION
-        if function_code not in CLIENT_WRITES:  # FC5/FC15: nothing is writable among the coils
-            return ExcCodes.ILLEGAL_ADDRESS
-        try:
-            await self.apply_write(unit, address, [int(v) for v in set_values])
-        except WriteError as exc:
-            log.info("Modbus write of %d register(s) at %d (unit %d) refused (exception %d): %s",
-                     len(set_values), address, unit, int(exc.code), exc)
-            return exc.code
-        except Exception:
-            log.exception("Modbus write at %d failed", address)
-            return ExcCodes.DEVICE_FAILURE
-        return None
+    # --- what the write path asks -----------------------------------------------------------
+    def field_at(self, scope: Scope, offset: int) -> Placed | None:
+        """The field covering an offset of a block, or None for a header gap or unused register."""
+        return self._by_offset[scope].get(offset)
 
-    def _resolve(self, unit: int, address: int) -> tuple[Scope, int | None, int | None, int]:
-        try:
-            scope, slot, connector_id, offset = self.layout.locate(address, per_unit=unit != FLAT_UNIT)
-        except LayoutError as exc:
-            raise WriteError(WriteError.ADDRESS, str(exc)) from None
-        return scope, (unit if unit != FLAT_UNIT and scope is not Scope.SITE else slot), connector_id, offset
+    def station_in(self, slot: int) -> Station | None:
+        charger_id = self._slots.get(slot)
+        return self.gateway.registry.get(charger_id) if charger_id else None
 
-    async def apply_write(self, unit: int, address: int, values: Sequence[int]) -> None:
-        """Check a client write whole, then apply each value through its binding's write.
-
-        Every register written must belong to a writable field, and each field must be written
-        completely: a FLOAT32 written half (FC6 on one word) would otherwise combine a new word with
-        an old one into a value nobody sent.
-        """
-        plan: list[tuple[Binding, PointContext, object, int, int]] = []
-        i = 0
-        while i < len(values):
-            scope, slot, connector_id, offset = self._resolve(unit, address + i)
-            placed = self._by_offset[scope].get(offset)
-            if placed is None or not placed.spec.writable:
-                raise WriteError(WriteError.ADDRESS, f"address {address + i} is not a writable point")
-            size = placed.spec.size
-            if placed.offset != offset or i + size > len(values):
-                raise WriteError(WriteError.ADDRESS,
-                                   f"{placed.spec.field_id} takes {size} registers from its first address")
-            station = None
-            if scope is not Scope.SITE:
-                charger_id = self._slots.get(slot or 0)
-                station = self.gateway.registry.get(charger_id) if charger_id else None
-                if station is None:
-                    raise WriteError(WriteError.ADDRESS, f"slot {slot} holds no charger")
-            value = self._check_value(placed.spec, values[i:i + size])
-            binding = self.bindings[placed.spec.field_id]
-            ctx = PointContext(self.gateway, station, connector_id if scope is Scope.CONNECTOR else None)
-            plan.append((binding, ctx, value,
-                         address + i, size))
-            i += size
-        for binding, ctx, value, at, size in plan:
-            await self._apply_one(unit, binding, ctx, value, at, values[at - address:at - address + size])
-
-    def _check_value(self, spec: FieldSpec, regs: Sequence[int]) -> object:
-        codes = dict(spec.codes) if spec.codes else None
-        value = decode(regs, spec.reg_type, word_order=self.word_order, codes=codes)
-        if value is None:
-            raise WriteError(WriteError.VALUE, f"{spec.field_id}: 'not available' is not a value to write")
-        if spec.reg_type is RegType.ENUM16 and not isinstance(value, str):
-            raise WriteError(WriteError.VALUE, f"{spec.field_id}: no state has code {value}")
-        if spec.reg_type is RegType.BOOL16 and regs[0] not in (0, 1):
-            raise WriteError(WriteError.VALUE, f"{spec.field_id}: a flag is 0 or 1")
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            if (spec.minimum is not None and value < spec.minimum) or \
-                    (spec.maximum is not None and value > spec.maximum):
-                raise WriteError(WriteError.VALUE,
-                                   f"{spec.field_id}: {value} outside {spec.minimum}..{spec.maximum}")
-            if isinstance(value, float) and value != value:  # NaN never passes a range check
-                raise WriteError(WriteError.VALUE, f"{spec.field_id}: NaN")
-        return value
-
-    async def _apply_one(self, unit: int, binding: Binding, ctx: PointContext, value: object,
-                         address: int, regs: Sequence[int]) -> None:
-        """Run the point's command, then show the model's value again.
-
-        The binding waits up to `modbus.write_wait_s` for the charger, so a quick refusal reaches
-        the client as exception 04; a slower answer is acknowledged, and when it arrives the point
-        table's change events re-render the area (a refused command puts the old value back).
-        """
-        assert binding.write is not None
+    def note_client_registers(self, unit: int, address: int, regs: Sequence[int]) -> None:
+        """What pymodbus stores once a write is accepted; the shadow must not go stale."""
         self._shadow[(unit, FC_HOLDING)][address:address + len(regs)] = list(regs)
-        try:
-            await binding.write(ctx, value)
-        finally:
-            # pymodbus stores the client's registers right after the action returns; render the
-            # area once more after that, so the registers end up holding the model's value.
-            for shadow_unit in {u for (u, _fc) in self._shadow}:
-                self._forget(shadow_unit, binding, ctx)
-            self._dirty.add(self._area_of(binding.spec, ctx))
-            self._schedule_flush()
+
+    def show_model_value(self, binding: Binding, ctx: PointContext) -> None:
+        """After a write: push the field's model value, whatever a client left in its registers."""
+        for unit in {u for (u, _fc) in self._shadow}:
+            self._forget(unit, binding, ctx)
+        self._dirty.add(self._area_of(binding.spec, ctx))
+        self._schedule_flush()
 
     def _forget(self, unit: int, binding: Binding, ctx: PointContext) -> None:
         """Make the next render push this field whatever it holds (a client may have written it)."""
@@ -539,9 +408,8 @@ class ModbusPointServer:
         placed = self.layout.blocks[scope].get(binding.spec.field_id)
         if placed is None:
             return
-        shadow = self._shadow[(unit, FC_HOLDING)]
         start = base + placed.offset
-        shadow[start:start + placed.spec.size] = [-1] * placed.spec.size
+        self._shadow[(unit, FC_HOLDING)][start:start + placed.spec.size] = [-1] * placed.spec.size
 
     @staticmethod
     def _area_of(spec: FieldSpec, ctx: PointContext) -> Area:

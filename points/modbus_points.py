@@ -28,7 +28,7 @@ from points.catalog import (
     config_spec,
     meter_spec,
 )
-from points.modbus import Binding, PointContext, WriteError
+from points.modbus_binding import Binding, PointContext, WriteError
 from points.modbus_codec import RegType
 from points.modbus_layout import (
     CHARGER_POINTS,
