@@ -59,6 +59,7 @@ FLAT_UNIT = 0                           # SimDevice id 0 answers every unit id w
 # Values with the `dynamic` flag change with time alone (a session's duration): re-rendered this often.
 DYNAMIC_REFRESH_S = 5.0
 
+
 class ModbusPointServer:
     """Serves the bindings on `settings.host:settings.port`; see docs/modbus.md for the map."""
 
