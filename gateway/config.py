@@ -112,6 +112,9 @@ class ModbusSettings:
     word_order: str = "big"
     mirror_inputs_in_holding: bool = False
     unit_id_per_charger: bool = False
+    # How long a Modbus write waits for the charger's answer before it is acknowledged; kept
+    # under the 1 s many Modbus clients wait (mbpoll's default timeout).
+    write_wait_s: float = 0.8
 
 
 @dataclass

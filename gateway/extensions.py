@@ -22,3 +22,8 @@ def install_extensions(gateway: Gateway) -> None:
     register_routes(gateway, gateway.charging)
     # The point table always (Modbus and exports read it); the BACnet device when bacnet.enabled.
     install_points(gateway)
+    if gateway.settings.modbus.enabled:
+        from points.modbus import install as install_modbus
+
+        # Registers of the same point table on modbus.host:modbus.port (docs/modbus.md).
+        install_modbus(gateway)

@@ -481,3 +481,49 @@ CONNECTOR_SPECS: tuple[PointSpec, ...] = (
               description="Limit the charger reports it applies (GetCompositeSchedule)",
               ocpp_source="GetCompositeSchedule.conf"),
 )
+
+
+# --- Modbus (points.modbus) --------------------------------------------------------------
+# Registers of each string point in the Modbus map, 2 ASCII characters per register; a string
+# point not listed here is not served over Modbus (free text such as StatusNotification info or
+# the last disconnect reason does not fit a fixed register map). Lengths follow the OCPP 1.6
+# field sizes where they are short (CiString20 idTag and vendor/model, CiString25 serial,
+# CiString50 firmware) and 16 characters for result texts ("Accepted", "Rejected", "Pending").
+MODBUS_STRING_REGISTERS: dict[str, int] = {
+    "Vendor": 10, "Model": 10, "Serial": 13, "Firmware": 25, "LastHeartbeat": 10,
+    "Reset-Result": 8, "ClearCache-Result": 8,
+    "VendorErrorCode": 8, "Availability-Result": 8, "IdTag": 10,
+    "Unlock-Result": 8, "RemoteStart": 10, "RemoteStart-Result": 8, "RemoteStop-Result": 8,
+    "SC-SendStatus": 8,
+}
+# OCPP 1.6 chapter 9: type and accessibility of each standard configuration key. Modbus serves
+# integer keys as UINT32 and boolean keys as 0/1 (written back as "true"/"false"); CSL keys are
+# text and not served over Modbus. "RW" keys are holding registers, "R" keys input registers.
+STANDARD_CONFIG_TYPES: dict[str, tuple[str, str]] = {
+    "AllowOfflineTxForUnknownId": ("boolean", "RW"), "AuthorizationCacheEnabled": ("boolean", "RW"),
+    "AuthorizeRemoteTxRequests": ("boolean", "RW"), "BlinkRepeat": ("integer", "RW"),
+    "ClockAlignedDataInterval": ("integer", "RW"), "ConnectionTimeOut": ("integer", "RW"),
+    "ConnectorPhaseRotation": ("CSL", "RW"), "ConnectorPhaseRotationMaxLength": ("integer", "R"),
+    "GetConfigurationMaxKeys": ("integer", "R"), "HeartbeatInterval": ("integer", "RW"),
+    "LightIntensity": ("integer", "RW"), "LocalAuthorizeOffline": ("boolean", "RW"),
+    "LocalPreAuthorize": ("boolean", "RW"), "MaxEnergyOnInvalidId": ("integer", "RW"),
+    "MeterValuesAlignedData": ("CSL", "RW"), "MeterValuesAlignedDataMaxLength": ("integer", "R"),
+    "MeterValuesSampledData": ("CSL", "RW"), "MeterValuesSampledDataMaxLength": ("integer", "R"),
+    "MeterValueSampleInterval": ("integer", "RW"), "MinimumStatusDuration": ("integer", "RW"),
+    "NumberOfConnectors": ("integer", "R"), "ResetRetries": ("integer", "RW"),
+    "StopTransactionOnEVSideDisconnect": ("boolean", "RW"),
+    "StopTransactionOnInvalidId": ("boolean", "RW"), "StopTxnAlignedData": ("CSL", "RW"),
+    "StopTxnAlignedDataMaxLength": ("integer", "R"), "StopTxnSampledData": ("CSL", "RW"),
+    "StopTxnSampledDataMaxLength": ("integer", "R"), "SupportedFeatureProfiles": ("CSL", "R"),
+    "SupportedFeatureProfilesMaxLength": ("integer", "R"),
+    "TransactionMessageAttempts": ("integer", "RW"),
+    "TransactionMessageRetryInterval": ("integer", "RW"),
+    "UnlockConnectorOnEVSideDisconnect": ("boolean", "RW"),
+    "WebSocketPingInterval": ("integer", "RW"), "LocalAuthListEnabled": ("boolean", "RW"),
+    "LocalAuthListMaxLength": ("integer", "R"), "SendLocalListMaxLength": ("integer", "R"),
+    "ReserveConnectorZeroSupported": ("boolean", "R"), "ChargeProfileMaxStackLevel": ("integer", "R"),
+    "ChargingScheduleAllowedChargingRateUnit": ("CSL", "R"),
+    "ChargingScheduleMaxPeriods": ("integer", "R"),
+    "ConnectorSwitch3to1PhaseSupported": ("boolean", "R"),
+    "MaxChargingProfilesInstalled": ("integer", "R"),
+}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cli import AdminClient, CliError, _print, _table
+from points.modbus_export import add_modbus_export, run_modbus_export
 
 LIST_COLUMNS = ["name", "object_type", "instance", "value", "units", "writable", "charger_id"]
 
@@ -23,10 +24,11 @@ def register(subparsers: Any) -> None:
     lst = sub.add_parser("list", help="every point with its BACnet object and current value")
     lst.add_argument("--charger", help="only this charger identifier")
     lst.add_argument("--db", help="build the table from this database file (gateway may be stopped)")
-    exp = sub.add_parser("export", help="EDE files (B.I.G.-EU 2.3) for BMS engineering tools")
-    exp.add_argument("--ede", metavar="DIR", required=True, help="directory for the EDE file set")
+    exp = sub.add_parser("export", help="EDE files (B.I.G.-EU 2.3) and the Modbus register map")
+    exp.add_argument("--ede", metavar="DIR", help="directory for the EDE file set")
     exp.add_argument("--project", help="project name (default: bacnet.device_name)")
     exp.add_argument("--db", help="build the table from this database file (gateway may be stopped)")
+    add_modbus_export(exp)
     points.set_defaults(func=cmd_points)
 
 
@@ -40,6 +42,12 @@ def _rows(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def cmd_points(args: argparse.Namespace) -> int:
+    if args.points_action == "export":
+        if not (args.ede or args.modbus):
+            raise CliError("points export needs --ede DIR and/or --modbus FILE")
+        run_modbus_export(args)  # the register map needs slots only: --db or database.path
+        if not args.ede:
+            return 0
     rows = _rows(args)
     if args.points_action == "list":
         if args.charger:

@@ -1,0 +1,219 @@
+"""The Modbus register map as files for the BMS integrator: CSV to import, Markdown to read.
+
+Rendered from `templates/modbus_map.csv.j2` and `templates/modbus_map.md.j2` with the same
+layout the server uses (`points.modbus_points` + `points.modbus_layout`), so the document cannot
+drift from the registers. Columns follow notes 3.4: 0-based PDU address (decimal and hex),
+register number, function codes, access, size, type, unit, range, description, OCPP source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+import templates
+from gateway.config import ModbusSettings, Settings
+from points.modbus_codec import NA_UINT16, RegType
+from points.modbus_layout import (
+    CHARGER_AREA,
+    CHARGER_BASE,
+    CHARGER_STRIDE,
+    CONNECTOR_STRIDE,
+    MAP_VERSION,
+    MAX_CONNECTOR_ID,
+    MAX_FLAT_SLOT,
+    MAX_READ,
+    MAX_UNIT_ID,
+    Location,
+    RegisterLayout,
+    Scope,
+)
+
+CSV_COLUMNS = ["address", "hex", "register", "reference", "table", "function_codes", "access", "size",
+               "type", "units", "range", "codes", "scope", "slot", "charger_id", "connector_id", "name",
+               "description", "ocpp_source"]
+
+
+def layout() -> RegisterLayout:
+    """The register layout of this build (the server computes the same from the same table)."""
+    from points.modbus_points import TableFields
+    from points.table import PointTable
+    return RegisterLayout(b.spec for b in TableFields(PointTable(clock=lambda: 0.0)).bindings())
+
+
+@dataclass(frozen=True)
+class Row:
+    """One value of the map, as the templates print it."""
+
+    location: Location
+    name: str
+    charger_id: str
+    mirror: bool
+
+    @property
+    def spec(self) -> Any:
+        return self.location.spec
+
+    @property
+    def address(self) -> int:
+        return self.location.address
+
+    @property
+    def holding(self) -> bool:
+        return self.spec.writable
+
+    @property
+    def table(self) -> str:
+        if self.holding:
+            return "holding"
+        return "input+holding" if self.mirror else "input"
+
+    @property
+    def reference(self) -> str:
+        """Modicon-style reference: 3xxxxx input, 4xxxxx holding (6 digits: addresses pass 9999)."""
+        return f"{4 if self.holding else 3}{self.address + 1:05d}"
+
+    @property
+    def function_codes(self) -> str:
+        if self.holding:
+            return "3, 16" if self.spec.size > 1 else "3, 6, 16"
+        return "4, 3" if self.mirror else "4"
+
+    @property
+    def type_text(self) -> str:
+        t = self.spec.reg_type
+        if t is RegType.STRING:
+            return f"STRING({2 * self.spec.size})"
+        return {RegType.ENUM16: "UINT16 (enum)", RegType.BOOL16: "UINT16 (0/1)"}.get(t, str(t))
+
+    @property
+    def range_text(self) -> str:
+        s = self.spec
+        if s.minimum is not None or s.maximum is not None:
+            low = "" if s.minimum is None else _number(s.minimum)
+            high = "" if s.maximum is None else _number(s.maximum)
+            return f"{low}..{high}"
+        return ""
+
+    @property
+    def codes_text(self) -> str:
+        if self.spec.codes:
+            return "; ".join(f"{code}={name}" for name, code in self.spec.codes) + f"; {NA_UINT16}=not available"
+        return ""
+
+    def cells(self) -> dict[str, Any]:
+        s = self.spec
+        return {"address": self.address, "hex": f"0x{self.address:04X}", "register": self.address + 1,
+                "reference": self.reference, "table": self.table, "function_codes": self.function_codes,
+                "access": s.access.value, "size": s.size, "type": self.type_text, "units": s.units,
+                "range": self.range_text, "codes": self.codes_text, "scope": s.scope.value,
+                "slot": self.location.slot or "", "charger_id": self.charger_id,
+                "connector_id": "" if self.location.connector_id is None or s.scope is Scope.CHARGER
+                else self.location.connector_id,
+                "name": self.name, "description": s.description, "ocpp_source": s.source}
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _name(loc: Location) -> str:
+    s = loc.spec
+    if s.scope is Scope.SITE:
+        return f"Site-{s.field_id}"
+    if s.scope is Scope.CHARGER:
+        return f"CP{loc.slot}-{s.field_id}"
+    return f"CP{loc.slot}-C{loc.connector_id}-{s.field_id}"
+
+
+def rows(devices: list[tuple[int, str]], settings: ModbusSettings, per_unit: bool = False) -> list[Row]:
+    """Site rows, then each charger's block (slot order); per_unit gives the unit-id addresses."""
+    lay = layout()
+    mirror = settings.mirror_inputs_in_holding
+    out = [Row(loc, _name(loc), "", mirror) for loc in lay.site()]
+    for slot, charger_id in sorted(devices):
+        if not per_unit and slot > MAX_FLAT_SLOT:
+            continue
+        out += [Row(loc, _name(loc), charger_id, mirror) for loc in lay.slot_locations(slot, per_unit=per_unit)]
+    return out
+
+
+def devices_from_db(path: str | Path) -> list[tuple[int, str]]:
+    """(slot, charger id) of the device database; empty when the file does not exist yet."""
+    if not Path(path).exists():
+        return []
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        try:
+            return [(int(s), str(c)) for c, s in db.execute("SELECT charger_id, slot FROM devices ORDER BY slot")]
+        except sqlite3.OperationalError:
+            return []
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(templates.__file__).parent),
+                             autoescape=False, keep_trailing_newline=True, trim_blocks=True,
+                             lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env.filters["csv"] = _csv_line
+    env.filters["md"] = lambda text: str(text).replace("|", "\\|")
+    return env
+
+
+def _csv_line(values: list[Any]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(values)
+    return buf.getvalue()
+
+
+def render(fmt: str, devices: list[tuple[int, str]], settings: ModbusSettings) -> str:
+    """The map as CSV (every register of every added charger) or Markdown (site + one charger)."""
+    env = _environment()
+    all_rows = rows(devices, settings)
+    if fmt == "csv":
+        return env.get_template("modbus_map.csv.j2").render(
+            columns=CSV_COLUMNS, rows=[[r.cells()[c] for c in CSV_COLUMNS] for r in all_rows])
+    example_slot = min((slot for slot, _ in devices if slot <= MAX_FLAT_SLOT), default=1)
+    lay = layout()
+    mirror = settings.mirror_inputs_in_holding
+    example = [Row(loc, _name(loc), "", mirror) for loc in lay.slot_locations(example_slot)]
+    return env.get_template("modbus_map.md.j2").render(
+        version=MAP_VERSION, settings=settings, site=[r for r in all_rows if r.spec.scope is Scope.SITE],
+        example_slot=example_slot,
+        charger=[r for r in example if r.spec.scope is Scope.CHARGER],
+        connector=[r for r in example if r.spec.scope is Scope.CONNECTOR and r.location.connector_id == 1],
+        devices=[(slot, cid, CHARGER_BASE + (slot - 1) * CHARGER_STRIDE if slot <= MAX_FLAT_SLOT else None)
+                 for slot, cid in sorted(devices)],
+        charger_base=CHARGER_BASE, charger_stride=CHARGER_STRIDE, charger_area=CHARGER_AREA,
+        connector_stride=CONNECTOR_STRIDE, max_connector_id=MAX_CONNECTOR_ID,
+        max_flat_slot=MAX_FLAT_SLOT, max_unit_id=MAX_UNIT_ID, max_read=MAX_READ)
+
+
+def export(path: str, settings: Settings, db: str | None = None, fmt: str | None = None) -> int:
+    """Write the map to `path` ('-' for stdout); the format follows the suffix unless given."""
+    chosen = fmt or ("md" if path.endswith((".md", ".markdown")) else "csv")
+    text = render(chosen, devices_from_db(db or settings.database.path), settings.modbus)
+    if path == "-":
+        print(text, end="")
+    else:
+        Path(path).write_text(text, encoding="utf-8")
+    return 0
+
+
+def add_modbus_export(parser: argparse.ArgumentParser) -> None:
+    """Add `--modbus FILE` (and `--modbus-format`) to the `points export` command."""
+    parser.add_argument("--modbus", metavar="FILE",
+                        help="write the Modbus register map: CSV, or Markdown for a .md file ('-': stdout)")
+    parser.add_argument("--modbus-format", choices=("csv", "md"), help="override the format chosen by suffix")
+
+
+def run_modbus_export(args: argparse.Namespace) -> int | None:
+    """Do the Modbus part of `points export` if it was asked for; None when it was not."""
+    if not getattr(args, "modbus", None):
+        return None
+    return export(args.modbus, args.settings, getattr(args, "db", None), getattr(args, "modbus_format", None))
