@@ -388,10 +388,11 @@ CHARGER_SPECS: tuple[PointSpec, ...] = (
               stale_when_offline=False,
               source=_station(lambda s: f"{_iso(s.last_disconnect_at)} {s.last_disconnect}".strip()),
               description="Time and reason of the last disconnection", ocpp_source="websocket"),
-    PointSpec("SC-Writes", "charger", 9, "analog-input", "uint32", stale_when_offline=False,
+    # The Modbus charger block of map version 1 is full: these two are BACnet only.
+    PointSpec("SC-Writes", "charger", 9, "analog-input", "", stale_when_offline=False,
               source=lambda c: _writes(c, "last_hour"),
               description="Charging-profile writes in the last hour (flash-wear guard)"),
-    PointSpec("SC-WriteBudget", "charger", 10, "analog-input", "uint32", stale_when_offline=False,
+    PointSpec("SC-WriteBudget", "charger", 10, "analog-input", "", stale_when_offline=False,
               source=lambda c: _writes(c, "budget_per_hour"),
               description="Charging-profile writes allowed per hour for this charger"),
     *_cmd("Reset", 20, "multi-state-value", "reset", "Write Soft or Hard to reset the charger",

@@ -44,14 +44,14 @@ from points.table import PointTable, point_name
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-SITE_ORDER = ("PowerLimit", "CurrentLimit")
+SITE_ORDER = ("PowerLimit", "CurrentLimit", "PowerLimit-InForce", "CurrentLimit-InForce")
 CHARGER_ORDER = ("Online", "Registration", "Vendor", "Model", "Serial", "Firmware", "LastHeartbeat",
                  "Reconnects", "Reset", "Reset-Result", "ClearCache", "ClearCache-Result")
 CONNECTOR_ORDER = ("Status", "ErrorCode", "VendorErrorCode", "Availability", "Availability-Result",
                    "TransactionId", "IdTag", "SessionEnergy", "SessionDuration", "Unlock",
                    "Unlock-Result", "RemoteStart", "RemoteStart-Result", "RemoteStop",
                    "RemoteStop-Result", "SC-Enable", "SC-Unit", "SC-Limit", "SC-Kind", "SC-Purpose",
-                   "SC-ProfileId", "SC-StackLevel", "SC-SendStatus")
+                   "SC-ProfileId", "SC-StackLevel", "SC-SendStatus", "SC-Requested", "SC-Applied")
 # Meter values with registers, at the default location (Outlet): entry i sits at METER_AREA + 2i.
 # "u32" entries are the UINT32 Wh counter of the energy register before them.
 MODBUS_METERS: tuple[tuple[str, str, str], ...] = (
@@ -83,6 +83,8 @@ def reg_type_of(spec: PointSpec) -> RegType | None:
         return RegType.BOOL16
     if spec.modbus_type == "string":
         return RegType.STRING if MODBUS_STRING_REGISTERS.get(spec.key) else None
+    if not spec.modbus_type:
+        return None  # BACnet only
     return {"float32": RegType.FLOAT32, "uint32": RegType.UINT32, "uint16": RegType.UINT16,
             "int32": RegType.INT32}[spec.modbus_type]
 
