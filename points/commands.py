@@ -3,16 +3,16 @@
 Each writer takes (point, value) already checked by `PointSpec.coerce`, carries out the action
 and returns the text the result point shows (None: nothing was done, e.g. a pulse point written
 back to idle, and the last result stays), or raises `WriteRefused` so the BMS gets an error
-and nothing is stored. Operator actions go straight through `gateway.session_for(id).call(...)`
-until `gateway.operations` is merged; then these writers should call it instead (one place).
+and nothing is stored. Operator actions go through `gateway.operations`, as the CLI's do.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from gateway import operations
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable, OcppError, OperationError
-from gateway.station import ConfigKey
 from points.catalog import (
     AVAILABILITY_STATES,
     REGISTRATION_STATES,
@@ -34,82 +34,66 @@ DONE = {"Accepted", "Unlocked", "Scheduled", "RebootRequired"}
 
 
 def writers(service: PointsService) -> dict[str, Writer]:
-    """The `on_write` names of the catalog, bound to this gateway."""
+    """The `on_write` names of the catalog, bound to this gateway (through gateway.operations,
+    so a BMS write does exactly what the same CLI or API action does)."""
     gw = service.gateway
 
-    async def call(point: Point, action: str, payload: dict[str, Any]) -> str:
-        """One OCPP call; offline, CALLERROR, timeout and refusals become WriteRefused."""
+    async def run(action: Awaitable[dict[str, Any]]) -> str:
+        """One operation; offline, CALLERROR, timeout and refusals become WriteRefused."""
         try:
-            answer = await gw.session_for(point.charger_id).call(action, payload)
+            answer = await action
         except ChargerUnavailable as exc:
             raise WriteRefused(str(exc), "charger-offline") from None
         except ChargerTimeout as exc:
             raise WriteRefused(str(exc), "rejected") from None
         except ChargerCallError as exc:
             raise WriteRefused(f"CALLERROR {exc.code}", "rejected") from None
-        except OcppError as exc:  # our payload broke the schema: a bad value from the BMS
-            raise WriteRefused(exc.description, "invalid-value") from None
+        except OperationError as exc:
+            raise WriteRefused(str(exc), "rejected") from None
+        except (OcppError, ValueError) as exc:  # our payload broke the schema: a bad value from the BMS
+            raise WriteRefused(str(exc), "invalid-value") from None
         status = str(answer.get("status", "Accepted"))
         if status not in DONE:
             raise WriteRefused(f"charger answered {status}", "rejected")
         return status
 
-    def station(point: Point) -> Any:
-        found = gw.registry.get(point.charger_id)
-        if found is None:
-            raise WriteRefused("unknown charger", "charger-offline")
-        return found
-
     async def change_configuration(point: Point, value: Any) -> str:
-        key, text = str(point.subject), str(value)
+        text = str(value)
         if len(text) > MAX_CONFIG_VALUE:
             raise WriteRefused(f"longer than {MAX_CONFIG_VALUE} characters", "invalid-value")
-        st = station(point)
-        old = st.config_value(key)
-        try:
-            status = await call(point, "ChangeConfiguration", {"key": key, "value": text})
-        except WriteRefused as exc:
-            await gw.history.record_config_change(point.charger_id, key, old, text, exc.reason, "bms")
-            raise
-        await gw.history.record_config_change(point.charger_id, key, old, text, status, "bms")
-        entry = (ConfigKey(key, text, False) if status == "Accepted"
-                 else ConfigKey(key, old, False, pending_value=text))  # RebootRequired
-        gw.registry.set_config(st, entry)
-        return status
+        return await run(operations.change_configuration(gw, point.charger_id, str(point.subject), text,
+                                                         source="bms"))
 
     async def reset(point: Point, value: Any) -> str | None:
         kind = RESET_STATES[int(value) - 1]
         if kind == "Idle":
             return None
-        return await call(point, "Reset", {"type": kind})
+        return await run(operations.reset(gw, point.charger_id, kind))
 
     async def clear_cache(point: Point, value: Any) -> str | None:
-        return await call(point, "ClearCache", {}) if value else None
+        return await run(operations.clear_cache(gw, point.charger_id)) if value else None
 
     async def unlock(point: Point, value: Any) -> str | None:
-        return await call(point, "UnlockConnector", {"connectorId": point.connector_id}) if value else None
+        if not value:
+            return None
+        return await run(operations.unlock_connector(gw, point.charger_id, point.connector_id or 0))
 
     async def remote_start(point: Point, value: Any) -> str:
         id_tag = str(value).strip()
         if not id_tag or len(id_tag) > MAX_ID_TAG:
             raise WriteRefused(f"an idTag of 1..{MAX_ID_TAG} characters is needed", "invalid-value")
-        return await call(point, "RemoteStartTransaction",
-                          {"connectorId": point.connector_id, "idTag": id_tag})
+        return await run(operations.remote_start_transaction(gw, point.charger_id, id_tag,
+                                                             point.connector_id))
 
     async def remote_stop(point: Point, value: Any) -> str | None:
         if not value:
             return None
-        connector = station(point).connectors.get(point.connector_id)
-        if connector is None or connector.transaction_id is None:
-            raise WriteRefused("no active transaction on this connector", "rejected")
-        return await call(point, "RemoteStopTransaction", {"transactionId": connector.transaction_id})
+        return await run(operations.remote_stop_transaction(gw, point.charger_id,
+                                                            connector_id=point.connector_id))
 
     async def availability(point: Point, value: Any) -> str:
         kind = AVAILABILITY_STATES[int(value) - 1]
-        status = await call(point, "ChangeAvailability", {"connectorId": point.connector_id, "type": kind})
-        gw.registry.update_connector(station(point), point.connector_id or 0, availability=kind,
-                                     availability_answer=status)
-        return status
+        return await run(operations.change_availability(gw, point.charger_id, kind, point.connector_id or 0))
 
     async def registration(point: Point, value: Any) -> str:
         answer = REGISTRATION_STATES[int(value) - 1]
