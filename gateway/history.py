@@ -274,6 +274,12 @@ class HistoryStore:
                 (identifier, connector_id, id_tag, start_time, meter_start)).fetchone()
             if row:
                 return row[0], False
+            # An older transaction still open on this connector will never see its stop (the
+            # charger lost it, e.g. a hard reset on the AC wallbox, manual 3.1): mark it instead
+            # of leaving a zombie (steve#1478). A late StopTransaction still closes it.
+            conn.execute(
+                "UPDATE transactions SET status='unterminated' WHERE identifier=? AND connector_id=? "
+                "AND status='active' AND start_time < ?", (identifier, connector_id, start_time))
             cur = conn.execute(
                 "INSERT INTO transactions(identifier, connector_id, id_tag, start_meter_wh, "
                 "start_time, received_start, auth_status, reservation_id, status) "

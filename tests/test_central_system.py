@@ -269,3 +269,15 @@ async def test_adding_a_pending_charger_asks_it_to_boot_again_now(gateway, runne
         action, payload = await asyncio.wait_for(cp.received.get(), 5)
         assert (action, payload) == ("TriggerMessage", {"requestedMessage": "BootNotification"})
         assert (await cp.boot())["status"] == "Accepted"
+
+
+async def test_a_transaction_whose_stop_never_came_is_marked_unterminated_and_can_still_close(gateway, runner):
+    async with TestCharger(runner.url, "CP1") as cp:
+        await cp.boot()
+        lost = (await cp.call("StartTransaction", {"connectorId": 1, "idTag": "T", "meterStart": 0,
+                                                   "timestamp": "2026-11-20T08:00:00Z"}))["transactionId"]
+        await cp.call("StartTransaction", {"connectorId": 1, "idTag": "T", "meterStart": 50,
+                                           "timestamp": "2026-11-20T09:00:00Z"})
+        assert (await gateway.history.transaction(lost))["status"] == "unterminated"
+        await cp.call("StopTransaction", {"transactionId": lost, "meterStop": 40, "timestamp": T0})
+    assert (await gateway.history.transaction(lost))["status"] == "stopped"
