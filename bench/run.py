@@ -31,27 +31,41 @@ from bench.loadgen import parse_rates, raise_fd_limit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-DEFAULT_GATEWAY_CMD = "ocpp-gateway run --config {config}"
+# The gateway's CLI takes --config before the subcommand (gateway/cli.py: a global option).
+DEFAULT_GATEWAY_CMD = "ocpp-gateway --config {config} run"
 
 # Used when the ocpp-gateway console script is not installed (a plain checkout): the same
 # entry point the script calls, with the same argv, so the measured process is the gateway.
 _CLI_SHIM = "import sys; from gateway.cli import main; sys.argv[0] = 'ocpp-gateway'; sys.exit(main())"
 
-# The gateway settings the benchmark needs; everything else stays at the gateway's defaults.
-# Placeholders: {host}, {port}, {data_dir}. Override with --gateway-config-template FILE.
+# The gateway settings the benchmark needs (keys from gateway/config.py); everything else
+# stays at the gateway's defaults, schema validation included. Placeholders: {host},
+# {port}, {data_dir}, {admin_port}, {modbus_port}, {bacnet_port}; replace the whole text
+# with --gateway-config-template FILE.
 GATEWAY_TOML = """\
 # Written by bench.run for one benchmark run.
 [ocpp]
 host = "{host}"
 port = {port}
 
+[registration]
+# The BENCHnnnnn chargers are not in the device database: accept them as guests, so the
+# boot storm measures the accept path rather than Pending/Rejected answers.
+guest_response = "Accepted"
+
 [database]
 path = "{data_dir}/gateway.sqlite"
 
-[registration]
-# Unknown chargers (all BENCHnnnnn ids) are accepted, so the boot storm measures the
-# accept path rather than refusals.
-guest_response = "Accepted"
+# The BMS side stays on (its cost is part of the gateway's), on ports picked per run so
+# that a benchmark never collides with a gateway already running on this machine.
+[admin]
+port = {admin_port}
+
+[modbus]
+port = {modbus_port}
+
+[bacnet]
+port = {bacnet_port}
 """
 
 
@@ -81,9 +95,9 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def free_port(host: str) -> int:
+def free_port(host: str, kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
     """A port the kernel just handed out; the tiny race with other programs is accepted."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
 
@@ -234,7 +248,16 @@ def measure(
         template = (
             Path(args.gateway_config_template).read_text() if args.gateway_config_template else GATEWAY_TOML
         )
-        config.write_text(template.format(host=args.host, port=port, data_dir=data_dir))
+        config.write_text(
+            template.format(
+                host=args.host,
+                port=port,
+                data_dir=data_dir,
+                admin_port=free_port(args.host),
+                modbus_port=free_port(args.host),
+                bacnet_port=free_port(args.host, socket.SOCK_DGRAM),
+            )
+        )
         argv = gateway_command(args.gateway_cmd, config, args.host, port, data_dir)
     server = ServerUnderTest(name, argv, args.host, port, work / f"{name}.log", plan[0] if plan else None)
     try:
