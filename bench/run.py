@@ -307,8 +307,8 @@ def ratios(gateway: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The runner's options; shared by `python -m bench.run` and `ocpp-gateway bench`."""
     p.add_argument("--chargers", type=int, default=1000)
     p.add_argument("--rates", type=parse_rates, default=parse_rates("1000,2000,5000"))
     p.add_argument("--stage-seconds", type=float, default=10.0)
@@ -331,11 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--startup-timeout", type=float, default=30.0)
     p.add_argument("--settle-seconds", type=float, default=1.0)
     p.add_argument("--no-pin", action="store_true", help="do not pin server and generator to separate cores")
-    return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def execute(args: argparse.Namespace) -> int:
+    """Run the selected servers, print the JSON report; exit status 1 if a run failed."""
     raise_fd_limit()  # inherited by both children: each charger is a socket on each side
     plan = pinning_plan(not args.no_pin)
     report: dict[str, Any] = {
@@ -357,6 +356,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout.write(json.dumps(report) + "\n")
     failed = any("error" in report[n] for n in names)
     return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return execute(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
