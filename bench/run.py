@@ -218,6 +218,7 @@ def run_loadgen(args: argparse.Namespace, url: str, server_pid: int, cpus: set[i
         "--server-pid",
         str(server_pid),
     ]
+    argv += ["--gen-gc", args.gen_gc]
     if args.warmup_seconds is not None:
         argv += ["--warmup-seconds", str(args.warmup_seconds)]
     done = subprocess.run(
@@ -261,10 +262,13 @@ def measure(
         argv = gateway_command(args.gateway_cmd, config, args.host, port, data_dir)
     server = ServerUnderTest(name, argv, args.host, port, work / f"{name}.log", plan[0] if plan else None)
     try:
+        # Other programs on the machine move every figure; record how busy it was.
+        loadavg_before = list(os.getloadavg())
         pid = server.start(args.startup_timeout)
         time.sleep(args.settle_seconds)  # let lazy imports finish before the RSS baseline
         result = run_loadgen(args, f"ws://{args.host}:{port}/ocpp/", pid, plan[1] if plan else None)
         result["command"] = argv
+        result["loadavg_before"] = loadavg_before
         return result
     except RuntimeError as exc:
         return {"error": str(exc), "command": argv}
@@ -316,6 +320,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drain-seconds", type=float, default=5.0)
     p.add_argument("--connect-concurrency", type=int, default=200)
     p.add_argument("--call-timeout", type=float, default=30.0)
+    p.add_argument(
+        "--gen-gc", choices=("default", "freeze", "off"), default="freeze", help="see bench.loadgen"
+    )
     p.add_argument("--only", choices=("floor", "gateway", "both"), default="both")
     p.add_argument(
         "--gateway-cmd",
