@@ -14,260 +14,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import itertools
 import json
 import os
 import resource
 import sys
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.exceptions import WebSocketException
 
 from bench import frames, procstat
-
-SUBPROTOCOL = "ocpp1.6"
-MAX_SIZE = 256 * 1024
-ENERGY_STEP_WH = 31  # 11 kW for 10 s, so stored meter readings keep rising like a real session
-
-_uids = itertools.count(1)
-
-
-def _percentiles_ms(samples: Sequence[float]) -> dict[str, float | int | None]:
-    """p50/p99/max of latencies given in seconds, in ms (nearest-rank)."""
-    if not samples:
-        return {"count": 0, "p50": None, "p99": None, "max": None}
-    ordered = sorted(samples)
-    n = len(ordered)
-
-    def rank(q: float) -> float:
-        return round(ordered[min(n - 1, max(0, int(q * n + 0.999999) - 1))] * 1000.0, 3)
-
-    return {"count": n, "p50": rank(0.50), "p99": rank(0.99), "max": round(ordered[-1] * 1000.0, 3)}
-
-
-class GenHealth:
-    """The generator's own pauses: GC collections and event-loop lag.
-
-    Latency is taken from the scheduled send time, so a generator pause shows up as server
-    latency. These figures tell the two apart: a p99 spike next to a generator pause of the
-    same size is the generator's.
-    """
-
-    def __init__(self) -> None:
-        self.gc_max_s = 0.0
-        self.gc_collections = 0
-        self.lag_max_s = 0.0
-        self._gc_started = 0.0
-        gc.callbacks.append(self._on_gc)
-
-    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._gc_started = time.perf_counter()
-        else:
-            self.gc_collections += 1
-            self.gc_max_s = max(self.gc_max_s, time.perf_counter() - self._gc_started)
-
-    def reset(self) -> None:
-        self.gc_max_s = self.lag_max_s = 0.0
-        self.gc_collections = 0
-
-    async def watch_loop(self, tick_s: float = 0.005) -> None:
-        """Sleep in short ticks; any overshoot is time the loop could not run us."""
-        while True:
-            t0 = time.perf_counter()
-            await asyncio.sleep(tick_s)
-            self.lag_max_s = max(self.lag_max_s, time.perf_counter() - t0 - tick_s)
-
-    def report(self) -> dict[str, float | int]:
-        return {
-            "gen_gc_collections": self.gc_collections,
-            "gen_gc_max_ms": round(self.gc_max_s * 1000.0, 1),
-            "gen_loop_lag_max_ms": round(self.lag_max_s * 1000.0, 1),
-        }
-
-
-class Stage:
-    """What one MeterValues stage measured; latencies only for sends scheduled in the window."""
-
-    def __init__(self, rate: float, window_start: float, window_end: float) -> None:
-        self.rate = rate
-        self.window_start = window_start
-        self.window_end = window_end
-        self.latencies: list[float] = []
-        self.rtts: list[float] = []
-        self.scheduled = 0
-        self.completed_in_window = 0
-        self.errors: Counter[str] = Counter()
-
-    def record(self, sched: float, sent: float, now: float, ok: bool) -> None:
-        if not ok:
-            self.errors["callerror"] += 1
-        if self.window_start <= sched < self.window_end:
-            self.latencies.append(now - sched)
-            self.rtts.append(now - sent)
-        if self.window_start <= now < self.window_end:
-            self.completed_in_window += 1
-
-
-class Charger:
-    """One simulated charger: a websocket, a reader task and at most one CALL in flight."""
-
-    def __init__(self, gen: LoadGen, charger_id: str, id_tag: str) -> None:
-        self.gen = gen
-        self.charger_id = charger_id
-        self.id_tag = id_tag
-        self.ws: ClientConnection | None = None
-        self.alive = False
-        self.transaction_id: int | None = None
-        self.energy_wh = 0
-        self.meter_template = ""
-        # The call in flight: its uniqueId, and either a future (setup calls) or the
-        # scheduled and actual send times (MeterValues).
-        self.inflight_uid: str | None = None
-        self.waiter: asyncio.Future[list[Any]] | None = None
-        self.inflight_sched = 0.0
-        self.inflight_sent = 0.0
-        self.backlog: deque[float] = deque()
-        self.reader: asyncio.Task[None] | None = None
-
-    async def open(self) -> float:
-        """Connect; return the handshake time in seconds."""
-        t0 = time.perf_counter()
-        self.ws = await connect(
-            self.gen.url + self.charger_id,
-            subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
-            compression=None,
-            proxy=None,  # else every connect scans os.environ for *_proxy: 0.4 ms each, storm-bound
-            max_size=MAX_SIZE,
-            open_timeout=self.gen.call_timeout,
-            ping_interval=None,  # the server pings; client pings would only add generator load
-            close_timeout=2,
-        )
-        elapsed = time.perf_counter() - t0
-        if self.ws.subprotocol != SUBPROTOCOL:
-            self.gen.storm_errors["subprotocol_not_ocpp16"] += 1
-        self.alive = True
-        self.reader = asyncio.create_task(self._read())
-        return elapsed
-
-    async def call(self, template: str) -> list[Any] | None:
-        """Send one setup CALL and wait for its answer; None on timeout or disconnect."""
-        if not self.alive or self.ws is None:
-            return None
-        uid = str(next(_uids))
-        self.waiter = asyncio.get_running_loop().create_future()
-        self.inflight_uid = uid
-        try:
-            await self.ws.send(template % {"uid": uid, "ts": self.gen.clock.now(), "wh": self.energy_wh})
-            async with asyncio.timeout(self.gen.call_timeout):  # no extra task, unlike wait_for
-                answer = await self.waiter
-            return answer or None  # [] means the connection closed while waiting
-        except TimeoutError:
-            self.gen.storm_errors["timeout"] += 1
-            return None
-        except ConnectionClosed:
-            return None
-        finally:
-            self.inflight_uid = None
-            self.waiter = None
-
-    async def schedule(self, sched: float) -> None:
-        """Send a MeterValues now, or queue it behind the call in flight."""
-        if not self.alive:
-            self.gen.stage_errors["send_on_closed"] += 1
-            return
-        self.gen.outstanding += 1
-        if self.inflight_uid is None:
-            await self._send_meter(sched)
-        else:
-            self.backlog.append(sched)
-
-    async def _send_meter(self, sched: float) -> None:
-        assert self.ws is not None
-        uid = str(next(_uids))
-        self.energy_wh += ENERGY_STEP_WH
-        frame = self.meter_template % {"uid": uid, "ts": self.gen.clock.now(), "wh": self.energy_wh}
-        self.inflight_uid = uid
-        self.inflight_sched = sched
-        self.inflight_sent = time.perf_counter()
-        try:
-            await self.ws.send(frame)
-        except ConnectionClosed:
-            pass  # the reader sees the close and accounts for the lost calls
-
-    async def finish_meter(self) -> None:
-        """Release the slot of the MeterValues in flight and send the next queued one."""
-        self.inflight_uid = None
-        self.gen.outstanding -= 1
-        if self.backlog and self.alive:
-            await self._send_meter(self.backlog.popleft())
-
-    def abandon(self) -> int:
-        """Forget the call in flight and the queue (stage drain deadline); return how many."""
-        lost = len(self.backlog) + (1 if self.inflight_uid is not None and self.waiter is None else 0)
-        self.backlog.clear()
-        if self.waiter is None:
-            self.inflight_uid = None
-        return lost
-
-    async def _read(self) -> None:
-        assert self.ws is not None
-        try:
-            async for raw in self.ws:
-                await self._on_frame(raw)
-        except ConnectionClosed:
-            pass
-        finally:
-            self.alive = False
-            if not self.gen.closing:
-                self.gen.disconnects += 1
-                if self.gen.stage is not None:
-                    self.gen.stage.errors["disconnect"] += 1
-                    self.gen.outstanding -= self.abandon()
-            if self.waiter is not None and not self.waiter.done():
-                self.waiter.set_result([])
-
-    async def _on_frame(self, raw: str | bytes) -> None:
-        now = time.perf_counter()
-        try:
-            msg = json.loads(raw)
-            kind = msg[0]
-            uid = msg[1]
-        except (ValueError, IndexError, KeyError, TypeError):
-            self.gen.bad_frames += 1
-            return
-        if kind == 2:
-            await self._answer_server_call(uid, msg[2] if len(msg) > 2 else "")
-            return
-        if uid != self.inflight_uid:
-            self.gen.late_answers += 1  # answer to a call we already gave up on
-            return
-        if self.waiter is not None:
-            if not self.waiter.done():
-                self.waiter.set_result(msg)
-            return
-        stage = self.gen.stage
-        if stage is not None:
-            stage.record(self.inflight_sched, self.inflight_sent, now, kind == 3)
-        await self.finish_meter()
-
-    async def _answer_server_call(self, uid: str, action: str) -> None:
-        """Answer a CALL from the server as a minimal charger would, so it never waits on us."""
-        assert self.ws is not None
-        self.gen.server_calls[action] += 1
-        payload = frames.SERVER_CALL_ANSWERS.get(action)
-        if payload is None:
-            answer = json.dumps([4, uid, "NotImplemented", f"load generator does not implement {action}", {}])
-        else:
-            answer = f"[3,{json.dumps(uid)},{payload}]"
-        try:
-            await self.ws.send(answer)
-        except ConnectionClosed:
-            pass
+from bench.charger import Charger
+from bench.stats import GenHealth, Stage, own_cpu, percentiles_ms
 
 
 class LoadGen:
@@ -391,8 +151,8 @@ class LoadGen:
             "server_cpu_pct": procstat.cpu_percent(cpu0, cpu1, seconds),
             # A storm near 100% generator CPU measures the generator, not the server.
             "gen_cpu_pct": procstat.cpu_percent(gen_cpu0, gen_cpu1, seconds),
-            **procstat.others_percent(machine0, machine1, _own_cpu(cpu0, cpu1, gen_cpu0, gen_cpu1), seconds),
-            "latency_ms": {a: _percentiles_ms(v) for a, v in lat.items()},
+            **procstat.others_percent(machine0, machine1, own_cpu(cpu0, cpu1, gen_cpu0, gen_cpu1), seconds),
+            "latency_ms": {a: percentiles_ms(v) for a, v in lat.items()},
             "errors": dict(self.storm_errors),
             "error_total": sum(self.storm_errors.values()),
         }
@@ -446,8 +206,8 @@ class LoadGen:
             "achieved_rate": round(achieved, 1),
             "scheduled": stage.scheduled,
             "measured": len(stage.latencies),
-            "latency_ms": _percentiles_ms(stage.latencies),
-            "rtt_ms": _percentiles_ms(stage.rtts),
+            "latency_ms": percentiles_ms(stage.latencies),
+            "rtt_ms": percentiles_ms(stage.rtts),
             "errors": dict(stage.errors),
             "error_total": error_total,
             "unfinished": unfinished,
@@ -455,7 +215,7 @@ class LoadGen:
             "gen_cpu_pct": procstat.cpu_percent(gen_cpu0, gen_cpu1, window),
             "server_rss_kib": self._server_rss(),
             **procstat.others_percent(
-                machine0, machine1, _own_cpu(srv_cpu0, srv_cpu1, gen_cpu0, gen_cpu1), window
+                machine0, machine1, own_cpu(srv_cpu0, srv_cpu1, gen_cpu0, gen_cpu1), window
             ),
             **health,
             "sustained": achieved >= 0.97 * rate and error_total == 0 and unfinished == 0,
@@ -582,14 +342,6 @@ class LoadGen:
             },
             "errors_total": errors_total,
         }
-
-
-def _own_cpu(*samples: float | None) -> float | None:
-    """Server plus generator CPU seconds between two samples each (srv0, srv1, gen0, gen1)."""
-    if any(x is None for x in samples):
-        return None
-    srv0, srv1, gen0, gen1 = samples
-    return (srv1 - srv0) + (gen1 - gen0)  # type: ignore[operator]
 
 
 def raise_fd_limit() -> None:
