@@ -91,8 +91,9 @@ class LoadGen:
                         self.storm_errors["disconnect"] += 1
                         return False
                     continue
-                lat[action].append(time.perf_counter() - t0)
-                lat["all_calls"].append(time.perf_counter() - t0)
+                elapsed = time.perf_counter() - t0
+                lat[action].append(elapsed)
+                lat["all_calls"].append(elapsed)
                 ok = self._check_setup_answer(charger, action, answer) and ok
             charger.meter_template = frames.meter_values(charger.transaction_id)
             return ok

@@ -21,6 +21,7 @@ import pytest
 
 from bench import frames
 from bench.floor import FloorServer
+from bench.stats import Stage, percentiles_ms
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = Path(ocpp.__file__).parent / "v16" / "schemas"
@@ -129,6 +130,24 @@ def test_floor_hands_out_increasing_transaction_ids() -> None:
     start = json.dumps([2, "u", "StartTransaction", {}])
     ids = [json.loads(floor.answer(start) or "null")[2]["transactionId"] for _ in range(3)]
     assert ids == [1, 2, 3]
+
+
+def test_percentiles_are_nearest_rank_in_ms() -> None:
+    samples = [i / 1000.0 for i in range(1, 101)]  # 1..100 ms
+    assert percentiles_ms(samples) == {"count": 100, "p50": 50.0, "p99": 99.0, "max": 100.0}
+    assert percentiles_ms([])["p99"] is None
+
+
+def test_stage_counts_latency_from_the_scheduled_time_inside_the_window_only() -> None:
+    """No coordinated omission: a call queued behind a slow one carries its wait."""
+    stage = Stage(rate=10, window_start=1.0, window_end=2.0)
+    stage.record(sched=0.5, sent=0.5, now=1.1, ok=True)  # warm-up send, answered in the window
+    stage.record(sched=1.2, sent=1.5, now=1.6, ok=True)  # waited 0.3 s behind another call
+    stage.record(sched=1.9, sent=1.9, now=2.4, ok=False)  # CALLERROR answered after the window
+    assert [round(x, 3) for x in stage.latencies] == [0.4, 0.5]
+    assert [round(x, 3) for x in stage.rtts] == [0.1, 0.5]
+    assert stage.completed_in_window == 2
+    assert stage.errors == {"callerror": 1}
 
 
 def test_floor_smoke_run_reports_every_field_with_zero_errors() -> None:
