@@ -22,6 +22,7 @@ import pytest
 from bench import frames
 from bench.floor import FloorServer
 from bench.stats import Stage, percentiles_ms
+from bench.summary import stage_rows, storm_rows
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = Path(ocpp.__file__).parent / "v16" / "schemas"
@@ -154,6 +155,9 @@ def test_floor_smoke_run_reports_every_field_with_zero_errors() -> None:
     report = _smoke_run("floor")
     assert report["machine"]["nproc"] >= 1
     _assert_complete_and_clean(report["floor"])
+    # docs/benchmarks.md tables are rendered from such reports
+    assert storm_rows([("smoke", report)])[2].startswith("| smoke | floor | 5 |")
+    assert stage_rows([("smoke", report)])[2].startswith("| smoke | floor | 5 | 50 |")
 
 
 def test_gateway_smoke_run_accepts_bench_chargers_without_errors() -> None:
