@@ -157,7 +157,9 @@ class Charger:
             self.gen.bad_frames += 1
             return
         if kind == 2:
-            await self._answer_server_call(uid, msg[2] if len(msg) > 2 else "")
+            await self._answer_server_call(
+                uid, msg[2] if len(msg) > 2 else "", msg[3] if len(msg) > 3 else {}
+            )
             return
         if uid != self.inflight_uid:
             self.gen.late_answers += 1  # answer to a call we already gave up on
@@ -171,11 +173,15 @@ class Charger:
             stage.record(self.inflight_sched, self.inflight_sent, now, kind == 3)
         await self.finish_meter()
 
-    async def _answer_server_call(self, uid: str, action: str) -> None:
+    async def _answer_server_call(self, uid: str, action: str, request: Any) -> None:
         """Answer a CALL from the server as a minimal charger would, so it never waits on us."""
         assert self.ws is not None
         self.gen.server_calls[action] += 1
-        payload = frames.SERVER_CALL_ANSWERS.get(action)
+        if action == "GetConfiguration":
+            keys = request.get("key") if isinstance(request, dict) else None
+            payload: str | None = frames.get_configuration_answer(keys if isinstance(keys, list) else None)
+        else:
+            payload = frames.SERVER_CALL_ANSWERS.get(action)
         if payload is None:
             answer = json.dumps([4, uid, "NotImplemented", f"load generator does not implement {action}", {}])
         else:

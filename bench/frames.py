@@ -112,10 +112,58 @@ def meter_values(transaction_id: int | None) -> str:
     return _template("MeterValues", payload)
 
 
-# Answers to calls a central system may send after boot (GetConfiguration, ...): the
-# smallest payload the OCPP 1.6 schemas accept, so the gateway's follow-ups do not stall.
+# The configuration of the simulated charger: the keys OCPP 1.6 section 9.1 requires of
+# every charger, with plausible values (key: (value, readonly)). An empty answer instead
+# makes a central system that reads configuration after boot (the gateway does) fall back
+# to batched and one-key reads: 50 GetConfiguration per charger, which no real charger
+# causes, and the boot storm would measure that.
+CHARGER_CONFIGURATION: dict[str, tuple[str, bool]] = {
+    "AuthorizeRemoteTxRequests": ("true", False),
+    "ClockAlignedDataInterval": ("0", False),
+    "ConnectionTimeOut": ("60", False),
+    "ConnectorPhaseRotation": ("0.RST,1.RST", False),
+    "GetConfigurationMaxKeys": ("50", True),
+    "HeartbeatInterval": ("300", False),
+    "LocalAuthorizeOffline": ("true", False),
+    "LocalPreAuthorize": ("false", False),
+    "MeterValuesAlignedData": ("Energy.Active.Import.Register", False),
+    "MeterValuesSampledData": (
+        "Energy.Active.Import.Register,Power.Active.Import,Current.Import,Voltage",
+        False,
+    ),
+    "MeterValueSampleInterval": ("10", False),
+    "NumberOfConnectors": ("1", True),
+    "ResetRetries": ("3", False),
+    "StopTransactionOnEVSideDisconnect": ("true", False),
+    "StopTransactionOnInvalidId": ("true", False),
+    "StopTxnAlignedData": ("", False),
+    "StopTxnSampledData": ("", False),
+    "SupportedFeatureProfiles": ("Core,SmartCharging", True),
+    "TransactionMessageAttempts": ("3", False),
+    "TransactionMessageRetryInterval": ("60", False),
+    "UnlockConnectorOnEVSideDisconnect": ("true", False),
+    "WebSocketPingInterval": ("0", False),
+}
+
+
+def get_configuration_answer(keys: list[str] | None) -> str:
+    """GetConfiguration.conf: the requested keys we have, the others as unknownKey."""
+    wanted = list(CHARGER_CONFIGURATION) if not keys else keys
+    known = [
+        {"key": k, "readonly": CHARGER_CONFIGURATION[k][1], "value": CHARGER_CONFIGURATION[k][0]}
+        for k in wanted
+        if k in CHARGER_CONFIGURATION
+    ]
+    answer: dict[str, object] = {"configurationKey": known}
+    unknown = [k for k in wanted if k not in CHARGER_CONFIGURATION]
+    if unknown:
+        answer["unknownKey"] = unknown
+    return json.dumps(answer, separators=(",", ":"))
+
+
+# Answers to other calls a central system may send after boot: the smallest payload the
+# OCPP 1.6 schemas accept, so the gateway's follow-ups do not stall.
 SERVER_CALL_ANSWERS: dict[str, str] = {
-    "GetConfiguration": '{"configurationKey":[]}',
     "ChangeConfiguration": '{"status":"Rejected"}',
     "TriggerMessage": '{"status":"Rejected"}',
     "ChangeAvailability": '{"status":"Accepted"}',

@@ -100,6 +100,18 @@ def test_meter_values_carry_the_eight_measurands() -> None:
     }
 
 
+@pytest.mark.parametrize("keys", [None, ["GetConfigurationMaxKeys"], ["HeartbeatInterval", "NoSuchKey"]])
+def test_generator_reports_its_configuration_like_a_real_charger(keys: list[str] | None) -> None:
+    """OCPP 1.6 section 9.1: every required Core key is there, so one unkeyed read is complete."""
+    answer = json.loads(frames.get_configuration_answer(keys))
+    _validator("GetConfigurationResponse")(answer)
+    returned = {entry["key"] for entry in answer["configurationKey"]}
+    if keys is None:
+        assert "MeterValueSampleInterval" in returned and "SupportedFeatureProfiles" in returned
+    else:
+        assert returned | set(answer.get("unknownKey", [])) == set(keys)
+
+
 @pytest.mark.parametrize("action", sorted(frames.SERVER_CALL_ANSWERS))
 def test_generator_answers_to_gateway_calls_pass_the_schemas(action: str) -> None:
     _validator(f"{action}Response")(json.loads(frames.SERVER_CALL_ANSWERS[action]))
