@@ -26,7 +26,7 @@ def _fmt(value: Any, digits: int = 1) -> str:
 def storm_rows(reports: Iterable[tuple[str, dict[str, Any]]]) -> list[str]:
     rows = [
         "| run | server | N | storm s | calls/s | setup call p50 / p99 ms | connect p99 ms "
-        "| server CPU % | gen CPU % | others CPU % | KiB/charger | errors |",
+        "| server CPU % | gen CPU % | others CPU % | KiB/charger | storm errors |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, report in reports:
@@ -40,7 +40,7 @@ def storm_rows(reports: Iterable[tuple[str, dict[str, Any]]]) -> list[str]:
                 f"| {label} | {server} | {_fmt(r['chargers'])} | {_fmt(s['seconds'], 2)} | {_fmt(s['calls_per_s'], 0)} "
                 f"| {_fmt(calls['p50'])} / {_fmt(calls['p99'])} | {_fmt(s['latency_ms']['connect']['p99'])} "
                 f"| {_fmt(s['server_cpu_pct'])} | {_fmt(s.get('gen_cpu_pct'))} | {_fmt(s.get('others_cpu_pct'))} "
-                f"| {_fmt(r['server']['rss_kib_per_charger'])} | {r['errors_total']} |"
+                f"| {_fmt(r['server']['rss_kib_per_charger'])} | {s['error_total']} |"
             )
     return rows
 
