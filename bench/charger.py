@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import sys
 import time
+import traceback
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -137,6 +139,9 @@ class Charger:
                 await self._on_frame(raw)
         except ConnectionClosed:
             pass
+        except Exception:  # the task boundary: a generator bug must show, not stall a charger
+            self.gen.reader_errors += 1
+            traceback.print_exc(file=sys.stderr)
         finally:
             self.alive = False
             if not self.gen.closing:

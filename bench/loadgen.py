@@ -56,6 +56,7 @@ class LoadGen:
         self.disconnects = 0
         self.late_answers = 0
         self.bad_frames = 0
+        self.reader_errors = 0
         self.storm_errors: Counter[str] = Counter()
         self.stage_errors: Counter[str] = Counter()
         self.server_calls: Counter[str] = Counter()
@@ -318,7 +319,7 @@ class LoadGen:
             else None
         )
         errors_total = storm["error_total"] + sum(s["error_total"] + s["unfinished"] for s in stages)
-        errors_total += teardown["failures"]
+        errors_total += teardown["failures"] + self.reader_errors
         return {
             "url": self.url,
             "chargers": self.n,
@@ -339,6 +340,7 @@ class LoadGen:
                 "disconnects": self.disconnects,
                 "late_answers": self.late_answers,
                 "bad_frames": self.bad_frames,
+                "reader_errors": self.reader_errors,
                 "server_calls": dict(self.server_calls),
             },
             "errors_total": errors_total,
