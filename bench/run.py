@@ -260,7 +260,9 @@ def measure(
             )
         )
         argv = gateway_command(args.gateway_cmd, config, args.host, port, data_dir)
-    server = ServerUnderTest(name, argv, args.host, port, work / f"{name}.log", plan[0] if plan else None)
+    log_dir = Path(args.log_dir) if args.log_dir else work
+    log_dir.mkdir(parents=True, exist_ok=True)
+    server = ServerUnderTest(name, argv, args.host, port, log_dir / f"{name}.log", plan[0] if plan else None)
     try:
         # Other programs on the machine move every figure; record how busy it was.
         loadavg_before = list(os.getloadavg())
@@ -269,6 +271,7 @@ def measure(
         result = run_loadgen(args, f"ws://{args.host}:{port}/ocpp/", pid, plan[1] if plan else None)
         result["command"] = argv
         result["loadavg_before"] = loadavg_before
+        result["log"] = str(server.log) if args.log_dir else None
         return result
     except RuntimeError as exc:
         return {"error": str(exc), "command": argv}
@@ -335,6 +338,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="TOML template to use instead of the built-in one ({host} {port} {data_dir})",
     )
     p.add_argument("--host", default="127.0.0.1")
+    p.add_argument(
+        "--log-dir", default=None, help="keep each server's output here (default: a temporary dir)"
+    )
     p.add_argument("--startup-timeout", type=float, default=30.0)
     p.add_argument("--settle-seconds", type=float, default=1.0)
     p.add_argument("--no-pin", action="store_true", help="do not pin server and generator to separate cores")
