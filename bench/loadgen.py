@@ -393,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--gen-gc",
         choices=("default", "freeze", "off"),
         default="freeze",
-        help="generator GC during the stages: off (after a freeze) keeps its pauses out of the latency",
+        help="generator GC after the storm: freeze the fleet so it is not rescanned (default),"
+        " off = freeze and disable, default = leave it alone",
     )
     p.add_argument("--no-stop", action="store_true", help="skip the StopTransaction teardown")
     return p
