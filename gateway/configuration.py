@@ -186,7 +186,8 @@ class ConfigurationReader:
                                found: dict[str, ConfigKey], unknown: set[str]) -> str:
         """Fill `found` and `unknown`; return why the read stopped early ("" when it did not)."""
         size = max(1, max_keys) if max_keys else 10  # 10: the AC wallbox manual's default limit
-        singly: list[str] = []
+        failed: list[str] = []
+        dropped: list[str] = []
         for i in range(0, len(wanted), size):
             batch = wanted[i:i + size]
             try:
@@ -194,17 +195,30 @@ class ConfigurationReader:
             except ChargerCallError as exc:
                 if exc.code in _UNSUPPORTED:
                     return f"GetConfiguration answered {exc.code}"
-                singly += batch
+                failed += batch
                 continue
             except ChargerTimeout:
-                singly += batch
+                failed += batch
                 continue
             found.update((e.key, e) for e in _entries(answer))
             unknown.update(answer.get("unknownKey") or [])
             # A key neither answered nor called unknown was dropped (lbbrhzn#1442): ask alone.
-            singly += [k for k in batch if k not in found and k not in unknown]
-        silent = 0
-        for key in singly:
+            dropped += [k for k in batch if k not in found and k not in unknown]
+        return await self._read_singly(session, failed, dropped, found, unknown)
+
+    async def _read_singly(self, session: Session, failed: list[str], dropped: list[str],
+                           found: dict[str, ConfigKey], unknown: set[str]) -> str:
+        """One key per call: for keys of failed batches, and for keys a batch left out.
+
+        A charger that leaves unknown keys out of its answers (instead of listing them as
+        unknownKey) would otherwise cost a call per standard key in every reconnect storm: when
+        the first dropped key asked alone also comes back empty, the other dropped keys are
+        taken as absent and not asked.
+        """
+        silent, probing = 0, bool(dropped)
+        for key in failed + dropped:
+            if key in dropped and not probing and key not in found:
+                continue
             try:
                 answer = await session.call("GetConfiguration", {"key": [key]})
             except ChargerCallError:
@@ -215,8 +229,11 @@ class ConfigurationReader:
                     return "charger stopped answering one-key reads"
                 continue
             silent = 0
-            found.update((e.key, e) for e in _entries(answer))
+            entries = _entries(answer)
+            found.update((e.key, e) for e in entries)
             unknown.update(answer.get("unknownKey") or [])
+            if key in dropped and probing:
+                probing = bool(entries)  # the batch really dropped it: keep asking one by one
         return ""
 
 

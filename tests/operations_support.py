@@ -33,13 +33,15 @@ class ConfigTable:
     """A charger's keys; `answer` is a TestCharger answer for GetConfiguration."""
 
     def __init__(self, values: dict[str, str], readonly: set[str] | None = None,
-                 max_keys: int | None = None, unkeyed: str = "all", batch: str = "ok") -> None:
+                 max_keys: int | None = None, unkeyed: str = "all", batch: str = "ok",
+                 list_unknown: bool = True) -> None:
         self.values = dict(values)
         self.readonly = readonly or {"GetConfigurationMaxKeys", "SupportedFeatureProfiles",
                                      "NumberOfConnectors"}
         self.max_keys = max_keys
         self.unkeyed = unkeyed  # all | limit | never
         self.batch = batch  # ok | error | first
+        self.list_unknown = list_unknown  # False: unknown keys are left out of answers (non-compliant)
         self.requests: list[list[str] | None] = []
 
     def _item(self, key: str) -> dict[str, Any]:
@@ -61,8 +63,10 @@ class ConfigTable:
             return ("GenericError", "one key at a time")
         if len(keys) > 1 and self.batch == "first":
             keys = keys[:1]
-        return {"configurationKey": [self._item(k) for k in keys if k in self.values],
-                "unknownKey": [k for k in keys if k not in self.values]}
+        answer: dict[str, Any] = {"configurationKey": [self._item(k) for k in keys if k in self.values]}
+        if self.list_unknown:
+            answer["unknownKey"] = [k for k in keys if k not in self.values]
+        return answer
 
     def change(self, result: str = "Accepted") -> Any:
         """A ChangeConfiguration answer that applies Accepted values to the table."""

@@ -78,6 +78,18 @@ async def test_batches_answered_with_only_the_first_key_are_completed_singly(gat
         assert {k: e.value for k, e in station.config.items()} == values
 
 
+async def test_a_charger_that_leaves_unknown_keys_out_is_not_asked_key_by_key(gateway, runner):
+    """Few keys and no unknownKey list: one probe, not a call per standard key (reconnect storms)."""
+    values = {"HeartbeatInterval": "300", "GetConfigurationMaxKeys": "10"}
+    table = ConfigTable(values, max_keys=10, list_unknown=False)
+    async with accepted_charger(gateway, runner, table=table):
+        station = gateway.registry.get("CP1")
+        assert {k: e.value for k, e in station.config.items()} == values
+        # the limit, the full read, 5 batches of the standard keys, and one probe: not ~50 calls
+        assert len(table.requests) == 8
+        assert table.requests[-1] == ["AuthorizeRemoteTxRequests"]
+
+
 async def test_configuration_is_read_again_after_each_reboot(gateway, runner):
     table = ConfigTable(standard_config(HeartbeatInterval="300"))
     async with accepted_charger(gateway, runner, table=table) as cp:
