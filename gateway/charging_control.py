@@ -177,7 +177,7 @@ class ChargingController:
         self._dirty.set()
 
     def _on_change(self, event: ChangeEvent) -> None:
-        if event.kind != "meter" or event.key is None or event.key.measurand != "Current.Import":
+        if event.kind != "meter" or not any(k.measurand == "Current.Import" for k in event.key):
             return
         station = self.gw.registry.get(event.charger_id)
         if station is None:

@@ -256,15 +256,17 @@ class Session:
         registry, station, history = self.gw.registry, self.station, self.gw.history
         for mv in p["meterValue"]:
             ts = parse_timestamp(mv.get("timestamp")) or self.gw.clock()
+            readings = []
             for sv in mv.get("sampledValue", []):
                 value = _number(sv)
                 if value is None:
                     continue
                 key = MeterKey(connector_id, sv.get("measurand", _ENERGY), sv.get("phase", ""),
                                sv.get("location", "Outlet"))
-                registry.record_reading(station, key, MeterReading(
+                readings.append((key, MeterReading(
                     value, sv.get("unit", "Wh" if key.measurand.startswith("Energy") else ""), ts,
-                    sv.get("context", "Sample.Periodic")))
+                    sv.get("context", "Sample.Periodic"))))
+            registry.record_readings(station, connector_id, readings)
             history.queue_meter_value(_meter_row(self.charger_id, connector_id, tx_id, mv))
         return {}
 

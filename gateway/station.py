@@ -101,7 +101,10 @@ class ConfigKey:
 
 @dataclass
 class ChangeEvent:
-    """What changed: kind is one of station, connector, meter, config, added, removed."""
+    """What changed: kind is one of station, connector, meter, config, added, removed.
+
+    For "meter", `key` is a tuple of the MeterKeys one message updated.
+    """
 
     kind: str
     charger_id: str
@@ -229,8 +232,18 @@ class Registry:
         return connector
 
     def record_reading(self, station: Station, key: MeterKey, reading: MeterReading) -> None:
-        station.meters[key] = reading
-        self.publish(ChangeEvent("meter", station.charger_id, key.connector_id, key))
+        self.record_readings(station, key.connector_id, [(key, reading)])
+
+    def record_readings(self, station: Station, connector_id: int,
+                        readings: list[tuple[MeterKey, MeterReading]]) -> None:
+        """Store a message's readings and publish ONE event whose key is the tuple of MeterKeys
+        (an event per sampled value made subscribers the hot path at thousands of messages/s)."""
+        if not readings:
+            return
+        for key, reading in readings:
+            station.meters[key] = reading
+        self.publish(ChangeEvent("meter", station.charger_id, connector_id,
+                                 tuple(key for key, _ in readings)))
 
     def set_config(self, station: Station, entry: ConfigKey) -> None:
         station.config[entry.key] = entry

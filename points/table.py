@@ -374,9 +374,11 @@ class PointTable:
             self.sync_station(station)
         elif event.kind == "connector" and event.connector_id is not None:
             self._add(self._connector_points(station, event.connector_id))
-        elif event.kind == "meter" and event.key is not None:
-            self._add(self._connector_points(station, event.key.connector_id)
-                      + self._meter_points(station, event.key))
+        elif event.kind == "meter" and event.key:
+            new = self._connector_points(station, event.connector_id or 0)
+            for key in event.key:
+                new += self._meter_points(station, key)
+            self._add(new)
         elif event.kind == "config" and event.key in station.config:
             self._add(self._config_points(station, station.config[event.key]))
         self.notify(self.affected(event))
@@ -387,10 +389,9 @@ class PointTable:
         if event.kind == "connector":
             return [p for p in pts if p.connector_id == event.connector_id and p.spec.kind == "connector"]
         if event.kind == "meter":
-            key = event.key
-            subject = (key.measurand, key.phase, key.location)
+            subjects = {(k.measurand, k.phase, k.location) for k in event.key}
             return [p for p in pts if p.connector_id == event.connector_id
-                    and (p.subject == subject or p.spec.key in ("SessionEnergy", "SessionDuration"))]
+                    and (p.subject in subjects or p.spec.key in ("SessionEnergy", "SessionDuration"))]
         if event.kind == "config":
             return [p for p in pts if p.subject == event.key]
         return list(pts)
