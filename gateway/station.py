@@ -28,7 +28,7 @@ ERROR_CODES = (
 Clock = Callable[[], float]
 
 
-@dataclass
+@dataclass(slots=True)
 class BootInfo:
     """What a charger says about itself in BootNotification (Niagara 6: device properties)."""
 
@@ -54,7 +54,7 @@ class BootInfo:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class Connector:
     """One outlet; connector 0 is the charge point itself (Niagara 6.2)."""
 
@@ -83,7 +83,7 @@ class MeterKey:
     location: str = "Outlet"
 
 
-@dataclass
+@dataclass(slots=True)
 class MeterReading:
     value: float
     unit: str
@@ -91,7 +91,7 @@ class MeterReading:
     context: str = "Sample.Periodic"
 
 
-@dataclass
+@dataclass(slots=True)
 class ConfigKey:
     key: str
     value: str | None
@@ -99,7 +99,7 @@ class ConfigKey:
     pending_value: str | None = None  # set after a RebootRequired answer
 
 
-@dataclass
+@dataclass(slots=True)
 class ChangeEvent:
     """What changed: kind is one of station, connector, meter, config, added, removed.
 
@@ -112,7 +112,7 @@ class ChangeEvent:
     key: Any = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Station:
     charger_id: str
     slot: int | None = None  # None: a guest, not in the device database
