@@ -117,10 +117,7 @@ async def get_charger(request: web.Request) -> web.Response:
 
 
 async def list_devices(request: web.Request) -> web.Response:
-    devices = await _gw(request).history.devices()
-    for d in devices:
-        d["has_auth_key"] = bool(d.pop("auth_key_hash", None))
-    return web.json_response(devices)
+    return web.json_response([_public(d) for d in await _gw(request).history.devices()])
 
 
 def _registration(body: dict[str, Any], default: str | None) -> str | None:
