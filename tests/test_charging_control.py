@@ -122,3 +122,30 @@ async def test_smart_charging_settings_survive_a_restart(runner):
     settings = gw.charging.profiles[("CP1", 1)]
     assert (settings.enabled, settings.unit.value, settings.limit, settings.stack_level) == (True, "W", 7400.0, 2)
     assert gw.charging.status()["site"]["in_force_power_kw"] == 50.0
+
+
+async def test_a_site_limit_written_over_modbus_reaches_every_charging_session(runner):
+    """The EMS writes the site current limit register; each session gets its share (issue 7)."""
+    from pymodbus.client import AsyncModbusTcpClient
+
+    from tests.test_modbus import site_address
+
+    gw = await runner.start(modbus={"enabled": True, "port": 0})
+    await gw.add_device("CP1")
+    await gw.add_device("CP2")
+    async with accepting(TestCharger(runner.url, "CP1")) as cp1, accepting(TestCharger(runner.url, "CP2")) as cp2:
+        await charging(cp1)
+        await charging(cp2)
+        client = AsyncModbusTcpClient("127.0.0.1", port=gw.ports["modbus"], timeout=3)
+        assert await client.connect()
+        try:
+            reply = await client.write_registers(site_address(gw, "CurrentLimit"),
+                                                 client.convert_to_registers(20.0, client.DATATYPE.FLOAT32),
+                                                 device_id=1)
+            assert not reply.isError(), reply
+        finally:
+            client.close()
+        for cp in (cp1, cp2):
+            sent = await next_call(cp, "SetChargingProfile")
+            assert sent["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 10.0
+        assert gw.charging.status()["site"]["reason"] == "bms"
