@@ -115,6 +115,7 @@ class RawCharger:
     def _meter_done(self) -> None:
         self.busy = False
         self.fleet.answered += 1
+        self.fleet.last_answer = time.perf_counter()
         if self.backlog:
             self.fleet.queued_s.append(time.time() - self.backlog.popleft())
             asyncio.ensure_future(self._send_meter())
@@ -170,6 +171,7 @@ class Fleet:
         self.sends: list[tuple[str, int, float]] = []
         self.queued_s: list[float] = []
         self.sent = self.answered = 0
+        self.last_answer = 0.0
         self.errors = {"setup": 0, "callerror": 0, "disconnect": 0, "send_on_closed": 0, "stop_failed": 0}
         self.closing = False
 
@@ -205,6 +207,8 @@ class Fleet:
             await asyncio.sleep(0.01)
         return {"scheduled": due_total, "sent": self.sent - sent0, "answered": self.answered - answered0,
                 "offered_rate": rate, "send_seconds": round(elapsed, 3),
+                # answers per second, from the first send to the last answer (backlog included)
+                "achieved_rate": round((self.answered - answered0) / max(elapsed, self.last_answer - t0), 1),
                 "queued_behind_call": len(self.queued_s),
                 "queued_max_ms": round(max(self.queued_s, default=0) * 1000, 1),
                 "errors": dict(self.errors), "sends": self.sends}
