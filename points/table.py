@@ -375,8 +375,11 @@ class PointTable:
         elif event.kind == "connector" and event.connector_id is not None:
             self._add(self._connector_points(station, event.connector_id))
         elif event.kind == "meter" and event.key is not None:
-            self._add(self._connector_points(station, event.key.connector_id)
-                      + self._meter_points(station, event.key))
+            meter = self._meter_points(station, event.key)
+            # A known meter value came with its connector's points: nothing to add. Building
+            # and comparing ~27 points per sampled value cost a fifth of the loop at 1,500 msg/s.
+            if not meter or any(p.uid not in self._points for p in meter):
+                self._add(self._connector_points(station, event.key.connector_id) + meter)
         elif event.kind == "config" and event.key in station.config:
             self._add(self._config_points(station, station.config[event.key]))
         self.notify(self.affected(event))
