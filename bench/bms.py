@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import sys
@@ -26,6 +27,7 @@ from typing import Any
 from bench.bms_harness import (
     Agent,
     CpuWindow,
+    LoopWatch,
     add_devices,
     charger_ids,
     free_udp_port,
@@ -117,6 +119,9 @@ async def bench_cov(args: argparse.Namespace) -> dict[str, Any]:
         rig = Rig(args, tmp)
         try:
             prep = await rig.start()
+            if args.gc_freeze:  # an experiment, not what users run: see docs/benchmarks.md
+                gc.collect()
+                gc.freeze()
             slots = sample_slots(args.chargers, args.sample)
             objects = [rig.power_object(s) for s in slots]
             by_object = {f"{o[0]},{o[1]}": rig.ids[s - 1] for o, s in zip(objects, slots, strict=True)}
@@ -124,11 +129,12 @@ async def bench_cov(args: argparse.Namespace) -> dict[str, Any]:
             sub = await rig.bacnet.ask("subscribe", objects=objects, lifetime=600)
             await asyncio.sleep(0.5)
             await rig.bacnet.ask("notifications")  # the initial notification of each subscription
-            window = CpuWindow([rig.chargers, rig.bacnet])
+            window, watch = CpuWindow([rig.chargers, rig.bacnet]), LoopWatch()
+            watch.start()
             load = await rig.chargers.ask("load", rate=args.rate, seconds=args.seconds,
                                           sample=[by_object[k] for k in by_object], timeout=args.seconds + 60)
             await asyncio.sleep(args.drain)
-            cpu = window.result()
+            cpu = {**window.result(), **watch.result()}
             records = (await rig.bacnet.ask("notifications"))["records"]
         finally:
             await rig.stop()
@@ -143,7 +149,7 @@ async def bench_cov(args: argparse.Namespace) -> dict[str, Any]:
         else:
             unmatched += 1
     expected = len(latencies) + sum(len(q) for q in sends.values())
-    return {"benchmark": "bms cov", "chargers": args.chargers, "subscribed_objects": sub["subscribed"],
+    return {"benchmark": "bms cov", "chargers": args.chargers, "gc_freeze": args.gc_freeze, "subscribed_objects": sub["subscribed"],
             "subscribe_failed": sub["failed"], "offered_rate": args.rate, "seconds": args.seconds,
             "meter_values": {k: v for k, v in load.items() if k != "errors"}, "ocpp_errors": load["errors"],
             "notifications_expected": expected, "notifications_received": len(latencies),
@@ -166,12 +172,13 @@ async def bench_rpm(args: argparse.Namespace) -> dict[str, Any]:
             prep = await rig.start()
             assert rig.bacnet is not None and rig.chargers is not None
             requests = [connector_objects(rig.table, s) for s in sample_slots(args.chargers, 50)]
-            window = CpuWindow([rig.chargers, rig.bacnet])
+            window, watch = CpuWindow([rig.chargers, rig.bacnet]), LoopWatch()
+            watch.start()
             load_task = None
             if args.rate > 0:
                 load_task = asyncio.ensure_future(rig.chargers.ask("load", rate=args.rate, seconds=3600))
             result = await rig.bacnet.ask("rpm", objects=requests, requests=args.requests, timeout=170)
-            cpu = window.result()
+            cpu = {**window.result(), **watch.result()}
             if load_task is not None:  # the load runs until the charger process is stopped
                 load_task.cancel()
         finally:
@@ -267,6 +274,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     cov.add_argument("--seconds", type=float, default=20.0)
     cov.add_argument("--sample", type=int, default=100, help="chargers whose power object is subscribed")
     cov.add_argument("--drain", type=float, default=2.0, help="seconds to wait for late notifications")
+    cov.add_argument("--gc-freeze", action="store_true",
+                     help="experiment: gc.freeze() in the gateway's process once its objects are built")
     rpm = sub.add_parser("rpm", help="ReadPropertyMultiple latency")
     rpm.add_argument("--chargers", type=int, default=100)
     rpm.add_argument("--requests", type=int, default=1000)

@@ -10,6 +10,7 @@ Every timestamp that crosses a process boundary is `time.time()`: one host, one 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import math
 import os
@@ -159,3 +160,43 @@ def machine() -> dict[str, Any]:
 
 def tempdir() -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix="bmsbench-")
+
+
+class LoopWatch:
+    """Stalls of the gateway's event loop (this process), and the garbage collections behind them.
+
+    The gateway shares this process, so a loop lag here is a pause every charger and BMS client
+    sees; gen-2 collections over tens of thousands of BACnet objects are the usual suspect.
+    """
+
+    def __init__(self) -> None:
+        self.lag_max_ms = 0.0
+        self.gc_ms: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._gc_t0 = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_t0 = time.perf_counter()
+        else:
+            self.gc_ms[info["generation"]].append((time.perf_counter() - self._gc_t0) * 1000)
+
+    async def _lag(self) -> None:
+        while True:
+            t0 = time.perf_counter()
+            await asyncio.sleep(0.01)
+            self.lag_max_ms = max(self.lag_max_ms, (time.perf_counter() - t0 - 0.01) * 1000)
+
+    def start(self) -> None:
+        gc.callbacks.append(self._on_gc)
+        self._task = asyncio.ensure_future(self._lag())
+
+    def result(self) -> dict[str, Any]:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+        if self._task is not None:
+            self._task.cancel()
+        gen2 = self.gc_ms[2]
+        return {"gateway_loop_lag_max_ms": round(self.lag_max_ms, 1), "gc_gen2_collections": len(gen2),
+                "gc_gen2_max_ms": round(max(gen2, default=0.0), 1),
+                "gc_max_ms": round(max(max(v, default=0.0) for v in self.gc_ms.values()), 1)}

@@ -48,7 +48,7 @@ def test_cov_benchmark_receives_one_notification_per_meter_value():
 def test_rpm_benchmark_reads_a_connectors_objects():
     r = run_bench("bench.bms", "rpm", "--chargers", "2", "--requests", "10")
     assert r["latency"]["count"] == 10 and r["objects_per_request"]["min"] >= 20
-    assert r["values_read"] == 10 * r["objects_per_request"]["min"] or r["values_read"] >= 10 * 20
+    assert r["values_read"] >= 10 * r["objects_per_request"]["min"]
 
 
 @needs_bacnet
