@@ -91,7 +91,7 @@ class RawCharger:
         if self.busy:
             self.backlog.append(time.time())
         else:
-            asyncio.ensure_future(self._send_meter())
+            self.fleet.keep(self._send_meter())
 
     async def _send_meter(self) -> None:
         assert self.ws is not None
@@ -118,7 +118,7 @@ class RawCharger:
         self.fleet.last_answer = time.perf_counter()
         if self.backlog:
             self.fleet.queued_s.append(time.time() - self.backlog.popleft())
-            asyncio.ensure_future(self._send_meter())
+            self.fleet.keep(self._send_meter())
 
     async def _read(self) -> None:
         assert self.ws is not None
@@ -174,6 +174,13 @@ class Fleet:
         self.last_answer = 0.0
         self.errors = {"setup": 0, "callerror": 0, "disconnect": 0, "send_on_closed": 0, "stop_failed": 0}
         self.closing = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def keep(self, coro: Any) -> None:
+        """Run a send as a task we hold a reference to (the loop keeps only weak ones)."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def setup(self, transaction: bool, concurrency: int = 100) -> dict[str, Any]:
         gate = asyncio.Semaphore(concurrency)
