@@ -22,7 +22,7 @@ from bacpypes3.errors import ExecutionError
 from bacpypes3.local.analog import AnalogInputObject, AnalogValueObject
 from bacpypes3.local.binary import BinaryInputObject, BinaryValueObject
 from bacpypes3.local.cmd import Commandable
-from bacpypes3.local.cov import GenericCriteria
+from bacpypes3.local.cov import COVIncrementCriteria, GenericCriteria
 from bacpypes3.local.device import DeviceObject
 from bacpypes3.local.multistate import MultiStateInputObject, MultiStateValueObject
 from bacpypes3.local.object import Object as LocalObject
@@ -53,7 +53,8 @@ DYNAMIC_REFRESH_S = 10.0
 class _Served:
     """Mixin for every served object: network writes go to the gateway, never straight in."""
 
-    # Set after creation: `_gw_point` (Point) and `_gw_server` (BacnetServer). Not annotated,
+    # Set after creation: `_gw_point` (Point), `_gw_server` (BacnetServer), and what `_push` last
+    # pushed (`_gw_pushed`, `_gw_reliable`). Not annotated,
     # because bacpypes3's object metaclass evaluates class annotations as BACnet properties.
 
     async def write_property(self, attr: Any, value: Any, index: int | None = None,
@@ -68,40 +69,74 @@ class _Served:
         await super().write_property("presentValue", value, None, priority)  # type: ignore[misc]
 
 
+class _DeviceView:
+    """The two things a COV notification needs of the application: the device and the sender.
+
+    bacpypes3 0.0.110 (local/cov.py, COVDetection.send_cov_notifications) looks for the device
+    object by scanning every object of the application, for every notification: 28 ms per
+    notification with 32,000 objects (300 chargers), which capped the gateway near 300
+    MeterValues/s with 100 subscriptions (docs/benchmarks.md, "BMS side and smart charging").
+    """
+
+    def __init__(self, app: Any) -> None:
+        device = app.device_object
+        self.objectIdentifier = {device.objectIdentifier: device}
+        self.cov_notification = app.cov_notification
+
+
+def _fast_cov(criteria: type) -> type:
+    """`criteria` sending through a `_DeviceView`, so a notification no longer costs O(objects)."""
+
+    class FastCriteria(criteria):  # type: ignore[valid-type, misc]
+        def send_cov_notifications(self, subscription: Any = None) -> None:
+            obj, app = self.obj, self.obj._app
+            obj._app = obj._gw_server.device_view  # synchronous: nothing else runs meanwhile
+            try:
+                super().send_cov_notifications(subscription)
+            finally:
+                obj._app = app
+
+    FastCriteria.__name__ = f"Fast{criteria.__name__}"
+    return FastCriteria
+
+
+_FAST_INCREMENT, _FAST_GENERIC = _fast_cov(COVIncrementCriteria), _fast_cov(GenericCriteria)
+
+
 class AI(_Served, AnalogInputObject):
-    pass
+    _cov_criteria = _FAST_INCREMENT
 
 
 class AV(_Served, AnalogValueObject):
-    pass
+    _cov_criteria = _FAST_INCREMENT
 
 
 class AVCommandable(_Served, Commandable, AnalogValueObject):
-    pass
+    _cov_criteria = _FAST_INCREMENT
 
 
 class BI(_Served, BinaryInputObject):
-    _cov_criteria = GenericCriteria
+    _cov_criteria = _FAST_GENERIC
 
 
 class BV(_Served, BinaryValueObject):
-    _cov_criteria = GenericCriteria
+    _cov_criteria = _FAST_GENERIC
 
 
 class MSI(_Served, MultiStateInputObject):
-    _cov_criteria = GenericCriteria  # bacpypes3's default (COVIncrement) breaks SubscribeCOV (notes 1.3)
+    _cov_criteria = _FAST_GENERIC  # bacpypes3's default (COVIncrement) breaks SubscribeCOV (notes 1.3)
 
 
 class MSV(_Served, MultiStateValueObject):
-    _cov_criteria = GenericCriteria
+    _cov_criteria = _FAST_GENERIC
 
 
 class MSVCommandable(_Served, Commandable, MultiStateValueObject):
-    _cov_criteria = GenericCriteria
+    _cov_criteria = _FAST_GENERIC
 
 
 class CSV(_Served, LocalObject, _CharacterStringValueObject):
-    _cov_criteria = GenericCriteria  # plain CSV objects offer no COV otherwise (notes 1.3)
+    _cov_criteria = _FAST_GENERIC  # plain CSV objects offer no COV otherwise (notes 1.3)
 
 
 CLASSES: dict[tuple[str, bool], type] = {
@@ -176,6 +211,7 @@ class BacnetServer:
         self.spawn = spawn
         self.bacnet: Any = None
         self.app: Any = None
+        self.device_view: Any = None
         self.objects: dict[tuple[str, int], Any] = {}
         self._queue: list[Point] = []
         self._wake = asyncio.Event()
@@ -196,6 +232,7 @@ class BacnetServer:
             raise ConfigError(f"cannot start BACnet on {cfg.address} port {cfg.port}: {exc}; is another "
                               "BACnet application using this address and port?") from exc
         self.app = self.bacnet.this_application.app
+        self.device_view = _DeviceView(self.app)
         dev = self.app.device_object
         dev.vendorName = cfg.vendor_name  # BAC0 hard-codes "Servisys inc." (notes 1.3)
         dev.description = cfg.description
@@ -306,6 +343,8 @@ class BacnetServer:
         obj = cls(**kwargs)
         obj._gw_point = point
         obj._gw_server = self
+        obj._gw_pushed = None  # unknown: the first push compares with the object itself
+        obj._gw_reliable = self.table.reliable(point)
         self.app.add_object(obj)
         self.objects[point.uid] = obj
 
@@ -323,25 +362,34 @@ class BacnetServer:
                 self._push(p, obj)
 
     def _push(self, point: Point, obj: Any) -> None:
+        """Bring an object up to date with the table. What was last pushed is kept in `_gw_*`
+        attributes: reading a bacpypes3 property costs an `inspect.getattr_static` (about 20 us
+        on Python 3.11), and a MeterValues touches about 24 objects."""
         reliable = self.table.reliable(point)
         value = self.table.read(point)
         if point.spec.commandable:
             # The priority array governs present-value; only the fallback follows the gateway.
             default = to_bacnet(point, self.table.read_default(point))
-            if obj.relinquishDefault != default:
-                obj.relinquishDefault = default
-                obj.recalculating()
+            if obj._gw_pushed != default:
+                obj._gw_pushed = default
+                if obj.relinquishDefault != default:
+                    obj.relinquishDefault = default
+                    obj.recalculating()
         elif value is not None:
             new = to_bacnet(point, value)
-            if obj.presentValue != new:
-                obj.presentValue = new
-        wanted = "noFaultDetected" if reliable else "communicationFailure"
-        if str(obj.reliability) != wanted:
-            old = obj.statusFlags
-            obj.reliability = wanted
-            # bacpypes3 does not tell COV subscribers about a status-flags change (notes 1.3).
-            for fn in list(obj._property_monitors["statusFlags"]):
-                fn(old, obj.statusFlags)
+            if obj._gw_pushed != new:
+                obj._gw_pushed = new
+                if obj.presentValue != new:
+                    obj.presentValue = new
+        if obj._gw_reliable != reliable:
+            obj._gw_reliable = reliable
+            wanted = "noFaultDetected" if reliable else "communicationFailure"
+            if str(obj.reliability) != wanted:
+                old = obj.statusFlags
+                obj.reliability = wanted
+                # bacpypes3 does not tell COV subscribers about a status-flags change (notes 1.3).
+                for fn in list(obj._property_monitors["statusFlags"]):
+                    fn(old, obj.statusFlags)
 
     async def _refresh_dynamic(self) -> None:
         while True:

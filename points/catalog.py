@@ -7,6 +7,7 @@ reuse an offset (a test pins them).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -259,6 +260,7 @@ def meter_unit(measurand: str) -> str:
     return ""
 
 
+@functools.cache  # one spec per measurand/phase/location: every MeterValues asks again
 def meter_spec(measurand: str, phase: str, location: str) -> PointSpec:
     """The spec of a meter point (offset is the subject index, computed by the table)."""
     unit = meter_unit(measurand)

@@ -375,10 +375,11 @@ class PointTable:
         elif event.kind == "connector" and event.connector_id is not None:
             self._add(self._connector_points(station, event.connector_id))
         elif event.kind == "meter" and event.key:
-            new = self._connector_points(station, event.connector_id or 0)
-            for key in event.key:
-                new += self._meter_points(station, key)
-            self._add(new)
+            meter = [p for key in event.key for p in self._meter_points(station, key)]
+            # Known meter values came with their connector's points: nothing to add. Building
+            # and comparing ~27 points per sampled value cost a fifth of the loop at 1,500 msg/s.
+            if not meter or any(p.uid not in self._points for p in meter):
+                self._add(self._connector_points(station, event.connector_id or 0) + meter)
         elif event.kind == "config" and event.key in station.config:
             self._add(self._config_points(station, station.config[event.key]))
         self.notify(self.affected(event))
