@@ -19,6 +19,7 @@ from typing import Any
 from gateway import authorize
 from gateway.config import Settings
 from gateway.errors import ChargerUnavailable, OperationError
+from gateway.gc_policy import GcPolicy
 from gateway.history import HistoryStore
 from gateway.server import OcppServer
 from gateway.session import Session
@@ -48,6 +49,7 @@ class Gateway:
         self.started = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.charging: Any = None  # the smart-charging controller, when installed
+        self.gc_policy = GcPolicy(settings.ocpp.gc_freeze_interval_s)
 
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -62,6 +64,7 @@ class Gateway:
             admin = AdminServer(self)
             self.ports["admin"] = await admin.start()
             self.stop_hooks.append(admin.stop)
+        self.gc_policy.start(self.clock())
         self.spawn(self._housekeeping(), "housekeeping")
         self.started.set()
         log.info("OCPP central system listening on %s:%s (%s)", self.settings.ocpp.host,
@@ -96,6 +99,7 @@ class Gateway:
         while True:
             await asyncio.sleep(db.log_flush_interval_s)
             try:
+                self.gc_policy.tick(self.clock())
                 await self.history.flush_log()
                 for station in list(self.registry.stations.values()):
                     self.registry.refresh_liveness(station, self.settings.ocpp.offline_after_heartbeats)

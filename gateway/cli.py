@@ -102,7 +102,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await gateway.start()
-        tune_gc()
         print(f"ocpp-gateway running: OCPP ws{'s' if settings.ocpp.ssl_enabled else ''}://"
               f"{settings.ocpp.host}:{gateway.ports['ocpp']}/ocpp/<charger id>; "
               + "; ".join(f"{k} port {v}" for k, v in gateway.ports.items() if k != "ocpp")
@@ -112,16 +111,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     asyncio.run(main())
     return 0
-
-
-def tune_gc() -> None:
-    """Fewer, cheaper garbage collections: with thousands of connections a full collection
-    paused the loop for 0.2 s (project notes, performance.md 2.5). Objects alive after start-up
-    are frozen out of collection, and young collections run less often."""
-    import gc
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
 
 
 # --- devices -----------------------------------------------------------------------------

@@ -40,6 +40,9 @@ class OcppSettings:
     # Many chargers offer no Sec-WebSocket-Protocol (notes: Grizzl-E); refusing them helps nobody.
     require_subprotocol: bool = False
     validate_schemas: bool = True
+    # Freeze long-lived objects out of the garbage collector this often (0: Python's default
+    # collector); see gateway/gc_policy.py for the measured pauses this avoids.
+    gc_freeze_interval_s: float = 10.0
 
 
 @dataclass

@@ -22,6 +22,7 @@ def make_settings(tmp_path: Path, **sections: dict) -> Settings:
     settings.modbus.enabled = False
     settings.database.path = str(tmp_path / "gateway.sqlite")
     settings.database.log_flush_interval_s = 0.05
+    settings.ocpp.gc_freeze_interval_s = 0  # many gateways in one test process: keep Python's default
     for section, values in sections.items():
         for key, value in values.items():
             setattr(getattr(settings, section), key, value)
