@@ -11,9 +11,12 @@ from gateway.app import Gateway
 
 def install_extensions(gateway: Gateway) -> None:
     """Add every installed part to the gateway (each guards its own settings)."""
+    from gateway import operations_api
     from gateway.charging_admin import register_routes
     from gateway.charging_control import ChargingController
 
+    # Operations first: its boot hook (the configuration read) is queued before smart charging's.
+    operations_api.install(gateway)  # operator actions, configuration read after boot
     gateway.charging = ChargingController(gateway)
     gateway.charging.install()
     register_routes(gateway, gateway.charging)

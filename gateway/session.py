@@ -164,13 +164,14 @@ class Session:
             try:
                 answer = await asyncio.wait_for(future, timeout)
             except TimeoutError:
-                self._pending.pop(uid, None)
                 history.log(self.charger_id, f"{action}Timeout",
                             f"no answer within {timeout:g} s", "warning")
                 raise ChargerTimeout(f"{self.charger_id} did not answer {action} within {timeout:g} s") from None
             except ChargerCallError as exc:
                 history.log(self.charger_id, f"{action}Error", f"{exc.code}: {exc.description}", "warning")
                 raise
+            finally:
+                self._pending.pop(uid, None)  # also when the caller was cancelled
         try:
             warning = protocol.validate(action, answer, response=True)
         except OcppError as exc:

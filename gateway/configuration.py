@@ -1,0 +1,265 @@
+"""Configuration keys: read after boot (batched when the charger limits keys), changed, kept.
+
+The charger is the authority on what it supports (design rule), so every accepted boot starts a
+read of its configuration that fills `Station.config` and is persisted. Chargers bend the read
+in two ways (shared/notes/other-central-systems.md section 8, pain point 2): some return only
+`GetConfigurationMaxKeys` keys for an unkeyed request, or never answer one (evcc#15869: Entratek,
+4 keys), some store only the first key (lbbrhzn#1442). So the read asks for the limit first,
+then tries a full read, and when that comes back short it asks for the standard OCPP 1.6 keys
+(spec 9.1-9.4, Niagara Appendix 3) plus every key seen so far in batches of at most that limit,
+and one key at a time for a batch that fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable
+from gateway.station import ConfigKey, Station
+from gateway.timestamps import iso_z
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+    from gateway.session import Session
+
+log = logging.getLogger(__name__)
+
+# OCPP 1.6 section 9.1: Core keys a charger is required to have.
+REQUIRED_CORE_KEYS = (
+    "AuthorizeRemoteTxRequests", "ClockAlignedDataInterval", "ConnectionTimeOut",
+    "ConnectorPhaseRotation", "GetConfigurationMaxKeys", "HeartbeatInterval",
+    "LocalAuthorizeOffline", "LocalPreAuthorize", "MeterValuesAlignedData",
+    "MeterValuesSampledData", "MeterValueSampleInterval", "NumberOfConnectors", "ResetRetries",
+    "StopTransactionOnEVSideDisconnect", "StopTransactionOnInvalidId", "StopTxnAlignedData",
+    "StopTxnSampledData", "SupportedFeatureProfiles", "TransactionMessageAttempts",
+    "TransactionMessageRetryInterval", "UnlockConnectorOnEVSideDisconnect",
+)
+# Every standard 1.6 key (spec 9.1-9.4; Niagara guide Appendix 3), required ones first.
+STANDARD_KEYS = REQUIRED_CORE_KEYS + (
+    # Core, optional
+    "AllowOfflineTxForUnknownId", "AuthorizationCacheEnabled", "BlinkRepeat",
+    "ConnectorPhaseRotationMaxLength", "LightIntensity", "MaxEnergyOnInvalidId",
+    "MeterValuesAlignedDataMaxLength", "MeterValuesSampledDataMaxLength", "MinimumStatusDuration",
+    "StopTxnAlignedDataMaxLength", "StopTxnSampledDataMaxLength",
+    "SupportedFeatureProfilesMaxLength", "WebSocketPingInterval",
+    # Local Auth List Management (9.2)
+    "LocalAuthListEnabled", "LocalAuthListMaxLength", "SendLocalListMaxLength",
+    # Reservation (9.3)
+    "ReserveConnectorZeroSupported",
+    # Smart Charging (9.4)
+    "ChargeProfileMaxStackLevel", "ChargingScheduleAllowedChargingRateUnit",
+    "ChargingScheduleMaxPeriods", "ConnectorSwitch3to1PhaseSupported",
+    "MaxChargingProfilesInstalled",
+)
+# A charger that answers NotImplemented/NotSupported to GetConfiguration will not answer a
+# smaller request either; any other failure may be about the size of the request.
+_UNSUPPORTED = frozenset({"NotImplemented", "NotSupported"})
+_MAX_SILENT_SINGLES = 2  # consecutive one-key timeouts after which the read stops
+
+
+def kv_scope(charger_id: str) -> str:
+    return f"configuration:{charger_id}"
+
+
+def _entries(answer: dict[str, Any]) -> list[ConfigKey]:
+    out = []
+    for item in answer.get("configurationKey") or []:
+        out.append(ConfigKey(str(item["key"]), item.get("value"), bool(item.get("readonly", False))))
+    return out
+
+
+def int_value(value: str | None) -> int | None:
+    try:
+        return int(str(value).strip()) if value is not None else None
+    except ValueError:
+        return None
+
+
+class ConfigurationReader:
+    """Reads, keeps and persists each charger's configuration keys."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gw = gateway
+        self._reads: dict[str, asyncio.Task[Any]] = {}
+
+    # --- wiring ----------------------------------------------------------------------------
+    async def on_boot(self, session: Session, status: str) -> None:
+        """Boot hook: runs after the Boot answer is sent; a new boot restarts the read."""
+        if status != "Accepted":
+            return
+        current = asyncio.current_task()
+        previous = self._reads.get(session.charger_id)
+        if previous is not None and previous is not current and not previous.done():
+            previous.cancel()  # a charger that rebooted mid-read gets a fresh read
+        if current is not None:
+            self._reads[session.charger_id] = current
+        try:
+            await self.read(session)
+        except ChargerUnavailable as exc:
+            log.info("%s: configuration read stopped: %s", session.charger_id, exc)
+        finally:
+            if self._reads.get(session.charger_id) is current:
+                del self._reads[session.charger_id]
+
+    async def load_stored(self) -> None:
+        """Start hook: put the stored configuration of added chargers back into the model."""
+        for station in self.gw.registry.added_stations():
+            rows = await self.gw.history.load_config(station.charger_id)
+            for row in rows:
+                self.gw.registry.set_config(station, ConfigKey(
+                    row["key"], row.get("value"), bool(row.get("readonly")), row.get("pending_value")))
+            meta = await self.gw.history.kv_get(kv_scope(station.charger_id))
+            if meta.get("unknown_keys"):
+                station.unknown_config_keys = json.loads(meta["unknown_keys"])
+
+    # --- the read --------------------------------------------------------------------------
+    async def read(self, session: Session) -> dict[str, Any]:
+        """Read every key the charger has; log one `ConfigurationRead` line; return a summary."""
+        cid, station = session.charger_id, session.station
+        found: dict[str, ConfigKey] = {}
+        unknown: set[str] = set()
+        try:
+            first = await session.call("GetConfiguration", {"key": ["GetConfigurationMaxKeys"]})
+        except ChargerCallError as exc:
+            if exc.code in _UNSUPPORTED:
+                return self._give_up(cid, f"GetConfiguration answered {exc.code}")
+            first = {}
+        except ChargerTimeout:
+            return self._give_up(cid, "no answer to a one-key GetConfiguration")
+        found.update((e.key, e) for e in _entries(first))
+        limit = found.get("GetConfigurationMaxKeys")
+        max_keys = int_value(limit.value) if limit is not None else None
+        full: list[ConfigKey] | None
+        try:
+            full = _entries(await session.call("GetConfiguration", {}))
+        except (ChargerCallError, ChargerTimeout) as exc:
+            log.info("%s: unkeyed GetConfiguration failed (%s); reading in batches", cid, exc)
+            full = None
+        found.update((e.key, e) for e in full or [])
+        method, stopped = "full", ""
+        if self._looks_short(full, max_keys):
+            method = "batched"
+            wanted = dict.fromkeys(k for k in (*STANDARD_KEYS, *station.config) if k not in found)
+            stopped = await self._read_in_batches(session, list(wanted), max_keys, found, unknown)
+        await keep_entries(self.gw, station, found, unknown, method, boot_read=True)
+        text = f"{len(found)} key(s), {len(unknown)} unknown; {method} read"
+        if max_keys:
+            text += f"; GetConfigurationMaxKeys {max_keys}"
+        if stopped:
+            text += f"; incomplete: {stopped}"
+        self.gw.history.log(cid, "ConfigurationRead", text, "warning" if stopped else "info")
+        return {"keys": len(found), "unknown_keys": len(unknown), "method": method,
+                "max_keys": max_keys, "incomplete": stopped}
+
+    def _give_up(self, cid: str, why: str) -> dict[str, Any]:
+        self.gw.history.log(cid, "ConfigurationRead", f"not read: {why}", "warning")
+        return {"keys": 0, "unknown_keys": 0, "method": "none", "incomplete": why}
+
+    @staticmethod
+    def _looks_short(full: list[ConfigKey] | None, max_keys: int | None) -> bool:
+        """A full read is suspect when it failed, hit the key limit, or lacks required keys."""
+        if full is None:
+            return True
+        if max_keys is not None and len(full) == max_keys:
+            return True
+        keys = {e.key for e in full}
+        return any(k not in keys for k in REQUIRED_CORE_KEYS)
+
+    async def _read_in_batches(self, session: Session, wanted: list[str], max_keys: int | None,
+                               found: dict[str, ConfigKey], unknown: set[str]) -> str:
+        """Fill `found` and `unknown`; return why the read stopped early ("" when it did not)."""
+        size = max(1, max_keys) if max_keys else 10  # 10: the AC wallbox manual's default limit
+        singly: list[str] = []
+        for i in range(0, len(wanted), size):
+            batch = wanted[i:i + size]
+            try:
+                answer = await session.call("GetConfiguration", {"key": batch})
+            except ChargerCallError as exc:
+                if exc.code in _UNSUPPORTED:
+                    return f"GetConfiguration answered {exc.code}"
+                singly += batch
+                continue
+            except ChargerTimeout:
+                singly += batch
+                continue
+            found.update((e.key, e) for e in _entries(answer))
+            unknown.update(answer.get("unknownKey") or [])
+            # A key neither answered nor called unknown was dropped (lbbrhzn#1442): ask alone.
+            singly += [k for k in batch if k not in found and k not in unknown]
+        silent = 0
+        for key in singly:
+            try:
+                answer = await session.call("GetConfiguration", {"key": [key]})
+            except ChargerCallError:
+                continue
+            except ChargerTimeout:
+                silent += 1
+                if silent >= _MAX_SILENT_SINGLES:
+                    return "charger stopped answering one-key reads"
+                continue
+            silent = 0
+            found.update((e.key, e) for e in _entries(answer))
+            unknown.update(answer.get("unknownKey") or [])
+        return ""
+
+
+async def keep_entries(gateway: Gateway, station: Station, found: dict[str, ConfigKey],
+                       unknown: set[str], method: str, boot_read: bool) -> None:
+    """Put read keys into the model and the database.
+
+    After a boot the read is the truth: a RebootRequired value still pending is dropped (and
+    logged when the charger did not apply it). An explicit read keeps pending values.
+    """
+    for key, entry in found.items():
+        old = station.config.get(key)
+        if old is not None and old.pending_value is not None:
+            if not boot_read:
+                entry.pending_value = old.pending_value
+            elif entry.value != old.pending_value:
+                gateway.history.log(station.charger_id, "ConfigurationPending",
+                                    f"{key}: pending value {old.pending_value!r} not applied "
+                                    f"after reboot (value {entry.value!r})", "warning")
+        gateway.registry.set_config(station, entry)
+    if boot_read:
+        station.unknown_config_keys = sorted(unknown)
+    else:
+        station.unknown_config_keys = sorted((set(station.unknown_config_keys) | unknown) - set(found))
+    await save_entries(gateway, station, list(found.values()), method if boot_read else None)
+
+
+async def save_entries(gateway: Gateway, station: Station, entries: list[ConfigKey],
+                       method: str | None = None) -> None:
+    """Persist keys (and the unknown-key list, and when a full read happened)."""
+    rows = [{"key": e.key, "value": e.value, "readonly": int(e.readonly),
+             "pending_value": e.pending_value} for e in entries]
+    await gateway.history.save_config(station.charger_id, rows)
+    meta = {"unknown_keys": json.dumps(station.unknown_config_keys)}
+    if method is not None:
+        meta |= {"read_at": iso_z(gateway.clock()), "read_method": method}
+    await gateway.history.kv_put(kv_scope(station.charger_id), meta)
+
+
+def answer_entries(answer: dict[str, Any]) -> tuple[dict[str, ConfigKey], set[str]]:
+    """A GetConfiguration answer as (keys by name, unknown keys)."""
+    return {e.key: e for e in _entries(answer)}, set(answer.get("unknownKey") or [])
+
+
+async def configuration_view(gateway: Gateway, station: Station,
+                             keys: list[str] | None = None) -> dict[str, Any]:
+    """The kept configuration as the operator sees it (model plus when it was read)."""
+    meta = await gateway.history.kv_get(kv_scope(station.charger_id))
+    entries = sorted(station.config.values(), key=lambda e: e.key)
+    if keys:
+        entries = [e for e in entries if e.key in keys]
+    return {
+        "charger_id": station.charger_id,
+        "read_at": meta.get("read_at"), "read_method": meta.get("read_method"),
+        "keys": [{"key": e.key, "value": e.value, "readonly": e.readonly,
+                  "pending_value": e.pending_value} for e in entries],
+        "unknown_keys": [k for k in station.unknown_config_keys if not keys or k in keys],
+        "missing": [k for k in keys or [] if k not in station.config
+                    and k not in station.unknown_config_keys],
+    }

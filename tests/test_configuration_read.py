@@ -1,0 +1,112 @@
+"""Reading a charger's configuration after boot (OCPP 1.6 5.8 GetConfiguration, 9.1 keys).
+
+Covers the limits chargers put on GetConfiguration (shared notes section 8, pain point 2) and
+the order of follow-up calls after BootNotification (pain point 3).
+"""
+
+from __future__ import annotations
+
+from gateway.app import Gateway
+from gateway.configuration import STANDARD_KEYS
+from tests.conftest import GatewayRunner
+from tests.ocpp_client import TestCharger
+from tests.operations_support import ConfigTable, accepted_charger, read_finished, standard_config
+
+
+async def _log_types(gw: Gateway, charger_id: str) -> list[str]:
+    return [r["message_type"] for r in await gw.history.general_log(charger_id)]
+
+
+async def test_configuration_is_read_only_after_the_boot_answer_and_kept(gateway: Gateway, runner: GatewayRunner):
+    table = ConfigTable(standard_config(VendorLedColour="blue"))
+    async with accepted_charger(gateway, runner, table=table):
+        station = gateway.registry.get("CP1")
+        assert station.config_value("VendorLedColour") == "blue"
+        assert station.config["NumberOfConnectors"].readonly
+        types = await _log_types(gateway, "CP1")
+        assert types.index("BootNotificationConfirmation") < types.index("GetConfigurationRequest")
+        # limit first (one key), then the full read, which was complete: nothing more
+        assert table.requests == [["GetConfigurationMaxKeys"], None]
+        stored = {r["key"]: r["value"] for r in await gateway.history.load_config("CP1")}
+        assert stored["VendorLedColour"] == "blue" and len(stored) == len(table.values)
+
+
+async def test_charger_with_max_keys_4_is_read_completely_in_batches(gateway, runner):
+    values = standard_config(GetConfigurationMaxKeys="4", LocalAuthListMaxLength="20",
+                             ChargeProfileMaxStackLevel="1")
+    table = ConfigTable(values, max_keys=4, unkeyed="limit")
+    async with accepted_charger(gateway, runner, table=table):
+        station = gateway.registry.get("CP1")
+        assert {k: e.value for k, e in station.config.items()} == values
+        assert all(len(r) <= 4 for r in table.requests if r)
+        assert set(station.unknown_config_keys) == set(STANDARD_KEYS) - set(values)
+        [line] = await read_finished(gateway, "CP1")
+        assert "batched read" in line["message"] and "GetConfigurationMaxKeys 4" in line["message"]
+
+
+async def test_charger_that_never_answers_an_unkeyed_read_is_read_by_key(runner):
+    """evcc#15869: an Entratek charger answers at most 4 keys and never an unkeyed request."""
+    gw = await runner.start(ocpp={"response_timeout_s": 0.3})
+    values = standard_config(GetConfigurationMaxKeys="4")
+    table = ConfigTable(values, max_keys=4, unkeyed="never")
+    async with accepted_charger(gw, runner, table=table):
+        assert {k: e.value for k, e in gw.registry.get("CP1").config.items()} == values
+
+
+async def test_failing_batches_fall_back_to_one_key_at_a_time(gateway, runner):
+    """No GetConfigurationMaxKeys key: batches of 10 are refused, so each key is asked alone."""
+    values = standard_config()
+    del values["GetConfigurationMaxKeys"]
+    table = ConfigTable(values, max_keys=5, unkeyed="limit")
+    async with accepted_charger(gateway, runner, table=table):
+        station = gateway.registry.get("CP1")
+        assert {k: e.value for k, e in station.config.items()} == values
+        assert "GetConfigurationMaxKeys" in station.unknown_config_keys
+        assert any(r and len(r) == 10 for r in table.requests)  # tried, refused, then singly
+
+
+async def test_batches_answered_with_only_the_first_key_are_completed_singly(gateway, runner):
+    """lbbrhzn#1442: a charger that answers only the first key of a request."""
+    values = standard_config(GetConfigurationMaxKeys="10")
+    table = ConfigTable(values, max_keys=10, unkeyed="limit", batch="first")
+    async with accepted_charger(gateway, runner, table=table):
+        station = gateway.registry.get("CP1")
+        assert {k: e.value for k, e in station.config.items()} == values
+
+
+async def test_configuration_is_read_again_after_each_reboot(gateway, runner):
+    table = ConfigTable(standard_config(HeartbeatInterval="300"))
+    async with accepted_charger(gateway, runner, table=table) as cp:
+        table.values["HeartbeatInterval"] = "60"
+        await cp.boot()
+        await read_finished(gateway, "CP1", reads=2)
+        assert gateway.registry.get("CP1").config_value("HeartbeatInterval") == "60"
+        assert table.requests.count(["GetConfigurationMaxKeys"]) == 2
+
+
+async def test_stored_configuration_is_back_in_the_model_after_a_restart(runner):
+    gw = await runner.start()
+    async with accepted_charger(gw, runner, table=ConfigTable(standard_config(VendorMode="eco"))):
+        pass
+    await runner.stop()
+    gw = await runner.start()
+    station = gw.registry.get("CP1")
+    assert not station.online and station.config_value("VendorMode") == "eco"
+    assert station.config["SupportedFeatureProfiles"].readonly
+
+
+async def test_a_pending_charger_is_not_read(gateway, runner):
+    table = ConfigTable(standard_config())
+    async with TestCharger(runner.url, "GUEST") as cp:
+        cp.answers["GetConfiguration"] = table.answer
+        assert (await cp.boot())["status"] == "Pending"
+        await cp.call("Heartbeat", {})
+    assert table.requests == []
+
+
+async def test_charger_without_get_configuration_is_asked_once(gateway, runner):
+    async with accepted_charger(gateway, runner) as cp:  # answers NotImplemented
+        [line] = await read_finished(gateway, "CP1")
+        assert line["message"] == "not read: GetConfiguration answered NotImplemented"
+        action, _ = cp.received.get_nowait()
+        assert action == "GetConfiguration" and cp.received.empty()
