@@ -3,8 +3,7 @@
 `Gateway` wires the parts together and holds the few policies that need more than one part:
 which registration answer a charger gets, how an idTag is authorized, what happens when a
 charger connects, boots or disconnects. Extensions (operations, points, smart charging) hook in
-through `start_hooks`, `boot_hooks`, `transaction_hooks`, `admin_routes` and
-`registry.subscribe`.
+through `boot_hooks`, `transaction_hooks` and `registry.subscribe`.
 """
 
 from __future__ import annotations
@@ -42,9 +41,8 @@ class Gateway:
         self.boot_hooks: list[BootHook] = []
         self.transaction_hooks: list[TransactionHook] = []
         self.stop_hooks: list[Callable[[], Awaitable[None]]] = []
-        # Run once the store is open and devices are loaded, before chargers can connect.
-        self.start_hooks: list[Callable[[], Awaitable[None]]] = []
         self.admin_routes: list[Callable[[Any], None]] = []
+        self.start_hooks: list[Callable[[], Awaitable[None]]] = []
         self.ocpp = OcppServer(self)
         self.ports: dict[str, int] = {}
         self.started = asyncio.Event()

@@ -31,7 +31,26 @@ def _meter_values(p: dict[str, Any]) -> str:
     return text
 
 
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _configuration(p: dict[str, Any]) -> str:
+    """GetConfiguration answer: the keys with values, so a read is readable in the log."""
+    keys = p.get("configurationKey") or []
+    text = f"{len(keys)} key(s)"
+    if keys:
+        text += ": " + ", ".join(f"{k.get('key')}={k.get('value', '')}" for k in keys)
+    if p.get("unknownKey"):
+        text += f"; unknown: {', '.join(p['unknownKey'])}"
+    return _short(text)
+
+
 _REQUESTS = {
+    "GetConfiguration": lambda p: _short("Keys: " + ", ".join(p["key"])) if p.get("key") else "all keys",
+    "SendLocalList": lambda p: (
+        f"List Version: {p.get('listVersion')}; Update Type: {p.get('updateType')}; "
+        f"{len(p.get('localAuthorizationList') or [])} tag(s)"),
     "StatusNotification": lambda p: (
         f"Connector: {p.get('connectorId')}; Status: {p.get('status')}; Error Code: {p.get('errorCode')}"
         + (f"; Vendor Error: {p['vendorErrorCode']}" if p.get("vendorErrorCode") else "")
@@ -50,10 +69,14 @@ _REQUESTS = {
 
 def request_summary(action: str, payload: dict[str, Any]) -> str:
     fn = _REQUESTS.get(action)
-    return fn(payload) if fn else _scalars(payload)
+    return fn(payload) if fn else _scalars(payload) or "(no fields)"
 
 
 def confirmation_summary(action: str, payload: dict[str, Any]) -> str:
+    if action == "GetConfiguration":
+        return _configuration(payload)
+    if not payload:
+        return "(empty answer)"
     if "status" in payload and len(payload) <= 2:
         return str(payload["status"]) + (f"; {_scalars({k: v for k, v in payload.items() if k != 'status'})}"
                                            if len(payload) == 2 else "")

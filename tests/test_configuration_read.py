@@ -27,6 +27,10 @@ async def test_configuration_is_read_only_after_the_boot_answer_and_kept(gateway
         assert types.index("BootNotificationConfirmation") < types.index("GetConfigurationRequest")
         # limit first (one key), then the full read, which was complete: nothing more
         assert table.requests == [["GetConfigurationMaxKeys"], None]
+        log = [(r["message_type"], r["message"]) for r in await gateway.history.general_log("CP1")]
+        assert ("GetConfigurationRequest", "Keys: GetConfigurationMaxKeys") in log
+        assert ("GetConfigurationConfirmation", "1 key(s): GetConfigurationMaxKeys=50") in log
+        assert ("GetConfigurationRequest", "all keys") in log
         stored = {r["key"]: r["value"] for r in await gateway.history.load_config("CP1")}
         assert stored["VendorLedColour"] == "blue" and len(stored) == len(table.values)
 

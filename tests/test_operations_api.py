@@ -1,0 +1,87 @@
+"""The admin API for operator actions: `POST /api/chargers/{id}/actions/{Action}` and the
+configuration routes, with the error codes scripts rely on (409, 502, 504, 400, 404)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+
+from gateway.app import Gateway
+from tests.conftest import GatewayRunner
+from tests.operations_support import ConfigTable, accepted_charger, next_call, standard_config
+
+
+async def post(runner: GatewayRunner, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as http, http.post(runner.admin_url + path, json=body or {}) as resp:
+        return resp.status, await resp.json()
+
+
+async def get(runner: GatewayRunner, path: str) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as http, http.get(runner.admin_url + path) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_action_route_runs_the_operation_and_returns_the_answer(gateway: Gateway, runner: GatewayRunner):
+    async with accepted_charger(gateway, runner, Reset=lambda p: {"status": "Accepted"}) as cp:
+        code, body = await post(runner, "/api/chargers/CP1/actions/Reset", {"type": "Hard"})
+        assert await next_call(cp, "Reset") == {"type": "Hard"}
+    assert code == 200
+    assert body == {"action": "Reset", "charger_id": "CP1", "status": "Accepted",
+                    "answer": {"status": "Accepted"}}
+
+
+@pytest.mark.parametrize("path, body, expected", [
+    ("/api/chargers/CP1/actions/Reset", {"kind": "Hard"}, "unknown field(s) kind"),
+    ("/api/chargers/CP1/actions/Reset", {"type": "Warm"}, "invalid Reset"),
+    ("/api/chargers/CP1/actions/UnlockConnector", {}, "missing field(s) connector_id"),
+    ("/api/chargers/CP1/actions/RemoteStopTransaction", {}, "either transaction_id or connector_id"),
+])
+async def test_bad_input_is_a_400_and_nothing_is_sent(gateway, runner, path, body, expected):
+    async with accepted_charger(gateway, runner) as cp:
+        code, answer = await post(runner, path, body)
+        assert cp.received.qsize() == 1  # only the configuration read
+    assert code == 400 and expected in answer["error"]
+
+
+async def test_errors_map_to_http_codes(runner):
+    gw = await runner.start(ocpp={"response_timeout_s": 0.3})
+    async with accepted_charger(gw, runner, Reset=lambda p: None):
+        code, body = await post(runner, "/api/chargers/CP1/actions/Reset")
+        assert (code, body["error"]) == (504, "CP1 did not answer Reset within 0.3 s")
+        code, body = await post(runner, "/api/chargers/CP1/actions/ClearCache")
+        assert code == 502 and (body["code"], body["description"]) == ("NotImplemented", "ClearCache not supported")
+        code, body = await post(runner, "/api/chargers/CP1/actions/RemoteStopTransaction", {"connector_id": 1})
+        assert code == 409 and "no active transaction" in body["error"]
+    code, body = await post(runner, "/api/chargers/CP1/actions/Reset")
+    assert (code, body["error"]) == (409, "CP1 is offline")
+    assert (await post(runner, "/api/chargers/NOPE/actions/Reset"))[0] == 404
+    code, body = await post(runner, "/api/chargers/CP1/actions/Explode")
+    assert code == 404 and "unknown action" in body["error"]
+
+
+async def test_configuration_routes_show_kept_keys_and_changes(gateway, runner):
+    table = ConfigTable(standard_config(HeartbeatInterval="300"))
+    async with accepted_charger(gateway, runner, table=table, ChangeConfiguration=table.change("RebootRequired")):
+        code, body = await post(runner, "/api/chargers/CP1/actions/ChangeConfiguration",
+                                {"key": "HeartbeatInterval", "value": "60"})
+        assert (code, body["status"], body["old_value"]) == (200, "RebootRequired", "300")
+    code, view = await get(runner, "/api/chargers/CP1/configuration?key=HeartbeatInterval&key=Nope")
+    assert code == 200 and view["read_method"] == "full" and view["read_at"]
+    assert view["keys"] == [{"key": "HeartbeatInterval", "value": "300", "readonly": False, "pending_value": "60"}]
+    assert view["missing"] == ["Nope"]
+    code, changes = await get(runner, "/api/chargers/CP1/configuration/changes")
+    assert [(c["key"], c["new_value"], c["result"], c["source"]) for c in changes] == [
+        ("HeartbeatInterval", "60", "RebootRequired", "api")]
+
+
+async def test_availability_answer_is_shown_in_the_charger_view(gateway, runner):
+    async with accepted_charger(gateway, runner, ChangeAvailability=lambda p: {"status": "Scheduled"}) as cp:
+        await cp.status(1, "Charging")
+        code, body = await post(runner, "/api/chargers/CP1/actions/ChangeAvailability",
+                                {"connector_id": 1, "type": "Inoperative"})
+        assert (code, body["status"]) == (200, "Scheduled")
+        _, view = await get(runner, "/api/chargers/CP1")
+    [c1] = [c for c in view["connectors"] if c["connector_id"] == 1]
+    assert (c1["availability"], c1["availability_answer"]) == ("Inoperative", "Scheduled")
