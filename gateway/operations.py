@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from gateway import configuration, protocol
+from gateway.charging_control import capabilities_of
 from gateway.errors import (
     ChargerCallError,
     ChargerTimeout,
@@ -65,12 +66,22 @@ def supported_profiles(station: Station) -> set[str] | None:
     if raw is None:
         return None
     known = {p.lower(): p for p in PROFILES} | _PROFILE_ALIASES
-    return {known.get(item.strip().lower(), item.strip()) for item in raw.split(",") if item.strip()}
+    # EVlink 8.1 writes "Firmware Management" with a space: compare without spaces.
+    names = (item.strip() for item in raw.split(",") if item.strip())
+    return {known.get(name.replace(" ", "").lower(), name) for name in names}
 
 
 def _check_profile(station: Station, action: str) -> None:
+    """Refuse an action the charger's manual (quirk) or its SupportedFeatureProfiles rules out."""
+    caps = capabilities_of(station)
+    if action in caps.unsupported_actions:
+        raise ChargerUnavailable(
+            f"{station.charger_id} does not support {action}: its manual says so "
+            f"(quirk {caps.quirk_name})")
     profile = FEATURE_PROFILE[action]
     profiles = supported_profiles(station)
+    if profiles is not None:
+        profiles |= set(caps.feature_profiles or ())  # includes the quirk's unlisted profiles
     # Core is mandatory (spec 3.2); a charger that forgets to list it still does it.
     if profile != "Core" and profiles is not None and profile not in profiles:
         raise ChargerUnavailable(
