@@ -19,7 +19,7 @@ from typing import Any
 from gateway import authorize
 from gateway.config import Settings
 from gateway.errors import ChargerUnavailable, OperationError
-from gateway.history import HistoryStore
+from gateway.history import HistoryStore, hash_key
 from gateway.server import OcppServer
 from gateway.session import Session
 from gateway.station import BootInfo, Registry, Station
@@ -48,6 +48,7 @@ class Gateway:
         self.started = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.charging: Any = None  # the smart-charging controller, when installed
+        self._new_auth_keys: dict[str, str] = {}  # charger id -> hash of a key being changed
 
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -164,6 +165,29 @@ class Gateway:
     def auth_key_hash(self, charger_id: str) -> str | None:
         device = self.devices.get(charger_id)
         return device.get("auth_key_hash") if device else None
+
+    def auth_key_hashes(self, charger_id: str) -> list[str]:
+        """Hashes a charger may log in with: its stored key, and a new one being set right now."""
+        return [h for h in (self.auth_key_hash(charger_id), self._new_auth_keys.get(charger_id)) if h]
+
+    def expect_auth_key(self, charger_id: str, key: str) -> None:
+        """Let `key` in as well while ChangeConfiguration(AuthorizationKey) is under way."""
+        self._new_auth_keys[charger_id] = hash_key(key)
+
+    async def settle_auth_key(self, charger_id: str, key: str | None) -> None:
+        """The charger took the new `key` (stored as its password), or None: it did not."""
+        try:
+            if key is None:
+                return
+            if charger_id not in self.devices:
+                self.history.log(charger_id, "AuthorizationKey",
+                                 "new key not stored: the charger is not in the device database", "warning")
+                return
+            await self.history.set_auth_key(charger_id, key)
+            await self.reload_devices()
+            self.history.log(charger_id, "AuthorizationKey", "new authorization key stored")
+        finally:
+            self._new_auth_keys.pop(charger_id, None)
 
     # --- policies the sessions ask ---------------------------------------------------------
     def boot_response(self, station: Station) -> str:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable
 from gateway.station import ConfigKey, Station
+from gateway.summaries import shown_value
 from gateway.timestamps import iso_z
 
 if TYPE_CHECKING:
@@ -67,7 +68,8 @@ def kv_scope(charger_id: str) -> str:
 def _entries(answer: dict[str, Any]) -> list[ConfigKey]:
     out = []
     for item in answer.get("configurationKey") or []:
-        out.append(ConfigKey(str(item["key"]), item.get("value"), bool(item.get("readonly", False))))
+        key = str(item["key"])
+        out.append(ConfigKey(key, shown_value(key, item.get("value")), bool(item.get("readonly", False))))
     return out
 
 
