@@ -315,6 +315,15 @@ class HistoryStore:
                 conn.executemany(_SAMPLE_INSERT, [(identifier, s[0], tx_ref, *s[1:]) for s in samples])
         return outcome
 
+    async def mark_lost(self, identifier: str, transaction_id: int) -> bool:
+        """An active transaction the charger forgot (no StopTransaction will come, as far as we know)."""
+        def work() -> bool:
+            with self.db.conn:  # type: ignore[union-attr]
+                return self.db.conn.execute(  # type: ignore[union-attr]
+                    "UPDATE transactions SET status='lost' WHERE transaction_id=? AND identifier=? "
+                    "AND status='active'", (transaction_id, identifier)).rowcount > 0
+        return await self.run(work)
+
     async def active_transactions(self) -> list[dict[str, Any]]:
         return await self.run(lambda: list(self.db["transactions"].rows_where(
             "status = 'active'", order_by="transaction_id")))

@@ -191,6 +191,7 @@ async def test_offline_charging_is_delivered_with_its_original_timestamps(runner
     await sim.send_meter_values(1)
     sim.advance(900)
     await sim.stop_session(1, "Local")
+    await sim.unplug(1)  # back online it reports Available before the queued messages
     queued = [q.action for q in sim.pending]
     assert queued == ["MeterValues", "StopTransaction", "StartTransaction", "MeterValues", "StopTransaction"]
     await sim.go_online()
