@@ -62,6 +62,12 @@ _SAMPLE_INSERT = (
     "INSERT INTO meter_samples(identifier, connector_id, transaction_id, ts, measurand, phase, "
     "location, unit, context, value) VALUES (?,?,?,?,?,?,?,?,?,?)")
 
+_SAMPLE_INSERT_NEW = (
+    "INSERT INTO meter_samples(identifier, connector_id, transaction_id, ts, measurand, phase, "
+    "location, unit, context, value) SELECT ?,?,?,?,?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM "
+    "meter_samples WHERE transaction_id = ? AND ts = ? AND measurand = ? AND COALESCE(phase, '') = ? "
+    "AND COALESCE(location, '') = ?)")
+
 
 class HistoryStore:
     """All persistent state. Methods named `*_sync` run on the writer thread only."""
@@ -281,6 +287,7 @@ class HistoryStore:
                                stop_time: str, reason: str, id_tag: str | None,
                                samples: Iterable[tuple] = ()) -> str:
         """Close the row (or store an orphan stop for an unknown id); return what was done."""
+        await self.flush_log()  # MeterValues samples first, so transactionData can skip repeats
         return await self.run(self._stop_sync, identifier, transaction_id, meter_stop_wh,
                               stop_time, reason, id_tag, list(samples))
 
@@ -288,8 +295,9 @@ class HistoryStore:
                    reason: str, id_tag: str | None, samples: list[tuple]) -> str:
         conn = self.db.conn  # type: ignore[union-attr]
         with conn:
-            row = conn.execute("SELECT identifier, status FROM transactions WHERE transaction_id=?",
-                               (transaction_id,)).fetchone()
+            row = conn.execute("SELECT identifier, status, connector_id FROM transactions "
+                               "WHERE transaction_id=?", (transaction_id,)).fetchone()
+            connector_id = 0
             if row is not None and row[0] == identifier:
                 if row[1] == "stopped":
                     outcome = "repeated"  # the charger retried; keep the first stop
@@ -299,7 +307,7 @@ class HistoryStore:
                         "stop_reason=?, stop_id_tag=?, status='stopped' WHERE transaction_id=?",
                         (meter_stop, stop_time, iso(self.clock()), reason, id_tag, transaction_id))
                     outcome = "stopped"
-                tx_ref = transaction_id
+                tx_ref, connector_id = transaction_id, row[2]
             else:
                 # Unknown id (steve#156: an InternalError makes chargers resend forever): keep the
                 # data as an orphan row so billing can reconcile it, and answer normally.
@@ -312,7 +320,11 @@ class HistoryStore:
                 tx_ref = int(cur.lastrowid)
                 outcome = "orphan"
             if samples:
-                conn.executemany(_SAMPLE_INSERT, [(identifier, s[0], tx_ref, *s[1:]) for s in samples])
+                # transactionData carries no connector: it is the transaction's. It often repeats
+                # samples already sent in MeterValues; those are stored once.
+                conn.executemany(_SAMPLE_INSERT_NEW, [
+                    (identifier, s[0] or connector_id, tx_ref, *s[1:], tx_ref, s[1], s[2], s[3] or "",
+                     s[4] or "") for s in samples])
         return outcome
 
     async def mark_lost(self, identifier: str, transaction_id: int) -> bool:

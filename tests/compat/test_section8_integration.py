@@ -146,6 +146,16 @@ async def test_whitelisted_rfid_charges_and_the_transaction_is_logged_with_times
     assert (row["start_meter_wh"], row["stop_meter_wh"]) == (start["meter_start"], stop["meter_stop"])
     assert row["total_meter_wh"] > 0 and row["minutes_charged"] == 20
     assert (row["status"], row["stop_reason"]) == ("stopped", "Local")
+    # Meter readings: each sample once (transactionData repeats the MeterValues), on connector 1,
+    # from Transaction.Begin to Transaction.End.
+    samples = await bench.meter_samples()
+    keys = [(s["ts"], s["measurand"], s["phase"], s["location"]) for s in samples]
+    assert len(keys) == len(set(keys))
+    assert {(s["connector_id"], s["transaction_id"]) for s in samples} == {(1, tx.transaction_id)}
+    energy = sorted((s for s in samples if s["measurand"] == "Energy.Active.Import.Register"),
+                    key=lambda s: instants(s["ts"]))
+    assert [s["context"] for s in energy] == ["Transaction.Begin", "Sample.Periodic", "Transaction.End"]
+    assert [s["value"] for s in energy][::2] == [row["start_meter_wh"], row["stop_meter_wh"]]
     await bench.watch.until(lambda: bench.station.connectors[1].transaction_id is None)
     assert bench.station.connectors[1].status == "Finishing"
     await assert_no_errors_logged(bench)
