@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from gateway.app import Gateway
@@ -40,6 +41,24 @@ class Watch:
         await asyncio.wait_for(wait(), timeout)
 
 
+class CompatRunner(GatewayRunner):
+    """The shared gateway runner that also stops the simulators it was given, before the gateway."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        super().__init__(tmp_path)
+        self.simulators: list[Simulator] = []
+
+    def track(self, sim: Simulator) -> Simulator:
+        self.simulators.append(sim)
+        return sim
+
+    async def stop(self) -> None:
+        for sim in self.simulators:
+            await sim.stop()
+        self.simulators.clear()
+        await super().stop()
+
+
 class Bench:
     """One gateway and one simulated charger of a profile, added to the device database."""
 
@@ -57,6 +76,8 @@ class Bench:
     def simulator(self, profile: Any = None, password: str | None = None) -> Simulator:
         self.sim = Simulator(profile or self.profile, self.charger_id, self.runner.url, password=password,
                              heartbeat=False, reconnect_delay_s=0.0)
+        if isinstance(self.runner, CompatRunner):
+            self.runner.track(self.sim)
         return self.sim
 
     async def connect(self, profile: Any = None, password: str | None = None) -> Simulator:

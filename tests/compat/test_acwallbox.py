@@ -29,7 +29,6 @@ async def test_configuration_is_read_in_batches_of_ten_from_a_wallbox_that_answe
     [line] = await bench.log_lines("ConfigurationRead")
     assert "batched read" in line["message"] and "GetConfigurationMaxKeys 10" in line["message"]
     assert not [r for r in await bench.log_lines() if r["message_type"] == "GetConfigurationError"]
-    await sim.stop()
 
 
 async def test_whitelist_goes_out_in_chunks_of_five_and_never_beyond_twenty_tags(runner):
@@ -47,7 +46,6 @@ async def test_whitelist_goes_out_in_chunks_of_five_and_never_beyond_twenty_tags
     assert len(sim.local_list) == 20 and sim.local_list_version == result["list_version"]
     [warning] = await bench.log_lines("SendLocalList")
     assert "4 tag(s) not sent" in warning["message"]
-    await sim.stop()
 
 
 async def test_a_listed_tag_charges_offline_and_an_unknown_one_does_not(runner):
@@ -65,7 +63,6 @@ async def test_a_listed_tag_charges_offline_and_an_unknown_one_does_not(runner):
     await sim.wait_for(lambda: not sim.pending)
     [row] = await bench.transactions()
     assert (row["id_tag"], row["status"], row["minutes_charged"]) == ("RFID-LISTED-1", "stopped", 10)
-    await sim.stop()
 
 
 async def test_hard_reset_loses_the_transaction_and_the_operator_sees_it_ended(runner):
@@ -86,4 +83,3 @@ async def test_hard_reset_loses_the_transaction_and_the_operator_sees_it_ended(r
     assert row["status"] == "lost" and row["stop_time"] is None
     [line] = await bench.log_lines("TransactionLost")
     assert f"transaction {tx.transaction_id}" in line["message"]
-    await sim.stop()

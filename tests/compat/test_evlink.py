@@ -17,7 +17,6 @@ async def test_boot_with_an_over_long_serial_is_accepted_and_kept_whole(runner):
     assert (boot.charge_box_serial, boot.charge_point_serial) == (SERIAL, SERIAL)
     [tolerated] = [r for r in await bench.log_lines("BootNotificationRequest") if r["level"] == "warning"]
     assert "accepted despite schema violation" in tolerated["message"]
-    await sim.stop()
 
 
 async def test_recommended_truncation_makes_the_next_boot_fit_the_schema(runner):
@@ -34,7 +33,6 @@ async def test_recommended_truncation_makes_the_next_boot_fit_the_schema(runner)
     await bench.watch.until(lambda: bench.station.boot.charge_box_serial == SERIAL[:25])
     warnings = [r for r in await bench.log_lines("BootNotificationRequest") if r["level"] == "warning"]
     assert len(warnings) == 1  # only the first boot broke the schema
-    await sim.stop()
 
 
 async def test_charger_wide_inoperative_reaches_both_connectors(runner):
@@ -47,4 +45,3 @@ async def test_charger_wide_inoperative_reaches_both_connectors(runner):
     assert all(c.availability == "Inoperative" for c in connectors)
     assert await ops.change_availability(bench.gw, bench.charger_id, "Operative", 0)
     await bench.watch.until(lambda: all(c.status == "Available" for c in connectors))
-    await sim.stop()

@@ -22,7 +22,6 @@ async def test_vendor_error_codes_are_stored_on_the_connector_and_logged(runner)
     connector_state.error_code, connector_state.vendor_error_code = "NoError", None
     await sim.set_status(1, "Available")
     assert (connector.status, connector.error_code, connector.vendor_error_code) == ("Available", "NoError", "")
-    await sim.stop()
 
 
 async def test_remote_stop_behaviour_decides_the_status_after_a_remote_stop(runner):
@@ -42,4 +41,3 @@ async def test_remote_stop_behaviour_decides_the_status_after_a_remote_stop(runn
     [change] = await gw.history.config_changes(cid)
     assert (change["key"], change["old_value"], change["new_value"], change["result"]) == (
         "RemoteStopBehaviour", "Finishing", "Available", "Accepted")
-    await sim.stop()

@@ -23,7 +23,7 @@ async def test_zappi_waits_while_pending_and_is_accepted_at_its_next_boot_once_a
                             authorize={"policy": "none_except_whitelist"})
     await whitelist(gw, WHITELISTED)
     watch = Watch(gw)
-    sim = Simulator("zappi", ZAPPI, runner.url, heartbeat=False, reconnect_delay_s=0.0)
+    sim = runner.track(Simulator("zappi", ZAPPI, runner.url, heartbeat=False, reconnect_delay_s=0.0))
     assert await sim.start(wait="answer") == "Pending"
     station = gw.registry.get(ZAPPI)
     assert station.is_guest and station.boot_status == "Pending"
@@ -42,7 +42,6 @@ async def test_zappi_waits_while_pending_and_is_accepted_at_its_next_boot_once_a
     assert station.config_value("IsOperative") == "true"
     tx = await sim.start_session(1, WHITELISTED)
     await sim.wait_for(lambda: tx.transaction_id is not None)
-    await sim.stop()
 
 
 async def test_zappi_connects_with_its_authorization_key_and_a_wrong_key_is_refused(runner):
@@ -60,7 +59,6 @@ async def test_zappi_connects_with_its_authorization_key_and_a_wrong_key_is_refu
     assert sim.config.get("AuthorizationKey") == "zappi-secret-1"
     refusals = await bench.log_lines("ConnectionRefused")
     assert [r["message"].split(" from ")[0] for r in refusals] == ["wrong credentials", "missing credentials"]
-    await sim.stop()
 
 
 async def test_a_new_authorization_key_set_by_the_operator_lets_zappi_reconnect_with_it(runner):
@@ -84,7 +82,6 @@ async def test_a_new_authorization_key_set_by_the_operator_lets_zappi_reconnect_
     texts += [str(r) for r in await gw.history.config_changes(ZAPPI)]
     texts += [str(r) for r in await gw.history.load_config(ZAPPI)]
     assert not [t for t in texts if "zappi-secret" in t]
-    await sim.stop()
 
 
 async def test_zappi_availability_change_waits_for_the_unplug(runner):
@@ -100,4 +97,3 @@ async def test_zappi_availability_change_waits_for_the_unplug(runner):
     await bench.watch.until(lambda: connector.status == "Unavailable")
     # then a StatusNotification for connector 0 too ("IsOperative")
     assert [p["connector_id"] for p, _ in bench.sent("StatusNotification")][-2:] == [1, 0]
-    await sim.stop()
