@@ -37,7 +37,7 @@ async def test_recommended_truncation_makes_the_next_boot_fit_the_schema(runner)
 
 async def test_charger_wide_inoperative_reaches_both_connectors(runner):
     bench = await start_bench(runner, "evlink")
-    sim = await bench.connect()
+    await bench.connect()
     answer = await ops.change_availability(bench.gw, bench.charger_id, "Inoperative", 0)
     assert answer["status"] == "Accepted"
     connectors = [bench.station.connectors[i] for i in (1, 2)]
