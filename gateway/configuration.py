@@ -17,8 +17,9 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+from gateway import calls
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable
-from gateway.station import ConfigKey, Station
+from gateway.station import ChangeEvent, ConfigKey, Station
 from gateway.summaries import shown_value
 from gateway.timestamps import iso_z
 
@@ -109,17 +110,22 @@ class ConfigurationReader:
     async def load_stored(self) -> None:
         """Start hook: put the stored configuration of added chargers back into the model."""
         for station in self.gw.registry.added_stations():
-            rows = await self.gw.history.load_config(station.charger_id)
-            for row in rows:
-                self.gw.registry.set_config(station, ConfigKey(
-                    row["key"], row.get("value"), bool(row.get("readonly")), row.get("pending_value")))
             meta = await self.gw.history.kv_get(kv_scope(station.charger_id))
+            current = set(json.loads(meta["keys"])) if meta.get("keys") else None
+            for row in await self.gw.history.load_config(station.charger_id):
+                if current is None or row["key"] in current:
+                    self.gw.registry.set_config(station, ConfigKey(
+                        row["key"], row.get("value"), bool(row.get("readonly")), row.get("pending_value")))
             if meta.get("unknown_keys"):
                 station.unknown_config_keys = json.loads(meta["unknown_keys"])
 
     # --- the read --------------------------------------------------------------------------
-    async def read(self, session: Session) -> dict[str, Any]:
-        """Read every key the charger has; log one `ConfigurationRead` line; return a summary."""
+    async def read(self, session: Session, after_boot: bool = True) -> dict[str, Any]:
+        """Read every key the charger has; log one `ConfigurationRead` line; return a summary.
+
+        After a boot a charger that cannot be read is logged and left; an operator's read
+        (`after_boot=False`) gets the timeout or CALLERROR of the first request instead.
+        """
         cid, station = session.charger_id, session.station
         found: dict[str, ConfigKey] = {}
         unknown: set[str] = set()
@@ -127,10 +133,16 @@ class ConfigurationReader:
             first = await session.call("GetConfiguration", {"key": ["GetConfigurationMaxKeys"]})
         except ChargerCallError as exc:
             if exc.code in _UNSUPPORTED:
-                return self._give_up(cid, f"GetConfiguration answered {exc.code}")
+                self._give_up(cid, f"GetConfiguration answered {exc.code}")
+                if not after_boot:
+                    raise
+                return {"keys": 0, "method": "none"}
             first = {}
         except ChargerTimeout:
-            return self._give_up(cid, "no answer to a one-key GetConfiguration")
+            self._give_up(cid, "no answer to a one-key GetConfiguration")
+            if not after_boot:
+                raise
+            return {"keys": 0, "method": "none"}
         found.update((e.key, e) for e in _entries(first))
         limit = found.get("GetConfigurationMaxKeys")
         max_keys = int_value(limit.value) if limit is not None else None
@@ -146,19 +158,21 @@ class ConfigurationReader:
             method = "batched"
             wanted = dict.fromkeys(k for k in (*STANDARD_KEYS, *station.config) if k not in found)
             stopped = await self._read_in_batches(session, list(wanted), max_keys, found, unknown)
-        await keep_entries(self.gw, station, found, unknown, method, boot_read=True)
+        await keep_entries(self.gw, station, found, unknown, method, boot_read=after_boot)
         text = f"{len(found)} key(s), {len(unknown)} unknown; {method} read"
         if max_keys:
             text += f"; GetConfigurationMaxKeys {max_keys}"
         if stopped:
             text += f"; incomplete: {stopped}"
         self.gw.history.log(cid, "ConfigurationRead", text, "warning" if stopped else "info")
-        return {"keys": len(found), "unknown_keys": len(unknown), "method": method,
-                "max_keys": max_keys, "incomplete": stopped}
+        return {"keys": len(found), "unknown_keys": sorted(unknown), "method": method,
+                "max_keys": max_keys, "incomplete": stopped,
+                "answer": {"configurationKey": [
+                    {"key": e.key, "readonly": e.readonly, **({"value": e.value} if e.value is not None else {})}
+                    for e in found.values()], "unknownKey": sorted(unknown)}}
 
-    def _give_up(self, cid: str, why: str) -> dict[str, Any]:
+    def _give_up(self, cid: str, why: str) -> None:
         self.gw.history.log(cid, "ConfigurationRead", f"not read: {why}", "warning")
-        return {"keys": 0, "unknown_keys": 0, "method": "none", "incomplete": why}
 
     @staticmethod
     def _looks_short(full: list[ConfigKey] | None, max_keys: int | None) -> bool:
@@ -209,7 +223,7 @@ class ConfigurationReader:
 
 
 async def keep_entries(gateway: Gateway, station: Station, found: dict[str, ConfigKey],
-                       unknown: set[str], method: str, boot_read: bool) -> None:
+                       unknown: set[str], method: str | None, boot_read: bool) -> None:
     """Put read keys into the model and the database.
 
     After a boot the read is the truth: a RebootRequired value still pending is dropped (and
@@ -225,11 +239,17 @@ async def keep_entries(gateway: Gateway, station: Station, found: dict[str, Conf
                                     f"{key}: pending value {old.pending_value!r} not applied "
                                     f"after reboot (value {entry.value!r})", "warning")
         gateway.registry.set_config(station, entry)
-    if boot_read:
+    if method is not None:  # a whole read: its unknown keys replace the old list
         station.unknown_config_keys = sorted(unknown)
+        # Keys the charger no longer has (a firmware update) leave the model: all keys a
+        # complete unkeyed read left out, and keys a batched read was told are unknown.
+        gone = [k for k in station.config if k not in found and (method == "full" or k in unknown)]
+        for key in gone:
+            del station.config[key]
+            gateway.registry.publish(ChangeEvent("config", station.charger_id, None, key))
     else:
         station.unknown_config_keys = sorted((set(station.unknown_config_keys) | unknown) - set(found))
-    await save_entries(gateway, station, list(found.values()), method if boot_read else None)
+    await save_entries(gateway, station, list(found.values()), method)
 
 
 async def save_entries(gateway: Gateway, station: Station, entries: list[ConfigKey],
@@ -238,7 +258,9 @@ async def save_entries(gateway: Gateway, station: Station, entries: list[ConfigK
     rows = [{"key": e.key, "value": e.value, "readonly": int(e.readonly),
              "pending_value": e.pending_value} for e in entries]
     await gateway.history.save_config(station.charger_id, rows)
-    meta = {"unknown_keys": json.dumps(station.unknown_config_keys)}
+    # The key list says which stored rows are current: rows of keys that left are not reloaded.
+    meta = {"unknown_keys": json.dumps(station.unknown_config_keys),
+            "keys": json.dumps(sorted(station.config))}
     if method is not None:
         meta |= {"read_at": iso_z(gateway.clock()), "read_method": method}
     await gateway.history.kv_put(kv_scope(station.charger_id), meta)
@@ -265,3 +287,71 @@ async def configuration_view(gateway: Gateway, station: Station,
         "missing": [k for k in keys or [] if k not in station.config
                     and k not in station.unknown_config_keys],
     }
+
+
+# --- operator calls (re-exported by gateway.operations) -------------------------------------
+async def get_configuration(gw: Gateway, charger_id: str,
+                            keys: list[str] | None = None) -> dict[str, Any]:
+    """Ask the charger for the keys named and keep the answer.
+
+    Without keys this is the whole read the gateway does after boot (limit first, batches when
+    the charger limits them), so a charger answering 4 keys at a time is still read completely;
+    `answer` is then assembled from every call.
+    """
+    if isinstance(keys, str):
+        raise ValueError("keys must be a list of key names")
+    if not keys:
+        session = calls.session_for_action(gw, charger_id, "GetConfiguration")
+        summary = await ConfigurationReader(gw).read(session, after_boot=False)
+        answer = summary.pop("answer")
+        return calls.result("GetConfiguration", charger_id, answer, **summary)
+    out = await calls.call(gw, charger_id, "GetConfiguration", {"key": list(keys)})
+    found, unknown = answer_entries(out["answer"])
+    await keep_entries(gw, calls.station_of(gw, charger_id), found, unknown, None, boot_read=False)
+    out["keys"] = len(found)
+    out["unknown_keys"] = sorted(unknown)
+    return out
+
+
+async def change_configuration(gw: Gateway, charger_id: str, key: str, value: str,
+                               source: str = "api") -> dict[str, Any]:
+    """Change a key; the kept value follows only an Accepted answer.
+
+    RebootRequired keeps the new value as `pending_value` until the next read after a reboot.
+    Every attempt, whatever its outcome, goes to the configuration change history.
+    """
+    payload = {"key": key, "value": str(value)}
+    calls.validate("ChangeConfiguration", payload)
+    station = calls.station_of(gw, charger_id)
+    old = station.config.get(key)
+    old_value = old.value if old is not None else None
+    new_value = shown_value(key, str(value))  # what is kept and logged: never a password
+    is_auth_key = key.lower() == "authorizationkey"
+    if is_auth_key:
+        # zappi (003 "AuthorizationKey") reconnects with a new key as soon as it accepts it, maybe
+        # before its answer is handled here: let the new key in from now on.
+        gw.expect_auth_key(charger_id, str(value))
+    status = None
+    try:
+        out = await calls.call(gw, charger_id, "ChangeConfiguration", payload)
+        status = out["status"]
+    except ChargerCallError as exc:
+        await gw.history.record_config_change(charger_id, key, old_value, new_value,
+                                              f"CALLERROR {exc.code}", source)
+        raise
+    except ChargerTimeout:
+        await gw.history.record_config_change(charger_id, key, old_value, new_value, "Timeout", source)
+        raise
+    finally:
+        if is_auth_key:
+            taken = status in ("Accepted", "RebootRequired")
+            await gw.settle_auth_key(charger_id, str(value) if taken else None)
+    if status in ("Accepted", "RebootRequired"):
+        readonly = old.readonly if old is not None else False
+        entry = (ConfigKey(key, new_value, readonly) if status == "Accepted"
+                 else ConfigKey(key, old_value, readonly, pending_value=new_value))
+        gw.registry.set_config(station, entry)
+        await save_entries(gw, station, [entry])
+    await gw.history.record_config_change(charger_id, key, old_value, new_value, status, source)
+    out["old_value"] = old_value
+    return out

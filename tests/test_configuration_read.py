@@ -114,3 +114,50 @@ async def test_charger_without_get_configuration_is_asked_once(gateway, runner):
         assert line["message"] == "not read: GetConfiguration answered NotImplemented"
         action, _ = cp.received.get_nowait()
         assert action == "GetConfiguration" and cp.received.empty()
+
+
+async def test_keys_a_charger_no_longer_has_leave_the_model_and_stay_gone_after_restart(runner):
+    gw = await runner.start()
+    table = ConfigTable(standard_config(OldVendorKey="1"))
+    async with accepted_charger(gw, runner, table=table) as cp:
+        del table.values["OldVendorKey"]  # a firmware update dropped it
+        await cp.boot()
+        await read_finished(gw, "CP1", reads=2)
+        assert "OldVendorKey" not in gw.registry.get("CP1").config
+    await runner.stop()
+    gw = await runner.start()
+    station = gw.registry.get("CP1")
+    assert "OldVendorKey" not in station.config and station.config_value("HeartbeatInterval") == "300"
+
+
+async def test_unknown_keys_survive_a_restart(runner):
+    gw = await runner.start()
+    table = ConfigTable(standard_config(GetConfigurationMaxKeys="4"), max_keys=4, unkeyed="limit")
+    async with accepted_charger(gw, runner, table=table):
+        unknown = gw.registry.get("CP1").unknown_config_keys
+    assert "ReserveConnectorZeroSupported" in unknown
+    await runner.stop()
+    gw = await runner.start()
+    assert gw.registry.get("CP1").unknown_config_keys == unknown
+
+
+async def test_a_reboot_during_the_read_restarts_it(runner):
+    """The first read waits on an unanswered request; the new boot cancels it and reads afresh."""
+    gw = await runner.start(ocpp={"response_timeout_s": 5})
+    table = ConfigTable(standard_config())
+    answered = {"first": False}
+
+    def answer(payload):
+        if not answered["first"]:
+            answered["first"] = True
+            return None  # lost: the charger rebooted before answering
+        return table.answer(payload)
+    await gw.add_device("CP1")
+    async with TestCharger(runner.url, "CP1") as cp:
+        cp.answers["GetConfiguration"] = answer
+        await cp.boot()
+        assert (await cp.received.get())[0] == "GetConfiguration"
+        await cp.boot()
+        [line] = await read_finished(gw, "CP1")
+    assert line["level"] == "info" and line["message"].endswith("full read; GetConfigurationMaxKeys 50")
+    assert gw.registry.get("CP1").config_value("NumberOfConnectors") == "2"

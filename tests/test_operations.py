@@ -71,6 +71,9 @@ async def test_remote_start_with_a_profile_needs_smart_charging(gateway, runner)
     async with accepted_charger(gateway, runner, table=table, RemoteStartTransaction=status("Accepted")):
         with pytest.raises(ChargerUnavailable, match="SmartCharging"):
             await ops.remote_start_transaction(gateway, "CP1", "TAG1", 1, profile)
+        with pytest.raises(ValueError, match="TxProfile"):
+            await ops.remote_start_transaction(gateway, "CP1", "TAG1", 1,
+                                               {**profile, "chargingProfilePurpose": "TxDefaultProfile"})
         assert (await ops.remote_start_transaction(gateway, "CP1", "TAG1", 1))["status"] == "Accepted"
 
 
@@ -121,6 +124,23 @@ async def test_get_configuration_asks_the_charger_and_keeps_the_answer(gateway, 
         station = gateway.registry.get("CP1")
         assert station.config_value("MeterValueSampleInterval") == "30"
         assert "NoSuchKey" in station.unknown_config_keys
+
+
+async def test_get_configuration_without_keys_reads_a_limited_charger_completely(gateway, runner):
+    values = standard_config(GetConfigurationMaxKeys="4")
+    table = ConfigTable(values, max_keys=4, unkeyed="limit")
+    async with accepted_charger(gateway, runner, table=table):
+        table.values["HeartbeatInterval"] = "42"
+        result = await ops.get_configuration(gateway, "CP1")
+    assert result["method"] == "batched" and result["keys"] == len(values)
+    assert {k["key"]: k["value"] for k in result["answer"]["configurationKey"]}["HeartbeatInterval"] == "42"
+    assert gateway.registry.get("CP1").config_value("HeartbeatInterval") == "42"
+
+
+async def test_get_configuration_from_an_operator_reports_a_call_error(gateway, runner):
+    async with accepted_charger(gateway, runner):
+        with pytest.raises(ChargerCallError):
+            await ops.get_configuration(gateway, "CP1")
 
 
 @pytest.mark.parametrize("answer, kept, pending", [("Accepted", "120", None),
@@ -307,13 +327,26 @@ async def test_operations_run_while_the_charger_keeps_sending(gateway, runner):
         await pending
 
 
-async def test_pending_charger_can_take_calls_but_rejected_cannot(gateway, runner):
+async def test_pending_charger_takes_configuration_calls_only_and_rejected_none(gateway, runner):
+    """OCPP 1.6 4.2: a Pending charger may be read and configured, not used."""
     async with TestCharger(runner.url, "GUEST") as cp:
-        cp.answers["ClearCache"] = status("Accepted")
+        cp.answers["ChangeConfiguration"] = status("Accepted")
         assert (await cp.boot())["status"] == "Pending"
-        assert (await ops.clear_cache(gateway, "GUEST"))["status"] == "Accepted"
+        result = await ops.change_configuration(gateway, "GUEST", "HeartbeatInterval", "60")
+        assert result["status"] == "Accepted"
+        with pytest.raises(ChargerUnavailable, match="not accepted .registration Pending.: RemoteStart"):
+            await ops.remote_start_transaction(gateway, "GUEST", "TAG1")
     await gateway.add_device("CP9", registration="Rejected")
     async with TestCharger(runner.url, "CP9") as cp:
         await cp.boot()
         with pytest.raises(ChargerUnavailable, match="not accepted"):
             await ops.clear_cache(gateway, "CP9")
+
+
+async def test_added_charger_that_reconnects_without_a_boot_takes_calls(gateway, runner):
+    """After a gateway restart chargers often reconnect without a new BootNotification."""
+    await gateway.add_device("CP1")
+    async with TestCharger(runner.url, "CP1") as cp:
+        cp.answers["ClearCache"] = status("Accepted")
+        assert "currentTime" in await cp.call("Heartbeat", {})
+        assert (await ops.clear_cache(gateway, "CP1"))["status"] == "Accepted"

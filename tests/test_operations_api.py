@@ -3,12 +3,16 @@ configuration routes, with the error codes scripts rely on (409, 502, 504, 400, 
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from gateway.app import Gateway
+from gateway.calls import FEATURE_PROFILE
+from gateway.operations_api import ACTIONS
 from tests.conftest import GatewayRunner
 from tests.operations_support import ConfigTable, accepted_charger, next_call, standard_config
 
@@ -37,6 +41,11 @@ async def test_action_route_runs_the_operation_and_returns_the_answer(gateway: G
     ("/api/chargers/CP1/actions/Reset", {"type": "Warm"}, "invalid Reset"),
     ("/api/chargers/CP1/actions/UnlockConnector", {}, "missing field(s) connector_id"),
     ("/api/chargers/CP1/actions/RemoteStopTransaction", {}, "either transaction_id or connector_id"),
+    ("/api/chargers/CP1/actions/RemoteStartTransaction", {"id_tag": "T", "charging_profile": "fast"},
+     "must be a JSON object"),
+    ("/api/chargers/CP1/actions/UnlockConnector", {"connector_id": "one"}, "invalid literal"),
+    ("/api/chargers/CP1/actions/ReserveNow", {"connector_id": 1, "id_tag": "T", "expiry_date": "soon",
+                                              "reservation_id": 1}, "not a date-time"),
 ])
 async def test_bad_input_is_a_400_and_nothing_is_sent(gateway, runner, path, body, expected):
     async with accepted_charger(gateway, runner) as cp:
@@ -85,3 +94,23 @@ async def test_availability_answer_is_shown_in_the_charger_view(gateway, runner)
         _, view = await get(runner, "/api/chargers/CP1")
     [c1] = [c for c in view["connectors"] if c["connector_id"] == 1]
     assert (c1["availability"], c1["availability_answer"]) == ("Inoperative", "Scheduled")
+
+
+def test_every_action_is_documented_with_its_cli_form():
+    text = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
+    assert set(ACTIONS) == set(FEATURE_PROFILE)
+    assert [a for a in ACTIONS if f"| {a} | {FEATURE_PROFILE[a]}" not in text] == []
+    commands = ["reset", "clear-cache", "unlock", "start", "stop", "availability", "config get",
+                "config set", "config changes", "trigger", "data-transfer", "diagnostics", "firmware",
+                "local-list send", "local-list version", "reserve", "cancel-reservation",
+                "composite-schedule", "charging-profile set", "charging-profile clear"]
+    assert [c for c in commands if f"ocpp-gateway {c} " not in text] == []
+
+
+def test_documented_signatures_match_the_code():
+    text = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
+    for operation in ACTIONS.values():
+        name = operation.__name__
+        [line] = [ln for ln in text.splitlines() if ln.startswith(f"{name}(")]
+        documented = [p.split("=")[0].strip() for p in line[len(name) + 1:-1].split(",")]
+        assert documented == list(inspect.signature(operation).parameters), name

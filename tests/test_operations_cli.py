@@ -117,3 +117,14 @@ async def test_cli_reports_an_offline_charger_and_a_call_error(gateway, runner, 
         assert code == 1 and "502" in out and "CALLERROR NotImplemented" in out
     code, out = await cli(capsys, runner, "reset", "CP1")
     assert code == 1 and "409 CP1 is offline" in out
+
+
+async def test_config_refresh_without_keys_reads_a_limited_charger_completely(gateway, runner, capsys):
+    values = standard_config(GetConfigurationMaxKeys="4")
+    table = ConfigTable(values, max_keys=4, unkeyed="limit")
+    async with accepted_charger(gateway, runner, table=table):
+        table.values["ConnectionTimeOut"] = "45"
+        code, out = await cli(capsys, runner, "--json", "config", "get", "CP1", "--refresh")
+    view = json.loads(out)
+    assert code == 0 and len(view["keys"]) == len(values) and view["read_method"] == "batched"
+    assert {k["key"]: k["value"] for k in view["keys"]}["ConnectionTimeOut"] == "45"
