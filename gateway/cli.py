@@ -225,6 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the gateway")
+    # Also after `run` (`ocpp-gateway run --set ocpp.port=9000`), where people put them.
+    run.add_argument("--config", "-c", dest="run_config", help="TOML settings file")
+    run.add_argument("--set", action="append", default=[], dest="run_set", metavar="SECTION.KEY=VALUE",
+                     help="override one setting (repeatable)")
     run.set_defaults(func=cmd_run)
 
     dev = sub.add_parser("devices", help="discovery and the device database")
@@ -288,11 +292,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        overrides = dict(item.split("=", 1) for item in args.set)
+        overrides = dict(item.split("=", 1) for item in [*args.set, *getattr(args, "run_set", [])])
     except ValueError:
         parser.error("--set takes SECTION.KEY=VALUE")
     try:
-        args.settings = load_settings(args.config, overrides)
+        args.settings = load_settings(getattr(args, "run_config", None) or args.config, overrides)
         return int(args.func(args) or 0)
     except (CliError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -89,7 +89,10 @@ async def test_cli_says_clearly_when_the_gateway_is_not_running(capsys):
 
 
 @pytest.mark.parametrize("argv", [["--set", "authorize.policy=maybe", "devices", "list"],
-                                  ["--config", "/nonexistent.toml", "devices", "list"]])
+                                  ["--config", "/nonexistent.toml", "devices", "list"],
+                                  # after `run` too, as in `ocpp-gateway run --set ocpp.port=9000`
+                                  ["run", "--set", "authorize.policy=maybe"],
+                                  ["run", "--config", "/nonexistent.toml"]])
 def test_bad_settings_give_a_clear_message(argv, capsys):
     assert main(argv) == 1
     assert "error:" in capsys.readouterr().err
