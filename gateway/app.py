@@ -23,6 +23,7 @@ from gateway.history import HistoryStore, hash_key
 from gateway.server import OcppServer
 from gateway.session import Session
 from gateway.station import BootInfo, Registry, Station
+from gateway.timestamps import parse_timestamp
 
 log = logging.getLogger(__name__)
 BootHook = Callable[[Session, str], Awaitable[None]]
@@ -54,6 +55,7 @@ class Gateway:
     async def start(self) -> None:
         await self.history.open()
         await self.reload_devices()
+        await self.reload_transactions()
         await self.reload_tags()
         for hook in self.start_hooks:
             await hook()
@@ -122,6 +124,16 @@ class Gateway:
                 boot = BootInfo(**{k: device.get(k) or "" for k in BootInfo.__dataclass_fields__})
             self.registry.update_station(station, slot=device["slot"],
                                          registration=device["registration"], boot=boot)
+
+    async def reload_transactions(self) -> None:
+        """Put the transactions still active in the store back on their connectors (at start), so
+        that after a restart remote stop by connector and smart charging still see them."""
+        for row in await self.history.active_transactions():
+            station = self.registry.ensure(row["identifier"])
+            self.registry.update_connector(
+                station, int(row["connector_id"]), transaction_id=int(row["transaction_id"]),
+                id_tag=row["id_tag"], session_start=parse_timestamp(row.get("start_time")),
+                meter_start_wh=row.get("start_meter_wh"))
 
     async def reload_tags(self) -> None:
         tags = {}

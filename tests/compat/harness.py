@@ -52,6 +52,13 @@ class CompatRunner(GatewayRunner):
         self.simulators.append(sim)
         return sim
 
+    async def restart(self, **sections: dict[str, Any]) -> Gateway:
+        """Stop the gateway and start it again on the same database and OCPP port."""
+        assert self.gateway is not None
+        port = self.gateway.ports["ocpp"]
+        await super().stop()
+        return await self.start(**{**sections, "ocpp": {"port": port, **sections.get("ocpp", {})}})
+
     async def stop(self) -> None:
         for sim in self.simulators:
             await sim.stop()
