@@ -97,3 +97,33 @@ async def test_zappi_availability_change_waits_for_the_unplug(runner):
     await bench.watch.until(lambda: connector.status == "Unavailable")
     # then a StatusNotification for connector 0 too ("IsOperative")
     assert [p["connector_id"] for p, _ in bench.sent("StatusNotification")][-2:] == [1, 0]
+
+
+async def test_remote_start_before_the_car_is_plugged_in_starts_when_it_is(runner):
+    """zappi 'RemoteStartTransaction': Preparing, then StartTransaction once plugged in."""
+    bench = await start_bench(runner, "zappi")
+    sim = await bench.connect()
+    answer = await ops.remote_start_transaction(bench.gw, bench.charger_id, WHITELISTED, connector_id=1)
+    assert answer["status"] == "Accepted"
+    connector = bench.station.connectors[1]
+    await bench.watch.until(lambda: connector.status == "Preparing")
+    assert connector.transaction_id is None and await bench.transactions() == []
+    await sim.plug_in(1)
+    await bench.watch.until(lambda: connector.transaction_id is not None and connector.status == "Charging")
+    [row] = await bench.transactions()
+    assert (row["id_tag"], row["status"]) == (WHITELISTED, "active")
+
+
+async def test_hard_reset_stops_the_transaction_and_charging_does_not_resume(runner):
+    """zappi 'Reset': hard or soft, the transaction is stopped (unlike the AC wallbox)."""
+    bench = await start_bench(runner, "zappi")
+    sim = await bench.connect()
+    tx = await sim.start_session(1, WHITELISTED)
+    await sim.wait_for(lambda: tx.transaction_id is not None)
+    await ops.reset(bench.gw, bench.charger_id, "Hard")
+    await sim.wait_for(lambda: sim.boot_count == 2 and sim.ready.is_set())
+    [row] = await bench.transactions()
+    assert (row["status"], row["stop_reason"]) == ("stopped", "HardReset")
+    connector = bench.station.connectors[1]
+    await bench.watch.until(lambda: connector.transaction_id is None and connector.status != "Charging")
+    assert not await bench.log_lines("TransactionLost")
