@@ -24,13 +24,16 @@ UNKNOWN = "RFID-BAD-9999"
 
 
 class Watch:
-    """Wait for a condition on the gateway's live model, woken by its change events (no polling)."""
+    """Wait for a condition on the gateway's live model or smart-charging state, woken by their
+    change events (no polling)."""
 
     def __init__(self, gw: Gateway) -> None:
         self._changed = asyncio.Event()
         gw.registry.subscribe(self._on_change)
+        if gw.charging is not None:  # smart charging tells its listeners after each change
+            gw.charging.listeners.append(self._on_change)
 
-    def _on_change(self, event: ChangeEvent) -> None:
+    def _on_change(self, event: ChangeEvent | str | None) -> None:
         self._changed.set()
 
     async def until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:

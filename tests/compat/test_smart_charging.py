@@ -64,6 +64,16 @@ async def test_site_limit_reaches_every_charger_as_a_profile_it_accepts(runner):
         assert control["send_status"] == "Accepted", (bench.profile, control)
         # The charger applies it: what it offers now is the share the gateway asked for.
         assert sim.connectors[1].offered_a == control["requested_a"] > 0
+    # Where the charger can say (not Smappee, section 6), the gateway asks what it applies now
+    # (GetCompositeSchedule) and shows it next to what it asked for.
+    for bench in benches:
+        key = f"{bench.charger_id}/1"
+        if bench.profile == "smappee":
+            assert bench.received("GetCompositeSchedule") == []
+            continue
+        await benches[0].watch.until(lambda key=key: gw.charging.status()["connectors"][key]["applied_limit"] is not None)
+        control = gw.charging.status()["connectors"][key]
+        assert control["applied_limit"] == control["requested_a"] and control["applied_unit"] == "A"
     # The four shares stay within 22 kW at 230 V (three phases counted where unknown).
     total_w = sum(status["connectors"][f"{b.charger_id}/1"]["requested_a"] * 230 * 3 for b in benches)
     assert total_w <= 22000
