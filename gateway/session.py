@@ -209,18 +209,23 @@ class Session:
         if ts is not None:
             self.station.clock_skew_s = round(ts - self.gw.clock(), 3)
         connector_id = int(p["connectorId"])
-        known = self.station.connectors.get(connector_id)
-        tx_id = known.transaction_id if known is not None else None
-        first_since_boot = self._reported_since_boot is not None and connector_id not in self._reported_since_boot
-        if self._reported_since_boot is not None:
-            self._reported_since_boot.add(connector_id)
+        forgotten = self._forgotten_transaction(connector_id, p["status"])
         self.gw.registry.update_connector(
             self.station, connector_id, status=p["status"], error_code=p["errorCode"],
             info=p.get("info", ""), vendor_id=p.get("vendorId", ""),
             vendor_error_code=p.get("vendorErrorCode", ""))
-        if first_since_boot and tx_id is not None and p["status"] in _NO_TRANSACTION:
-            await self._transaction_lost(connector_id, tx_id, p["status"])
+        if forgotten is not None:
+            await self._transaction_lost(connector_id, forgotten, p["status"])
         return {}
+
+    def _forgotten_transaction(self, connector_id: int, status: str) -> int | None:
+        """The transaction we hold on a connector whose first status after a boot says it has none."""
+        seen = self._reported_since_boot
+        if seen is None or connector_id in seen:
+            return None
+        seen.add(connector_id)
+        known = self.station.connectors.get(connector_id)
+        return known.transaction_id if known is not None and status in _NO_TRANSACTION else None
 
     async def _transaction_lost(self, connector_id: int, tx_id: int, status: str) -> None:
         """Stop counting a transaction the charger forgot; a StopTransaction still closes it later."""
