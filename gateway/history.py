@@ -62,7 +62,7 @@ _SAMPLE_INSERT = (
     "INSERT INTO meter_samples(identifier, connector_id, transaction_id, ts, measurand, phase, "
     "location, unit, context, value) VALUES (?,?,?,?,?,?,?,?,?,?)")
 
-_SAMPLE_INSERT_NEW = (
+_SAMPLE_INSERT_UNLESS_STORED = (
     "INSERT INTO meter_samples(identifier, connector_id, transaction_id, ts, measurand, phase, "
     "location, unit, context, value) SELECT ?,?,?,?,?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM "
     "meter_samples WHERE transaction_id = ? AND ts = ? AND measurand = ? AND COALESCE(phase, '') = ? "
@@ -322,7 +322,7 @@ class HistoryStore:
             if samples:
                 # transactionData carries no connector: it is the transaction's. It often repeats
                 # samples already sent in MeterValues; those are stored once.
-                conn.executemany(_SAMPLE_INSERT_NEW, [
+                conn.executemany(_SAMPLE_INSERT_UNLESS_STORED, [
                     (identifier, s[0] or connector_id, tx_ref, *s[1:], tx_ref, s[1], s[2], s[3] or "",
                      s[4] or "") for s in samples])
         return outcome
