@@ -174,6 +174,11 @@ async def put_tag(request: web.Request) -> web.Response:
     listed = body.get("list", "whitelist")
     if listed not in ("whitelist", "blacklist"):
         raise ValueError("list must be whitelist or blacklist")
+    # OCPP 1.6 IdToken is CiString20: a longer tag can never be presented, and in a local list it
+    # would fail the whole SendLocalList (AC wallbox 001 3.1: "each ID tag with max 20 characters").
+    for name, value in (("id tag", request.match_info["id_tag"]), ("parent id tag", body.get("parent_id_tag", ""))):
+        if len(value) > 20:
+            raise ValueError(f"{name} {value!r} is longer than 20 characters (OCPP 1.6 IdToken)")
     await gw.history.put_tag(request.match_info["id_tag"], listed, body.get("expiry"),
                              body.get("parent_id_tag", ""), body.get("note", ""))
     await gw.reload_tags()

@@ -53,6 +53,15 @@ async def test_tags_from_the_cli_drive_the_authorize_policy(runner, capsys):
         assert (await cp.call("Authorize", {"idTag": "RFID1"}))["idTagInfo"]["status"] == "Invalid"
 
 
+async def test_a_tag_longer_than_ocpp_allows_is_refused(gateway, runner, capsys):
+    """OCPP 1.6 IdToken is CiString20; the AC wallbox (001 3.1) lists at most 20 characters."""
+    code, out = await cli(capsys, runner, "tags", "add", "R" * 21)
+    assert code == 1 and "longer than 20 characters" in out
+    assert await gateway.history.tags() == []
+    code, _ = await cli(capsys, runner, "tags", "add", "R" * 20)
+    assert code == 0
+
+
 async def test_transactions_export_to_csv_with_filters(gateway, runner, capsys, tmp_path):
     for cid in ("CP1", "CP2"):
         async with TestCharger(runner.url, cid) as cp:
