@@ -41,6 +41,7 @@ def station_view(station: Station) -> dict[str, Any]:
         "last_disconnect": station.last_disconnect, "subprotocol": station.subprotocol,
         "remote_address": station.remote_address, "clock_skew_s": station.clock_skew_s,
         "firmware_status": station.firmware_status, "diagnostics_status": station.diagnostics_status,
+        "quirk": station.quirk_name,
         "connectors": [
             {**dataclasses.asdict(c), "last_update": ts(c.last_update), "session_start": ts(c.session_start)}
             for c in sorted(station.connectors.values(), key=lambda c: c.connector_id)],
@@ -148,6 +149,8 @@ async def update_device(request: web.Request) -> web.Response:
             fields[key] = kind(body[key])
     if "auth_key" in body:
         fields["auth_key"] = body["auth_key"]
+    if "quirk" in body:
+        fields["quirk"] = body["quirk"] or None
     device = await _gw(request).update_device(request.match_info["charger_id"], **fields)
     return web.json_response(_public(device))
 

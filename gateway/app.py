@@ -20,12 +20,14 @@ from gateway import authorize
 from gateway.config import Settings
 from gateway.errors import ChargerUnavailable, OperationError
 from gateway.history import HistoryStore, hash_key
+from gateway.quirks import bundled_quirks
 from gateway.server import OcppServer
 from gateway.session import Session
 from gateway.station import BootInfo, Registry, Station
 from gateway.timestamps import parse_timestamp
 
 log = logging.getLogger(__name__)
+QUIRK_SCOPE = "quirk"  # kv scope: charger id -> quirk name an operator assigned
 BootHook = Callable[[Session, str], Awaitable[None]]
 TransactionHook = Callable[[Station, int], Awaitable[None]]
 
@@ -55,6 +57,7 @@ class Gateway:
     async def start(self) -> None:
         await self.history.open()
         await self.reload_devices()
+        await self.reload_quirks()
         await self.reload_transactions()
         await self.reload_tags()
         for hook in self.start_hooks:
@@ -125,6 +128,23 @@ class Gateway:
             self.registry.update_station(station, slot=device["slot"],
                                          registration=device["registration"], boot=boot)
 
+    async def reload_quirks(self) -> None:
+        for charger_id, name in (await self.history.kv_get(QUIRK_SCOPE)).items():
+            if name:
+                self.registry.update_station(self.registry.ensure(charger_id), quirk_name=name)
+
+    async def assign_quirk(self, charger_id: str, name: str | None) -> None:
+        """Use the quirk file `name` for this charger (None: match it on the BootNotification).
+
+        For chargers no boot identifies, such as the AC wallbox (manual 001 names no vendor/model).
+        """
+        if name and bundled_quirks().by_name(name) is None:
+            known = ", ".join(sorted(q.name for q in bundled_quirks()))
+            raise OperationError(f"no quirk named {name!r}; known: {known}")
+        await self.history.kv_put(QUIRK_SCOPE, {charger_id: name or ""})
+        self.registry.update_station(self.registry.ensure(charger_id), quirk_name=name or None)
+        self.history.log(charger_id, "DeviceChanged", f"quirk: {name or 'matched on the boot'}")
+
     async def reload_transactions(self) -> None:
         """Put the transactions still active in the store back on their connectors (at start), so
         that after a restart remote stop by connector and smart charging still see them."""
@@ -159,12 +179,16 @@ class Gateway:
         return self.devices[charger_id]
 
     async def update_device(self, charger_id: str, **fields: Any) -> dict[str, Any]:
+        quirk = fields.pop("quirk", False)
         if "auth_key" in fields:
             await self.history.set_auth_key(charger_id, fields.pop("auth_key") or None)
         if await self.history.update_device(charger_id, **fields) is None:
             raise OperationError(f"{charger_id} is not in the device database")
         await self.reload_devices()
-        self.history.log(charger_id, "DeviceChanged", "; ".join(f"{k}: {v}" for k, v in fields.items()))
+        if fields:
+            self.history.log(charger_id, "DeviceChanged", "; ".join(f"{k}: {v}" for k, v in fields.items()))
+        if quirk is not False:
+            await self.assign_quirk(charger_id, quirk or None)
         return self.devices[charger_id]
 
     async def remove_device(self, charger_id: str) -> bool:

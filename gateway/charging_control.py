@@ -21,6 +21,7 @@ from gateway.allocator import RotationState, SiteLimit, allocate
 from gateway.allocator import Session as AllocSession
 from gateway.capabilities import ChargerCapabilities
 from gateway.errors import OperationError
+from gateway.quirks import bundled_quirks
 from gateway.smart_charging import (
     ChargingProfileKind,
     ChargingProfilePurpose,
@@ -48,8 +49,10 @@ MEASURED_CHANGE_A = 1.0  # re-allocate when a session's current moves by this mu
 def capabilities_of(station: Station) -> ChargerCapabilities:
     """What this charger can do, from its configuration keys and its quirk profile."""
     keys = {k: v.value for k, v in station.config.items()}
+    # A quirk an operator assigned by name (the AC wallbox's has no [match]) wins over matching.
+    assigned = bundled_quirks().by_name(station.quirk_name) if station.quirk_name else None
     return ChargerCapabilities.from_configuration(keys, station.boot.vendor, station.boot.model,
-                                                  station.boot.firmware_version or None)
+                                                  station.boot.firmware_version or None, quirks=assigned)
 
 
 @dataclass

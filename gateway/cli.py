@@ -138,7 +138,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
         _print(args, data, lambda d: f"added {d['charger_id']} in slot {d['slot']} ({d['registration']})")
     elif action == "set":
         body = {k: v for k, v in (("registration", args.registration), ("auth_key", args.auth_key),
-                                  ("priority", args.priority), ("weight", args.weight)) if v is not None}
+                                  ("priority", args.priority), ("weight", args.weight),
+                                  ("quirk", args.quirk)) if v is not None}
         data = client.request("PATCH", f"/api/devices/{_q(args.charger_id)}", body)
         _print(args, data, lambda d: f"{d['charger_id']}: slot {d['slot']}, registration {d['registration']}")
     elif action == "remove":
@@ -241,12 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("charger_id")
     add.add_argument("--registration", choices=REGISTRATION_STATUSES, default="Accepted")
     add.add_argument("--auth-key", help="HTTP Basic password the charger must send (security profile 1)")
-    setp = dsub.add_parser("set", help="change registration response, auth key, priority, weight")
+    setp = dsub.add_parser("set", help="change registration response, auth key, priority, weight, quirk")
     setp.add_argument("charger_id")
     setp.add_argument("--registration", choices=REGISTRATION_STATUSES)
     setp.add_argument("--auth-key", help="new key; an empty string removes it")
     setp.add_argument("--priority", type=int)
     setp.add_argument("--weight", type=float)
+    setp.add_argument("--quirk", help="quirk file by name for a charger no boot identifies "
+                                      "(e.g. ac-wallbox); an empty string goes back to matching")
     rem = dsub.add_parser("remove", help="remove a charger from the device database")
     rem.add_argument("charger_id")
     dev.set_defaults(func=cmd_devices)

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from gateway import operations as ops
+from gateway.charging_control import capabilities_of
+from gateway.errors import OperationError
 from gateway.simulator import load_profile
 from tests.compat.harness import WHITELISTED, start_bench, whitelist
 
@@ -83,3 +87,25 @@ async def test_hard_reset_loses_the_transaction_and_the_operator_sees_it_ended(r
     assert row["status"] == "lost" and row["stop_time"] is None
     [line] = await bench.log_lines("TransactionLost")
     assert f"transaction {tx.transaction_id}" in line["message"]
+
+
+async def test_operator_assigns_the_ac_wallbox_quirk_and_reservations_reach_it(runner):
+    """No boot identifies this wallbox (the manual names no vendor/model), so its quirk file is
+    assigned by name; it adds Reservation, which 3.1 supports but SupportedFeatureProfiles omits."""
+    bench = await start_bench(runner, "acwallbox")
+    sim = await bench.connect()
+    gw, cid = bench.gw, bench.charger_id
+    assert capabilities_of(bench.station).quirk_name is None
+    with pytest.raises(OperationError, match="no quirk named"):
+        await gw.update_device(cid, quirk="ac-wallbox-typo")
+    await gw.update_device(cid, quirk="ac-wallbox")
+    caps = capabilities_of(bench.station)
+    assert (caps.quirk_name, caps.max_stack_level, caps.send_local_list_max_length) == ("ac-wallbox", 1, 5)
+    answer = await ops.reserve_now(gw, cid, 1, WHITELISTED, "2030-01-01T00:00:00Z", 11)
+    assert answer["status"] == "Accepted" and sim.connectors[1].reservation_id == 11
+    # The assignment is kept across a restart.
+    await sim.go_offline()
+    gw = await runner.restart(authorize={"policy": "none_except_whitelist"})
+    assert capabilities_of(gw.registry.get(cid)).quirk_name == "ac-wallbox"
+    await gw.update_device(cid, quirk="")
+    assert capabilities_of(gw.registry.get(cid)).quirk_name is None

@@ -32,8 +32,8 @@ SUPPORTED = {
               "SendLocalList": False, "GetCompositeSchedule": True, "ClearCache": False},
     "evlink": {"TriggerMessage": True, "GetDiagnostics": True, "ReserveNow": True,
                "SendLocalList": False, "GetCompositeSchedule": True, "ClearCache": True},
-    # ReserveNow is supported (3.1) but refused: the ac-wallbox quirk that adds Reservation is
-    # assigned by name only, and there is no way yet to assign it (docs/chargers.md).
+    # ReserveNow is supported (3.1) but refused while the ac-wallbox quirk, which adds Reservation,
+    # is not assigned (test_acwallbox.py assigns it).
     "acwallbox": {"TriggerMessage": True, "GetDiagnostics": True, "ReserveNow": False,
                   "SendLocalList": True, "GetCompositeSchedule": True, "ClearCache": True},
 }
