@@ -72,6 +72,10 @@ class ConnectorControl:
     """What the gateway last wanted, and what the charger answered, for one connector."""
 
     requested_a: float | None = None
+    # The share the charger accepted last, and for which transaction: what it still applies while
+    # a newer value is held back by the write budget.
+    written_a: float | None = None
+    written_tx: int | None = None
     allocation_reason: str = ""
     send_status: str = ""
     applied_limit: float | None = None  # from GetCompositeSchedule
@@ -171,6 +175,9 @@ class ChargingController:
         guard = self.guards.get(session.charger_id)
         if guard is not None:
             guard.forget()
+        for (charger_id, _connector), control in self.control.items():
+            if charger_id == session.charger_id:
+                control.written_a = control.written_tx = None  # its profiles are gone
         for (charger_id, _connector), settings in list(self.profiles.items()):
             if charger_id == session.charger_id and settings.enabled:
                 await self._send_niagara_profile(session.station, settings)
@@ -229,14 +236,20 @@ class ChargingController:
     async def reallocate(self, force: bool = False) -> None:
         """Share the limit in force among charging sessions and write what changed."""
         async with self._lock:
-            sessions, stations = self._sessions()
+            now = self.gw.clock()
+            sessions, stations = self._sessions(now)
             if self.site.in_force == SiteLimit() and not any(self.control.get(k) and
                                                              self.control[k].requested_a is not None
                                                              for k in stations):
                 return
-            now = self.gw.clock()
-            result = allocate(self.site.in_force, sessions, self.gw.settings.smart_charging.nominal_voltage_v,
-                              self.rotation, now)
+            voltage = self.gw.settings.smart_charging.nominal_voltage_v
+            result = allocate(self.site.in_force, sessions, voltage, self.rotation, now)
+            # A session pinned at what its charger still applies (write budget used) is counted at
+            # that value; what it should get once it can be written is the unpinned share, kept in
+            # its write guard as the newest wish.
+            pinned = {s.key for s in sessions if s.fixed_a is not None}
+            wishes = allocate(self.site.in_force, [dataclasses.replace(s, fixed_a=None) for s in sessions],
+                              voltage, self.rotation, now).allocations if pinned else {}
             self.rotation = result.state
             sends = []
             if self.site.in_force == SiteLimit():
@@ -252,6 +265,8 @@ class ChargingController:
                 if self.site.in_force == SiteLimit():
                     control.requested_a = None
                     continue
+                if key in pinned:
+                    allocation = wishes[key]
                 control.requested_a = allocation.amps
                 sends.append(self._send_share(charger_id, connector_id, allocation.amps))
             await asyncio.gather(*sends)
@@ -259,10 +274,12 @@ class ChargingController:
             for charger_id, guard in self.guards.items():
                 if guard.due(now):
                     for payload in guard.due(now):
-                        await self._write(charger_id, payload, None)
+                        connector_id = int(payload["connectorId"])
+                        site = payload["csChargingProfiles"]["chargingProfileId"] == SITE_PROFILE_ID + connector_id
+                        await self._write(charger_id, payload, (charger_id, connector_id) if site else None)
             self._notify(None)
 
-    def _sessions(self) -> tuple[list[AllocSession], dict[str, tuple[str, int]]]:
+    def _sessions(self, now: float) -> tuple[list[AllocSession], dict[str, tuple[str, int]]]:
         """One allocator session per connector with an active transaction on an added charger."""
         sessions, keys = [], {}
         phases_default = self.gw.settings.smart_charging.default_phases
@@ -281,8 +298,12 @@ class ChargingController:
                 keys[key] = (station.charger_id, connector.connector_id)
                 control = self.control.get((station.charger_id, connector.connector_id))
                 fixed = None
-                if guard.pending and control is not None and control.requested_a is not None:
-                    fixed = control.requested_a  # budget used: count what the charger still has
+                if guard.pending and not guard.due(now):
+                    # Budget used: count what the charger still applies for this transaction, which
+                    # is its maximum when it accepted nothing for it yet (zappi: no profile = 32 A).
+                    held = (control is not None and control.written_a is not None
+                            and control.written_tx in (None, connector.transaction_id))
+                    fixed = control.written_a if held else caps.max_current_a
                 offered = station.reading(connector.connector_id, "Current.Offered")
                 sessions.append(AllocSession(
                     key, phases=_phases(station, connector.connector_id, caps, phases_default),
@@ -354,6 +375,8 @@ class ChargingController:
             guard.record_write(now, payload, accepted=status == "Accepted")
         if control is not None:
             control.send_status = status
+            if status == "Accepted":
+                control.written_a, control.written_tx = _written_share(payload)
         if status == "Accepted" and key is not None:
             self.gw.spawn(self._verify(charger_id, key[1]), f"verify profile on {charger_id}")
         self._notify(charger_id)
@@ -430,6 +453,15 @@ class ChargingController:
                            "budget_per_hour": g.writes_per_hour, "pending": len(g.pending)}
                        for c, g in sorted(self.guards.items())},
         }
+
+
+def _written_share(payload: dict[str, Any]) -> tuple[float | None, int | None]:
+    """The limit in amperes (None in watts) and the transaction of a profile the charger accepted."""
+    profile = payload["csChargingProfiles"]
+    schedule = profile["chargingSchedule"]
+    periods = schedule.get("chargingSchedulePeriod") or []
+    amps = float(periods[0]["limit"]) if schedule.get("chargingRateUnit") == "A" and periods else None
+    return amps, profile.get("transactionId")
 
 
 def _measured_a(station: Station, connector_id: int) -> float | None:

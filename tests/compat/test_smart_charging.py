@@ -127,3 +127,51 @@ async def test_zappi_write_budget_holds_when_the_site_limit_is_rewritten_every_m
     assert sim.connectors[1].offered_a == wanted
     writes = gw.charging.status()["writes"][bench.charger_id]
     assert writes["budget_per_hour"] == 26 and writes["pending"] == 0
+
+
+async def test_site_limit_holds_while_zappi_write_budget_is_used_up(runner):
+    """When zappi cannot take a new value (26 writes an hour), it keeps the last one it accepted;
+    the other chargers must give way so that the site limit still holds."""
+    t = [time.time()]
+    zappi = await start_bench(runner, "zappi")
+    gw = zappi.gw
+    gw.clock = lambda: t[0]
+    await gw.add_device("EVLINK-1")
+    evlink = Bench(runner, gw, "evlink", "EVLINK-1")
+    for bench in (zappi, evlink):
+        await bench.connect()
+        tx = await bench.sim.start_session(1, WHITELISTED)
+        await bench.sim.wait_for(lambda tx=tx: tx.transaction_id is not None)
+    # Spend zappi's budget within the first minutes: 26 accepted writes.
+    limit = 40.0
+    while len(zappi.received("SetChargingProfile")) < 26:
+        limit = 30.0 if limit == 40.0 else 40.0
+        await gw.charging.set_site_limit(None, limit, source="bms")
+        await gw.charging.reallocate()
+        t[0] += 10
+        for bench in (zappi, evlink):
+            bench.sim.advance(10)
+    held = zappi.sim.connectors[1].offered_a
+    assert held >= 15.0
+    # The limit drops: zappi cannot follow, so the EVlink takes what is left.
+    def offered() -> tuple[float, float]:
+        return zappi.sim.connectors[1].offered_a, evlink.sim.connectors[1].offered_a
+
+    await gw.charging.set_site_limit(None, 20.0, source="bms")
+    await gw.charging.reallocate()
+    await gw.charging.reallocate()  # the next pass counts zappi at what it still applies
+    assert offered()[0] == held and sum(offered()) <= 20.0, offered()
+    control = gw.charging.status()["connectors"]["ZAPPI-1/1"]
+    assert control["allocation_reason"].startswith("fixed") and control["written_a"] == held
+    # Stable while the budget stays used: no new writes, no swinging back and forth.
+    writes = len(evlink.received("SetChargingProfile"))
+    for _ in range(3):
+        await gw.charging.reallocate()
+    assert len(evlink.received("SetChargingProfile")) == writes and sum(offered()) <= 20.0
+    # Once the budget frees, zappi takes its share and the two split the limit.
+    t[0] += 3600
+    for bench in (zappi, evlink):
+        bench.sim.advance(3600)
+    await gw.charging.reallocate()
+    await gw.charging.reallocate()
+    assert offered() == (10.0, 10.0)
