@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from gateway.simulator import Simulator
 from tests.compat.harness import PROFILES, WHITELISTED, Bench, start_bench
 from tests.conftest import GatewayRunner
@@ -175,3 +177,18 @@ async def test_site_limit_holds_while_zappi_write_budget_is_used_up(runner):
     await gw.charging.reallocate()
     await gw.charging.reallocate()
     assert offered() == (10.0, 10.0)
+
+
+@pytest.mark.xfail(strict=True, reason="not handled yet: with MaxChargingProfilesInstalled 1 the site "
+                   "share is rejected while an operator's profile is installed (docs/chargers.md)")
+async def test_ac_wallbox_with_one_profile_slot_takes_the_site_share_besides_an_operator_profile(runner):
+    """AC wallbox 3.2.1: MaxChargingProfilesInstalled 1 ("Same as ChargeProfileMaxStackLevel")."""
+    bench = await start_bench(runner, "acwallbox")
+    sim = await bench.connect()
+    gw = bench.gw
+    await gw.charging.configure(bench.charger_id, 0, enabled=True, unit="A", limit=16)
+    tx = await sim.start_session(1, WHITELISTED)
+    await sim.wait_for(lambda: tx.transaction_id is not None)
+    await gw.charging.set_site_limit(None, 10.0)
+    await gw.charging.reallocate()
+    assert sim.connectors[1].offered_a <= 10.0
