@@ -14,7 +14,7 @@ from typing import Any
 
 from gateway.app import Gateway
 from gateway.simulator import Simulator
-from gateway.station import ChangeEvent, Station
+from gateway.station import ChangeEvent, ConfigKey, Station
 from tests.conftest import GatewayRunner
 
 # The four chargers of shared/seeds: Smappee (000), AC wallbox (001), zappi (003), EVlink (004).
@@ -97,17 +97,23 @@ class Bench:
         await self.configuration_read()
         return sim
 
-    async def configuration_read(self) -> None:
+    async def configuration_read(self, before: dict[str, ConfigKey] | None = None, reads: int = 1) -> None:
         """Wait until the gateway holds every key the charger has, then for the read's log line.
 
-        The read keeps all keys at once when it ends, then saves them and writes one
-        `ConfigurationRead` line; each general-log query is one round trip to the writer thread.
+        The read keeps all keys at once when it ends (new `ConfigKey` objects: pass `before`, a
+        copy of `station.config`, to wait for a read after it), then saves them and writes one
+        `ConfigurationRead` line; each general-log query below is one round trip to the writer
+        thread, which by then has only those two saves ahead of it.
         """
         assert self.sim is not None
         wanted = set(self.sim.config.values)
-        await self.watch.until(lambda: wanted <= set(self.station.config))
+
+        def kept() -> bool:
+            config = self.station.config
+            return wanted <= set(config) and all(config[k] is not (before or {}).get(k) for k in wanted)
+        await self.watch.until(kept)
         for _ in range(50):
-            if await self.log_lines("ConfigurationRead"):
+            if len(await self.log_lines("ConfigurationRead")) >= reads:
                 return
         raise AssertionError(f"{self.charger_id}: no ConfigurationRead line in the general log")
 

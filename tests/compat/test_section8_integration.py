@@ -40,10 +40,12 @@ async def assert_no_errors_logged(bench: Bench) -> None:
 async def test_remote_reset_reboots_the_charger_and_its_configuration_is_read_again(runner, profile):
     bench = await bench_for(runner, profile)
     sim, gw = bench.sim, bench.gw
+    before = dict(bench.station.config)
     answer = await ops.reset(gw, bench.charger_id, "Soft")
     assert answer["status"] == "Accepted"
     await sim.wait_for(lambda: sim.boot_count == 2 and sim.ready.is_set())
     await bench.watch.until(lambda: bench.station.online and bench.station.boot_status == "Accepted")
+    await bench.configuration_read(before, reads=2)  # a rebooted charger may have changed: read it again
     types = await bench.log_types()
     assert {"ResetRequest", "ResetConfirmation", "Disconnected"} <= set(types)
     assert types.count("BootNotificationConfirmation") == 2
