@@ -76,6 +76,8 @@ class ConnectorControl:
     # a newer value is held back by the write budget.
     written_a: float | None = None
     written_tx: int | None = None
+    # The connector of the operator profile the share was sent in place of (no room for both).
+    in_place_of: int | None = None
     allocation_reason: str = ""
     send_status: str = ""
     applied_limit: float | None = None  # from GetCompositeSchedule
@@ -132,11 +134,13 @@ class ChargingController:
                 raise OperationError(f"site {name} limit out of range: {value}")
         self.site = SiteState(_kw_to_w(power_kw), current_a, source if (power_kw, current_a) != (None, None)
                               else "none", self.gw.clock())
+        # Decide the limit in force before the next await: a new SiteState says "no limit" until
+        # then, and a pass of the worker in between would clear every site profile.
+        self._update_in_force()
         await self.gw.history.kv_put(SITE_SCOPE, {"site": json.dumps(
             {"power_w": self.site.power_w, "current_a": self.site.current_a, "source": source,
              "written_at": self.site.written_at})})
         self.gw.history.log("site", "SiteLimit", f"{source}: power {power_kw} kW, current {current_a} A")
-        self._update_in_force()
         self._dirty.set()
         return self.site
 
@@ -238,9 +242,10 @@ class ChargingController:
         async with self._lock:
             now = self.gw.clock()
             sessions, stations = self._sessions(now)
-            if self.site.in_force == SiteLimit() and not any(self.control.get(k) and
-                                                             self.control[k].requested_a is not None
-                                                             for k in stations):
+            # No limit and no site share left on any charger: nothing to do. (Every connector that
+            # still has a share counts, also one whose session has ended: its profile is cleared.)
+            if self.site.in_force == SiteLimit() and not any(
+                    control.requested_a is not None for control in self.control.values()):
                 return
             voltage = self.gw.settings.smart_charging.nominal_voltage_v
             result = allocate(self.site.in_force, sessions, voltage, self.rotation, now)
@@ -326,22 +331,49 @@ class ChargingController:
             return
         caps = capabilities_of(station)
         connector = station.connectors.get(connector_id)
-        settings = SmartChargingSettings(
-            enabled=True, unit=ChargingRateUnit.A, limit=amps, purpose=ChargingProfilePurpose.TX,
-            profile_id=SITE_PROFILE_ID + connector_id, stack_level=caps.max_stack_level,
-            connector_id=connector_id)
+        phases = _phases(station, connector_id, caps, self.gw.settings.smart_charging.default_phases)
+        voltage = self.gw.settings.smart_charging.nominal_voltage_v
+        control = self.control.setdefault((charger_id, connector_id), ConnectorControl())
+        operator = self._operator_profile_in_the_way(charger_id, connector_id, caps)
+        if operator is None:
+            settings = SmartChargingSettings(
+                enabled=True, unit=ChargingRateUnit.A, limit=amps, purpose=ChargingProfilePurpose.TX,
+                profile_id=SITE_PROFILE_ID + connector_id, stack_level=caps.max_stack_level,
+                connector_id=connector_id)
+        else:
+            # In the operator profile's place (same id, purpose, stack level), with the lower limit.
+            operator_a = operator.limit if operator.unit == ChargingRateUnit.A else operator.limit / (voltage * phases)
+            settings = dataclasses.replace(operator, unit=ChargingRateUnit.A, limit=min(amps, operator_a))
+        control.in_place_of = operator.connector_id if operator is not None else None
         try:
-            plan = build_profile(settings, caps, _phases(station, connector_id, caps,
-                                                         self.gw.settings.smart_charging.default_phases),
-                                 self.gw.settings.smart_charging.nominal_voltage_v,
+            plan = build_profile(settings, caps, phases, voltage,
                                  connector.transaction_id if connector else None, now=_utcnow(self.gw))
         except ProfileNotSupported as exc:
-            self.control.setdefault((charger_id, connector_id), ConnectorControl()).send_status = str(exc)
+            control.send_status = str(exc)
             return
         await self._write(charger_id, plan.request(), (charger_id, connector_id))
 
+    def _operator_profile_in_the_way(self, charger_id: str, connector_id: int,
+                                     caps: ChargerCapabilities) -> SmartChargingSettings | None:
+        """The operator's profile that leaves no room for a site profile, if there is one.
+
+        AC wallbox 001 3.2.1: MaxChargingProfilesInstalled 1, so a site profile next to an enabled
+        Niagara profile would be rejected and the charger would keep the operator's limit.
+        """
+        enabled = [s for (c, _n), s in self.profiles.items() if c == charger_id and s.enabled]
+        if caps.max_profiles_installed is None or len(enabled) < caps.max_profiles_installed:
+            return None
+        return next((s for s in enabled if s.connector_id in (0, connector_id)), None)
+
     async def _clear_site_profile(self, charger_id: str, connector_id: int) -> None:
         control = self.control.setdefault((charger_id, connector_id), ConnectorControl())
+        station = self.gw.registry.get(charger_id)
+        operator = self.profiles.get((charger_id, control.in_place_of)) if control.in_place_of is not None else None
+        if operator is not None and station is not None:
+            control.in_place_of = None
+            await self._send_niagara_profile(station, operator)  # the operator's limit again
+            control.send_status = f"operator profile restored: {self.profiles[(charger_id, operator.connector_id)].send_status}"
+            return
         try:
             answer = await self.gw.session_for(charger_id).call(
                 "ClearChargingProfile", {"id": SITE_PROFILE_ID + connector_id})

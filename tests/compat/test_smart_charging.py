@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from gateway.simulator import Simulator
 from tests.compat.harness import PROFILES, WHITELISTED, Bench, start_bench
 from tests.conftest import GatewayRunner
@@ -79,6 +77,13 @@ async def test_site_limit_reaches_every_charger_as_a_profile_it_accepts(runner):
     # The four shares stay within 22 kW at 230 V (three phases counted where unknown).
     total_w = sum(status["connectors"][f"{b.charger_id}/1"]["requested_a"] * 230 * 3 for b in benches)
     assert total_w <= 22000
+    # The limit is lifted: every site profile is cleared, and each charger offers its maximum again.
+    await gw.charging.set_site_limit(None, None)
+    await gw.charging.reallocate()
+    for bench in benches:
+        assert [p["id"] for p in bench.received("ClearChargingProfile")] == [900001], bench.profile
+        assert bench.sim.connectors[1].offered_a == 32.0
+        assert gw.charging.status()["connectors"][f"{bench.charger_id}/1"]["send_status"] == "cleared: Accepted"
 
 
 async def test_charger_wide_niagara_profile_takes_a_purpose_each_charger_accepts(runner):
@@ -120,6 +125,7 @@ async def test_zappi_write_budget_holds_when_the_site_limit_is_rewritten_every_m
     for start in written_at:
         assert sum(1 for w in written_at if start <= w < start + 3600) <= 26
     assert len(written_at) >= 50  # the budget was used, not starved
+    assert bench.received("ClearChargingProfile") == []  # a new limit never lifts the old one first
     assert not [e for e in sim.events if "SetChargingProfile rejected" in e]
     # The newest value is kept while the budget is used up and written once it frees.
     t[0] += 3600
@@ -179,16 +185,29 @@ async def test_site_limit_holds_while_zappi_write_budget_is_used_up(runner):
     assert offered() == (10.0, 10.0)
 
 
-@pytest.mark.xfail(strict=True, reason="not handled yet: with MaxChargingProfilesInstalled 1 the site "
-                   "share is rejected while an operator's profile is installed (docs/chargers.md)")
-async def test_ac_wallbox_with_one_profile_slot_takes_the_site_share_besides_an_operator_profile(runner):
-    """AC wallbox 3.2.1: MaxChargingProfilesInstalled 1 ("Same as ChargeProfileMaxStackLevel")."""
+async def test_ac_wallbox_with_one_profile_slot_takes_the_site_share_in_the_operator_profile_place(runner):
+    """AC wallbox 3.2.1: MaxChargingProfilesInstalled 1 ("Same as ChargeProfileMaxStackLevel"): no room
+    for a site profile next to an operator's, so the share goes in its place with the lower limit,
+    and the operator's own limit comes back when the site limit is lifted."""
     bench = await start_bench(runner, "acwallbox")
     sim = await bench.connect()
     gw = bench.gw
     await gw.charging.configure(bench.charger_id, 0, enabled=True, unit="A", limit=16)
     tx = await sim.start_session(1, WHITELISTED)
     await sim.wait_for(lambda: tx.transaction_id is not None)
+    assert sim.connectors[1].offered_a == 16.0
     await gw.charging.set_site_limit(None, 10.0)
     await gw.charging.reallocate()
-    assert sim.connectors[1].offered_a <= 10.0
+    assert sim.connectors[1].offered_a == 10.0
+    assert not [e for e in sim.events if "rejected" in e]
+    shared = bench.received("SetChargingProfile")[-1]["csChargingProfiles"]
+    assert (shared["chargingProfileId"], shared["chargingProfilePurpose"]) == (100, "ChargePointMaxProfile")
+    await gw.charging.set_site_limit(None, 40.0)  # above the operator's limit: it still applies
+    await gw.charging.reallocate()
+    assert sim.connectors[1].offered_a == 16.0
+    await gw.charging.set_site_limit(None, 10.0)
+    await gw.charging.reallocate()
+    await gw.charging.set_site_limit(None, None)  # lifted: the operator's profile is restored
+    await gw.charging.reallocate()
+    assert sim.connectors[1].offered_a == 16.0
+    assert limits(bench.received("SetChargingProfile")[-1]) == [16.0]
