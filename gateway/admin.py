@@ -41,6 +41,7 @@ def station_view(station: Station) -> dict[str, Any]:
         "last_disconnect": station.last_disconnect, "subprotocol": station.subprotocol,
         "remote_address": station.remote_address, "clock_skew_s": station.clock_skew_s,
         "firmware_status": station.firmware_status, "diagnostics_status": station.diagnostics_status,
+        "quirk": station.quirk_name,
         "connectors": [
             {**dataclasses.asdict(c), "last_update": ts(c.last_update), "session_start": ts(c.session_start)}
             for c in sorted(station.connectors.values(), key=lambda c: c.connector_id)],
@@ -145,6 +146,8 @@ async def update_device(request: web.Request) -> web.Response:
             fields[key] = kind(body[key])
     if "auth_key" in body:
         fields["auth_key"] = body["auth_key"]
+    if "quirk" in body:
+        fields["quirk"] = body["quirk"] or None
     device = await _gw(request).update_device(request.match_info["charger_id"], **fields)
     return web.json_response(_public(device))
 
@@ -171,6 +174,11 @@ async def put_tag(request: web.Request) -> web.Response:
     listed = body.get("list", "whitelist")
     if listed not in ("whitelist", "blacklist"):
         raise ValueError("list must be whitelist or blacklist")
+    # OCPP 1.6 IdToken is CiString20: a longer tag can never be presented, and in a local list it
+    # would fail the whole SendLocalList (AC wallbox 001 3.1: "each ID tag with max 20 characters").
+    for name, value in (("id tag", request.match_info["id_tag"]), ("parent id tag", body.get("parent_id_tag", ""))):
+        if len(value) > 20:
+            raise ValueError(f"{name} {value!r} is longer than 20 characters (OCPP 1.6 IdToken)")
     await gw.history.put_tag(request.match_info["id_tag"], listed, body.get("expiry"),
                              body.get("parent_id_tag", ""), body.get("note", ""))
     await gw.reload_tags()

@@ -20,12 +20,15 @@ from gateway import authorize
 from gateway.config import Settings
 from gateway.errors import ChargerUnavailable, OperationError
 from gateway.gc_policy import GcPolicy
-from gateway.history import HistoryStore
+from gateway.history import HistoryStore, hash_key
+from gateway.quirks import bundled_quirks
 from gateway.server import OcppServer
 from gateway.session import Session
 from gateway.station import BootInfo, Registry, Station
+from gateway.timestamps import parse_timestamp
 
 log = logging.getLogger(__name__)
+QUIRK_SCOPE = "quirk"  # kv scope: charger id -> quirk name an operator assigned
 BootHook = Callable[[Session, str], Awaitable[None]]
 TransactionHook = Callable[[Station, int], Awaitable[None]]
 
@@ -50,11 +53,14 @@ class Gateway:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.charging: Any = None  # the smart-charging controller, when installed
         self.gc_policy = GcPolicy(settings.ocpp.gc_freeze_interval_s)
+        self._new_auth_keys: dict[str, str] = {}  # charger id -> hash of a key being changed
 
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         await self.history.open()
         await self.reload_devices()
+        await self.reload_quirks()
+        await self.reload_transactions()
         await self.reload_tags()
         for hook in self.start_hooks:
             await hook()
@@ -126,6 +132,33 @@ class Gateway:
             self.registry.update_station(station, slot=device["slot"],
                                          registration=device["registration"], boot=boot)
 
+    async def reload_quirks(self) -> None:
+        for charger_id, name in (await self.history.kv_get(QUIRK_SCOPE)).items():
+            if name:
+                self.registry.update_station(self.registry.ensure(charger_id), quirk_name=name)
+
+    async def assign_quirk(self, charger_id: str, name: str | None) -> None:
+        """Use the quirk file `name` for this charger (None: match it on the BootNotification).
+
+        For chargers no boot identifies, such as the AC wallbox (manual 001 names no vendor/model).
+        """
+        if name and bundled_quirks().by_name(name) is None:
+            known = ", ".join(sorted(q.name for q in bundled_quirks()))
+            raise OperationError(f"no quirk named {name!r}; known: {known}")
+        await self.history.kv_put(QUIRK_SCOPE, {charger_id: name or ""})
+        self.registry.update_station(self.registry.ensure(charger_id), quirk_name=name or None)
+        self.history.log(charger_id, "DeviceChanged", f"quirk: {name or 'matched on the boot'}")
+
+    async def reload_transactions(self) -> None:
+        """Put the transactions still active in the store back on their connectors (at start), so
+        that after a restart remote stop by connector and smart charging still see them."""
+        for row in await self.history.active_transactions():
+            station = self.registry.ensure(row["identifier"])
+            self.registry.update_connector(
+                station, int(row["connector_id"]), transaction_id=int(row["transaction_id"]),
+                id_tag=row["id_tag"], session_start=parse_timestamp(row.get("start_time")),
+                meter_start_wh=row.get("start_meter_wh"))
+
     async def reload_tags(self) -> None:
         tags = {}
         for row in await self.history.tags():
@@ -151,12 +184,16 @@ class Gateway:
         return self.devices[charger_id]
 
     async def update_device(self, charger_id: str, **fields: Any) -> dict[str, Any]:
+        quirk = fields.pop("quirk", False)
         if "auth_key" in fields:
             await self.history.set_auth_key(charger_id, fields.pop("auth_key") or None)
         if await self.history.update_device(charger_id, **fields) is None:
             raise OperationError(f"{charger_id} is not in the device database")
         await self.reload_devices()
-        self.history.log(charger_id, "DeviceChanged", "; ".join(f"{k}: {v}" for k, v in fields.items()))
+        if fields:
+            self.history.log(charger_id, "DeviceChanged", "; ".join(f"{k}: {v}" for k, v in fields.items()))
+        if quirk is not False:
+            await self.assign_quirk(charger_id, quirk or None)
         self._ask_for_new_boot(charger_id)
         return self.devices[charger_id]
 
@@ -187,6 +224,29 @@ class Gateway:
     def auth_key_hash(self, charger_id: str) -> str | None:
         device = self.devices.get(charger_id)
         return device.get("auth_key_hash") if device else None
+
+    def auth_key_hashes(self, charger_id: str) -> list[str]:
+        """Hashes a charger may log in with: its stored key, and a new one being set right now."""
+        return [h for h in (self.auth_key_hash(charger_id), self._new_auth_keys.get(charger_id)) if h]
+
+    def expect_auth_key(self, charger_id: str, key: str) -> None:
+        """Let `key` in as well while ChangeConfiguration(AuthorizationKey) is under way."""
+        self._new_auth_keys[charger_id] = hash_key(key)
+
+    async def settle_auth_key(self, charger_id: str, key: str | None) -> None:
+        """The charger took the new `key` (stored as its password), or None: it did not."""
+        try:
+            if key is None:
+                return
+            if charger_id not in self.devices:
+                self.history.log(charger_id, "AuthorizationKey",
+                                 "new key not stored: the charger is not in the device database", "warning")
+                return
+            await self.history.set_auth_key(charger_id, key)
+            await self.reload_devices()
+            self.history.log(charger_id, "AuthorizationKey", "new authorization key stored")
+        finally:
+            self._new_auth_keys.pop(charger_id, None)
 
     # --- policies the sessions ask ---------------------------------------------------------
     def boot_response(self, station: Station) -> str:

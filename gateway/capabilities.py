@@ -3,7 +3,8 @@
 Built from the OCPP 1.6 configuration keys (read with GetConfiguration after boot) and the quirk
 profile matched on the BootNotification. The charger's keys are the authority; a quirk only
 narrows them (a lower limit, fewer units) or fills in what no key reports (accepted purposes,
-write budget). A missing or unreadable key is never fatal: it gets the safe default listed in
+write budget), with one exception: a feature profile the manual documents as supported but the
+charger's SupportedFeatureProfiles omits (``unlisted_feature_profiles``). A missing or unreadable key is never fatal: it gets the safe default listed in
 ``DEFAULTS`` and is named in ``defaults_used`` so commissioning can show it.
 """
 
@@ -111,12 +112,16 @@ class ChargerCapabilities:
         if q.allowed_rate_units is not None:
             units = tuple(u for u in units or () if u in q.allowed_rate_units) or q.allowed_rate_units
         sampled = reader.csl("MeterValuesSampledData")
+        profiles = reader.feature_profiles("SupportedFeatureProfiles")
+        if profiles is not None:
+            # The one widening a quirk may do: a profile the manual documents but the key omits.
+            profiles |= frozenset(q.unlisted_feature_profiles)
         return cls(
             vendor=vendor,
             model=model,
             firmware=firmware,
             quirk_name=quirk.name if quirk else None,
-            feature_profiles=reader.feature_profiles("SupportedFeatureProfiles"),
+            feature_profiles=profiles,
             allowed_rate_units=units or reader.default("ChargingScheduleAllowedChargingRateUnit"),
             max_stack_level=reader.limit("ChargeProfileMaxStackLevel", q.max_stack_level),
             max_periods=max(1, reader.limit("ChargingScheduleMaxPeriods", q.max_periods)),
@@ -241,5 +246,7 @@ class _KeyReader:
 def capabilities_of(station: Station) -> ChargerCapabilities:
     """What this charger can do, from its configuration keys and its quirk profile."""
     keys = {k: v.value for k, v in station.config.items()}
+    # A quirk an operator assigned by name (the AC wallbox's has no [match]) wins over matching.
+    assigned = bundled_quirks().by_name(station.quirk_name) if station.quirk_name else None
     return ChargerCapabilities.from_configuration(keys, station.boot.vendor, station.boot.model,
-                                                  station.boot.firmware_version or None)
+                                                  station.boot.firmware_version or None, quirks=assigned)

@@ -62,6 +62,12 @@ class ConnectorControl:
     """What the gateway last wanted, and what the charger answered, for one connector."""
 
     requested_a: float | None = None
+    # The share the charger accepted last, and for which transaction: what it still applies while
+    # a newer value is held back by the write budget.
+    written_a: float | None = None
+    written_tx: int | None = None
+    # The connector of the operator profile the share was sent in place of (no room for both).
+    in_place_of: int | None = None
     allocation_reason: str = ""
     send_status: str = ""
     applied_limit: float | None = None  # from GetCompositeSchedule
@@ -118,11 +124,13 @@ class ChargingController:
                 raise OperationError(f"site {name} limit out of range: {value}")
         self.site = SiteState(_kw_to_w(power_kw), current_a, source if (power_kw, current_a) != (None, None)
                               else "none", self.gw.clock())
+        # Decide the limit in force before the next await: a new SiteState says "no limit" until
+        # then, and a pass of the worker in between would clear every site profile.
+        self._update_in_force()
         await self.gw.history.kv_put(SITE_SCOPE, {"site": json.dumps(
             {"power_w": self.site.power_w, "current_a": self.site.current_a, "source": source,
              "written_at": self.site.written_at})})
         self.gw.history.log("site", "SiteLimit", f"{source}: power {power_kw} kW, current {current_a} A")
-        self._update_in_force()
         self._dirty.set()
         self._notify(None)
         return self.site
@@ -168,6 +176,9 @@ class ChargingController:
         guard = self.guards.get(session.charger_id)
         if guard is not None:
             guard.forget()
+        for (charger_id, _connector), control in self.control.items():
+            if charger_id == session.charger_id:
+                control.written_a = control.written_tx = None  # its profiles are gone
         for (charger_id, _connector), settings in list(self.profiles.items()):
             if charger_id == session.charger_id and settings.enabled:
                 await self._send_niagara_profile(session.station, settings)
@@ -226,14 +237,21 @@ class ChargingController:
     async def reallocate(self, force: bool = False) -> None:
         """Share the limit in force among charging sessions and write what changed."""
         async with self._lock:
-            sessions, stations = self._sessions()
-            if self.site.in_force == SiteLimit() and not any(self.control.get(k) and
-                                                             self.control[k].requested_a is not None
-                                                             for k in stations):
-                return
             now = self.gw.clock()
-            result = allocate(self.site.in_force, sessions, self.gw.settings.smart_charging.nominal_voltage_v,
-                              self.rotation, now)
+            sessions, stations = self._sessions(now)
+            # No limit and no site share left on any charger: nothing to do. (Every connector that
+            # still has a share counts, also one whose session has ended: its profile is cleared.)
+            if self.site.in_force == SiteLimit() and not any(
+                    control.requested_a is not None for control in self.control.values()):
+                return
+            voltage = self.gw.settings.smart_charging.nominal_voltage_v
+            result = allocate(self.site.in_force, sessions, voltage, self.rotation, now)
+            # A session pinned at what its charger still applies (write budget used) is counted at
+            # that value; what it should get once it can be written is the unpinned share, kept in
+            # its write guard as the newest wish.
+            pinned = {s.key for s in sessions if s.fixed_a is not None}
+            wishes = allocate(self.site.in_force, [dataclasses.replace(s, fixed_a=None) for s in sessions],
+                              voltage, self.rotation, now).allocations if pinned else {}
             self.rotation = result.state
             sends = []
             if self.site.in_force == SiteLimit():
@@ -249,6 +267,8 @@ class ChargingController:
                 if self.site.in_force == SiteLimit():
                     control.requested_a = None
                     continue
+                if key in pinned:
+                    allocation = wishes[key]
                 control.requested_a = allocation.amps
                 sends.append(self._send_share(charger_id, connector_id, allocation.amps))
             await asyncio.gather(*sends)
@@ -256,10 +276,12 @@ class ChargingController:
             for charger_id, guard in self.guards.items():
                 if guard.due(now):
                     for payload in guard.due(now):
-                        await self._write(charger_id, payload, None)
+                        connector_id = int(payload["connectorId"])
+                        site = payload["csChargingProfiles"]["chargingProfileId"] == SITE_PROFILE_ID + connector_id
+                        await self._write(charger_id, payload, (charger_id, connector_id) if site else None)
             self._notify(None)
 
-    def _sessions(self) -> tuple[list[AllocSession], dict[str, tuple[str, int]]]:
+    def _sessions(self, now: float) -> tuple[list[AllocSession], dict[str, tuple[str, int]]]:
         """One allocator session per connector with an active transaction on an added charger."""
         sessions, keys = [], {}
         phases_default = self.gw.settings.smart_charging.default_phases
@@ -278,8 +300,12 @@ class ChargingController:
                 keys[key] = (station.charger_id, connector.connector_id)
                 control = self.control.get((station.charger_id, connector.connector_id))
                 fixed = None
-                if guard.pending and control is not None and control.requested_a is not None:
-                    fixed = control.requested_a  # budget used: count what the charger still has
+                if guard.pending and not guard.due(now):
+                    # Budget used: count what the charger still applies for this transaction, which
+                    # is its maximum when it accepted nothing for it yet (zappi: no profile = 32 A).
+                    held = (control is not None and control.written_a is not None
+                            and control.written_tx in (None, connector.transaction_id))
+                    fixed = control.written_a if held else caps.max_current_a
                 offered = station.reading(connector.connector_id, "Current.Offered")
                 sessions.append(AllocSession(
                     key, phases=_phases(station, connector.connector_id, caps, phases_default),
@@ -302,22 +328,49 @@ class ChargingController:
             return
         caps = capabilities_of(station)
         connector = station.connectors.get(connector_id)
-        settings = SmartChargingSettings(
-            enabled=True, unit=ChargingRateUnit.A, limit=amps, purpose=ChargingProfilePurpose.TX,
-            profile_id=SITE_PROFILE_ID + connector_id, stack_level=caps.max_stack_level,
-            connector_id=connector_id)
+        phases = _phases(station, connector_id, caps, self.gw.settings.smart_charging.default_phases)
+        voltage = self.gw.settings.smart_charging.nominal_voltage_v
+        control = self.control.setdefault((charger_id, connector_id), ConnectorControl())
+        operator = self._operator_profile_in_the_way(charger_id, connector_id, caps)
+        if operator is None:
+            settings = SmartChargingSettings(
+                enabled=True, unit=ChargingRateUnit.A, limit=amps, purpose=ChargingProfilePurpose.TX,
+                profile_id=SITE_PROFILE_ID + connector_id, stack_level=caps.max_stack_level,
+                connector_id=connector_id)
+        else:
+            # In the operator profile's place (same id, purpose, stack level), with the lower limit.
+            operator_a = operator.limit if operator.unit == ChargingRateUnit.A else operator.limit / (voltage * phases)
+            settings = dataclasses.replace(operator, unit=ChargingRateUnit.A, limit=min(amps, operator_a))
+        control.in_place_of = operator.connector_id if operator is not None else None
         try:
-            plan = build_profile(settings, caps, _phases(station, connector_id, caps,
-                                                         self.gw.settings.smart_charging.default_phases),
-                                 self.gw.settings.smart_charging.nominal_voltage_v,
+            plan = build_profile(settings, caps, phases, voltage,
                                  connector.transaction_id if connector else None, now=_utcnow(self.gw))
         except ProfileNotSupported as exc:
-            self.control.setdefault((charger_id, connector_id), ConnectorControl()).send_status = str(exc)
+            control.send_status = str(exc)
             return
         await self._write(charger_id, plan.request(), (charger_id, connector_id))
 
+    def _operator_profile_in_the_way(self, charger_id: str, connector_id: int,
+                                     caps: ChargerCapabilities) -> SmartChargingSettings | None:
+        """The operator's profile that leaves no room for a site profile, if there is one.
+
+        AC wallbox 001 3.2.1: MaxChargingProfilesInstalled 1, so a site profile next to an enabled
+        Niagara profile would be rejected and the charger would keep the operator's limit.
+        """
+        enabled = [s for (c, _n), s in self.profiles.items() if c == charger_id and s.enabled]
+        if caps.max_profiles_installed is None or len(enabled) < caps.max_profiles_installed:
+            return None
+        return next((s for s in enabled if s.connector_id in (0, connector_id)), None)
+
     async def _clear_site_profile(self, charger_id: str, connector_id: int) -> None:
         control = self.control.setdefault((charger_id, connector_id), ConnectorControl())
+        station = self.gw.registry.get(charger_id)
+        operator = self.profiles.get((charger_id, control.in_place_of)) if control.in_place_of is not None else None
+        if operator is not None and station is not None:
+            control.in_place_of = None
+            await self._send_niagara_profile(station, operator)  # the operator's limit again
+            control.send_status = f"operator profile restored: {self.profiles[(charger_id, operator.connector_id)].send_status}"
+            return
         try:
             answer = await self.gw.session_for(charger_id).call(
                 "ClearChargingProfile", {"id": SITE_PROFILE_ID + connector_id})
@@ -351,6 +404,8 @@ class ChargingController:
             guard.record_write(now, payload, accepted=status == "Accepted")
         if control is not None:
             control.send_status = status
+            if status == "Accepted":
+                control.written_a, control.written_tx = _written_share(payload)
         if status == "Accepted" and key is not None:
             self.gw.spawn(self._verify(charger_id, key[1]), f"verify profile on {charger_id}")
         self._notify(charger_id)
@@ -436,6 +491,15 @@ class ChargingController:
             "profiles": {f"{c}/{n}": _settings_dict(v) for (c, n), v in sorted(self.profiles.items())},
             "writes": {c: self.writes_of(c) for c in sorted(self.guards)},
         }
+
+
+def _written_share(payload: dict[str, Any]) -> tuple[float | None, int | None]:
+    """The limit in amperes (None in watts) and the transaction of a profile the charger accepted."""
+    profile = payload["csChargingProfiles"]
+    schedule = profile["chargingSchedule"]
+    periods = schedule.get("chargingSchedulePeriod") or []
+    amps = float(periods[0]["limit"]) if schedule.get("chargingRateUnit") == "A" and periods else None
+    return amps, profile.get("transactionId")
 
 
 def _measured_a(station: Station, connector_id: int) -> float | None:

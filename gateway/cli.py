@@ -138,7 +138,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
         _print(args, data, lambda d: f"added {d['charger_id']} in slot {d['slot']} ({d['registration']})")
     elif action == "set":
         body = {k: v for k, v in (("registration", args.registration), ("auth_key", args.auth_key),
-                                  ("priority", args.priority), ("weight", args.weight)) if v is not None}
+                                  ("priority", args.priority), ("weight", args.weight),
+                                  ("quirk", args.quirk)) if v is not None}
         data = client.request("PATCH", f"/api/devices/{_q(args.charger_id)}", body)
         _print(args, data, lambda d: f"{d['charger_id']}: slot {d['slot']}, registration {d['registration']}")
     elif action == "remove":
@@ -225,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the gateway")
+    # Also after `run` (`ocpp-gateway run --set ocpp.port=9000`), where people put them.
+    run.add_argument("--config", "-c", dest="run_config", help="TOML settings file")
+    run.add_argument("--set", action="append", default=[], dest="run_set", metavar="SECTION.KEY=VALUE",
+                     help="override one setting (repeatable)")
     run.set_defaults(func=cmd_run)
 
     dev = sub.add_parser("devices", help="discovery and the device database")
@@ -237,12 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("charger_id")
     add.add_argument("--registration", choices=REGISTRATION_STATUSES, default="Accepted")
     add.add_argument("--auth-key", help="HTTP Basic password the charger must send (security profile 1)")
-    setp = dsub.add_parser("set", help="change registration response, auth key, priority, weight")
+    setp = dsub.add_parser("set", help="change registration response, auth key, priority, weight, quirk")
     setp.add_argument("charger_id")
     setp.add_argument("--registration", choices=REGISTRATION_STATUSES)
     setp.add_argument("--auth-key", help="new key; an empty string removes it")
     setp.add_argument("--priority", type=int)
     setp.add_argument("--weight", type=float)
+    setp.add_argument("--quirk", help="quirk file by name for a charger no boot identifies "
+                                      "(e.g. ac-wallbox); an empty string goes back to matching")
     rem = dsub.add_parser("remove", help="remove a charger from the device database")
     rem.add_argument("charger_id")
     dev.set_defaults(func=cmd_devices)
@@ -288,11 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        overrides = dict(item.split("=", 1) for item in args.set)
+        overrides = dict(item.split("=", 1) for item in [*args.set, *getattr(args, "run_set", [])])
     except ValueError:
         parser.error("--set takes SECTION.KEY=VALUE")
     try:
-        args.settings = load_settings(args.config, overrides)
+        args.settings = load_settings(getattr(args, "run_config", None) or args.config, overrides)
         return int(args.func(args) or 0)
     except (CliError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)

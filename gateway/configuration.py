@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from gateway import calls
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable
 from gateway.station import ChangeEvent, ConfigKey, Station
+from gateway.summaries import shown_value
 from gateway.timestamps import iso_z
 
 if TYPE_CHECKING:
@@ -68,7 +69,8 @@ def kv_scope(charger_id: str) -> str:
 def _entries(answer: dict[str, Any]) -> list[ConfigKey]:
     out = []
     for item in answer.get("configurationKey") or []:
-        out.append(ConfigKey(str(item["key"]), item.get("value"), bool(item.get("readonly", False))))
+        key = str(item["key"])
+        out.append(ConfigKey(key, shown_value(key, item.get("value")), bool(item.get("readonly", False))))
     return out
 
 
@@ -340,22 +342,33 @@ async def change_configuration(gw: Gateway, charger_id: str, key: str, value: st
     station = calls.station_of(gw, charger_id)
     old = station.config.get(key)
     old_value = old.value if old is not None else None
+    new_value = shown_value(key, str(value))  # what is kept and logged: never a password
+    is_auth_key = key.lower() == "authorizationkey"
+    if is_auth_key:
+        # zappi (003 "AuthorizationKey") reconnects with a new key as soon as it accepts it, maybe
+        # before its answer is handled here: let the new key in from now on.
+        gw.expect_auth_key(charger_id, str(value))
+    status = None
     try:
         out = await calls.call(gw, charger_id, "ChangeConfiguration", payload)
+        status = out["status"]
     except ChargerCallError as exc:
-        await gw.history.record_config_change(charger_id, key, old_value, str(value),
+        await gw.history.record_config_change(charger_id, key, old_value, new_value,
                                               f"CALLERROR {exc.code}", source)
         raise
     except ChargerTimeout:
-        await gw.history.record_config_change(charger_id, key, old_value, str(value), "Timeout", source)
+        await gw.history.record_config_change(charger_id, key, old_value, new_value, "Timeout", source)
         raise
-    status = out["status"]
+    finally:
+        if is_auth_key:
+            taken = status in ("Accepted", "RebootRequired")
+            await gw.settle_auth_key(charger_id, str(value) if taken else None)
     if status in ("Accepted", "RebootRequired"):
         readonly = old.readonly if old is not None else False
-        entry = (ConfigKey(key, str(value), readonly) if status == "Accepted"
-                 else ConfigKey(key, old_value, readonly, pending_value=str(value)))
+        entry = (ConfigKey(key, new_value, readonly) if status == "Accepted"
+                 else ConfigKey(key, old_value, readonly, pending_value=new_value))
         gw.registry.set_config(station, entry)
         await save_entries(gw, station, [entry])
-    await gw.history.record_config_change(charger_id, key, old_value, str(value), status, source)
+    await gw.history.record_config_change(charger_id, key, old_value, new_value, status, source)
     out["old_value"] = old_value
     return out

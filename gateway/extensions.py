@@ -16,6 +16,7 @@ def install_extensions(gateway: Gateway) -> None:
     from gateway.charging_control import ChargingController
     from points.service import install as install_points
 
+    # Operations first: its boot hook (the configuration read) is queued before smart charging's.
     operations_api.install(gateway)
     gateway.charging = ChargingController(gateway)
     gateway.charging.install()

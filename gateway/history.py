@@ -13,6 +13,7 @@ import csv
 import hashlib
 import hmac
 import io
+import json
 import logging
 import secrets
 import sqlite3
@@ -65,6 +66,10 @@ _METER_INSERT = (
     "INSERT INTO meter_values(identifier, connector_id, transaction_id, ts, energy_wh, sampled_values) "
     "VALUES (?,?,?,?,?,?)")
 _FLUSH_CHUNK = 2000  # rows per writer job, so a transaction commit never waits behind a huge batch
+
+_METER_INSERT_UNLESS_STORED = (
+    "INSERT INTO meter_values(identifier, connector_id, transaction_id, ts, energy_wh, sampled_values) "
+    "SELECT ?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM meter_values WHERE transaction_id = ? AND ts = ?)")
 
 
 class HistoryStore:
@@ -292,6 +297,7 @@ class HistoryStore:
                                stop_time: str, reason: str, id_tag: str | None,
                                samples: Iterable[MeterRow] = ()) -> str:
         """Close the row (or store an orphan stop for an unknown id); return what was done."""
+        await self.flush_log()  # MeterValues samples first, so transactionData can skip repeats
         return await self.run(self._stop_sync, identifier, transaction_id, meter_stop_wh,
                               stop_time, reason, id_tag, list(samples))
 
@@ -299,8 +305,9 @@ class HistoryStore:
                    reason: str, id_tag: str | None, samples: list[MeterRow]) -> str:
         conn = self.db.conn  # type: ignore[union-attr]
         with conn:
-            row = conn.execute("SELECT identifier, status FROM transactions WHERE transaction_id=?",
-                               (transaction_id,)).fetchone()
+            row = conn.execute("SELECT identifier, status, connector_id FROM transactions "
+                               "WHERE transaction_id=?", (transaction_id,)).fetchone()
+            connector_id = 0
             if row is not None and row[0] == identifier:
                 if row[1] == "stopped":
                     outcome = "repeated"  # the charger retried; keep the first stop
@@ -310,7 +317,7 @@ class HistoryStore:
                         "stop_reason=?, stop_id_tag=?, status='stopped' WHERE transaction_id=?",
                         (meter_stop, stop_time, iso(self.clock()), reason, id_tag, transaction_id))
                     outcome = "stopped"
-                tx_ref = transaction_id
+                tx_ref, connector_id = transaction_id, row[2]
             else:
                 # Unknown id (steve#156: an InternalError makes chargers resend forever): keep the
                 # data as an orphan row so billing can reconcile it, and answer normally.
@@ -323,8 +330,38 @@ class HistoryStore:
                 tx_ref = int(cur.lastrowid)
                 outcome = "orphan"
             if samples:
-                conn.executemany(_METER_INSERT, [(r[0], r[1], tx_ref, *r[3:]) for r in samples])
+                # transactionData carries no connector: it is the transaction's. It often repeats
+                # meter values already sent in MeterValues; those are stored once.
+                conn.executemany(_METER_INSERT_UNLESS_STORED, [
+                    (r[0], r[1] or connector_id, tx_ref, *r[3:], tx_ref, r[3]) for r in samples])
         return outcome
+
+    async def mark_lost(self, identifier: str, transaction_id: int) -> bool:
+        """An active transaction the charger forgot (no StopTransaction will come, as far as we know)."""
+        def work() -> bool:
+            with self.db.conn:  # type: ignore[union-attr]
+                return self.db.conn.execute(  # type: ignore[union-attr]
+                    "UPDATE transactions SET status='lost' WHERE transaction_id=? AND identifier=? "
+                    "AND status='active'", (transaction_id, identifier)).rowcount > 0
+        return await self.run(work)
+
+    async def meter_samples(self, identifier: str | None = None,
+                            transaction_id: int | None = None) -> list[dict[str, Any]]:
+        """Stored meter values expanded to one dict per sampled value, oldest first (queued
+        ones are written first)."""
+        await self.flush_log()
+
+        def work() -> list[dict[str, Any]]:
+            where, params = [], []
+            if identifier is not None:
+                where.append("identifier = ?")
+                params.append(identifier)
+            if transaction_id is not None:
+                where.append("transaction_id = ?")
+                params.append(transaction_id)
+            rows = self.db["meter_values"].rows_where(" AND ".join(where) or None, params, order_by="id")
+            return [_sample_view(row, sv) for row in rows for sv in json.loads(row["sampled_values"])]
+        return await self.run(work)
 
     async def active_transactions(self) -> list[dict[str, Any]]:
         return await self.run(lambda: list(self.db["transactions"].rows_where(
@@ -412,6 +449,21 @@ def _parse_iso(text: str | None) -> datetime | None:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def _sample_view(row: dict[str, Any], sv: dict[str, Any]) -> dict[str, Any]:
+    """One sampled value with the OCPP defaults filled in (spec 7.43 SampledValue)."""
+    measurand = sv.get("measurand", "Energy.Active.Import.Register")
+    try:
+        value: float | str | None = float(sv.get("value"))
+    except (TypeError, ValueError):
+        value = sv.get("value")
+    return {"identifier": row["identifier"], "connector_id": row["connector_id"],
+            "transaction_id": row["transaction_id"], "ts": row["ts"], "measurand": measurand,
+            "phase": sv.get("phase", ""), "location": sv.get("location", "Outlet"),
+            "unit": sv.get("unit", "Wh" if measurand.startswith("Energy") else ""),
+            "context": sv.get("context", "Sample.Periodic"), "format": sv.get("format", "Raw"),
+            "value": value}
 
 
 def transaction_view(row: dict[str, Any]) -> dict[str, Any]:

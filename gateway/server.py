@@ -110,7 +110,8 @@ class OcppServer:
         key_hash = self.gw.auth_key_hash(charger_id)
         if key_hash:
             creds = _basic_credentials(request.headers)
-            if creds is None or creds[0] != charger_id or not check_key(creds[1], key_hash):
+            hashes = self.gw.auth_key_hashes(charger_id)
+            if creds is None or creds[0] != charger_id or not any(check_key(creds[1], h) for h in hashes):
                 reason = "missing credentials" if creds is None else "wrong credentials"
                 log.warning("refused %s from %s: %s (security profile 1)", charger_id, peer, reason)
                 self.gw.history.log(charger_id, "ConnectionRefused", f"{reason} from {peer}", "warning")

@@ -33,6 +33,10 @@ _ids = itertools.count(1)
 # Messages a charger may send before it is Accepted (spec 4.2: Pending lets the central system
 # configure it; we still keep its data rather than lose it). Rejected chargers get only Boot.
 _ALLOWED_WHEN_REJECTED = frozenset({"BootNotification"})
+# Statuses that say a connector has no transaction (OCPP 1.6 section 7.7). Reported after a reboot
+# for a connector we believe busy, the transaction ended without a StopTransaction (AC wallbox,
+# manual 001 section 3.1: "Hard reset ... the data of the charging transaction ... will be lost").
+_NO_TRANSACTION = frozenset({"Available", "Preparing"})
 
 
 class Session:
@@ -47,6 +51,7 @@ class Session:
         self._pending: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
         self._call_lock = asyncio.Lock()
         self._after: list[tuple[Callable[[], Awaitable[None]], str]] = []
+        self._reported_since_boot: set[int] | None = None  # connectors with a status since boot
         self.handlers: dict[str, Handler] = {
             "BootNotification": self.on_boot_notification,
             "Heartbeat": self.on_heartbeat,
@@ -191,6 +196,7 @@ class Session:
         self.gw.registry.update_station(self.station, boot=BootInfo.from_payload(p),
                                         boot_status=status, last_boot=self.gw.clock(),
                                         heartbeat_interval_s=interval)
+        self._reported_since_boot = set()
         await self.gw.on_boot(self, status)
         return {"status": status, "currentTime": iso_z(self.gw.clock()), "interval": interval}
 
@@ -203,11 +209,34 @@ class Session:
         ts = parse_timestamp(p.get("timestamp"))
         if ts is not None:
             self.station.clock_skew_s = round(ts - self.gw.clock(), 3)
+        connector_id = int(p["connectorId"])
+        forgotten = self._forgotten_transaction(connector_id, p["status"])
         self.gw.registry.update_connector(
-            self.station, int(p["connectorId"]), status=p["status"], error_code=p["errorCode"],
+            self.station, connector_id, status=p["status"], error_code=p["errorCode"],
             info=p.get("info", ""), vendor_id=p.get("vendorId", ""),
             vendor_error_code=p.get("vendorErrorCode", ""))
+        if forgotten is not None:
+            await self._transaction_lost(connector_id, forgotten, p["status"])
         return {}
+
+    def _forgotten_transaction(self, connector_id: int, status: str) -> int | None:
+        """The transaction we hold on a connector whose first status after a boot says it has none."""
+        seen = self._reported_since_boot
+        if seen is None or connector_id in seen:
+            return None
+        seen.add(connector_id)
+        known = self.station.connectors.get(connector_id)
+        return known.transaction_id if known is not None and status in _NO_TRANSACTION else None
+
+    async def _transaction_lost(self, connector_id: int, tx_id: int, status: str) -> None:
+        """Stop counting a transaction the charger forgot; a StopTransaction still closes it later."""
+        await self.gw.history.mark_lost(self.charger_id, tx_id)
+        self.gw.registry.update_connector(self.station, connector_id, transaction_id=None,
+                                          session_start=None)
+        self.gw.history.log(self.charger_id, "TransactionLost",
+                            f"transaction {tx_id}: connector {connector_id} reported {status} after a "
+                            "reboot without a StopTransaction; kept as lost unless one arrives", "warning")
+        await self.gw.on_transaction_change(self.station, connector_id)
 
     async def on_authorize(self, p: dict[str, Any]) -> dict[str, Any]:
         return {"idTagInfo": self.gw.authorize(p["idTag"])}

@@ -140,6 +140,7 @@ class Station:
     unknown_config_keys: list[str] = field(default_factory=list)
     diagnostics_status: str = ""
     firmware_status: str = ""
+    quirk_name: str | None = None  # assigned by an operator; None: matched on the BootNotification
 
     @property
     def is_guest(self) -> bool:

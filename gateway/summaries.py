@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+# Configuration keys that hold a password: never shown, logged or stored in clear text. The OCPP
+# 1.6 security whitepaper calls AuthorizationKey write-only; zappi (003 "AuthorizationKey") and
+# Smappee (000 section 7) use the same name for the Basic-auth password.
+SECRET_KEYS = frozenset({"authorizationkey"})
+HIDDEN = "(hidden)"
+
+
+def shown_value(key: str, value: str | None) -> str | None:
+    """A configuration value as it may be shown and kept: a password becomes `(hidden)`."""
+    return HIDDEN if value and key.lower() in SECRET_KEYS else value
+
 
 def _scalars(payload: dict[str, Any]) -> str:
     parts = []
@@ -40,13 +51,15 @@ def _configuration(p: dict[str, Any]) -> str:
     keys = p.get("configurationKey") or []
     text = f"{len(keys)} key(s)"
     if keys:
-        text += ": " + ", ".join(f"{k.get('key')}={k.get('value', '')}" for k in keys)
+        text += ": " + ", ".join(f"{k.get('key')}={shown_value(str(k.get('key')), k.get('value', ''))}"
+                                 for k in keys)
     if p.get("unknownKey"):
         text += f"; unknown: {', '.join(p['unknownKey'])}"
     return _short(text)
 
 
 _REQUESTS = {
+    "ChangeConfiguration": lambda p: f"Key: {p.get('key')}; Value: {shown_value(p.get('key', ''), p.get('value'))}",
     "GetConfiguration": lambda p: _short("Keys: " + ", ".join(p["key"])) if p.get("key") else "all keys",
     "SendLocalList": lambda p: (
         f"List Version: {p.get('listVersion')}; Update Type: {p.get('updateType')}; "

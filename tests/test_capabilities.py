@@ -147,6 +147,28 @@ def test_evlink_long_boot_serials_relax_only_the_boot_notification_schema():
     assert not c.supports_action("SendLocalList")
 
 
+def test_evlink_trigger_message_counts_although_its_key_omits_remote_trigger():
+    """EVlink guide (004): 3.1 TriggerMessage from R6; 8.1 SupportedFeatureProfiles lacks it."""
+    c = caps(EVLINK_KEYS, "Schneider Electric", "EVlink Parking")
+    assert c.feature_profiles == {"Core", "FirmwareManagement", "Reservation", "SmartCharging",
+                                  "RemoteTrigger"}
+    assert c.supports_action("TriggerMessage") and c.supports_action("GetDiagnostics")
+
+
+def test_a_quirk_adds_a_documented_profile_only_to_a_reported_list():
+    """Unknown SupportedFeatureProfiles stays unknown (everything is tried), not a short list."""
+    c = caps({}, "Schneider Electric", "EVlink Parking")
+    assert c.feature_profiles is None
+
+
+def test_zappi_is_never_asked_for_what_its_manual_does_not_list():
+    """zappi manual (003), "The following message types are supported"."""
+    c = caps({}, "Myenergi", "Zappi")
+    for action in ("GetDiagnostics", "SendLocalList", "ReserveNow", "ClearCache", "DataTransfer"):
+        assert not c.supports_action(action), action
+    assert c.supports_action("GetCompositeSchedule") and c.supports_action("UpdateFirmware")
+
+
 def test_smappee_is_never_asked_for_reservations_local_lists_composite_schedules_or_firmware():
     """Smappee manual (000), section 6."""
     c = caps({"SupportedFeatureProfiles": "Core,SmartCharging,Reservation,FirmwareManagement"},

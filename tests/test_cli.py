@@ -53,6 +53,26 @@ async def test_tags_from_the_cli_drive_the_authorize_policy(runner, capsys):
         assert (await cp.call("Authorize", {"idTag": "RFID1"}))["idTagInfo"]["status"] == "Invalid"
 
 
+async def test_an_operator_assigns_a_quirk_by_name(gateway, runner, capsys):
+    """The AC wallbox quirk has no [match] (manual 001 names no vendor/model)."""
+    await gateway.add_device("CP1")
+    code, out = await cli(capsys, runner, "devices", "set", "CP1", "--quirk", "nonsense")
+    assert code == 1 and "no quirk named 'nonsense'" in out
+    code, _ = await cli(capsys, runner, "devices", "set", "CP1", "--quirk", "ac-wallbox")
+    assert code == 0
+    code, out = await cli(capsys, runner, "--json", "devices", "show", "CP1")
+    assert json.loads(out)["quirk"] == "ac-wallbox"
+
+
+async def test_a_tag_longer_than_ocpp_allows_is_refused(gateway, runner, capsys):
+    """OCPP 1.6 IdToken is CiString20; the AC wallbox (001 3.1) lists at most 20 characters."""
+    code, out = await cli(capsys, runner, "tags", "add", "R" * 21)
+    assert code == 1 and "longer than 20 characters" in out
+    assert await gateway.history.tags() == []
+    code, _ = await cli(capsys, runner, "tags", "add", "R" * 20)
+    assert code == 0
+
+
 async def test_transactions_export_to_csv_with_filters(gateway, runner, capsys, tmp_path):
     for cid in ("CP1", "CP2"):
         async with TestCharger(runner.url, cid) as cp:
@@ -89,7 +109,10 @@ async def test_cli_says_clearly_when_the_gateway_is_not_running(capsys):
 
 
 @pytest.mark.parametrize("argv", [["--set", "authorize.policy=maybe", "devices", "list"],
-                                  ["--config", "/nonexistent.toml", "devices", "list"]])
+                                  ["--config", "/nonexistent.toml", "devices", "list"],
+                                  # after `run` too, as in `ocpp-gateway run --set ocpp.port=9000`
+                                  ["run", "--set", "authorize.policy=maybe"],
+                                  ["run", "--config", "/nonexistent.toml"]])
 def test_bad_settings_give_a_clear_message(argv, capsys):
     assert main(argv) == 1
     assert "error:" in capsys.readouterr().err

@@ -16,8 +16,9 @@ File layout (all sections and keys optional except ``name``)::
                       max_periods, max_profiles_installed, min_current_a, max_current_a,
                       profile_writes_per_hour, rejected_schedule_fields,
                       composite_schedule_connector_zero
-    [protocol]        unsupported_actions, relaxed_schema_actions, get_configuration_max_keys,
-                      send_local_list_max_length, local_auth_list_max_length
+    [protocol]        unsupported_actions, unlisted_feature_profiles, relaxed_schema_actions,
+                      get_configuration_max_keys, send_local_list_max_length,
+                      local_auth_list_max_length
     [configuration]   recommended = { Key = "value" }  (ChangeConfiguration worth sending)
 
 A file without ``[match]`` is never chosen from a boot; an operator assigns it by name.
@@ -38,6 +39,8 @@ from typing import Any
 BUNDLED_DIR = Path(__file__).parent
 
 PURPOSES = ("ChargePointMaxProfile", "TxDefaultProfile", "TxProfile")
+FEATURE_PROFILES = ("Core", "FirmwareManagement", "LocalAuthListManagement", "Reservation",
+                    "SmartCharging", "RemoteTrigger")
 RATE_UNITS = ("A", "W")
 
 
@@ -67,6 +70,9 @@ class Quirk:
     composite_schedule_connector_zero: bool = True
     # protocol
     unsupported_actions: tuple[str, ...] = ()
+    # Feature profiles the manual documents as supported although the charger's own
+    # SupportedFeatureProfiles key leaves them out (EVlink 8.1 omits RemoteTrigger).
+    unlisted_feature_profiles: tuple[str, ...] = ()
     relaxed_schema_actions: tuple[str, ...] = ()
     get_configuration_max_keys: int | None = None
     send_local_list_max_length: int | None = None
@@ -133,6 +139,7 @@ _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
     },
     "protocol": {
         "unsupported_actions": list,
+        "unlisted_feature_profiles": list,
         "relaxed_schema_actions": list,
         "get_configuration_max_keys": int,
         "send_local_list_max_length": int,
@@ -180,7 +187,8 @@ def _convert(section: str, key: str, value: Any, source: str) -> dict[str, Any]:
 
 
 def _check_words(values: Mapping[str, Any], source: str) -> None:
-    for key, allowed in (("accepted_purposes", PURPOSES), ("allowed_rate_units", RATE_UNITS)):
+    for key, allowed in (("accepted_purposes", PURPOSES), ("allowed_rate_units", RATE_UNITS),
+                         ("unlisted_feature_profiles", FEATURE_PROFILES)):
         bad = set(values.get(key) or ()) - set(allowed)
         if bad:
             raise QuirkError(f"{source}: {key} has unknown values {sorted(bad)}; use {allowed}")

@@ -125,6 +125,8 @@ class SimChargePoint(ChargePoint):
                 raise OccurenceConstraintViolationError(description=f"at most {max_keys} keys per request")
             key = key[:max_keys]  # AC wallbox 3.2.1 GetConfigurationMaxKeys: only the first ones answered
         known, unknown = sim.config.entries(key)
+        if not key and max_keys and sim.profile.quirks.get_configuration_unkeyed == "limit":
+            known = known[:max_keys]
         return call_result.GetConfiguration(configuration_key=known, unknown_key=unknown or None)
 
     @on(Action.remote_start_transaction)

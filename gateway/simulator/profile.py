@@ -84,6 +84,9 @@ class Quirks:
     trigger_relays_last_message: bool = False
     trigger_meter_values_only_in_transaction: bool = False
     get_configuration_over_max: str = "truncate"  # truncate | callerror
+    # all | limit: a request without keys answers every key, or only GetConfigurationMaxKeys of
+    # them (seen in the field, evcc#15869; no manual here says which, so "all" by default).
+    get_configuration_unkeyed: str = "all"
     availability_waits_for_unplug: bool = False
     availability_notifies_connector_zero: bool = False
     hard_reset_loses_transaction: bool = False

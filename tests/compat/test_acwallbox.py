@@ -1,0 +1,111 @@
+"""AC EV wallbox (manual 001): key limits, local list chunks, and the hard reset that loses data.
+
+3.2.1 GetConfigurationMaxKeys 10; 3.1 SendLocalList "Each list is limited to 5 ID tag ... The
+charger has a total limit of 20 ID tags"; 3.2.1 AllowOfflineTxForUnknownId false with
+LocalAuthorizeOffline true; 3.1 Reset "Hard reset restart the charger immediately, and the data
+of the charging transaction in progress will be lost".
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from gateway import operations as ops
+from gateway.charging_control import capabilities_of
+from gateway.errors import OperationError
+from gateway.simulator import load_profile
+from tests.compat.harness import WHITELISTED, start_bench, whitelist
+
+
+async def test_configuration_is_read_in_batches_of_ten_from_a_wallbox_that_answers_ten_at_a_time(runner):
+    """The manual does not say what an unkeyed GetConfiguration returns; this variant answers only
+    GetConfigurationMaxKeys keys (as evcc#15869 saw) and refuses a request for more."""
+    base = load_profile("acwallbox")
+    strict = replace(base, quirks=replace(base.quirks, get_configuration_unkeyed="limit",
+                                          get_configuration_over_max="callerror"))
+    bench = await start_bench(runner, "acwallbox")
+    sim = await bench.connect(strict)
+    assert {k: e.value for k, e in bench.station.config.items()} == dict(sim.config.values)
+    keyed = [p["key"] for p in bench.received("GetConfiguration") if p.get("key")]
+    assert len(keyed) > 3 and all(len(keys) <= 10 for keys in keyed)
+    [line] = await bench.log_lines("ConfigurationRead")
+    assert "batched read" in line["message"] and "GetConfigurationMaxKeys 10" in line["message"]
+    assert not [r for r in await bench.log_lines() if r["message_type"] == "GetConfigurationError"]
+
+
+async def test_whitelist_goes_out_in_chunks_of_five_and_never_beyond_twenty_tags(runner):
+    bench = await start_bench(runner, "acwallbox")
+    more = [f"RFID-{i:04d}" for i in range(23)]
+    await whitelist(bench.gw, *more)  # 24 whitelisted tags with WHITELISTED
+    sim = await bench.connect()
+    result = await ops.send_local_list(bench.gw, bench.charger_id)
+    assert result["status"] == "Accepted"
+    assert [c["entries"] for c in result["chunks"]] == [5, 5, 5, 5]
+    assert result["sent"] == 20 and len(result["not_sent"]) == 4
+    lists = bench.received("SendLocalList")
+    assert [p["updateType"] for p in lists] == ["Full", "Differential", "Differential", "Differential"]
+    assert all(len(p["localAuthorizationList"]) <= 5 for p in lists)
+    assert len(sim.local_list) == 20 and sim.local_list_version == result["list_version"]
+    [warning] = await bench.log_lines("SendLocalList")
+    assert "4 tag(s) not sent" in warning["message"]
+
+
+async def test_a_listed_tag_charges_offline_and_an_unknown_one_does_not(runner):
+    bench = await start_bench(runner, "acwallbox")
+    await whitelist(bench.gw, "RFID-LISTED-1")
+    sim = await bench.connect()
+    await ops.send_local_list(bench.gw, bench.charger_id)
+    await sim.go_offline()
+    assert await sim.start_session(1, "RFID-NEVER-SEEN") is None  # AllowOfflineTxForUnknownId false
+    tx = await sim.start_session(1, "RFID-LISTED-1")  # never swiped online: from the local list
+    assert tx is not None
+    sim.advance(600)
+    await sim.stop_session(1, "Local")
+    await sim.go_online()
+    await sim.wait_for(lambda: not sim.pending)
+    [row] = await bench.transactions()
+    assert (row["id_tag"], row["status"], row["minutes_charged"]) == ("RFID-LISTED-1", "stopped", 10)
+
+
+async def test_hard_reset_loses_the_transaction_and_the_operator_sees_it_ended(runner):
+    bench = await start_bench(runner, "acwallbox")
+    sim = await bench.connect()
+    tx = await sim.start_session(1, WHITELISTED)
+    await sim.wait_for(lambda: tx.transaction_id is not None)
+    connector = bench.station.connectors[1]
+    await bench.watch.until(lambda: connector.transaction_id == tx.transaction_id)
+    await ops.reset(bench.gw, bench.charger_id, "Hard")
+    await sim.wait_for(lambda: sim.boot_count == 2 and sim.ready.is_set())
+    assert bench.sent("StopTransaction") == []  # the charger never says the transaction ended
+    await bench.watch.until(lambda: connector.status == "Preparing")
+    # The charger reports the connector without a transaction after its reboot: the operator and
+    # smart charging no longer count the transaction as running.
+    assert connector.transaction_id is None
+    [row] = await bench.transactions()
+    assert row["status"] == "lost" and row["stop_time"] is None
+    [line] = await bench.log_lines("TransactionLost")
+    assert f"transaction {tx.transaction_id}" in line["message"]
+
+
+async def test_operator_assigns_the_ac_wallbox_quirk_and_reservations_reach_it(runner):
+    """No boot identifies this wallbox (the manual names no vendor/model), so its quirk file is
+    assigned by name; it adds Reservation, which 3.1 supports but SupportedFeatureProfiles omits."""
+    bench = await start_bench(runner, "acwallbox")
+    sim = await bench.connect()
+    gw, cid = bench.gw, bench.charger_id
+    assert capabilities_of(bench.station).quirk_name is None
+    with pytest.raises(OperationError, match="no quirk named"):
+        await gw.update_device(cid, quirk="ac-wallbox-typo")
+    await gw.update_device(cid, quirk="ac-wallbox")
+    caps = capabilities_of(bench.station)
+    assert (caps.quirk_name, caps.max_stack_level, caps.send_local_list_max_length) == ("ac-wallbox", 1, 5)
+    answer = await ops.reserve_now(gw, cid, 1, WHITELISTED, "2030-01-01T00:00:00Z", 11)
+    assert answer["status"] == "Accepted" and sim.connectors[1].reservation_id == 11
+    # The assignment is kept across a restart.
+    await sim.go_offline()
+    gw = await runner.restart(authorize={"policy": "none_except_whitelist"})
+    assert capabilities_of(gw.registry.get(cid)).quirk_name == "ac-wallbox"
+    await gw.update_device(cid, quirk="")
+    assert capabilities_of(gw.registry.get(cid)).quirk_name is None
