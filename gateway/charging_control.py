@@ -43,6 +43,7 @@ SITE_SCOPE, PROFILE_SCOPE = "site_limit", "smart_charging"
 # profile (a ChargePointMaxProfile, say) and the site share combine on the charger (the lower wins).
 SITE_PROFILE_ID = 900000
 MEASURED_CHANGE_A = 1.0  # re-allocate when a session's current moves by this much
+REALLOCATE_MIN_INTERVAL_S = 0.1
 
 
 @dataclass
@@ -185,14 +186,15 @@ class ChargingController:
         self._dirty.set()
 
     async def on_transaction(self, station: Station, connector_id: int) -> None:
-        self._dirty.set()
+        if station.slot is not None:  # guests take no share of the site limit
+            self._dirty.set()
 
     def _on_change(self, event: ChangeEvent) -> None:
         if event.kind != "meter" or not any(k.measurand == "Current.Import" for k in event.key):
             return
         station = self.gw.registry.get(event.charger_id)
-        if station is None:
-            return
+        if station is None or station.slot is None:
+            return  # guests take no share of the site limit
         key = (event.charger_id, event.connector_id or 0)
         measured = _measured_a(station, key[1])
         if measured is not None and abs(measured - self._measured.get(key, -100.0)) >= MEASURED_CHANGE_A:
@@ -213,6 +215,8 @@ class ChargingController:
                 await self.reallocate(force=changed)
             except Exception:
                 log.exception("smart charging pass failed")
+            # Coalesce: in a reconnect storm thousands of starts would each ask for a pass.
+            await asyncio.sleep(REALLOCATE_MIN_INTERVAL_S)
 
     def _update_in_force(self, restarted: bool = False) -> bool:
         """Decide which limit applies now; True when that changed."""
