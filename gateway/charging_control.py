@@ -211,8 +211,8 @@ class ChargingController:
                 pass
             self._dirty.clear()
             try:
-                changed = self._update_in_force()
-                await self.reallocate(force=changed)
+                self._update_in_force()
+                await self.reallocate()
             except Exception:
                 log.exception("smart charging pass failed")
             # Coalesce: in a reconnect storm thousands of starts would each ask for a pass.
@@ -238,7 +238,7 @@ class ChargingController:
             site.in_force, site.reason = SiteLimit(), "no limit"
         return (site.in_force, site.reason) != before
 
-    async def reallocate(self, force: bool = False) -> None:
+    async def reallocate(self) -> None:
         """Share the limit in force among charging sessions and write what changed."""
         async with self._lock:
             now = self.gw.clock()

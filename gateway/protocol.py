@@ -25,12 +25,6 @@ from gateway.errors import OcppError
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 
-# Charge-point-initiated actions of OCPP 1.6 (spec section 4 and 6).
-CHARGER_ACTIONS = frozenset({
-    "Authorize", "BootNotification", "DataTransfer", "DiagnosticsStatusNotification",
-    "FirmwareStatusNotification", "Heartbeat", "MeterValues", "StartTransaction",
-    "StatusNotification", "StopTransaction",
-})
 # Central-system-initiated actions (spec section 5).
 CENTRAL_ACTIONS = frozenset({
     "CancelReservation", "ChangeAvailability", "ChangeConfiguration", "ClearCache",
