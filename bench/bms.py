@@ -192,8 +192,8 @@ async def bench_rpm(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def bench_modbus(args: argparse.Namespace) -> dict[str, Any]:
-    from points.modbus import server_for
-    from points.modbus_layout import MAX_FLAT_SLOT, connector_area_base
+    from points.modbus.layout import MAX_FLAT_SLOT, connector_area_base
+    from points.modbus.server import server_for
     with tempdir() as tmp:
         rig = Rig(args, tmp)
         try:

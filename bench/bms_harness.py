@@ -41,7 +41,7 @@ def charger_ids(n: int) -> list[str]:
 
 async def add_devices(db_path: str, ids: list[str]) -> None:
     """Put chargers into the device database before the gateway starts (slots 1..N, in order)."""
-    from gateway.history import HistoryStore
+    from gateway.history.store import HistoryStore
     store = HistoryStore(db_path)
     await store.open()
     try:
@@ -53,7 +53,7 @@ async def add_devices(db_path: str, ids: list[str]) -> None:
 
 def gateway_settings(db_path: str, bacnet_port: int, unit_ids: bool = False, **smart: Any) -> Any:
     """The settings a user runs with, on loopback: only addresses, ports and the database differ."""
-    from gateway.config import Settings
+    from gateway.settings import Settings
     settings = Settings()
     settings.ocpp.host, settings.ocpp.port = "127.0.0.1", 0
     settings.admin.port = 0

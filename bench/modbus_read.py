@@ -61,7 +61,7 @@ def run_client(port: int, units: list[int], addresses: list[int], requests: int,
 
 def populate(gateway: Any, chargers: int, connectors: int) -> None:
     """N added stations, online, with status, meter values and a few configuration keys."""
-    from gateway.station import ConfigKey, MeterKey, MeterReading
+    from gateway.model.station import ConfigKey, MeterKey, MeterReading
 
     registry, now = gateway.registry, time.time()
     for slot in range(1, chargers + 1):
@@ -80,7 +80,7 @@ def populate(gateway: Any, chargers: int, connectors: int) -> None:
 
 async def churn(gateway: Any, chargers: int, connectors: int, per_s: float, stop: asyncio.Event) -> int:
     """MeterValues-like updates (all measurands of one connector) at a steady rate."""
-    from gateway.station import MeterKey, MeterReading
+    from gateway.model.station import MeterKey, MeterReading
 
     registry, sent = gateway.registry, 0
     if per_s <= 0:
@@ -102,10 +102,10 @@ async def churn(gateway: Any, chargers: int, connectors: int, per_s: float, stop
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     from gateway.app import Gateway
-    from gateway.config import Settings
     from gateway.extensions import install_extensions
-    from points.modbus import server_for
-    from points.modbus_layout import MAX_FLAT_SLOT, connector_area_base
+    from gateway.settings import Settings
+    from points.modbus.layout import MAX_FLAT_SLOT, connector_area_base
+    from points.modbus.server import server_for
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings()

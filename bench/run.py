@@ -31,12 +31,12 @@ from bench.loadgen import parse_rates, raise_fd_limit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# The gateway's CLI takes --config before the subcommand (gateway/cli.py: a global option).
+# The gateway's CLI takes --config before the subcommand (gateway/operator/cli.py: a global option).
 DEFAULT_GATEWAY_CMD = "ocpp-gateway --config {config} run"
 
 # Used when the ocpp-gateway console script is not installed (a plain checkout): the same
 # entry point the script calls, with the same argv, so the measured process is the gateway.
-_CLI_SHIM = "import sys; from gateway.cli import main; sys.argv[0] = 'ocpp-gateway'; sys.exit(main())"
+_CLI_SHIM = "import sys; from gateway.operator.cli import main; sys.argv[0] = 'ocpp-gateway'; sys.exit(main())"
 
 # The gateway settings the benchmark needs (keys from gateway/config.py); everything else
 # stays at the gateway's defaults, schema validation included. Placeholders: {host},
@@ -315,7 +315,7 @@ def ratios(gateway: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The runner's options; shared by `python -m bench.run` and `ocpp-gateway bench`."""
+    """The runner's options; shared by `python -m bench.run` and `python -m bench.run`."""
     p.add_argument("--chargers", type=int, default=1000)
     p.add_argument("--rates", type=parse_rates, default=parse_rates("1000,2000,5000"))
     p.add_argument("--stage-seconds", type=float, default=10.0)

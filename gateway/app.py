@@ -16,16 +16,16 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
-from gateway import authorize
-from gateway.config import Settings
+from gateway.chargers.quirks import bundled_quirks
 from gateway.errors import ChargerUnavailable, OperationError
 from gateway.gc_policy import GcPolicy
-from gateway.history import HistoryStore, hash_key
-from gateway.quirks import bundled_quirks
-from gateway.server import OcppServer
-from gateway.session import Session
-from gateway.station import BootInfo, Registry, Station
-from gateway.timestamps import parse_timestamp
+from gateway.history.store import HistoryStore, hash_key
+from gateway.model import authorize
+from gateway.model.station import BootInfo, Registry, Station
+from gateway.model.timestamps import parse_timestamp
+from gateway.ocpp.server import OcppServer
+from gateway.ocpp.session import Session
+from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 QUIRK_SCOPE = "quirk"  # kv scope: charger id -> quirk name an operator assigned
@@ -66,7 +66,7 @@ class Gateway:
             await hook()
         self.ports["ocpp"] = await self.ocpp.start()
         if self.settings.admin.enabled:
-            from gateway.admin import AdminServer
+            from gateway.operator.api import AdminServer
             admin = AdminServer(self)
             self.ports["admin"] = await admin.start()
             self.stop_hooks.append(admin.stop)

@@ -11,9 +11,9 @@ from gateway.app import Gateway
 
 def install_extensions(gateway: Gateway) -> None:
     """Add every installed part to the gateway (each guards its own settings)."""
-    from gateway import operations_api
-    from gateway.charging_admin import register_routes
-    from gateway.charging_control import ChargingController
+    from gateway.charging.controller import ChargingController
+    from gateway.operator import actions_api as operations_api
+    from gateway.operator.charging import register_routes
     from points.service import install as install_points
 
     # Operations first: its boot hook (the configuration read) is queued before smart charging's.
@@ -24,7 +24,7 @@ def install_extensions(gateway: Gateway) -> None:
     # The point table always (Modbus and exports read it); the BACnet device when bacnet.enabled.
     install_points(gateway)
     if gateway.settings.modbus.enabled:
-        from points.modbus import install as install_modbus
+        from points.modbus.server import install as install_modbus
 
         # Registers of the same point table on modbus.host:modbus.port (docs/modbus.md).
         install_modbus(gateway)

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.smart_charging import SmartChargingSettings
-from gateway.station import CONNECTOR_STATUSES, ERROR_CODES
-from gateway.timestamps import iso_z
+from gateway.charging.profiles import SmartChargingSettings
+from gateway.model.station import CONNECTOR_STATUSES, ERROR_CODES
+from gateway.model.timestamps import iso_z
 
 # BACnet object types a point can have (bacpypes3 names) and their EDE numeric codes.
 BACNET_TYPE_CODES = {
@@ -108,7 +108,7 @@ class PointState:
 
     results: dict[tuple[str, int | None, str], str] = field(default_factory=dict)
     site: SiteLimits = field(default_factory=SiteLimits)
-    # The smart-charging controller (gateway.charging_control): the one owner of the Niagara
+    # The smart-charging controller (gateway.charging.controller): the one owner of the Niagara
     # 6.3 settings and of the site limit in force; points only show and forward writes.
     charging: Any = None
 
@@ -486,7 +486,7 @@ CONNECTOR_SPECS: tuple[PointSpec, ...] = (
 )
 
 
-# --- Modbus (points.modbus) --------------------------------------------------------------
+# --- Modbus (points.modbus.server) --------------------------------------------------------------
 # Registers of each string point in the Modbus map, 2 ASCII characters per register; a string
 # point not listed here is not served over Modbus (free text such as StatusNotification info or
 # the last disconnect reason does not fit a fixed register map). Lengths follow the OCPP 1.6

@@ -12,8 +12,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from gateway.cli import AdminClient, CliError, _print, _table
-from points.modbus_export import add_modbus_export, run_modbus_export
+from gateway.operator.cli import AdminClient, CliError, _print, _table
+from points.export.register_map import add_modbus_export, run_modbus_export
 
 LIST_COLUMNS = ["name", "object_type", "instance", "value", "units", "writable", "charger_id"]
 
@@ -54,7 +54,7 @@ def cmd_points(args: argparse.Namespace) -> int:
             rows = [r for r in rows if r["charger_id"] == args.charger]
         _print(args, rows, lambda d: _table(d, LIST_COLUMNS))
         return 0
-    from points.export import write_ede
+    from points.export.ede import write_ede
     cfg = args.settings.bacnet
     paths = write_ede(args.ede, rows, cfg.device_id, cfg.device_name, cfg.description, args.project)
     print(f"wrote {len(rows) + 1} objects: " + ", ".join(str(p) for p in paths))

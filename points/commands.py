@@ -3,7 +3,7 @@
 Each writer takes (point, value) already checked by `PointSpec.coerce`, carries out the action
 and returns the text the result point shows (None: nothing was done, e.g. a pulse point written
 back to idle, and the last result stays), or raises `WriteRefused` so the BMS gets an error
-and nothing is stored. Operator actions go through `gateway.operations`, as the CLI's do.
+and nothing is stored. Operator actions go through `gateway.operator.actions`, as the CLI's do.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-from gateway import operations
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable, OcppError, OperationError
+from gateway.operator import actions as operations
 from points.catalog import (
     AVAILABILITY_STATES,
     REGISTRATION_STATES,
@@ -34,7 +34,7 @@ DONE = {"Accepted", "Unlocked", "Scheduled", "RebootRequired"}
 
 
 def writers(service: PointsService) -> dict[str, Writer]:
-    """The `on_write` names of the catalog, bound to this gateway (through gateway.operations,
+    """The `on_write` names of the catalog, bound to this gateway (through gateway.operator.actions,
     so a BMS write does exactly what the same CLI or API action does)."""
     gw = service.gateway
 

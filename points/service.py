@@ -5,7 +5,7 @@
 is always built (Modbus and the exports need it), the BACnet device only with `bacnet.enabled`.
 `table_from_db(path)` builds the same table from a database file, for exports while stopped.
 
-Smart charging: the controller (`gateway.charging_control`) owns the Niagara 6.3 settings and
+Smart charging: the controller (`gateway.charging.controller`) owns the Niagara 6.3 settings and
 the site limit; the smart-charging points read it, forward BMS writes to it, and are refreshed
 when it reports a change.
 """
@@ -19,7 +19,7 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.station import Registry
+from gateway.model.station import Registry
 from points.commands import writers
 from points.table import OFFSETS_SCOPE, Point, PointTable
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from gateway.app import Gateway
-    from gateway.history import HistoryStore
+    from gateway.history.store import HistoryStore
 
 log = logging.getLogger(__name__)
 SEEN_SCOPE = "points.seen"  # per charger: connectors, meter values and keys seen (for --db exports)
@@ -68,7 +68,7 @@ class PointsService:
             table.restore(station, _record(seen, station.charger_id))
         table.sync(gw.registry)
         if gw.settings.bacnet.enabled:
-            from points.bacnet import BacnetServer
+            from points.bacnet.device import BacnetServer
             self.bacnet = BacnetServer(gw.settings.bacnet, table, gw.spawn)
             gw.ports["bacnet"] = await self.bacnet.start()
             gw.stop_hooks.append(self.bacnet.stop)
@@ -145,7 +145,7 @@ async def load_state(table: PointTable, history: HistoryStore) -> None:
 
 async def table_from_db(path: str | Path) -> PointTable:
     """The table the gateway would build, from a database file (slots, offsets, seen points)."""
-    from gateway.history import HistoryStore
+    from gateway.history.store import HistoryStore
     store = HistoryStore(path)
     await store.open()
     try:

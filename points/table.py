@@ -1,11 +1,11 @@
 """The point catalog: every value the gateway exposes to a BMS, with a stable address.
 
 One table of specs (`SITE_SPECS`, `CHARGER_SPECS`, `CONNECTOR_SPECS`, plus specs made per meter
-value and per configuration key) is iterated by BACnet (`points.bacnet`), Modbus
-(`points.modbus`) and the exports; none of them defines a point itself. Free of network I/O:
+value and per configuration key) is iterated by BACnet (`points.bacnet.device`), Modbus
+(`points.modbus.server`) and the exports; none of them defines a point itself. Free of network I/O:
 the installer (`points.service`) feeds it registry events and persists what it allocates.
 
-Public API (used by points.bacnet, points.modbus, points.export; a running gateway's table is
+Public API (used by points.bacnet.device, points.modbus.server, points.export.ede; a running gateway's table is
 `points.service.service_for(gateway).table`, ready once the gateway's start hooks have run):
 
     PointSpec(key, kind, offset, bacnet_type, modbus_type, units="", writable=False,
@@ -41,7 +41,7 @@ MEASURANDS, STANDARD_CONFIG_KEYS, PointSpec.coerce for write validation, WriteRe
 write-access-denied, value-out-of-range, invalid-value, charger-offline, rejected).
 For Modbus: `spec.modbus_type` is float32 | uint16 | uint32 | string; multi-state values are
 1-based state numbers; `point.slot`, `point.connector_id`, `point.index` (the local offset,
-< SLOT_STRIDE) are the stable inputs for a register-address function of `points.modbus`.
+< SLOT_STRIDE) are the stable inputs for a register-address function of `points.modbus.server`.
 Writes from any protocol go through `await table.write(point, value)`; for commandable points
 pass the effective value after the protocol's own priority logic.
 
@@ -61,7 +61,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.station import ConfigKey, Connector, MeterKey
+from gateway.model.station import ConfigKey, Connector, MeterKey
 from points.catalog import (
     CHARGER_SPECS,
     CONFIG_PREFIX,

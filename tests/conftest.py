@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from gateway.app import Gateway
-from gateway.config import Settings
 from gateway.extensions import install_extensions
+from gateway.settings import Settings
 
 
 def make_settings(tmp_path: Path, **sections: dict) -> Settings:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from gateway.app import Gateway
-from gateway.configuration import REQUIRED_CORE_KEYS
+from gateway.chargers.configuration import REQUIRED_CORE_KEYS
 from tests.conftest import GatewayRunner
 from tests.ocpp_client import TestCharger
 

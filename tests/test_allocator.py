@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from gateway.allocator import AllocatorConfig, RotationState, Session, SiteLimit, allocate
+from gateway.charging.allocator import AllocatorConfig, RotationState, Session, SiteLimit, allocate
 
 V = 230.0
 
@@ -275,7 +275,7 @@ def test_smart_charging_core_imports_no_network_database_or_event_loop_library()
                  "aiohttp", "asyncio", "socket"]
     code = (
         "import sys\n"
-        "import gateway.allocator, gateway.capabilities, gateway.smart_charging, gateway.quirks\n"
+        "import gateway.charging.allocator, gateway.chargers.capabilities, gateway.charging.profiles, gateway.chargers.quirks\n"
         f"bad = [m for m in sys.modules if m.split('.')[0] in {forbidden!r}]\n"
         "print(','.join(sorted(bad)))\n"
     )

@@ -190,7 +190,7 @@ async def test_configuration_write_reaches_the_charger_and_a_refused_write_error
     gw = runner.gateway
     charger = await added_charger(runner, "CP-A")
     try:
-        from gateway.station import ConfigKey
+        from gateway.model.station import ConfigKey
         station = gw.registry.get("CP-A")
         gw.registry.set_config(station, ConfigKey("HeartbeatInterval", "300", readonly=False))
         gw.registry.set_config(station, ConfigKey("NumberOfConnectors", "1", readonly=True))
@@ -263,7 +263,7 @@ async def test_instances_survive_a_restart_with_chargers_added_in_another_order(
     charger added after the restart only gets a new slot. (Reordering within one gateway
     run is covered at table level in test_points_table.)
     """
-    from gateway.station import ConfigKey, MeterKey, MeterReading
+    from gateway.model.station import ConfigKey, MeterKey, MeterReading
     from points.service import point_rows, service_for
     bacnet = {"enabled": True, "address": "127.0.0.1/8", "port": free_udp_port()}
     gw = await runner.start(bacnet=bacnet)
@@ -341,7 +341,7 @@ async def test_a_taken_port_or_missing_address_is_a_clear_configuration_error(ru
     import dataclasses
 
     from gateway.errors import ConfigError
-    from points.bacnet import BacnetServer
+    from points.bacnet.device import BacnetServer
     from points.table import PointTable
     gw = await runner.start(bacnet={"enabled": True, "address": "127.0.0.1/8", "port": free_udp_port()})
     table = PointTable(clock=lambda: 0.0)

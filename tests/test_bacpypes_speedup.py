@@ -9,7 +9,7 @@ from bacpypes3.local.analog import AnalogInputObject, AnalogValueObject
 from bacpypes3.local.cmd import Commandable
 from bacpypes3.local.multistate import MultiStateInputObject
 
-from points.bacpypes_speedup import getattr_static
+from points.bacnet.speedup import getattr_static
 
 
 class CommandableAV(Commandable, AnalogValueObject):

@@ -5,8 +5,8 @@ from dataclasses import replace
 
 import pytest
 
-from gateway.capabilities import DEFAULTS, ChargerCapabilities
-from gateway.quirks import QuirkError, QuirkSet, bundled_quirks, load_quirks, parse_quirk
+from gateway.chargers.capabilities import DEFAULTS, ChargerCapabilities
+from gateway.chargers.quirks import QuirkError, QuirkSet, bundled_quirks, load_quirks, parse_quirk
 
 # Configuration as the AC wallbox manual (001, section 3.2.1) lists its defaults, typos included.
 AC_WALLBOX_KEYS = {

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from gateway.cli import main
+from gateway.operator.cli import main
 from tests.ocpp_client import TestCharger
 
 

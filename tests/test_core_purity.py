@@ -10,8 +10,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 IO_LIBRARIES = {"websockets", "ocpp", "BAC0", "bacpypes3", "pymodbus", "sqlite_utils", "sqlite3",
                 "aiohttp", "asyncio"}
-PURE_MODULES = ["gateway/station.py", "gateway/authorize.py", "gateway/summaries.py",
-                "gateway/timestamps.py"]
+PURE_MODULES = ["gateway/model/station.py", "gateway/model/authorize.py", "gateway/ocpp/summaries.py",
+                "gateway/model/timestamps.py"]
 
 
 @pytest.mark.parametrize("module", PURE_MODULES)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.config import settings_reference
+from gateway.settings import settings_reference
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,14 +19,14 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.pdu import ExceptionResponse
 
 from gateway.app import Gateway
-from gateway.station import ConfigKey
-from points.modbus import server_for
-from points.modbus_codec import RegType, decode
-from points.modbus_layout import (
+from gateway.model.station import ConfigKey
+from points.modbus.codec import RegType, decode
+from points.modbus.layout import (
     CHARGER_BASE,
     MAP_VERSION,
     connector_area_base,
 )
+from points.modbus.server import server_for
 from points.service import service_for
 from tests.conftest import GatewayRunner
 from tests.ocpp_client import TestCharger

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from points.modbus_codec import (
+from points.modbus.codec import (
     NA_UINT16,
     EncodeError,
     RegType,

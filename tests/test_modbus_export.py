@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import csv
 
-from gateway.cli import main
-from points.modbus_export import CSV_COLUMNS, devices_from_db
+from gateway.operator.cli import main
+from points.export.register_map import CSV_COLUMNS, devices_from_db
 from tests.conftest import GatewayRunner
 
 
@@ -52,8 +52,8 @@ def test_docs_show_the_register_map_the_code_serves():
     """docs/modbus.md embeds the generated tables of slot 1: regenerate them when the map changes."""
     from pathlib import Path
 
-    from gateway.config import ModbusSettings
-    from points.modbus_export import render
+    from gateway.settings import ModbusSettings
+    from points.export.register_map import render
 
     docs = (Path(__file__).resolve().parent.parent / "docs" / "modbus.md").read_text()
     rendered = render("md", [], ModbusSettings())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from points.modbus_codec import RegType
-from points.modbus_layout import (
+from points.modbus.codec import RegType
+from points.modbus.layout import (
     CHARGER_AREA,
     CHARGER_BASE,
     CHARGER_STRIDE,
@@ -99,7 +99,7 @@ def test_site_fields_sit_below_the_charger_base():
     assert layout.locate(0) == (Scope.SITE, None, None, 0)
 
 
-@pytest.mark.parametrize("module", ["points/modbus_codec.py", "points/modbus_layout.py"])
+@pytest.mark.parametrize("module", ["points/modbus/codec.py", "points/modbus/layout.py"])
 def test_encodings_and_addresses_import_no_io_library(module):
     """Register addresses and encodings are plain functions (style guide: a core without I/O)."""
     import ast

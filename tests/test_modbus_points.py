@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 
 from points.catalog import CHARGER_SPECS, CONNECTOR_SPECS, MODBUS_STRING_REGISTERS, SITE_SPECS
-from points.modbus_codec import RegType
-from points.modbus_export import layout
-from points.modbus_layout import MAP_VERSION, Scope, charger_block_base, connector_area_base
-from points.modbus_points import CHARGER_ORDER, CONNECTOR_ORDER, SITE_ORDER, reg_type_of
+from points.export.register_map import layout
+from points.modbus.codec import RegType
+from points.modbus.fields import CHARGER_ORDER, CONNECTOR_ORDER, SITE_ORDER, reg_type_of
+from points.modbus.layout import MAP_VERSION, Scope, charger_block_base, connector_area_base
 
 
 @pytest.mark.parametrize("specs, order", [(SITE_SPECS, SITE_ORDER), (CHARGER_SPECS, CHARGER_ORDER),

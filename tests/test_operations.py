@@ -1,6 +1,6 @@
 """Operator actions over the real server (OCPP 1.6 section 5, Niagara guide 6, 6.1, 6.2).
 
-Each test drives `gateway.operations` against a TestCharger on loopback and checks what the
+Each test drives `gateway.operator.actions` against a TestCharger on loopback and checks what the
 charger received, what came back, and what the model and the general log now show.
 """
 
@@ -10,9 +10,9 @@ import asyncio
 
 import pytest
 
-from gateway import operations as ops
 from gateway.app import Gateway
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable, OperationError
+from gateway.operator import actions as ops
 from tests.conftest import GatewayRunner
 from tests.ocpp_client import TestCharger
 from tests.operations_support import (

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 
 from gateway.app import Gateway
-from gateway.calls import FEATURE_PROFILE
-from gateway.operations_api import ACTIONS
+from gateway.ocpp.requests import FEATURE_PROFILE
+from gateway.operator.actions_api import ACTIONS
 from tests.conftest import GatewayRunner
 from tests.operations_support import ConfigTable, accepted_charger, next_call, standard_config
 

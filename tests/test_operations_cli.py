@@ -6,7 +6,7 @@ import asyncio
 import json
 
 from gateway.app import Gateway
-from gateway.cli import main
+from gateway.operator.cli import main
 from tests.conftest import GatewayRunner
 from tests.operations_support import ConfigTable, accepted_charger, next_call, standard_config
 

@@ -10,9 +10,9 @@ import asyncio
 import csv
 from pathlib import Path
 
-from gateway.cli import main
-from gateway.station import ConfigKey
-from points.export import EDE_COLUMNS
+from gateway.model.station import ConfigKey
+from gateway.operator.cli import main
+from points.export.ede import EDE_COLUMNS
 from points.service import point_rows, service_for
 from tests.conftest import wait_until
 from tests.ocpp_client import TestCharger

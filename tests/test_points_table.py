@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from gateway.station import (
+from gateway.model.station import (
     CONNECTOR_STATUSES,
     ERROR_CODES,
     ConfigKey,

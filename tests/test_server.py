@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gateway.server import charger_id_from_path
+from gateway.ocpp.server import charger_id_from_path
 from tests.ocpp_client import TestCharger
 
 

@@ -15,9 +15,9 @@ import jsonschema
 import ocpp
 import pytest
 
-from gateway.capabilities import ChargerCapabilities
-from gateway.quirks import bundled_quirks
-from gateway.smart_charging import (
+from gateway.chargers.capabilities import ChargerCapabilities
+from gateway.chargers.quirks import bundled_quirks
+from gateway.charging.profiles import (
     ChargingProfileKind,
     ChargingProfilePurpose,
     ChargingRateUnit,

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.app import Gateway
+from gateway.model.station import ChangeEvent, ConfigKey, Station
 from gateway.simulator import Simulator
-from gateway.station import ChangeEvent, ConfigKey, Station
 from tests.conftest import GatewayRunner
 
 # The four chargers of shared/seeds: Smappee (000), AC wallbox (001), zappi (003), EVlink (004).

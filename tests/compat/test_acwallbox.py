@@ -12,9 +12,9 @@ from dataclasses import replace
 
 import pytest
 
-from gateway import operations as ops
-from gateway.charging_control import capabilities_of
+from gateway.charging.controller import capabilities_of
 from gateway.errors import OperationError
+from gateway.operator import actions as ops
 from gateway.simulator import load_profile
 from tests.compat.harness import WHITELISTED, start_bench, whitelist
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import csv
 
-from gateway.cli import main
-from points.export import EDE_COLUMNS
+from gateway.operator.cli import main
+from points.export.ede import EDE_COLUMNS
 from points.service import service_for
 from tests.compat.harness import PROFILES, Bench
 from tests.test_bacnet import free_udp_port

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gateway import operations as ops
-from gateway.charging_control import capabilities_of
+from gateway.charging.controller import capabilities_of
+from gateway.operator import actions as ops
 from tests.compat.harness import start_bench
 
 SERIAL = "3N193501234EVF2S22P22R7V3.3.0.7"  # 31 characters; the schema allows 25

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import operations as ops
+from gateway.operator import actions as ops
 from tests.compat.harness import PROFILES, WHITELISTED, start_bench
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import operations as ops
-from gateway.timestamps import parse_timestamp
+from gateway.model.timestamps import parse_timestamp
+from gateway.operator import actions as ops
 from tests.compat.harness import PROFILES, UNKNOWN, WHITELISTED, Bench, start_bench
 from tests.conftest import GatewayRunner
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway import operations as ops
+from gateway.operator import actions as ops
 from tests.compat.harness import WHITELISTED, start_bench
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import operations as ops
 from gateway.errors import ChargerUnavailable
+from gateway.operator import actions as ops
 from tests.compat.harness import start_bench
 
 EXPIRY = "2030-01-01T00:00:00Z"

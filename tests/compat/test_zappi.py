@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from gateway import operations as ops
+from gateway.operator import actions as ops
 from gateway.simulator import Simulator
 from tests.compat.harness import WHITELISTED, Bench, Watch, start_bench, whitelist
 from tests.ocpp_client import TestCharger

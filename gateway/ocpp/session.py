@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from websockets.exceptions import ConnectionClosed
 
-from gateway import protocol
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable, OcppError
-from gateway.station import BootInfo, MeterKey, MeterReading, Station
-from gateway.summaries import confirmation_summary, request_summary
-from gateway.timestamps import iso_z, parse_timestamp
+from gateway.model.station import BootInfo, MeterKey, MeterReading, Station
+from gateway.model.timestamps import iso_z, parse_timestamp
+from gateway.ocpp import protocol
+from gateway.ocpp.summaries import confirmation_summary, request_summary
 
 if TYPE_CHECKING:
     from gateway.app import Gateway

@@ -21,12 +21,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from gateway import calls, configuration
-from gateway.capabilities import capabilities_of
-from gateway.configuration import change_configuration as change_configuration
-from gateway.configuration import get_configuration as get_configuration
+from gateway.chargers import configuration
+from gateway.chargers.capabilities import capabilities_of
+from gateway.chargers.configuration import change_configuration as change_configuration
+from gateway.chargers.configuration import get_configuration as get_configuration
 from gateway.errors import ChargerCallError, OperationError
-from gateway.timestamps import iso_z
+from gateway.model.timestamps import iso_z
+from gateway.ocpp import requests as calls
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -250,7 +251,7 @@ async def cancel_reservation(gw: Gateway, charger_id: str, reservation_id: int) 
     return await calls.call(gw, charger_id, "CancelReservation", {"reservationId": int(reservation_id)})
 
 
-# --- Smart Charging (plain calls; the profile logic lives in gateway.smart_charging) -----------
+# --- Smart Charging (plain calls; the profile logic lives in gateway.charging.profiles) -----------
 async def get_composite_schedule(gw: Gateway, charger_id: str, connector_id: int, duration: int,
                                  charging_rate_unit: str | None = None) -> dict[str, Any]:
     payload: dict[str, Any] = {"connectorId": int(connector_id), "duration": int(duration)}

@@ -28,9 +28,9 @@ from points.catalog import (
     config_spec,
     meter_spec,
 )
-from points.modbus_binding import Binding, PointContext, WriteError
-from points.modbus_codec import RegType
-from points.modbus_layout import (
+from points.modbus.binding import Binding, PointContext, WriteError
+from points.modbus.codec import RegType
+from points.modbus.layout import (
     CHARGER_POINTS,
     CONFIG_AREA,
     CONNECTOR_POINTS,

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gateway import operations as ops
-from gateway.admin import GATEWAY_KEY, _json_body
-from gateway.configuration import ConfigurationReader, configuration_view
+from gateway.chargers.configuration import ConfigurationReader, configuration_view
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable, OperationError
+from gateway.operator import actions as ops
+from gateway.operator.api import GATEWAY_KEY, _json_body
 
 if TYPE_CHECKING:
     from gateway.app import Gateway

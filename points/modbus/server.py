@@ -7,7 +7,7 @@ with twenty samples costs one register update per connector.
 
 pymodbus 3.16 (notes 2.1-2.2): the datastore is the server's own `SimCore`; the only ways in
 are `server.async_setValues` for pushes and the device `action` coroutine for client access,
-which `points.modbus_writes` handles (the inbound direction).
+which `points.modbus.writes` handles (the inbound direction).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from pymodbus.pdu.device import ModbusDeviceIdentification
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from gateway.config import ModbusSettings
 from gateway.errors import ConfigError
-from gateway.station import ChangeEvent, Station
-from points.modbus_binding import Area, Binding, PointContext, WriteError
-from points.modbus_codec import EncodeError, encode
-from points.modbus_layout import (
+from gateway.model.station import ChangeEvent, Station
+from gateway.settings import ModbusSettings
+from points.modbus.binding import Area, Binding, PointContext, WriteError
+from points.modbus.codec import EncodeError, encode
+from points.modbus.layout import (
     CHARGER_AREA,
     CHARGER_BASE,
     CHARGER_STRIDE,
@@ -46,7 +46,7 @@ from points.modbus_layout import (
     charger_block_base,
     connector_area_base,
 )
-from points.modbus_writes import ClientWrites
+from points.modbus.writes import ClientWrites
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -432,16 +432,16 @@ class ModbusPointServer:
 def install(gateway: Gateway, bindings: Iterable[Binding] | None = None) -> ModbusPointServer:
     """Add the Modbus server to a gateway: started after the device database loads, stopped first.
 
-    Without explicit bindings it serves the gateway's point table (`points.modbus_points`).
+    Without explicit bindings it serves the gateway's point table (`points.modbus.fields`).
     """
     table = None
     if bindings is None:
-        from points.modbus_points import TableFields, point_table
+        from points.modbus.fields import TableFields, point_table
         table = point_table(gateway)
         bindings = TableFields(table, gateway.settings.modbus.write_wait_s).bindings()
     server = ModbusPointServer(gateway, bindings)
     if table is not None:
-        from points.modbus_points import areas_of
+        from points.modbus.fields import areas_of
         # Values that live in the table, not the registry (site limits, smart-charging settings,
         # write results) change without a registry event; the table tells its listeners.
         table.changed.append(lambda points: server.refresh(areas_of(points)))

@@ -1,6 +1,6 @@
 """Client writes to the Modbus server: checked whole, then applied through the point table.
 
-The inbound direction of `points.modbus` (which pushes model values out). pymodbus calls the
+The inbound direction of `points.modbus.server` (which pushes model values out). pymodbus calls the
 device `action` for every access, our own pushes included (FC3/FC4 with values, which no client
 can send); FC 6/16/23 are client writes, FC22 (mask write) and coil writes are refused.
 """
@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 
 from pymodbus.constants import ExcCodes
 
-from points.modbus_binding import Binding, PointContext, WriteError
-from points.modbus_codec import RegType, decode
-from points.modbus_layout import FieldSpec, LayoutError, Scope
+from points.modbus.binding import Binding, PointContext, WriteError
+from points.modbus.codec import RegType, decode
+from points.modbus.layout import FieldSpec, LayoutError, Scope
 
 if TYPE_CHECKING:
-    from points.modbus import ModbusPointServer
+    from points.modbus.server import ModbusPointServer
 
-log = logging.getLogger("points.modbus")
+log = logging.getLogger("points.modbus.server")
 
 CLIENT_WRITES = frozenset({6, 16, 23})  # write single, write multiple, read/write multiple
 OWN_PUSHES = frozenset({3, 4})          # server.async_setValues with the read function codes

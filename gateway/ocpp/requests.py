@@ -1,6 +1,6 @@
 """How an operator call reaches a charger: the checks before sending, and the result's shape.
 
-Shared by `gateway.operations` and `gateway.configuration` so every action is refused, sent
+Shared by `gateway.operator.actions` and `gateway.chargers.configuration` so every action is refused, sent
 and answered the same way: unknown, offline, not accepted or missing its feature profile is a
 `ChargerUnavailable` before anything is sent; a payload the OCPP schema refuses is a
 `ValueError`; the answer comes back as `{"action", "charger_id", "status", "answer", ...}`.
@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from gateway import protocol
-from gateway.capabilities import PROFILE_ACTIONS, capabilities_of
+from gateway.chargers.capabilities import PROFILE_ACTIONS, capabilities_of
 from gateway.errors import ChargerUnavailable, OcppError
-from gateway.station import Station
-from gateway.timestamps import iso_z, parse_timestamp
+from gateway.model.station import Station
+from gateway.model.timestamps import iso_z, parse_timestamp
+from gateway.ocpp import protocol
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
-    from gateway.session import Session
+    from gateway.ocpp.session import Session
 
 # The feature profile of each central-system call (one table: capabilities.PROFILE_ACTIONS).
 FEATURE_PROFILE = {action: profile for profile, actions in PROFILE_ACTIONS.items() for action in actions}

@@ -9,7 +9,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
-    from gateway.charging_control import ChargingController
+    from gateway.charging.controller import ChargingController
 
 SETTING_FIELDS = ("enabled", "unit", "limit", "kind", "purpose", "profile_id", "stack_level")
 
@@ -70,7 +70,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_site(args: argparse.Namespace) -> int:
-    from gateway.cli import AdminClient, _print
+    from gateway.operator.cli import AdminClient, _print
     client = AdminClient(args.settings, args.admin_url)
     if args.site_action == "limit":
         body = {"power_kw": None, "current_a": None} if args.clear else {"power_kw": args.kw, "current_a": args.amps}
@@ -90,7 +90,7 @@ def _site_text(site: dict[str, Any]) -> str:
 
 
 def cmd_smart(args: argparse.Namespace) -> int:
-    from gateway.cli import AdminClient, _print
+    from gateway.operator.cli import AdminClient, _print
     client = AdminClient(args.settings, args.admin_url)
     body = {k: getattr(args, k) for k in SETTING_FIELDS if getattr(args, k, None) is not None}
     if body:

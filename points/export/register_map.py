@@ -1,7 +1,7 @@
 """The Modbus register map as files for the BMS integrator: CSV to import, Markdown to read.
 
 Rendered from `templates/modbus_map.csv.j2` and `templates/modbus_map.md.j2` with the same
-layout the server uses (`points.modbus_points` + `points.modbus_layout`), so the document cannot
+layout the server uses (`points.modbus.fields` + `points.modbus.layout`), so the document cannot
 drift from the registers. Columns follow notes 3.4: 0-based PDU address (decimal and hex),
 register number, function codes, access, size, type, unit, range, description, OCPP source.
 """
@@ -19,9 +19,9 @@ from typing import Any
 import jinja2
 
 import templates
-from gateway.config import ModbusSettings, Settings
-from points.modbus_codec import NA_UINT16, RegType
-from points.modbus_layout import (
+from gateway.settings import ModbusSettings, Settings
+from points.modbus.codec import NA_UINT16, RegType
+from points.modbus.layout import (
     CHARGER_AREA,
     CHARGER_BASE,
     CHARGER_STRIDE,
@@ -43,7 +43,7 @@ CSV_COLUMNS = ["address", "hex", "register", "reference", "table", "function_cod
 
 def layout() -> RegisterLayout:
     """The register layout of this build (the server computes the same from the same table)."""
-    from points.modbus_points import TableFields
+    from points.modbus.fields import TableFields
     from points.table import PointTable
     return RegisterLayout(b.spec for b in TableFields(PointTable(clock=lambda: 0.0)).bindings())
 

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gateway.config import REGISTRATION_STATUSES
 from gateway.errors import GatewayError
-from gateway.history import TRANSACTION_COLUMNS, to_csv
-from gateway.station import Station
-from gateway.timestamps import iso_z
+from gateway.history.store import TRANSACTION_COLUMNS, to_csv
+from gateway.model.station import Station
+from gateway.model.timestamps import iso_z
+from gateway.settings import REGISTRATION_STATUSES
 
 if TYPE_CHECKING:
     from gateway.app import Gateway

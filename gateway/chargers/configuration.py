@@ -17,15 +17,15 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from gateway import calls
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable
-from gateway.station import ChangeEvent, ConfigKey, Station
-from gateway.summaries import shown_value
-from gateway.timestamps import iso_z
+from gateway.model.station import ChangeEvent, ConfigKey, Station
+from gateway.model.timestamps import iso_z
+from gateway.ocpp import requests as calls
+from gateway.ocpp.summaries import shown_value
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
-    from gateway.session import Session
+    from gateway.ocpp.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +306,7 @@ async def configuration_view(gateway: Gateway, station: Station,
     }
 
 
-# --- operator calls (re-exported by gateway.operations) -------------------------------------
+# --- operator calls (re-exported by gateway.operator.actions) -------------------------------------
 async def get_configuration(gw: Gateway, charger_id: str,
                             keys: list[str] | None = None) -> dict[str, Any]:
     """Ask the charger for the keys named and keep the answer.

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from gateway.capabilities import ChargerCapabilities
+from gateway.chargers.capabilities import ChargerCapabilities
 
 
 class ChargingRateUnit(StrEnum):

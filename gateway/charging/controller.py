@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from gateway.allocator import RotationState, SiteLimit, allocate
-from gateway.allocator import Session as AllocSession
-from gateway.capabilities import ChargerCapabilities, capabilities_of
-from gateway.errors import OperationError
-from gateway.smart_charging import (
+from gateway.chargers.capabilities import ChargerCapabilities, capabilities_of
+from gateway.charging.allocator import RotationState, SiteLimit, allocate
+from gateway.charging.allocator import Session as AllocSession
+from gateway.charging.profiles import (
     ChargingProfileKind,
     ChargingProfilePurpose,
     ChargingRateUnit,
@@ -31,11 +30,12 @@ from gateway.smart_charging import (
     build_clear,
     build_profile,
 )
-from gateway.station import ChangeEvent, Station
+from gateway.errors import OperationError
+from gateway.model.station import ChangeEvent, Station
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
-    from gateway.session import Session
+    from gateway.ocpp.session import Session
 
 log = logging.getLogger(__name__)
 SITE_SCOPE, PROFILE_SCOPE = "site_limit", "smart_charging"

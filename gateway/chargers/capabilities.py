@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from gateway.quirks import PURPOSES, Quirk, QuirkSet, bundled_quirks
-from gateway.station import Station
+from gateway.chargers.quirks import PURPOSES, Quirk, QuirkSet, bundled_quirks
+from gateway.model.station import Station
 
 # OCPP 1.6 section 3 (feature profiles) and 5/6: the central-system calls each profile brings.
 PROFILE_ACTIONS: Mapping[str, tuple[str, ...]] = MappingProxyType({

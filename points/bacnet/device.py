@@ -30,14 +30,14 @@ from bacpypes3.object import CharacterStringValueObject as _CharacterStringValue
 from bacpypes3.primitivedata import Null
 
 from gateway.errors import ConfigError
-from points import bacpypes_speedup
+from points.bacnet import speedup as bacpypes_speedup
 from points.catalog import UNITS, WriteRefused
 from points.table import Point, PointTable
 
 bacpypes_speedup.install()
 
 if TYPE_CHECKING:
-    from gateway.config import BacnetSettings
+    from gateway.settings import BacnetSettings
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gateway.cli import AdminClient, CliError, _print, _q, _table
+from gateway.operator.cli import AdminClient, CliError, _print, _q, _table
 
 TRIGGER_MESSAGES = ("BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification",
                     "Heartbeat", "MeterValues", "StatusNotification")

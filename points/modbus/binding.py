@@ -1,7 +1,7 @@
 """What the Modbus server serves: fields of the register layout bound to the model and the table.
 
-Kept apart from the server so the point-table adapter (`points.modbus_points`) and the write
-path (`points.modbus_writes`) share these types without importing the server.
+Kept apart from the server so the point-table adapter (`points.modbus.fields`) and the write
+path (`points.modbus.writes`) share these types without importing the server.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from pymodbus.constants import ExcCodes
 
-from gateway.station import Station
-from points.modbus_layout import FieldSpec, Scope
+from gateway.model.station import Station
+from points.modbus.layout import FieldSpec, Scope
 
 if TYPE_CHECKING:
     from gateway.app import Gateway

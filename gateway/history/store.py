@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
-from gateway.timestamps import iso_z
+from gateway.model.timestamps import iso_z
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -20,12 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gateway.config import REGISTRATION_STATUSES, Settings, load_settings
 from gateway.errors import ConfigError
+from gateway.settings import REGISTRATION_STATUSES, Settings, load_settings
 
 # Modules that add their own subcommands: each has `register(subparsers)`.
-EXTENSIONS: list[str] = ["gateway.simulator.cli", "gateway.operations_cli", "gateway.charging_admin", "points.cli",
-                         "bench.cli"]
+EXTENSIONS: list[str] = ["gateway.simulator.cli", "gateway.operator.actions_cli", "gateway.operator.charging", "points.cli"]
 
 
 class CliError(Exception):
@@ -89,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.logging.level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.logging.filter_charger:
-        from gateway.logfilter import install_charger_filter
+        from gateway.history.logfilter import install_charger_filter
         install_charger_filter(settings.logging.filter_charger)
     from gateway.app import Gateway
     from gateway.extensions import install_extensions
@@ -191,8 +190,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 async def _history_from_db(path: Path, kind: str, query: dict[str, Any], as_csv: bool) -> Any:
-    from gateway.admin import LOG_COLUMNS
-    from gateway.history import TRANSACTION_COLUMNS, HistoryStore, to_csv
+    from gateway.history.store import TRANSACTION_COLUMNS, HistoryStore, to_csv
+    from gateway.operator.api import LOG_COLUMNS
     if not path.exists():
         raise CliError(f"no database at {path}")
     store = HistoryStore(path)

@@ -20,7 +20,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from gateway.history import check_key
+from gateway.history.store import check_key
 
 if TYPE_CHECKING:
     from gateway.app import Gateway

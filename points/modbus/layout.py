@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from points.modbus_codec import RegType, size_of
+from points.modbus.codec import RegType, size_of
 
 # Bumped whenever an address or a type in the map changes; served at site register 0.
 MAP_VERSION = 1
