@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable, OcppError, OperationError
 from gateway.operator import actions as operations
+from gateway.operator.actions import ActionParts
 from points.catalog import (
     AVAILABILITY_STATES,
     REGISTRATION_STATES,
@@ -25,7 +26,8 @@ from points.catalog import (
 from points.table import Point, Writer
 
 if TYPE_CHECKING:
-    from points.service import PointsService
+    from gateway.charging.controller import ChargingController
+    from points.catalog import SiteLimits
 
 # OCPP 1.6 schema limits (ChangeConfiguration value: CiString500, idTag: CiString20).
 MAX_CONFIG_VALUE, MAX_ID_TAG = 500, 20
@@ -33,10 +35,10 @@ MAX_CONFIG_VALUE, MAX_ID_TAG = 500, 20
 DONE = {"Accepted", "Unlocked", "Scheduled", "RebootRequired"}
 
 
-def writers(service: PointsService) -> dict[str, Writer]:
+def writers(parts: ActionParts, charging: ChargingController | None, site: SiteLimits) -> dict[str, Writer]:
     """The `on_write` names of the catalog, bound to this gateway (through gateway.operator.actions,
-    so a BMS write does exactly what the same CLI or API action does)."""
-    gw = service.gateway
+    so a BMS write does exactly what the same CLI or API action does). `site` is the table's
+    record of the site limits a BMS wrote."""
 
     async def run(action: Awaitable[dict[str, Any]]) -> str:
         """One operation; offline, CALLERROR, timeout and refusals become WriteRefused."""
@@ -61,52 +63,52 @@ def writers(service: PointsService) -> dict[str, Writer]:
         text = str(value)
         if len(text) > MAX_CONFIG_VALUE:
             raise WriteRefused(f"longer than {MAX_CONFIG_VALUE} characters", "invalid-value")
-        return await run(operations.change_configuration(gw, point.charger_id, str(point.subject), text,
+        return await run(operations.change_configuration(parts, point.charger_id, str(point.subject), text,
                                                          source="bms"))
 
     async def reset(point: Point, value: Any) -> str | None:
         kind = RESET_STATES[int(value) - 1]
         if kind == "Idle":
             return None
-        return await run(operations.reset(gw, point.charger_id, kind))
+        return await run(operations.reset(parts, point.charger_id, kind))
 
     async def clear_cache(point: Point, value: Any) -> str | None:
-        return await run(operations.clear_cache(gw, point.charger_id)) if value else None
+        return await run(operations.clear_cache(parts, point.charger_id)) if value else None
 
     async def unlock(point: Point, value: Any) -> str | None:
         if not value:
             return None
-        return await run(operations.unlock_connector(gw, point.charger_id, point.connector_id or 0))
+        return await run(operations.unlock_connector(parts, point.charger_id, point.connector_id or 0))
 
     async def remote_start(point: Point, value: Any) -> str:
         id_tag = str(value).strip()
         if not id_tag or len(id_tag) > MAX_ID_TAG:
             raise WriteRefused(f"an idTag of 1..{MAX_ID_TAG} characters is needed", "invalid-value")
-        return await run(operations.remote_start_transaction(gw, point.charger_id, id_tag,
+        return await run(operations.remote_start_transaction(parts, point.charger_id, id_tag,
                                                              point.connector_id))
 
     async def remote_stop(point: Point, value: Any) -> str | None:
         if not value:
             return None
-        return await run(operations.remote_stop_transaction(gw, point.charger_id,
+        return await run(operations.remote_stop_transaction(parts, point.charger_id,
                                                             connector_id=point.connector_id))
 
     async def availability(point: Point, value: Any) -> str:
         kind = AVAILABILITY_STATES[int(value) - 1]
-        return await run(operations.change_availability(gw, point.charger_id, kind, point.connector_id or 0))
+        return await run(operations.change_availability(parts, point.charger_id, kind, point.connector_id or 0))
 
     async def registration(point: Point, value: Any) -> str:
         answer = REGISTRATION_STATES[int(value) - 1]
-        await gw.update_device(point.charger_id, registration=answer)
+        await parts.device_book.update_device(point.charger_id, registration=answer)
         return answer
 
     async def smart_setting(point: Point, value: Any) -> str:
-        if gw.charging is None:
+        if charging is None:
             raise WriteRefused("smart charging is not running", "write-access-denied")
         field, states = _SMART_FIELDS[point.spec.key]
         new = states[int(value) - 1] if states else value
         try:
-            await gw.charging.configure(point.charger_id, point.connector_id or 0, **{field: new})
+            await charging.configure(point.charger_id, point.connector_id or 0, **{field: new})
         except OperationError as exc:
             raise WriteRefused(str(exc), "invalid-value") from None
         return "Stored"
@@ -114,16 +116,15 @@ def writers(service: PointsService) -> dict[str, Writer]:
     async def site_limit(point: Point, value: Any) -> str:
         """The EMS commands a site limit; the controller decides what is in force (and expires
         a BMS value that is not refreshed). The relinquish default of 10000 means "no limit"."""
-        site = service.table.state.site
         if point.spec.key == "PowerLimit":
             site.power_limit_kw = float(value)
         else:
             site.current_limit_a = float(value)
-        if gw.charging is None:
+        if charging is None:
             return "Stored"
         power = site.power_limit_kw if site.power_limit_kw < NO_LIMIT else None
         current = site.current_limit_a if site.current_limit_a < NO_LIMIT else None
-        await gw.charging.set_site_limit(power, current, source="bms")
+        await charging.set_site_limit(power, current, source="bms")
         return "Applied"
 
     return {

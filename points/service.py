@@ -1,9 +1,9 @@
-"""Wires the point table into a running gateway: persistence, events, writers, BACnet, admin API.
+"""The point table in a running gateway: persistence, registry events, writers, the BACnet device.
 
-`service_for(gateway)` gives the one `PointsService` of a gateway (Modbus uses the same table:
-`service_for(gateway).table`). `install(gateway)` is called by `gateway.extensions`; the table
-is always built (Modbus and the exports need it), the BACnet device only with `bacnet.enabled`.
-`table_from_db(path)` builds the same table from a database file, for exports while stopped.
+The composition root (`gateway.main`) builds one `PointsService` and hands its `table` to the
+Modbus server and the admin API; the table is always built (Modbus and the exports need it), the
+BACnet device only with `bacnet.enabled`. `table_from_db(path)` builds the same table from a
+database file, for exports while stopped.
 
 Smart charging: the controller (`gateway.charging.controller`) owns the Niagara 6.3 settings and
 the site limit; the smart-charging points read it, forward BMS writes to it, and are refreshed
@@ -15,39 +15,47 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.model.station import Registry
-from points.commands import writers
-from points.table import OFFSETS_SCOPE, Point, PointTable
+from gateway.model.station import ChangeEvent, Registry
+from points.table import OFFSETS_SCOPE, Point, PointTable, Writer
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from gateway.app import Gateway
+    from gateway.charging.controller import ChargingController
     from gateway.history.store import HistoryStore
+    from gateway.settings import Settings
+    from gateway.tasks import Spawn
 
 log = logging.getLogger(__name__)
 SEEN_SCOPE = "points.seen"  # per charger: connectors, meter values and keys seen (for --db exports)
-_services: weakref.WeakKeyDictionary[Any, PointsService] = weakref.WeakKeyDictionary()
 
 
 class PointsService:
-    """The point table of one gateway and the hooks other parts attach to it."""
+    """The point table of one gateway, fed by the registry and the smart-charging controller."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
-        self.table = PointTable(clock=gateway.clock)
+    def __init__(self, settings: Settings, registry: Registry, history: HistoryStore, table: PointTable,
+                 spawn: Spawn, charging: ChargingController | None,
+                 writers: dict[str, Writer]) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.history = history
+        self.table = table
+        self.spawn = spawn
+        self.charging = charging
+        self.writers = writers
         self.bacnet: Any = None
+        self.port: int | None = None
         self._seen: dict[str, str] = {}
         self._pending: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
-        gw, table = self.gateway, self.table
-        await load_state(table, gw.history)
-        sc = gw.settings.smart_charging
+        """Load what was persisted, build the points of every added charger, start BACnet."""
+        table, settings = self.table, self.settings
+        await load_state(table, self.history)
+        sc = settings.smart_charging
         site = table.state.site
         # What a BMS falls back to when it relinquishes: the safe limit, else the configured one.
         default_kw = sc.safe_power_limit_kw if sc.safe_power_limit_kw is not None else sc.site_power_limit_kw
@@ -55,27 +63,31 @@ class PointsService:
             site.power_limit_kw = site.default_power_kw = default_kw
         if sc.site_current_limit_a is not None:
             site.current_limit_a = site.default_current_a = sc.site_current_limit_a
-        if gw.charging is not None:
-            table.state.charging = gw.charging
-            gw.charging.listeners.append(self._on_charging)
+        if self.charging is not None:
+            table.state.charging = self.charging
         table.persist = lambda values: self._persist(OFFSETS_SCOPE, values)
-        table.writers.update(writers(self))
-        table.write_wait_s = gw.settings.bacnet.write_wait_s
+        table.writers.update(self.writers)
+        table.write_wait_s = settings.bacnet.write_wait_s
         table.added.append(self._remember)
-        gw.registry.subscribe(self._on_event)
-        seen = await gw.history.kv_get(SEEN_SCOPE)
-        for station in gw.registry.added_stations():
+        self.registry.subscribe(self.on_registry_change)
+        seen = await self.history.kv_get(SEEN_SCOPE)
+        for station in self.registry.added_stations():
             table.restore(station, _record(seen, station.charger_id))
-        table.sync(gw.registry)
-        if gw.settings.bacnet.enabled:
+        table.sync(self.registry)
+        if settings.bacnet.enabled:
             from points.bacnet.device import BacnetServer
-            self.bacnet = BacnetServer(gw.settings.bacnet, table, gw.spawn)
-            gw.ports["bacnet"] = await self.bacnet.start()
-            gw.stop_hooks.append(self.bacnet.stop)
+            self.bacnet = BacnetServer(settings.bacnet, table, self.spawn)
+            self.port = await self.bacnet.start()
+
+    async def stop(self) -> None:
+        """Stop BACnet, then wait for the persisting still under way (a stop never loses an offset)."""
+        if self.bacnet is not None:
+            await self.bacnet.stop()
+        await self.flush()
 
     def _persist(self, scope: str, values: dict[str, str]) -> None:
         """Store in the background; `flush` waits for it, so a stop never loses an offset."""
-        task = self.gateway.spawn(self.gateway.history.kv_put(scope, values), f"persist {scope}")
+        task = self.spawn(self.history.kv_put(scope, values), f"persist {scope}")
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
@@ -83,16 +95,16 @@ class PointsService:
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
 
-    def _on_charging(self, charger_id: str | None) -> None:
+    def charging_changed(self, charger_id: str | None) -> None:
         """The controller changed something: refresh its points (one charger's, or all)."""
         self.table.notify([p for p in self.table.points() if p.spec.key.startswith("SC-")
                            and (charger_id is None or p.charger_id == charger_id)
                            or p.spec.kind == "site"])
 
-    def _on_event(self, event: Any) -> None:
+    def on_registry_change(self, event: ChangeEvent) -> None:
         """Registry events arrive inside OCPP handlers: a points fault must never break those."""
         try:
-            self.table.handle(event, self.gateway.registry)
+            self.table.handle(event, self.registry)
         except Exception:
             log.exception("point table update failed for %s (%s)", event.charger_id, event.kind)
 
@@ -107,27 +119,13 @@ class PointsService:
         if changed:
             self._persist(SEEN_SCOPE, changed)
 
-    def register_routes(self, app: web.Application) -> None:
+    def add_routes(self, app: web.Application) -> None:
+        """GET /api/points: every point with its value (the admin app)."""
         from aiohttp import web
 
         async def list_points(request: web.Request) -> web.Response:
             return web.json_response(point_rows(self.table))
         app.router.add_get("/api/points", list_points)
-
-
-def service_for(gateway: Gateway) -> PointsService:
-    service = _services.get(gateway)
-    if service is None:
-        service = _services[gateway] = PointsService(gateway)
-    return service
-
-
-def install(gateway: Gateway) -> PointsService:
-    service = service_for(gateway)
-    gateway.start_hooks.append(service.start)
-    gateway.stop_hooks.append(service.flush)  # stop hooks run in reverse: after BACnet stops
-    gateway.admin_routes.append(service.register_routes)
-    return service
 
 
 def _record(seen: dict[str, str], charger_id: str) -> dict[str, Any]:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import Gateway
-from gateway.extensions import install_extensions
+from gateway.main import Gateway
 from gateway.settings import Settings
 
 
@@ -39,7 +38,6 @@ class GatewayRunner:
     async def start(self, **sections: dict) -> Gateway:
         settings = make_settings(self.tmp_path, **sections)
         gateway = Gateway(settings)
-        install_extensions(gateway)
         await gateway.start()
         self.gateway = gateway
         return gateway

@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from gateway.app import Gateway
+from gateway.main import Gateway
 from gateway.chargers.configuration import REQUIRED_CORE_KEYS
 from tests.conftest import GatewayRunner
 from tests.ocpp_client import TestCharger
@@ -86,8 +86,8 @@ async def accepted_charger(gw: Gateway, runner: GatewayRunner, charger_id: str =
                            table: ConfigTable | None = None,
                            **answers: Any) -> AsyncIterator[TestCharger]:
     """An added charger, connected and booted, whose configuration read has finished."""
-    if charger_id not in gw.devices:
-        await gw.add_device(charger_id)
+    if charger_id not in gw.device_book.devices:
+        await gw.device_book.add_device(charger_id)
     async with TestCharger(runner.url, charger_id) as cp:
         if table is not None:
             cp.answers["GetConfiguration"] = table.answer

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from gateway.app import Gateway
+from gateway.main import Gateway
 from tests.conftest import GatewayRunner, wait_until
 from tests.ocpp_client import CallErrorReply, TestCharger
 
@@ -18,7 +18,7 @@ T0 = "2026-11-20T08:00:00Z"
 
 
 async def test_added_charger_is_accepted_with_the_heartbeat_interval(gateway: Gateway, runner: GatewayRunner):
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         answer = await cp.boot(chargePointSerialNumber="SN1", firmwareVersion="1.2")
         assert answer["status"] == "Accepted"
@@ -38,8 +38,8 @@ async def test_guest_charger_gets_the_configured_response_and_interval(runner: G
 
 
 async def test_device_changed_to_rejected_is_rejected_and_refused_other_messages(gateway, runner):
-    await gateway.add_device("CP1")
-    await gateway.update_device("CP1", registration="Rejected")
+    await gateway.device_book.add_device("CP1")
+    await gateway.device_book.update_device("CP1", registration="Rejected")
     async with TestCharger(runner.url, "CP1") as cp:
         assert (await cp.boot())["status"] == "Rejected"
         with pytest.raises(CallErrorReply) as err:
@@ -73,7 +73,7 @@ async def test_authorize_policy_answers_authorize_start_and_stop_alike(runner, p
     await gw.history.put_tag("BAD", "blacklist")
     await gw.history.put_tag("GOOD", "whitelist")
     await gw.history.put_tag("OLD", "whitelist", expiry="2020-01-01T00:00:00Z")
-    await gw.reload_tags()
+    await gw.device_book.reload_tags()
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         assert (await cp.call("Authorize", {"idTag": tag}))["idTagInfo"]["status"] == expected
@@ -193,7 +193,7 @@ async def test_a_new_connection_replaces_the_old_session(gateway, runner):
     async with TestCharger(runner.url, "CP1") as second:
         await second.boot()
         await wait_until(lambda: first.ws.close_code is not None)
-        assert gateway.sessions["CP1"].ws is not None
+        assert gateway.connections.sessions["CP1"].ws is not None
         assert gateway.registry.get("CP1").online
         assert "currentTime" in await second.call("Heartbeat", {})
     await first.close()
@@ -265,7 +265,7 @@ async def test_adding_a_pending_charger_asks_it_to_boot_again_now(gateway, runne
     async with TestCharger(runner.url, "CP9") as cp:
         cp.answers["TriggerMessage"] = lambda p: {"status": "Accepted"}
         assert (await cp.boot())["status"] == "Pending"
-        await gateway.add_device("CP9")
+        await gateway.device_book.add_device("CP9")
         action, payload = await asyncio.wait_for(cp.received.get(), 5)
         assert (action, payload) == ("TriggerMessage", {"requestedMessage": "BootNotification"})
         assert (await cp.boot())["status"] == "Accepted"

@@ -35,8 +35,8 @@ async def charging(cp: TestCharger, connector: int = 1) -> int:
 
 
 async def test_site_limit_is_shared_equally_between_charging_sessions(gateway, runner):
-    await gateway.add_device("CP1")
-    await gateway.add_device("CP2")
+    await gateway.device_book.add_device("CP1")
+    await gateway.device_book.add_device("CP2")
     async with accepting(TestCharger(runner.url, "CP1")) as cp1, accepting(TestCharger(runner.url, "CP2")) as cp2:
         tx1, tx2 = await charging(cp1), await charging(cp2)
         await gateway.charging.set_site_limit(None, 32.0, source="bms")
@@ -52,8 +52,8 @@ async def test_site_limit_is_shared_equally_between_charging_sessions(gateway, r
 
 
 async def test_a_session_that_stops_gives_its_share_to_the_others(gateway, runner):
-    await gateway.add_device("CP1")
-    await gateway.add_device("CP2")
+    await gateway.device_book.add_device("CP1")
+    await gateway.device_book.add_device("CP2")
     async with accepting(TestCharger(runner.url, "CP1")) as cp1, accepting(TestCharger(runner.url, "CP2")) as cp2:
         await charging(cp1)
         tx2 = await charging(cp2)
@@ -68,8 +68,8 @@ async def test_a_session_that_stops_gives_its_share_to_the_others(gateway, runne
 async def test_fallback_limit_applies_when_the_bms_goes_silent(runner):
     clock = [1_800_000_000.0]
     gw = await runner.start(smart_charging={"safe_power_limit_kw": 4.14, "setpoint_timeout_s": 60.0})
-    gw.clock = lambda: clock[0]
-    await gw.add_device("CP1")
+    gw.charging.clock = lambda: clock[0]
+    await gw.device_book.add_device("CP1")
     async with accepting(TestCharger(runner.url, "CP1")) as cp:
         await charging(cp)
         after_start = await next_call(cp, "SetChargingProfile")  # no BMS value yet: the safe limit
@@ -86,7 +86,7 @@ async def test_fallback_limit_applies_when_the_bms_goes_silent(runner):
 
 
 async def test_niagara_profile_is_sent_when_enabled_and_cleared_when_disabled(gateway, runner):
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with accepting(TestCharger(runner.url, "CP1")) as cp:
         await cp.boot()
         settings = await gateway.charging.configure("CP1", 0, enabled=True, unit="A", limit=13, profile_id=100)
@@ -101,7 +101,7 @@ async def test_niagara_profile_is_sent_when_enabled_and_cleared_when_disabled(ga
 
 
 async def test_profiles_are_sent_again_after_the_charger_reboots(gateway, runner):
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with accepting(TestCharger(runner.url, "CP1")) as cp:
         await cp.boot()
         await gateway.charging.configure("CP1", 0, enabled=True, limit=16)
@@ -114,7 +114,7 @@ async def test_profiles_are_sent_again_after_the_charger_reboots(gateway, runner
 
 async def test_smart_charging_settings_survive_a_restart(runner):
     gw = await runner.start()
-    await gw.add_device("CP1")
+    await gw.device_book.add_device("CP1")
     await gw.charging.configure("CP1", 1, enabled=True, unit="W", limit=7400, stack_level=2)
     await gw.charging.set_site_limit(50.0, None)
     await runner.stop()
@@ -131,8 +131,8 @@ async def test_a_site_limit_written_over_modbus_reaches_every_charging_session(r
     from tests.test_modbus import site_address
 
     gw = await runner.start(modbus={"enabled": True, "port": 0})
-    await gw.add_device("CP1")
-    await gw.add_device("CP2")
+    await gw.device_book.add_device("CP1")
+    await gw.device_book.add_device("CP2")
     async with accepting(TestCharger(runner.url, "CP1")) as cp1, accepting(TestCharger(runner.url, "CP2")) as cp2:
         await charging(cp1)
         await charging(cp2)

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from gateway.operator.cli import main
+from gateway.main import main
 from tests.ocpp_client import TestCharger
 
 
@@ -55,7 +55,7 @@ async def test_tags_from_the_cli_drive_the_authorize_policy(runner, capsys):
 
 async def test_an_operator_assigns_a_quirk_by_name(gateway, runner, capsys):
     """The AC wallbox quirk has no [match] (manual 001 names no vendor/model)."""
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     code, out = await cli(capsys, runner, "devices", "set", "CP1", "--quirk", "nonsense")
     assert code == 1 and "no quirk named 'nonsense'" in out
     code, _ = await cli(capsys, runner, "devices", "set", "CP1", "--quirk", "ac-wallbox")

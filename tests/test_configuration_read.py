@@ -6,7 +6,7 @@ the order of follow-up calls after BootNotification (pain point 3).
 
 from __future__ import annotations
 
-from gateway.app import Gateway
+from gateway.main import Gateway
 from gateway.chargers.configuration import STANDARD_KEYS
 from tests.conftest import GatewayRunner
 from tests.ocpp_client import TestCharger
@@ -164,7 +164,7 @@ async def test_a_reboot_during_the_read_restarts_it(runner):
             answered["first"] = True
             return None  # lost: the charger rebooted before answering
         return table.answer(payload)
-    await gw.add_device("CP1")
+    await gw.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         cp.answers["GetConfiguration"] = answer
         await cp.boot()

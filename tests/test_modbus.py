@@ -18,7 +18,7 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.pdu import ExceptionResponse
 
-from gateway.app import Gateway
+from gateway.main import Gateway
 from gateway.model.station import ConfigKey
 from points.modbus.codec import RegType, decode
 from points.modbus.layout import (
@@ -26,8 +26,6 @@ from points.modbus.layout import (
     MAP_VERSION,
     connector_area_base,
 )
-from points.modbus.server import server_for
-from points.service import service_for
 from tests.conftest import GatewayRunner
 from tests.ocpp_client import TestCharger
 
@@ -35,7 +33,7 @@ T0 = "2026-11-21T08:00:00Z"
 
 
 def _placed(gateway: Gateway, scope: str, field_id: str) -> int:
-    server = server_for(gateway)
+    server = gateway.modbus
     assert server is not None
     for block in server.layout.blocks.values():
         if block.scope == scope and (placed := block.get(field_id)) is not None:
@@ -57,7 +55,7 @@ async def start(runner: GatewayRunner, **modbus: object) -> Gateway:
 
 async def settled(gateway: Gateway) -> None:
     """Every model change so far is in the registers (the server flushes once per loop turn)."""
-    server = server_for(gateway)
+    server = gateway.modbus
     assert server is not None
     await asyncio.sleep(0)
     await server.flushed()
@@ -94,7 +92,7 @@ async def charging_charger(runner: GatewayRunner, charger_id: str, power_w: floa
 # --- reading -------------------------------------------------------------------------------
 async def test_connector_status_and_meter_values_reach_input_registers(runner: GatewayRunner):
     gateway = await start(runner)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     cp = await charging_charger(runner, "CP1", 7650.0, 70_000.6)
     try:
         await settled(gateway)
@@ -120,7 +118,7 @@ async def test_connector_status_and_meter_values_reach_input_registers(runner: G
 @pytest.mark.parametrize("word_order", ["big", "little"])
 async def test_floats_decode_in_the_configured_word_order(runner: GatewayRunner, word_order):
     gateway = await start(runner, word_order=word_order)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     cp = await charging_charger(runner, "CP1", -12.5 + 7000, 1234.0)
     try:
         await settled(gateway)
@@ -139,7 +137,7 @@ async def test_floats_decode_in_the_configured_word_order(runner: GatewayRunner,
 
 async def test_offline_charger_reads_not_available_and_online_flag_zero(runner: GatewayRunner):
     gateway = await start(runner)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     cp = await charging_charger(runner, "CP1", 7650.0, 1.0)
     await cp.close()
     await asyncio.sleep(0.05)
@@ -154,8 +152,8 @@ async def test_offline_charger_reads_not_available_and_online_flag_zero(runner: 
 
 async def test_same_addresses_after_restart_with_chargers_added_in_another_order(runner: GatewayRunner):
     gateway = await start(runner)
-    await gateway.add_device("CP-A")
-    await gateway.add_device("CP-B")
+    await gateway.device_book.add_device("CP-A")
+    await gateway.device_book.add_device("CP-B")
     seen = {}
     for charger_id, power in (("CP-B", 2000.0), ("CP-A", 1000.0)):
         cp = await charging_charger(runner, charger_id, power, 5.0)
@@ -164,7 +162,7 @@ async def test_same_addresses_after_restart_with_chargers_added_in_another_order
     await runner.stop()
 
     gateway = await start(runner)
-    await gateway.add_device("CP-C")  # a new charger takes a new slot, moves nothing
+    await gateway.device_book.add_device("CP-C")  # a new charger takes a new slot, moves nothing
     chargers = [await charging_charger(runner, cid, p, 5.0)
                 for cid, p in (("CP-C", 3000.0), ("CP-A", 1000.0), ("CP-B", 2000.0))]
     try:
@@ -183,12 +181,12 @@ async def test_same_addresses_after_restart_with_chargers_added_in_another_order
 
 async def test_a_removed_charger_leaves_an_empty_block_and_keeps_the_others(runner: GatewayRunner):
     gateway = await start(runner)
-    await gateway.add_device("CP1")
-    await gateway.add_device("CP2")
+    await gateway.device_book.add_device("CP1")
+    await gateway.device_book.add_device("CP2")
     await settled(gateway)
     async with modbus(gateway) as client:
         before = [(await read_input(client, CHARGER_BASE + i * 1000, 1))[0] for i in (0, 1)]
-        await gateway.remove_device("CP1")
+        await gateway.device_book.remove_device("CP1")
         await settled(gateway)
         after = [(await read_input(client, CHARGER_BASE + i * 1000, 1))[0] for i in (0, 1)]
     assert before == [1, 2]
@@ -197,8 +195,8 @@ async def test_a_removed_charger_leaves_an_empty_block_and_keeps_the_others(runn
 
 async def test_unit_id_addressing_serves_each_slot_at_the_first_block(runner: GatewayRunner):
     gateway = await start(runner, unit_id_per_charger=True)
-    await gateway.add_device("CP1")
-    await gateway.add_device("CP2")
+    await gateway.device_book.add_device("CP1")
+    await gateway.device_book.add_device("CP2")
     cp = await charging_charger(runner, "CP2", 4321.0, 1.0)
     try:
         await settled(gateway)
@@ -233,7 +231,7 @@ async def _exception(reply: object) -> int | None:
 
 async def test_bad_writes_answer_modbus_exception_codes(runner: GatewayRunner):
     gateway = await start(runner)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     limit = site_address(gateway, "PowerLimit")
     status = connector_address(gateway, 1, 1, "Status")
     async with modbus(gateway) as client:
@@ -273,7 +271,7 @@ async def test_one_fc16_request_writes_both_site_limits(runner: GatewayRunner):
                                              + regs(32.0, client.DATATYPE.FLOAT32), device_id=1)
         await settled(gateway)
         back = await client.read_holding_registers(power, count=4, device_id=1)
-    site = service_for(gateway).table.state.site
+    site = gateway.points.table.state.site
     assert not reply.isError(), reply
     assert (site.power_limit_kw, site.current_limit_a) == (22.0, 32.0)
     assert [decode(back.registers[0:2], RegType.FLOAT32), decode(back.registers[2:4], RegType.FLOAT32)] == [22.0, 32.0]
@@ -289,13 +287,13 @@ async def test_read_write_multiple_fc23_writes_and_reads_in_one_request(runner: 
         refused = await client.readwrite_registers(read_address=0, read_count=1, write_address=limit,
                                                    values=[0x4120], device_id=1)
     assert not reply.isError(), reply
-    assert service_for(gateway).table.state.site.power_limit_kw == 11.5
+    assert gateway.points.table.state.site.power_limit_kw == 11.5
     assert await _exception(refused) == 2
 
 
 async def test_mirrored_inputs_read_alike_in_holding_registers_and_stay_read_only(runner: GatewayRunner):
     gateway = await start(runner, mirror_inputs_in_holding=True)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     cp = await charging_charger(runner, "CP1", 7650.0, 1.0)
     try:
         await settled(gateway)
@@ -312,7 +310,7 @@ async def test_mirrored_inputs_read_alike_in_holding_registers_and_stay_read_onl
 
 async def test_configuration_key_write_reaches_the_charger_as_change_configuration(runner: GatewayRunner):
     gateway = await start(runner)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     cp = TestCharger(runner.url, "CP1")
     cp.unrecorded.add("GetConfiguration")
     await cp.connect()
@@ -339,7 +337,7 @@ async def test_configuration_key_write_reaches_the_charger_as_change_configurati
 
 async def test_availability_write_reaches_the_charger_as_change_availability(runner: GatewayRunner):
     gateway = await start(runner)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     cp = TestCharger(runner.url, "CP1")
     cp.unrecorded.add("GetConfiguration")
     await cp.connect()
@@ -363,7 +361,7 @@ async def test_availability_write_reaches_the_charger_as_change_availability(run
 
 async def test_a_refused_command_answers_04_and_the_register_keeps_the_charger_value(runner: GatewayRunner):
     gateway = await start(runner)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     cp = TestCharger(runner.url, "CP1")
     cp.unrecorded.add("GetConfiguration")
     await cp.connect()
@@ -385,7 +383,7 @@ async def test_a_refused_command_answers_04_and_the_register_keeps_the_charger_v
 
 async def test_a_write_for_an_offline_charger_answers_04(runner: GatewayRunner):
     gateway = await start(runner)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     cp = TestCharger(runner.url, "CP1")
     cp.unrecorded.add("GetConfiguration")
     await cp.connect()
@@ -404,7 +402,7 @@ async def test_a_write_for_an_offline_charger_answers_04(runner: GatewayRunner):
 @pytest.mark.skipif(shutil.which("mbpoll") is None, reason="mbpoll is not installed")
 async def test_mbpoll_reads_the_power_float_high_word_first(runner: GatewayRunner):
     gateway = await start(runner)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     cp = await charging_charger(runner, "CP1", 7650.0, 1.0)
     try:
         await settled(gateway)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import csv
 
-from gateway.operator.cli import main
+from gateway.main import main
 from points.export.register_map import CSV_COLUMNS, devices_from_db
 from tests.conftest import GatewayRunner
 
 
 async def _database_with_two_chargers(runner: GatewayRunner) -> str:
     gateway = await runner.start()
-    await gateway.add_device("CP-A")
-    await gateway.add_device("CP-B")
+    await gateway.device_book.add_device("CP-A")
+    await gateway.device_book.add_device("CP-B")
     path = gateway.settings.database.path
     await runner.stop()
     return path

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.app import Gateway
+from gateway.main import Gateway
 from gateway.ocpp.requests import FEATURE_PROFILE
 from gateway.operator.actions_api import ACTIONS
 from tests.conftest import GatewayRunner

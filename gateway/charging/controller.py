@@ -13,9 +13,10 @@ import asyncio
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.chargers.capabilities import ChargerCapabilities, capabilities_of
 from gateway.charging.allocator import RotationState, SiteLimit, allocate
@@ -34,8 +35,21 @@ from gateway.errors import OperationError
 from gateway.model.station import ChangeEvent, Station
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
-    from gateway.ocpp.session import Session
+    from gateway.history.store import HistoryStore
+    from gateway.model.station import Clock, Registry
+    from gateway.ocpp.session import ChargerSession
+    from gateway.settings import Settings
+    from gateway.tasks import Spawn
+
+
+class ChargerLink(Protocol):
+    """How the controller reaches chargers (`gateway.ocpp.connections.Connections`)."""
+
+    async def call(self, charger_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Send one call; OperationError when the charger cannot take it or refuses."""
+
+    def is_connected(self, charger_id: str) -> bool:
+        """A session is open now."""
 
 log = logging.getLogger(__name__)
 SITE_SCOPE, PROFILE_SCOPE = "site_limit", "smart_charging"
@@ -76,9 +90,18 @@ class ConnectorControl:
 
 
 class ChargingController:
-    def __init__(self, gateway: Gateway) -> None:
-        self.gw = gateway
-        cfg = gateway.settings.smart_charging
+    def __init__(self, settings: Settings, registry: Registry, history: HistoryStore, clock: Clock,
+                 chargers: ChargerLink, device_of: Callable[[str], dict[str, Any]], spawn: Spawn,
+                 changed: Callable[[str | None], None] = lambda charger_id: None) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.history = history
+        self.clock = clock
+        self.chargers = chargers
+        self.device_of = device_of  # the device row (priority, weight) of a charger, {} for a guest
+        self.spawn = spawn
+        self.changed = changed  # told after each change (one charger's id, or None: the site)
+        cfg = settings.smart_charging
         self.profiles: dict[tuple[str, int], SmartChargingSettings] = {}
         self.site = SiteState()
         if cfg.site_power_limit_kw is not None or cfg.site_current_limit_a is not None:
@@ -89,32 +112,24 @@ class ChargingController:
         self._measured: dict[tuple[str, int], float] = {}
         self._dirty = asyncio.Event()
         self._lock = asyncio.Lock()
-        self.listeners: list[Any] = []  # callables(charger_id | None) told after each change
 
-    # --- wiring --------------------------------------------------------------------------
-    def install(self) -> None:
-        gw = self.gw
-        gw.boot_hooks.append(self.on_boot)
-        gw.transaction_hooks.append(self.on_transaction)
-        gw.registry.subscribe(self._on_change)
-        gw.start_hooks.append(self.start)
-
+    # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
-        stored = await self.gw.history.kv_get(PROFILE_SCOPE)
+        stored = await self.history.kv_get(PROFILE_SCOPE)
         for key, text in stored.items():
             charger_id, _, connector = key.rpartition("/")
             try:
                 self.profiles[(charger_id, int(connector))] = _settings_from_json(text)
             except (ValueError, TypeError, KeyError):
                 log.warning("ignoring unreadable smart-charging settings for %s", key)
-        site = (await self.gw.history.kv_get(SITE_SCOPE)).get("site")
+        site = (await self.history.kv_get(SITE_SCOPE)).get("site")
         if site:
             data = json.loads(site)
             if data.get("source") == "manual":  # a BMS value is not trusted across a restart
                 self.site = SiteState(data.get("power_w"), data.get("current_a"), "manual",
                                       data.get("written_at"))
         self._update_in_force(restarted=True)
-        self.gw.spawn(self._worker(), "smart charging")
+        self.spawn(self._worker(), "smart charging")
 
     # --- commands (CLI, admin API, BMS points) --------------------------------------------
     async def set_site_limit(self, power_kw: float | None, current_a: float | None,
@@ -124,14 +139,14 @@ class ChargingController:
             if value is not None and not 0 <= value <= 100000:
                 raise OperationError(f"site {name} limit out of range: {value}")
         self.site = SiteState(_kw_to_w(power_kw), current_a, source if (power_kw, current_a) != (None, None)
-                              else "none", self.gw.clock())
+                              else "none", self.clock())
         # Decide the limit in force before the next await: a new SiteState says "no limit" until
         # then, and a pass of the worker in between would clear every site profile.
         self._update_in_force()
-        await self.gw.history.kv_put(SITE_SCOPE, {"site": json.dumps(
+        await self.history.kv_put(SITE_SCOPE, {"site": json.dumps(
             {"power_w": self.site.power_w, "current_a": self.site.current_a, "source": source,
              "written_at": self.site.written_at})})
-        self.gw.history.log("site", "SiteLimit", f"{source}: power {power_kw} kW, current {current_a} A")
+        self.history.log("site", "SiteLimit", f"{source}: power {power_kw} kW, current {current_a} A")
         self._dirty.set()
         self._notify(None)
         return self.site
@@ -159,10 +174,10 @@ class ChargingController:
             return current
         self.profiles[key] = updated
         self._notify(charger_id)
-        await self.gw.history.kv_put(PROFILE_SCOPE, {f"{charger_id}/{connector_id}": _settings_to_json(updated)})
+        await self.history.kv_put(PROFILE_SCOPE, {f"{charger_id}/{connector_id}": _settings_to_json(updated)})
         was_enabled = current.enabled
-        station = self.gw.registry.get(charger_id)
-        if station is not None and self.gw.sessions.get(charger_id):
+        station = self.registry.get(charger_id)
+        if station is not None and self.chargers.is_connected(charger_id):
             if updated.enabled:
                 await self._send_niagara_profile(station, updated)
             elif was_enabled:
@@ -170,7 +185,7 @@ class ChargingController:
         return self.profiles[key]
 
     # --- events -------------------------------------------------------------------------
-    async def on_boot(self, session: Session, status: str) -> None:
+    async def on_boot(self, session: ChargerSession, status: str) -> None:
         """A charger booted: it may have lost its profiles, so write them again."""
         if status != "Accepted":
             return
@@ -189,10 +204,11 @@ class ChargingController:
         if station.slot is not None:  # guests take no share of the site limit
             self._dirty.set()
 
-    def _on_change(self, event: ChangeEvent) -> None:
+    def on_registry_change(self, event: ChangeEvent) -> None:
+        """A meter event: re-allocate when a session's measured current moved."""
         if event.kind != "meter" or not any(k.measurand == "Current.Import" for k in event.key):
             return
-        station = self.gw.registry.get(event.charger_id)
+        station = self.registry.get(event.charger_id)
         if station is None or station.slot is None:
             return  # guests take no share of the site limit
         key = (event.charger_id, event.connector_id or 0)
@@ -220,11 +236,11 @@ class ChargingController:
 
     def _update_in_force(self, restarted: bool = False) -> bool:
         """Decide which limit applies now; True when that changed."""
-        cfg = self.gw.settings.smart_charging
+        cfg = self.settings.smart_charging
         site, before = self.site, (self.site.in_force, self.site.reason)
         safe = SiteLimit(power_w=_kw_to_w(cfg.safe_power_limit_kw)) if cfg.safe_power_limit_kw is not None else None
         stale = (site.source == "bms" and site.written_at is not None
-                 and self.gw.clock() - site.written_at > cfg.setpoint_timeout_s)
+                 and self.clock() - site.written_at > cfg.setpoint_timeout_s)
         if site.source == "bms" and not stale:
             site.in_force, site.reason = SiteLimit(site.current_a, site.power_w), "bms"
         elif site.source in ("manual", "config"):
@@ -241,14 +257,14 @@ class ChargingController:
     async def reallocate(self) -> None:
         """Share the limit in force among charging sessions and write what changed."""
         async with self._lock:
-            now = self.gw.clock()
+            now = self.clock()
             sessions, stations = self._sessions(now)
             # No limit and no site share left on any charger: nothing to do. (Every connector that
             # still has a share counts, also one whose session has ended: its profile is cleared.)
             if self.site.in_force == SiteLimit() and not any(
                     control.requested_a is not None for control in self.control.values()):
                 return
-            voltage = self.gw.settings.smart_charging.nominal_voltage_v
+            voltage = self.settings.smart_charging.nominal_voltage_v
             result = allocate(self.site.in_force, sessions, voltage, self.rotation, now)
             # A session pinned at what its charger still applies (write budget used) is counted at
             # that value; what it should get once it can be written is the unpinned share, kept in
@@ -288,14 +304,14 @@ class ChargingController:
     def _sessions(self, now: float) -> tuple[list[AllocSession], dict[str, tuple[str, int]]]:
         """One allocator session per connector with an active transaction on an added charger."""
         sessions, keys = [], {}
-        phases_default = self.gw.settings.smart_charging.default_phases
-        for station in self.gw.registry.added_stations():
+        phases_default = self.settings.smart_charging.default_phases
+        for station in self.registry.added_stations():
             if not station.online:
                 continue
             caps = capabilities_of(station)
             if not caps.supports_action("SetChargingProfile"):
                 continue
-            device = self.gw.devices.get(station.charger_id, {})
+            device = self.device_of(station.charger_id)
             guard = self._guard(station.charger_id, caps)
             for connector in station.connectors.values():
                 if connector.connector_id == 0 or connector.transaction_id is None:
@@ -323,17 +339,17 @@ class ChargingController:
         guard = self.guards.get(charger_id)
         if guard is None:
             guard = self.guards[charger_id] = WriteGuard(
-                caps, default_writes_per_hour=self.gw.settings.smart_charging.profile_writes_per_hour)
+                caps, default_writes_per_hour=self.settings.smart_charging.profile_writes_per_hour)
         return guard
 
     async def _send_share(self, charger_id: str, connector_id: int, amps: float) -> None:
-        station = self.gw.registry.get(charger_id)
+        station = self.registry.get(charger_id)
         if station is None:
             return
         caps = capabilities_of(station)
         connector = station.connectors.get(connector_id)
-        phases = _phases(station, connector_id, caps, self.gw.settings.smart_charging.default_phases)
-        voltage = self.gw.settings.smart_charging.nominal_voltage_v
+        phases = _phases(station, connector_id, caps, self.settings.smart_charging.default_phases)
+        voltage = self.settings.smart_charging.nominal_voltage_v
         control = self.control.setdefault((charger_id, connector_id), ConnectorControl())
         operator = self._operator_profile_in_the_way(charger_id, connector_id, caps)
         if operator is None:
@@ -348,7 +364,7 @@ class ChargingController:
         control.in_place_of = operator.connector_id if operator is not None else None
         try:
             plan = build_profile(settings, caps, phases, voltage,
-                                 connector.transaction_id if connector else None, now=_utcnow(self.gw))
+                                 connector.transaction_id if connector else None, now=_utcnow(self.clock))
         except ProfileNotSupported as exc:
             control.send_status = str(exc)
             return
@@ -368,7 +384,7 @@ class ChargingController:
 
     async def _clear_site_profile(self, charger_id: str, connector_id: int) -> None:
         control = self.control.setdefault((charger_id, connector_id), ConnectorControl())
-        station = self.gw.registry.get(charger_id)
+        station = self.registry.get(charger_id)
         operator = self.profiles.get((charger_id, control.in_place_of)) if control.in_place_of is not None else None
         if operator is not None and station is not None:
             control.in_place_of = None
@@ -376,7 +392,7 @@ class ChargingController:
             control.send_status = f"operator profile restored: {self.profiles[(charger_id, operator.connector_id)].send_status}"
             return
         try:
-            answer = await self.gw.session_for(charger_id).call(
+            answer = await self.chargers.call(charger_id,
                 "ClearChargingProfile", {"id": SITE_PROFILE_ID + connector_id})
             control.send_status = f"cleared: {answer.get('status')}"
         except OperationError as exc:
@@ -387,11 +403,11 @@ class ChargingController:
 
     async def _write(self, charger_id: str, payload: dict[str, Any], key: tuple[str, int] | None) -> str:
         """Send one SetChargingProfile through the write guard; returns the send status."""
-        station = self.gw.registry.get(charger_id)
+        station = self.registry.get(charger_id)
         if station is None:
             return "unknown charger"
         guard = self._guard(charger_id, capabilities_of(station))
-        now = self.gw.clock()
+        now = self.clock()
         decision = guard.decide(payload, now)
         control = self.control.setdefault(key, ConnectorControl()) if key else None
         if not decision.write:
@@ -399,7 +415,7 @@ class ChargingController:
                 control.send_status = f"held back: {decision.reason}"
             return decision.reason
         try:
-            answer = await self.gw.session_for(charger_id).call("SetChargingProfile", payload)
+            answer = await self.chargers.call(charger_id, "SetChargingProfile", payload)
             status = answer.get("status", "?")
         except OperationError as exc:
             guard.record_write(now, payload, accepted=False)
@@ -411,20 +427,20 @@ class ChargingController:
             if status == "Accepted":
                 control.written_a, control.written_tx = _written_share(payload)
         if status == "Accepted" and key is not None:
-            self.gw.spawn(self._verify(charger_id, key[1]), f"verify profile on {charger_id}")
+            self.spawn(self._verify(charger_id, key[1]), f"verify profile on {charger_id}")
         self._notify(charger_id)
         return status
 
     async def _verify(self, charger_id: str, connector_id: int) -> None:
         """Ask the charger what it applies now (GetCompositeSchedule), where it can say."""
-        station = self.gw.registry.get(charger_id)
+        station = self.registry.get(charger_id)
         if station is None:
             return
         caps = capabilities_of(station)
         if not caps.supports_action("GetCompositeSchedule") or not caps.can_get_composite_schedule(connector_id):
             return
         try:
-            answer = await self.gw.session_for(charger_id).call(
+            answer = await self.chargers.call(charger_id,
                 "GetCompositeSchedule", {"connectorId": connector_id, "duration": 60,
                                          "chargingRateUnit": caps.allowed_rate_units[0]})
         except OperationError as exc:
@@ -444,9 +460,9 @@ class ChargingController:
         connector = station.connectors.get(settings.connector_id)
         try:
             plan = build_profile(settings, caps, _phases(station, settings.connector_id, caps,
-                                                         self.gw.settings.smart_charging.default_phases),
-                                 self.gw.settings.smart_charging.nominal_voltage_v,
-                                 connector.transaction_id if connector else None, now=_utcnow(self.gw))
+                                                         self.settings.smart_charging.default_phases),
+                                 self.settings.smart_charging.nominal_voltage_v,
+                                 connector.transaction_id if connector else None, now=_utcnow(self.clock))
         except ProfileNotSupported as exc:
             status = f"not supported: {exc}"
         else:
@@ -458,7 +474,7 @@ class ChargingController:
         key = (station.charger_id, settings.connector_id)
         caps = capabilities_of(station)
         try:
-            answer = await self.gw.session_for(station.charger_id).call(
+            answer = await self.chargers.call(station.charger_id,
                 "ClearChargingProfile", build_clear(settings, caps))
             status = f"cleared: {answer.get('status')}"
         except OperationError as exc:
@@ -470,8 +486,7 @@ class ChargingController:
         self._notify(station.charger_id)
 
     def _notify(self, charger_id: str | None) -> None:
-        for listener in list(self.listeners):
-            listener(charger_id)
+        self.changed(charger_id)
 
     def site_view(self) -> dict[str, Any]:
         in_force = self.site.in_force
@@ -484,7 +499,7 @@ class ChargingController:
         guard = self.guards.get(charger_id)
         if guard is None:
             return {"total": 0, "last_hour": 0, "budget_per_hour": None, "pending": 0}
-        return {"total": guard.writes_total, "last_hour": guard.writes_in_window(self.gw.clock()),
+        return {"total": guard.writes_total, "last_hour": guard.writes_in_window(self.clock()),
                 "budget_per_hour": guard.writes_per_hour, "pending": len(guard.pending)}
 
     def status(self) -> dict[str, Any]:
@@ -522,8 +537,8 @@ def _phases(station: Station, connector_id: int, caps: ChargerCapabilities, defa
     return caps.phases_hint(connector_id) or default
 
 
-def _utcnow(gw: Gateway) -> datetime:
-    return datetime.fromtimestamp(gw.clock(), UTC)
+def _utcnow(clock: Clock) -> datetime:
+    return datetime.fromtimestamp(clock(), UTC)
 
 
 def _kw_to_w(kw: float | None) -> float | None:

@@ -23,7 +23,10 @@ from websockets.http11 import Request, Response
 from gateway.history.store import check_key
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.history.store import HistoryStore
+    from gateway.ocpp.connections import Connections
+    from gateway.ocpp.parts import Credentials
+    from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 SUBPROTOCOL = "ocpp1.6"
@@ -67,14 +70,18 @@ def _text(connection: ServerConnection, status: http.HTTPStatus, body: str,
 
 
 class OcppServer:
-    """Owns the websockets server and turns each accepted connection into a Session."""
+    """Owns the websockets server and hands each accepted connection to `Connections.run`."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gw = gateway
+    def __init__(self, settings: Settings, connections: Connections, credentials: Credentials,
+                 history: HistoryStore) -> None:
+        self.settings = settings
+        self.connections = connections
+        self.credentials = credentials
+        self.history = history
         self.server: Server | None = None
 
     async def start(self) -> int:
-        cfg = self.gw.settings.ocpp
+        cfg = self.settings.ocpp
         context = None
         if cfg.ssl_enabled:  # security profile 2: TLS with a server certificate
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -97,24 +104,24 @@ class OcppServer:
         upgrade = request.headers.get("Upgrade", "").lower()
         if upgrade != "websocket":
             return _text(connection, http.HTTPStatus.OK,
-                         PLAIN_PAGE.format(port=self.gw.settings.ocpp.port))
+                         PLAIN_PAGE.format(port=self.settings.ocpp.port))
         charger_id = charger_id_from_path(request.path)
         peer = _peer(connection)
         if charger_id is None:
             log.warning("refused connection from %s: no valid charger id in path %r", peer, request.path)
             return _text(connection, http.HTTPStatus.NOT_FOUND,
                          "No valid charger identifier in the path: use /ocpp/<charger id>.\n")
-        if len(self.gw.sessions) >= self.gw.settings.ocpp.max_connections and \
-                charger_id not in self.gw.sessions:
+        if len(self.connections.sessions) >= self.settings.ocpp.max_connections and \
+                charger_id not in self.connections.sessions:
             return _text(connection, http.HTTPStatus.SERVICE_UNAVAILABLE, "Too many connections.\n")
-        key_hash = self.gw.auth_key_hash(charger_id)
+        key_hash = self.credentials.auth_key_hash(charger_id)
         if key_hash:
             creds = _basic_credentials(request.headers)
-            hashes = self.gw.auth_key_hashes(charger_id)
+            hashes = self.credentials.auth_key_hashes(charger_id)
             if creds is None or creds[0] != charger_id or not any(check_key(creds[1], h) for h in hashes):
                 reason = "missing credentials" if creds is None else "wrong credentials"
                 log.warning("refused %s from %s: %s (security profile 1)", charger_id, peer, reason)
-                self.gw.history.log(charger_id, "ConnectionRefused", f"{reason} from {peer}", "warning")
+                self.history.log(charger_id, "ConnectionRefused", f"{reason} from {peer}", "warning")
                 return _text(connection, http.HTTPStatus.UNAUTHORIZED, "Authorization required.\n",
                              {"WWW-Authenticate": 'Basic realm="OCPP", charset="UTF-8"'})
         return None
@@ -127,7 +134,7 @@ class OcppServer:
             log.warning("%s offered subprotocols %s, not ocpp1.6; continuing without one", path, offered)
         else:
             log.info("%s offered no subprotocol; assuming OCPP 1.6-J", path)
-        if self.gw.settings.ocpp.require_subprotocol:
+        if self.settings.ocpp.require_subprotocol:
             from websockets.exceptions import NegotiationError
             raise NegotiationError("ocpp1.6 subprotocol required")
         return None
@@ -135,7 +142,7 @@ class OcppServer:
     async def _handle(self, connection: ServerConnection) -> None:
         charger_id = charger_id_from_path(connection.request.path)
         assert charger_id is not None  # process_request refused the rest
-        await self.gw.run_session(charger_id, connection, connection.subprotocol or "",
+        await self.connections.run(charger_id, connection, connection.subprotocol or "",
                                   _peer(connection))
 
 

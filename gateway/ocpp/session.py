@@ -24,7 +24,7 @@ from gateway.ocpp import protocol
 from gateway.ocpp.summaries import confirmation_summary, request_summary
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.ocpp.parts import SessionParts
 
 log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -39,11 +39,17 @@ _ALLOWED_WHEN_REJECTED = frozenset({"BootNotification"})
 _NO_TRANSACTION = frozenset({"Available", "Preparing"})
 
 
-class Session:
+class ChargerSession:
     """The websocket connection of one charger and the handlers for what it sends."""
 
-    def __init__(self, gateway: Gateway, station: Station, websocket: Any) -> None:
-        self.gw = gateway
+    def __init__(self, parts: SessionParts, station: Station, websocket: Any) -> None:
+        self.settings = parts.settings
+        self.registry = parts.registry
+        self.history = parts.history
+        self.clock = parts.clock
+        self.policy = parts.policy  # registration answer and authorize (the device database)
+        self.events = parts.events  # boot follow-ups and transaction changes (gateway.main)
+        self.spawn = parts.spawn
         self.station = station
         self.ws = websocket
         self.charger_id = station.charger_id
@@ -79,12 +85,12 @@ class Session:
                     fut.set_exception(ChargerUnavailable(f"{self.charger_id} disconnected"))
 
     async def handle_frame(self, message: str | bytes) -> None:
-        self.gw.registry.touch(self.station)
+        self.registry.touch(self.station)
         try:
             frame = protocol.parse_frame(message)
         except OcppError as exc:
             uid = exc.details.get("unique_id", "-1")
-            self.gw.history.log(self.charger_id, "FormationViolation",
+            self.history.log(self.charger_id, "FormationViolation",
                                 f"{exc.description}: {str(message)[:200]}", "warning")
             log.warning("%s: malformed frame answered with CALLERROR: %s", self.charger_id, exc)
             await self._send(protocol.dump_error(uid, exc.code, exc.description))
@@ -96,7 +102,7 @@ class Session:
 
     async def _handle_call(self, call: protocol.Call) -> None:
         action, uid = call.action, call.unique_id
-        history = self.gw.history
+        history = self.history
         history.log(self.charger_id, f"{action}Request", request_summary(action, call.payload))
         try:
             handler = self.handlers.get(action)
@@ -105,7 +111,7 @@ class Session:
                 raise OcppError(code, f"{action} is not handled by this central system")
             if self.station.registration == "Rejected" and action not in _ALLOWED_WHEN_REJECTED:
                 raise OcppError("SecurityError", "charger is not accepted by this central system")
-            if self.gw.settings.ocpp.validate_schemas:
+            if self.settings.ocpp.validate_schemas:
                 warning = protocol.validate(action, call.payload)
                 if warning:
                     history.log(self.charger_id, f"{action}Request",
@@ -125,7 +131,7 @@ class Session:
         await self._send(protocol.dump_result(uid, answer))
         while self._after:
             work, what = self._after.pop(0)
-            self.gw.spawn(work(), f"{what} for {self.charger_id}")
+            self.spawn(work(), f"{what} for {self.charger_id}")
 
     def after_answer(self, work: Callable[[], Awaitable[None]], what: str) -> None:
         """Run `work` in a task once the answer to the current CALL has been sent."""
@@ -157,8 +163,8 @@ class Session:
         One outgoing call at a time per charger (OCPP-J 4.1.1); callers queue on the lock.
         """
         protocol.validate(action, payload)  # strict in what we send: raises on our own bug
-        timeout = timeout if timeout is not None else self.gw.settings.ocpp.response_timeout_s
-        history = self.gw.history
+        timeout = timeout if timeout is not None else self.settings.ocpp.response_timeout_s
+        history = self.history
         async with self._call_lock:
             if self.closed.is_set():
                 raise ChargerUnavailable(f"{self.charger_id} is offline")
@@ -190,28 +196,28 @@ class Session:
 
     # --- inbound handlers ----------------------------------------------------------------
     async def on_boot_notification(self, p: dict[str, Any]) -> dict[str, Any]:
-        status = self.gw.boot_response(self.station)
-        interval = (self.gw.settings.ocpp.heartbeat_interval_s if status == "Accepted"
-                    else self.gw.settings.registration.guest_reconnect_interval_s)
-        self.gw.registry.update_station(self.station, boot=BootInfo.from_payload(p),
-                                        boot_status=status, last_boot=self.gw.clock(),
+        status = self.policy.boot_response(self.station)
+        interval = (self.settings.ocpp.heartbeat_interval_s if status == "Accepted"
+                    else self.settings.registration.guest_reconnect_interval_s)
+        self.registry.update_station(self.station, boot=BootInfo.from_payload(p),
+                                        boot_status=status, last_boot=self.clock(),
                                         heartbeat_interval_s=interval)
         self._reported_since_boot = set()
-        await self.gw.on_boot(self, status)
-        return {"status": status, "currentTime": iso_z(self.gw.clock()), "interval": interval}
+        self.events.booted(self, status)
+        return {"status": status, "currentTime": iso_z(self.clock()), "interval": interval}
 
     async def on_heartbeat(self, p: dict[str, Any]) -> dict[str, Any]:
-        now = self.gw.clock()
-        self.gw.registry.update_station(self.station, last_heartbeat=now)
+        now = self.clock()
+        self.registry.update_station(self.station, last_heartbeat=now)
         return {"currentTime": iso_z(now)}
 
     async def on_status_notification(self, p: dict[str, Any]) -> dict[str, Any]:
         ts = parse_timestamp(p.get("timestamp"))
         if ts is not None:
-            self.station.clock_skew_s = round(ts - self.gw.clock(), 3)
+            self.station.clock_skew_s = round(ts - self.clock(), 3)
         connector_id = int(p["connectorId"])
         forgotten = self._forgotten_transaction(connector_id, p["status"])
-        self.gw.registry.update_connector(
+        self.registry.update_connector(
             self.station, connector_id, status=p["status"], error_code=p["errorCode"],
             info=p.get("info", ""), vendor_id=p.get("vendorId", ""),
             vendor_error_code=p.get("vendorErrorCode", ""))
@@ -230,31 +236,31 @@ class Session:
 
     async def _transaction_lost(self, connector_id: int, tx_id: int, status: str) -> None:
         """Stop counting a transaction the charger forgot; a StopTransaction still closes it later."""
-        await self.gw.history.mark_lost(self.charger_id, tx_id)
-        self.gw.registry.update_connector(self.station, connector_id, transaction_id=None,
+        await self.history.mark_lost(self.charger_id, tx_id)
+        self.registry.update_connector(self.station, connector_id, transaction_id=None,
                                           session_start=None)
-        self.gw.history.log(self.charger_id, "TransactionLost",
+        self.history.log(self.charger_id, "TransactionLost",
                             f"transaction {tx_id}: connector {connector_id} reported {status} after a "
                             "reboot without a StopTransaction; kept as lost unless one arrives", "warning")
-        await self.gw.on_transaction_change(self.station, connector_id)
+        self.events.transaction_changed(self.station, connector_id)
 
     async def on_authorize(self, p: dict[str, Any]) -> dict[str, Any]:
-        return {"idTagInfo": self.gw.authorize(p["idTag"])}
+        return {"idTagInfo": self.policy.authorize(p["idTag"])}
 
     async def on_start_transaction(self, p: dict[str, Any]) -> dict[str, Any]:
-        info = self.gw.authorize(p["idTag"])
+        info = self.policy.authorize(p["idTag"])
         ts = parse_timestamp(p.get("timestamp"))
         start_time = iso_z(ts) if ts is not None else str(p.get("timestamp"))
-        tx_id, is_new = await self.gw.history.start_transaction(
+        tx_id, is_new = await self.history.start_transaction(
             self.charger_id, int(p["connectorId"]), p["idTag"], float(p["meterStart"]),
             start_time, info["status"], p.get("reservationId"))
         if not is_new:
-            self.gw.history.log(self.charger_id, "StartTransactionRequest",
+            self.history.log(self.charger_id, "StartTransactionRequest",
                                 f"repeated start: answered with the same transaction {tx_id}", "warning")
-        self.gw.registry.update_connector(
+        self.registry.update_connector(
             self.station, int(p["connectorId"]), transaction_id=tx_id, id_tag=p["idTag"],
-            session_start=ts if ts is not None else self.gw.clock(), meter_start_wh=float(p["meterStart"]))
-        await self.gw.on_transaction_change(self.station, int(p["connectorId"]))
+            session_start=ts if ts is not None else self.clock(), meter_start_wh=float(p["meterStart"]))
+        self.events.transaction_changed(self.station, int(p["connectorId"]))
         return {"transactionId": tx_id, "idTagInfo": info}
 
     async def on_stop_transaction(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -262,29 +268,29 @@ class Session:
         stop_time = iso_z(ts) if ts is not None else str(p.get("timestamp"))
         tx_id = int(p["transactionId"])
         samples = [_meter_row(self.charger_id, 0, tx_id, mv) for mv in p.get("transactionData") or []]
-        outcome = await self.gw.history.stop_transaction(
+        outcome = await self.history.stop_transaction(
             self.charger_id, tx_id, float(p["meterStop"]), stop_time, p.get("reason", "Local"),
             p.get("idTag"), samples)
         if outcome == "orphan":
-            self.gw.history.log(self.charger_id, "StopTransactionRequest",
+            self.history.log(self.charger_id, "StopTransactionRequest",
                                 f"unknown transaction {tx_id}: stored as an orphan stop", "warning")
         for connector in self.station.connectors.values():
             if connector.transaction_id == tx_id:
-                self.gw.registry.update_connector(self.station, connector.connector_id,
+                self.registry.update_connector(self.station, connector.connector_id,
                                                   transaction_id=None, session_start=None)
-                await self.gw.on_transaction_change(self.station, connector.connector_id)
+                self.events.transaction_changed(self.station, connector.connector_id)
         answer: dict[str, Any] = {}
         if p.get("idTag"):
-            answer["idTagInfo"] = self.gw.authorize(p["idTag"])
+            answer["idTagInfo"] = self.policy.authorize(p["idTag"])
         return answer
 
     async def on_meter_values(self, p: dict[str, Any]) -> dict[str, Any]:
         connector_id = int(p["connectorId"])
         tx = p.get("transactionId")
         tx_id = int(tx) if tx is not None else None
-        registry, station, history = self.gw.registry, self.station, self.gw.history
+        registry, station, history = self.registry, self.station, self.history
         for mv in p["meterValue"]:
-            ts = parse_timestamp(mv.get("timestamp")) or self.gw.clock()
+            ts = parse_timestamp(mv.get("timestamp")) or self.clock()
             readings = []
             for sv in mv.get("sampledValue", []):
                 value = _number(sv)
@@ -304,11 +310,11 @@ class Session:
         return {"status": "UnknownVendorId"}
 
     async def on_diagnostics_status(self, p: dict[str, Any]) -> dict[str, Any]:
-        self.gw.registry.update_station(self.station, diagnostics_status=p["status"])
+        self.registry.update_station(self.station, diagnostics_status=p["status"])
         return {}
 
     async def on_firmware_status(self, p: dict[str, Any]) -> dict[str, Any]:
-        self.gw.registry.update_station(self.station, firmware_status=p["status"])
+        self.registry.update_station(self.station, firmware_status=p["status"])
         return {}
 
 

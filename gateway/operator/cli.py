@@ -10,21 +10,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
-import signal
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError
 from gateway.settings import REGISTRATION_STATUSES, Settings, load_settings
 
-# Modules that add their own subcommands: each has `register(subparsers)`.
-EXTENSIONS: list[str] = ["gateway.simulator.cli", "gateway.operator.actions_cli", "gateway.operator.charging", "points.cli"]
+# A run command: settings in, exit status out (the composition root's `gateway.main.serve`).
+Serve = Callable[[Settings], int]
+# A module's `register(subparsers)`, adding its own subcommands (actions, site, points, simulate).
+Register = Callable[[Any], None]
 
 
 class CliError(Exception):
@@ -80,36 +80,6 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     for r in rows:
         lines.append("  ".join(str(r.get(c) if r.get(c) is not None else "").ljust(widths[c]) for c in columns))
     return "\n".join(lines)
-
-
-# --- run ---------------------------------------------------------------------------------
-def cmd_run(args: argparse.Namespace) -> int:
-    settings = args.settings
-    logging.basicConfig(level=settings.logging.level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if settings.logging.filter_charger:
-        from gateway.history.logfilter import install_charger_filter
-        install_charger_filter(settings.logging.filter_charger)
-    from gateway.app import Gateway
-    from gateway.extensions import install_extensions
-
-    async def main() -> None:
-        gateway = Gateway(settings)
-        install_extensions(gateway)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await gateway.start()
-        print(f"ocpp-gateway running: OCPP ws{'s' if settings.ocpp.ssl_enabled else ''}://"
-              f"{settings.ocpp.host}:{gateway.ports['ocpp']}/ocpp/<charger id>; "
-              + "; ".join(f"{k} port {v}" for k, v in gateway.ports.items() if k != "ocpp")
-              + f"; database {settings.database.path}", flush=True)
-        await stop.wait()
-        await gateway.stop()
-
-    asyncio.run(main())
-    return 0
 
 
 # --- devices -----------------------------------------------------------------------------
@@ -215,7 +185,8 @@ def _q(value: str) -> str:
 
 
 # --- parser ------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(serve: Serve, commands: Sequence[Register] = ()) -> argparse.ArgumentParser:
+    """The whole command line: `run` (served by `serve`), the built-in commands and `commands`."""
     parser = argparse.ArgumentParser(prog="ocpp-gateway", description=__doc__.splitlines()[0])
     parser.add_argument("--config", "-c", help="TOML settings file (defaults need none)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -229,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", "-c", dest="run_config", help="TOML settings file")
     run.add_argument("--set", action="append", default=[], dest="run_set", metavar="SECTION.KEY=VALUE",
                      help="override one setting (repeatable)")
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=lambda args: serve(args.settings))
 
     dev = sub.add_parser("devices", help="discovery and the device database")
     dsub = dev.add_subparsers(dest="devices_action", required=True)
@@ -279,19 +250,14 @@ def build_parser() -> argparse.ArgumentParser:
         h.add_argument("--db", help="read this database file directly (gateway may be stopped)")
     hist.set_defaults(func=cmd_history)
 
-    for module_name in EXTENSIONS:
-        try:
-            module = __import__(module_name, fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue  # that part is not installed in this build
-            raise
-        module.register(sub)
+    for register in commands:
+        register(sub)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None, serve: Serve, commands: Sequence[Register] = ()) -> int:
+    """Parse and run one command (the console script is `gateway.main:main`, which passes `serve`)."""
+    parser = build_parser(serve, commands)
     args = parser.parse_args(argv)
     try:
         overrides = dict(item.split("=", 1) for item in [*args.set, *getattr(args, "run_set", [])])
@@ -307,5 +273,3 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())

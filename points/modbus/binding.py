@@ -8,15 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from pymodbus.constants import ExcCodes
 
 from gateway.model.station import Station
 from points.modbus.layout import FieldSpec, Scope
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
 
 Reader = Callable[["PointContext"], object]
 Writer = Callable[["PointContext", object], Awaitable[object]]
@@ -27,7 +23,6 @@ class PointContext:
     """Which block a value belongs to: the site (no station), a charger (connector_id None), or
     one of its connectors (connector 0 is the whole charger, as in OCPP)."""
 
-    gateway: Gateway
     station: Station | None = None
     connector_id: int | None = None
 

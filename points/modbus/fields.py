@@ -14,7 +14,7 @@ automatically; list it here when it should keep that place (test_modbus_points c
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from points.catalog import (
     CHARGER_SPECS,
@@ -40,9 +40,6 @@ from points.modbus.layout import (
     Scope,
 )
 from points.table import PointTable, point_name
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
 
 SITE_ORDER = ("PowerLimit", "CurrentLimit", "PowerLimit-InForce", "CurrentLimit-InForce")
 CHARGER_ORDER = ("Online", "Registration", "Vendor", "Model", "Serial", "Firmware", "LastHeartbeat",
@@ -261,9 +258,3 @@ def areas_of(points: Iterable[Any]) -> set[tuple[Scope, int | None, int | None]]
         elif p.slot:
             areas.add((Scope.CHARGER, p.slot, None))
     return areas
-
-
-def point_table(gateway: Gateway) -> PointTable:
-    """The gateway's one point table, the one BACnet serves (`points.service`)."""
-    from points.service import service_for
-    return service_for(gateway).table

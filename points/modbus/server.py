@@ -15,16 +15,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import weakref
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
 
 from pymodbus.pdu.device import ModbusDeviceIdentification
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from gateway.errors import ConfigError
-from gateway.model.station import ChangeEvent, Station
+from gateway.model.station import ChangeEvent, Registry, Station
 from gateway.settings import ModbusSettings
 from points.modbus.binding import Area, Binding, PointContext, WriteError
 from points.modbus.codec import EncodeError, encode
@@ -48,9 +46,6 @@ from points.modbus.layout import (
 )
 from points.modbus.writes import ClientWrites
 
-if TYPE_CHECKING:
-    from gateway.app import Gateway
-
 log = logging.getLogger(__name__)
 
 FC_HOLDING, FC_INPUT = 3, 4
@@ -65,10 +60,9 @@ class ModbusPointServer:
 
     FLAT_UNIT = FLAT_UNIT
 
-    def __init__(self, gateway: Gateway, bindings: Iterable[Binding],
-                 settings: ModbusSettings | None = None) -> None:
-        self.gateway = gateway
-        self.settings = settings or gateway.settings.modbus
+    def __init__(self, registry: Registry, bindings: Iterable[Binding], settings: ModbusSettings) -> None:
+        self.registry = registry
+        self.settings = settings
         self.word_order = self.settings.word_order
         bindings = list(bindings)
         self.layout = RegisterLayout(b.spec for b in bindings)
@@ -126,7 +120,7 @@ class ModbusPointServer:
                               f"(modbus.host, modbus.port: address in use or not on this host): {exc}") from None
         sockets = getattr(self._server.transport, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
-        self.gateway.registry.subscribe(self.on_change)
+        self.registry.subscribe(self.on_change)
         self._slots_dirty = False
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_dynamic(),
                                                                  name="modbus dynamic refresh")
@@ -170,7 +164,7 @@ class ModbusPointServer:
             log.exception("Modbus could not take event %s for %s", event.kind, event.charger_id)
 
     def _mark(self, event: ChangeEvent) -> None:
-        station = self.gateway.registry.get(event.charger_id)
+        station = self.registry.get(event.charger_id)
         if (station is None or station.slot is None) and event.charger_id not in self._added_ids:
             return  # a guest: nothing of it is on Modbus (5,000 guests in a storm made this hot)
         if event.kind in ("station", "added", "removed"):
@@ -205,7 +199,7 @@ class ModbusPointServer:
         while dynamic:
             await asyncio.sleep(DYNAMIC_REFRESH_S)
             for slot, charger_id in list(self._slots.items()):
-                station = self.gateway.registry.get(charger_id)
+                station = self.registry.get(charger_id)
                 if station is None:
                     continue
                 if Scope.CONNECTOR in dynamic:
@@ -252,7 +246,7 @@ class ModbusPointServer:
     def _current_slots(self) -> dict[int, str]:
         served = {}
         self._added_ids = set()
-        for s in self.gateway.registry.stations.values():
+        for s in self.registry.stations.values():
             if s.slot is None:
                 continue
             self._added_ids.add(s.charger_id)
@@ -278,8 +272,8 @@ class ModbusPointServer:
         scope, slot, connector_id = area
         station = None
         if slot is not None and slot in self._slots:
-            station = self.gateway.registry.get(self._slots[slot])
-        ctx = PointContext(self.gateway, station, connector_id)
+            station = self.registry.get(self._slots[slot])
+        ctx = PointContext(station, connector_id)
         size = {Scope.SITE: SITE_SIZE, Scope.CHARGER: CHARGER_AREA, Scope.CONNECTOR: CONNECTOR_STRIDE}[scope]
         hr = [0] * size
         ir = [0] * size
@@ -336,7 +330,7 @@ class ModbusPointServer:
             return None
 
     def _header_value(self, key: str, ctx: PointContext, slot: int | None) -> object:
-        registry = self.gateway.registry
+        registry = self.registry
         station = ctx.station
         if key == "header.map_version":
             return MAP_VERSION
@@ -386,7 +380,7 @@ class ModbusPointServer:
 
     def station_in(self, slot: int) -> Station | None:
         charger_id = self._slots.get(slot)
-        return self.gateway.registry.get(charger_id) if charger_id else None
+        return self.registry.get(charger_id) if charger_id else None
 
     def note_client_registers(self, unit: int, address: int, regs: Sequence[int]) -> None:
         """What pymodbus stores once a write is accepted; the shadow must not go stale."""
@@ -429,38 +423,4 @@ class ModbusPointServer:
         return (Scope.CONNECTOR, slot, ctx.connector_id)
 
 
-def install(gateway: Gateway, bindings: Iterable[Binding] | None = None) -> ModbusPointServer:
-    """Add the Modbus server to a gateway: started after the device database loads, stopped first.
-
-    Without explicit bindings it serves the gateway's point table (`points.modbus.fields`).
-    """
-    table = None
-    if bindings is None:
-        from points.modbus.fields import TableFields, point_table
-        table = point_table(gateway)
-        bindings = TableFields(table, gateway.settings.modbus.write_wait_s).bindings()
-    server = ModbusPointServer(gateway, bindings)
-    if table is not None:
-        from points.modbus.fields import areas_of
-        # Values that live in the table, not the registry (site limits, smart-charging settings,
-        # write results) change without a registry event; the table tells its listeners.
-        table.changed.append(lambda points: server.refresh(areas_of(points)))
-
-    async def start() -> None:
-        gateway.ports["modbus"] = await server.start()
-
-    gateway.start_hooks.append(start)
-    gateway.stop_hooks.append(server.stop)
-    _servers[gateway] = server
-    return server
-
-
-_servers: weakref.WeakKeyDictionary[Any, ModbusPointServer] = weakref.WeakKeyDictionary()
-
-
-def server_for(gateway: Gateway) -> ModbusPointServer | None:
-    """The Modbus server installed in a gateway, if any (tests, the benchmark, the admin API)."""
-    return _servers.get(gateway)
-
-
-__all__ = ["Binding", "ModbusPointServer", "PointContext", "WriteError", "install", "server_for"]
+__all__ = ["Binding", "ModbusPointServer", "PointContext", "WriteError"]

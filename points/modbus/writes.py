@@ -83,7 +83,7 @@ class ClientWrites:
                 if station is None:
                     raise WriteError(WriteError.ADDRESS, f"slot {slot} holds no charger")
             value = self.check_value(placed.spec, values[i:i + size])
-            ctx = PointContext(server.gateway, station, connector_id if scope is Scope.CONNECTOR else None)
+            ctx = PointContext(station, connector_id if scope is Scope.CONNECTOR else None)
             plan.append((server.bindings[placed.spec.field_id], ctx, value, address + i, size))
             i += size
         for binding, ctx, value, at, size in plan:

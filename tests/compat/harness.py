@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gateway.app import Gateway
+from gateway.main import Gateway
 from gateway.model.station import ChangeEvent, ConfigKey, Station
 from gateway.simulator import Simulator
 from tests.conftest import GatewayRunner
@@ -30,8 +30,8 @@ class Watch:
     def __init__(self, gw: Gateway) -> None:
         self._changed = asyncio.Event()
         gw.registry.subscribe(self._on_change)
-        if gw.charging is not None:  # smart charging tells its listeners after each change
-            gw.charging.listeners.append(self._on_change)
+        told = gw.charging.changed  # smart charging tells the point table after each change; us too
+        gw.charging.changed = lambda charger_id: (told(charger_id), self._on_change(charger_id))
 
     def _on_change(self, event: ChangeEvent | str | None) -> None:
         self._changed.set()
@@ -144,7 +144,7 @@ class Bench:
 async def whitelist(gw: Gateway, *id_tags: str) -> None:
     for id_tag in id_tags:
         await gw.history.put_tag(id_tag, "whitelist")
-    await gw.reload_tags()
+    await gw.device_book.reload_tags()
 
 
 async def start_bench(runner: GatewayRunner, profile: str, charger_id: str | None = None,
@@ -154,5 +154,5 @@ async def start_bench(runner: GatewayRunner, profile: str, charger_id: str | Non
     gw = await runner.start(**sections)
     await whitelist(gw, WHITELISTED)
     charger_id = charger_id or f"{profile.upper()}-1"
-    await gw.add_device(charger_id)
+    await gw.device_book.add_device(charger_id)
     return Bench(runner, gw, profile, charger_id)

@@ -27,8 +27,8 @@ async def test_recommended_truncation_makes_the_next_boot_fit_the_schema(runner)
     recommended = capabilities_of(bench.station).recommended_configuration
     assert dict(recommended) == {"truncateBootNotificationsSerialNumbers": "true"}
     for key, value in recommended.items():
-        assert (await ops.change_configuration(gw, cid, key, value))["status"] == "Accepted"
-    await ops.reset(gw, cid, "Soft")
+        assert (await ops.change_configuration(gw.actions, cid, key, value))["status"] == "Accepted"
+    await ops.reset(gw.actions, cid, "Soft")
     await sim.wait_for(lambda: sim.boot_count == 2 and sim.ready.is_set())
     await bench.watch.until(lambda: bench.station.boot.charge_box_serial == SERIAL[:25])
     warnings = [r for r in await bench.log_lines("BootNotificationRequest") if r["level"] == "warning"]

@@ -1,0 +1,85 @@
+"""The chargers connected now: one `ChargerSession` per charger id, and who may take a call.
+
+The server hands each accepted websocket to `Connections.run`; the rest of the gateway reaches
+a charger through `session_for` (refuses an offline or rejected charger) or the `call` request
+function built on it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from gateway.errors import ChargerUnavailable, OperationError
+from gateway.ocpp.parts import SessionParts
+from gateway.ocpp.session import ChargerSession
+
+log = logging.getLogger(__name__)
+
+
+class Connections:
+    """The live sessions by charger id."""
+
+    def __init__(self, parts: SessionParts) -> None:
+        self.parts = parts
+        self.sessions: dict[str, ChargerSession] = {}
+
+    async def run(self, charger_id: str, websocket: Any, subprotocol: str, peer: str) -> None:
+        """Serve one accepted connection until it closes."""
+        registry, history, settings = self.parts.registry, self.parts.history, self.parts.settings
+        old = self.sessions.get(charger_id)
+        if old is not None:
+            # A charger that reconnects has usually lost the old socket without a close; the
+            # new connection wins and the old one is closed cleanly (not counted as a fault).
+            history.log(charger_id, "Connection", f"replaced by a new connection from {peer}")
+            await old.ws.close(1000, "replaced by a new connection")
+        station = registry.ensure(charger_id)
+        station.registration = self.parts.policy.boot_response(station)
+        session = ChargerSession(self.parts, station, websocket)
+        self.sessions[charger_id] = session
+        registry.update_station(station, subprotocol=subprotocol, remote_address=peer)
+        registry.set_online(station, True)
+        history.log(charger_id, "Connected", f"from {peer}; subprotocol {subprotocol or 'none'}")
+        try:
+            await session.serve()
+        finally:
+            if self.sessions.get(charger_id) is session:
+                del self.sessions[charger_id]
+                code = websocket.close_code
+                reason = f"websocket closed (code {code})" if code is not None else "connection lost"
+                registry.set_online(station, False, reason, settings.ocpp.websocket_lost_connection_fault)
+                history.log(charger_id, "Disconnected", reason)
+
+    def is_connected(self, charger_id: str) -> bool:
+        return charger_id in self.sessions
+
+    def session_for(self, charger_id: str) -> ChargerSession:
+        """The live session of a charger that may take calls, or ChargerUnavailable saying why."""
+        session = self.sessions.get(charger_id)
+        if session is None or session.closed.is_set():
+            raise ChargerUnavailable(f"{charger_id} is offline")
+        if (session.station.boot_status != "Accepted"
+                and self.parts.policy.boot_response(session.station) == "Rejected"):
+            raise ChargerUnavailable(f"{charger_id} is not accepted (registration Rejected)")
+        return session
+
+    async def call(self, charger_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """The request function: send one call to a charger that may take it; typed errors."""
+        return await self.session_for(charger_id).call(action, payload)
+
+    def ask_for_new_boot(self, charger_id: str) -> None:
+        """A connected charger whose answer changed is asked to boot again now (TriggerMessage,
+        allowed while Pending, OCPP 1.6 section 4.2.1) instead of after its retry interval.
+        Chargers that refuse (zappi sends nothing until Accepted) boot at their interval."""
+        session = self.sessions.get(charger_id)
+        if session is None or session.closed.is_set():
+            return
+        if session.station.boot_status == self.parts.policy.boot_response(session.station):
+            return
+
+        async def trigger() -> None:
+            try:
+                await session.call("TriggerMessage", {"requestedMessage": "BootNotification"})
+            except OperationError as exc:
+                log.info("%s: no early boot: %s", charger_id, exc)
+        self.parts.spawn(trigger(), f"boot trigger for {charger_id}")

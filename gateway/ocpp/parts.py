@@ -1,0 +1,66 @@
+"""What the OCPP room needs from the rest of the gateway, as small interfaces.
+
+The composition root (`gateway.main`) hands each session these collaborators; a test hands it
+plain objects. Nothing here knows which part implements them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from gateway.history.store import HistoryStore
+from gateway.model.station import Clock, Registry, Station
+from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from gateway.ocpp.session import ChargerSession
+
+
+class RegistrationPolicy(Protocol):
+    """Answers that depend on the device database (`gateway.chargers.devices.DeviceBook`)."""
+
+    def boot_response(self, station: Station) -> str:
+        """Accepted, Pending or Rejected: what this charger's BootNotification is answered."""
+
+    def authorize(self, id_tag: str) -> dict[str, str]:
+        """The idTagInfo for an Authorize, StartTransaction or StopTransaction."""
+
+
+class Credentials(Protocol):
+    """The Basic-auth password hashes a charger may log in with (security profile 1)."""
+
+    def auth_key_hash(self, charger_id: str) -> str | None:
+        """The stored key's hash; None: no password is required."""
+
+    def auth_key_hashes(self, charger_id: str) -> list[str]:
+        """The stored key and one being changed right now."""
+
+
+class SessionEvents(Protocol):
+    """What the rest of the gateway does when a charger boots or a transaction changes."""
+
+    def booted(self, session: ChargerSession, status: str) -> None:
+        """Queue follow-up work with `session.after_answer` (it runs after the Boot answer)."""
+
+    def transaction_changed(self, station: Station, connector_id: int) -> None:
+        """A transaction started, stopped or was lost on this connector."""
+
+
+Spawn = Callable[[Coroutine[Any, Any, Any], str], "asyncio.Task[Any]"]
+
+
+@dataclass(frozen=True)
+class SessionParts:
+    """The collaborators every session of one gateway shares."""
+
+    settings: Settings
+    registry: Registry
+    history: HistoryStore
+    clock: Clock
+    policy: RegistrationPolicy
+    events: SessionEvents
+    spawn: Spawn
