@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.charging.profiles import SmartChargingSettings
+from gateway.charging.profiles import NiagaraProfileSettings
 from gateway.model.station import CONNECTOR_STATUSES, ERROR_CODES
 from gateway.model.timestamps import iso_z
 
@@ -112,9 +112,9 @@ class PointState:
     # 6.3 settings and of the site limit in force; points only show and forward writes.
     charging: Any = None
 
-    def smart_for(self, charger_id: str, connector_id: int) -> SmartChargingSettings:
+    def smart_for(self, charger_id: str, connector_id: int) -> NiagaraProfileSettings:
         if self.charging is None:
-            return SmartChargingSettings(connector_id=connector_id)
+            return NiagaraProfileSettings(connector_id=connector_id)
         return self.charging.settings_for(charger_id, connector_id)
 
 
@@ -132,7 +132,7 @@ class Ctx:
         p = self.point
         return self.state.results.get((p.charger_id, p.connector_id, name), "")
 
-    def smart(self) -> SmartChargingSettings:
+    def smart(self) -> NiagaraProfileSettings:
         return self.state.smart_for(self.point.charger_id, self.point.connector_id or 0)
 
 

@@ -137,7 +137,7 @@ def writers(parts: ActionParts, charging: ChargingController | None, site: SiteL
 
 
 NO_LIMIT = 10000.0  # the site points' "no limit" value (their default and maximum)
-# Smart-charging point key -> (SmartChargingSettings field, state texts for multi-state points).
+# Smart-charging point key -> (NiagaraProfileSettings field, state texts for multi-state points).
 _SMART_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "SC-Enable": ("enabled", ()), "SC-Unit": ("unit", SC_UNIT_STATES),
     "SC-Limit": ("limit", ()), "SC-Kind": ("kind", SC_KIND_STATES),

@@ -12,8 +12,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from gateway.main import Gateway
 from gateway.chargers.configuration import REQUIRED_CORE_KEYS
+from gateway.main import Gateway
 from tests.conftest import GatewayRunner
 from tests.ocpp_client import TestCharger
 

@@ -6,8 +6,8 @@ the order of follow-up calls after BootNotification (pain point 3).
 
 from __future__ import annotations
 
-from gateway.main import Gateway
 from gateway.chargers.configuration import STANDARD_KEYS
+from gateway.main import Gateway
 from tests.conftest import GatewayRunner
 from tests.ocpp_client import TestCharger
 from tests.operations_support import ConfigTable, accepted_charger, read_finished, standard_config

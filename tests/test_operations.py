@@ -10,8 +10,8 @@ import asyncio
 
 import pytest
 
-from gateway.main import Gateway
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable, OperationError
+from gateway.main import Gateway
 from gateway.operator import actions as ops
 from tests.conftest import GatewayRunner
 from tests.ocpp_client import TestCharger

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from gateway.main import Gateway
-from gateway.main import main
+from gateway.main import Gateway, main
 from tests.conftest import GatewayRunner
 from tests.operations_support import ConfigTable, accepted_charger, next_call, standard_config
 

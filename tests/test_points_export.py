@@ -10,8 +10,8 @@ import asyncio
 import csv
 from pathlib import Path
 
-from gateway.model.station import ConfigKey
 from gateway.main import main
+from gateway.model.station import ConfigKey
 from points.export.ede import EDE_COLUMNS
 from points.service import point_rows
 from tests.conftest import wait_until

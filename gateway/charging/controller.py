@@ -19,14 +19,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.chargers.capabilities import ChargerCapabilities, capabilities_of
-from gateway.charging.allocator import RotationState, SiteLimit, allocate
-from gateway.charging.allocator import Session as AllocSession
+from gateway.charging.allocator import RotationState, SessionDemand, SiteLimit, allocate
 from gateway.charging.profiles import (
     ChargingProfileKind,
     ChargingProfilePurpose,
     ChargingRateUnit,
+    NiagaraProfileSettings,
     ProfileNotSupported,
-    SmartChargingSettings,
     WriteGuard,
     build_clear,
     build_profile,
@@ -102,7 +101,7 @@ class ChargingController:
         self.spawn = spawn
         self.changed = changed  # told after each change (one charger's id, or None: the site)
         cfg = settings.smart_charging
-        self.profiles: dict[tuple[str, int], SmartChargingSettings] = {}
+        self.profiles: dict[tuple[str, int], NiagaraProfileSettings] = {}
         self.site = SiteState()
         if cfg.site_power_limit_kw is not None or cfg.site_current_limit_a is not None:
             self.site = SiteState(_kw_to_w(cfg.site_power_limit_kw), cfg.site_current_limit_a, "config")
@@ -151,15 +150,15 @@ class ChargingController:
         self._notify(None)
         return self.site
 
-    def settings_for(self, charger_id: str, connector_id: int) -> SmartChargingSettings:
+    def settings_for(self, charger_id: str, connector_id: int) -> NiagaraProfileSettings:
         """The Niagara settings of a charger (connector 0) or connector; defaults when unset."""
         found = self.profiles.get((charger_id, connector_id))
-        return found if found is not None else SmartChargingSettings(connector_id=connector_id)
+        return found if found is not None else NiagaraProfileSettings(connector_id=connector_id)
 
-    async def configure(self, charger_id: str, connector_id: int, **changes: Any) -> SmartChargingSettings:
+    async def configure(self, charger_id: str, connector_id: int, **changes: Any) -> NiagaraProfileSettings:
         """Change Niagara smart-charging properties; sent when enabled, cleared when disabled."""
         key = (charger_id, connector_id)
-        current = self.profiles.get(key, SmartChargingSettings(connector_id=connector_id))
+        current = self.profiles.get(key, NiagaraProfileSettings(connector_id=connector_id))
         converters = {"unit": ChargingRateUnit, "kind": ChargingProfileKind,
                       "purpose": ChargingProfilePurpose, "limit": float, "profile_id": int,
                       "stack_level": int, "enabled": bool}
@@ -301,7 +300,7 @@ class ChargingController:
                         await self._write(charger_id, payload, (charger_id, connector_id) if site else None)
             self._notify(None)
 
-    def _sessions(self, now: float) -> tuple[list[AllocSession], dict[str, tuple[str, int]]]:
+    def _sessions(self, now: float) -> tuple[list[SessionDemand], dict[str, tuple[str, int]]]:
         """One allocator session per connector with an active transaction on an added charger."""
         sessions, keys = [], {}
         phases_default = self.settings.smart_charging.default_phases
@@ -327,7 +326,7 @@ class ChargingController:
                             and control.written_tx in (None, connector.transaction_id))
                     fixed = control.written_a if held else caps.max_current_a
                 offered = station.reading(connector.connector_id, "Current.Offered")
-                sessions.append(AllocSession(
+                sessions.append(SessionDemand(
                     key, phases=_phases(station, connector.connector_id, caps, phases_default),
                     min_a=caps.min_current_a, max_a=caps.max_current_a,
                     priority=int(device.get("priority") or 0), weight=float(device.get("weight") or 1.0),
@@ -353,7 +352,7 @@ class ChargingController:
         control = self.control.setdefault((charger_id, connector_id), ConnectorControl())
         operator = self._operator_profile_in_the_way(charger_id, connector_id, caps)
         if operator is None:
-            settings = SmartChargingSettings(
+            settings = NiagaraProfileSettings(
                 enabled=True, unit=ChargingRateUnit.A, limit=amps, purpose=ChargingProfilePurpose.TX,
                 profile_id=SITE_PROFILE_ID + connector_id, stack_level=caps.max_stack_level,
                 connector_id=connector_id)
@@ -371,7 +370,7 @@ class ChargingController:
         await self._write(charger_id, plan.request(), (charger_id, connector_id))
 
     def _operator_profile_in_the_way(self, charger_id: str, connector_id: int,
-                                     caps: ChargerCapabilities) -> SmartChargingSettings | None:
+                                     caps: ChargerCapabilities) -> NiagaraProfileSettings | None:
         """The operator's profile that leaves no room for a site profile, if there is one.
 
         AC wallbox 001 3.2.1: MaxChargingProfilesInstalled 1, so a site profile next to an enabled
@@ -454,7 +453,7 @@ class ChargingController:
             control.applied_unit = schedule.get("chargingRateUnit", "")
         self._notify(charger_id)
 
-    async def _send_niagara_profile(self, station: Station, settings: SmartChargingSettings) -> None:
+    async def _send_niagara_profile(self, station: Station, settings: NiagaraProfileSettings) -> None:
         key = (station.charger_id, settings.connector_id)
         caps = capabilities_of(station)
         connector = station.connectors.get(settings.connector_id)
@@ -470,7 +469,7 @@ class ChargingController:
         self.profiles[key] = dataclasses.replace(self.profiles.get(key, settings), send_status=status)
         self._notify(station.charger_id)
 
-    async def _clear_niagara_profile(self, station: Station, settings: SmartChargingSettings) -> None:
+    async def _clear_niagara_profile(self, station: Station, settings: NiagaraProfileSettings) -> None:
         key = (station.charger_id, settings.connector_id)
         caps = capabilities_of(station)
         try:
@@ -549,17 +548,17 @@ def _w_to_kw(w: float | None) -> float | None:
     return None if w is None else w / 1000.0
 
 
-def _settings_dict(s: SmartChargingSettings) -> dict[str, Any]:
+def _settings_dict(s: NiagaraProfileSettings) -> dict[str, Any]:
     return {k: (v.value if hasattr(v, "value") else v) for k, v in dataclasses.asdict(s).items()}
 
 
-def _settings_to_json(s: SmartChargingSettings) -> str:
+def _settings_to_json(s: NiagaraProfileSettings) -> str:
     return json.dumps(_settings_dict(s))
 
 
-def _settings_from_json(text: str) -> SmartChargingSettings:
+def _settings_from_json(text: str) -> NiagaraProfileSettings:
     data = json.loads(text)
-    return SmartChargingSettings(
+    return NiagaraProfileSettings(
         enabled=bool(data["enabled"]), unit=ChargingRateUnit(data["unit"]), limit=float(data["limit"]),
         kind=ChargingProfileKind(data["kind"]), purpose=ChargingProfilePurpose(data["purpose"]),
         profile_id=int(data["profile_id"]), stack_level=int(data["stack_level"]),

@@ -45,7 +45,7 @@ class ProfileNotSupported(Exception):
 
 
 @dataclass(frozen=True)
-class SmartChargingSettings:
+class NiagaraProfileSettings:
     """The smart-charging settings of a charger (connector 0) or one connector.
 
     Fields and defaults follow the Niagara guide, section 6.3: Enable (false), Unit Type
@@ -85,7 +85,7 @@ class ProfilePlan:
 
 
 def build_profile(
-    settings: SmartChargingSettings,
+    settings: NiagaraProfileSettings,
     caps: ChargerCapabilities,
     phases: int,
     nominal_voltage_v: float,
@@ -184,7 +184,7 @@ def build_profile(
 
 
 def build_clear(
-    settings: SmartChargingSettings, caps: ChargerCapabilities, transaction_id: int | None = None
+    settings: NiagaraProfileSettings, caps: ChargerCapabilities, transaction_id: int | None = None
 ) -> dict[str, Any]:
     """The ClearChargingProfile.req payload for the profile ``build_profile`` would have written.
 
@@ -204,7 +204,7 @@ _NEAREST = {
 
 
 def _choose_purpose(
-    settings: SmartChargingSettings, caps: ChargerCapabilities, transaction_id: int | None, notes: list[str]
+    settings: NiagaraProfileSettings, caps: ChargerCapabilities, transaction_id: int | None, notes: list[str]
 ) -> tuple[ChargingProfilePurpose, int]:
     """Pick the purpose and connector the charger takes, closest to what the settings ask."""
     connector_id = settings.connector_id
