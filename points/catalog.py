@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.charging.profiles import NiagaraProfileSettings
+from gateway.errors import WriteRefused
 from gateway.model.station import CONNECTOR_STATUSES, ERROR_CODES
 from gateway.model.timestamps import iso_z
 
@@ -78,18 +79,6 @@ RESET_STATES = ("Idle", "Soft", "Hard")
 SC_UNIT_STATES = ("A", "W")
 SC_KIND_STATES = ("Absolute", "Recurring", "Relative")
 SC_PURPOSE_STATES = ("ChargePointMaxProfile", "TxDefaultProfile", "TxProfile")
-
-
-class WriteRefused(Exception):
-    """A BMS write that cannot be applied; `code` maps to a BACnet error / Modbus exception.
-
-    Codes: write-access-denied, value-out-of-range, invalid-value, charger-offline, rejected.
-    """
-
-    def __init__(self, reason: str, code: str = "rejected") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.code = code
 
 
 @dataclass

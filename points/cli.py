@@ -12,7 +12,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from gateway.operator.cli import AdminClient, CliError, _print, _table
+from gateway.errors import CliError
+from gateway.operator.cli import AdminClient, _print, _table
 from points.export.register_map import add_modbus_export, run_modbus_export
 
 LIST_COLUMNS = ["name", "object_type", "instance", "value", "units", "writable", "charger_id"]

@@ -6,7 +6,8 @@ from dataclasses import replace
 import pytest
 
 from gateway.chargers.capabilities import DEFAULTS, ChargerCapabilities
-from gateway.chargers.quirks import QuirkError, QuirkSet, bundled_quirks, load_quirks, parse_quirk
+from gateway.chargers.quirks import QuirkSet, bundled_quirks, load_quirks, parse_quirk
+from gateway.errors import QuirkError
 
 # Configuration as the AC wallbox manual (001, section 3.2.1) lists its defaults, typos included.
 AC_WALLBOX_KEYS = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from points.catalog import WriteRefused
+from gateway.errors import WriteRefused
 
 
 async def test_smart_charging_points_drive_the_controller_and_survive_a_restart(runner):

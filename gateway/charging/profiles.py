@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from gateway.chargers.capabilities import ChargerCapabilities
+from gateway.errors import ProfileNotSupported
 
 
 class ChargingRateUnit(StrEnum):
@@ -38,10 +39,6 @@ class ChargingProfilePurpose(StrEnum):
     CHARGE_POINT_MAX = "ChargePointMaxProfile"
     TX_DEFAULT = "TxDefaultProfile"
     TX = "TxProfile"
-
-
-class ProfileNotSupported(Exception):
-    """The charger does not take charging profiles at all (no SmartCharging, or a quirk says so)."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gateway.operator.cli import AdminClient, CliError, _print, _q, _table
+from gateway.errors import CliError
+from gateway.operator.cli import AdminClient, _print, _q, _table
 
 TRIGGER_MESSAGES = ("BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification",
                     "Heartbeat", "MeterValues", "StatusNotification")

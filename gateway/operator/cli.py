@@ -18,17 +18,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import ConfigError
+from gateway.errors import CliError, ConfigError
 from gateway.settings import REGISTRATION_STATUSES, Settings, load_settings
 
 # A run command: settings in, exit status out (the composition root's `gateway.main.serve`).
 Serve = Callable[[Settings], int]
 # A module's `register(subparsers)`, adding its own subcommands (actions, site, points, simulate).
 Register = Callable[[Any], None]
-
-
-class CliError(Exception):
-    """A message for the user; printed without a traceback, exit code 1."""
 
 
 class AdminClient:

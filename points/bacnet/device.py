@@ -29,9 +29,9 @@ from bacpypes3.local.object import Object as LocalObject
 from bacpypes3.object import CharacterStringValueObject as _CharacterStringValueObject
 from bacpypes3.primitivedata import Null
 
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, WriteRefused
 from points.bacnet import speedup as bacpypes_speedup
-from points.catalog import UNITS, WriteRefused
+from points.catalog import UNITS
 from points.table import Point, PointTable
 
 bacpypes_speedup.install()

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from gateway.errors import ModbusWriteError
 from points.catalog import (
     CHARGER_SPECS,
     CONNECTOR_SPECS,
@@ -28,7 +29,7 @@ from points.catalog import (
     config_spec,
     meter_spec,
 )
-from points.modbus.binding import Binding, PointContext, WriteError
+from points.modbus.binding import Binding, PointContext
 from points.modbus.codec import RegType
 from points.modbus.layout import (
     CHARGER_POINTS,
@@ -65,9 +66,9 @@ MODBUS_METERS: tuple[tuple[str, str, str], ...] = (
     ("Power.Factor", "", ""),
 )
 _KIND_SCOPE = {"site": Scope.SITE, "charger": Scope.CHARGER, "connector": Scope.CONNECTOR}
-_REFUSAL = {"write-access-denied": WriteError.ADDRESS, "value-out-of-range": WriteError.VALUE,
-            "invalid-value": WriteError.VALUE, "charger-offline": WriteError.DEVICE,
-            "rejected": WriteError.DEVICE}
+_REFUSAL = {"write-access-denied": ModbusWriteError.ADDRESS, "value-out-of-range": ModbusWriteError.VALUE,
+            "invalid-value": ModbusWriteError.VALUE, "charger-offline": ModbusWriteError.DEVICE,
+            "rejected": ModbusWriteError.DEVICE}
 _CONFIG_PROTO = config_spec("x", False)
 _METER_PROTO = meter_spec("Power.Active.Import", "", "Outlet")
 
@@ -175,7 +176,7 @@ class TableFields:
         async def write(ctx: PointContext, value: object) -> None:
             point = find(ctx)
             if point is None:
-                raise WriteError(WriteError.ADDRESS, f"{spec.key} does not exist for this block")
+                raise ModbusWriteError(ModbusWriteError.ADDRESS, f"{spec.key} does not exist for this block")
             await self._write(point, value)
 
         return Binding(field, read, None if counter or not spec.writable else write, spec.dynamic)
@@ -213,7 +214,7 @@ class TableFields:
         async def write(ctx: PointContext, value: object) -> None:
             point = find(ctx)
             if point is None:
-                raise WriteError(WriteError.ADDRESS, f"the charger has not reported {key}")
+                raise ModbusWriteError(ModbusWriteError.ADDRESS, f"the charger has not reported {key}")
             await self._write(point, ("true" if value else "false") if is_bool else str(int(value)))  # type: ignore[call-overload]
 
         return Binding(field, read, write if access == "RW" else None)
@@ -243,7 +244,7 @@ class TableFields:
         try:
             await self.table.write(point, value, wait_s=self.write_wait_s)
         except WriteRefused as exc:
-            raise WriteError(_REFUSAL.get(exc.code, WriteError.DEVICE), exc.reason) from None
+            raise ModbusWriteError(_REFUSAL.get(exc.code, ModbusWriteError.DEVICE), exc.reason) from None
 
 
 def areas_of(points: Iterable[Any]) -> set[tuple[Scope, int | None, int | None]]:

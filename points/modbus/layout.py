@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from gateway.errors import LayoutError
 from points.modbus.codec import RegType, size_of
 
 # Bumped whenever an address or a type in the map changes; served at site register 0.
@@ -147,10 +148,6 @@ CONNECTOR_HEADER = (
               description="Point valid: 1 while the charger is online and this connector has reported"),
 )
 HEADERS = {Scope.SITE: SITE_HEADER, Scope.CHARGER: CHARGER_HEADER, Scope.CONNECTOR: CONNECTOR_HEADER}
-
-
-class LayoutError(ValueError):
-    """The fields do not fit their block: a map change that needs a bigger block (new version)."""
 
 
 @dataclass

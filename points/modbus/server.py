@@ -21,11 +21,11 @@ from pymodbus.pdu.device import ModbusDeviceIdentification
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, EncodeError
 from gateway.model.station import ChangeEvent, Registry, Station
 from gateway.settings import ModbusSettings
-from points.modbus.binding import Area, Binding, PointContext, WriteError
-from points.modbus.codec import EncodeError, encode
+from points.modbus.binding import Area, Binding, PointContext
+from points.modbus.codec import encode
 from points.modbus.layout import (
     CHARGER_AREA,
     CHARGER_BASE,
@@ -423,4 +423,4 @@ class ModbusPointServer:
         return (Scope.CONNECTOR, slot, ctx.connector_id)
 
 
-__all__ = ["Binding", "ModbusPointServer", "PointContext", "WriteError"]
+__all__ = ["Binding", "ModbusPointServer", "PointContext"]

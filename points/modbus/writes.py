@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 
 from pymodbus.constants import ExcCodes
 
-from points.modbus.binding import Binding, PointContext, WriteError
+from gateway.errors import LayoutError, ModbusWriteError
+from points.modbus.binding import Binding, PointContext
 from points.modbus.codec import RegType, decode
-from points.modbus.layout import FieldSpec, LayoutError, Scope
+from points.modbus.layout import FieldSpec, Scope
 
 if TYPE_CHECKING:
     from points.modbus.server import ModbusPointServer
@@ -49,10 +50,10 @@ class ClientWrites:
             return ExcCodes.ILLEGAL_ADDRESS
         try:
             await self.apply(unit, address, [int(v) for v in set_values])
-        except WriteError as exc:
+        except ModbusWriteError as exc:
             log.info("Modbus write of %d register(s) at %d (unit %d) refused (exception %d): %s",
                      len(set_values), address, unit, int(exc.code), exc)
-            return exc.code
+            return ExcCodes(exc.code)
         except Exception:
             log.exception("Modbus write at %d failed", address)
             return ExcCodes.DEVICE_FAILURE
@@ -72,16 +73,16 @@ class ClientWrites:
             scope, slot, connector_id, offset = self._resolve(unit, address + i)
             placed = server.field_at(scope, offset)
             if placed is None or not placed.spec.writable:
-                raise WriteError(WriteError.ADDRESS, f"address {address + i} is not a writable point")
+                raise ModbusWriteError(ModbusWriteError.ADDRESS, f"address {address + i} is not a writable point")
             size = placed.spec.size
             if placed.offset != offset or i + size > len(values):
-                raise WriteError(WriteError.ADDRESS,
+                raise ModbusWriteError(ModbusWriteError.ADDRESS,
                                  f"{placed.spec.field_id} takes {size} registers from its first address")
             station = None
             if scope is not Scope.SITE:
                 station = server.station_in(slot or 0)
                 if station is None:
-                    raise WriteError(WriteError.ADDRESS, f"slot {slot} holds no charger")
+                    raise ModbusWriteError(ModbusWriteError.ADDRESS, f"slot {slot} holds no charger")
             value = self.check_value(placed.spec, values[i:i + size])
             ctx = PointContext(station, connector_id if scope is Scope.CONNECTOR else None)
             plan.append((server.bindings[placed.spec.field_id], ctx, value, address + i, size))
@@ -94,25 +95,25 @@ class ClientWrites:
         try:
             scope, slot, connector_id, offset = self.server.layout.locate(address, per_unit=per_unit)
         except LayoutError as exc:
-            raise WriteError(WriteError.ADDRESS, str(exc)) from None
+            raise ModbusWriteError(ModbusWriteError.ADDRESS, str(exc)) from None
         return scope, (unit if per_unit and scope is not Scope.SITE else slot), connector_id, offset
 
     def check_value(self, spec: FieldSpec, regs: Sequence[int]) -> object:
-        """The value the client means, or WriteError 03 before anything runs."""
+        """The value the client means, or ModbusWriteError 03 before anything runs."""
         codes = dict(spec.codes) if spec.codes else None
         value = decode(regs, spec.reg_type, word_order=self.server.word_order, codes=codes)
         if value is None:
-            raise WriteError(WriteError.VALUE, f"{spec.field_id}: 'not available' is not a value to write")
+            raise ModbusWriteError(ModbusWriteError.VALUE, f"{spec.field_id}: 'not available' is not a value to write")
         if spec.reg_type is RegType.ENUM16 and not isinstance(value, str):
-            raise WriteError(WriteError.VALUE, f"{spec.field_id}: no state has code {value}")
+            raise ModbusWriteError(ModbusWriteError.VALUE, f"{spec.field_id}: no state has code {value}")
         if spec.reg_type is RegType.BOOL16 and regs[0] not in (0, 1):
-            raise WriteError(WriteError.VALUE, f"{spec.field_id}: a flag is 0 or 1")
+            raise ModbusWriteError(ModbusWriteError.VALUE, f"{spec.field_id}: a flag is 0 or 1")
         if isinstance(value, int | float) and not isinstance(value, bool):
             if isinstance(value, float) and value != value:  # NaN passes no range check
-                raise WriteError(WriteError.VALUE, f"{spec.field_id}: NaN")
+                raise ModbusWriteError(ModbusWriteError.VALUE, f"{spec.field_id}: NaN")
             if (spec.minimum is not None and value < spec.minimum) or \
                     (spec.maximum is not None and value > spec.maximum):
-                raise WriteError(WriteError.VALUE,
+                raise ModbusWriteError(ModbusWriteError.VALUE,
                                  f"{spec.field_id}: {value} outside {spec.minimum}..{spec.maximum}")
         return value
 
