@@ -17,6 +17,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gateway.chargers.capabilities import ChargerCapabilities, capabilities_of
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable
 from gateway.model.station import ChangeEvent, ConfigKey, Station
 from gateway.model.timestamps import iso_z
@@ -73,6 +74,7 @@ STANDARD_KEYS = REQUIRED_CORE_KEYS + (
 # smaller request either; any other failure may be about the size of the request.
 _UNSUPPORTED = frozenset({"NotImplemented", "NotSupported"})
 _MAX_SILENT_SINGLES = 2  # consecutive one-key timeouts after which the read stops
+_UNKNOWN_BATCH = 10  # keys per batch when no limit is known (the AC wallbox manual's default)
 
 
 def kv_scope(charger_id: str) -> str:
@@ -85,6 +87,17 @@ def _entries(answer: dict[str, Any]) -> list[ConfigKey]:
         key = str(item["key"])
         out.append(ConfigKey(key, shown_value(key, item.get("value")), bool(item.get("readonly", False))))
     return out
+
+
+def batch_size(reported: int | None, caps: ChargerCapabilities) -> int:
+    """Keys per GetConfiguration in a batched read: the limit the charger reported in this read,
+    else the one its stored keys or its quirk give (AC wallbox 001 3.2.1: 10), else 10 (a batch
+    that fails is asked again one key at a time)."""
+    if reported:
+        return max(1, reported)
+    if "GetConfigurationMaxKeys" not in caps.defaults_used:
+        return caps.get_configuration_max_keys
+    return _UNKNOWN_BATCH
 
 
 def int_value(value: str | None) -> int | None:
@@ -205,7 +218,7 @@ class ChargerConfiguration:
     async def _read_in_batches(self, session: ChargerSession, wanted: list[str], max_keys: int | None,
                                found: dict[str, ConfigKey], unknown: set[str]) -> str:
         """Fill `found` and `unknown`; return why the read stopped early ("" when it did not)."""
-        size = max(1, max_keys) if max_keys else 10  # 10: the AC wallbox manual's default limit
+        size = batch_size(max_keys, capabilities_of(session.station))
         failed: list[str] = []
         dropped: list[str] = []
         for i in range(0, len(wanted), size):
@@ -321,6 +334,11 @@ async def configuration_view(configuration: ChargerConfiguration, station: Stati
         "unknown_keys": [k for k in station.unknown_config_keys if not keys or k in keys],
         "missing": [k for k in keys or [] if k not in station.config
                     and k not in station.unknown_config_keys],
+        # What the charger's quirk file recommends setting, with the value it has now (e.g. EVlink
+        # 6.3.3.2 note 1: truncateBootNotificationsSerialNumbers=true); an operator sends it.
+        "recommended": [{"key": k, "value": v, "current": station.config_value(k)}
+                        for k, v in capabilities_of(station).recommended_configuration.items()
+                        if not keys or k in keys],
     }
 
 

@@ -132,7 +132,6 @@ class Station:
     last_disconnect_at: float | None = None
     subprotocol: str = ""
     remote_address: str = ""
-    latency_ms: float | None = None
     clock_skew_s: float | None = None
     connectors: dict[int, Connector] = field(default_factory=dict)
     meters: dict[MeterKey, MeterReading] = field(default_factory=dict)
