@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.chargers.capabilities import ChargerCapabilities, capabilities_of
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable
-from gateway.model.station import ChangeEvent, ConfigKey, Station
+from gateway.model.station import ConfigChanged, ConfigKey, Station
 from gateway.model.timestamps import iso_z
 from gateway.ocpp import requests as calls
 from gateway.ocpp.summaries import shown_value
@@ -294,7 +294,7 @@ async def keep_entries(configuration: ChargerConfiguration, station: Station, fo
         gone = [k for k in station.config if k not in found and (method == "full" or k in unknown)]
         for key in gone:
             del station.config[key]
-            configuration.registry.publish(ChangeEvent("config", station.charger_id, None, key))
+            configuration.registry.publish(ConfigChanged(station.charger_id, key=key))
     else:
         station.unknown_config_keys = sorted((set(station.unknown_config_keys) | unknown) - set(found))
     await save_entries(configuration, station, list(found.values()), method)

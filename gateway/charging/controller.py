@@ -31,7 +31,7 @@ from gateway.charging.profiles import (
     build_profile,
 )
 from gateway.errors import OperationError
-from gateway.model.station import ChangeEvent, Station
+from gateway.model.station import ChangeEvent, MeterChanged, Station
 
 if TYPE_CHECKING:
     from gateway.history.store import HistoryStore
@@ -205,7 +205,7 @@ class ChargingController:
 
     def on_registry_change(self, event: ChangeEvent) -> None:
         """A meter event: re-allocate when a session's measured current moved."""
-        if event.kind != "meter" or not any(k.measurand == "Current.Import" for k in event.key):
+        if not isinstance(event, MeterChanged) or not any(k.measurand == "Current.Import" for k in event.key):
             return
         station = self.registry.get(event.charger_id)
         if station is None or station.slot is None:

@@ -22,7 +22,7 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from gateway.errors import ConfigError, EncodeError
-from gateway.model.station import ChangeEvent, Registry, Station
+from gateway.model.station import ChangeEvent, ChangeKind, Registry, Station
 from gateway.settings import ModbusSettings
 from points.modbus.binding import Area, Binding, PointContext
 from points.modbus.codec import encode
@@ -167,22 +167,22 @@ class ModbusPointServer:
         station = self.registry.get(event.charger_id)
         if (station is None or station.slot is None) and event.charger_id not in self._added_ids:
             return  # a guest: nothing of it is on Modbus (5,000 guests in a storm made this hot)
-        if event.kind in ("station", "added", "removed"):
+        if event.kind in (ChangeKind.STATION, ChangeKind.ADDED):
             self._slots_dirty = True  # a slot may have been given or taken
         if station is not None and station.slot is not None \
                 and station.slot <= max(self.flat_slots, self.unit_slots):
             slot = station.slot
-            if event.kind in ("meter", "connector"):
+            if event.kind in (ChangeKind.METER, ChangeKind.CONNECTOR):
                 connector_id = event.connector_id or 0
                 if connector_id <= MAX_CONNECTOR_ID:
                     self._dirty.add((Scope.CONNECTOR, slot, connector_id))
-                if event.kind == "connector":
+                if event.kind == ChangeKind.CONNECTOR:
                     self._dirty.add((Scope.CHARGER, slot, None))  # connector count in the header
-            elif event.kind == "config":
+            elif event.kind == ChangeKind.CONFIG:
                 self._dirty.add((Scope.CHARGER, slot, None))
             else:
                 self._dirty.update(self._slot_areas(slot))
-        if event.kind != "meter" and event.kind != "config":
+        if event.kind != ChangeKind.METER and event.kind != ChangeKind.CONFIG:
             self._dirty.add((Scope.SITE, None, None))  # counts of chargers added and online
         self._schedule_flush()
 
