@@ -48,7 +48,7 @@ from gateway.settings import Settings
 from gateway.simulator import cli as simulator_cli
 from gateway.tasks import Spawn, TaskSet
 from points import cli as points_cli
-from points.commands import writers
+from points.commands import PointCommands
 from points.modbus.fields import TableFields, areas_of
 from points.modbus.server import ModbusPointServer
 from points.service import PointsService
@@ -115,7 +115,7 @@ class Gateway:
                                    self.device_book)
         table = PointTable(clock=clock)
         self.points = PointsService(settings, self.registry, self.history, table, self.tasks.spawn,
-                                    self.charging, writers(self.actions, self.charging, table.state.site))
+                                    self.charging, PointCommands(self.actions, self.charging, table.state.site))
         self.modbus: ModbusPointServer | None = None
         if settings.modbus.enabled:  # registers of the same point table (docs/modbus.md)
             fields = TableFields(table, settings.modbus.write_wait_s)

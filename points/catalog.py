@@ -11,6 +11,7 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from gateway.charging.profiles import NiagaraProfileSettings
@@ -81,6 +82,23 @@ SC_KIND_STATES = ("Absolute", "Recurring", "Relative")
 SC_PURPOSE_STATES = ("ChargePointMaxProfile", "TxDefaultProfile", "TxProfile")
 
 
+class WriteCommand(StrEnum):
+    """What a write to a point does (`PointSpec.on_write`); `points.commands.PointCommands` has one
+    method per member."""
+
+    CHANGE_CONFIGURATION = "change_configuration"
+    RESET = "reset"
+    CLEAR_CACHE = "clear_cache"
+    UNLOCK = "unlock"
+    REMOTE_START = "remote_start"
+    REMOTE_STOP = "remote_stop"
+    AVAILABILITY = "availability"
+    REGISTRATION = "registration"
+    SMART_SETTING = "smart_setting"
+    SITE_POWER_LIMIT = "site_power_limit"
+    SITE_CURRENT_LIMIT = "site_current_limit"
+
+
 @dataclass
 class SiteLimits:
     """What the BMS/EMS commands for the whole site; the allocator reads these."""
@@ -141,7 +159,7 @@ class PointSpec:
     writable: bool = False
     commandable: bool = False
     source: Source | None = None
-    on_write: str = ""
+    on_write: str = ""  # a WriteCommand, "" when not writable
     states: tuple[str, ...] = ()
     description: str = ""
     stale_when_offline: bool = True

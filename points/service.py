@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.model.station import ChangeEvent, Registry
-from points.table import OFFSETS_SCOPE, Point, PointTable, Writer
+from points.commands import PointCommands, PointWrites
+from points.table import OFFSETS_SCOPE, Point, PointTable
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -37,15 +38,14 @@ class PointsService:
     """The point table of one gateway, fed by the registry and the smart-charging controller."""
 
     def __init__(self, settings: Settings, registry: Registry, history: HistoryStore, table: PointTable,
-                 spawn: Spawn, charging: ChargingController | None,
-                 writers: dict[str, Writer]) -> None:
+                 spawn: Spawn, charging: ChargingController | None, commands: PointCommands) -> None:
         self.settings = settings
         self.registry = registry
         self.history = history
         self.table = table
         self.spawn = spawn
         self.charging = charging
-        self.writers = writers
+        self.commands = commands
         self.bacnet: Any = None
         self.port: int | None = None
         self._seen: dict[str, str] = {}
@@ -66,7 +66,7 @@ class PointsService:
         if self.charging is not None:
             table.state.charging = self.charging
         table.persist = lambda values: self._persist(OFFSETS_SCOPE, values)
-        table.writers.update(self.writers)
+        table.writer = PointWrites(self.commands.run)
         table.write_wait_s = settings.bacnet.write_wait_s
         table.added.append(self._remember)
         self.registry.subscribe(self.on_registry_change)

@@ -30,9 +30,9 @@ Public API (used by points.bacnet.device, points.modbus.server, points.export.ed
         .read_default(point) -> Any            relinquish default of a commandable point
         .has(point) -> bool                    still in the table
         .reliable(point) -> bool               False while the charger is offline (stale)
-        .write(point, value) -> str            validate, then the `on_write` writer; returns the
-                                               result text or raises WriteRefused(reason, code)
-        .writers: dict[str, Writer]            on_write name -> async (point, value) -> str | None
+        .write(point, value) -> str            validate, then the writer carries out `on_write`;
+                                               result text, or raises WriteRefused(reason, code)
+        .writer: PointWriter | None            `points.commands.PointWrites` in a running gateway
         .added / .removed / .changed: list[Callable[[list[Point]], None]]   listeners
         .state: PointState                     results, smart-charging settings, site limits
 
@@ -54,12 +54,11 @@ index; charger points at 5000..5199; configuration key k at 5200 + k and its wri
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.model.station import ChangeEvent, ChangeKind, ConfigKey, Connector, MeterKey, Registry
 from points.catalog import (
@@ -98,7 +97,6 @@ MAX_SLOT = (MAX_INSTANCE - SLOT_STRIDE + 1) // SLOT_STRIDE  # 418
 OFFSETS_SCOPE = "points.offsets"
 log = logging.getLogger(__name__)
 
-Writer = Callable[["Point", Any], Awaitable[str | None]]  # None: nothing done, result kept
 Listener = Callable[[list["Point"]], None]
 
 
@@ -208,7 +206,7 @@ class PointTable:
 
     clock: Callable[[], float]
     state: PointState = field(default_factory=PointState)
-    writers: dict[str, Writer] = field(default_factory=dict)
+    writer: PointWriter | None = None
     added: list[Listener] = field(default_factory=list)
     removed: list[Listener] = field(default_factory=list)
     changed: list[Listener] = field(default_factory=list)
@@ -442,7 +440,7 @@ class PointTable:
 
     # --- writing ---------------------------------------------------------------------------
     async def write(self, point: Point, value: Any, wait_s: float | None = None) -> str:
-        """Apply a BMS write: refuse what cannot be applied, else run the point's writer.
+        """Apply a BMS write: refuse what cannot be applied, else hand it to the writer.
 
         Waits up to `wait_s` for the charger's answer so a quick refusal reaches the BMS as an
         error; a slower answer lands in the result point when it arrives.
@@ -451,33 +449,16 @@ class PointTable:
         if not spec.writable or not spec.on_write:
             raise WriteRefused("point is read-only", "write-access-denied")
         value = spec.coerce(value)
-        writer = self.writers.get(spec.on_write)
-        if writer is None:
+        if self.writer is None:
             raise WriteRefused(f"{spec.on_write} is not available in this build", "write-access-denied")
-        task = asyncio.ensure_future(writer(point, value))
-        try:
-            text = await asyncio.wait_for(asyncio.shield(task), wait_s if wait_s is not None else self.write_wait_s)
-        except TimeoutError:
-            self.set_result(point, "Pending")
-            task.add_done_callback(lambda t: self._late_result(point, t))
-            return "Pending"
-        except WriteRefused as exc:
-            self.set_result(point, f"Refused: {exc.reason}")
-            raise
-        if text is None:
-            return ""
-        self.set_result(point, text)
-        return text
+        return await self.writer.write(self, point, value, wait_s if wait_s is not None else self.write_wait_s)
 
-    def _late_result(self, point: Point, task: asyncio.Future[str]) -> None:
-        if task.cancelled():
-            self.set_result(point, "Cancelled")
-        elif isinstance(task.exception(), WriteRefused):
-            self.set_result(point, f"Refused: {task.exception().reason}")  # type: ignore[union-attr]
-        elif task.exception() is not None:
-            self.set_result(point, f"Failed: {task.exception()}")
-        elif task.result() is not None:
-            self.set_result(point, task.result())
+
+class PointWriter(Protocol):
+    """Carries out a checked write and shows its result (`points.commands.PointWrites`)."""
+
+    async def write(self, table: PointTable, point: Point, value: Any, wait_s: float) -> str:
+        """The result text, or WriteRefused."""
 
 
 def _tell(listeners: list[Listener], points: list[Point]) -> None:
