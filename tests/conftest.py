@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from gateway.main import Gateway
 from gateway.settings import Settings
+from tests.support.wait import wait_until
+
+__all__ = ["GatewayRunner", "make_settings", "wait_until"]
 
 
 def make_settings(tmp_path: Path, **sections: dict) -> Settings:
@@ -68,14 +71,3 @@ async def runner(tmp_path: Path) -> AsyncIterator[GatewayRunner]:
 @pytest.fixture
 async def gateway(runner: GatewayRunner) -> Gateway:
     return await runner.start()
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll a condition on the event loop (yields between checks; bounded)."""
-    import asyncio
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)

@@ -11,7 +11,7 @@ from websockets.exceptions import InvalidStatus
 
 from gateway.chargers.configuration import change_configuration
 from tests.compat.harness import Watch
-from tests.ocpp_client import TestCharger
+from tests.support.charger import TestCharger
 
 
 async def test_a_refused_key_change_keeps_the_old_key_and_shows_no_password(gateway, runner):

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import GatewayRunner, wait_until
-from tests.ocpp_client import TestCharger
+from tests.support.charger import TestCharger
 
 CLIENT = Path(__file__).with_name("bacnet_client.py")
 DEVICE_ID = 88870
@@ -173,15 +173,10 @@ async def test_status_and_meter_value_appear_and_cov_follows_a_status_change(bms
 
 
 async def wait_until_read(client: BacnetClient, obj: str, expected: Any, timeout: float = 5) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
+    async def reads() -> bool:
         answer = await client.ask("read", addr=client.addr, obj=obj, prop="presentValue")
-        if answer["ok"] and answer["value"] == expected:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"{obj} never read {expected!r}: {answer}")
-        await asyncio.sleep(0.1)
+        return bool(answer["ok"] and answer["value"] == expected)
+    await wait_until(reads, timeout, what=f"{obj} reading {expected!r}", interval=0.1)
 
 
 async def test_configuration_write_reaches_the_charger_and_a_refused_write_errors(bms):

@@ -12,7 +12,7 @@ import pytest
 
 from gateway.main import Gateway
 from tests.conftest import GatewayRunner, wait_until
-from tests.ocpp_client import CallErrorReply, TestCharger
+from tests.support.charger import CallErrorReply, TestCharger
 
 T0 = "2026-11-20T08:00:00Z"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.ocpp_client import TestCharger
+from tests.support.charger import TestCharger
 
 T0 = "2026-11-20T08:00:00Z"
 

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from gateway.main import main
-from tests.ocpp_client import TestCharger
+from tests.support.charger import TestCharger
 
 
 async def cli(capsys, runner, *argv: str) -> tuple[int, str]:

@@ -9,8 +9,7 @@ from __future__ import annotations
 from gateway.chargers.configuration import STANDARD_KEYS
 from gateway.main import Gateway
 from tests.conftest import GatewayRunner
-from tests.ocpp_client import TestCharger
-from tests.operations_support import ConfigTable, accepted_charger, read_finished, standard_config
+from tests.support.charger import ConfigTable, TestCharger, accepted_charger, read_finished, standard_config
 
 
 async def _log_types(gw: Gateway, charger_id: str) -> list[str]:

@@ -27,7 +27,7 @@ from points.modbus.layout import (
     connector_area_base,
 )
 from tests.conftest import GatewayRunner
-from tests.ocpp_client import TestCharger
+from tests.support.charger import TestCharger
 
 T0 = "2026-11-21T08:00:00Z"
 

@@ -14,9 +14,9 @@ from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable,
 from gateway.main import Gateway
 from gateway.operator import actions as ops
 from tests.conftest import GatewayRunner
-from tests.ocpp_client import TestCharger
-from tests.operations_support import (
+from tests.support.charger import (
     ConfigTable,
+    TestCharger,
     accepted_charger,
     next_call,
     read_finished,

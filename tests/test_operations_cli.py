@@ -7,7 +7,7 @@ import json
 
 from gateway.main import Gateway, main
 from tests.conftest import GatewayRunner
-from tests.operations_support import ConfigTable, accepted_charger, next_call, standard_config
+from tests.support.charger import ConfigTable, accepted_charger, next_call, standard_config
 
 
 async def cli(capsys, runner: GatewayRunner, *argv: str) -> tuple[int, str]:

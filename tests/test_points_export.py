@@ -15,7 +15,7 @@ from gateway.model.station import ConfigKey
 from points.export.ede import EDE_COLUMNS
 from points.service import point_rows
 from tests.conftest import wait_until
-from tests.ocpp_client import TestCharger
+from tests.support.charger import TestCharger
 from tests.test_bacnet import free_udp_port
 
 

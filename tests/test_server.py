@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from gateway.ocpp.server import charger_id_from_path
-from tests.ocpp_client import TestCharger
+from tests.support.charger import TestCharger
 
 
 @pytest.mark.parametrize(("path", "expected"), [

@@ -1,7 +1,8 @@
 """A bench for the compatibility suite: the real gateway on loopback, one simulated charger.
 
 Synchronisation is by events only: the simulator's `wait_for` (re-checked after every message in
-or out of the charger) and `Watch`, which wakes on every change the gateway's registry publishes.
+or out of the charger) and `Watch`, which wakes the one wait helper (`tests/support/wait.py`) on
+every change the gateway's registry publishes.
 History rows need no waiting: Start/StopTransaction are committed before the charger is answered.
 """
 
@@ -16,6 +17,7 @@ from gateway.main import Gateway
 from gateway.model.station import ChangeEvent, ConfigKey, Station
 from gateway.simulator import Simulator
 from tests.conftest import GatewayRunner
+from tests.support.wait import wait_until
 
 # The four chargers of shared/seeds: Smappee (000), AC wallbox (001), zappi (003), EVlink (004).
 PROFILES = ("smappee", "acwallbox", "zappi", "evlink")
@@ -37,11 +39,7 @@ class Watch:
         self._changed.set()
 
     async def until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        async def wait() -> None:
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
-        await asyncio.wait_for(wait(), timeout)
+        await wait_until(predicate, timeout, wake=self._changed)
 
 
 class CompatRunner(GatewayRunner):

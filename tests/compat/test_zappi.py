@@ -13,7 +13,7 @@ from websockets.exceptions import InvalidStatus
 from gateway.operator import actions as ops
 from gateway.simulator import Simulator
 from tests.compat.harness import WHITELISTED, Bench, Watch, start_bench, whitelist
-from tests.ocpp_client import TestCharger
+from tests.support.charger import TestCharger
 
 ZAPPI = "91234567"  # the serial of the manual's boot example, the default identity
 
