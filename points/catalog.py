@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from gateway.chargers.keys import STANDARD_CONFIG_KEYS as STANDARD_CONFIG_KEYS
 from gateway.charging.profiles import NiagaraProfileSettings
 from gateway.errors import WriteRefused
 from gateway.model.station import CONNECTOR_STATUSES, ERROR_CODES
@@ -54,24 +55,8 @@ MEASURAND_UNITS = {
 # COV increments that do not flood a BMS (notes 3.3): 100 W, 10 Wh, 0.1 A, 1 V.
 COV_INCREMENTS = {"W": 100.0, "kWh": 0.01, "kvarh": 0.01, "var": 100.0, "A": 0.1, "V": 1.0,
                   "degC": 0.5, "%": 1.0, "Hz": 0.1, "PF": 0.01, "rpm": 10.0, "s": 60.0}
-# OCPP 1.6 standard configuration keys (spec chapter 9), append only: position = offset.
-STANDARD_CONFIG_KEYS = (
-    "AllowOfflineTxForUnknownId", "AuthorizationCacheEnabled", "AuthorizeRemoteTxRequests",
-    "BlinkRepeat", "ClockAlignedDataInterval", "ConnectionTimeOut", "ConnectorPhaseRotation",
-    "ConnectorPhaseRotationMaxLength", "GetConfigurationMaxKeys", "HeartbeatInterval",
-    "LightIntensity", "LocalAuthorizeOffline", "LocalPreAuthorize", "MaxEnergyOnInvalidId",
-    "MeterValuesAlignedData", "MeterValuesAlignedDataMaxLength", "MeterValuesSampledData",
-    "MeterValuesSampledDataMaxLength", "MeterValueSampleInterval", "MinimumStatusDuration",
-    "NumberOfConnectors", "ResetRetries", "StopTransactionOnEVSideDisconnect",
-    "StopTransactionOnInvalidId", "StopTxnAlignedData", "StopTxnAlignedDataMaxLength",
-    "StopTxnSampledData", "StopTxnSampledDataMaxLength", "SupportedFeatureProfiles",
-    "SupportedFeatureProfilesMaxLength", "TransactionMessageAttempts",
-    "TransactionMessageRetryInterval", "UnlockConnectorOnEVSideDisconnect",
-    "WebSocketPingInterval", "LocalAuthListEnabled", "LocalAuthListMaxLength",
-    "SendLocalListMaxLength", "ReserveConnectorZeroSupported", "ChargeProfileMaxStackLevel",
-    "ChargingScheduleAllowedChargingRateUnit", "ChargingScheduleMaxPeriods",
-    "ConnectorSwitch3to1PhaseSupported", "MaxChargingProfilesInstalled",
-)
+# The OCPP 1.6 standard configuration keys are one table (gateway/chargers/keys.py), append only:
+# position = offset; imported above for the point table and Modbus.
 CONFIG_PREFIX = "config:"
 REGISTRATION_STATES = ("Accepted", "Pending", "Rejected")
 AVAILABILITY_STATES = ("Operative", "Inoperative")

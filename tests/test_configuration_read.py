@@ -6,7 +6,7 @@ the order of follow-up calls after BootNotification (pain point 3).
 
 from __future__ import annotations
 
-from gateway.chargers.configuration import STANDARD_KEYS
+from gateway.chargers.keys import STANDARD_KEYS
 from gateway.main import Gateway
 from tests.conftest import GatewayRunner
 from tests.support.charger import ConfigTable, TestCharger, accepted_charger, read_finished, standard_config

@@ -18,6 +18,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.chargers.capabilities import ChargerCapabilities, capabilities_of
+from gateway.chargers.keys import REQUIRED_CORE_KEYS, STANDARD_KEYS
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable
 from gateway.model.station import ConfigChanged, ConfigKey, Station
 from gateway.model.timestamps import iso_z
@@ -43,33 +44,6 @@ class AuthKeys(Protocol):
 
 log = logging.getLogger(__name__)
 
-# OCPP 1.6 section 9.1: Core keys a charger is required to have.
-REQUIRED_CORE_KEYS = (
-    "AuthorizeRemoteTxRequests", "ClockAlignedDataInterval", "ConnectionTimeOut",
-    "ConnectorPhaseRotation", "GetConfigurationMaxKeys", "HeartbeatInterval",
-    "LocalAuthorizeOffline", "LocalPreAuthorize", "MeterValuesAlignedData",
-    "MeterValuesSampledData", "MeterValueSampleInterval", "NumberOfConnectors", "ResetRetries",
-    "StopTransactionOnEVSideDisconnect", "StopTransactionOnInvalidId", "StopTxnAlignedData",
-    "StopTxnSampledData", "SupportedFeatureProfiles", "TransactionMessageAttempts",
-    "TransactionMessageRetryInterval", "UnlockConnectorOnEVSideDisconnect",
-)
-# Every standard 1.6 key (spec 9.1-9.4; Niagara guide Appendix 3), required ones first.
-STANDARD_KEYS = REQUIRED_CORE_KEYS + (
-    # Core, optional
-    "AllowOfflineTxForUnknownId", "AuthorizationCacheEnabled", "BlinkRepeat",
-    "ConnectorPhaseRotationMaxLength", "LightIntensity", "MaxEnergyOnInvalidId",
-    "MeterValuesAlignedDataMaxLength", "MeterValuesSampledDataMaxLength", "MinimumStatusDuration",
-    "StopTxnAlignedDataMaxLength", "StopTxnSampledDataMaxLength",
-    "SupportedFeatureProfilesMaxLength", "WebSocketPingInterval",
-    # Local Auth List Management (9.2)
-    "LocalAuthListEnabled", "LocalAuthListMaxLength", "SendLocalListMaxLength",
-    # Reservation (9.3)
-    "ReserveConnectorZeroSupported",
-    # Smart Charging (9.4)
-    "ChargeProfileMaxStackLevel", "ChargingScheduleAllowedChargingRateUnit",
-    "ChargingScheduleMaxPeriods", "ConnectorSwitch3to1PhaseSupported",
-    "MaxChargingProfilesInstalled",
-)
 # A charger that answers NotImplemented/NotSupported to GetConfiguration will not answer a
 # smaller request either; any other failure may be about the size of the request.
 _UNSUPPORTED = frozenset({"NotImplemented", "NotSupported"})

@@ -181,23 +181,8 @@ def _q(value: str) -> str:
 
 
 # --- parser ------------------------------------------------------------------------------
-def build_parser(serve: Serve, commands: Sequence[Register] = ()) -> argparse.ArgumentParser:
-    """The whole command line: `run` (served by `serve`), the built-in commands and `commands`."""
-    parser = argparse.ArgumentParser(prog="ocpp-gateway", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", "-c", help="TOML settings file (defaults need none)")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override one setting, e.g. --set ocpp.port=9000 (repeatable)")
-    parser.add_argument("--admin-url", help="admin API URL (default from settings admin.host/port)")
-    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    run = sub.add_parser("run", help="run the gateway")
-    # Also after `run` (`ocpp-gateway run --set ocpp.port=9000`), where people put them.
-    run.add_argument("--config", "-c", dest="run_config", help="TOML settings file")
-    run.add_argument("--set", action="append", default=[], dest="run_set", metavar="SECTION.KEY=VALUE",
-                     help="override one setting (repeatable)")
-    run.set_defaults(func=lambda args: serve(args.settings))
-
+def _register_devices(sub: Any) -> None:
+    """`ocpp-gateway devices ...`: discovery and the device database."""
     dev = sub.add_parser("devices", help="discovery and the device database")
     dsub = dev.add_subparsers(dest="devices_action", required=True)
     dsub.add_parser("list", help="every known charger (added and guests)")
@@ -219,6 +204,26 @@ def build_parser(serve: Serve, commands: Sequence[Register] = ()) -> argparse.Ar
     rem = dsub.add_parser("remove", help="remove a charger from the device database")
     rem.add_argument("charger_id")
     dev.set_defaults(func=cmd_devices)
+
+
+def build_parser(serve: Serve, commands: Sequence[Register] = ()) -> argparse.ArgumentParser:
+    """The whole command line: `run` (served by `serve`), the built-in commands and `commands`."""
+    parser = argparse.ArgumentParser(prog="ocpp-gateway", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", "-c", help="TOML settings file (defaults need none)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one setting, e.g. --set ocpp.port=9000 (repeatable)")
+    parser.add_argument("--admin-url", help="admin API URL (default from settings admin.host/port)")
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the gateway")
+    # Also after `run` (`ocpp-gateway run --set ocpp.port=9000`), where people put them.
+    run.add_argument("--config", "-c", dest="run_config", help="TOML settings file")
+    run.add_argument("--set", action="append", default=[], dest="run_set", metavar="SECTION.KEY=VALUE",
+                     help="override one setting (repeatable)")
+    run.set_defaults(func=lambda args: serve(args.settings))
+
+    _register_devices(sub)
 
     tags = sub.add_parser("tags", help="idTag white and black lists")
     tsub = tags.add_subparsers(dest="tags_action", required=True)
