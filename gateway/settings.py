@@ -83,7 +83,11 @@ class AdminSettings:
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 8888
+    # Empty: a random token made on first start in the data directory (file admin-token, 0600).
     token: str = ""
+    # Host names (beyond IP addresses and localhost) the admin API answers to; a name not listed
+    # is refused, which stops DNS rebinding (docs/security.md).
+    allowed_hosts: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -9,6 +9,7 @@ import pytest
 
 from gateway.app import Gateway
 from gateway.extensions import install_extensions
+from gateway.operator.token import read_admin_token
 from gateway.settings import Settings
 
 
@@ -58,6 +59,19 @@ class GatewayRunner:
     def admin_url(self) -> str:
         assert self.gateway is not None
         return f"http://127.0.0.1:{self.gateway.ports['admin']}"
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """What a script on the gateway host sends: the token the gateway made beside its database."""
+        assert self.gateway is not None
+        return {"Authorization": f"Bearer {read_admin_token(self.gateway.settings)}"}
+
+    @property
+    def cli_args(self) -> list[str]:
+        """CLI arguments that reach this gateway as `ocpp-gateway` on its host does (same database
+        path, hence the same admin-token file)."""
+        assert self.gateway is not None
+        return ["--admin-url", self.admin_url, "--set", f"database.path={self.gateway.settings.database.path}"]
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The `ocpp-gateway` command: run the gateway, and operate it through its admin API.
 
 Commands that need the running gateway talk to its admin HTTP API (settings `admin.host`,
-`admin.port`, `admin.token`, read from the same --config file). `history` can also read a
+`admin.port`, read from the same --config file) with the admin token: `admin.token`, or the
+token the gateway made beside its database on first start (`database.path`). `history` can also read a
 database file directly with --db, for exports when the gateway is stopped.
 """
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError
+from gateway.operator.token import read_admin_token, token_path
 from gateway.settings import REGISTRATION_STATUSES, Settings, load_settings
 
 # Modules that add their own subcommands: each has `register(subparsers)`.
@@ -37,7 +39,8 @@ class AdminClient:
     def __init__(self, settings: Settings, url: str | None = None) -> None:
         host = settings.admin.host if settings.admin.host not in ("0.0.0.0", "::") else "127.0.0.1"
         self.base = (url or f"http://{host}:{settings.admin.port}").rstrip("/")
-        self.token = settings.admin.token
+        self.token = read_admin_token(settings)
+        self.token_hint = "admin.token" if settings.admin.token else str(token_path(settings))
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None,
                 query: dict[str, Any] | None = None, raw: bool = False, timeout: float = 120) -> Any:
@@ -57,6 +60,9 @@ class AdminClient:
                 text = json.loads(text).get("error", text)
             except ValueError:
                 pass
+            if exc.code == 401:
+                text += (f" (the CLI sends the token from {self.token_hint}; use the same --config "
+                         "as the gateway, or --set admin.token=...)")
             raise CliError(f"{method} {path}: {exc.code} {text}") from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
             raise CliError(f"the gateway is not reachable at {self.base} ({exc}); "
