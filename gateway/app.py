@@ -204,6 +204,26 @@ class Gateway:
             self.history.log(charger_id, "DeviceRemoved", "removed from the device database")
         return removed
 
+    def _bound_guests(self) -> None:
+        """Keep the discovery list bounded (registration.max_guests): a flood of made-up ids must
+        not grow memory for good."""
+        for charger_id in self.registry.drop_oldest_guests(self.settings.registration.max_guests):
+            log.info("%s: dropped from the discovery list (more than %d guests)", charger_id,
+                     self.settings.registration.max_guests)
+
+    async def forget_guest(self, charger_id: str) -> bool:
+        """Remove a guest from the discovery list; a connected one is disconnected first."""
+        if charger_id in self.devices:
+            raise OperationError(f"{charger_id} is in the device database: remove it there first")
+        session = self.sessions.get(charger_id)
+        if session is not None:
+            await session.ws.close(1000, "removed by the operator")
+            await session.closed.wait()
+        if not self.registry.forget(charger_id):
+            return False
+        self.history.log(charger_id, "GuestRemoved", "removed from the discovery list by the operator")
+        return True
+
     def _ask_for_new_boot(self, charger_id: str) -> None:
         """A connected charger whose answer changed is asked to boot again now (TriggerMessage,
         allowed while Pending, OCPP 1.6 section 4.2.1) instead of after its retry interval.
@@ -259,12 +279,11 @@ class Gateway:
         return authorize.decide(self.settings.authorize.policy, id_tag, self.tags)
 
     def session_for(self, charger_id: str) -> Session:
-        """The live session of a charger that may take calls, or ChargerUnavailable saying why."""
+        """The live session of a charger, or ChargerUnavailable; `Session.call` refuses what its
+        registration does not allow (gateway/model/registration.py)."""
         session = self.sessions.get(charger_id)
         if session is None or session.closed.is_set():
             raise ChargerUnavailable(f"{charger_id} is offline")
-        if session.station.boot_status != "Accepted" and self.boot_response(session.station) == "Rejected":
-            raise ChargerUnavailable(f"{charger_id} is not accepted (registration Rejected)")
         return session
 
     # --- connection lifecycle -----------------------------------------------------------
@@ -281,6 +300,8 @@ class Gateway:
         self.sessions[charger_id] = session
         self.registry.update_station(station, subprotocol=subprotocol, remote_address=peer)
         self.registry.set_online(station, True)
+        if station.is_guest:
+            self._bound_guests()
         self.history.log(charger_id, "Connected", f"from {peer}; subprotocol {subprotocol or 'none'}")
         try:
             await session.serve()
@@ -289,8 +310,9 @@ class Gateway:
                 del self.sessions[charger_id]
                 code = websocket.close_code
                 reason = f"websocket closed (code {code})" if code is not None else "connection lost"
-                self.registry.set_online(station, False, reason,
-                                         self.settings.ocpp.websocket_lost_connection_fault)
+                if self.registry.get(charger_id) is station:  # not forgotten meanwhile
+                    self.registry.set_online(station, False, reason,
+                                             self.settings.ocpp.websocket_lost_connection_fault)
                 self.history.log(charger_id, "Disconnected", reason)
 
     async def on_boot(self, session: Session, status: str) -> None:

@@ -51,6 +51,8 @@ class RegistrationSettings:
 
     guest_response: str = "Pending"
     guest_reconnect_interval_s: int = 120
+    # The discovery list keeps at most this many guests; the longest unseen is dropped first.
+    max_guests: int = 1000
 
 
 @dataclass

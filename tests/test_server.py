@@ -85,5 +85,5 @@ async def test_ssl_serves_wss_with_the_configured_certificate(runner, tmp_path):
     context = ssl.create_default_context(cafile=cert)
     async with websockets.connect(f"wss://localhost:{gw.ports['ocpp']}/ocpp/TLS1", ssl=context,
                                   subprotocols=["ocpp1.6"]) as ws:
-        await ws.send('[2,"1","Heartbeat",{}]')
+        await ws.send('[2,"1","BootNotification",{"chargePointVendor":"V","chargePointModel":"M"}]')
         assert '"currentTime"' in await ws.recv()

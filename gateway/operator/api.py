@@ -114,6 +114,13 @@ async def get_charger(request: web.Request) -> web.Response:
     return web.json_response(station_view(_station(request)))
 
 
+async def forget_guest(request: web.Request) -> web.Response:
+    """Remove a guest from the discovery list (an added charger is removed from the devices)."""
+    if not await _gw(request).forget_guest(request.match_info["charger_id"]):
+        return _error(404, "unknown charger")
+    return web.json_response({"removed": request.match_info["charger_id"]})
+
+
 async def list_devices(request: web.Request) -> web.Response:
     return web.json_response([_public(d) for d in await _gw(request).history.devices()])
 
@@ -220,6 +227,7 @@ def build_app(gateway: Gateway, token: str) -> web.Application:
     app.router.add_get("/api/status", status)
     app.router.add_get("/api/chargers", list_chargers)
     app.router.add_get("/api/chargers/{charger_id}", get_charger)
+    app.router.add_delete("/api/chargers/{charger_id}", forget_guest)
     app.router.add_get("/api/devices", list_devices)
     app.router.add_post("/api/devices", add_device)
     app.router.add_patch("/api/devices/{charger_id}", update_device)

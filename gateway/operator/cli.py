@@ -150,6 +150,9 @@ def cmd_devices(args: argparse.Namespace) -> int:
     elif action == "remove":
         data = client.request("DELETE", f"/api/devices/{_q(args.charger_id)}")
         _print(args, data, lambda d: f"removed {d['removed']}")
+    elif action == "forget":
+        data = client.request("DELETE", f"/api/chargers/{_q(args.charger_id)}")
+        _print(args, data, lambda d: f"removed guest {d['removed']} from the discovery list")
     return 0
 
 
@@ -257,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "(e.g. ac-wallbox); an empty string goes back to matching")
     rem = dsub.add_parser("remove", help="remove a charger from the device database")
     rem.add_argument("charger_id")
+    forget = dsub.add_parser("forget", help="remove a guest from the discovery list (disconnects it)")
+    forget.add_argument("charger_id")
     dev.set_defaults(func=cmd_devices)
 
     tags = sub.add_parser("tags", help="idTag white and black lists")
