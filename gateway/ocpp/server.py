@@ -27,8 +27,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SUBPROTOCOL = "ocpp1.6"
-# chargeBoxIdentity is CiString48 in OCPP 1.6 (spec 4.1.2 and the SOAP header); printable, no '/'.
-_ID_RE = re.compile(r"^[\x21-\x7e]{1,48}$")
+# chargeBoxIdentity is CiString48 in OCPP 1.6 (spec 4.1.2 and the SOAP header); we take printable
+# ASCII without '/' (a decoded %2F would make ids like "../../etc/passwd"), no space, no control.
+_ID_RE = re.compile(r"^[\x21-\x2e\x30-\x7e]{1,48}$")
+MAX_ID_LENGTH = 48
 
 PLAIN_PAGE = (
     "OCPP 1.6-J central system (ocpp-bms-gateway) is running.\n"
@@ -37,13 +39,26 @@ PLAIN_PAGE = (
 )
 
 
-def charger_id_from_path(path: str) -> str | None:
-    """The charger identifier is the last path segment, URL-decoded (query string ignored)."""
+def last_path_segment(path: str) -> str:
+    """The last path segment, URL-decoded (query string ignored); '' when there is none."""
     path = path.split("?", 1)[0].rstrip("/")
-    segment = unquote(path.rsplit("/", 1)[-1]) if path else ""
-    if not segment or not _ID_RE.match(segment) or segment.lower() == "ocpp":
-        return None
-    return segment
+    segment = unquote(path.rsplit("/", 1)[-1], errors="replace") if path else ""
+    return "" if segment.lower() == "ocpp" else segment
+
+
+def charger_id_problem(charger_id: str) -> str | None:
+    """Why `charger_id` cannot be a charger identifier, or None when it can."""
+    if len(charger_id) > MAX_ID_LENGTH:
+        return f"longer than {MAX_ID_LENGTH} characters"
+    if not _ID_RE.match(charger_id) or charger_id in (".", ".."):
+        return "only printable ASCII without '/', space or control characters"
+    return None
+
+
+def charger_id_from_path(path: str) -> str | None:
+    """The charger identifier is the last path segment, URL-decoded and validated."""
+    segment = last_path_segment(path)
+    return segment if segment and charger_id_problem(segment) is None else None
 
 
 def _basic_credentials(headers: Headers) -> tuple[str, str] | None:
@@ -98,12 +113,17 @@ class OcppServer:
         if upgrade != "websocket":
             return _text(connection, http.HTTPStatus.OK,
                          PLAIN_PAGE.format(port=self.gw.settings.ocpp.port))
-        charger_id = charger_id_from_path(request.path)
+        charger_id = last_path_segment(request.path)
         peer = _peer(connection)
-        if charger_id is None:
-            log.warning("refused connection from %s: no valid charger id in path %r", peer, request.path)
+        if not charger_id:
+            log.warning("refused connection from %s: no charger id in path %r", peer, request.path[:100])
             return _text(connection, http.HTTPStatus.NOT_FOUND,
-                         "No valid charger identifier in the path: use /ocpp/<charger id>.\n")
+                         "No charger identifier in the path: use /ocpp/<charger id>.\n")
+        problem = charger_id_problem(charger_id)
+        if problem is not None:
+            log.warning("refused connection from %s: charger id %r: %s", peer, charger_id[:60], problem)
+            return _text(connection, http.HTTPStatus.BAD_REQUEST,
+                         f"Invalid charger identifier: {problem}.\n")
         if len(self.gw.sessions) >= self.gw.settings.ocpp.max_connections and \
                 charger_id not in self.gw.sessions:
             return _text(connection, http.HTTPStatus.SERVICE_UNAVAILABLE, "Too many connections.\n")
