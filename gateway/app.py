@@ -19,12 +19,14 @@ from typing import Any
 from gateway.chargers.quirks import bundled_quirks
 from gateway.errors import ChargerUnavailable, OperationError
 from gateway.gc_policy import GcPolicy
-from gateway.history.store import HistoryStore, hash_key
+from gateway.history.store import HistoryStore
 from gateway.model import authorize
+from gateway.model.credentials import stored_key
 from gateway.model.station import BootInfo, Registry, Station
 from gateway.model.timestamps import parse_timestamp
 from gateway.ocpp.server import OcppServer
 from gateway.ocpp.session import Session
+from gateway.operator.token import ensure_charger_password
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,11 +55,15 @@ class Gateway:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.charging: Any = None  # the smart-charging controller, when installed
         self.gc_policy = GcPolicy(settings.ocpp.gc_freeze_interval_s)
-        self._new_auth_keys: dict[str, str] = {}  # charger id -> hash of a key being changed
+        self._new_auth_keys: dict[str, str] = {}  # charger id -> a key being changed right now
+        self.site_password_key: str | None = None  # stored form of ocpp.default_password
 
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         await self.history.open()
+        site_password = ensure_charger_password(self.settings)
+        if site_password:
+            self.site_password_key = await asyncio.to_thread(stored_key, site_password)
         await self.reload_devices()
         await self.reload_quirks()
         await self.reload_transactions()
@@ -241,17 +247,22 @@ class Gateway:
                 log.info("%s: no early boot: %s", charger_id, exc)
         self.spawn(trigger(), f"boot trigger for {charger_id}")
 
-    def auth_key_hash(self, charger_id: str) -> str | None:
+    def auth_keys(self, charger_id: str) -> tuple[list[str], str | None]:
+        """The stored key of a charger (empty: none) and a new key being set right now (or None)."""
         device = self.devices.get(charger_id)
-        return device.get("auth_key_hash") if device else None
-
-    def auth_key_hashes(self, charger_id: str) -> list[str]:
-        """Hashes a charger may log in with: its stored key, and a new one being set right now."""
-        return [h for h in (self.auth_key_hash(charger_id), self._new_auth_keys.get(charger_id)) if h]
+        stored = device.get("auth_key_hash") if device else None
+        return ([stored] if stored else []), self._new_auth_keys.get(charger_id)
 
     def expect_auth_key(self, charger_id: str, key: str) -> None:
-        """Let `key` in as well while ChangeConfiguration(AuthorizationKey) is under way."""
-        self._new_auth_keys[charger_id] = hash_key(key)
+        """Let `key` in as well while ChangeConfiguration(AuthorizationKey) is under way (kept in
+        memory only for that call, in both its text and whitepaper hex forms)."""
+        self._new_auth_keys[charger_id] = key
+
+    async def renew_auth_key(self, charger_id: str, key: str) -> None:
+        """Store a key that was just used again, in the current form (scrypt, text and hex)."""
+        await self.history.set_auth_key(charger_id, key)
+        await self.reload_devices()
+        self.history.log(charger_id, "AuthorizationKey", "stored key renewed (scrypt)")
 
     async def settle_auth_key(self, charger_id: str, key: str | None) -> None:
         """The charger took the new `key` (stored as its password), or None: it did not."""
@@ -287,7 +298,8 @@ class Gateway:
         return session
 
     # --- connection lifecycle -----------------------------------------------------------
-    async def run_session(self, charger_id: str, websocket: Any, subprotocol: str, peer: str) -> None:
+    async def run_session(self, charger_id: str, websocket: Any, subprotocol: str, peer: str,
+                          authenticated: bool = False) -> None:
         old = self.sessions.get(charger_id)
         if old is not None:
             # A charger that reconnects has usually lost the old socket without a close; the
@@ -296,7 +308,7 @@ class Gateway:
             await old.ws.close(1000, "replaced by a new connection")
         station = self.registry.ensure(charger_id)
         station.registration = self.boot_response(station)
-        session = Session(self, station, websocket)
+        session = Session(self, station, websocket, authenticated)
         self.sessions[charger_id] = session
         self.registry.update_station(station, subprotocol=subprotocol, remote_address=peer)
         self.registry.set_online(station, True)

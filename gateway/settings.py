@@ -28,6 +28,12 @@ class OcppSettings:
     ssl_enabled: bool = False
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
+    # Security profile 1 (HTTP Basic, user = charger id). On: every charger sends a password, its
+    # own key or else the site password below. Off: chargers without a key connect without one.
+    require_password: bool = True
+    # The site password for chargers without their own key; empty: made on first start in the
+    # data directory (file charger-password, 0600) when require_password is on.
+    default_password: str = ""
     response_timeout_s: float = 10.0
     heartbeat_interval_s: int = 300
     websocket_lost_connection_fault: bool = True

@@ -11,6 +11,7 @@ from gateway.app import Gateway
 from gateway.extensions import install_extensions
 from gateway.operator.token import read_admin_token
 from gateway.settings import Settings
+from tests.ocpp_client import SITE_PASSWORD
 
 
 def make_settings(tmp_path: Path, **sections: dict) -> Settings:
@@ -24,6 +25,8 @@ def make_settings(tmp_path: Path, **sections: dict) -> Settings:
     settings.database.path = str(tmp_path / "gateway.sqlite")
     settings.database.log_flush_interval_s = 0.05
     settings.ocpp.gc_freeze_interval_s = 0  # many gateways in one test process: keep Python's default
+    # Security profile 1 stays on, as by default; the test chargers send this site password.
+    settings.ocpp.default_password = SITE_PASSWORD
     for section, values in sections.items():
         for key, value in values.items():
             setattr(getattr(settings, section), key, value)
@@ -37,9 +40,9 @@ class GatewayRunner:
         self.tmp_path = tmp_path
         self.gateway: Gateway | None = None
 
-    async def start(self, **sections: dict) -> Gateway:
+    async def start(self, clock: Callable[[], float] | None = None, **sections: dict) -> Gateway:
         settings = make_settings(self.tmp_path, **sections)
-        gateway = Gateway(settings)
+        gateway = Gateway(settings, clock) if clock is not None else Gateway(settings)
         install_extensions(gateway)
         await gateway.start()
         self.gateway = gateway

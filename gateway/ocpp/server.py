@@ -13,6 +13,7 @@ import http
 import logging
 import re
 import ssl
+import weakref
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
@@ -20,7 +21,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from gateway.history.store import check_key
+from gateway.ocpp.login import LoginGuard, LoginOutcome
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -61,16 +62,18 @@ def charger_id_from_path(path: str) -> str | None:
     return segment if segment and charger_id_problem(segment) is None else None
 
 
-def _basic_credentials(headers: Headers) -> tuple[str, str] | None:
+def basic_credentials(headers: Headers) -> tuple[str, bytes] | None:
+    """(user, password bytes) of an HTTP Basic header (RFC 7617), or None. The password stays
+    bytes: a whitepaper charger sends its hex-decoded AuthorizationKey, which is not text."""
     value = headers.get("Authorization", "")
-    scheme, _, token = value.partition(" ")
+    scheme, _, token = value.strip().partition(" ")
     if scheme.lower() != "basic" or not token:
         return None
     try:
-        user, sep, password = base64.b64decode(token.strip(), validate=True).decode("latin-1").partition(":")
+        user, sep, password = base64.b64decode(token.strip(), validate=True).partition(b":")
+        return (user.decode("utf-8"), password) if sep else None
     except (binascii.Error, ValueError):
         return None
-    return (user, password) if sep else None
 
 
 def _text(connection: ServerConnection, status: http.HTTPStatus, body: str,
@@ -87,6 +90,9 @@ class OcppServer:
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
         self.server: Server | None = None
+        self.login = LoginGuard(gateway)
+        # Whether each accepted connection logged in with valid credentials (read by _handle).
+        self._authenticated: weakref.WeakKeyDictionary[ServerConnection, bool] = weakref.WeakKeyDictionary()
 
     async def start(self) -> int:
         cfg = self.gw.settings.ocpp
@@ -107,8 +113,9 @@ class OcppServer:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+        self.login.close()
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         upgrade = request.headers.get("Upgrade", "").lower()
         if upgrade != "websocket":
             return _text(connection, http.HTTPStatus.OK,
@@ -127,17 +134,31 @@ class OcppServer:
         if len(self.gw.sessions) >= self.gw.settings.ocpp.max_connections and \
                 charger_id not in self.gw.sessions:
             return _text(connection, http.HTTPStatus.SERVICE_UNAVAILABLE, "Too many connections.\n")
-        key_hash = self.gw.auth_key_hash(charger_id)
-        if key_hash:
-            creds = _basic_credentials(request.headers)
-            hashes = self.gw.auth_key_hashes(charger_id)
-            if creds is None or creds[0] != charger_id or not any(check_key(creds[1], h) for h in hashes):
-                reason = "missing credentials" if creds is None else "wrong credentials"
-                log.warning("refused %s from %s: %s (security profile 1)", charger_id, peer, reason)
-                self.gw.history.log(charger_id, "ConnectionRefused", f"{reason} from {peer}", "warning")
-                return _text(connection, http.HTTPStatus.UNAUTHORIZED, "Authorization required.\n",
-                             {"WWW-Authenticate": 'Basic realm="OCPP", charset="UTF-8"'})
-        return None
+        outcome = await self.login.check(charger_id, _host(connection), basic_credentials(request.headers))
+        refusal = self._refusal(connection, charger_id, peer, outcome)
+        if refusal is None:
+            self._authenticated[connection] = outcome.authenticated
+        return refusal
+
+    def _refusal(self, connection: ServerConnection, charger_id: str, peer: str,
+                 outcome: LoginOutcome) -> Response | None:
+        """The HTTP answer for a login that may not proceed (security profile 1), or None."""
+        if outcome.status == "throttled":
+            # No log row: a flood of attempts inside the delay must not flood the database.
+            return _text(connection, http.HTTPStatus.TOO_MANY_REQUESTS, "Too many failed logins.\n",
+                         {"Retry-After": str(max(1, round(outcome.retry_after_s)))})
+        if outcome.status == "refused":
+            reason = outcome.reason
+        else:
+            current = self.gw.sessions.get(charger_id)
+            if outcome.authenticated or current is None or not current.authenticated:
+                return None
+            # Only a connection that proves it is the charger may take over its session.
+            reason = "no credentials, and an authenticated connection of this charger is open"
+        log.warning("refused %s from %s: %s (security profile 1)", charger_id, peer, reason)
+        self.gw.history.log(charger_id, "ConnectionRefused", f"{reason} from {peer}", "warning")
+        return _text(connection, http.HTTPStatus.UNAUTHORIZED, "Authorization required.\n",
+                     {"WWW-Authenticate": 'Basic realm="OCPP", charset="UTF-8"'})
 
     def _select_subprotocol(self, connection: ServerConnection, offered: list[str]) -> str | None:
         if SUBPROTOCOL in offered:
@@ -156,7 +177,13 @@ class OcppServer:
         charger_id = charger_id_from_path(connection.request.path)
         assert charger_id is not None  # process_request refused the rest
         await self.gw.run_session(charger_id, connection, connection.subprotocol or "",
-                                  _peer(connection))
+                                  _peer(connection), self._authenticated.pop(connection, False))
+
+
+def _host(connection: ServerConnection) -> str:
+    """The source address (no port): what the login throttle counts per address."""
+    addr = connection.remote_address
+    return str(addr[0]) if addr else "?"
 
 
 def _peer(connection: ServerConnection) -> str:

@@ -40,10 +40,12 @@ _NO_TRANSACTION = frozenset({"Available", "Preparing"})
 class Session:
     """The websocket connection of one charger and the handlers for what it sends."""
 
-    def __init__(self, gateway: Gateway, station: Station, websocket: Any) -> None:
+    def __init__(self, gateway: Gateway, station: Station, websocket: Any,
+                 authenticated: bool = False) -> None:
         self.gw = gateway
         self.station = station
         self.ws = websocket
+        self.authenticated = authenticated  # logged in with valid credentials (security profile 1)
         self.charger_id = station.charger_id
         self.closed = asyncio.Event()
         self._pending: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}

@@ -1,0 +1,113 @@
+"""Security profile 1 at the handshake: who must send a password, which one, and how fast.
+
+A charger with its own key (device database, or a key being rotated in right now) must send it.
+A charger without one sends the site password (`ocpp.default_password`, made on first start
+when empty) when `ocpp.require_password` is on; with it off, it may connect without any.
+Username is the charger id (OCPP 1.6 security whitepaper, profile 1).
+
+Failures are throttled (gateway/model/login_throttle.py): an attempt inside its delay gets 429
+before any password is looked at, and costs no database row. scrypt runs on two worker threads,
+off the event loop; a charger that reconnects with the password that worked last time is let in
+on an in-memory HMAC instead of another scrypt, so a reconnect storm stays cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gateway.model.credentials import KeyCheck, check_password, password_forms
+from gateway.model.login_throttle import LoginThrottle
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoginOutcome:
+    """`ok` (credentials valid), `anonymous` (none needed, none sent), `refused`, `throttled`."""
+
+    status: str
+    reason: str = ""
+    retry_after_s: float = 0.0
+
+    @property
+    def authenticated(self) -> bool:
+        return self.status == "ok"
+
+
+class LoginGuard:
+    def __init__(self, gateway: Gateway, throttle: LoginThrottle | None = None) -> None:
+        self.gw = gateway
+        self.throttle = throttle or LoginThrottle()
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="scrypt")
+        self._cache_secret = secrets.token_bytes(32)
+        self._good: dict[str, tuple[tuple[str, ...], bytes]] = {}  # id -> (stored keys, HMAC of password)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _fingerprint(self, charger_id: str, password: bytes) -> bytes:
+        return hmac.new(self._cache_secret, charger_id.encode() + b"\0" + password, hashlib.sha256).digest()
+
+    async def check(self, charger_id: str, address: str,
+                    credentials: tuple[str, bytes] | None) -> LoginOutcome:
+        """Decide one handshake; the caller answers and logs (see OcppServer._process_request)."""
+        own, pending = self.gw.auth_keys(charger_id)
+        stored = own or ([self.gw.site_password_key] if self.gw.site_password_key else [])
+        required = bool(own or pending) or self.gw.settings.ocpp.require_password
+        if credentials is None and not required:
+            return LoginOutcome("anonymous")
+        if credentials is not None and not (stored or pending):
+            return LoginOutcome("anonymous")  # nothing configured to check against
+        wait = self.throttle.retry_after(charger_id, address, self.gw.clock())
+        if wait > 0:
+            return LoginOutcome("throttled", "too many failed attempts", wait)
+        result = KeyCheck(False)
+        if credentials is not None and credentials[0] == charger_id:
+            result = await self._verify(charger_id, credentials[1], tuple(stored), pending)
+        if result.ok:
+            self.throttle.succeeded(charger_id, address)
+            if result.legacy and own:
+                self.gw.spawn(self.gw.renew_auth_key(charger_id, credentials[1].decode("utf-8")),
+                              f"key renewal for {charger_id}")
+            return LoginOutcome("ok")
+        reason = ("missing credentials" if credentials is None else
+                  "wrong user name" if credentials[0] != charger_id else "wrong credentials")
+        locked = self.throttle.failed(charger_id, address, self.gw.clock())
+        if locked:
+            wait = self.throttle.retry_after(charger_id, address, self.gw.clock())
+            what = ", ".join(locked)  # e.g. "id:CP1, addr:192.0.2.7"
+            log.warning("%s: %d failed logins (%s): locked out, next try in %.0f s", charger_id,
+                        self.throttle.lockout_after, what, wait)
+            self.gw.history.log(charger_id, "LoginLockout",
+                                f"{self.throttle.lockout_after} failed logins ({what}); attempts now wait "
+                                f"up to {self.throttle.max_delay_s:g} s", "warning")
+        return LoginOutcome("refused", reason)
+
+    async def _verify(self, charger_id: str, password: bytes, stored: tuple[str, ...],
+                      pending: str | None) -> KeyCheck:
+        if pending is not None and any(hmac.compare_digest(password, f) for f in password_forms(pending)):
+            return KeyCheck(True)
+        if not stored:
+            return KeyCheck(False)
+        fingerprint = self._fingerprint(charger_id, password)
+        cached = self._good.get(charger_id)
+        if cached is not None and cached[0] == stored and hmac.compare_digest(cached[1], fingerprint):
+            return KeyCheck(True)
+        loop = asyncio.get_running_loop()
+        for key in stored:
+            result = await loop.run_in_executor(self._executor, check_password, password, key)
+            if result.ok:
+                if not result.legacy:
+                    self._good[charger_id] = (stored, fingerprint)
+                return result
+        return KeyCheck(False)
