@@ -28,6 +28,10 @@ class OcppSettings:
     ssl_enabled: bool = False
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
+    # Security profile 3: the CA that signs the chargers' client certificates, and whether one is
+    # required; its common name or a subject alternative name must be the charger id.
+    ssl_cafile: str = ""
+    require_client_certificate: bool = False
     # Security profile 1 (HTTP Basic, user = charger id). On: every charger sends a password, its
     # own key or else the site password below. Off: chargers without a key connect without one.
     require_password: bool = True
@@ -163,6 +167,8 @@ class Settings:
             raise ConfigError(f"authorize.policy must be one of {AUTHORIZE_POLICIES}")
         if self.ocpp.ssl_enabled and not (self.ocpp.ssl_certfile and self.ocpp.ssl_keyfile):
             raise ConfigError("ocpp.ssl_enabled needs ocpp.ssl_certfile and ocpp.ssl_keyfile")
+        if self.ocpp.require_client_certificate and not (self.ocpp.ssl_enabled and self.ocpp.ssl_cafile):
+            raise ConfigError("ocpp.require_client_certificate needs ocpp.ssl_enabled and ocpp.ssl_cafile")
         if self.modbus.word_order not in ("big", "little"):
             raise ConfigError("modbus.word_order must be 'big' or 'little'")
         for name in ("port",):

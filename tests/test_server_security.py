@@ -8,13 +8,20 @@ OCPP 1.6 security whitepaper: profile 1 (HTTP Basic, username = charge point ide
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import logging
 import os
+import ssl
 import stat
+from pathlib import Path
 
 import pytest
 import websockets
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from gateway.model.credentials import check_password, stored_key
 from gateway.model.login_throttle import LoginThrottle
@@ -188,3 +195,101 @@ async def test_a_whitepaper_charger_sends_the_hex_decoded_key_during_rotation_an
         assert (await cp.boot())["status"] == "Accepted"
     async with TestCharger(runner.url, "WP1", password=new_key) as cp:  # the text works as well
         assert (await cp.boot())["status"] == "Accepted"
+
+
+# --- security profile 3 ----------------------------------------------------------------------
+class TestCa:
+    """A certificate authority made for one test (cryptography), issuing server and charger certs."""
+
+    __test__ = False
+
+    def __init__(self, tmp: Path, name: str = "Test CA") -> None:
+        self.tmp, self.key = tmp, ec.generate_private_key(ec.SECP256R1())
+        self.name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        self.cert = self._build(self.name, self.key.public_key(), ca=True)
+        self.path = self._write(f"{name}.pem", self.cert)
+
+    def _build(self, subject: x509.Name, public_key: object, ca: bool = False,
+               san: list[x509.GeneralName] | None = None) -> x509.Certificate:
+        now = datetime.datetime.now(datetime.UTC)
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(self.name)
+                   .public_key(public_key).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(days=1))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if san:
+            builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        return builder.sign(self.key, hashes.SHA256())
+
+    def _write(self, name: str, cert: x509.Certificate) -> str:
+        path = self.tmp / name
+        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return str(path)
+
+    def issue(self, common_name: str, san: list[x509.GeneralName] | None = None) -> tuple[str, str]:
+        """(certificate file, key file) for `common_name`."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        cert = self._build(subject, key.public_key(), san=san)
+        key_path = self.tmp / f"{common_name}-{id(key)}.key"
+        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+        return self._write(f"{common_name}-{id(key)}.pem", cert), str(key_path)
+
+
+async def profile3_gateway(runner, tmp_path: Path) -> tuple[object, TestCa]:
+    ca = TestCa(tmp_path)
+    server_cert, server_key = ca.issue("localhost", [x509.DNSName("localhost")])
+    gw = await runner.start(ocpp={"ssl_enabled": True, "ssl_certfile": server_cert, "ssl_keyfile": server_key,
+                                  "ssl_cafile": ca.path, "require_client_certificate": True})
+    return gw, ca
+
+
+async def tls_connect(gw, ca: TestCa, charger_id: str, client: tuple[str, str] | None,
+                      maximum: ssl.TLSVersion | None = None) -> websockets.ClientConnection:
+    context = ssl.create_default_context(cafile=ca.path)
+    if client is not None:
+        context.load_cert_chain(*client)
+    if maximum is not None:
+        context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+        context.maximum_version = maximum
+    ws = await websockets.connect(f"wss://localhost:{gw.ports['ocpp']}/ocpp/{charger_id}", ssl=context,
+                                  subprotocols=["ocpp1.6"])
+    await ws.send('[2,"1","BootNotification",{"chargePointVendor":"V","chargePointModel":"M"}]')
+    await ws.recv()  # a refused client certificate shows here at the latest (TLS 1.3)
+    return ws
+
+
+async def test_profile3_a_charger_certificate_naming_the_id_is_let_in_without_a_password(runner, tmp_path):
+    gw, ca = await profile3_gateway(runner, tmp_path)
+    await gw.add_device("CP1")
+    await gw.add_device("CP2")
+    by_cn = ca.issue("CP1")
+    by_san = ca.issue("device-7", [x509.DNSName("CP2")])
+    for charger_id, client in (("CP1", by_cn), ("CP2", by_san)):
+        ws = await tls_connect(gw, ca, charger_id, client)
+        await ws.close()
+        await wait_until(lambda c=charger_id: gw.registry.get(c).boot_status == "Accepted")
+
+
+async def test_profile3_refuses_another_chargers_certificate_a_foreign_ca_and_no_certificate(runner, tmp_path):
+    gw, ca = await profile3_gateway(runner, tmp_path)
+    await gw.add_device("CP1")
+    with pytest.raises(websockets.InvalidStatus) as err:
+        await tls_connect(gw, ca, "CP1", ca.issue("CP9"))
+    assert err.value.response.status_code == 403
+    (tmp_path / "elsewhere").mkdir()
+    stranger = TestCa(tmp_path / "elsewhere", "Stranger CA")
+    for client in (stranger.issue("CP1"), None):
+        with pytest.raises((OSError, websockets.exceptions.WebSocketException)):
+            await tls_connect(gw, ca, "CP1", client)
+    assert gw.registry.get("CP1").boot_status == ""
+    refused = await gw.history.general_log("CP1", message_type="ConnectionRefused")
+    assert "CP9" in refused[0]["message"]
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+async def test_tls_below_1_2_is_refused(runner, tmp_path):
+    gw, ca = await profile3_gateway(runner, tmp_path)
+    with pytest.raises((OSError, websockets.exceptions.WebSocketException)):
+        await tls_connect(gw, ca, "CP1", ca.issue("CP1"), maximum=ssl.TLSVersion.TLSv1_1)

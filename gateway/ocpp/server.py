@@ -99,7 +99,12 @@ class OcppServer:
         context = None
         if cfg.ssl_enabled:  # security profile 2: TLS with a server certificate
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2  # whitepaper: TLS 1.2 or later
             context.load_cert_chain(cfg.ssl_certfile, cfg.ssl_keyfile)
+            if cfg.ssl_cafile:  # security profile 3: chargers show a certificate from this CA
+                context.load_verify_locations(cafile=cfg.ssl_cafile)
+                context.verify_mode = (ssl.CERT_REQUIRED if cfg.require_client_certificate
+                                       else ssl.CERT_OPTIONAL)
         self.server = await serve(
             self._handle, cfg.host, cfg.port, ssl=context,
             process_request=self._process_request, select_subprotocol=self._select_subprotocol,
@@ -134,11 +139,26 @@ class OcppServer:
         if len(self.gw.sessions) >= self.gw.settings.ocpp.max_connections and \
                 charger_id not in self.gw.sessions:
             return _text(connection, http.HTTPStatus.SERVICE_UNAVAILABLE, "Too many connections.\n")
+        if self.gw.settings.ocpp.require_client_certificate:
+            return self._check_certificate(connection, charger_id, peer)
         outcome = await self.login.check(charger_id, _host(connection), basic_credentials(request.headers))
         refusal = self._refusal(connection, charger_id, peer, outcome)
         if refusal is None:
             self._authenticated[connection] = outcome.authenticated
         return refusal
+
+    def _check_certificate(self, connection: ServerConnection, charger_id: str, peer: str) -> Response | None:
+        """Security profile 3: the TLS layer verified the chain; the certificate must name this
+        charger (common name or subject alternative name), so one charger's key opens no other."""
+        cert = connection.transport.get_extra_info("peercert") if connection.transport else None
+        names = certificate_names(cert or {})
+        if charger_id in names:
+            self._authenticated[connection] = True
+            return None
+        reason = f"client certificate names {sorted(names) or 'nothing'}, not this charger"
+        log.warning("refused %s from %s: %s (security profile 3)", charger_id, peer, reason)
+        self.gw.history.log(charger_id, "ConnectionRefused", f"{reason} from {peer}", "warning")
+        return _text(connection, http.HTTPStatus.FORBIDDEN, "Client certificate does not name this charger.\n")
 
     def _refusal(self, connection: ServerConnection, charger_id: str, peer: str,
                  outcome: LoginOutcome) -> Response | None:
@@ -178,6 +198,14 @@ class OcppServer:
         assert charger_id is not None  # process_request refused the rest
         await self.gw.run_session(charger_id, connection, connection.subprotocol or "",
                                   _peer(connection), self._authenticated.pop(connection, False))
+
+
+def certificate_names(cert: dict) -> set[str]:
+    """Common names and subject alternative names (DNS, URI, ...) of a verified peer certificate,
+    as `ssl.SSLSocket.getpeercert()` returns it."""
+    names = {value for rdn in cert.get("subject", ()) for key, value in rdn if key == "commonName"}
+    names.update(value for _kind, value in cert.get("subjectAltName", ()))
+    return names
 
 
 def _host(connection: ServerConnection) -> str:
