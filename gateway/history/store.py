@@ -9,8 +9,6 @@ answered (design rule "Durability"). General-log lines are queued and written in
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import json
 import logging
 import sqlite3
@@ -23,6 +21,7 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
+from gateway.history.permissions import make_private
 from gateway.model.credentials import stored_key
 from gateway.model.timestamps import iso_z
 
@@ -71,7 +70,7 @@ class HistoryStore:
 
     def _open_sync(self) -> None:
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            make_private(Path(self.path))  # 0700 directory, 0600 database
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")  # a committed transaction survives power loss
@@ -464,12 +463,3 @@ def transaction_view(row: dict[str, Any]) -> dict[str, Any]:
         "minutes_charged": minutes, "transaction_id": row["transaction_id"],
         "stop_reason": row.get("stop_reason"), "status": row["status"],
     }
-
-
-def to_csv(rows: list[dict[str, Any]], columns: Iterable[str]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: "" if v is None else v for k, v in r.items()})
-    return out.getvalue()

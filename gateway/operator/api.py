@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from gateway.errors import GatewayError
-from gateway.history.store import TRANSACTION_COLUMNS, to_csv
+from gateway.history.exports import to_csv
+from gateway.history.store import TRANSACTION_COLUMNS
 from gateway.model.station import Station
 from gateway.model.timestamps import iso_z
 from gateway.operator.auth import install_guard

@@ -199,7 +199,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 async def _history_from_db(path: Path, kind: str, query: dict[str, Any], as_csv: bool) -> Any:
-    from gateway.history.store import TRANSACTION_COLUMNS, HistoryStore, to_csv
+    from gateway.history.exports import to_csv
+    from gateway.history.store import TRANSACTION_COLUMNS, HistoryStore
     from gateway.operator.api import LOG_COLUMNS
     if not path.exists():
         raise CliError(f"no database at {path}")
