@@ -111,11 +111,27 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"{settings.ocpp.host}:{gateway.ports['ocpp']}/ocpp/<charger id>; "
               + "; ".join(f"{k} port {v}" for k, v in gateway.ports.items() if k != "ocpp")
               + f"; database {settings.database.path}", flush=True)
+        print(security_summary(settings), flush=True)
         await stop.wait()
         await gateway.stop()
 
     asyncio.run(main())
     return 0
+
+
+def security_summary(settings: Settings) -> str:
+    """Where the secrets are (never the secrets): what an installer needs on the first start."""
+    from gateway.operator.token import charger_password_path
+    ocpp = settings.ocpp
+    if ocpp.require_client_certificate:
+        chargers = "chargers show a client certificate naming their id (security profile 3)"
+    elif ocpp.require_password:
+        where = "ocpp.default_password" if ocpp.default_password else str(charger_password_path(settings))
+        chargers = (f"chargers log in as <charger id> with their own key or the site password ({where})")
+    else:
+        chargers = "chargers without their own key connect without a password (ocpp.require_password = false)"
+    token = "admin.token" if settings.admin.token else str(token_path(settings))
+    return f"security: {chargers}; the CLI sends the admin token from {token}"
 
 
 # --- devices -----------------------------------------------------------------------------
