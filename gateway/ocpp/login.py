@@ -7,8 +7,9 @@ Username is the charger id (OCPP 1.6 security whitepaper, profile 1).
 
 Failures are throttled (gateway/model/login_throttle.py): an attempt inside its delay gets 429
 before any password is looked at, and costs no database row. scrypt runs on two worker threads,
-off the event loop; a charger that reconnects with the password that worked last time is let in
-on an in-memory HMAC instead of another scrypt, so a reconnect storm stays cheap.
+off the event loop; a password that matched a stored key before is recognised by an in-memory
+HMAC instead of another scrypt, so a reconnect storm (all on the site password, or each charger
+on its own key again) stays cheap.
 """
 
 from __future__ import annotations
@@ -50,13 +51,15 @@ class LoginGuard:
         self.throttle = throttle or LoginThrottle()
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="scrypt")
         self._cache_secret = secrets.token_bytes(32)
-        self._good: dict[str, tuple[tuple[str, ...], bytes]] = {}  # id -> (stored keys, HMAC of password)
+        # Stored keys -> HMAC of the password that matched them last; the site password is one
+        # entry shared by every charger that uses it, so a reconnect storm costs one scrypt.
+        self._good: dict[tuple[str, ...], bytes] = {}
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def _fingerprint(self, charger_id: str, password: bytes) -> bytes:
-        return hmac.new(self._cache_secret, charger_id.encode() + b"\0" + password, hashlib.sha256).digest()
+    def _fingerprint(self, password: bytes) -> bytes:
+        return hmac.new(self._cache_secret, password, hashlib.sha256).digest()
 
     async def check(self, charger_id: str, address: str,
                     credentials: tuple[str, bytes] | None) -> LoginOutcome:
@@ -99,15 +102,15 @@ class LoginGuard:
             return KeyCheck(True)
         if not stored:
             return KeyCheck(False)
-        fingerprint = self._fingerprint(charger_id, password)
-        cached = self._good.get(charger_id)
-        if cached is not None and cached[0] == stored and hmac.compare_digest(cached[1], fingerprint):
+        fingerprint = self._fingerprint(password)
+        cached = self._good.get(stored)
+        if cached is not None and hmac.compare_digest(cached, fingerprint):
             return KeyCheck(True)
         loop = asyncio.get_running_loop()
         for key in stored:
             result = await loop.run_in_executor(self._executor, check_password, password, key)
             if result.ok:
                 if not result.legacy:
-                    self._good[charger_id] = (stored, fingerprint)
+                    self._good[stored] = fingerprint
                 return result
         return KeyCheck(False)
