@@ -293,3 +293,13 @@ async def test_tls_below_1_2_is_refused(runner, tmp_path):
     gw, ca = await profile3_gateway(runner, tmp_path)
     with pytest.raises((OSError, websockets.exceptions.WebSocketException)):
         await tls_connect(gw, ca, "CP1", ca.issue("CP1"), maximum=ssl.TLSVersion.TLSv1_1)
+
+
+def test_chargers_sharing_an_address_are_not_held_back_by_one_with_a_wrong_key():
+    """zappi and Smappee connect through their vendor's cloud: many chargers, few addresses."""
+    throttle = LoginThrottle()
+    for i in range(20):  # one misconfigured charger behind the cloud address keeps failing
+        throttle.failed("BROKEN", "203.0.113.9", float(i * 30))
+        throttle.succeeded(f"GOOD{i}", "203.0.113.9")  # its neighbours log in meanwhile
+        assert throttle.retry_after(f"NEW{i}", "203.0.113.9", float(i * 30)) == 0
+    assert throttle.retry_after("BROKEN", "203.0.113.9", 600.0) > 0

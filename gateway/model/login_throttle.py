@@ -7,7 +7,9 @@ address, or at one charger id from many addresses, gets a handful of tries a min
 
 A charger id and an address that logged in together before form a trusted pair: its attempts
 wait only on the pair's own failures, so a stranger guessing one charger's password from
-elsewhere cannot keep the real charger (or its neighbours behind the same NAT) out.
+elsewhere cannot keep the real charger out. A good login also clears its address's count:
+chargers behind one address (a NAT, or a vendor cloud such as zappi's and Smappee's) keep
+logging in although one of them has a wrong key, while a guesser's own address stays slowed.
 
 Pure: the caller passes the time; memory is bounded (`max_entries`, the stalest dropped).
 """
@@ -69,9 +71,9 @@ class LoginThrottle:
         return locked
 
     def succeeded(self, charger_id: str, address: str) -> None:
-        """A good login clears the charger's and the pair's failures and trusts the pair."""
-        self._failures.pop(f"pair:{charger_id}@{address}", None)
-        self._failures.pop(f"id:{charger_id}", None)
+        """A good login clears the pair's, the charger's and the address's failures and trusts the pair."""
+        for key in (f"pair:{charger_id}@{address}", f"id:{charger_id}", f"addr:{address}"):
+            self._failures.pop(key, None)
         self._trusted.pop((charger_id, address), None)
         self._trusted[(charger_id, address)] = None
         while len(self._trusted) > self.max_entries:
