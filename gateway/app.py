@@ -208,6 +208,7 @@ class Gateway:
         await self.reload_devices()
         if removed:
             self.history.log(charger_id, "DeviceRemoved", "removed from the device database")
+            self._ask_for_new_boot(charger_id)  # it is a guest from its next boot (OCPP 1.6 4.2)
         return removed
 
     def _bound_guests(self) -> None:

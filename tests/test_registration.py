@@ -108,14 +108,37 @@ async def test_a_pending_charger_cannot_be_remote_started(gateway, runner):
     assert cp.received.empty()
 
 
-async def test_a_charger_accepted_by_the_operator_may_charge_at_once(gateway, runner):
+async def test_a_charger_added_by_the_operator_charges_after_the_boot_it_is_asked_for(gateway, runner):
+    """The status holds until the next boot (4.2); adding a charger asks it to boot now."""
     async with TestCharger(runner.url, "CP1") as cp:
         cp.answers["TriggerMessage"] = lambda p: {"status": "Accepted"}
         assert (await cp.boot())["status"] == "Pending"
         await gateway.add_device("CP1")
-        await asyncio.wait_for(cp.received.get(), 5)  # TriggerMessage(BootNotification)
+        assert await asyncio.wait_for(cp.received.get(), 5) == (
+            "TriggerMessage", {"requestedMessage": "BootNotification"})
+        assert (await cp.boot())["status"] == "Accepted"
         assert "transactionId" in await cp.call("StartTransaction", START)
     await wait_until(lambda: gateway.registry.get("CP1").connectors[1].transaction_id is not None)
+
+
+async def test_a_transaction_running_when_the_charger_is_removed_still_closes(gateway, runner):
+    """The charger was Accepted at its boot: its StopTransaction is stored (billing), and the
+    gateway asks it to boot again, which makes it a Pending guest."""
+    await gateway.add_device("CP1")
+    async with TestCharger(runner.url, "CP1") as cp:
+        cp.answers["TriggerMessage"] = lambda p: {"status": "Accepted"}
+        await cp.boot()
+        tx = await cp.call("StartTransaction", START)
+        await gateway.remove_device("CP1")
+        assert await asyncio.wait_for(cp.received.get(), 5) == (
+            "TriggerMessage", {"requestedMessage": "BootNotification"})
+        await cp.call("StopTransaction", {"transactionId": tx["transactionId"], "meterStop": 900,
+                                          "timestamp": "2026-11-20T09:00:00Z"})
+        assert (await cp.boot())["status"] == "Pending"
+        with pytest.raises(CallErrorReply):
+            await cp.call("StartTransaction", START)
+    [row] = await gateway.history.transactions("CP1")
+    assert row["status"] == "stopped" and row["stop_meter_wh"] == 900
 
 
 # --- the discovery list ----------------------------------------------------------------------

@@ -8,9 +8,11 @@ Rejected: the charge point sends nothing until its retry interval has passed, an
 the central system. So a guest (Pending by default) gets no transaction: a StartTransaction it
 was not asked for is answered with the CALLERROR SecurityError.
 
-"Registration status" here is the answer the gateway gives this charger now (its device entry, or
-the guest setting), not only what its last boot heard: an operator who rejects a charger means it
-from that moment, and a charger accepted before a gateway restart is still accepted after it.
+"Registration status" is what the charger's last BootNotification was answered: it holds until
+the next boot (4.2), so a charger the operator adds, rejects or removes keeps its status until the
+gateway asks it to boot again (TriggerMessage), and a running transaction still closes. Before
+any boot since the gateway started (a charger that only reconnects), it is the answer the charger
+would get now: its device entry, or the guest setting.
 
 Pure: no I/O; the triggered-message window takes its clock from the caller.
 """
@@ -28,6 +30,11 @@ CENTRAL_ALLOWED_WHEN_PENDING = frozenset({
 # How long after a TriggerMessage the charger's triggered message(s) are let in; a trigger for
 # StatusNotification without a connector brings one message per connector (5.17).
 TRIGGER_WINDOW_S = 60.0
+
+
+def registration_now(last_boot_answer: str, configured_answer: str) -> str:
+    """The status a charger is under: its last boot's answer, else the answer it would get now."""
+    return last_boot_answer or configured_answer
 
 
 def charger_may_send(registration: str, action: str, triggered: bool = False) -> bool:

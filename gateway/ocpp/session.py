@@ -127,9 +127,13 @@ class Session:
             work, what = self._after.pop(0)
             self.gw.spawn(work(), f"{what} for {self.charger_id}")
 
+    def registration(self) -> str:
+        """The registration status this charger is under now (gateway/model/registration.py)."""
+        return registration_rule.registration_now(self.station.boot_status, self.gw.boot_response(self.station))
+
     def _check_may_receive(self, action: str) -> None:
         """A charger that is not Accepted sends only its boot and what we triggered (OCPP 1.6 4.2)."""
-        registration = self.gw.boot_response(self.station)
+        registration = self.registration()
         triggered = self.triggered.is_expected(action, self.gw.clock())
         if not registration_rule.charger_may_send(registration, action, triggered):
             log.warning("%s: %s refused with SecurityError: registration is %s, not Accepted",
@@ -139,7 +143,7 @@ class Session:
 
     def check_may_send(self, action: str) -> None:
         """Refuse (ChargerUnavailable) a call this charger's registration does not allow now."""
-        registration = self.gw.boot_response(self.station)
+        registration = self.registration()
         if not registration_rule.central_may_send(registration, action):
             allowed = (", ".join(sorted(registration_rule.CENTRAL_ALLOWED_WHEN_PENDING))
                        if registration == "Pending" else "nothing")
