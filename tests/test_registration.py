@@ -14,6 +14,7 @@ import pytest
 from gateway.model.registration import TriggeredMessages, central_may_send, charger_may_send
 from tests.conftest import wait_until
 from tests.ocpp_client import CallErrorReply, TestCharger
+from tests.operations_support import next_call
 
 START = {"connectorId": 1, "idTag": "TAG", "meterStart": 0, "timestamp": "2026-11-20T08:00:00Z"}
 
@@ -130,8 +131,8 @@ async def test_a_transaction_running_when_the_charger_is_removed_still_closes(ga
         await cp.boot()
         tx = await cp.call("StartTransaction", START)
         await gateway.remove_device("CP1")
-        assert await asyncio.wait_for(cp.received.get(), 5) == (
-            "TriggerMessage", {"requestedMessage": "BootNotification"})
+        trigger = await asyncio.wait_for(next_call(cp, "TriggerMessage"), 5)
+        assert trigger == {"requestedMessage": "BootNotification"}
         await cp.call("StopTransaction", {"transactionId": tx["transactionId"], "meterStop": 900,
                                           "timestamp": "2026-11-20T09:00:00Z"})
         assert (await cp.boot())["status"] == "Pending"
