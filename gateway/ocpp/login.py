@@ -19,15 +19,15 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+from gateway.history.store import HistoryStore
 from gateway.model.credentials import KeyCheck, check_password, password_forms
 from gateway.model.login_throttle import LoginThrottle
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
+from gateway.settings import OcppSettings
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,22 @@ class LoginOutcome:
         return self.status == "ok"
 
 
+class KeyStore(Protocol):
+    """Where the charger keys are: the device database and the site password (the Gateway)."""
+
+    site_password_key: str | None
+
+    def auth_keys(self, charger_id: str) -> tuple[list[str], str | None]: ...
+
+    async def renew_auth_key(self, charger_id: str, key: str) -> None: ...
+
+
 class LoginGuard:
-    def __init__(self, gateway: Gateway, throttle: LoginThrottle | None = None) -> None:
-        self.gw = gateway
+    def __init__(self, keys: KeyStore, settings: OcppSettings, clock: Callable[[], float],
+                 history: HistoryStore, spawn: Callable[[Coroutine[Any, Any, Any], str], Any],
+                 throttle: LoginThrottle | None = None) -> None:
+        self.keys, self.settings, self.clock = keys, settings, clock
+        self.history, self.spawn = history, spawn
         self.throttle = throttle or LoginThrottle()
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="scrypt")
         self._cache_secret = secrets.token_bytes(32)
@@ -64,14 +77,15 @@ class LoginGuard:
     async def check(self, charger_id: str, address: str,
                     credentials: tuple[str, bytes] | None) -> LoginOutcome:
         """Decide one handshake; the caller answers and logs (see OcppServer._process_request)."""
-        own, pending = self.gw.auth_keys(charger_id)
-        stored = own or ([self.gw.site_password_key] if self.gw.site_password_key else [])
-        required = bool(own or pending) or self.gw.settings.ocpp.require_password
+        own, pending = self.keys.auth_keys(charger_id)
+        site_key = self.keys.site_password_key
+        stored = own or ([site_key] if site_key else [])
+        required = bool(own or pending) or self.settings.require_password
         if credentials is None and not required:
             return LoginOutcome("anonymous")
         if credentials is not None and not (stored or pending):
             return LoginOutcome("anonymous")  # nothing configured to check against
-        wait = self.throttle.retry_after(charger_id, address, self.gw.clock())
+        wait = self.throttle.retry_after(charger_id, address, self.clock())
         if wait > 0:
             return LoginOutcome("throttled", "too many failed attempts", wait)
         result = KeyCheck(False)
@@ -80,18 +94,18 @@ class LoginGuard:
         if result.ok:
             self.throttle.succeeded(charger_id, address)
             if result.legacy and own:
-                self.gw.spawn(self.gw.renew_auth_key(charger_id, credentials[1].decode("utf-8")),
-                              f"key renewal for {charger_id}")
+                self.spawn(self.keys.renew_auth_key(charger_id, credentials[1].decode("utf-8")),
+                           f"key renewal for {charger_id}")
             return LoginOutcome("ok")
         reason = ("missing credentials" if credentials is None else
                   "wrong user name" if credentials[0] != charger_id else "wrong credentials")
-        locked = self.throttle.failed(charger_id, address, self.gw.clock())
+        locked = self.throttle.failed(charger_id, address, self.clock())
         if locked:
-            wait = self.throttle.retry_after(charger_id, address, self.gw.clock())
+            wait = self.throttle.retry_after(charger_id, address, self.clock())
             what = ", ".join(locked)  # e.g. "id:CP1, addr:192.0.2.7"
             log.warning("%s: %d failed logins (%s): locked out, next try in %.0f s", charger_id,
                         self.throttle.lockout_after, what, wait)
-            self.gw.history.log(charger_id, "LoginLockout",
+            self.history.log(charger_id, "LoginLockout",
                                 f"{self.throttle.lockout_after} failed logins ({what}); attempts now wait "
                                 f"up to {self.throttle.max_delay_s:g} s", "warning")
         return LoginOutcome("refused", reason)

@@ -90,7 +90,7 @@ class OcppServer:
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
         self.server: Server | None = None
-        self.login = LoginGuard(gateway)
+        self.login = LoginGuard(gateway, gateway.settings.ocpp, gateway.clock, gateway.history, gateway.spawn)
         # Whether each accepted connection logged in with valid credentials (read by _handle).
         self._authenticated: weakref.WeakKeyDictionary[ServerConnection, bool] = weakref.WeakKeyDictionary()
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError
-from gateway.operator.token import read_admin_token, token_path
+from gateway.operator.token import read_admin_token, read_charger_password, token_path
 from gateway.settings import REGISTRATION_STATUSES, Settings, load_settings
 
 # Modules that add their own subcommands: each has `register(subparsers)`.
@@ -327,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--set takes SECTION.KEY=VALUE")
     try:
         args.settings = load_settings(getattr(args, "run_config", None) or args.config, overrides)
+        if args.command == "simulate" and args.password is None:
+            # The simulator knows nothing of the gateway: hand it the site password made beside the
+            # database, as the CLI reads the admin token (docs/security.md).
+            args.password = read_charger_password(args.settings)
         return int(args.func(args) or 0)
     except (CliError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)

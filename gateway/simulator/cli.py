@@ -25,8 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--profile", choices=PROFILE_NAMES, default="generic")
     p.add_argument("--count", type=int, default=1,
                    help="number of chargers: CP1 -> CP1..CPN, an id without a final number -> ID-1..ID-N")
-    p.add_argument("--password", help="HTTP Basic authorization key (username = charger id); default: "
-                                      "the site password of the gateway on this machine (same --config)")
+    p.add_argument("--password", help="HTTP Basic authorization key (username = charger id); "
+                                      "`ocpp-gateway simulate` defaults to the site password of the "
+                                      "gateway on this machine (same --config)")
     p.add_argument("--session", action="store_true", help="start a charging session on connector 1 after boot")
     p.add_argument("--id-tag", default="SIMTAG", help="id tag for --session")
     p.add_argument("--duration", type=float, help="stop after S seconds (default: until Ctrl-C)")
@@ -44,18 +45,8 @@ def charger_ids(base: str, count: int) -> list[str]:
     return [f"{base}-{i}" for i in range(1, count + 1)]
 
 
-def site_password(args: argparse.Namespace) -> str | None:
-    """--password, else the site password a gateway on this machine made (`ocpp-gateway simulate`
-    reads the same settings as `ocpp-gateway run`, as the CLI reads the admin token)."""
-    if args.password is not None or getattr(args, "settings", None) is None:
-        return args.password
-    from gateway.operator.token import read_charger_password
-    return read_charger_password(args.settings)
-
-
 async def simulate(args: argparse.Namespace) -> int:
-    password = site_password(args)
-    sims = [Simulator(args.profile, cid, args.url, password, meter_loop=True,
+    sims = [Simulator(args.profile, cid, args.url, args.password, meter_loop=True,
                       on_event=lambda line: print(line, flush=True))
             for cid in charger_ids(args.charger_id, args.count)]
     for sim in sims:
