@@ -106,3 +106,12 @@ async def test_a_malformed_host_or_origin_is_refused_not_an_error(gateway, runne
         status = await raw_request(runner, b"GET /api/status HTTP/1.1\r\nAuthorization: " + token +
                                    b"\r\n" + extra.rstrip(b"\r\n"))
         assert status in (400, 403, 421), extra
+
+
+async def test_the_cli_without_the_token_says_where_it_looked(gateway, runner, capsys, tmp_path):
+    from gateway.operator.cli import main
+    elsewhere = tmp_path / "other" / "gateway.sqlite"
+    code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, "--set",
+                                          f"database.path={elsewhere}", "devices", "list"])
+    err = capsys.readouterr().err
+    assert code == 1 and "401" in err and str(elsewhere.parent / "admin-token") in err
