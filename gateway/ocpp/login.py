@@ -67,6 +67,7 @@ class LoginGuard:
         # Stored keys -> HMAC of the password that matched them last; the site password is one
         # entry shared by every charger that uses it, so a reconnect storm costs one scrypt.
         self._good: dict[tuple[str, ...], bytes] = {}
+        self._running: dict[tuple[tuple[str, ...], bytes], asyncio.Future[KeyCheck]] = {}
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -106,8 +107,8 @@ class LoginGuard:
             log.warning("%s: %d failed logins (%s): locked out, next try in %.0f s", charger_id,
                         self.throttle.lockout_after, what, wait)
             self.history.log(charger_id, "LoginLockout",
-                                f"{self.throttle.lockout_after} failed logins ({what}); attempts now wait "
-                                f"up to {self.throttle.max_delay_s:g} s", "warning")
+                             f"{self.throttle.lockout_after} failed logins ({what}); attempts now wait "
+                             f"up to {self.throttle.max_delay_s:g} s", "warning")
         return LoginOutcome("refused", reason)
 
     async def _verify(self, charger_id: str, password: bytes, stored: tuple[str, ...],
@@ -120,11 +121,21 @@ class LoginGuard:
         cached = self._good.get(stored)
         if cached is not None and hmac.compare_digest(cached, fingerprint):
             return KeyCheck(True)
+        # Chargers reconnecting together with the same password wait on one scrypt, not one each.
+        job = self._running.get((stored, fingerprint))
+        if job is None:
+            job = asyncio.ensure_future(self._scrypt_check(password, stored))
+            self._running[(stored, fingerprint)] = job
+            job.add_done_callback(lambda _: self._running.pop((stored, fingerprint), None))
+        result = await asyncio.shield(job)
+        if result.ok and not result.legacy:
+            self._good[stored] = fingerprint
+        return result
+
+    async def _scrypt_check(self, password: bytes, stored: tuple[str, ...]) -> KeyCheck:
         loop = asyncio.get_running_loop()
         for key in stored:
             result = await loop.run_in_executor(self._executor, check_password, password, key)
             if result.ok:
-                if not result.legacy:
-                    self._good[stored] = fingerprint
                 return result
         return KeyCheck(False)
