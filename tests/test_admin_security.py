@@ -43,6 +43,8 @@ async def test_every_route_needs_the_token_read_only_ones_too(gateway, runner):
                 assert resp.status == 401, path
         async with http.get(runner.admin_url + "/api/status", headers=runner.admin_headers) as resp:
             assert resp.status == 200
+            assert (await resp.json())["security"] == {"tls": False, "require_password": True,
+                                                       "require_client_certificate": False}
     assert "X" not in gateway.devices
 
 

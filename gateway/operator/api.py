@@ -100,6 +100,9 @@ async def status(request: web.Request) -> web.Response:
         "chargers_added": len(gw.devices), "chargers_online": sum(s.online for s in stations),
         "sessions": len(gw.sessions), "authorize_policy": gw.settings.authorize.policy,
         "guest_response": gw.settings.registration.guest_response,
+        "security": {"tls": gw.settings.ocpp.ssl_enabled,
+                     "require_password": gw.settings.ocpp.require_password,
+                     "require_client_certificate": gw.settings.ocpp.require_client_certificate},
     })
 
 
