@@ -34,8 +34,10 @@ from gateway.charging.controller import ChargingController
 from gateway.gc_policy import GcPolicy
 from gateway.history.restore import restore_active_transactions
 from gateway.history.store import HistoryStore
+from gateway.model.credentials import stored_key
 from gateway.model.station import Registry, Station
 from gateway.ocpp.connections import Connections
+from gateway.ocpp.login import LoginGuard
 from gateway.ocpp.parts import SessionParts
 from gateway.ocpp.requests import ChargerRequests
 from gateway.ocpp.server import OcppServer
@@ -44,6 +46,7 @@ from gateway.operator import actions_api, actions_cli, cli
 from gateway.operator import charging as operator_charging
 from gateway.operator.actions import ActionParts
 from gateway.operator.api import AdminParts, AdminServer, build_app
+from gateway.operator.token import ensure_admin_token, ensure_charger_password
 from gateway.settings import Settings
 from gateway.simulator import cli as simulator_cli
 from gateway.tasks import Spawn, TaskSet
@@ -102,7 +105,7 @@ class Gateway:
         self.connections = Connections(SessionParts(
             settings, self.registry, self.history, clock, policy=self.device_book, events=follow_ups,
             spawn=self.tasks.spawn))
-        self.requests = ChargerRequests(self.registry, self.connections, self.device_book)
+        self.requests = ChargerRequests(self.registry, self.connections)
         self.configuration = ChargerConfiguration(self.registry, self.history, clock, self.requests,
                                                   self.device_book)
         self.charging = ChargingController(
@@ -124,13 +127,13 @@ class Gateway:
             # a registry event; the table tells the Modbus server.
             modbus = self.modbus
             table.changed.append(lambda points: modbus.refresh(areas_of(points)))
-        self.ocpp = OcppServer(settings, self.connections, self.device_book, self.history)
-        self.admin: AdminServer | None = None
-        if settings.admin.enabled:
-            self.admin = AdminServer(settings.admin, self._admin_app())
+        login = LoginGuard(self.device_book, settings.ocpp, clock, self.history, self.tasks.spawn)
+        self.ocpp = OcppServer(settings, self.connections, login, self.history)
+        self.admin: AdminServer | None = None  # built at start: its token is made then
 
-    def _admin_app(self) -> web.Application:
-        app = build_app(AdminParts(self.settings, self.actions, self.connections, self.ports))
+    def _admin_app(self, token: str) -> web.Application:
+        """The admin app: core routes, then operator actions, smart charging and points."""
+        app = build_app(AdminParts(self.settings, self.actions, self.connections, self.ports), token)
         actions_api.add_routes(app)
         operator_charging.add_routes(app, self.charging)
         self.points.add_routes(app)
@@ -139,6 +142,9 @@ class Gateway:
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         await self.history.open()
+        site_password = ensure_charger_password(self.settings)
+        if site_password:
+            self.device_book.site_password_key = await asyncio.to_thread(stored_key, site_password)
         await self.device_book.load()
         await restore_active_transactions(self.history, self.registry)
         await self.configuration.load_stored()
@@ -149,7 +155,8 @@ class Gateway:
         if self.modbus is not None:
             self.ports["modbus"] = await self.modbus.start()
         self.ports["ocpp"] = await self.ocpp.start()
-        if self.admin is not None:
+        if self.settings.admin.enabled:
+            self.admin = AdminServer(self.settings.admin, self._admin_app(ensure_admin_token(self.settings)))
             self.ports["admin"] = await self.admin.start()
         self.gc_policy.start(self.clock())
         self.tasks.spawn(self._housekeeping(), "housekeeping")
@@ -207,6 +214,7 @@ def serve(settings: Settings) -> int:
               f"{settings.ocpp.host}:{gateway.ports['ocpp']}/ocpp/<charger id>; "
               + "; ".join(f"{k} port {v}" for k, v in gateway.ports.items() if k != "ocpp")
               + f"; database {settings.database.path}", flush=True)
+        print(cli.security_summary(settings), flush=True)
         await stop.wait()
         await gateway.stop()
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
 from gateway.main import Gateway
+from gateway.operator.token import read_admin_token
 from gateway.settings import Settings
+from tests.support.charger import SITE_PASSWORD
 from tests.support.wait import wait_until
 
 __all__ = ["GatewayRunner", "make_settings", "wait_until"]
@@ -25,6 +27,8 @@ def make_settings(tmp_path: Path, **sections: dict) -> Settings:
     settings.database.path = str(tmp_path / "gateway.sqlite")
     settings.database.log_flush_interval_s = 0.05
     settings.ocpp.gc_freeze_interval_s = 0  # many gateways in one test process: keep Python's default
+    # Security profile 1 stays on, as by default; the test chargers send this site password.
+    settings.ocpp.default_password = SITE_PASSWORD
     for section, values in sections.items():
         for key, value in values.items():
             setattr(getattr(settings, section), key, value)
@@ -38,9 +42,9 @@ class GatewayRunner:
         self.tmp_path = tmp_path
         self.gateway: Gateway | None = None
 
-    async def start(self, **sections: dict) -> Gateway:
+    async def start(self, clock: Callable[[], float] | None = None, **sections: dict) -> Gateway:
         settings = make_settings(self.tmp_path, **sections)
-        gateway = Gateway(settings)
+        gateway = Gateway(settings, clock) if clock is not None else Gateway(settings)
         await gateway.start()
         self.gateway = gateway
         return gateway
@@ -59,6 +63,19 @@ class GatewayRunner:
     def admin_url(self) -> str:
         assert self.gateway is not None
         return f"http://127.0.0.1:{self.gateway.ports['admin']}"
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """What a script on the gateway host sends: the token the gateway made beside its database."""
+        assert self.gateway is not None
+        return {"Authorization": f"Bearer {read_admin_token(self.gateway.settings)}"}
+
+    @property
+    def cli_args(self) -> list[str]:
+        """CLI arguments that reach this gateway as `ocpp-gateway` on its host does (same database
+        path, hence the same admin-token file)."""
+        assert self.gateway is not None
+        return ["--admin-url", self.admin_url, "--set", f"database.path={self.gateway.settings.database.path}"]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from tests.support.charger import ConfigTable, accepted_charger, next_call, stan
 
 
 async def cli(capsys, runner: GatewayRunner, *argv: str) -> tuple[int, str]:
-    code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, *argv])
+    code = await asyncio.to_thread(main, [*runner.cli_args, *argv])
     out = capsys.readouterr()
     return code, out.out + out.err
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from gateway.chargers.quirks import bundled_quirks
 from gateway.errors import OperationError
-from gateway.history.store import HistoryStore, hash_key
+from gateway.history.store import HistoryStore
 from gateway.model import authorize
 from gateway.model.station import BootInfo, Registry, Station
 from gateway.settings import Settings
@@ -35,7 +35,8 @@ class DeviceBook:
         self.history = history
         self.devices: dict[str, dict[str, Any]] = {}
         self.tags: dict[str, authorize.TagEntry] = {}
-        self._new_auth_keys: dict[str, str] = {}  # charger id -> hash of a key being changed
+        self._new_auth_keys: dict[str, str] = {}  # charger id -> a key being changed right now
+        self.site_password_key: str | None = None  # stored form of ocpp.default_password (gateway.main)
         # A connected charger whose answer changed is asked to boot again (gateway.ocpp.connections).
         self._ask_for_new_boot = ask_for_new_boot
 
@@ -120,19 +121,25 @@ class DeviceBook:
         await self.reload_devices()
         if removed:
             self.history.log(charger_id, "DeviceRemoved", "removed from the device database")
+            self._ask_for_new_boot(charger_id)  # it is a guest from its next boot (OCPP 1.6 4.2)
         return removed
 
-    def auth_key_hash(self, charger_id: str) -> str | None:
+    def auth_keys(self, charger_id: str) -> tuple[list[str], str | None]:
+        """The stored key of a charger (empty: none) and a new key being set right now (or None)."""
         device = self.devices.get(charger_id)
-        return device.get("auth_key_hash") if device else None
-
-    def auth_key_hashes(self, charger_id: str) -> list[str]:
-        """Hashes a charger may log in with: its stored key, and a new one being set right now."""
-        return [h for h in (self.auth_key_hash(charger_id), self._new_auth_keys.get(charger_id)) if h]
+        stored = device.get("auth_key_hash") if device else None
+        return ([stored] if stored else []), self._new_auth_keys.get(charger_id)
 
     def expect_auth_key(self, charger_id: str, key: str) -> None:
-        """Let `key` in as well while ChangeConfiguration(AuthorizationKey) is under way."""
-        self._new_auth_keys[charger_id] = hash_key(key)
+        """Let `key` in as well while ChangeConfiguration(AuthorizationKey) is under way (kept in
+        memory only for that call, in both its text and whitepaper hex forms)."""
+        self._new_auth_keys[charger_id] = key
+
+    async def renew_auth_key(self, charger_id: str, key: str) -> None:
+        """Store a key that was just used again, in the current form (scrypt, text and hex)."""
+        await self.history.set_auth_key(charger_id, key)
+        await self.reload_devices()
+        self.history.log(charger_id, "AuthorizationKey", "stored key renewed (scrypt)")
 
     async def settle_auth_key(self, charger_id: str, key: str | None) -> None:
         """The charger took the new `key` (stored as its password), or None: it did not."""

@@ -24,7 +24,8 @@ class Connections:
         self.parts = parts
         self.sessions: dict[str, ChargerSession] = {}
 
-    async def run(self, charger_id: str, websocket: Any, subprotocol: str, peer: str) -> None:
+    async def run(self, charger_id: str, websocket: Any, subprotocol: str, peer: str,
+                  authenticated: bool = False) -> None:
         """Serve one accepted connection until it closes."""
         registry, history, settings = self.parts.registry, self.parts.history, self.parts.settings
         old = self.sessions.get(charger_id)
@@ -35,10 +36,12 @@ class Connections:
             await old.ws.close(1000, "replaced by a new connection")
         station = registry.ensure(charger_id)
         station.registration = self.parts.policy.boot_response(station)
-        session = ChargerSession(self.parts, station, websocket)
+        session = ChargerSession(self.parts, station, websocket, authenticated)
         self.sessions[charger_id] = session
         registry.update_station(station, subprotocol=subprotocol, remote_address=peer)
         registry.set_online(station, True)
+        if station.is_guest:
+            self._bound_guests()
         history.log(charger_id, "Connected", f"from {peer}; subprotocol {subprotocol or 'none'}")
         try:
             await session.serve()
@@ -47,20 +50,39 @@ class Connections:
                 del self.sessions[charger_id]
                 code = websocket.close_code
                 reason = f"websocket closed (code {code})" if code is not None else "connection lost"
-                registry.set_online(station, False, reason, settings.ocpp.websocket_lost_connection_fault)
+                if registry.get(charger_id) is station:  # not forgotten meanwhile
+                    registry.set_online(station, False, reason, settings.ocpp.websocket_lost_connection_fault)
                 history.log(charger_id, "Disconnected", reason)
+
+    def _bound_guests(self) -> None:
+        """Keep the discovery list bounded (registration.max_guests): a flood of made-up ids must
+        not grow memory for good."""
+        max_guests = self.parts.settings.registration.max_guests
+        for charger_id in self.parts.registry.drop_oldest_guests(max_guests):
+            log.info("%s: dropped from the discovery list (more than %d guests)", charger_id, max_guests)
+
+    async def forget_guest(self, charger_id: str, added: bool) -> bool:
+        """Remove a guest from the discovery list; a connected one is disconnected first."""
+        if added:
+            raise OperationError(f"{charger_id} is in the device database: remove it there first")
+        session = self.sessions.get(charger_id)
+        if session is not None:
+            await session.ws.close(1000, "removed by the operator")
+            await session.closed.wait()
+        if not self.parts.registry.forget(charger_id):
+            return False
+        self.parts.history.log(charger_id, "GuestRemoved", "removed from the discovery list by the operator")
+        return True
 
     def is_connected(self, charger_id: str) -> bool:
         return charger_id in self.sessions
 
     def session_for(self, charger_id: str) -> ChargerSession:
-        """The live session of a charger that may take calls, or ChargerUnavailable saying why."""
+        """The live session of a charger, or ChargerUnavailable; `ChargerSession.call` refuses what
+        its registration does not allow (gateway/model/registration.py)."""
         session = self.sessions.get(charger_id)
         if session is None or session.closed.is_set():
             raise ChargerUnavailable(f"{charger_id} is offline")
-        if (session.station.boot_status != "Accepted"
-                and self.parts.policy.boot_response(session.station) == "Rejected"):
-            raise ChargerUnavailable(f"{charger_id} is not accepted (registration Rejected)")
         return session
 
     async def call(self, charger_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:

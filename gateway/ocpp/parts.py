@@ -30,16 +30,6 @@ class RegistrationPolicy(Protocol):
         """The idTagInfo for an Authorize, StartTransaction or StopTransaction."""
 
 
-class Credentials(Protocol):
-    """The Basic-auth password hashes a charger may log in with (security profile 1)."""
-
-    def auth_key_hash(self, charger_id: str) -> str | None:
-        """The stored key's hash; None: no password is required."""
-
-    def auth_key_hashes(self, charger_id: str) -> list[str]:
-        """The stored key and one being changed right now."""
-
-
 class SessionEvents(Protocol):
     """What the rest of the gateway does when a charger boots or a transaction changes."""
 

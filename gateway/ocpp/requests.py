@@ -19,7 +19,6 @@ from gateway.ocpp import protocol
 if TYPE_CHECKING:
     from gateway.model.station import Registry
     from gateway.ocpp.connections import Connections
-    from gateway.ocpp.parts import RegistrationPolicy
     from gateway.ocpp.session import ChargerSession
 
 # The feature profile of each central-system call (one table: capabilities.PROFILE_ACTIONS).
@@ -39,14 +38,6 @@ def check_profile(station: Station, action: str) -> None:
         raise ChargerUnavailable(
             f"{station.charger_id} does not support {action}: feature profile {profile} is not in "
             f"its SupportedFeatureProfiles ({station.config_value('SupportedFeatureProfiles')})")
-
-
-# OCPP 1.6 4.2 (BootNotification): while Pending, the central system may retrieve information or change the
-# configuration; transactions, reservations and profiles wait until the charger is accepted.
-ALLOWED_WHEN_PENDING = frozenset({
-    "GetConfiguration", "ChangeConfiguration", "TriggerMessage", "DataTransfer",
-    "GetLocalListVersion", "SendLocalList", "Reset",
-})
 
 
 def validate(action: str, payload: dict[str, Any]) -> None:
@@ -76,24 +67,17 @@ def ocpp_time(text: str | None) -> str | None:
 class ChargerRequests:
     """Operator calls to chargers: refused before sending when the charger cannot take them."""
 
-    def __init__(self, registry: Registry, connections: Connections, policy: RegistrationPolicy) -> None:
+    def __init__(self, registry: Registry, connections: Connections) -> None:
         self.registry = registry
         self.connections = connections
-        self.policy = policy
 
     def session_for_action(self, charger_id: str, action: str) -> ChargerSession:
         """The session that may take `action` now, or ChargerUnavailable saying why not."""
         if self.registry.get(charger_id) is None:
             raise ChargerUnavailable(f"{charger_id} is unknown: it never connected and is not added")
         session = self.connections.session_for(charger_id)
-        station = session.station
-        answer = self.policy.boot_response(station)
-        # A charger that reconnects without a new boot keeps its device registration's answer.
-        if station.boot_status != "Accepted" and answer != "Accepted" and action not in ALLOWED_WHEN_PENDING:
-            raise ChargerUnavailable(
-                f"{charger_id} is not accepted (registration {answer}): {action} "
-                f"waits until it is; allowed now: {', '.join(sorted(ALLOWED_WHEN_PENDING))}")
-        check_profile(station, action)
+        session.check_may_send(action)  # the registration rule (gateway/model/registration.py)
+        check_profile(session.station, action)
         return session
 
     async def call(self, charger_id: str, action: str, payload: dict[str, Any],

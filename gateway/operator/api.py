@@ -1,7 +1,8 @@
 """The local admin HTTP API (aiohttp): what the CLI and scripts use to run the gateway.
 
-Bound to loopback by default; with `admin.token` set, every request needs
-`Authorization: Bearer <token>`. Errors come back as JSON `{"error": "..."}` with a 4xx code.
+Bound to loopback by default; every request needs `Authorization: Bearer <admin token>` and a
+Host/Origin of this gateway (gateway/operator/auth.py). Errors come back as JSON
+`{"error": "..."}` with a 4xx code.
 `build_app` holds the core routes; the composition root (`gateway.main`) adds the routes of
 operator actions, smart charging and points to the same app before it starts.
 """
@@ -9,7 +10,6 @@ operator actions, smart charging and points to the same app before it starts.
 from __future__ import annotations
 
 import dataclasses
-import hmac
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from gateway import errors
-from gateway.history.store import TRANSACTION_COLUMNS, to_csv
+from gateway.history.exports import to_csv
+from gateway.history.store import TRANSACTION_COLUMNS
 from gateway.model.station import Station
 from gateway.model.timestamps import iso_z
+from gateway.operator.auth import install_guard
 from gateway.settings import REGISTRATION_STATUSES
 
 if TYPE_CHECKING:
@@ -104,12 +106,7 @@ def _error(status: int, message: str) -> web.Response:
 
 
 @web.middleware
-async def _guard(request: web.Request, handler: Any) -> web.StreamResponse:
-    token = _parts(request).settings.admin.token
-    if token:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given, token):
-            return _error(401, "admin token required")
+async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         return await handler(request)
     except errors.GatewayError as exc:
@@ -133,6 +130,9 @@ async def status(request: web.Request) -> web.Response:
         "chargers_added": len(parts.device_book.devices), "chargers_online": sum(s.online for s in stations),
         "sessions": len(parts.connections.sessions), "authorize_policy": parts.settings.authorize.policy,
         "guest_response": parts.settings.registration.guest_response,
+        "security": {"tls": parts.settings.ocpp.ssl_enabled,
+                     "require_password": parts.settings.ocpp.require_password,
+                     "require_client_certificate": parts.settings.ocpp.require_client_certificate},
     })
 
 
@@ -146,6 +146,14 @@ async def list_chargers(request: web.Request) -> web.Response:
 
 async def get_charger(request: web.Request) -> web.Response:
     return web.json_response(station_view(_station(request)))
+
+
+async def forget_guest(request: web.Request) -> web.Response:
+    """Remove a guest from the discovery list (an added charger is removed from the devices)."""
+    parts, charger_id = _parts(request), request.match_info["charger_id"]
+    if not await parts.connections.forget_guest(charger_id, added=charger_id in parts.device_book.devices):
+        return _error(404, "unknown charger")
+    return web.json_response({"removed": request.match_info["charger_id"]})
 
 
 async def list_devices(request: web.Request) -> web.Response:
@@ -246,13 +254,15 @@ async def transaction_log(request: web.Request) -> web.Response:
     return _table_response(request, rows, TRANSACTION_COLUMNS, "transactions")
 
 
-def build_app(parts: AdminParts) -> web.Application:
-    """The core routes: status, chargers, devices, tags, history."""
-    app = web.Application(middlewares=[_guard])
+def build_app(parts: AdminParts, token: str) -> web.Application:
+    """The admin app; `token` is the admin token every request must carry."""
+    app = web.Application(middlewares=[_errors_as_json])
+    install_guard(app, token, parts.settings.admin.allowed_hosts)
     app[PARTS_KEY] = parts
     app.router.add_get("/api/status", status)
     app.router.add_get("/api/chargers", list_chargers)
     app.router.add_get("/api/chargers/{charger_id}", get_charger)
+    app.router.add_delete("/api/chargers/{charger_id}", forget_guest)
     app.router.add_get("/api/devices", list_devices)
     app.router.add_post("/api/devices", add_device)
     app.router.add_patch("/api/devices/{charger_id}", update_device)
