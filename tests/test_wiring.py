@@ -131,3 +131,12 @@ async def test_a_boot_is_followed_by_the_configuration_read_then_the_profiles():
     for work in queued:
         await work()
     assert ran == ["read Accepted", "profiles Accepted"]
+
+
+def test_a_forgotten_guest_is_published_as_removed():
+    registry = Registry()
+    registry.ensure("GUEST")
+    seen: list[Any] = []
+    registry.subscribe(seen.append)
+    assert registry.forget("GUEST")
+    assert [(e.kind, e.charger_id) for e in seen] == [(ChangeKind.REMOVED, "GUEST")]

@@ -108,6 +108,7 @@ class ChangeKind(StrEnum):
     CONNECTOR = "connector"  # ConnectorChanged: status, transaction, availability of one connector
     METER = "meter"          # MeterChanged: the readings of one MeterValues message
     CONFIG = "config"        # ConfigChanged: one configuration key set or gone
+    REMOVED = "removed"      # StationRemoved: a guest dropped from the discovery list
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +124,11 @@ class ChangeEvent:
 @dataclass(frozen=True, slots=True)
 class StationAdded(ChangeEvent):
     kind: ClassVar[ChangeKind] = ChangeKind.ADDED
+
+
+@dataclass(frozen=True, slots=True)
+class StationRemoved(ChangeEvent):
+    kind: ClassVar[ChangeKind] = ChangeKind.REMOVED
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +244,7 @@ class Registry:
         """Drop a station from the live model (a guest the operator removed or the bound dropped)."""
         if self.stations.pop(charger_id, None) is None:
             return False
-        self.publish(ChangeEvent("removed", charger_id))
+        self.publish(StationRemoved(charger_id))
         return True
 
     def drop_oldest_guests(self, max_guests: int) -> list[str]:

@@ -167,7 +167,7 @@ class ModbusPointServer:
         station = self.registry.get(event.charger_id)
         if (station is None or station.slot is None) and event.charger_id not in self._added_ids:
             return  # a guest: nothing of it is on Modbus (5,000 guests in a storm made this hot)
-        if event.kind in (ChangeKind.STATION, ChangeKind.ADDED):
+        if event.kind in (ChangeKind.STATION, ChangeKind.ADDED, ChangeKind.REMOVED):
             self._slots_dirty = True  # a slot may have been given or taken
         if station is not None and station.slot is not None \
                 and station.slot <= max(self.flat_slots, self.unit_slots):
