@@ -74,7 +74,7 @@ async def test_fallback_limit_applies_when_the_bms_goes_silent(runner):
         await charging(cp)
         after_start = await next_call(cp, "SetChargingProfile")  # no BMS value yet: the safe limit
         assert after_start["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 6.0
-        assert gw.charging.status()["site"]["reason"] == "fallback: after restart"
+        assert gw.charging.status()["site"]["source"] == "safe"
         await gw.charging.set_site_limit(None, 20.0, source="bms")
         first = await next_call(cp, "SetChargingProfile")
         assert first["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 20.0

@@ -17,15 +17,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from gateway.charging.limit import SiteLimit
+
 _EPS = 1e-6
-
-
-@dataclass(frozen=True)
-class SiteLimit:
-    """What the BMS allows for all chargers together; None means "no limit of this kind"."""
-
-    current_a: float | None = None  # per phase
-    power_w: float | None = None
 
 
 @dataclass(frozen=True)
