@@ -146,6 +146,7 @@ class ChargingController:
         for (charger_id, _connector), control in self.control.items():
             if charger_id == session.charger_id:
                 control.written_a = control.written_tx = control.applied_at = None
+                control.measured_a = control.measured_under_a = None
         self._site_profiles = {k for k in self._site_profiles if k[0] != session.charger_id}
         for settings in self.operator.enabled(session.charger_id):
             await self.operator.send(session.station, settings)

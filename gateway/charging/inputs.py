@@ -31,6 +31,10 @@ class ConnectorControl:
     written_a: float | None = None
     written_tx: int | None = None
     applied_at: float | None = None
+    # The last settled measurement and the offer it was measured under: kept while a newer offer
+    # settles, so a cap the allocator made (a car drawing less) is not lifted meanwhile.
+    measured_a: float | None = None
+    measured_under_a: float | None = None
     # The connector of the operator profile the share was sent in place of (no room for both).
     in_place_of: int | None = None
     allocation_reason: str = ""
@@ -43,6 +47,7 @@ class ConnectorControl:
         """The session ended or was found gone: it holds no share any more (issue 13 item 3)."""
         self.transaction_id = self.requested_a = self.written_a = self.written_tx = None
         self.applied_at = self.applied_limit = self.send_state = None
+        self.measured_a = self.measured_under_a = None
         self.applied_unit, self.allocation_reason = "", "no session"
 
 
@@ -59,7 +64,7 @@ def counted_current(station: Station, connector_id: int, session_start: float | 
     settled = applied_at + settle_s + skew
     values = [r.value for k, r in station.meters.items()
               if k.connector_id == connector_id and k.measurand == "Current.Import"
-              and r.timestamp >= settled and (session_start is None or r.timestamp >= session_start)]
+              and r.timestamp >= settled and (session_start is None or r.timestamp > session_start)]
     return max(values) if values else None
 
 
@@ -87,8 +92,8 @@ def session_input(key: str, station: Station, connector_id: int, caps: ChargerCa
                   settle_s: float, budget_used: bool) -> AllocSession:
     """One allocator session for a connector with an active transaction.
 
-    The offer is what the charger accepted for this transaction; the measurement counts only
-    once that offer settled. While the write budget is used up the session is pinned at what the
+    The offer is what the charger accepted for this transaction; a measurement counts only once
+    that offer settled, and is then compared with that offer (kept until the next one settles). While the write budget is used up the session is pinned at what the
     charger still applies: the accepted share, or its maximum when it accepted none (zappi
     charges at 32 A without a profile).
     """
@@ -98,8 +103,10 @@ def session_input(key: str, station: Station, connector_id: int, caps: ChargerCa
     fixed = (accepted if accepted is not None else caps.max_current_a) if budget_used else None
     measured = counted_current(station, connector_id, connector.session_start,
                                control.applied_at if accepted is not None else None, settle_s)
+    if measured is not None:
+        control.measured_a, control.measured_under_a = measured, accepted
     return AllocSession(
         key, phases=phases_of(station, connector_id, caps, default_phases),
         min_a=caps.min_current_a, max_a=caps.max_current_a,
         priority=int(device.get("priority") or 0), weight=float(device.get("weight") or 1.0),
-        measured_a=measured, offered_a=accepted if measured is not None else None, fixed_a=fixed)
+        measured_a=control.measured_a, offered_a=control.measured_under_a, fixed_a=fixed)
