@@ -10,7 +10,8 @@ times. Printed as one JSON line:
 
 * `offered_over_limit`: once a second, the sum of what the charging sessions' chargers offer
   (amperes per phase) against the limit in force; the largest excess, and how many samples
-  were above it (a new session offers its maximum until its first profile arrives);
+  were above it; also counted without sessions that no profile applies to yet (a new session
+  offers the charger's maximum until its first profile arrives), and within 2 s of a write;
 * `writes_per_session`: profile writes for each transaction against 1 + the limit changes
   during it, and against that plus the other sessions' starts and stops and the restarts
   during it (each of those moves every share);
@@ -60,7 +61,7 @@ class Soak:
         self.events: dict[str, list[tuple[float, str]]] = defaultdict(list)
         self.limit_writes: list[tuple[float, float, str]] = []  # (time, amps, via)
         self.sessions: dict[tuple[str, int], list[float]] = {}  # (charger, local tx) -> [start, stop]
-        self.samples: list[tuple[float, float, float | None]] = []  # (time, offered sum, limit)
+        self.samples: list[tuple[float, float, float | None, float]] = []  # (time, offered, limit, unprofiled)
         self.restarted_at: list[float] = []
 
     def settings(self) -> Any:
@@ -134,10 +135,14 @@ class Soak:
         """Once a second: what the charging sessions are offered, against the limit in force."""
         last_limit: float | None = None
         while time.time() < deadline:
-            offered = sum(s.connectors[1].offered_a for s in self.sims if s.connectors[1].transaction)
+            charging = [s for s in self.sims if s.connectors[1].transaction]
+            offered = sum(s.connectors[1].offered_a for s in charging)
+            # A session no profile applies to yet offers the charger's maximum (it just started,
+            # or started while the gateway was restarting).
+            unprofiled = sum(s.connectors[1].offered_a for s in charging if s.limit_a(1) is None)
             if self.gw is not None and self.gw.charging is not None and self.gw.started.is_set():
                 last_limit = self.gw.charging.in_force.limit.current_a
-            self.samples.append((time.time(), offered, last_limit))
+            self.samples.append((time.time(), offered, last_limit, unprofiled))
             await asyncio.sleep(1.0)
 
     async def run(self) -> dict[str, Any]:
@@ -174,7 +179,11 @@ class Soak:
         return self.report(time.time() - t0)
 
     def report(self, wall_s: float) -> dict[str, Any]:
-        over = [(off - lim) for _t, off, lim in self.samples if lim is not None and off > lim + 1e-6]
+        over = [(off - lim) for _t, off, lim, _u in self.samples if lim is not None and off > lim + 1e-6]
+        managed = [(off - un - lim) for _t, off, lim, un in self.samples
+                   if lim is not None and off - un > lim + 1e-6]
+        after_write = [(t, off - lim) for t, off, lim, _u in self.samples if lim is not None and off > lim + 1e-6
+                       and any(0 <= t - w < 2.0 for w, _a, _v in self.limit_writes)]
         writes_per_tx, rejected_loops = self._writes_per_transaction()
         latencies, per_write = self._latencies()
         per_hour = {cid: round(sum(1 for _t, line in ev if "<- SetChargingProfile" in line) * 3600 / wall_s, 1)
@@ -187,7 +196,10 @@ class Soak:
             "limit_writes": len(self.limit_writes), "restarts": self.args.restarts,
             "sessions": len(self.sessions),
             "offered_over_limit": {"samples": len(self.samples), "above": len(over),
-                                   "max_excess_a": round(max(over), 1) if over else 0.0},
+                                   "max_excess_a": round(max(over), 1) if over else 0.0,
+                                   "above_within_2_s_of_a_limit_write": len(after_write),
+                                   "above_counting_only_sessions_with_a_profile": len(managed),
+                                   "max_excess_of_those_a": round(max(managed), 1) if managed else 0.0},
             "writes_per_session": {
                 "sessions": len(writes_per_tx), "max": max((w for w, _s, _a in writes_per_tx), default=0),
                 "within_1_plus_limit_changes": strict,
