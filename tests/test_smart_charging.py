@@ -336,3 +336,16 @@ def test_connectors_are_compared_separately_but_share_the_chargers_budget():
     assert write(guard, request(16, connector_id=1), 2).reason == "unchanged"
     assert not write(guard, request(20, connector_id=2), 3).write
     assert guard.writes_in_window(3600) == 1
+
+
+def test_writes_before_a_gateway_restart_still_count_against_the_hourly_budget():
+    """zappi counts its own 26 writes an hour; a restarted gateway must not start from zero."""
+    guard = WriteGuard(ZAPPI)
+    for second in range(26):
+        write(guard, request(6 + second % 2 * 4), second * 10)
+    again = WriteGuard(ZAPPI)
+    again.restore_writes(guard.recent_writes(300), 300)
+    assert again.writes_in_window(300) == 26
+    assert not again.decide(request(30), 300).write
+    again.restore_writes([1.0, 5000.0], 3700)  # outside the window, or from the future: not counted
+    assert again.writes_in_window(3700) == 0

@@ -21,7 +21,7 @@ from gateway.chargers.capabilities import ChargerCapabilities, capabilities_of
 from gateway.charging.allocator import RotationState, allocate
 from gateway.charging.guard import WriteGuard
 from gateway.charging.inputs import ConnectorControl, counted_current, phases_of, session_input, written_share
-from gateway.charging.limit import LimitRecord, SiteLimit, decide
+from gateway.charging.limit import LimitRecord
 from gateway.charging.niagara import OperatorProfiles, settings_dict
 from gateway.charging.profiles import (
     ChargingProfilePurpose,
@@ -30,6 +30,7 @@ from gateway.charging.profiles import (
     SmartChargingSettings,
     build_profile,
 )
+from gateway.charging.site import SiteWishes
 from gateway.errors import OperationError
 from gateway.model.station import ChangeEvent, Station
 
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from gateway.ocpp.session import Session
 
 log = logging.getLogger(__name__)
-SITE_SCOPE = "site_limit"
+WRITES_SCOPE = "profile_writes"  # charger id -> times of its profile writes in the last hour
 # Profiles the allocator writes use their own id and stack level so that an operator's Niagara
 # profile (a ChargePointMaxProfile, say) and the site share combine on the charger (the lower wins).
 SITE_PROFILE_ID = 900000
@@ -49,14 +50,9 @@ REALLOCATE_MIN_INTERVAL_S = 0.1
 class ChargingController:
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
-        cfg = gateway.settings.smart_charging
         self.operator = OperatorProfiles(self)
         self.profiles = self.operator.settings  # (charger, connector) -> Niagara 6.3 settings
-        self.configured = SiteLimit(cfg.site_current_limit_a, _kw_to_w(cfg.site_power_limit_kw))
-        self.safe = SiteLimit(power_w=_kw_to_w(cfg.safe_power_limit_kw)) if cfg.safe_power_limit_kw else None
-        self.bms: LimitRecord | None = None
-        self.manual: LimitRecord | None = None
-        self.in_force = LimitRecord()
+        self.site = SiteWishes(gateway, lambda: self.notify(None))
         self.rotation = RotationState()
         self.control: dict[tuple[str, int], ConnectorControl] = {}
         self.guards: dict[str, WriteGuard] = {}
@@ -64,8 +60,7 @@ class ChargingController:
         self._site_profiles: set[tuple[str, int]] = set()  # site profiles that outlive a transaction
         self._dirty = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._unsaved = False
-        self._limit_written_mono = 0.0
+        self._earlier_writes: dict[str, list[float]] = {}  # stored before a restart, until used
         self.listeners: list[Any] = []  # callables(charger_id | None) told after each change
 
     # --- wiring --------------------------------------------------------------------------
@@ -75,27 +70,24 @@ class ChargingController:
         gw.transaction_hooks.append(self.on_transaction)
         gw.registry.subscribe(self._on_change)
         gw.start_hooks.append(self.start)
-        gw.stop_hooks.append(self.save_site)
+        gw.stop_hooks.append(self.stop)
 
     async def start(self) -> None:
         await self.operator.load()
-        stored = await self.gw.history.kv_get(SITE_SCOPE)
-        for name in ("bms", "manual"):
+        await self.site.load()
+        for charger_id, text in (await self.gw.history.kv_get(WRITES_SCOPE)).items():
             try:
-                record = LimitRecord.from_json(json.loads(stored[name])) if stored.get(name) else None
+                self._earlier_writes[charger_id] = [float(t) for t in json.loads(text)]
             except (ValueError, TypeError):
-                log.warning("ignoring unreadable stored %s site limit", name)
-                continue
-            setattr(self, name, record)
-        self._decide()
+                log.warning("ignoring unreadable profile-write times of %s", charger_id)
         self.gw.spawn(self._worker(), "smart charging")
 
-    async def save_site(self) -> None:
-        """Store the BMS and manual wishes (a BMS limit and its source survive a restart)."""
-        self._unsaved = False
-        await self.gw.history.kv_put(SITE_SCOPE, {
-            name: json.dumps(record.to_json()) if record is not None else ""
-            for name, record in (("bms", self.bms), ("manual", self.manual))})
+    async def stop(self) -> None:
+        """Store the wishes and each charger's recent profile writes (its hourly budget goes on)."""
+        await self.site.save()
+        now = self.gw.clock()
+        await self.gw.history.kv_put(WRITES_SCOPE, {
+            charger_id: json.dumps(guard.recent_writes(now)) for charger_id, guard in self.guards.items()})
 
     # --- commands (CLI, admin API, BMS points) --------------------------------------------
     async def set_site_limit(self, power_kw: float | None, current_a: float | None,
@@ -106,22 +98,12 @@ class ChargingController:
         once the writes pause (the last value within `coalesce_s` wins) and stores the wish then.
         Clearing the manual limit drops every held-back write of the site shares.
         """
-        for value, name in ((power_kw, "power"), (current_a, "current")):
-            if value is not None and not 0 <= value <= 100000:
-                raise OperationError(f"site {name} limit out of range: {value}")
-        if source not in ("bms", "manual"):
-            raise OperationError(f"site limit source must be bms or manual, not {source!r}")
-        record = LimitRecord(SiteLimit(current_a, _kw_to_w(power_kw)), source, self.gw.clock(), priority)
-        setattr(self, source, record)
-        self._decide()  # before the next await: a worker pass in between must see the new wish
-        if source == "bms":
-            self._unsaved = True
-            self._limit_written_mono = asyncio.get_running_loop().time()
-        else:
+        record = self.site.write(power_kw, current_a, source, priority)
+        if source == "manual":
             if record.limit.unlimited:
                 for guard in self.guards.values():
                     guard.clear_pending()
-            await self.save_site()
+            await self.site.save()
             self.gw.history.log("site", "SiteLimit", f"manual: power {power_kw} kW, current {current_a} A")
         self._dirty.set()
         self.notify(None)
@@ -184,37 +166,20 @@ class ChargingController:
                 pass
             # BMS writes in quick succession: wait for a pause, the last value wins.
             for _ in range(4):
-                quiet = self._limit_written_mono + coalesce_s - loop.time()
+                quiet = self.site.bms_written_mono + coalesce_s - loop.time()
                 if quiet <= 0:
                     break
                 await asyncio.sleep(quiet)
             self._dirty.clear()
             try:
-                if self._unsaved:
-                    await self.save_site()
-                self._decide()
+                if self.site.unsaved:
+                    await self.site.save()
+                self.site.decide()
                 await self.reallocate()
             except Exception:
                 log.exception("smart charging pass failed")
             # Coalesce: in a reconnect storm thousands of starts would each ask for a pass.
             await asyncio.sleep(REALLOCATE_MIN_INTERVAL_S)
-
-    def _decide(self) -> bool:
-        """Decide which limit applies now; log and tell the points when that changed."""
-        cfg = self.gw.settings.smart_charging
-        before = self.in_force
-        self.in_force = decide(self.bms, self.manual, self.configured, self.safe, self.gw.clock(),
-                               cfg.setpoint_timeout_s)
-        changed = (self.in_force.limit, self.in_force.source, self.in_force.watchdog_expired) != (
-            before.limit, before.source, before.watchdog_expired)
-        if changed:
-            level = "warning" if self.in_force.watchdog_expired else "info"
-            limit = self.in_force.limit
-            self.gw.history.log("site", "SiteLimitInForce", f"{_limit_text(limit)} ({self.in_force.reason})", level)
-            if self.in_force.watchdog_expired:
-                log.warning("site limit: %s", self.in_force.reason)
-            self.notify(None)
-        return changed
 
     async def reallocate(self) -> None:
         """Share the limit in force among charging sessions and write what changed."""
@@ -222,17 +187,17 @@ class ChargingController:
             now = self.gw.clock()
             sessions, stations = self._sessions(now)
             self._end_sessions(set(stations.values()))
-            unlimited = self.in_force.limit.unlimited
+            unlimited = self.site.in_force.limit.unlimited
             if unlimited and not self._site_profiles and not any(
                     c.requested_a is not None for c in self.control.values()):
                 return
             voltage = self.gw.settings.smart_charging.nominal_voltage_v
-            result = allocate(self.in_force.limit, sessions, voltage, self.rotation, now)
+            result = allocate(self.site.in_force.limit, sessions, voltage, self.rotation, now)
             # A session pinned at what its charger still applies (write budget used) is counted at
             # that value; what it should get once it can be written is the unpinned share, kept in
             # its write guard as the newest wish.
             pinned = {s.key for s in sessions if s.fixed_a is not None}
-            wishes = allocate(self.in_force.limit, [dataclasses.replace(s, fixed_a=None) for s in sessions],
+            wishes = allocate(self.site.in_force.limit, [dataclasses.replace(s, fixed_a=None) for s in sessions],
                               voltage, self.rotation, now).allocations if pinned else {}
             self.rotation = result.state
             sends = []
@@ -306,6 +271,7 @@ class ChargingController:
         if guard is None:
             guard = self.guards[charger_id] = WriteGuard(
                 caps, default_writes_per_hour=self.gw.settings.smart_charging.profile_writes_per_hour)
+            guard.restore_writes(self._earlier_writes.pop(charger_id, []), self.gw.clock())
         return guard
 
     async def _send_share(self, charger_id: str, connector_id: int, amps: float) -> None:
@@ -432,14 +398,12 @@ class ChargingController:
             listener(charger_id)
 
     # --- what operators and points see ------------------------------------------------------
+    @property
+    def in_force(self) -> LimitRecord:
+        return self.site.in_force
+
     def site_view(self) -> dict[str, Any]:
-        wish = self.bms if self.in_force.source in ("bms", "safe", "last bms") else self.manual
-        requested = wish.limit if wish is not None else self.configured
-        limit = self.in_force.limit
-        return {"requested_power_kw": _w_to_kw(requested.power_w), "requested_current_a": requested.current_a,
-                "source": self.in_force.source, "in_force_power_kw": _w_to_kw(limit.power_w),
-                "in_force_current_a": limit.current_a, "reason": self.in_force.reason,
-                "watchdog_expired": self.in_force.watchdog_expired}
+        return self.site.view()
 
     def writes_of(self, charger_id: str) -> dict[str, Any]:
         """The flash-wear counters of one charger (points: SC-Writes, SC-WriteBudget)."""
@@ -459,18 +423,3 @@ class ChargingController:
             "profiles": {f"{c}/{n}": settings_dict(v) for (c, n), v in sorted(self.profiles.items())},
             "writes": {c: self.writes_of(c) for c in sorted(self.guards)},
         }
-
-
-def _limit_text(limit: SiteLimit) -> str:
-    if limit.unlimited:
-        return "no limit"
-    return ", ".join(t for t in (f"{limit.power_w / 1000:g} kW" if limit.power_w is not None else "",
-                                 f"{limit.current_a:g} A per phase" if limit.current_a is not None else "") if t)
-
-
-def _kw_to_w(kw: float | None) -> float | None:
-    return None if kw is None else kw * 1000.0
-
-
-def _w_to_kw(w: float | None) -> float | None:
-    return None if w is None else w / 1000.0

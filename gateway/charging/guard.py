@@ -77,6 +77,15 @@ class WriteGuard:
             self._times.popleft()
         return len(self._times)
 
+    def recent_writes(self, now: float) -> list[float]:
+        """When the writes of the rolling window were sent (kept across a gateway restart)."""
+        self.writes_in_window(now)
+        return list(self._times)
+
+    def restore_writes(self, times: list[float], now: float) -> None:
+        """Count writes sent before a gateway restart against the budget (zappi counts them too)."""
+        self._times = deque(sorted(float(t) for t in times if now - self.window_s < float(t) <= now))
+
     @property
     def pending(self) -> list[dict[str, Any]]:
         """Values held back (budget or rejection back-off), newest wish per slot."""
