@@ -16,7 +16,8 @@ times. Printed as one JSON line:
   during it, and against that plus the other sessions' starts and stops and the restarts
   during it (each of those moves every share);
 * `limit_to_profile`: from each limit write to the first profile each charger received after it,
-  before any session started or stopped (chargers whose share did not change get none);
+  before any session started or stopped (chargers whose share did not change get none), from
+  the BMS client's send and from the write's arrival at the smart-charging controller;
 * `rejected_loops`: transactions with 3 or more rejected profile writes (goal 0);
 * `writes_per_charger`: profile writes of each charger in the run, and scaled to an hour.
 """
@@ -63,6 +64,7 @@ class Soak:
         self.sessions: dict[tuple[str, int], list[float]] = {}  # (charger, local tx) -> [start, stop]
         self.samples: list[tuple[float, float, float | None, float]] = []  # (time, offered, limit, unprofiled)
         self.restarted_at: list[float] = []
+        self.received_at: list[float] = []
 
     def settings(self) -> Any:
         from gateway.settings import Settings
@@ -80,6 +82,14 @@ class Soak:
         self.gw = Gateway(self.settings())
         install_extensions(self.gw)
         await self.gw.start()
+        # When each BMS write reached the controller (the BMS client's own send time includes
+        # its first-request address resolution: about a second for bacpypes3).
+        original = self.gw.charging.set_site_limit
+
+        async def traced(*args: Any, **kwargs: Any) -> Any:
+            self.received_at.append(time.time())
+            return await original(*args, **kwargs)
+        self.gw.charging.set_site_limit = traced
 
     async def restart(self) -> None:
         self.restarted_at.append(time.time())
@@ -185,7 +195,8 @@ class Soak:
         after_write = [(t, off - lim) for t, off, lim, _u in self.samples if lim is not None and off > lim + 1e-6
                        and any(0 <= t - w < 2.0 for w, _a, _v in self.limit_writes)]
         writes_per_tx, rejected_loops = self._writes_per_transaction()
-        latencies, per_write = self._latencies()
+        latencies, per_write = self._latencies(sorted(t for t, _a, _v in self.limit_writes))
+        from_receipt, _per = self._latencies(sorted(self.received_at))
         per_hour = {cid: round(sum(1 for _t, line in ev if "<- SetChargingProfile" in line) * 3600 / wall_s, 1)
                     for cid, ev in self.events.items()}
         strict = sum(1 for w, allowed, _a in writes_per_tx if w <= allowed)
@@ -207,6 +218,7 @@ class Soak:
                 "within_1_plus_limit_changes_plus_share_changes": shared,
                 "max_over_that": max((w - a for w, _s, a in writes_per_tx), default=0)},
             "limit_to_profile": {**percentiles(latencies), "per_write_max_ms": per_write},
+            "limit_received_to_profile": percentiles(from_receipt),
             "rejected_loops": rejected_loops,
             "rejections": sum(1 for ev in self.events.values() for _t, line in ev
                               if "SetChargingProfile rejected" in line),
@@ -252,9 +264,8 @@ class Soak:
         stops = [t for t, line in self.events[sim.charger_id] if "StopTransaction" in line and mark.search(line)]
         return start, stops[-1] if stops else time.time()
 
-    def _latencies(self) -> tuple[list[float], list[float]]:
+    def _latencies(self, times: list[float]) -> tuple[list[float], list[float]]:
         """Per charger and write: ms to the first SetChargingProfile after the write (within 10 s)."""
-        times = sorted(t for t, _a, _v in self.limit_writes)
         others = self._session_events() + self.restarted_at
         all_ms, per_write = [], []
         for i, t in enumerate(times):
