@@ -52,7 +52,8 @@ class ChargingController:
         self.gw = gateway
         self.operator = OperatorProfiles(self)
         self.profiles = self.operator.settings  # (charger, connector) -> Niagara 6.3 settings
-        self.site = SiteWishes(gateway, lambda: self.notify(None))
+        self.site = SiteWishes(gateway.settings.smart_charging, lambda: gateway.clock(), gateway.history,
+                               lambda: self.notify(None))
         self.rotation = RotationState()
         self.control: dict[tuple[str, int], ConnectorControl] = {}
         self.guards: dict[str, WriteGuard] = {}

@@ -17,16 +17,17 @@ from gateway.charging.limit import LimitRecord, SiteLimit, decide
 from gateway.errors import OperationError
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.history.store import HistoryStore
+    from gateway.settings import SmartChargingSettings
 
 log = logging.getLogger(__name__)
 SITE_SCOPE = "site_limit"
 
 
 class SiteWishes:
-    def __init__(self, gateway: Gateway, changed: Callable[[], None]) -> None:
-        self.gw = gateway
-        cfg = gateway.settings.smart_charging
+    def __init__(self, cfg: SmartChargingSettings, clock: Callable[[], float], history: HistoryStore,
+                 changed: Callable[[], None]) -> None:
+        self.cfg, self.clock, self.history = cfg, clock, history
         self.configured = SiteLimit(cfg.site_current_limit_a, kw_to_w(cfg.site_power_limit_kw))
         self.safe = SiteLimit(power_w=kw_to_w(cfg.safe_power_limit_kw)) if cfg.safe_power_limit_kw else None
         self.bms: LimitRecord | None = None
@@ -37,7 +38,7 @@ class SiteWishes:
         self._changed = changed
 
     async def load(self) -> None:
-        stored = await self.gw.history.kv_get(SITE_SCOPE)
+        stored = await self.history.kv_get(SITE_SCOPE)
         for name in ("bms", "manual"):
             try:
                 record = LimitRecord.from_json(json.loads(stored[name])) if stored.get(name) else None
@@ -49,7 +50,7 @@ class SiteWishes:
 
     async def save(self) -> None:
         self.unsaved = False
-        await self.gw.history.kv_put(SITE_SCOPE, {
+        await self.history.kv_put(SITE_SCOPE, {
             name: json.dumps(record.to_json()) if record is not None else ""
             for name, record in (("bms", self.bms), ("manual", self.manual))})
 
@@ -61,7 +62,7 @@ class SiteWishes:
                 raise OperationError(f"site {name} limit out of range: {value}")
         if source not in ("bms", "manual"):
             raise OperationError(f"site limit source must be bms or manual, not {source!r}")
-        record = LimitRecord(SiteLimit(current_a, kw_to_w(power_kw)), source, self.gw.clock(), priority)
+        record = LimitRecord(SiteLimit(current_a, kw_to_w(power_kw)), source, self.clock(), priority)
         setattr(self, source, record)
         if source == "bms":
             self.unsaved = True
@@ -72,13 +73,13 @@ class SiteWishes:
     def decide(self) -> bool:
         """Decide which limit applies now; log and tell the listeners when that changed."""
         before = self.in_force
-        self.in_force = decide(self.bms, self.manual, self.configured, self.safe, self.gw.clock(),
-                               self.gw.settings.smart_charging.setpoint_timeout_s)
+        self.in_force = decide(self.bms, self.manual, self.configured, self.safe, self.clock(),
+                               self.cfg.setpoint_timeout_s)
         changed = (self.in_force.limit, self.in_force.source, self.in_force.watchdog_expired) != (
             before.limit, before.source, before.watchdog_expired)
         if changed:
             level = "warning" if self.in_force.watchdog_expired else "info"
-            self.gw.history.log("site", "SiteLimitInForce",
+            self.history.log("site", "SiteLimitInForce",
                                 f"{limit_text(self.in_force.limit)} ({self.in_force.reason})", level)
             if self.in_force.watchdog_expired:
                 log.warning("site limit: %s", self.in_force.reason)
