@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 WRITES_SCOPE = "profile_writes"  # charger id -> times of its profile writes in the last hour
+SHARES_SCOPE = "site_shares"  # charger/connector -> [share the charger accepted, its transaction]
 # Profiles the allocator writes use their own id and stack level so that an operator's Niagara
 # profile (a ChargePointMaxProfile, say) and the site share combine on the charger (the lower wins).
 SITE_PROFILE_ID = 900000
@@ -76,6 +77,14 @@ class ChargingController:
     async def start(self) -> None:
         await self.operator.load()
         await self.site.load()
+        for key, text in (await self.gw.history.kv_get(SHARES_SCOPE)).items():
+            charger_id, _, connector = key.rpartition("/")
+            try:
+                amps, tx = json.loads(text)
+                self.control[(charger_id, int(connector))] = ConnectorControl(
+                    transaction_id=tx, written_a=amps, written_tx=tx)
+            except (ValueError, TypeError):
+                log.warning("ignoring unreadable site share of %s", key)
         for charger_id, text in (await self.gw.history.kv_get(WRITES_SCOPE)).items():
             try:
                 self._earlier_writes[charger_id] = [float(t) for t in json.loads(text)]
@@ -89,6 +98,10 @@ class ChargingController:
         now = self.gw.clock()
         await self.gw.history.kv_put(WRITES_SCOPE, {
             charger_id: json.dumps(guard.recent_writes(now)) for charger_id, guard in self.guards.items()})
+        # What each charger applies goes on while the gateway is away: count it after the restart.
+        await self.gw.history.kv_put(SHARES_SCOPE, {
+            f"{c}/{n}": json.dumps([v.written_a, v.written_tx]) if v.transaction_id is not None else "null"
+            for (c, n), v in self.control.items()})
 
     # --- commands (CLI, admin API, BMS points) --------------------------------------------
     async def set_site_limit(self, power_kw: float | None, current_a: float | None,
@@ -140,6 +153,9 @@ class ChargingController:
             self._dirty.set()
 
     def _on_change(self, event: ChangeEvent) -> None:
+        if event.kind == "station":  # online or offline: its sessions are counted differently
+            self._dirty.set()
+            return
         if event.kind != "meter" or not any(k.measurand == "Current.Import" for k in event.key):
             return
         station = self.gw.registry.get(event.charger_id)
@@ -210,8 +226,9 @@ class ChargingController:
             for key, allocation in result.allocations.items():
                 control = self.control[stations[key]]
                 control.allocation_reason = allocation.reason
-                if unlimited:
-                    continue
+                station = self.gw.registry.get(stations[key][0])
+                if unlimited or station is None or not station.online:
+                    continue  # an offline charger is counted at what it applies, and told later
                 control.requested_a = (wishes[key] if key in pinned else allocation).amps
                 sends.append(self._send_share(*stations[key], control.requested_a))
             await asyncio.gather(*sends)
@@ -231,13 +248,14 @@ class ChargingController:
         sessions, keys = [], {}
         cfg = self.gw.settings.smart_charging
         for station in self.gw.registry.added_stations():
-            if not station.online:
-                continue
             caps = capabilities_of(station)
             if not caps.supports_action("SetChargingProfile"):
                 continue
             guard = self._guard(station.charger_id, caps)
-            budget_used = bool(guard.pending) and guard.writes_in_window(now) >= guard.writes_per_hour
+            # Pinned at what it applies: a charger that cannot take a new value now (budget used)
+            # or cannot be told (offline: it goes on charging at its last profile).
+            pinned = not station.online or (
+                bool(guard.pending) and guard.writes_in_window(now) >= guard.writes_per_hour)
             for connector in station.connectors.values():
                 if connector.connector_id == 0 or connector.transaction_id is None:
                     continue
@@ -250,7 +268,7 @@ class ChargingController:
                 sessions.append(session_input(
                     key, station, connector.connector_id, caps, control,
                     self.gw.devices.get(station.charger_id, {}), default_phases=cfg.default_phases,
-                    settle_s=cfg.settle_s, budget_used=budget_used))
+                    settle_s=cfg.settle_s, pinned=pinned))
         return sessions, keys
 
     def _end_sessions(self, live: set[tuple[str, int]]) -> None:
@@ -268,11 +286,13 @@ class ChargingController:
         self.notify(key[0])
 
     def _guard(self, charger_id: str, caps: ChargerCapabilities) -> WriteGuard:
+        default = self.gw.settings.smart_charging.profile_writes_per_hour
         guard = self.guards.get(charger_id)
         if guard is None:
-            guard = self.guards[charger_id] = WriteGuard(
-                caps, default_writes_per_hour=self.gw.settings.smart_charging.profile_writes_per_hour)
+            guard = self.guards[charger_id] = WriteGuard(caps, default_writes_per_hour=default)
             guard.restore_writes(self._earlier_writes.pop(charger_id, []), self.gw.clock())
+        # The budget follows what is known of the charger (its quirk may match only after its boot).
+        guard.writes_per_hour = caps.profile_writes_per_hour or default
         return guard
 
     async def _send_share(self, charger_id: str, connector_id: int, amps: float) -> None:

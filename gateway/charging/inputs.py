@@ -89,18 +89,19 @@ def written_share(payload: dict[str, Any]) -> tuple[float | None, int | None]:
 
 def session_input(key: str, station: Station, connector_id: int, caps: ChargerCapabilities,
                   control: ConnectorControl, device: dict[str, Any], *, default_phases: int,
-                  settle_s: float, budget_used: bool) -> AllocSession:
+                  settle_s: float, pinned: bool) -> AllocSession:
     """One allocator session for a connector with an active transaction.
 
     The offer is what the charger accepted for this transaction; a measurement counts only once
-    that offer settled, and is then compared with that offer (kept until the next one settles). While the write budget is used up the session is pinned at what the
-    charger still applies: the accepted share, or its maximum when it accepted none (zappi
-    charges at 32 A without a profile).
+    that offer settled, and is then compared with that offer (kept until the next one settles).
+    While the charger cannot take a new value (write budget used up, or offline) the session is
+    pinned at what the charger still applies: the accepted share, or its maximum when it
+    accepted none (zappi charges at 32 A without a profile).
     """
     connector = station.connectors[connector_id]
     tx = connector.transaction_id
     accepted = control.written_a if control.written_tx in (None, tx) else None
-    fixed = (accepted if accepted is not None else caps.max_current_a) if budget_used else None
+    fixed = (accepted if accepted is not None else caps.max_current_a) if pinned else None
     measured = counted_current(station, connector_id, connector.session_start,
                                control.applied_at if accepted is not None else None, settle_s)
     if measured is not None:

@@ -198,3 +198,22 @@ async def test_a_burst_of_bms_writes_becomes_one_profile_write(runner):
     await gw.charging.set_site_limit(None, 18.0, source="bms")
     await bench.watch.until(lambda: sim.connectors[1].offered_a == 18.0)
     assert len(bench.received("SetChargingProfile")) == writes + 1
+
+
+async def test_a_charger_that_goes_offline_is_still_counted_at_what_it_applies(runner):
+    """A charger keeps charging at its last profile while the gateway cannot reach it: the
+    others must not take its share (the soak benchmark saw the sum go over after restarts)."""
+    first = await start_bench(runner, "generic", "CP-A")
+    gw = first.gw
+    await gw.add_device("CP-B")
+    second = Bench(runner, gw, "generic", "CP-B")
+    sim_a, sim_b = await first.connect(), await second.connect()
+    await gw.charging.set_site_limit(None, 24.0)
+    await charging(sim_a)
+    await charging(sim_b)
+    await gw.charging.reallocate()
+    await sim_a.go_offline()
+    await second.watch.until(lambda: not gw.registry.get("CP-A").online)
+    await gw.charging.reallocate()
+    assert (sim_a.connectors[1].offered_a, sim_b.connectors[1].offered_a) == (12.0, 12.0)
+    assert gw.charging.status()["connectors"]["CP-A/1"]["allocation_reason"].startswith("fixed")
