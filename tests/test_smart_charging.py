@@ -213,14 +213,15 @@ def test_unchanged_profile_is_never_written_again_even_with_a_new_start_time():
     assert guard.writes_total == 1
 
 
-def test_small_changes_inside_the_deadband_are_not_written():
+def test_small_raises_inside_the_deadband_are_not_written_but_every_cut_is():
     guard = WriteGuard(deadband_a=0.5, deadband_w=100)
     write(guard, request(16), 0)
     assert not write(guard, request(16.3), 1).write
     assert write(guard, request(17), 2).write
-    write(guard, request(7000, unit=ChargingRateUnit.W), 3)
-    assert not write(guard, request(7050, unit=ChargingRateUnit.W), 4).write
-    assert write(guard, request(7200, unit=ChargingRateUnit.W), 5).write
+    assert write(guard, request(16.7), 3).write  # a cut holds the site limit
+    write(guard, request(7000, unit=ChargingRateUnit.W), 4)
+    assert not write(guard, request(7050, unit=ChargingRateUnit.W), 5).write
+    assert write(guard, request(7200, unit=ChargingRateUnit.W), 6).write
 
 
 def test_pause_is_always_written_even_when_the_step_is_small():
