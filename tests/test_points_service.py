@@ -34,7 +34,7 @@ async def test_site_limit_write_is_a_bms_limit_in_force(runner):
     table = service_for(gw).table
     limit = table.get("Site-PowerLimit")
     assert table.read_default(limit) == 80.0  # relinquished: the safe limit
-    assert table.read(table.get("Site-Limit-Reason")) == "fallback: after restart"
+    assert table.read(table.get("Site-Limit-Reason")) == "safe limit: no BMS command"
     await table.write(limit, 42.5)
     assert table.read(table.get("Site-PowerLimit-InForce")) == 42.5
     assert table.read(table.get("Site-Limit-Reason")) == "bms"
