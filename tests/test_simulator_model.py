@@ -164,7 +164,7 @@ def test_a_car_ramps_up_over_seconds_and_follows_a_lower_limit_at_once() -> None
 def test_real_firmware_behaviours_are_selected_in_the_profile_file(tmp_path) -> None:
     from gateway.simulator.profile import with_firmware
 
-    text = (resources_text("generic") + "\n[firmware]\nramp_s = 5.0\nboot_on_reconnect = false\n")
+    text = resources_text("generic").replace("[firmware]\n", "[firmware]\nramp_s = 5.0\nboot_on_reconnect = false\n")
     path = tmp_path / "fw.toml"
     path.write_text(text)
     loaded = load_profile(path)
