@@ -20,18 +20,14 @@ from typing import TYPE_CHECKING, Any
 from gateway.chargers.capabilities import ChargerCapabilities, capabilities_of
 from gateway.charging.allocator import RotationState, allocate
 from gateway.charging.guard import WriteGuard
-from gateway.charging.inputs import ConnectorControl, counted_current, phases_of, session_input, written_share
+from gateway.charging.inputs import ConnectorControl, counted_current, session_input
 from gateway.charging.limit import LimitRecord
 from gateway.charging.niagara import OperatorProfiles, settings_dict
 from gateway.charging.profiles import (
-    ChargingProfilePurpose,
-    ChargingRateUnit,
-    ProfileNotSupported,
     SmartChargingSettings,
-    build_profile,
 )
+from gateway.charging.sending import SITE_PROFILE_ID, ProfileSender
 from gateway.charging.site import SiteWishes
-from gateway.errors import OperationError
 from gateway.model.station import ChangeEvent, Station
 
 if TYPE_CHECKING:
@@ -41,14 +37,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 WRITES_SCOPE = "profile_writes"  # charger id -> times of its profile writes in the last hour
 SHARES_SCOPE = "site_shares"  # charger/connector -> [share the charger accepted, its transaction]
-# Profiles the allocator writes use their own id and stack level so that an operator's Niagara
-# profile (a ChargePointMaxProfile, say) and the site share combine on the charger (the lower wins).
-SITE_PROFILE_ID = 900000
 MEASURED_CHANGE_A = 1.0  # re-allocate when a session's current moves by this much
 REALLOCATE_MIN_INTERVAL_S = 0.1
 
 
-class ChargingController:
+class ChargingController(ProfileSender):
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
         self.operator = OperatorProfiles(self)
@@ -231,6 +224,8 @@ class ChargingController:
                     continue  # an offline charger is counted at what it applies, and told later
                 control.requested_a = (wishes[key] if key in pinned else allocation).amps
                 sends.append(self._send_share(*stations[key], control.requested_a))
+            if not unlimited:
+                sends += self._start_defaults()
             await asyncio.gather(*sends)
             await self._write_due(now)
             self.notify(None)
@@ -294,122 +289,6 @@ class ChargingController:
         # The budget follows what is known of the charger (its quirk may match only after its boot).
         guard.writes_per_hour = caps.profile_writes_per_hour or default
         return guard
-
-    async def _send_share(self, charger_id: str, connector_id: int, amps: float) -> None:
-        station = self.gw.registry.get(charger_id)
-        if station is None:
-            return
-        caps = capabilities_of(station)
-        connector = station.connectors.get(connector_id)
-        cfg = self.gw.settings.smart_charging
-        phases = phases_of(station, connector_id, caps, cfg.default_phases)
-        control = self.control.setdefault((charger_id, connector_id), ConnectorControl())
-        operator = self.operator.in_the_way(charger_id, connector_id, caps.max_profiles_installed)
-        if operator is None:
-            settings = SmartChargingSettings(
-                enabled=True, unit=ChargingRateUnit.A, limit=amps, purpose=ChargingProfilePurpose.TX,
-                profile_id=SITE_PROFILE_ID + connector_id, stack_level=caps.max_stack_level,
-                connector_id=connector_id)
-        else:
-            # In the operator profile's place (same id, purpose, stack level), with the lower limit.
-            operator_a = (operator.limit if operator.unit == ChargingRateUnit.A
-                          else operator.limit / (cfg.nominal_voltage_v * phases))
-            settings = dataclasses.replace(operator, unit=ChargingRateUnit.A, limit=min(amps, operator_a))
-        control.in_place_of = operator.connector_id if operator is not None else None
-        try:
-            plan = build_profile(settings, caps, phases, cfg.nominal_voltage_v,
-                                 connector.transaction_id if connector else None, now=self.utcnow())
-        except ProfileNotSupported as exc:
-            control.send_status, control.send_state = str(exc), "Failed"
-            return
-        await self.write(charger_id, plan.request(), (charger_id, connector_id))
-
-    async def _clear_site_profile(self, charger_id: str, connector_id: int) -> None:
-        key = (charger_id, connector_id)
-        control = self.control.setdefault(key, ConnectorControl())
-        self._site_profiles.discard(key)
-        station = self.gw.registry.get(charger_id)
-        operator = self.profiles.get((charger_id, control.in_place_of)) if control.in_place_of is not None else None
-        if operator is not None and station is not None:
-            control.in_place_of = None
-            await self.operator.send(station, operator)  # the operator's limit again
-            control.send_status = f"operator profile restored: {self.profiles[(charger_id, operator.connector_id)].send_status}"
-            return
-        try:
-            answer = await self.gw.session_for(charger_id).call(
-                "ClearChargingProfile", {"id": SITE_PROFILE_ID + connector_id})
-            control.send_status, control.send_state = f"cleared: {answer.get('status')}", "Cleared"
-        except OperationError as exc:
-            control.send_status = f"clear failed: {exc}"
-        guard = self.guards.get(charger_id)
-        if guard is not None:
-            guard.drop_slot(connector_id, SITE_PROFILE_ID + connector_id)
-            guard.forget()
-
-    async def write(self, charger_id: str, payload: dict[str, Any], key: tuple[str, int] | None) -> str:
-        """Send one SetChargingProfile through the write guard; returns the send status."""
-        station = self.gw.registry.get(charger_id)
-        if station is None:
-            return "unknown charger"
-        guard = self._guard(charger_id, capabilities_of(station))
-        now = self.gw.clock()
-        decision = guard.decide(payload, now)
-        control = self.control.setdefault(key, ConnectorControl()) if key else None
-        if not decision.write:
-            if control is not None and decision.retry_at is not None:
-                control.send_status = f"{'rejected' if decision.rejected else 'held back'}: {decision.reason}"
-                control.send_state = "Rejected" if decision.rejected else "Held back"
-            return decision.reason
-        if control is not None:
-            control.send_state = "Pending"
-        try:
-            answer = await self.gw.session_for(charger_id).call("SetChargingProfile", payload)
-            status = str(answer.get("status", "?"))
-        except OperationError as exc:
-            guard.record_write(now, payload, accepted=False)
-            status = f"failed: {exc}"
-        else:
-            guard.record_write(now, payload, accepted=status == "Accepted")
-        if control is not None:
-            self._record_answer(key, control, payload, status)
-        if status == "Accepted" and key is not None:
-            self.gw.spawn(self._verify(charger_id, key[1]), f"verify profile on {charger_id}")
-        self.notify(charger_id)
-        return status
-
-    def _record_answer(self, key: Any, control: ConnectorControl, payload: dict[str, Any], status: str) -> None:
-        control.send_status = status
-        control.send_state = {"Accepted": "Accepted", "Rejected": "Rejected"}.get(status, "Failed")
-        if status != "Accepted":
-            return
-        control.written_a, control.written_tx = written_share(payload)
-        control.applied_at = self.gw.clock()
-        if control.written_tx is None:  # a TxDefault/ChargePointMax profile outlives the session
-            self._site_profiles.add(key)
-
-    async def _verify(self, charger_id: str, connector_id: int) -> None:
-        """Ask the charger what it applies now (GetCompositeSchedule), where it can say."""
-        station = self.gw.registry.get(charger_id)
-        if station is None:
-            return
-        caps = capabilities_of(station)
-        if not caps.supports_action("GetCompositeSchedule") or not caps.can_get_composite_schedule(connector_id):
-            return
-        try:
-            answer = await self.gw.session_for(charger_id).call(
-                "GetCompositeSchedule", {"connectorId": connector_id, "duration": 60,
-                                         "chargingRateUnit": caps.allowed_rate_units[0]})
-        except OperationError as exc:
-            log.info("%s: composite schedule not available: %s", charger_id, exc)
-            return
-        schedule = answer.get("chargingSchedule") or {}
-        periods = schedule.get("chargingSchedulePeriod") or []
-        control = self.control.get((charger_id, connector_id))
-        if control is not None and control.transaction_id is not None and answer.get("status") == "Accepted" \
-                and periods:
-            control.applied_limit = float(periods[0]["limit"])
-            control.applied_unit = schedule.get("chargingRateUnit", "")
-        self.notify(charger_id)
 
     def utcnow(self) -> datetime:
         return datetime.fromtimestamp(self.gw.clock(), UTC)

@@ -217,3 +217,26 @@ async def test_a_charger_that_goes_offline_is_still_counted_at_what_it_applies(r
     await gw.charging.reallocate()
     assert (sim_a.connectors[1].offered_a, sim_b.connectors[1].offered_a) == (12.0, 12.0)
     assert gw.charging.status()["connectors"]["CP-A/1"]["allocation_reason"].startswith("fixed")
+
+
+async def test_with_a_start_limit_a_new_session_starts_at_it_not_at_the_maximum(runner):
+    """`smart_charging.start_limit_a`: while a site limit is in force each charger holds a
+    TxDefaultProfile at that current, so a session that starts takes it until its share arrives."""
+    bench = await start_bench(runner, "generic", smart_charging={"start_limit_a": 6.0})
+    sim = await bench.connect()
+    gw = bench.gw
+    await gw.charging.set_site_limit(None, 24.0)
+    await gw.charging.reallocate()
+    [default] = bench.received("SetChargingProfile")
+    profile = default["csChargingProfiles"]
+    assert (default["connectorId"], profile["chargingProfilePurpose"], limits(default)) == (
+        0, "TxDefaultProfile", [6.0])
+    assert sim.profiles.limit_a(1, sim.now(), None) == 6.0  # what a new session is offered
+    await charging(sim)
+    await gw.charging.reallocate()
+    await gw.charging.reallocate()
+    assert [p["connectorId"] for p in bench.received("SetChargingProfile")] == [0, 1]  # not rewritten
+    assert sim.connectors[1].offered_a == 24.0
+    await gw.charging.set_site_limit(None, None)
+    await gw.charging.reallocate()
+    assert sorted(p["id"] for p in bench.received("ClearChargingProfile")) == [900000, 900001]
