@@ -74,6 +74,7 @@ class Soak:
         s.bacnet.address, s.bacnet.port = "127.0.0.1/8", self.ports["bacnet"]
         s.modbus.enabled, s.modbus.host, s.modbus.port = True, "127.0.0.1", self.ports["modbus"]
         s.database.path = self.db
+        s.smart_charging.start_limit_a = self.args.start_limit
         return s.validate()
 
     async def start_gateway(self) -> None:
@@ -291,6 +292,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--idle-s", type=float, default=30.0, help="mean idle time between sessions")
     parser.add_argument("--meter-interval", type=int, default=10, help="MeterValueSampleInterval of every charger")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--start-limit", type=float, default=None,
+                        help="smart_charging.start_limit_a (a new session's current until its share arrives)")
     return parser.parse_args(argv)
 
 
