@@ -23,9 +23,7 @@ from gateway.charging.guard import WriteGuard
 from gateway.charging.inputs import ConnectorControl, counted_current, session_input
 from gateway.charging.limit import LimitRecord
 from gateway.charging.niagara import OperatorProfiles, settings_dict
-from gateway.charging.profiles import (
-    SmartChargingSettings,
-)
+from gateway.charging.profiles import SmartChargingSettings
 from gateway.charging.sending import SITE_PROFILE_ID, ProfileSender
 from gateway.charging.site import SiteWishes
 from gateway.model.station import ChangeEvent, Station
@@ -72,6 +70,8 @@ class ChargingController(ProfileSender):
         await self.site.load()
         for key, text in (await self.gw.history.kv_get(SHARES_SCOPE)).items():
             charger_id, _, connector = key.rpartition("/")
+            if text in ("", "null"):
+                continue  # no session when it was stored
             try:
                 amps, tx = json.loads(text)
                 self.control[(charger_id, int(connector))] = ConnectorControl(
