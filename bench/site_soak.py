@@ -70,6 +70,7 @@ class Soak:
         from gateway.settings import Settings
         s = Settings()
         s.ocpp.host, s.ocpp.port = "127.0.0.1", self.ports["ocpp"]
+        s.ocpp.require_password = False  # the simulated chargers send no password
         s.admin.enabled = False
         s.bacnet.address, s.bacnet.port = "127.0.0.1/8", self.ports["bacnet"]
         s.modbus.enabled, s.modbus.host, s.modbus.port = True, "127.0.0.1", self.ports["modbus"]

@@ -232,7 +232,8 @@ class Session:
         self.gw.registry.update_station(self.station, boot=BootInfo.from_payload(p),
                                         boot_status=status, last_boot=self.gw.clock(),
                                         heartbeat_interval_s=interval)
-        await self.gw.remember_boot(self.station)
+        # Kept in the background: the answer must not wait for the device database.
+        self.gw.spawn(self.gw.remember_boot(self.station), f"remember boot of {self.charger_id}")
         if reboot:
             self._reported_since_boot = set()
             await self.gw.on_boot(self, status)
