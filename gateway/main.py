@@ -165,9 +165,10 @@ class Gateway:
                  self.ports["ocpp"], "wss" if self.settings.ocpp.ssl_enabled else "ws")
 
     async def stop(self) -> None:
-        """Admin, BACnet and Modbus first, then the points' persisting, OCPP, tasks, the store."""
+        """Admin, BACnet and Modbus first, then the points' persisting and smart charging's, OCPP,
+        tasks, the store."""
         for stop in (self.admin.stop if self.admin else None, self.points.stop,
-                     self.modbus.stop if self.modbus else None):
+                     self.modbus.stop if self.modbus else None, self.charging.stop):
             if stop is not None:
                 with contextlib.suppress(Exception):
                     await stop()

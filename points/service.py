@@ -65,6 +65,12 @@ class PointsService:
             site.current_limit_a = site.default_current_a = sc.site_current_limit_a
         if self.charging is not None:
             table.state.charging = self.charging
+            bms = self.charging.site.bms  # kept across a restart: the other site point must not lose it
+            if bms is not None:
+                if bms.limit.power_w is not None:
+                    site.power_limit_kw = bms.limit.power_w / 1000.0
+                if bms.limit.current_a is not None:
+                    site.current_limit_a = bms.limit.current_a
         table.persist = lambda values: self._persist(OFFSETS_SCOPE, values)
         table.writer = PointWrites(self.commands.run)
         table.write_wait_s = settings.bacnet.write_wait_s

@@ -48,6 +48,9 @@ class Policy:
     def authorize(self, id_tag: str) -> dict[str, str]:
         return {"status": "Accepted"}
 
+    async def remember_boot(self, station: Station) -> None:
+        pass
+
 
 class Events:
     def __init__(self) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from gateway.chargers.capabilities import capabilities_of
 from gateway.chargers.quirks import bundled_quirks
 from gateway.errors import OperationError
 from gateway.history.store import HistoryStore
@@ -155,6 +156,20 @@ class DeviceBook:
             self.history.log(charger_id, "AuthorizationKey", "new authorization key stored")
         finally:
             self._new_auth_keys.pop(charger_id, None)
+
+    async def remember_boot(self, station: Station) -> None:
+        """Keep what an added charger says it is (and the quirk that matched it) in the device
+        database, so its adaptations apply from the first message after a gateway restart, even
+        when it reconnects without booting. Written only when it changed."""
+        device = self.devices.get(station.charger_id)
+        if device is None:
+            return
+        boot = {k: getattr(station.boot, k) or None for k in BootInfo.__dataclass_fields__}
+        boot["quirk_matched"] = capabilities_of(station).quirk_name
+        if all(device.get(k) == v for k, v in boot.items()):
+            return
+        await self.history.save_boot(station.charger_id, boot)
+        device.update(boot)
 
     # --- policies the sessions ask ---------------------------------------------------------
     def boot_response(self, station: Station) -> str:

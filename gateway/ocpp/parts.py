@@ -21,13 +21,16 @@ if TYPE_CHECKING:
 
 
 class RegistrationPolicy(Protocol):
-    """Answers that depend on the device database (`gateway.chargers.devices.DeviceBook`)."""
+    """The device database's answers, and its record of a boot (`gateway.chargers.devices.DeviceBook`)."""
 
     def boot_response(self, station: Station) -> str:
         """Accepted, Pending or Rejected: what this charger's BootNotification is answered."""
 
     def authorize(self, id_tag: str) -> dict[str, str]:
         """The idTagInfo for an Authorize, StartTransaction or StopTransaction."""
+
+    async def remember_boot(self, station: Station) -> None:
+        """Keep what an added charger says it is (and the quirk that matched it)."""
 
 
 class SessionEvents(Protocol):
