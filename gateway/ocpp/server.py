@@ -21,6 +21,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from gateway.history.store import check_key
+from gateway.ocpp.logbudget import LogBudget
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -72,6 +73,8 @@ class OcppServer:
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
         self.server: Server | None = None
+        # One budget per charger id across its connections: reconnecting does not refill it.
+        self.log_budget = LogBudget(gateway.settings.ocpp.log_budget_bytes_per_minute, gateway.clock)
 
     async def start(self) -> int:
         cfg = self.gw.settings.ocpp

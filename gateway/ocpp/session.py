@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from websockets.exceptions import ConnectionClosed
 
+from gateway.chargers.capabilities import schema_relaxations
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable, OcppError
 from gateway.model.station import BootInfo, MeterKey, MeterReading, Station
 from gateway.model.timestamps import iso_z, parse_timestamp
-from gateway.ocpp import protocol
-from gateway.ocpp.summaries import confirmation_summary, request_summary
+from gateway.ocpp import frames, protocol
+from gateway.ocpp.summaries import confirmation_summary, request_summary, safe_summary
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -37,6 +38,8 @@ _ALLOWED_WHEN_REJECTED = frozenset({"BootNotification"})
 # for a connector we believe busy, the transaction ended without a StopTransaction (AC wallbox,
 # manual 001 section 3.1: "Hard reset ... the data of the charging transaction ... will be lost").
 _NO_TRANSACTION = frozenset({"Available", "Preparing"})
+# Their log lines are part of the transaction record: never dropped by the log budget.
+_TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction"})
 
 
 class Session:
@@ -52,6 +55,7 @@ class Session:
         self._call_lock = asyncio.Lock()
         self._after: list[tuple[Callable[[], Awaitable[None]], str]] = []
         self._reported_since_boot: set[int] | None = None  # connectors with a status since boot
+        self._answered = frames.RecentAnswers()
         self.handlers: dict[str, Handler] = {
             "BootNotification": self.on_boot_notification,
             "Heartbeat": self.on_heartbeat,
@@ -69,7 +73,11 @@ class Session:
     async def serve(self) -> None:
         try:
             async for message in self.ws:
-                await self.handle_frame(message)
+                try:
+                    await self.handle_frame(message)
+                except Exception:  # never a 1011 close: a bug here must not end the session
+                    log.exception("%s: frame not handled: %s", self.charger_id,
+                                  frames.excerpt(message, 200))
         except ConnectionClosed:
             pass
         finally:
@@ -79,53 +87,115 @@ class Session:
                     fut.set_exception(ChargerUnavailable(f"{self.charger_id} disconnected"))
 
     async def handle_frame(self, message: str | bytes) -> None:
+        """Check, then handle one message. Nothing reads a payload before `frames` and the schema."""
         self.gw.registry.touch(self.station)
-        try:
-            frame = protocol.parse_frame(message)
-        except OcppError as exc:
-            uid = exc.details.get("unique_id", "-1")
-            self.gw.history.log(self.charger_id, "FormationViolation",
-                                f"{exc.description}: {str(message)[:200]}", "warning")
-            log.warning("%s: malformed frame answered with CALLERROR: %s", self.charger_id, exc)
-            await self._send(protocol.dump_error(uid, exc.code, exc.description))
-            return
-        if isinstance(frame, protocol.Call):
-            await self._handle_call(frame)
+        frame = frames.read_frame(message, self.gw.settings.ocpp.max_nesting_depth)
+        if isinstance(frame, frames.Refusal):
+            await self._refuse_frame(frame, message)
+        elif isinstance(frame, protocol.Call):
+            if not await self._replay(frame.unique_id, message):
+                answer = await self._handle_call(frame, message)
+                if answer is not None:
+                    self._answered.remember(frame.unique_id, message, answer)
         else:
             self._handle_answer(frame)
 
-    async def _handle_call(self, call: protocol.Call) -> None:
+    async def _refuse_frame(self, refusal: frames.Refusal, message: str | bytes) -> None:
+        reply = refusal.reply()
+        excerpt = frames.excerpt(message, self.gw.settings.ocpp.log_line_max_chars)
+        if self.log("FormationViolation", f"{refusal.description}: {excerpt}"
+                    + ("" if reply else "; not answered (not a call)"), "warning"):
+            log.warning("%s: malformed frame %s: %s", self.charger_id,
+                        "answered with CALLERROR" if reply else "ignored", refusal.description)
+        if reply is not None:
+            await self._send(reply)
+        else:  # a broken answer to our own call fails that call now instead of at its timeout
+            pending = self._pending.pop(refusal.unique_id, None)
+            if pending is not None and not pending[1].done():
+                pending[1].set_exception(ChargerCallError(refusal.code, refusal.description, {}))
+
+    async def _replay(self, uid: str, message: str | bytes) -> bool:
+        """Answer a re-sent frame as the first time (see `frames.RecentAnswers`); note a reused id."""
+        seen, answer = self._answered.lookup(uid, message)
+        if seen == "resent" and answer is not None:
+            self.log("RepeatedMessage", f"message id {uid} sent again: answered as the first time", "warning")
+            await self._send(answer)
+            return True
+        if seen == "reused":
+            self.log("RepeatedMessage", f"message id {uid} reused for a different message: handled as new",
+                     "warning")
+        return False
+
+    async def _handle_call(self, call: protocol.Call, message: str | bytes) -> str | None:
+        """Answer one CALL; return the answer a re-send may get again (not an InternalError).
+
+        Checks come first, then the log, then the handler: nothing reads an unchecked payload.
+        """
         action, uid = call.action, call.unique_id
-        history = self.gw.history
-        history.log(self.charger_id, f"{action}Request", request_summary(action, call.payload))
+        essential = action in _TRANSACTION_ACTIONS
         try:
-            handler = self.handlers.get(action)
-            if handler is None:
-                code = "NotSupported" if action in protocol.CENTRAL_ACTIONS else "NotImplemented"
-                raise OcppError(code, f"{action} is not handled by this central system")
-            if self.station.registration == "Rejected" and action not in _ALLOWED_WHEN_REJECTED:
-                raise OcppError("SecurityError", "charger is not accepted by this central system")
-            if self.gw.settings.ocpp.validate_schemas:
-                warning = protocol.validate(action, call.payload)
-                if warning:
-                    history.log(self.charger_id, f"{action}Request",
-                                f"accepted despite schema violation: {warning}", "warning")
-                    log.warning("%s: %s tolerated: %s", self.charger_id, action, warning)
+            handler = self._handler_for(action)
+            warning = self._validate(action, call.payload)
+        except OcppError as exc:
+            self.log(f"{action}Request", frames.excerpt(message, self.gw.settings.ocpp.log_line_max_chars),
+                     "warning", essential)
+            return await self._answer_error(uid, action, exc.code, exc.description, "warning")
+        self.log(f"{action}Request", safe_summary(request_summary, action, call.payload), "info", essential)
+        if warning:
+            self.log(f"{action}Request", f"accepted despite schema violation: {warning}", "warning")
+            log.warning("%s: %s tolerated (quirk): %s", self.charger_id, action, warning)
+        try:
             answer = await handler(call.payload)
         except OcppError as exc:
-            history.log(self.charger_id, f"{action}Error", f"{exc.code}: {exc.description}", "warning")
-            await self._send(protocol.dump_error(uid, exc.code, exc.description))
-            return
+            return await self._answer_error(uid, action, exc.code, exc.description, "warning")
         except Exception as exc:  # a handler bug must not end the charger's session
             log.exception("%s: handler for %s failed", self.charger_id, action)
-            history.log(self.charger_id, f"{action}Error", f"InternalError: {exc}", "error")
-            await self._send(protocol.dump_error(uid, "InternalError", "central system error"))
-            return
-        history.log(self.charger_id, f"{action}Confirmation", confirmation_summary(action, answer))
-        await self._send(protocol.dump_result(uid, answer))
+            await self._answer_error(uid, action, "InternalError", f"central system error: {exc}", "error")
+            return None  # a re-send is tried again
+        self.log(f"{action}Confirmation", safe_summary(confirmation_summary, action, answer), "info", essential)
+        text = protocol.dump_result(uid, answer)
+        await self._send(text)
         while self._after:
             work, what = self._after.pop(0)
             self.gw.spawn(work(), f"{what} for {self.charger_id}")
+        return text
+
+    def _handler_for(self, action: str) -> Handler:
+        handler = self.handlers.get(action)
+        if handler is None:
+            code = "NotSupported" if action in protocol.CENTRAL_ACTIONS else "NotImplemented"
+            raise OcppError(code, f"{action} is not handled by this central system")
+        if self.station.registration == "Rejected" and action not in _ALLOWED_WHEN_REJECTED:
+            raise OcppError("SecurityError", "charger is not accepted by this central system")
+        return handler
+
+    def _validate(self, action: str, payload: dict[str, Any], response: bool = False) -> str | None:
+        """Strict schema, relaxed only for an action this charger's quirk names (or for every action
+        when the operator turned `ocpp.validate_schemas` off); types are checked either way."""
+        relaxed = not self.gw.settings.ocpp.validate_schemas
+        try:
+            return protocol.validate(action, payload, response=response, relaxed=relaxed)
+        except OcppError as exc:
+            boot = payload if action == "BootNotification" and not response else None
+            if relaxed or exc.code == "NotImplemented" or action not in schema_relaxations(self.station, boot):
+                raise
+        return protocol.validate(action, payload, response=response, relaxed=True)
+
+    async def _answer_error(self, uid: str, action: str, code: str, description: str, level: str) -> str:
+        self.log(f"{action}Error", f"{code}: {description}", level, action in _TRANSACTION_ACTIONS)
+        text = protocol.dump_error(uid, code, description if code != "InternalError" else "central system error")
+        await self._send(text)
+        return text
+
+    def log(self, event: str, message: str, level: str = "info", essential: bool = False) -> bool:
+        """One general-log line, cut to `ocpp.log_line_max_chars` and held to the charger's budget."""
+        text = frames.clip(message, self.gw.settings.ocpp.log_line_max_chars)
+        keep, notes = self.gw.ocpp.log_budget.admit(self.charger_id, len(text), essential)
+        for note in notes:
+            self.gw.history.log(self.charger_id, "LogBudget", note, "warning")
+        if keep:
+            self.gw.history.log(self.charger_id, event, text, level)
+        return keep
 
     def after_answer(self, work: Callable[[], Awaitable[None]], what: str) -> None:
         """Run `work` in a task once the answer to the current CALL has been sent."""
@@ -134,6 +204,9 @@ class Session:
     def _handle_answer(self, frame: protocol.CallResult | protocol.CallError) -> None:
         pending = self._pending.pop(frame.unique_id, None)
         if pending is None:
+            kind = "CALLRESULT" if isinstance(frame, protocol.CallResult) else f"CALLERROR {frame.code}"
+            self.log("UnknownAnswer", f"{kind} for message id {frame.unique_id}, which no pending call has: "
+                     "ignored", "warning")
             log.info("%s: answer to unknown or timed-out call %s", self.charger_id, frame.unique_id)
             return
         _action, future = pending
@@ -158,34 +231,32 @@ class Session:
         """
         protocol.validate(action, payload)  # strict in what we send: raises on our own bug
         timeout = timeout if timeout is not None else self.gw.settings.ocpp.response_timeout_s
-        history = self.gw.history
         async with self._call_lock:
             if self.closed.is_set():
                 raise ChargerUnavailable(f"{self.charger_id} is offline")
             uid = f"cs-{next(_ids)}"
             future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             self._pending[uid] = (action, future)
-            history.log(self.charger_id, f"{action}Request", request_summary(action, payload))
+            self.log(f"{action}Request", request_summary(action, payload))
             await self._send(protocol.dump_call(uid, action, payload))
             try:
                 answer = await asyncio.wait_for(future, timeout)
             except TimeoutError:
-                history.log(self.charger_id, f"{action}Timeout",
-                            f"no answer within {timeout:g} s", "warning")
+                self.log(f"{action}Timeout", f"no answer within {timeout:g} s", "warning")
                 raise ChargerTimeout(f"{self.charger_id} did not answer {action} within {timeout:g} s") from None
             except ChargerCallError as exc:
-                history.log(self.charger_id, f"{action}Error", f"{exc.code}: {exc.description}", "warning")
+                self.log(f"{action}Error", f"{exc.code}: {exc.description}", "warning")
                 raise
             finally:
                 self._pending.pop(uid, None)  # also when the caller was cancelled
         try:
-            warning = protocol.validate(action, answer, response=True)
+            warning = self._validate(action, answer, response=True)
         except OcppError as exc:
-            history.log(self.charger_id, f"{action}Confirmation", f"invalid answer: {exc}", "warning")
+            self.log(f"{action}Confirmation", f"invalid answer: {exc}", "warning")
             raise ChargerCallError(exc.code, f"invalid {action} answer: {exc.description}") from None
         if warning:
-            history.log(self.charger_id, f"{action}Confirmation", f"tolerated: {warning}", "warning")
-        history.log(self.charger_id, f"{action}Confirmation", confirmation_summary(action, answer))
+            self.log(f"{action}Confirmation", f"tolerated: {warning}", "warning")
+        self.log(f"{action}Confirmation", safe_summary(confirmation_summary, action, answer))
         return answer
 
     # --- inbound handlers ----------------------------------------------------------------
@@ -313,6 +384,7 @@ class Session:
 
 
 _ENERGY = "Energy.Active.Import.Register"
+
 
 
 def _number(sv: dict[str, Any]) -> float | None:
