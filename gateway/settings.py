@@ -48,7 +48,7 @@ class OcppSettings:
     # write this much general-log text a minute; lines beyond are counted, not kept.
     # Transaction lines are always kept.
     log_line_max_chars: int = 1000
-    log_budget_bytes_per_minute: int = 262144
+    log_budget_bytes_per_minute: int = 65536
     # Freeze long-lived objects out of the garbage collector this often (0: Python's default
     # collector); see gateway/gc_policy.py for the measured pauses this avoids.
     gc_freeze_interval_s: float = 10.0

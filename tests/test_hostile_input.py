@@ -38,11 +38,10 @@ async def test_stop_transaction_with_transaction_data_as_an_object_is_refused_no
             assert err.value.code == "TypeConstraintViolation"
         assert "currentTime" in await cp.call("Heartbeat", {})
         assert cp.ws.close_code is None
-    rows = await gateway.history.general_log("CP1")
-    [request] = [r for r in rows if r["message_type"] == "StopTransactionRequest"][:1]
-    assert '"transactionData": {' in request["message"] and request["level"] == "warning"
-    assert any(r["message_type"] == "StopTransactionError" and "TypeConstraintViolation" in r["message"]
-               for r in rows)
+    rows = await gateway.history.general_log("CP1", message_type="StopTransactionError")
+    assert len(rows) == 3 and all(r["level"] == "warning" for r in rows)
+    assert rows[0]["message"].startswith("TypeConstraintViolation: data.transactionData must be array")
+    assert '"transactionData": {' in rows[0]["message"]  # the frame that earned it
 
 
 @pytest.mark.parametrize("meter_value", [

@@ -136,10 +136,9 @@ class Session:
         try:
             handler = self._handler_for(action)
             warning = self._validate(action, call.payload)
-        except OcppError as exc:
-            self.log(f"{action}Request", frames.excerpt(message, self.gw.settings.ocpp.log_line_max_chars),
-                     "warning", essential)
-            return await self._answer_error(uid, action, exc.code, exc.description, "warning")
+        except OcppError as exc:  # one line holds the answer and the frame that earned it
+            frame = frames.excerpt(message, self.gw.settings.ocpp.log_line_max_chars)
+            return await self._answer_error(uid, action, exc.code, exc.description, "warning", frame)
         self.log(f"{action}Request", safe_summary(request_summary, action, call.payload), "info", essential)
         if warning:
             self.log(f"{action}Request", f"accepted despite schema violation: {warning}", "warning")
@@ -181,8 +180,10 @@ class Session:
                 raise
         return protocol.validate(action, payload, response=response, relaxed=True)
 
-    async def _answer_error(self, uid: str, action: str, code: str, description: str, level: str) -> str:
-        self.log(f"{action}Error", f"{code}: {description}", level, action in _TRANSACTION_ACTIONS)
+    async def _answer_error(self, uid: str, action: str, code: str, description: str, level: str,
+                            frame: str = "") -> str:
+        self.log(f"{action}Error", f"{code}: {description}" + (f"; frame: {frame}" if frame else ""), level,
+                 action in _TRANSACTION_ACTIONS)
         text = protocol.dump_error(uid, code, description if code != "InternalError" else "central system error")
         await self._send(text)
         return text
