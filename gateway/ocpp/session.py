@@ -93,10 +93,7 @@ class Session:
         if isinstance(frame, frames.Refusal):
             await self._refuse_frame(frame, message)
         elif isinstance(frame, protocol.Call):
-            if not await self._replay(frame.unique_id, message):
-                answer = await self._handle_call(frame, message)
-                if answer is not None:
-                    self._answered.remember(frame.unique_id, message, answer)
+            await self._handle_call(frame, message)
         else:
             self._handle_answer(frame)
 
@@ -126,8 +123,21 @@ class Session:
                      "warning")
         return False
 
-    async def _handle_call(self, call: protocol.Call, message: str | bytes) -> str | None:
-        """Answer one CALL; return the answer a re-send may get again (not an InternalError).
+    async def _handle_call(self, call: protocol.Call, message: str | bytes) -> None:
+        """Answer one CALL; a re-sent frame gets its first answer again (not a second effect)."""
+        if await self._replay(call.unique_id, message):
+            return
+        reply, outcome = await self._answer(call, message)
+        await self._send(reply)
+        if outcome != "failed":  # after an InternalError, a re-send is tried again
+            self._answered.remember(call.unique_id, message, reply)
+        while outcome == "answered" and self._after:
+            work, what = self._after.pop(0)
+            self.gw.spawn(work(), f"{what} for {self.charger_id}")
+        self._after.clear()
+
+    async def _answer(self, call: protocol.Call, message: str | bytes) -> tuple[str, str]:
+        """The frame answering `call` and how it went: "answered", "refused" or "failed".
 
         Checks come first, then the log, then the handler: nothing reads an unchecked payload.
         """
@@ -138,7 +148,7 @@ class Session:
             warning = self._validate(action, call.payload)
         except OcppError as exc:  # one line holds the answer and the frame that earned it
             frame = frames.excerpt(message, self.gw.settings.ocpp.log_line_max_chars)
-            return await self._answer_error(uid, action, exc.code, exc.description, "warning", frame)
+            return self._refusal(uid, action, exc.code, exc.description, "warning", frame), "refused"
         self.log(f"{action}Request", safe_summary(request_summary, action, call.payload), "info", essential)
         if warning:
             self.log(f"{action}Request", f"accepted despite schema violation: {warning}", "warning")
@@ -146,18 +156,12 @@ class Session:
         try:
             answer = await handler(call.payload)
         except OcppError as exc:
-            return await self._answer_error(uid, action, exc.code, exc.description, "warning")
+            return self._refusal(uid, action, exc.code, exc.description, "warning"), "refused"
         except Exception as exc:  # a handler bug must not end the charger's session
             log.exception("%s: handler for %s failed", self.charger_id, action)
-            await self._answer_error(uid, action, "InternalError", f"central system error: {exc}", "error")
-            return None  # a re-send is tried again
+            return self._refusal(uid, action, "InternalError", f"central system error: {exc}", "error"), "failed"
         self.log(f"{action}Confirmation", safe_summary(confirmation_summary, action, answer), "info", essential)
-        text = protocol.dump_result(uid, answer)
-        await self._send(text)
-        while self._after:
-            work, what = self._after.pop(0)
-            self.gw.spawn(work(), f"{what} for {self.charger_id}")
-        return text
+        return protocol.dump_result(uid, answer), "answered"
 
     def _handler_for(self, action: str) -> Handler:
         handler = self.handlers.get(action)
@@ -180,13 +184,11 @@ class Session:
                 raise
         return protocol.validate(action, payload, response=response, relaxed=True)
 
-    async def _answer_error(self, uid: str, action: str, code: str, description: str, level: str,
-                            frame: str = "") -> str:
+    def _refusal(self, uid: str, action: str, code: str, description: str, level: str, frame: str = "") -> str:
+        """Log a CALLERROR (with the refused frame, when given) and return its text."""
         self.log(f"{action}Error", f"{code}: {description}" + (f"; frame: {frame}" if frame else ""), level,
                  action in _TRANSACTION_ACTIONS)
-        text = protocol.dump_error(uid, code, description if code != "InternalError" else "central system error")
-        await self._send(text)
-        return text
+        return protocol.dump_error(uid, code, description if code != "InternalError" else "central system error")
 
     def log(self, event: str, message: str, level: str = "info", essential: bool = False) -> bool:
         """One general-log line, cut to `ocpp.log_line_max_chars` and held to the charger's budget."""
