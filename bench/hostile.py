@@ -254,11 +254,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--after", type=float, default=20.0, help="seconds measured after the hostile load")
     p.add_argument("--seed", type=int, default=12)
     p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--keep", help="write the gateway's data and log in this directory and keep them")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-hostile-") as tmp:
-        work = Path(tmp)
+        work = Path(args.keep or tmp)
+        work.mkdir(parents=True, exist_ok=True)
         port, data_dir = free_port(args.host), work / "data"
-        data_dir.mkdir()
+        data_dir.mkdir(exist_ok=True)
         config = work / "gateway.toml"
         config.write_text(GATEWAY_TOML.format(host=args.host, port=port, data_dir=data_dir,
                                               admin_port=free_port(args.host)))

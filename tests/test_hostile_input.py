@@ -137,12 +137,14 @@ async def test_a_chatty_peer_is_held_to_its_log_budget_but_its_transactions_are_
     gw: Gateway = await runner.start(ocpp={"log_budget_bytes_per_minute": 2000})
     async with TestCharger(runner.url, "CP1") as cp, TestCharger(runner.url, "CP2") as quiet:
         tx_id = await start(cp)
-        for _ in range(60):
+        for _ in range(30):
             await cp.call("DataTransfer", {"vendorId": "x", "data": "B" * 500})
+            with pytest.raises(CallErrorReply):  # a malformed Stop is no transaction data
+                await cp.call("StopTransaction", {"transactionId": "x", "meterStop": 9, "timestamp": T0})
         await cp.call("StopTransaction", {"transactionId": tx_id, "meterStop": 9, "timestamp": T0})
         await quiet.boot()
     rows = await gw.history.general_log("CP1")
-    assert sum(len(r["message"]) for r in rows if r["message_type"].startswith("DataTransfer")) <= 2000
+    assert sum(len(r["message"]) for r in rows if r["message_type"].startswith(("DataTransfer", "StopTransactionErr"))) <= 2000
     assert any("over the general-log budget" in r["message"] for r in rows)
     assert any(r["message_type"] == "StopTransactionRequest" for r in rows)  # transaction lines kept
     [tx] = await gw.history.transactions("CP1")

@@ -185,9 +185,12 @@ class Session:
         return protocol.validate(action, payload, response=response, relaxed=True)
 
     def _refusal(self, uid: str, action: str, code: str, description: str, level: str, frame: str = "") -> str:
-        """Log a CALLERROR (with the refused frame, when given) and return its text."""
+        """Log a CALLERROR (with the refused frame, when given) and return its text.
+
+        A frame refused before its handler ran is no transaction data: its line is held to the budget.
+        """
         self.log(f"{action}Error", f"{code}: {description}" + (f"; frame: {frame}" if frame else ""), level,
-                 action in _TRANSACTION_ACTIONS)
+                 action in _TRANSACTION_ACTIONS and not frame)
         return protocol.dump_error(uid, code, description if code != "InternalError" else "central system error")
 
     def log(self, event: str, message: str, level: str = "info", essential: bool = False) -> bool:
