@@ -55,7 +55,7 @@ class Session:
         self._call_lock = asyncio.Lock()
         self._after: list[tuple[Callable[[], Awaitable[None]], str]] = []
         self._reported_since_boot: set[int] | None = None  # connectors with a status since boot
-        self._answered = frames.RecentAnswers()
+        self._recent = frames.RecentAnswers()
         self.handlers: dict[str, Handler] = {
             "BootNotification": self.on_boot_notification,
             "Heartbeat": self.on_heartbeat,
@@ -113,7 +113,7 @@ class Session:
 
     async def _replay(self, uid: str, message: str | bytes) -> bool:
         """Answer a re-sent frame as the first time (see `frames.RecentAnswers`); note a reused id."""
-        seen, answer = self._answered.lookup(uid, message)
+        seen, answer = self._recent.lookup(uid, message)
         if seen == "resent" and answer is not None:
             self.log("RepeatedMessage", f"message id {uid} sent again: answered as the first time", "warning")
             await self._send(answer)
@@ -130,7 +130,7 @@ class Session:
         reply, outcome = await self._answer(call, message)
         await self._send(reply)
         if outcome != "failed":  # after an InternalError, a re-send is tried again
-            self._answered.remember(call.unique_id, message, reply)
+            self._recent.remember(call.unique_id, message, reply)
         while outcome == "answered" and self._after:
             work, what = self._after.pop(0)
             self.gw.spawn(work(), f"{what} for {self.charger_id}")
