@@ -133,6 +133,12 @@ class Honest:
                 return msg[2]
 
     async def run(self) -> None:
+        try:
+            await self.transactions()
+        except websockets.ConnectionClosed as exc:  # must not happen: counted, and the run goes on
+            self.errors[f"connection closed {exc.rcvd.code if exc.rcvd else 1006}"] += 1
+
+    async def transactions(self) -> None:
         async with websockets.connect(self.url, subprotocols=["ocpp1.6"], compression=None) as ws:
             await self.call(ws, "BootNotification", {"chargePointVendor": "Bench", "chargePointModel": "Honest"})
             meter = 0
