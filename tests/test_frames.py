@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from bench import hostile_corpus as corpus
 from gateway.errors import OcppError
 from gateway.ocpp import protocol
 from gateway.ocpp.frames import Refusal, check_call, read_frame
@@ -125,3 +126,17 @@ def test_over_long_strings_are_refused_strictly_and_tolerated_when_relaxed():
     assert refused_code(text) == "PropertyConstraintViolation"
     warning = check_call(read_frame(text), relaxed=True)
     assert "chargePointSerialNumber" in warning
+
+
+@pytest.mark.parametrize("category", [c for c in corpus.WEIGHTS if c not in (
+    "central-system action sent to us", "huge string, valid (DataTransfer)")])
+def test_every_category_of_the_hostile_benchmark_gets_its_answer_without_a_socket(category):
+    """bench/hostile_corpus.py, frame by frame: what bench.hostile measures over the network."""
+    p = corpus.probe(category, 1)
+    frame = read_frame(p.frame)
+    if isinstance(frame, Refusal):
+        assert (frame.reply() is None and p.expected == "no answer") or frame.code == p.expected
+    elif isinstance(frame, protocol.Call):
+        assert refused_code(p.frame) == p.expected
+    else:
+        assert p.expected == "no answer"  # an answer to no call of ours: the session ignores it

@@ -164,3 +164,13 @@ async def test_schema_relaxation_is_per_action_from_the_chargers_quirk(gateway, 
         assert err.value.code == "PropertyConstraintViolation"
     rows = await gateway.history.general_log("EVL")
     assert any(r["level"] == "warning" and "accepted despite schema violation" in r["message"] for r in rows)
+
+
+async def test_turning_schema_validation_off_relaxes_limits_but_never_types(runner: GatewayRunner):
+    gw = await runner.start(ocpp={"validate_schemas": False})
+    async with TestCharger(runner.url, "CP1") as cp:
+        assert (await cp.boot(chargePointSerialNumber="S" * 40))["status"] == "Pending"
+        with pytest.raises(CallErrorReply) as err:
+            await cp.call("MeterValues", {"connectorId": 1, "meterValue": {"timestamp": T0}})
+        assert err.value.code == "TypeConstraintViolation"
+    assert gw.registry.get("CP1").boot.charge_point_serial == "S" * 40
