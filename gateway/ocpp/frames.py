@@ -31,7 +31,10 @@ from gateway.ocpp.protocol import OutOfRange
 # The deepest OCPP 1.6 frame is 6 levels (StopTransaction transactionData, SetChargingProfile
 # chargingSchedulePeriod); 20 leaves room for vendor DataTransfer data sent as JSON.
 MAX_DEPTH = 20
-NO_ID = "-1"  # the id answered when none can be read (the frame is not even an array)
+# The id answered when none can be read (the frame is not even an array): "-1", as OCPP 2.0.1-J
+# prescribes and other central systems do for 1.6 (EVerest libocpp#1052); the charger matches
+# it to no call and is not left without an answer.
+NO_ID = "-1"
 _INT64 = (-(2**63), 2**63 - 1)
 _ID_LIMIT = 36  # OCPP-J 4.1.4: the unique id is at most 36 characters
 _HEAD = re.compile(r'\s*\[\s*"?(\d+)"?\s*,\s*"((?:[^"\\]|\\.){1,' + str(_ID_LIMIT) + '})"')
@@ -60,8 +63,8 @@ _DECODER = json.JSONDecoder(parse_int=_parse_int, parse_float=_parse_float, pars
 class Refusal:
     """A frame that cannot be handled: why, and the CALLERROR due when the frame was a CALL.
 
-    An answer that cannot be read (message type 3 or 4) is never answered: OCPP-J 4.2 answers
-    only calls. `unique_id` is what could be read of the message id.
+    An answer that cannot be read (message type 3 or 4) is never answered: a CALLERROR answers
+    only a CALL (OCPP-J 4.2.3; EVerest libocpp#995). `unique_id` is what could be read of the message id.
     """
 
     code: str
