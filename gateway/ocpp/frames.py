@@ -31,9 +31,8 @@ from gateway.ocpp.protocol import OutOfRange
 # The deepest OCPP 1.6 frame is 6 levels (StopTransaction transactionData, SetChargingProfile
 # chargingSchedulePeriod); 20 leaves room for vendor DataTransfer data sent as JSON.
 MAX_DEPTH = 20
-# The id answered when none can be read (the frame is not even an array): "-1", as OCPP 2.0.1-J
-# prescribes and other central systems do for 1.6 (EVerest libocpp#1052); the charger matches
-# it to no call and is not left without an answer.
+# The id answered when none can be read (the frame is not even an array). Other OCPP stacks also
+# answer such a frame with a CALLERROR (EVerest libocpp#1052); "-1" matches no call of the charger.
 NO_ID = "-1"
 _INT64 = (-(2**63), 2**63 - 1)
 _ID_LIMIT = 36  # OCPP-J 4.1.4: the unique id is at most 36 characters
