@@ -13,6 +13,7 @@ import json
 import pytest
 
 from gateway.app import Gateway
+from tests.compat.harness import WHITELISTED, start_bench
 from tests.conftest import GatewayRunner
 from tests.ocpp_client import CallErrorReply, TestCharger
 
@@ -174,3 +175,28 @@ async def test_turning_schema_validation_off_relaxes_limits_but_never_types(runn
             await cp.call("MeterValues", {"connectorId": 1, "meterValue": {"timestamp": T0}})
         assert err.value.code == "TypeConstraintViolation"
     assert gw.registry.get("CP1").boot.charge_point_serial == "S" * 40
+
+
+async def test_a_charger_whose_queued_stop_is_malformed_is_answered_and_moves_on(runner: GatewayRunner):
+    """Issue 12: such a charger was disconnected on every re-send and reconnected forever. Now each
+    try gets a CALLERROR, and after TransactionMessageAttempts tries the charger skips it."""
+    bench = await start_bench(runner, "generic")
+    sim = bench.simulator()
+    sim.malformed_transaction_data = True
+    sim.config.set_internal("TransactionMessageRetryInterval", "0")
+    try:
+        await sim.start()
+        await bench.configuration_read()
+        await sim.start_session(1, WHITELISTED)
+        await sim.stop_session(1, "Local")
+        refused = await bench.log_lines("StopTransactionError")
+        assert [r["message"].split(":")[0] for r in refused] == ["TypeConstraintViolation"] * 3
+        assert any("StopTransaction refused 3 time(s), skipped" in e for e in sim.events)
+        assert sim.online() and sim.boot_count == 1  # one connection throughout
+        sim.malformed_transaction_data = False
+        tx = await sim.start_session(1, WHITELISTED)
+        await sim.stop_session(1, "Local")
+        stopped = {r["transaction_id"]: r["status"] for r in await bench.transactions()}
+        assert stopped[tx.transaction_id] == "stopped"
+    finally:
+        await sim.stop()

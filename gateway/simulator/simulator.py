@@ -89,6 +89,7 @@ class Simulator(Sessions):
         self._cp: SimChargePoint | None = None
         self._next_delay_s = 0.0
         self._stopping = False
+        self.malformed_transaction_data = False  # see Sessions.malformed_transaction_data
 
     # ----- time, events, waiting -------------------------------------------------------------
 
