@@ -140,3 +140,11 @@ def test_every_category_of_the_hostile_benchmark_gets_its_answer_without_a_socke
         assert refused_code(p.frame) == p.expected
     else:
         assert p.expected == "no answer"  # an answer to no call of ours: the session ignores it
+
+
+def test_every_relaxed_action_of_a_bundled_quirk_is_an_ocpp_action():
+    """A misspelt action in `relaxed_schema_actions` would silently relax nothing."""
+    from gateway.chargers.quirks import bundled_quirks
+    for quirk in bundled_quirks():
+        for action in quirk.relaxed_schema_actions:
+            assert protocol.schema_exists(action), (quirk.name, action)

@@ -128,6 +128,11 @@ def _relax(node: Any, key: str | None = None) -> Any:
     return node
 
 
+def schema_exists(action: str) -> bool:
+    """Whether OCPP 1.6 has this action (a schema for its request)."""
+    return resources.files("ocpp.v16").joinpath("schemas", f"{action}.json").is_file()
+
+
 @cache
 def _validators(name: str) -> tuple[Any, Any]:
     schema = _schema(name)
