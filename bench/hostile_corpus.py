@@ -59,6 +59,9 @@ def probe(category: str, n: int) -> Probe:
         "string for an integer": lambda: Probe(category, _meter(uid, [], "one"), uid, "TypeConstraintViolation"),
         "missing required field": lambda: Probe(category, _call(uid, "StatusNotification", {"connectorId": 1}),
                                                 uid, "OccurenceConstraintViolation"),
+        "connectorId no charger has": lambda: Probe(category, _call(uid, "StatusNotification", {
+            "connectorId": 1000 + n, "status": "Available", "errorCode": "NoError"}), uid,
+            "PropertyConstraintViolation"),
         "integer beyond 64 bits": lambda: Probe(category, _meter(uid, [], 2**64 + n), uid,
                                                 "TypeConstraintViolation"),
         "NaN / Infinity": lambda: Probe(category, f'[2,"{uid}","MeterValues",{{"connectorId":NaN,'
@@ -91,7 +94,7 @@ WEIGHTS: dict[str, int] = {
     "malformed JSON (cut short)": 80, "not JSON at all": 60, "not an array": 50,
     "wrong message type id": 50, "payload not an object": 50, "meterValue as an object": 70,
     "sampledValue as an object": 70, "transactionData as an object": 70, "string for an integer": 50,
-    "missing required field": 50, "integer beyond 64 bits": 70, "NaN / Infinity": 30,
+    "missing required field": 50, "connectorId no charger has": 30, "integer beyond 64 bits": 70, "NaN / Infinity": 30,
     "unknown action": 50, "central-system action sent to us": 20, "deep nesting with an id": 30,
     "deep nesting without an id": 20, "huge string, over the schema": 3,
     "huge string, valid (DataTransfer)": 3, "binary frame": 50, "CALLRESULT for an unknown id": 50,

@@ -44,6 +44,8 @@ class OcppSettings:
     validate_schemas: bool = True
     # Deeper frames are refused before decoding (the deepest 1.6 message has 6 levels).
     max_nesting_depth: int = 20
+    # A connectorId beyond this is refused: each one becomes live state and BMS points.
+    max_connector_id: int = 100
     # General-log text per message is cut here (the raw size is noted), and each charger may
     # write this much general-log text a minute; lines beyond are counted, not kept.
     # Transaction lines are always kept.
@@ -160,7 +162,7 @@ class Settings:
             raise ConfigError(f"authorize.policy must be one of {AUTHORIZE_POLICIES}")
         if self.ocpp.ssl_enabled and not (self.ocpp.ssl_certfile and self.ocpp.ssl_keyfile):
             raise ConfigError("ocpp.ssl_enabled needs ocpp.ssl_certfile and ocpp.ssl_keyfile")
-        for name in ("max_nesting_depth", "log_line_max_chars", "log_budget_bytes_per_minute"):
+        for name in ("max_nesting_depth", "max_connector_id", "log_line_max_chars", "log_budget_bytes_per_minute"):
             if getattr(self.ocpp, name) < 1:
                 raise ConfigError(f"ocpp.{name} must be at least 1")
         if self.modbus.word_order not in ("big", "little"):

@@ -148,3 +148,10 @@ def test_every_relaxed_action_of_a_bundled_quirk_is_an_ocpp_action():
     for quirk in bundled_quirks():
         for action in quirk.relaxed_schema_actions:
             assert protocol.schema_exists(action), (quirk.name, action)
+
+
+@pytest.mark.parametrize("connector", [-1, 101, 2**40])
+def test_a_connector_id_no_charger_has_is_a_property_violation(connector):
+    text = call("StatusNotification", {"connectorId": connector, "status": "Available", "errorCode": "NoError"})
+    assert refused_code(text) == "PropertyConstraintViolation"
+    check_call(read_frame(text.replace(str(connector), "100")))

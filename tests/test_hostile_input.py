@@ -200,3 +200,14 @@ async def test_a_charger_whose_queued_stop_is_malformed_is_answered_and_moves_on
         assert stopped[tx.transaction_id] == "stopped"
     finally:
         await sim.stop()
+
+
+async def test_a_peer_cannot_invent_thousands_of_connectors(gateway, runner):
+    async with TestCharger(runner.url, "GUEST") as cp:
+        await cp.boot()
+        await cp.status(1, "Available")
+        for connector in (5000, -3):
+            with pytest.raises(CallErrorReply) as err:
+                await cp.status(connector, "Available")
+            assert err.value.code == "PropertyConstraintViolation"
+    assert set(gateway.registry.get("GUEST").connectors) == {1}

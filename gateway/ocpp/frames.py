@@ -23,6 +23,7 @@ import math
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.errors import OcppError
 from gateway.ocpp import protocol
@@ -34,6 +35,10 @@ MAX_DEPTH = 20
 # The id answered when none can be read (the frame is not even an array). Other OCPP stacks also
 # answer such a frame with a CALLERROR (EVerest libocpp#1052); "-1" matches no call of the charger.
 NO_ID = "-1"
+# OCPP 1.6 numbers connectors from 1 (0: the charge point as a whole); the schema bounds neither
+# end. Each connector id a charger names becomes live state and BMS points, so a peer must not
+# invent thousands of them. Real chargers have a handful; 100 leaves room for parking controllers.
+MAX_CONNECTOR_ID = 100
 _INT64 = (-(2**63), 2**63 - 1)
 _ID_LIMIT = 36  # OCPP-J 4.1.4: the unique id is at most 36 characters
 _HEAD = re.compile(r'\s*\[\s*"?(\d+)"?\s*,\s*"((?:[^"\\]|\\.){1,' + str(_ID_LIMIT) + '})"')
@@ -95,12 +100,22 @@ def read_frame(message: str | bytes, max_depth: int = MAX_DEPTH) -> protocol.Fra
         return _refuse(message, exc.description)
 
 
-def check_call(call: protocol.Call, relaxed: bool = False) -> str | None:
+def check_call(call: protocol.Call, relaxed: bool = False, max_connector_id: int = MAX_CONNECTOR_ID) -> str | None:
     """Validate a CALL's payload: None when clean, a warning when only the relaxed schema passes.
 
     Raises OcppError with the 1.6 code (NotImplemented for an action without a schema).
     """
-    return protocol.validate(call.action, call.payload, relaxed=relaxed)
+    warning = protocol.validate(call.action, call.payload, relaxed=relaxed)
+    check_connector(call.payload, max_connector_id)
+    return warning
+
+
+def check_connector(payload: dict[str, Any], max_connector_id: int) -> None:
+    """Refuse a connectorId outside 0..max_connector_id (PropertyConstraintViolation)."""
+    connector = payload.get("connectorId")
+    if isinstance(connector, int) and not 0 <= connector <= max_connector_id:
+        raise OcppError("PropertyConstraintViolation",
+                        f"connectorId {connector} is outside 0..{max_connector_id}")
 
 
 class RecentAnswers:

@@ -146,6 +146,7 @@ class Session:
         try:
             handler = self._handler_for(action)
             warning = self._validate(action, call.payload)
+            frames.check_connector(call.payload, self.gw.settings.ocpp.max_connector_id)
         except OcppError as exc:  # one line holds the answer and the frame that earned it
             frame = frames.excerpt(message, self.gw.settings.ocpp.log_line_max_chars)
             return self._refusal(uid, action, exc.code, exc.description, "warning", frame), "refused"
