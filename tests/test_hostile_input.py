@@ -211,3 +211,13 @@ async def test_a_peer_cannot_invent_thousands_of_connectors(gateway, runner):
                 await cp.status(connector, "Available")
             assert err.value.code == "PropertyConstraintViolation"
     assert set(gateway.registry.get("GUEST").connectors) == {1}
+
+
+async def test_an_invented_action_or_message_id_of_any_length_is_answered_within_bounds(gateway, runner):
+    async with TestCharger(runner.url, "GUEST") as cp:
+        reply = await cp.send_raw(json.dumps([2, "i" * 100_000, "X" * 100_000, {}]), "i" * 100_000)
+        assert reply[2] == "NotImplemented" and len(reply[3]) <= 255
+        assert "currentTime" in await cp.call("Heartbeat", {})
+    rows = await gateway.history.general_log("GUEST")
+    assert max(len(r["message_type"]) for r in rows) <= 65
+    assert max(len(r["message"]) for r in rows) <= gateway.settings.ocpp.log_line_max_chars + 40

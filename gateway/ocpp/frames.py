@@ -41,6 +41,7 @@ NO_ID = "-1"
 MAX_CONNECTOR_ID = 100
 _INT64 = (-(2**63), 2**63 - 1)
 _ID_LIMIT = 36  # OCPP-J 4.1.4: the unique id is at most 36 characters
+_ANSWER_KEPT_MAX = 4096  # characters of an answer `RecentAnswers` keeps for a re-send
 _HEAD = re.compile(r'\s*\[\s*"?(\d+)"?\s*,\s*"((?:[^"\\]|\\.){1,' + str(_ID_LIMIT) + '})"')
 # A JSON string (so brackets inside strings are not counted) or one bracket.
 _TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
@@ -138,6 +139,8 @@ class RecentAnswers:
         return ("resent", seen[1]) if seen[0] == hash(message) else ("reused", None)
 
     def remember(self, uid: str, message: str | bytes, answer: str) -> None:
+        if len(answer) > _ANSWER_KEPT_MAX:  # an id far beyond 36 characters: not worth the memory
+            return
         self._by_id[uid] = (hash(message), answer)
         self._by_id.move_to_end(uid)
         if len(self._by_id) > self.size:

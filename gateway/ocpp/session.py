@@ -40,6 +40,7 @@ _ALLOWED_WHEN_REJECTED = frozenset({"BootNotification"})
 _NO_TRANSACTION = frozenset({"Available", "Preparing"})
 # Their log lines are part of the transaction record: never dropped by the log budget.
 _TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction"})
+_EVENT_MAX_CHARS = 64  # the longest 1.6 event name, "DiagnosticsStatusNotificationConfirmation", is 41
 
 
 class Session:
@@ -197,6 +198,7 @@ class Session:
     def log(self, event: str, message: str, level: str = "info", essential: bool = False) -> bool:
         """One general-log line, cut to `ocpp.log_line_max_chars` and held to the charger's budget."""
         text = frames.clip(message, self.gw.settings.ocpp.log_line_max_chars)
+        event = event if len(event) <= _EVENT_MAX_CHARS else event[:_EVENT_MAX_CHARS] + "…"  # an invented action
         keep, notes = self.gw.ocpp.log_budget.admit(self.charger_id, len(text), essential)
         for note in notes:
             self.gw.history.log(self.charger_id, "LogBudget", note, "warning")
