@@ -80,6 +80,10 @@ class Hostile:
                 self.answers[p.category][f"close {code}"] += 1
                 self.closes[str(code)] += 1
                 self.ws = None
+            except TimeoutError:  # no answer in time: counted, and a fresh connection goes on
+                self.answers[p.category][f"no answer in {ANSWER_TIMEOUT_S:g} s"] += 1
+                await self.ws.close()
+                self.ws = None
         if self.ws is not None:
             await self.ws.close()
 
