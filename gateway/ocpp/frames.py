@@ -12,8 +12,10 @@ the text, before a handler, a log summary or the store sees the payload:
 - binary frames are refused (RFC 6455 5.6: JSON travels in text frames);
 - the message id is recovered from a frame that cannot be decoded, so the CALLERROR can name it.
 
-`read_frame` returns a `protocol.Call`/`CallResult`/`CallError` or a `Refusal`; `check_call`
-validates a call's payload (strict, or relaxed when the charger's quirk says so).
+`read_frame` returns a `protocol.Call`/`CallResult`/`CallError` or a `Refusal`; `check_payload`
+validates what a charger sent against the strict schema, relaxed only for the actions its quirk
+names (`relaxed_schema_actions`); `check_connector` bounds the connector ids; `check_call` is both,
+for a plain call.
 """
 
 from __future__ import annotations
@@ -25,9 +27,13 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.chargers.capabilities import schema_relaxations
 from gateway.errors import OcppError
+from gateway.model.station import Station
 from gateway.ocpp import protocol
+from gateway.ocpp.logbudget import clip
 from gateway.ocpp.protocol import OutOfRange
+from gateway.settings import OcppSettings
 
 # The deepest OCPP 1.6 frame is 6 levels (StopTransaction transactionData, SetChargingProfile
 # chargingSchedulePeriod); 20 leaves room for vendor DataTransfer data sent as JSON.
@@ -111,6 +117,21 @@ def check_call(call: protocol.Call, relaxed: bool = False, max_connector_id: int
     return warning
 
 
+def check_payload(station: Station, action: str, payload: dict[str, Any], settings: OcppSettings,
+                  response: bool = False) -> str | None:
+    """A charger's payload (a call, or the answer to ours) against the strict schema, relaxed only
+    for an action this charger's quirk names, or for every action when the operator turned
+    `ocpp.validate_schemas` off. Types and required fields are checked either way."""
+    relaxed = not settings.validate_schemas
+    try:
+        return protocol.validate(action, payload, response=response, relaxed=relaxed)
+    except OcppError as exc:
+        boot = payload if action == "BootNotification" and not response else None
+        if relaxed or exc.code == "NotImplemented" or action not in schema_relaxations(station, boot):
+            raise
+    return protocol.validate(action, payload, response=response, relaxed=True)
+
+
 def check_connector(payload: dict[str, Any], max_connector_id: int) -> None:
     """Refuse a connectorId outside 0..max_connector_id (PropertyConstraintViolation)."""
     connector = payload.get("connectorId")
@@ -176,12 +197,3 @@ def excerpt(message: str | bytes, limit: int) -> str:
     """The start of a frame as it may be logged, with its raw size when it was cut."""
     text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
     return clip(text, limit, len(message) if isinstance(message, bytes) else None)
-
-
-def clip(text: str, limit: int, raw_size: int | None = None) -> str:
-    """`text` cut to about `limit` characters, noting the size of what was sent."""
-    if len(text) <= limit:
-        return text
-    size = raw_size if raw_size is not None else len(text.encode("utf-8", "replace"))
-    return f"{text[:limit]}…({size} bytes)"
-

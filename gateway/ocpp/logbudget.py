@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 WINDOW_S = 60.0
+EVENT_MAX_CHARS = 64  # the longest 1.6 event name, "DiagnosticsStatusNotificationConfirmation", is 41
 _PRUNE_ABOVE = 4096  # charger ids tracked before stale windows are forgotten
 
 
@@ -24,12 +26,17 @@ class _Window:
     dropped_bytes: int = 0
 
 
+class GeneralLog(Protocol):
+    def log(self, identifier: str, message_type: str, message: str, level: str = "info") -> None: ...
+
+
 class LogBudget:
     """Per-charger bytes of general-log text per minute; `admit` decides each line."""
 
-    def __init__(self, bytes_per_minute: int, clock: Callable[[], float]) -> None:
+    def __init__(self, bytes_per_minute: int, clock: Callable[[], float], line_max_chars: int = 1000) -> None:
         self.bytes_per_minute = bytes_per_minute
         self.clock = clock
+        self.line_max_chars = line_max_chars
         self._windows: dict[str, _Window] = {}
         self.dropped_lines = 0  # since start, all chargers (the benchmark reports it)
 
@@ -58,7 +65,28 @@ class LogBudget:
         self.dropped_lines += 1
         return False, notes
 
+    def write(self, general_log: GeneralLog, charger_id: str, event: str, message: str, level: str = "info",
+              essential: bool = False) -> bool:
+        """Write one line cut to `line_max_chars` (the raw size noted) if the budget admits it."""
+        text = clip(message, self.line_max_chars)
+        if len(event) > EVENT_MAX_CHARS:  # an action name a peer invented
+            event = event[:EVENT_MAX_CHARS] + "…"
+        keep, notes = self.admit(charger_id, len(text), essential)
+        for note in notes:
+            general_log.log(charger_id, "LogBudget", note, "warning")
+        if keep:
+            general_log.log(charger_id, event, text, level)
+        return keep
+
     def _prune(self, now: float) -> None:
         stale = [cid for cid, w in self._windows.items() if now - w.start >= 2 * WINDOW_S]
         for cid in stale:
             del self._windows[cid]
+
+
+def clip(text: str, limit: int, raw_size: int | None = None) -> str:
+    """`text` cut to about `limit` characters, noting the size of what was sent."""
+    if len(text) <= limit:
+        return text
+    size = raw_size if raw_size is not None else len(text.encode("utf-8", "replace"))
+    return f"{text[:limit]}…({size} bytes)"

@@ -74,7 +74,8 @@ class OcppServer:
         self.gw = gateway
         self.server: Server | None = None
         # One budget per charger id across its connections: reconnecting does not refill it.
-        self.log_budget = LogBudget(gateway.settings.ocpp.log_budget_bytes_per_minute, gateway.clock)
+        self.log_budget = LogBudget(gateway.settings.ocpp.log_budget_bytes_per_minute, gateway.clock,
+                                    gateway.settings.ocpp.log_line_max_chars)
 
     async def start(self) -> int:
         cfg = self.gw.settings.ocpp

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from websockets.exceptions import ConnectionClosed
 
-from gateway.chargers.capabilities import schema_relaxations
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable, OcppError
 from gateway.model.station import BootInfo, MeterKey, MeterReading, Station
 from gateway.model.timestamps import iso_z, parse_timestamp
@@ -40,7 +39,6 @@ _ALLOWED_WHEN_REJECTED = frozenset({"BootNotification"})
 _NO_TRANSACTION = frozenset({"Available", "Preparing"})
 # Their log lines are part of the transaction record: never dropped by the log budget.
 _TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction"})
-_EVENT_MAX_CHARS = 64  # the longest 1.6 event name, "DiagnosticsStatusNotificationConfirmation", is 41
 
 
 class Session:
@@ -146,7 +144,7 @@ class Session:
         essential = action in _TRANSACTION_ACTIONS
         try:
             handler = self._handler_for(action)
-            warning = self._validate(action, call.payload)
+            warning = frames.check_payload(self.station, action, call.payload, self.gw.settings.ocpp)
             frames.check_connector(call.payload, self.gw.settings.ocpp.max_connector_id)
         except OcppError as exc:  # one line holds the answer and the frame that earned it
             frame = frames.excerpt(message, self.gw.settings.ocpp.log_line_max_chars)
@@ -174,18 +172,6 @@ class Session:
             raise OcppError("SecurityError", "charger is not accepted by this central system")
         return handler
 
-    def _validate(self, action: str, payload: dict[str, Any], response: bool = False) -> str | None:
-        """Strict schema, relaxed only for an action this charger's quirk names (or for every action
-        when the operator turned `ocpp.validate_schemas` off); types are checked either way."""
-        relaxed = not self.gw.settings.ocpp.validate_schemas
-        try:
-            return protocol.validate(action, payload, response=response, relaxed=relaxed)
-        except OcppError as exc:
-            boot = payload if action == "BootNotification" and not response else None
-            if relaxed or exc.code == "NotImplemented" or action not in schema_relaxations(self.station, boot):
-                raise
-        return protocol.validate(action, payload, response=response, relaxed=True)
-
     def _refusal(self, uid: str, action: str, code: str, description: str, level: str, frame: str = "") -> str:
         """Log a CALLERROR (with the refused frame, when given) and return its text.
 
@@ -196,15 +182,8 @@ class Session:
         return protocol.dump_error(uid, code, description if code != "InternalError" else "central system error")
 
     def log(self, event: str, message: str, level: str = "info", essential: bool = False) -> bool:
-        """One general-log line, cut to `ocpp.log_line_max_chars` and held to the charger's budget."""
-        text = frames.clip(message, self.gw.settings.ocpp.log_line_max_chars)
-        event = event if len(event) <= _EVENT_MAX_CHARS else event[:_EVENT_MAX_CHARS] + "…"  # an invented action
-        keep, notes = self.gw.ocpp.log_budget.admit(self.charger_id, len(text), essential)
-        for note in notes:
-            self.gw.history.log(self.charger_id, "LogBudget", note, "warning")
-        if keep:
-            self.gw.history.log(self.charger_id, event, text, level)
-        return keep
+        """One general-log line, cut and held to the charger's budget (`LogBudget.write`)."""
+        return self.gw.ocpp.log_budget.write(self.gw.history, self.charger_id, event, message, level, essential)
 
     def after_answer(self, work: Callable[[], Awaitable[None]], what: str) -> None:
         """Run `work` in a task once the answer to the current CALL has been sent."""
@@ -259,7 +238,7 @@ class Session:
             finally:
                 self._pending.pop(uid, None)  # also when the caller was cancelled
         try:
-            warning = self._validate(action, answer, response=True)
+            warning = frames.check_payload(self.station, action, answer, self.gw.settings.ocpp, response=True)
         except OcppError as exc:
             self.log(f"{action}Confirmation", f"invalid answer: {exc}", "warning")
             raise ChargerCallError(exc.code, f"invalid {action} answer: {exc.description}") from None
