@@ -155,3 +155,16 @@ def test_a_connector_id_no_charger_has_is_a_property_violation(connector):
     text = call("StatusNotification", {"connectorId": connector, "status": "Available", "errorCode": "NoError"})
     assert refused_code(text) == "PropertyConstraintViolation"
     check_call(read_frame(text.replace(str(connector), "100")))
+
+
+def test_depth_is_counted_exactly_on_frames_with_many_brackets():
+    """Past a plain count of brackets the depth is measured: wide is fine, deep is not."""
+    data = [{"timestamp": T0, "sampledValue": [{"value": "1.5", "unit": "Wh"}] * 3}] * 30
+    check_call(read_frame(call("StopTransaction", {"transactionId": 1, "meterStop": -5, "timestamp": T0,
+                                                  "transactionData": data})))
+    nested = 1.5e3
+    for _ in range(18):  # the frame and its payload are 2 levels: 2 + 18 = 20, the limit
+        nested = [nested, True, None]
+    assert isinstance(read_frame(call("DataTransfer", {"vendorId": "x", "data": "y", "v": nested})), protocol.Call)
+    deeper = call("DataTransfer", {"vendorId": "x", "data": "y", "v": [nested]})
+    assert read_frame(deeper).code == "FormationViolation"
