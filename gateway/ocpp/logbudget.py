@@ -3,8 +3,8 @@ peer added 91 MB to the database in a few minutes).
 
 Lines past the budget are counted, not kept: the first one of a minute is replaced by a note
 saying the budget was reached, and the next line after the minute says how many were left
-out. Transaction lines (`essential`) are always kept; they still count. Pure: the clock is
-injected and nothing here touches the store.
+out. Transaction lines (`essential`) are always kept; they still count. No I/O of its own: the
+clock is injected and `write` is handed the general log to write to.
 """
 
 from __future__ import annotations
