@@ -31,3 +31,19 @@ def test_transaction_lines_are_always_kept_and_still_count():
     assert budget.admit("CP1", 500, essential=True) == (True, [])
     keep, _notes = budget.admit("CP1", 1)
     assert not keep
+
+
+class Lines:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str, str]] = []
+
+    def log(self, identifier: str, message_type: str, message: str, level: str = "info") -> None:
+        self.rows.append((identifier, message_type, message, level))
+
+
+def test_a_written_line_is_cut_with_its_size_and_an_invented_event_name_is_cut_too():
+    lines = Lines()
+    budget = LogBudget(10_000, Clock(), line_max_chars=10)
+    assert budget.write(lines, "CP1", "X" * 500 + "Error", "é" * 100, "warning")
+    [(cid, event, text, level)] = lines.rows
+    assert text == "é" * 10 + "…(200 bytes)" and len(event) == 65 and level == "warning"
