@@ -18,7 +18,15 @@ from tests.conftest import GatewayRunner
 from tests.ocpp_client import CallErrorReply, TestCharger
 
 T0 = "2026-11-20T08:00:00Z"
+# Guests accepted: a hostile peer then gets past registration (OCPP 1.6 4.2 would refuse a Pending
+# one with SecurityError first), so every check after it is reached. The worst case, on purpose.
+GUESTS_ACCEPTED = {"guest_response": "Accepted"}
 EVLINK = {"chargePointVendor": "Schneider Electric", "chargePointModel": "EVlink Parking"}
+
+
+@pytest.fixture
+async def gateway(runner: GatewayRunner) -> Gateway:
+    return await runner.start(registration=GUESTS_ACCEPTED)
 
 
 async def start(cp: TestCharger) -> int:
@@ -135,7 +143,7 @@ async def test_long_strings_are_cut_in_the_general_log_with_their_size(gateway, 
 
 
 async def test_a_chatty_peer_is_held_to_its_log_budget_but_its_transactions_are_kept(runner: GatewayRunner):
-    gw: Gateway = await runner.start(ocpp={"log_budget_bytes_per_minute": 2000})
+    gw: Gateway = await runner.start(ocpp={"log_budget_bytes_per_minute": 2000}, registration=GUESTS_ACCEPTED)
     async with TestCharger(runner.url, "CP1") as cp, TestCharger(runner.url, "CP2") as quiet:
         tx_id = await start(cp)
         for _ in range(30):
@@ -168,9 +176,9 @@ async def test_schema_relaxation_is_per_action_from_the_chargers_quirk(gateway, 
 
 
 async def test_turning_schema_validation_off_relaxes_limits_but_never_types(runner: GatewayRunner):
-    gw = await runner.start(ocpp={"validate_schemas": False})
+    gw = await runner.start(ocpp={"validate_schemas": False}, registration=GUESTS_ACCEPTED)
     async with TestCharger(runner.url, "CP1") as cp:
-        assert (await cp.boot(chargePointSerialNumber="S" * 40))["status"] == "Pending"
+        assert (await cp.boot(chargePointSerialNumber="S" * 40))["status"] == "Accepted"
         with pytest.raises(CallErrorReply) as err:
             await cp.call("MeterValues", {"connectorId": 1, "meterValue": {"timestamp": T0}})
         assert err.value.code == "TypeConstraintViolation"
