@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -19,9 +18,9 @@ from websockets.exceptions import ConnectionClosed
 
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable, OcppError
 from gateway.model import registration as registration_rule
-from gateway.model.station import BootInfo, MeterKey, MeterReading, Station
+from gateway.model.station import BootInfo, Station
 from gateway.model.timestamps import iso_z, parse_timestamp
-from gateway.ocpp import frames, protocol
+from gateway.ocpp import frames, meter_rows, protocol
 from gateway.ocpp.summaries import confirmation_summary, request_summary, safe_summary
 
 if TYPE_CHECKING:
@@ -346,7 +345,7 @@ class Session:
         ts = parse_timestamp(p.get("timestamp"))
         stop_time = iso_z(ts) if ts is not None else str(p.get("timestamp"))
         tx_id = int(p["transactionId"])
-        samples = [_meter_row(self.charger_id, 0, tx_id, mv) for mv in p.get("transactionData") or []]
+        samples = [meter_rows.meter_row(self.charger_id, 0, tx_id, mv) for mv in p.get("transactionData") or []]
         outcome = await self.gw.history.stop_transaction(
             self.charger_id, tx_id, float(p["meterStop"]), stop_time, p.get("reason", "Local"),
             p.get("idTag"), samples)
@@ -370,18 +369,8 @@ class Session:
         registry, station, history = self.gw.registry, self.station, self.gw.history
         for mv in p["meterValue"]:
             ts = parse_timestamp(mv.get("timestamp")) or self.gw.clock()
-            readings = []
-            for sv in mv.get("sampledValue", []):
-                value = _number(sv)
-                if value is None:
-                    continue
-                key = MeterKey(connector_id, sv.get("measurand", _ENERGY), sv.get("phase", ""),
-                               sv.get("location", "Outlet"))
-                readings.append((key, MeterReading(
-                    value, sv.get("unit", "Wh" if key.measurand.startswith("Energy") else ""), ts,
-                    sv.get("context", "Sample.Periodic"))))
-            registry.record_readings(station, connector_id, readings)
-            history.queue_meter_value(_meter_row(self.charger_id, connector_id, tx_id, mv))
+            registry.record_readings(station, connector_id, meter_rows.readings(connector_id, mv, ts))
+            history.queue_meter_value(meter_rows.meter_row(self.charger_id, connector_id, tx_id, mv))
         return {}
 
     async def on_data_transfer(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -396,26 +385,3 @@ class Session:
         self.gw.registry.update_station(self.station, firmware_status=p["status"])
         return {}
 
-
-_ENERGY = "Energy.Active.Import.Register"
-
-
-
-def _number(sv: dict[str, Any]) -> float | None:
-    """A sampled value as a number; signed meter data and garbage stay in the stored JSON only."""
-    if sv.get("format") == "SignedData":
-        return None
-    try:
-        return float(sv.get("value"))
-    except (TypeError, ValueError):
-        return None
-
-
-def _meter_row(charger_id: str, connector_id: int, tx_id: int | None, mv: dict[str, Any]) -> tuple:
-    """One meterValue as a history row, with the energy register pulled out for queries."""
-    values = mv.get("sampledValue", [])
-    energy = next((_number(sv) for sv in values
-                   if sv.get("measurand", _ENERGY) == _ENERGY and sv.get("location", "Outlet") == "Outlet"
-                   and not sv.get("phase")), None)
-    return (charger_id, connector_id, tx_id, mv.get("timestamp"), energy,
-            json.dumps(values, separators=(",", ":")))
