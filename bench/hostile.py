@@ -1,7 +1,7 @@
 """Hostile corpus beside honest chargers: what every bad frame is answered, and what it costs them.
 
 ``python -m bench.hostile --frames 100000 --honest 20 --hostile 8`` starts the gateway in its own
-process (guests accepted, BACnet and Modbus off), connects 20 honest chargers that run
+process (no password, guests accepted, BACnet and Modbus off), connects 20 honest chargers that run
 transactions (Start, two MeterValues, Stop) and, after a quiet phase, hostile connections that
 send the corpus of `bench.hostile_corpus` one frame at a time, reading each answer (a frame that
 expects none is followed by a Heartbeat probe: its answer proves the frame was passed over).
@@ -35,6 +35,9 @@ GATEWAY_TOML = """\
 [ocpp]
 host = "{host}"
 port = {port}
+# The worst case on purpose: no password and guests accepted, so every hostile frame gets past the
+# handshake and the registration rule to the frame and schema checks measured here.
+require_password = false
 [registration]
 guest_response = "Accepted"
 [database]
