@@ -144,6 +144,8 @@ class Honest:
             await self.transactions()
         except websockets.ConnectionClosed as exc:  # must not happen: counted, and the run goes on
             self.errors[f"connection closed {exc.rcvd.code if exc.rcvd else 1006}"] += 1
+        except (websockets.InvalidStatus, OSError, TimeoutError) as exc:
+            self.errors[type(exc).__name__] += 1
 
     async def transactions(self) -> None:
         async with websockets.connect(self.url, subprotocols=["ocpp1.6"], compression=None) as ws:
