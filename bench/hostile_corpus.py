@@ -76,6 +76,8 @@ def probe(category: str, n: int) -> Probe:
             "chargePointVendor": "V" * HUGE, "chargePointModel": "M"}), uid, "PropertyConstraintViolation"),
         "huge string, valid (DataTransfer)": lambda: Probe(category, _call(uid, "DataTransfer", {
             "vendorId": "x", "data": "D" * HUGE}), uid, "CALLRESULT"),
+        "half a surrogate pair": lambda: Probe(category, f'[2,"{uid}","Authorize",{{"idTag":"\\ud800"}}]', uid,
+                                               "FormationViolation"),
         "binary frame": lambda: Probe(category, _call(uid, "Heartbeat", {}).encode(), uid, "FormationViolation",
                                       text_frame=False),
         "CALLRESULT for an unknown id": lambda: Probe(category, f'[3,"{uid}",{{}}]', None, "no answer"),
@@ -97,7 +99,7 @@ WEIGHTS: dict[str, int] = {
     "missing required field": 50, "connectorId no charger has": 30, "integer beyond 64 bits": 70, "NaN / Infinity": 30,
     "unknown action": 50, "central-system action sent to us": 20, "deep nesting with an id": 30,
     "deep nesting without an id": 20, "huge string, over the schema": 3,
-    "huge string, valid (DataTransfer)": 3, "binary frame": 50, "CALLRESULT for an unknown id": 50,
+    "huge string, valid (DataTransfer)": 3, "half a surrogate pair": 30, "binary frame": 50, "CALLRESULT for an unknown id": 50,
     "CALLERROR for an unknown id": 30,
 }
 # Categories that end the connection: a fixed count each, on connections of their own.

@@ -177,3 +177,17 @@ def test_a_sampled_value_that_is_no_finite_number_gives_no_reading(text):
     mv = {"timestamp": T0, "sampledValue": [{"value": text}]}
     assert readings(1, mv, 0.0) == []
     assert meter_row("CP1", 1, None, mv)[4] is None  # the energy column stays empty
+
+
+@pytest.mark.parametrize(("escaped", "refused"), [
+    ("\\ud800", True), ("\\uDC00x", True), ("a\\udbff\\u0041", True),
+    ("\\ud83d\\ude00", False), ("\\u00e9", False),  # an emoji's pair, and an ordinary escape
+])
+def test_half_a_surrogate_pair_is_refused_before_it_reaches_the_log_or_the_store(escaped, refused):
+    text = '[2,"s1","Authorize",{"idTag":"' + escaped + '"}]'
+    frame = read_frame(text)
+    assert isinstance(frame, Refusal) == refused
+    if refused:
+        assert json.loads(frame.reply())[:3] == [4, "s1", "FormationViolation"]
+    else:
+        frame.payload["idTag"].encode("utf-8")

@@ -229,3 +229,15 @@ async def test_an_invented_action_or_message_id_of_any_length_is_answered_within
     rows = await gateway.history.general_log("GUEST")
     assert max(len(r["message_type"]) for r in rows) <= 65
     assert max(len(r["message"]) for r in rows) <= gateway.settings.ocpp.log_line_max_chars + 40
+
+
+async def test_half_a_surrogate_pair_never_reaches_the_general_log(gateway, runner):
+    """A lone "\\ud800" decodes to text SQLite refuses: with it, a batch of log lines was lost."""
+    async with TestCharger(runner.url, "CP1") as cp:
+        await cp.boot()
+        reply = await cp.send_raw('[2,"s1","Authorize",{"idTag":"\\ud800"}]', "s1")
+        assert reply[:3] == [4, "s1", "FormationViolation"]
+        assert (await cp.call("Authorize", {"idTag": "OK-TAG"}))["idTagInfo"]["status"] == "Accepted"
+    rows = await gateway.history.general_log("CP1")
+    assert any(r["message_type"] == "AuthorizeRequest" and "OK-TAG" in r["message"] for r in rows)
+    assert any(r["message_type"] == "FormationViolation" and "surrogate" in r["message"] for r in rows)

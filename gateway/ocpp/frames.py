@@ -9,7 +9,8 @@ the text, before a handler, a log summary or the store sees the payload:
 - numbers a SQLite column cannot hold (beyond signed 64 bits, NaN, Infinity) are decoded as
   `OutOfRange` text, so the schema's "integer"/"number" check refuses them with
   TypeConstraintViolation and a free field keeps them as text;
-- binary frames are refused (RFC 6455 5.6: JSON travels in text frames);
+- binary frames are refused (RFC 6455 5.6: JSON travels in text frames), and so are strings
+  with half a surrogate pair ("\\ud800"), which decode to text no UTF-8 store can hold;
 - the message id is recovered from a frame that cannot be decoded, so the CALLERROR can name it.
 
 `read_frame` returns a `protocol.Call`/`CallResult`/`CallError` or a `Refusal`; `check_payload`
@@ -54,6 +55,9 @@ _HEAD = re.compile(r'\s*\[\s*"?(\d+)"?\s*,\s*"((?:[^"\\]|\\.){1,' + str(_ID_LIMI
 _STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _INNERMOST = re.compile(r"\[\]|\{\}")
 # What JSON has outside strings besides brackets; anything else left means it is not JSON.
+# "\ud800" alone decodes to a str that no UTF-8 text (the log, SQLite, a BMS string) can hold.
+_LONE_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+                             r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 _NOT_BRACKETS = str.maketrans("", "", " \t\r\n,:-+.0123456789eEtrufalsn")
 
 
@@ -101,6 +105,8 @@ def read_frame(message: str | bytes, max_depth: int = MAX_DEPTH) -> protocol.Fra
         return _refuse(text, "binary frame: OCPP-J messages are text frames")
     if _too_deep(message, max_depth):
         return _refuse(message, f"nested deeper than {max_depth} levels")
+    if "\\u" in message and _LONE_SURROGATE.search(message):
+        return _refuse(message, "a \\u escape of half a UTF-16 surrogate pair: no character (RFC 8259 8.2)")
     try:
         msg = _DECODER.decode(message)
     except (ValueError, RecursionError) as exc:
