@@ -54,6 +54,7 @@ class Sessions:
     # A firmware fault seen in the field (issue 12): StopTransaction's transactionData sent as one
     # object instead of an array. The central system must answer it, not drop the connection.
     malformed_transaction_data: bool
+    _stopping: bool
 
     async def call(self, payload: Any, skip_validation: bool = False) -> Any:
         raise NotImplementedError
@@ -260,9 +261,14 @@ class Sessions:
         return tx
 
     async def _meter_loop(self) -> None:
-        while self.online():
+        """Periodic samples in transactions (queued while offline when the firmware keeps
+        sampling) and, where the firmware does, clock-aligned samples of idle connectors."""
+        firmware = self.profile.firmware
+        while self.online() or (firmware.meter_while_offline and not self._stopping):
             interval = self.config.get_int(self.profile.quirks.meter_interval_key, 60)
             await asyncio.sleep(max(interval, 1))
             for c in list(self.connectors.values()):
                 if c.transaction and interval > 0:
                     await self.send_meter_values(c.id)
+                elif c.id > 0 and firmware.clock_aligned_outside_tx and self.online():
+                    await self.send_meter_values(c.id, "Sample.Clock")
