@@ -37,6 +37,7 @@ from gateway.history.store import HistoryStore
 from gateway.model.credentials import stored_key
 from gateway.model.station import Registry, Station
 from gateway.ocpp.connections import Connections
+from gateway.ocpp.logbudget import LogBudget
 from gateway.ocpp.login import LoginGuard
 from gateway.ocpp.parts import SessionParts
 from gateway.ocpp.requests import ChargerRequests
@@ -102,9 +103,10 @@ class Gateway:
         self.device_book = DeviceBook(settings, self.registry, self.history,
                                       ask_for_new_boot=lambda charger_id: self.connections.ask_for_new_boot(charger_id))
         follow_ups = FollowUps(self.tasks.spawn)
+        log_budget = LogBudget(settings.ocpp.log_budget_bytes_per_minute, clock, settings.ocpp.log_line_max_chars)
         self.connections = Connections(SessionParts(
             settings, self.registry, self.history, clock, policy=self.device_book, events=follow_ups,
-            spawn=self.tasks.spawn))
+            spawn=self.tasks.spawn, log_budget=log_budget))
         self.requests = ChargerRequests(self.registry, self.connections)
         self.configuration = ChargerConfiguration(self.registry, self.history, clock, self.requests,
                                                   self.device_book)

@@ -13,6 +13,7 @@ from typing import Any
 
 from gateway.chargers.devices import DeviceBook
 from gateway.model.station import ChangeKind, ConnectorChanged, MeterChanged, MeterKey, Registry, Station
+from gateway.ocpp.logbudget import LogBudget
 from gateway.ocpp.parts import SessionParts
 from gateway.ocpp.session import ChargerSession
 from gateway.settings import Settings
@@ -67,7 +68,8 @@ def session(answer: str = "Accepted") -> tuple[ChargerSession, Socket, Events, R
     registry = Registry(clock=lambda: 1000.0)
     events, socket = Events(), Socket()
     parts = SessionParts(Settings(), registry, LogOnly(), lambda: 1000.0, Policy(answer), events,
-                         spawn=lambda coro, what: asyncio.ensure_future(coro))
+                         spawn=lambda coro, what: asyncio.ensure_future(coro),
+                         log_budget=LogBudget(65536, lambda: 1000.0))
     return ChargerSession(parts, registry.ensure("CP1"), socket), socket, events, registry
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.history.store import HistoryStore
 from gateway.model.station import Clock, Registry, Station
+from gateway.ocpp.logbudget import LogBudget
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
@@ -57,3 +58,5 @@ class SessionParts:
     policy: RegistrationPolicy
     events: SessionEvents
     spawn: Spawn
+    # One budget per charger id across its connections: reconnecting does not refill it.
+    log_budget: LogBudget
