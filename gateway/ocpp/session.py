@@ -70,6 +70,7 @@ class Session:
         try:
             async for message in self.ws:
                 await self.handle_frame(message)
+                await self.gw.history.room()  # backpressure: read no more while the writer is behind
         except ConnectionClosed:
             pass
         finally:
@@ -90,11 +91,29 @@ class Session:
             await self._send(protocol.dump_error(uid, exc.code, exc.description))
             return
         if isinstance(frame, protocol.Call):
-            await self._handle_call(frame)
+            await self._handle_call(frame, message)
         else:
             self._handle_answer(frame)
 
-    async def _handle_call(self, call: protocol.Call) -> None:
+    async def _handle_call(self, call: protocol.Call, message: str | bytes) -> None:
+        """Answer one CALL once everything it made the gateway keep is committed."""
+        history = self.gw.history
+        frame = message if isinstance(message, str) else message.decode("utf-8", "replace")
+        with history.exchange(self.charger_id, call.action, frame) as exchange:
+            reply, answered = await self._answer(call)
+            try:
+                await exchange.commit()
+            except OcppError as exc:  # refused by the database: kept aside, not acknowledged
+                history.log(self.charger_id, f"{call.action}Error", f"{exc.code}: {exc.description}", "error")
+                reply, answered = protocol.dump_error(call.unique_id, exc.code, exc.description), False
+        await self._send(reply)
+        while answered and self._after:
+            work, what = self._after.pop(0)
+            self.gw.spawn(work(), f"{what} for {self.charger_id}")
+        self._after.clear()
+
+    async def _answer(self, call: protocol.Call) -> tuple[str, bool]:
+        """The frame that answers `call`, and whether it is a CALLRESULT."""
         action, uid = call.action, call.unique_id
         history = self.gw.history
         history.log(self.charger_id, f"{action}Request", request_summary(action, call.payload))
@@ -114,18 +133,13 @@ class Session:
             answer = await handler(call.payload)
         except OcppError as exc:
             history.log(self.charger_id, f"{action}Error", f"{exc.code}: {exc.description}", "warning")
-            await self._send(protocol.dump_error(uid, exc.code, exc.description))
-            return
+            return protocol.dump_error(uid, exc.code, exc.description), False
         except Exception as exc:  # a handler bug must not end the charger's session
             log.exception("%s: handler for %s failed", self.charger_id, action)
             history.log(self.charger_id, f"{action}Error", f"InternalError: {exc}", "error")
-            await self._send(protocol.dump_error(uid, "InternalError", "central system error"))
-            return
+            return protocol.dump_error(uid, "InternalError", "central system error"), False
         history.log(self.charger_id, f"{action}Confirmation", confirmation_summary(action, answer))
-        await self._send(protocol.dump_result(uid, answer))
-        while self._after:
-            work, what = self._after.pop(0)
-            self.gw.spawn(work(), f"{what} for {self.charger_id}")
+        return protocol.dump_result(uid, answer), True
 
     def after_answer(self, work: Callable[[], Awaitable[None]], what: str) -> None:
         """Run `work` in a task once the answer to the current CALL has been sent."""
