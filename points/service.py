@@ -42,7 +42,8 @@ class PointsService:
         self.table = PointTable(clock=gateway.clock)
         self.bacnet: Any = None
         self._seen: dict[str, str] = {}
-        self._pending: set[asyncio.Task[Any]] = set()
+        self._unsaved: dict[str, dict[str, str]] = {}  # scope -> values not yet written
+        self._saver: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         gw, table = self.gateway, self.table
@@ -74,14 +75,24 @@ class PointsService:
             gw.stop_hooks.append(self.bacnet.stop)
 
     def _persist(self, scope: str, values: dict[str, str]) -> None:
-        """Store in the background; `flush` waits for it, so a stop never loses an offset."""
-        task = self.gateway.spawn(self.gateway.history.kv_put(scope, values), f"persist {scope}")
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        """Gather new offsets and seen records: a new charger's points (38 for an AC wallbox) go
+        to the store in ONE background write, which yields to the chargers' transaction commits.
+        `flush` waits for it, so a stop never loses an offset."""
+        self._unsaved.setdefault(scope, {}).update(values)
+        if self._saver is None or self._saver.done():
+            self._saver = self.gateway.spawn(self._save(), "persist points")
+
+    async def _save(self) -> None:
+        while self._unsaved:
+            values, self._unsaved = self._unsaved, {}
+            await self.gateway.history.kv_put_many(values, background=True, origin="points")
 
     async def flush(self) -> None:
-        while self._pending:
-            await asyncio.gather(*list(self._pending), return_exceptions=True)
+        while self._saver is not None and not self._saver.done():
+            await asyncio.gather(self._saver, return_exceptions=True)
+        if self._unsaved:  # the saver was cancelled or failed: write what is left now
+            values, self._unsaved = self._unsaved, {}
+            await self.gateway.history.kv_put_many(values, background=True, origin="points")
 
     def _on_charging(self, charger_id: str | None) -> None:
         """The controller changed something: refresh its points (one charger's, or all)."""

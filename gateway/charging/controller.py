@@ -10,6 +10,7 @@ records what each charger accepted, and verifies with GetCompositeSchedule where
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -205,10 +206,12 @@ class ChargingController:
     async def _worker(self) -> None:
         """Re-allocate on demand, and once a second check the fail-safe and held-back writes."""
         while True:
-            try:
-                await asyncio.wait_for(self._dirty.wait(), 1.0)
-            except TimeoutError:
-                pass
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the event's result
+            # when a cancel arrives just as the event fires, and the worker looped on after
+            # Gateway.stop() cancelled it (a hung test teardown).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._dirty.wait()
             self._dirty.clear()
             try:
                 self._update_in_force()

@@ -322,8 +322,9 @@ class HistoryStore:
         """Store small values now (through the write path, committed when this returns)."""
         await self.kv_put_many({scope: values}, background=False)
 
-    async def kv_put_many(self, values: dict[str, dict[str, str]], background: bool = True) -> None:
+    async def kv_put_many(self, values: dict[str, dict[str, str]], background: bool = True,
+                          origin: str = "kv") -> None:
         """Store the values of several scopes in ONE write; `background` ones yield to chargers."""
         rows: list[Row] = [("kv", (scope, k, v)) for scope, kv in values.items() for k, v in kv.items()]
         if rows:
-            await self._writer.commit(Unit(LOW if background else NORMAL, rows, origin="kv"))
+            await self._writer.commit(Unit(LOW if background else NORMAL, rows, origin=origin))

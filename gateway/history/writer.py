@@ -24,7 +24,7 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from contextvars import ContextVar, Token
@@ -92,6 +92,7 @@ class Writer:
         self.conn: sqlite3.Connection | None = None
         self.commits = 0  # group commits done (one fsync each)
         self.rejected = 0
+        self.written: Counter[str] = Counter()  # units committed, by origin
         self._queues: tuple[deque[Unit], ...] = (deque(), deque(), deque())
         self._queued_rows = 0
         self._wake = asyncio.Event()
@@ -189,6 +190,8 @@ class Writer:
     def _release(self, units: list[Unit], outcomes: list[tuple[Any, BaseException | None]]) -> None:
         self.commits += 1
         for unit, (result, exc) in zip(units, outcomes, strict=True):
+            if exc is None:
+                self.written[unit.origin] += 1
             if unit.future is None or unit.future.done():
                 if exc is not None and unit.future is None:
                     log.warning("background rows of %s not stored: %s", unit.identifier, exc)
