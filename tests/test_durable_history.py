@@ -18,6 +18,7 @@ from typing import Any
 
 from gateway.history.store import HistoryStore
 from gateway.history.writer import HIGH, Unit
+from gateway.operator.cli import main
 from tests.conftest import GatewayRunner, wait_until
 from tests.ocpp_client import TestCharger
 
@@ -132,7 +133,7 @@ async def test_a_guest_bad_row_does_not_take_an_honest_stop_with_it(runner: Gate
     assert len(_query(db, "SELECT id FROM meter_values WHERE identifier = 'HONEST'")) == 1
 
 
-async def test_a_batch_that_fails_is_retried_unit_by_unit_and_only_the_bad_one_is_set_aside(tmp_path: Path):
+async def test_a_batch_that_fails_is_retried_unit_by_unit_and_only_the_bad_one_is_set_aside(tmp_path: Path, capsys):
     store = HistoryStore(tmp_path / "h.sqlite")
     await store.open()
     try:
@@ -163,6 +164,10 @@ async def test_a_batch_that_fails_is_retried_unit_by_unit_and_only_the_bad_one_i
         assert await store.transaction(tx_id) is not None
     finally:
         await store.close()
+    # The operator sees what was set aside: `ocpp-gateway history rejected` (here from the file).
+    code = await asyncio.to_thread(main, ["history", "rejected", "--db", store.path, "--csv", "-"])
+    out = capsys.readouterr().out
+    assert code == 0 and "GUEST" in out and "18446744073709551616" in out and "OverflowError" in out
 
 
 async def test_a_transaction_commit_never_waits_behind_a_backlog_of_log_lines(tmp_path: Path):

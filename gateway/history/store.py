@@ -51,7 +51,7 @@ from gateway.model.timestamps import iso_z
 T = TypeVar("T")
 # Exchanges whose answer carries a transaction: their commits go before every other.
 TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction"})
-__all__ = ["HistoryStore", "MeterRow", "StoreError", "TRANSACTION_COLUMNS", "check_key", "hash_key",
+__all__ = ["HistoryStore", "MeterRow", "REJECTED_COLUMNS", "StoreError", "TRANSACTION_COLUMNS", "check_key", "hash_key",
            "to_csv", "transaction_view"]
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from gateway.errors import GatewayError
-from gateway.history.store import TRANSACTION_COLUMNS, to_csv
+from gateway.history.store import REJECTED_COLUMNS, TRANSACTION_COLUMNS, to_csv
 from gateway.model.station import Station
 from gateway.model.timestamps import iso_z
 from gateway.settings import REGISTRATION_STATUSES
@@ -215,6 +215,13 @@ async def transaction_log(request: web.Request) -> web.Response:
     return _table_response(request, rows, TRANSACTION_COLUMNS, "transactions")
 
 
+async def rejected_log(request: web.Request) -> web.Response:
+    """Messages the database refused, kept with their raw frame (see docs/operations.md)."""
+    q = request.query
+    rows = await _gw(request).history.rejected(q.get("charger"), int(q.get("limit", "1000")))
+    return _table_response(request, rows, REJECTED_COLUMNS, "rejected")
+
+
 def build_app(gateway: Gateway) -> web.Application:
     app = web.Application(middlewares=[_guard])
     app[GATEWAY_KEY] = gateway
@@ -230,6 +237,7 @@ def build_app(gateway: Gateway) -> web.Application:
     app.router.add_delete("/api/tags/{id_tag}", remove_tag)
     app.router.add_get("/api/history/log", general_log)
     app.router.add_get("/api/history/transactions", transaction_log)
+    app.router.add_get("/api/history/rejected", rejected_log)
     for register in gateway.admin_routes:
         register(app)
     return app
