@@ -52,6 +52,12 @@ class Session:
         self._call_lock = asyncio.Lock()
         self._after: list[tuple[Callable[[], Awaitable[None]], str]] = []
         self._reported_since_boot: set[int] | None = None  # connectors with a status since boot
+        # Set while no answer is owed: our calls wait for it, so that a call decided on what a
+        # message changed (a remote stop of the transaction just started) never reaches the
+        # charger before the answer that tells it (the answer waits for its commit).
+        self._answered = asyncio.Event()
+        self._answered.set()
+        self._reader: asyncio.Task[Any] | None = None
         self.handlers: dict[str, Handler] = {
             "BootNotification": self.on_boot_notification,
             "Heartbeat": self.on_heartbeat,
@@ -67,6 +73,7 @@ class Session:
 
     # --- the read loop ---------------------------------------------------------------------
     async def serve(self) -> None:
+        self._reader = asyncio.current_task()
         try:
             async for message in self.ws:
                 await self.handle_frame(message)
@@ -99,14 +106,18 @@ class Session:
         """Answer one CALL once everything it made the gateway keep is committed."""
         history = self.gw.history
         frame = message if isinstance(message, str) else message.decode("utf-8", "replace")
-        with history.exchange(self.charger_id, call.action, frame) as exchange:
-            reply, answered = await self._answer(call)
-            try:
-                await exchange.commit()
-            except OcppError as exc:  # refused by the database: kept aside, not acknowledged
-                history.log(self.charger_id, f"{call.action}Error", f"{exc.code}: {exc.description}", "error")
-                reply, answered = protocol.dump_error(call.unique_id, exc.code, exc.description), False
-        await self._send(reply)
+        self._answered.clear()
+        try:
+            with history.exchange(self.charger_id, call.action, frame) as exchange:
+                reply, answered = await self._answer(call)
+                try:
+                    await exchange.commit()
+                except OcppError as exc:  # refused by the database: kept aside, not acknowledged
+                    history.log(self.charger_id, f"{call.action}Error", f"{exc.code}: {exc.description}", "error")
+                    reply, answered = protocol.dump_error(call.unique_id, exc.code, exc.description), False
+            await self._send(reply)
+        finally:
+            self._answered.set()
         while answered and self._after:
             work, what = self._after.pop(0)
             self.gw.spawn(work(), f"{what} for {self.charger_id}")
@@ -174,6 +185,8 @@ class Session:
         timeout = timeout if timeout is not None else self.gw.settings.ocpp.response_timeout_s
         history = self.gw.history
         async with self._call_lock:
+            if asyncio.current_task() is not self._reader:  # a handler's own call cannot wait for its answer
+                await self._answered.wait()
             if self.closed.is_set():
                 raise ChargerUnavailable(f"{self.charger_id} is offline")
             uid = f"cs-{next(_ids)}"
