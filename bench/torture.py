@@ -173,6 +173,7 @@ class TortureCharger:
             for fut in self._pending.values():
                 if not fut.done():
                     fut.set_exception(ConnectionError("closed"))
+                    fut.add_done_callback(lambda f: f.exception())  # nobody may be waiting any more
             self._pending.clear()
 
     def _answer_call(self, uid: str, action: str, payload: dict[str, Any]) -> str:
