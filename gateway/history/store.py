@@ -103,6 +103,27 @@ class HistoryStore:
         """Run `fn` on the writer thread (between group commits) and wait for it."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn` on the writer thread inside one transaction (one fsync, not one per statement).
+
+        For the operator's rarer writes (devices, tags, configuration); a `with conn:` inside
+        (sqlite-utils) may commit early, which only splits the transaction.
+        """
+        return await self.run(self._in_transaction, fn, *args)
+
+    def _in_transaction(self, fn: Callable[..., T], *args: Any) -> T:
+        conn = self.db.conn  # type: ignore[union-attr]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(*args)
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+        return result
+
     @property
     def writer(self) -> Writer:
         return self._writer
@@ -148,7 +169,7 @@ class HistoryStore:
         return queued
 
     async def apply_retention(self, days: float, max_rows: int, sample_days: float) -> int:
-        return await self.run(self._retention_sync, days, max_rows, sample_days)
+        return await self.write(self._retention_sync, days, max_rows, sample_days)
 
     def _retention_sync(self, days: float, max_rows: int, sample_days: float) -> int:
         conn = self.db.conn  # type: ignore[union-attr]
@@ -181,23 +202,22 @@ class HistoryStore:
 
     async def add_device(self, charger_id: str, registration: str = "Accepted",
                          boot: dict[str, str] | None = None) -> dict[str, Any]:
-        return await self.run(self._add_device_sync, charger_id, registration, boot or {})
+        return await self.write(self._add_device_sync, charger_id, registration, boot or {})
 
     def _add_device_sync(self, charger_id: str, registration: str, boot: dict[str, str]) -> dict:
         db = self.db
-        with db.conn:  # type: ignore[union-attr]
-            row = db.execute("SELECT slot FROM slots WHERE charger_id = ?", [charger_id]).fetchone()
-            if row is None:
-                # A slot is never reused, even after a removal: an integrator's mapping of an old
-                # charger must not silently point at a new one.
-                nxt = db.execute("SELECT COALESCE(MAX(slot), 0) + 1 FROM slots").fetchone()[0]
-                db.execute("INSERT INTO slots(charger_id, slot) VALUES (?, ?)", [charger_id, nxt])
-                slot = nxt
-            else:
-                slot = row[0]
-            record = {"charger_id": charger_id, "slot": slot, "registration": registration,
-                      "added_at": iso(self.clock()), **boot}
-            db["devices"].upsert(record, pk="charger_id")
+        row = db.execute("SELECT slot FROM slots WHERE charger_id = ?", [charger_id]).fetchone()
+        if row is None:
+            # A slot is never reused, even after a removal: an integrator's mapping of an old
+            # charger must not silently point at a new one.
+            nxt = db.execute("SELECT COALESCE(MAX(slot), 0) + 1 FROM slots").fetchone()[0]
+            db.execute("INSERT INTO slots(charger_id, slot) VALUES (?, ?)", [charger_id, nxt])
+            slot = nxt
+        else:
+            slot = row[0]
+        record = {"charger_id": charger_id, "slot": slot, "registration": registration,
+                  "added_at": iso(self.clock()), **boot}
+        db["devices"].upsert(record, pk="charger_id")
         return db["devices"].get(charger_id)
 
     async def update_device(self, charger_id: str, **fields: Any) -> dict[str, Any] | None:
@@ -210,13 +230,13 @@ class HistoryStore:
             if fields:
                 table.update(charger_id, fields)
             return table.get(charger_id)
-        return await self.run(work)
+        return await self.write(work)
 
     async def remove_device(self, charger_id: str) -> bool:
         def work() -> bool:
             return self.db.conn.execute("DELETE FROM devices WHERE charger_id = ?",
                                         (charger_id,)).rowcount > 0
-        return await self.run(work)
+        return await self.write(work)
 
     async def set_auth_key(self, charger_id: str, key: str | None) -> bool:
         value = hash_key(key) if key else None
@@ -228,12 +248,12 @@ class HistoryStore:
 
     async def put_tag(self, id_tag: str, listed: str, expiry: str | None = None,
                       parent_id_tag: str = "", note: str = "") -> None:
-        await self.run(lambda: self.db["tags"].upsert(
+        await self.write(lambda: self.db["tags"].upsert(
             {"id_tag": id_tag, "listed": listed, "expiry": expiry,
              "parent_id_tag": parent_id_tag, "note": note}, pk="id_tag"))
 
     async def remove_tag(self, id_tag: str) -> bool:
-        return await self.run(lambda: self.db.conn.execute(
+        return await self.write(lambda: self.db.conn.execute(
             "DELETE FROM tags WHERE id_tag = ?", (id_tag,)).rowcount > 0)
 
     # --- transactions ------------------------------------------------------------------------
@@ -292,11 +312,11 @@ class HistoryStore:
 
     # --- configuration -----------------------------------------------------------------------
     async def save_config(self, identifier: str, rows: list[dict[str, Any]]) -> None:
-        def work() -> None:
-            self.db["config_values"].upsert_all(
-                [{"identifier": identifier, **r} for r in rows], pk=("identifier", "key"))
-        if rows:
-            await self.run(work)
+        """Keep a charger's configuration keys: one background write for all of them."""
+        values: list[Row] = [("config_values", (identifier, r["key"], r.get("value"), r.get("readonly"),
+                                                r.get("pending_value"))) for r in rows]
+        if values:
+            await self._writer.commit(Unit(LOW, values, identifier=identifier, origin="configuration"))
 
     async def load_config(self, identifier: str) -> list[dict[str, Any]]:
         return await self.run(lambda: list(self.db["config_values"].rows_where(
@@ -304,7 +324,7 @@ class HistoryStore:
 
     async def record_config_change(self, identifier: str, key: str, old: str | None, new: str,
                                    result: str, source: str) -> None:
-        await self.run(lambda: self.db["config_changes"].insert(
+        await self.write(lambda: self.db["config_changes"].insert(
             {"ts": iso(self.clock()), "identifier": identifier, "key": key, "old_value": old,
              "new_value": new, "result": result, "source": source}))
 

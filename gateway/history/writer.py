@@ -14,8 +14,9 @@ bounded number, so a commit never waits behind a backlog. Past `backlog_limit` q
 letting memory grow.
 
 A unit that SQLite refuses (an integer beyond 64 bits, a lone surrogate in a string, ...) never
-takes others with it: the batch is retried unit by unit, each in its own SAVEPOINT, and only the
-refused unit is rolled back and kept in the `rejected` table with its raw frame.
+takes others with it: the group is rolled back and done again unit by unit, each in its own
+SAVEPOINT, and only the refused unit is left out and kept in the `rejected` table with its raw
+frame.
 """
 
 from __future__ import annotations
@@ -37,14 +38,21 @@ from gateway.model.timestamps import iso_z
 log = logging.getLogger(__name__)
 HIGH, NORMAL, LOW = 0, 1, 2
 
-INSERTS = {
-    "general_log": "INSERT INTO general_log(ts, identifier, message_type, message, level) VALUES (?,?,?,?,?)",
+# table -> (INSERT up to VALUES, columns, tail): rows go in multi-row statements, so a commit
+# of thousands of rows costs a few statements (each sqlite3 step hands the GIL to the loop and
+# must win it back: per-row statements made answers wait on a busy loop).
+INSERTS: dict[str, tuple[str, int, str]] = {
+    "general_log": ("INSERT INTO general_log(ts, identifier, message_type, message, level) VALUES ", 5, ""),
     # One row per OCPP meterValue element, its sampled values kept raw (JSON).
-    "meter_values": "INSERT INTO meter_values(identifier, connector_id, transaction_id, ts, energy_wh, "
-                    "sampled_values) VALUES (?,?,?,?,?,?)",
-    "kv": "INSERT INTO kv(scope, key, value) VALUES (?,?,?) "
-          "ON CONFLICT(scope, key) DO UPDATE SET value = excluded.value",
+    "meter_values": ("INSERT INTO meter_values(identifier, connector_id, transaction_id, ts, energy_wh, "
+                     "sampled_values) VALUES ", 6, ""),
+    "kv": ("INSERT INTO kv(scope, key, value) VALUES ", 3,
+           " ON CONFLICT(scope, key) DO UPDATE SET value = excluded.value"),
+    "config_values": ("INSERT INTO config_values(identifier, key, value, readonly, pending_value) VALUES ", 5,
+                      " ON CONFLICT(identifier, key) DO UPDATE SET value = excluded.value, "
+                      "readonly = excluded.readonly, pending_value = excluded.pending_value"),
 }
+ROWS_PER_STATEMENT = 256
 REJECT_INSERT = ("INSERT INTO rejected(ts, identifier, origin, error, rows, frame, frame_bytes) "
                  "VALUES (?,?,?,?,?,?,?)")
 FRAME_KEEP_CHARS = 65536  # of a refused frame; its full size is noted beside it
@@ -214,16 +222,18 @@ class Writer:
         """One SQLite transaction for all `units`; the outcome of each."""
         conn = self.conn
         assert conn is not None
-        outcomes: list[tuple[Any, BaseException | None]] = [(None, None)] * len(units)
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            plain = [i for i, u in enumerate(units) if u.job is None]
-            if not self._insert_together(conn, [units[i] for i in plain]):
-                for i in plain:  # the batch failed: find the unit(s) SQLite refuses
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                outcomes = self._apply_together(conn, units)
+            except Exception:  # something was refused: again, each unit in its own SAVEPOINT
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                order = sorted(range(len(units)), key=lambda i: units[i].job is not None)
+                outcomes = [(None, None)] * len(units)
+                for i in order:
                     outcomes[i] = self._apply_alone(conn, units[i])
-            for i, unit in enumerate(units):
-                if unit.job is not None:
-                    outcomes[i] = self._apply_alone(conn, unit)
             conn.execute("COMMIT")
         except Exception as exc:  # the commit itself failed (disk full, I/O): nothing is kept
             log.exception("group commit of %d units failed", len(units))
@@ -235,23 +245,21 @@ class Writer:
 
     @staticmethod
     def _insert_rows(conn: sqlite3.Connection, rows: list[Row]) -> None:
-        by_table: dict[str, list[tuple[Any, ...]]] = {}
+        by_table: dict[str, list[Any]] = {}
         for table, params in rows:
             by_table.setdefault(table, []).append(params)
         for table, params_list in by_table.items():
-            conn.executemany(INSERTS[table], params_list)
+            head, width, tail = INSERTS[table]
+            for i in range(0, len(params_list), ROWS_PER_STATEMENT):
+                chunk = params_list[i:i + ROWS_PER_STATEMENT]
+                values = ",".join(["(" + ",".join("?" * width) + ")"] * len(chunk))
+                conn.execute(head + values + tail, [value for params in chunk for value in params])
 
-    def _insert_together(self, conn: sqlite3.Connection, units: list[Unit]) -> bool:
-        """The fast path: every plain unit's rows with one statement per table."""
-        conn.execute("SAVEPOINT together")
-        try:
-            self._insert_rows(conn, [row for u in units for row in u.rows])
-        except Exception:
-            conn.execute("ROLLBACK TO together")
-            conn.execute("RELEASE together")
-            return False
-        conn.execute("RELEASE together")
-        return True
+    def _apply_together(self, conn: sqlite3.Connection, units: list[Unit]) -> list[tuple[Any, BaseException | None]]:
+        """The fast path: every row in a few multi-row statements, then the jobs; raises if
+        anything is refused (the caller rolls back and goes unit by unit)."""
+        self._insert_rows(conn, [row for u in units for row in u.rows])
+        return [(u.job() if u.job is not None else None, None) for u in units]
 
     def _apply_alone(self, conn: sqlite3.Connection, unit: Unit) -> tuple[Any, BaseException | None]:
         conn.execute("SAVEPOINT unit")
