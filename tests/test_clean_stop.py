@@ -31,3 +31,16 @@ async def test_gateway_stop_ends_every_task_and_keeps_what_was_queued(runner: Ga
     assert all(t.done() for t in tasks)
     gw = await runner.start()
     assert len(await gw.history.general_log("CP1", message_type="Note")) == 50
+
+
+async def test_a_charger_that_never_answers_the_close_does_not_hold_up_the_stop(runner: GatewayRunner):
+    """A stop takes less than 5 s whatever the chargers do: this one completes the websocket
+    handshake and then reads nothing more (its close frame is never answered)."""
+    gw = await runner.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports["ocpp"])
+    writer.write(b"GET /ocpp/MUTE HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                 b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ocpp1.6\r\n\r\n")
+    assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
+    await asyncio.wait_for(runner.stop(), 5)
+    writer.close()
