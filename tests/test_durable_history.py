@@ -16,6 +16,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from gateway.history.store import HistoryStore
 from gateway.history.writer import HIGH, Unit
 from gateway.operator.cli import main
@@ -131,6 +133,9 @@ async def test_a_guest_bad_row_does_not_take_an_honest_stop_with_it(runner: Gate
     assert _query(db, "SELECT status, stop_meter_wh FROM transactions WHERE transaction_id = ?", tx_id) == [
         ("stopped", 5000.0)]
     assert len(_query(db, "SELECT id FROM meter_values WHERE identifier = 'HONEST'")) == 1
+    async with aiohttp.ClientSession() as http, http.get(runner.admin_url + "/api/status") as resp:
+        store = (await resp.json())["store"]
+    assert store["group_commits"] > 0 and not store["reading_paused"]
 
 
 async def test_a_batch_that_fails_is_retried_unit_by_unit_and_only_the_bad_one_is_set_aside(tmp_path: Path, capsys):

@@ -125,6 +125,11 @@ class Writer:
         """False while the backlog is beyond its bound (until it is back to half of it)."""
         return self._room.is_set()
 
+    def stats(self) -> dict[str, Any]:
+        """What the operator sees in /api/status: is the store keeping up, was anything refused."""
+        return {"backlog_rows": self._queued_rows, "reading_paused": not self.has_room,
+                "group_commits": self.commits, "rejected_since_start": self.rejected}
+
     def queued_units(self) -> int:
         return sum(len(q) for q in self._queues)
 

@@ -102,6 +102,7 @@ async def status(request: web.Request) -> web.Response:
         "chargers_added": len(gw.devices), "chargers_online": sum(s.online for s in stations),
         "sessions": len(gw.sessions), "authorize_policy": gw.settings.authorize.policy,
         "guest_response": gw.settings.registration.guest_response,
+        "store": gw.history.writer.stats(),
     })
 
 
