@@ -186,7 +186,12 @@ class Session:
         history = self.gw.history
         async with self._call_lock:
             if asyncio.current_task() is not self._reader:  # a handler's own call cannot wait for its answer
-                await self._answered.wait()
+                try:
+                    async with asyncio.timeout(timeout):
+                        await self._answered.wait()
+                except TimeoutError:
+                    raise ChargerTimeout(f"{self.charger_id}: {action} not sent, an answer to the charger "
+                                         f"was still pending after {timeout:g} s") from None
             if self.closed.is_set():
                 raise ChargerUnavailable(f"{self.charger_id} is offline")
             uid = f"cs-{next(_ids)}"
