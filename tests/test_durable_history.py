@@ -228,3 +228,25 @@ async def test_a_new_charger_s_points_are_persisted_in_one_background_write(gate
     offsets = await gateway.history.kv_get(OFFSETS_SCOPE)
     assert sum(key.startswith("meter:") for key in offsets) == len(measurands)
     assert written["points"] - before == 1
+
+
+async def test_a_call_to_the_charger_never_overtakes_the_answer_it_is_owed(gateway, runner: GatewayRunner):
+    """The live model shows a new transaction as soon as it is committed, while the answer still
+    waits for the exchange's log lines: a remote stop decided in between must reach the charger
+    after the StartTransaction answer that tells it the id (smappee compat test, issue 12)."""
+    await gateway.add_device("CP1")
+    async with TestCharger(runner.url, "CP1") as cp:
+        await cp.boot()
+        start_answered_first: list[bool] = []
+        cp.answers["RemoteStopTransaction"] = lambda p: (start_answered_first.append(not cp._pending),
+                                                         {"status": "Accepted"})[1]
+        session = gateway.session_for("CP1")
+        async with HeldWriter(gateway.history):
+            start = asyncio.create_task(cp.call("StartTransaction", {"connectorId": 1, "idTag": "T",
+                                                                     "meterStart": 0, "timestamp": T0}))
+            await wait_until(lambda: ("CP1", "StartTransaction") in gateway.history.writer.queued())
+            stop = asyncio.create_task(session.call("RemoteStopTransaction", {"transactionId": 1}))
+            await wait_until(lambda: session._call_lock.locked() or bool(start_answered_first))
+        await start
+        await stop
+    assert start_answered_first == [True]
