@@ -250,3 +250,26 @@ async def test_a_call_to_the_charger_never_overtakes_the_answer_it_is_owed(gatew
         await start
         await stop
     assert start_answered_first == [True]
+
+
+async def test_a_session_reads_no_more_while_the_backlog_is_beyond_its_bound(gateway, runner: GatewayRunner):
+    """Backpressure instead of memory: after answering, a session takes the charger's next frame
+    only once the writer is back under half its bound."""
+    writer = gateway.history.writer
+    backlog = writer.backlog_limit + 1000
+    async with TestCharger(runner.url, "CP1") as cp:
+        await cp.boot()
+        async with HeldWriter(gateway.history):
+            for i in range(backlog):
+                gateway.history.log("NOISY", "Note", f"line {i}")
+            first = asyncio.create_task(cp.send_raw(json.dumps([2, "hb-a", "Heartbeat", {}]), "hb-a"))
+            second = asyncio.create_task(cp.send_raw(json.dumps([2, "hb-b", "Heartbeat", {}]), "hb-b"))
+            await wait_until(lambda: ("CP1", "Heartbeat") in writer.queued())
+        await first
+        await second
+    rows = _query(gateway.settings.database.path,
+                  "SELECT id FROM general_log WHERE identifier = 'CP1' AND message_type = 'HeartbeatRequest'")
+    noisy_before_b = _query(gateway.settings.database.path,
+                            "SELECT COUNT(*) FROM general_log WHERE identifier = 'NOISY' AND id < ?", rows[1][0])[0][0]
+    # The first Heartbeat went before the backlog; the second was read only once it had shrunk.
+    assert noisy_before_b >= backlog - writer.backlog_limit // 2
