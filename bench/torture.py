@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import itertools
 import json
 import os
@@ -39,6 +40,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 _RUNNING = re.compile(r"ocpp-gateway running: OCPP ws://[^:]+:(\d+)/")
 T_BASE = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
 KINDS = ("StartTransaction", "MeterValues", "StopTransaction")
+SITE_PASSWORD = "torture-site-password"  # security profile 1 stays on, as by default
+
+
+def basic_auth(charger_id: str) -> dict[str, str]:
+    """Security profile 1: HTTP Basic, user name = charger id, the site password."""
+    token = base64.b64encode(f"{charger_id}:{SITE_PASSWORD}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
 
 
 class GatewayProcess:
@@ -53,7 +61,7 @@ class GatewayProcess:
     def argv(self) -> list[str]:
         settings = {"ocpp.host": "127.0.0.1", "ocpp.port": "0", "admin.enabled": "false",
                     "bacnet.enabled": "false", "modbus.enabled": "false",
-                    "database.path": str(self.db), "registration.guest_response": "Accepted"}
+                    "database.path": str(self.db), "ocpp.default_password": SITE_PASSWORD}
         sets = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
         return [sys.executable, "-m", "gateway.operator.cli", "run", *sets]
 
@@ -147,6 +155,7 @@ class TortureCharger:
             await self.link.up.wait()
             try:
                 async with websockets.connect(self.link.url + self.charger_id, subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                                              additional_headers=basic_auth(self.charger_id),
                                               compression=None, proxy=None, open_timeout=20,
                                               close_timeout=1, ping_interval=None) as ws:
                     reader = asyncio.create_task(self._read(ws))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.conftest import GatewayRunner
+from tests.ocpp_client import SITE_PASSWORD, basic_auth
 
 
 async def test_smart_charging_worker_ends_when_cancelled_as_it_is_woken(runner: GatewayRunner):
@@ -40,7 +41,9 @@ async def test_a_charger_that_never_answers_the_close_does_not_hold_up_the_stop(
     reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports["ocpp"])
     writer.write(b"GET /ocpp/MUTE HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                  b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                 b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ocpp1.6\r\n\r\n")
+                 b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ocpp1.6\r\n"
+                 + "".join(f"{k}: {v}\r\n" for k, v in basic_auth("MUTE", SITE_PASSWORD).items()).encode()
+                 + b"\r\n")
     assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
     await asyncio.wait_for(runner.stop(), 5)
     writer.close()

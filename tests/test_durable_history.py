@@ -77,6 +77,7 @@ async def _start(cp: TestCharger, connector_id: int = 1) -> int:
 async def test_meter_values_and_the_exchange_log_are_committed_before_the_answer(gateway, runner: GatewayRunner):
     """Issue 12: MeterValues were answered before they were written (lost on kill -9)."""
     db = gateway.settings.database.path
+    await gateway.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         tx_id = await _start(cp)
@@ -90,6 +91,8 @@ async def test_meter_values_and_the_exchange_log_are_committed_before_the_answer
 
 async def test_messages_that_arrive_together_share_one_commit(gateway, runner: GatewayRunner):
     writer = gateway.history.writer
+    for i in range(3):
+        await gateway.add_device(f"CP{i}")
     chargers = [await TestCharger(runner.url, f"CP{i}").connect() for i in range(3)]
     try:
         for cp in chargers:
@@ -134,7 +137,8 @@ async def test_a_guest_bad_row_does_not_take_an_honest_stop_with_it(runner: Gate
     assert _query(db, "SELECT status, stop_meter_wh FROM transactions WHERE transaction_id = ?", tx_id) == [
         ("stopped", 5000.0)]
     assert len(_query(db, "SELECT id FROM meter_values WHERE identifier = 'HONEST'")) == 1
-    async with aiohttp.ClientSession() as http, http.get(runner.admin_url + "/api/status") as resp:
+    async with aiohttp.ClientSession(headers=runner.admin_headers) as http, \
+            http.get(runner.admin_url + "/api/status") as resp:
         store = (await resp.json())["store"]
     assert store["group_commits"] > 0 and not store["reading_paused"]
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import sqlite3
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -85,12 +82,3 @@ def transaction_view(row: dict[str, Any]) -> dict[str, Any]:
         "minutes_charged": minutes, "transaction_id": row["transaction_id"],
         "stop_reason": row.get("stop_reason"), "status": row["status"],
     }
-
-
-def to_csv(rows: list[dict[str, Any]], columns: Iterable[str]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: "" if v is None else v for k, v in r.items()})
-    return out.getvalue()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from gateway.history.permissions import make_private
+
 TABLES = (
     """CREATE TABLE IF NOT EXISTS slots (
         charger_id TEXT PRIMARY KEY, slot INTEGER NOT NULL UNIQUE)""",
@@ -57,7 +59,7 @@ TABLES = (
 def connect(path: str) -> sqlite3.Connection:
     """The one connection, in autocommit mode: the writer opens every transaction explicitly."""
     if path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        make_private(Path(path))  # 0700 directory, 0600 database
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")  # a committed transaction survives power loss

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
-import hmac
 import json
-import secrets
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +28,6 @@ from gateway.history.queries import (  # noqa: F401  (re-exported: callers impor
     TRANSACTION_COLUMNS,
     sample_view,
     select_rows,
-    to_csv,
     transaction_view,
 )
 from gateway.history.transactions import MeterRow
@@ -46,34 +42,18 @@ from gateway.history.writer import (
     Writer,
     current_exchange,
 )
+from gateway.model.credentials import stored_key
 from gateway.model.timestamps import iso_z
 
 T = TypeVar("T")
 # Exchanges whose answer carries a transaction: their commits go before every other.
 TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction"})
-__all__ = ["HistoryStore", "MeterRow", "REJECTED_COLUMNS", "StoreError", "TRANSACTION_COLUMNS", "check_key", "hash_key",
-           "to_csv", "transaction_view"]
+__all__ = ["HistoryStore", "MeterRow", "REJECTED_COLUMNS", "StoreError", "TRANSACTION_COLUMNS", "transaction_view"]
 
 
 def iso(ts: float | None) -> str | None:
     """Epoch seconds as ISO 8601 UTC with milliseconds; sortable as text."""
     return None if ts is None else iso_z(ts)
-
-
-def hash_key(key: str, salt: str | None = None) -> str:
-    """Salted SHA-256 of a charger's authorization key (OCPP security profile 1).
-
-    One round on purpose: the check runs in the event loop for every handshake, and a reconnect
-    storm of thousands of chargers must not wait on key stretching; the keys are random tokens.
-    """
-    salt = salt or secrets.token_hex(8)
-    digest = hashlib.sha256(f"{salt}:{key}".encode()).hexdigest()
-    return f"{salt}${digest}"
-
-
-def check_key(key: str, stored: str) -> bool:
-    salt, _, _digest = stored.partition("$")
-    return hmac.compare_digest(hash_key(key, salt), stored)
 
 
 class HistoryStore:
@@ -239,7 +219,7 @@ class HistoryStore:
         return await self.write(work)
 
     async def set_auth_key(self, charger_id: str, key: str | None) -> bool:
-        value = hash_key(key) if key else None
+        value = await self.run(stored_key, key) if key else None  # scrypt: off the event loop
         return await self.update_device(charger_id, auth_key_hash=value) is not None
 
     # --- tags --------------------------------------------------------------------------------
