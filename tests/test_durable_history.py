@@ -262,6 +262,7 @@ async def test_a_session_reads_no_more_while_the_backlog_is_beyond_its_bound(gat
     only once the writer is back under half its bound."""
     writer = gateway.history.writer
     backlog = writer.backlog_limit + 1000
+    await gateway.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         async with HeldWriter(gateway.history):
