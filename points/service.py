@@ -42,7 +42,9 @@ class PointsService:
         self.table = PointTable(clock=gateway.clock)
         self.bacnet: Any = None
         self._seen: dict[str, str] = {}
-        self._pending: set[asyncio.Task[Any]] = set()
+        self._unsaved: dict[str, dict[str, str]] = {}  # scope -> values not yet written
+        self._seen_changed: set[str] = set()  # chargers whose seen record may have changed
+        self._saver: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         gw, table = self.gateway, self.table
@@ -80,14 +82,36 @@ class PointsService:
             gw.stop_hooks.append(self.bacnet.stop)
 
     def _persist(self, scope: str, values: dict[str, str]) -> None:
-        """Store in the background; `flush` waits for it, so a stop never loses an offset."""
-        task = self.gateway.spawn(self.gateway.history.kv_put(scope, values), f"persist {scope}")
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        """Gather new offsets and seen records: a new charger's points (38 for an AC wallbox) go
+        to the store in ONE background write, which yields to the chargers' transaction commits.
+        `flush` waits for it, so a stop never loses an offset."""
+        self._unsaved.setdefault(scope, {}).update(values)
+        self._schedule_save()
+
+    def _schedule_save(self) -> None:
+        if self._saver is None or self._saver.done():
+            self._saver = self.gateway.spawn(self._save(), "persist points")
+
+    def _take_unsaved(self) -> dict[str, dict[str, str]]:
+        """Everything to write, the seen records computed once per charger (not once per point)."""
+        changed, self._seen_changed = self._seen_changed, set()
+        for charger_id in changed:
+            record = json.dumps(self.table.seen(charger_id), sort_keys=True)
+            if self._seen.get(charger_id) != record:
+                self._seen[charger_id] = self._unsaved.setdefault(SEEN_SCOPE, {})[charger_id] = record
+        values, self._unsaved = self._unsaved, {}
+        return values
+
+    async def _save(self) -> None:
+        while values := self._take_unsaved():
+            await self.gateway.history.kv_put_many(values, background=True, origin="points")
 
     async def flush(self) -> None:
-        while self._pending:
-            await asyncio.gather(*list(self._pending), return_exceptions=True)
+        while self._saver is not None and not self._saver.done():
+            await asyncio.gather(self._saver, return_exceptions=True)
+        values = self._take_unsaved()  # left by a saver that was cancelled or failed
+        if values:
+            await self.gateway.history.kv_put_many(values, background=True, origin="points")
 
     def _on_charging(self, charger_id: str | None) -> None:
         """The controller changed something: refresh its points (one charger's, or all)."""
@@ -104,14 +128,10 @@ class PointsService:
 
     def _remember(self, points: list[Point]) -> None:
         """Persist which connectors, meter values and keys a charger has, when that changes."""
-        station_ids = {p.charger_id for p in points if p.charger_id}
-        changed = {}
-        for charger_id in station_ids:
-            record = json.dumps(self.table.seen(charger_id), sort_keys=True)
-            if self._seen.get(charger_id) != record:
-                self._seen[charger_id] = changed[charger_id] = record
+        changed = {p.charger_id for p in points if p.charger_id}
         if changed:
-            self._persist(SEEN_SCOPE, changed)
+            self._seen_changed |= changed
+            self._schedule_save()
 
     def register_routes(self, app: web.Application) -> None:
         from aiohttp import web

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from gateway.errors import GatewayError
 from gateway.history.exports import to_csv
-from gateway.history.store import TRANSACTION_COLUMNS
+from gateway.history.store import REJECTED_COLUMNS, TRANSACTION_COLUMNS
 from gateway.model.station import Station
 from gateway.model.timestamps import iso_z
 from gateway.operator.auth import install_guard
@@ -100,6 +100,7 @@ async def status(request: web.Request) -> web.Response:
         "chargers_added": len(gw.devices), "chargers_online": sum(s.online for s in stations),
         "sessions": len(gw.sessions), "authorize_policy": gw.settings.authorize.policy,
         "guest_response": gw.settings.registration.guest_response,
+        "store": gw.history.writer.stats(),
         "security": {"tls": gw.settings.ocpp.ssl_enabled,
                      "require_password": gw.settings.ocpp.require_password,
                      "require_client_certificate": gw.settings.ocpp.require_client_certificate},
@@ -223,6 +224,13 @@ async def transaction_log(request: web.Request) -> web.Response:
     return _table_response(request, rows, TRANSACTION_COLUMNS, "transactions")
 
 
+async def rejected_log(request: web.Request) -> web.Response:
+    """Messages the database refused, kept with their raw frame (see docs/operations.md)."""
+    q = request.query
+    rows = await _gw(request).history.rejected(q.get("charger"), int(q.get("limit", "1000")))
+    return _table_response(request, rows, REJECTED_COLUMNS, "rejected")
+
+
 def build_app(gateway: Gateway, token: str) -> web.Application:
     """The admin app; `token` is the admin token every request must carry."""
     app = web.Application(middlewares=[_errors_as_json])
@@ -241,6 +249,7 @@ def build_app(gateway: Gateway, token: str) -> web.Application:
     app.router.add_delete("/api/tags/{id_tag}", remove_tag)
     app.router.add_get("/api/history/log", general_log)
     app.router.add_get("/api/history/transactions", transaction_log)
+    app.router.add_get("/api/history/rejected", rejected_log)
     for register in gateway.admin_routes:
         register(app)
     return app
