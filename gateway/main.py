@@ -176,17 +176,16 @@ class Gateway:
                     await stop()
         await self.ocpp.stop()
         await self.tasks.cancel_all()
-        await self.history.close()
+        await self.history.close()  # commits what is queued: nothing acknowledged is lost
 
     async def _housekeeping(self) -> None:
-        """Flush the general log, mark silent chargers offline, apply retention."""
+        """Mark silent chargers offline, apply retention (the log is committed with each message)."""
         db = self.settings.database
         last_retention = 0.0
         while True:
             await asyncio.sleep(db.log_flush_interval_s)
             try:
                 self.gc_policy.tick(self.clock())
-                await self.history.flush_log()
                 for station in list(self.registry.stations.values()):
                     self.registry.refresh_liveness(station, self.settings.ocpp.offline_after_heartbeats)
                 if self.clock() - last_retention > 3600:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 log = logging.getLogger(__name__)
+TASK_STOP_TIMEOUT_S = 1.0  # of the 5 s a stop may take; the sockets' close has 2 s
 Spawn = Callable[[Coroutine[Any, Any, Any], str], "asyncio.Task[Any]"]
 
 
@@ -36,4 +37,8 @@ class TaskSet:
     async def cancel_all(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            # Bounded: a task that ignores its cancel must not hang the stop (SIGTERM, Ctrl-C).
+            _done, stuck = await asyncio.wait(list(self._tasks), timeout=TASK_STOP_TIMEOUT_S)
+            for task in stuck:
+                log.error("task %s did not end when cancelled; stopping without it", task.get_name())

@@ -49,7 +49,9 @@ class PointsService:
         self.bacnet: Any = None
         self.port: int | None = None
         self._seen: dict[str, str] = {}
-        self._pending: set[asyncio.Task[Any]] = set()
+        self._unsaved: dict[str, dict[str, str]] = {}  # scope -> values not yet written
+        self._seen_changed: set[str] = set()  # chargers whose seen record may have changed
+        self._saver: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Load what was persisted, build the points of every added charger, start BACnet."""
@@ -92,14 +94,36 @@ class PointsService:
         await self.flush()
 
     def _persist(self, scope: str, values: dict[str, str]) -> None:
-        """Store in the background; `flush` waits for it, so a stop never loses an offset."""
-        task = self.spawn(self.history.kv_put(scope, values), f"persist {scope}")
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        """Gather new offsets and seen records: a new charger's points (38 for an AC wallbox) go
+        to the store in ONE background write, which yields to the chargers' transaction commits.
+        `flush` waits for it, so a stop never loses an offset."""
+        self._unsaved.setdefault(scope, {}).update(values)
+        self._schedule_save()
+
+    def _schedule_save(self) -> None:
+        if self._saver is None or self._saver.done():
+            self._saver = self.spawn(self._save(), "persist points")
+
+    def _take_unsaved(self) -> dict[str, dict[str, str]]:
+        """Everything to write, the seen records computed once per charger (not once per point)."""
+        changed, self._seen_changed = self._seen_changed, set()
+        for charger_id in changed:
+            record = json.dumps(self.table.seen(charger_id), sort_keys=True)
+            if self._seen.get(charger_id) != record:
+                self._seen[charger_id] = self._unsaved.setdefault(SEEN_SCOPE, {})[charger_id] = record
+        values, self._unsaved = self._unsaved, {}
+        return values
+
+    async def _save(self) -> None:
+        while values := self._take_unsaved():
+            await self.history.kv_put_many(values, background=True, origin="points")
 
     async def flush(self) -> None:
-        while self._pending:
-            await asyncio.gather(*list(self._pending), return_exceptions=True)
+        while self._saver is not None and not self._saver.done():
+            await asyncio.gather(self._saver, return_exceptions=True)
+        values = self._take_unsaved()  # left by a saver that was cancelled or failed
+        if values:
+            await self.history.kv_put_many(values, background=True, origin="points")
 
     def charging_changed(self, charger_id: str | None) -> None:
         """The controller changed something: refresh its points (one charger's, or all)."""
@@ -116,22 +140,19 @@ class PointsService:
 
     def _remember(self, points: list[Point]) -> None:
         """Persist which connectors, meter values and keys a charger has, when that changes."""
-        station_ids = {p.charger_id for p in points if p.charger_id}
-        changed = {}
-        for charger_id in station_ids:
-            record = json.dumps(self.table.seen(charger_id), sort_keys=True)
-            if self._seen.get(charger_id) != record:
-                self._seen[charger_id] = changed[charger_id] = record
+        changed = {p.charger_id for p in points if p.charger_id}
         if changed:
-            self._persist(SEEN_SCOPE, changed)
+            self._seen_changed |= changed
+            self._schedule_save()
 
     def add_routes(self, app: web.Application) -> None:
-        """GET /api/points: every point with its value (the admin app)."""
+        """GET /api/points (every point with its value), GET /api/points/meta (the admin app)."""
         from aiohttp import web
 
         async def list_points(request: web.Request) -> web.Response:
             return web.json_response(point_rows(self.table))
         app.router.add_get("/api/points", list_points)
+
 
 
 def _record(seen: dict[str, str], charger_id: str) -> dict[str, Any]:

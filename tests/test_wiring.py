@@ -8,7 +8,9 @@ registration policy and follow-ups; these tests hand it small fakes instead (sty
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from gateway.chargers.devices import DeviceBook
@@ -20,13 +22,26 @@ from gateway.settings import Settings
 
 
 class LogOnly:
-    """A history store that keeps general-log lines in a list."""
+    """A history store that keeps general-log lines in a list and commits at once."""
 
     def __init__(self) -> None:
         self.lines: list[tuple[str, str, str]] = []
 
     def log(self, identifier: str, message_type: str, message: str, level: str = "info") -> None:
         self.lines.append((identifier, message_type, message))
+
+    def queue_meter_value(self, row: Any) -> None:
+        pass
+
+    @contextlib.contextmanager
+    def exchange(self, charger_id: str, action: str, frame: str) -> Iterator[LogOnly]:
+        yield self
+
+    async def commit(self) -> None:
+        pass
+
+    async def room(self) -> None:
+        pass
 
 
 class Socket:

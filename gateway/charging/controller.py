@@ -11,6 +11,7 @@ profiles, records what each charger accepted, and verifies with GetCompositeSche
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -184,10 +185,12 @@ class ChargingController(ProfileSender):
         loop = asyncio.get_running_loop()
         coalesce_s = self.settings.smart_charging.coalesce_s
         while True:
-            try:
-                await asyncio.wait_for(self._dirty.wait(), 1.0)
-            except TimeoutError:
-                pass
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the event's result
+            # when a cancel arrives just as the event fires, and the worker looped on after
+            # Gateway.stop() cancelled it (a hung test teardown).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._dirty.wait()
             # BMS writes in quick succession: wait for a pause, the last value wins.
             for _ in range(4):
                 quiet = self.site.bms_written_mono + coalesce_s - loop.time()

@@ -86,6 +86,11 @@ def _text(connection: ServerConnection, status: http.HTTPStatus, body: str,
     return response
 
 
+# A charger that does not answer our close frame is dropped after this long, so that a stop
+# (SIGTERM, Ctrl-C) ends within 5 s whatever the chargers do (websockets' default is 10 s).
+CLOSE_TIMEOUT_S = 2.0
+
+
 class OcppServer:
     """Owns the websockets server and hands each accepted connection to `Connections.run`."""
 
@@ -115,6 +120,7 @@ class OcppServer:
             process_request=self._process_request, select_subprotocol=self._select_subprotocol,
             ping_interval=cfg.ping_interval_s, ping_timeout=cfg.ping_timeout_s,
             max_size=cfg.max_message_bytes, max_queue=16, compression=None, backlog=1024,
+            close_timeout=CLOSE_TIMEOUT_S,
         )
         sock = next(iter(self.server.sockets))
         return int(sock.getsockname()[1])

@@ -61,6 +61,12 @@ class ChargerSession:
         self._after: list[tuple[Callable[[], Awaitable[None]], str]] = []
         self._reported_since_boot: set[int] | None = None  # connectors with a status since boot
         self._recent = frames.RecentAnswers()
+        # Set while no answer is owed: our calls wait for it, so that a call decided on what a
+        # message changed (a remote stop of the transaction just started) never reaches the
+        # charger before the answer that tells it (the answer waits for its commit).
+        self._answered = asyncio.Event()
+        self._answered.set()
+        self._reader: asyncio.Task[Any] | None = None
         # A TriggerMessage(BootNotification) was accepted: the next boot is not a reboot (real
         # firmware keeps its state, transactions and profiles; shared notes on real firmware).
         self.boot_triggered = False
@@ -80,6 +86,7 @@ class ChargerSession:
 
     # --- the read loop ---------------------------------------------------------------------
     async def serve(self) -> None:
+        self._reader = asyncio.current_task()
         try:
             async for message in self.ws:
                 try:
@@ -87,6 +94,7 @@ class ChargerSession:
                 except Exception:  # never a 1011 close: a bug here must not end the session
                     log.exception("%s: frame not handled: %s", self.charger_id,
                                   frames.excerpt(message, 200))
+                await self.history.room()  # backpressure: read no more while the writer is behind
         except ConnectionClosed:
             pass
         finally:
@@ -133,11 +141,24 @@ class ChargerSession:
         return False
 
     async def _handle_call(self, call: protocol.Call, message: str | bytes) -> None:
-        """Answer one CALL; a re-sent frame gets its first answer again (not a second effect)."""
+        """Answer one CALL once everything it made the gateway keep is committed; a re-sent frame
+        gets its first answer again (not a second effect)."""
         if await self._replay(call.unique_id, message):
             return
-        reply, outcome = await self._answer(call, message)
-        await self._send(reply)
+        history = self.history
+        text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+        self._answered.clear()
+        try:
+            with history.exchange(self.charger_id, call.action, text) as exchange:
+                reply, outcome = await self._answer(call, message)
+                try:
+                    await exchange.commit()
+                except OcppError as exc:  # refused by the database: kept aside, not acknowledged
+                    reply = self._refusal(call.unique_id, call.action, exc.code, exc.description, "error")
+                    outcome = "refused"
+            await self._send(reply)
+        finally:
+            self._answered.set()
         if outcome != "failed":  # after an InternalError, a re-send is tried again
             self._recent.remember(call.unique_id, message, reply)
         while outcome == "answered" and self._after:
@@ -258,6 +279,13 @@ class ChargerSession:
                 self.boot_triggered = self.station.boot_status == "Accepted"
         timeout = timeout if timeout is not None else self.settings.ocpp.response_timeout_s
         async with self._call_lock:
+            if asyncio.current_task() is not self._reader:  # a handler's own call cannot wait for its answer
+                try:
+                    async with asyncio.timeout(timeout):
+                        await self._answered.wait()
+                except TimeoutError:
+                    raise ChargerTimeout(f"{self.charger_id}: {action} not sent, an answer to the charger "
+                                         f"was still pending after {timeout:g} s") from None
             if self.closed.is_set():
                 raise ChargerUnavailable(f"{self.charger_id} is offline")
             uid = f"cs-{next(_ids)}"

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from gateway import errors
 from gateway.history.exports import to_csv
-from gateway.history.store import TRANSACTION_COLUMNS
+from gateway.history.store import REJECTED_COLUMNS, TRANSACTION_COLUMNS
 from gateway.model.station import Station
 from gateway.model.timestamps import iso_z
 from gateway.operator.auth import install_guard
@@ -130,6 +130,7 @@ async def status(request: web.Request) -> web.Response:
         "chargers_added": len(parts.device_book.devices), "chargers_online": sum(s.online for s in stations),
         "sessions": len(parts.connections.sessions), "authorize_policy": parts.settings.authorize.policy,
         "guest_response": parts.settings.registration.guest_response,
+        "store": parts.history.writer.stats(),
         "security": {"tls": parts.settings.ocpp.ssl_enabled,
                      "require_password": parts.settings.ocpp.require_password,
                      "require_client_certificate": parts.settings.ocpp.require_client_certificate},
@@ -254,6 +255,13 @@ async def transaction_log(request: web.Request) -> web.Response:
     return _table_response(request, rows, TRANSACTION_COLUMNS, "transactions")
 
 
+async def rejected_log(request: web.Request) -> web.Response:
+    """Messages the database refused, kept with their raw frame (see docs/operations.md)."""
+    q = request.query
+    rows = await _parts(request).history.rejected(q.get("charger"), int(q.get("limit", "1000")))
+    return _table_response(request, rows, REJECTED_COLUMNS, "rejected")
+
+
 def build_app(parts: AdminParts, token: str) -> web.Application:
     """The admin app; `token` is the admin token every request must carry."""
     app = web.Application(middlewares=[_errors_as_json])
@@ -272,6 +280,7 @@ def build_app(parts: AdminParts, token: str) -> web.Application:
     app.router.add_delete("/api/tags/{id_tag}", remove_tag)
     app.router.add_get("/api/history/log", general_log)
     app.router.add_get("/api/history/transactions", transaction_log)
+    app.router.add_get("/api/history/rejected", rejected_log)
     return app
 
 

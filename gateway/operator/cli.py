@@ -156,7 +156,7 @@ def cmd_tags(args: argparse.Namespace) -> int:
 
 # --- history -----------------------------------------------------------------------------
 def cmd_history(args: argparse.Namespace) -> int:
-    kind = "log" if args.history_action == "log" else "transactions"
+    kind = args.history_action
     query = {"charger": args.charger, "since": args.since, "until": args.until, "limit": args.limit}
     if args.db:
         text_or_rows = asyncio.run(_history_from_db(Path(args.db), kind, query, bool(args.csv)))
@@ -172,16 +172,18 @@ def cmd_history(args: argparse.Namespace) -> int:
             Path(args.csv).write_text(text_or_rows, encoding="utf-8")
             print(f"wrote {max(text_or_rows.count(chr(10)) - 1, 0)} rows to {args.csv}")
         return 0
-    columns = (["ts", "identifier", "message_type", "message"] if kind == "log" else
-               ["transaction_id", "identifier", "connector_id", "id_tag", "start_time", "stop_time",
-                "start_meter_wh", "stop_meter_wh", "total_meter_wh", "minutes_charged", "stop_reason"])
+    columns = {"log": ["ts", "identifier", "message_type", "message"],
+               "rejected": ["ts", "identifier", "origin", "error", "frame_bytes", "frame"],
+               "transactions": ["transaction_id", "identifier", "connector_id", "id_tag", "start_time",
+                                "stop_time", "start_meter_wh", "stop_meter_wh", "total_meter_wh",
+                                "minutes_charged", "stop_reason"]}[kind]
     _print(args, text_or_rows, lambda d: _table(d, columns))
     return 0
 
 
 async def _history_from_db(path: Path, kind: str, query: dict[str, Any], as_csv: bool) -> Any:
     from gateway.history.exports import to_csv
-    from gateway.history.store import TRANSACTION_COLUMNS, HistoryStore
+    from gateway.history.store import REJECTED_COLUMNS, TRANSACTION_COLUMNS, HistoryStore
     from gateway.operator.api import LOG_COLUMNS
     if not path.exists():
         raise CliError(f"no database at {path}")
@@ -192,6 +194,9 @@ async def _history_from_db(path: Path, kind: str, query: dict[str, Any], as_csv:
             rows = await store.general_log(query["charger"], query["since"], query["until"],
                                            query["limit"] or 1000)
             columns: tuple[str, ...] = LOG_COLUMNS
+        elif kind == "rejected":
+            rows = await store.rejected(query["charger"], query["limit"] or 1000)
+            columns = REJECTED_COLUMNS
         else:
             rows = await store.transactions(query["charger"], query["since"], query["until"],
                                             query["limit"] or 100000)
@@ -268,7 +273,8 @@ def build_parser(serve: Serve, commands: Sequence[Register] = ()) -> argparse.Ar
     hist = sub.add_parser("history", help="general log and transaction log")
     hsub = hist.add_subparsers(dest="history_action", required=True)
     for name, help_text in (("log", "general log: every request and confirmation"),
-                            ("transactions", "transaction log (Niagara columns)")):
+                            ("transactions", "transaction log (Niagara columns)"),
+                            ("rejected", "messages the database refused, with their raw frame")):
         h = hsub.add_parser(name, help=help_text)
         h.add_argument("--charger", help="only this charger identifier")
         h.add_argument("--since", help="ISO time, inclusive (e.g. 2026-11-01)")

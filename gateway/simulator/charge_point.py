@@ -8,6 +8,7 @@ list is answered CALLERROR NotImplemented in one place (`route_message`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -160,8 +161,14 @@ class SimChargePoint(ChargePoint):
         return call_result.RemoteStartTransaction(status="Accepted")
 
     @on(Action.remote_stop_transaction)
-    def on_remote_stop_transaction(self, transaction_id: int, **_: Any) -> call_result.RemoteStopTransaction:
+    async def on_remote_stop_transaction(self, transaction_id: int, **_: Any) -> call_result.RemoteStopTransaction:
         sim = self.sim
+        # A charger reads its frames in order: a StartTransaction answer that arrived before this
+        # call is applied first (the ocpp library resumes the waiting call only after routing
+        # the next frame, so without this the sim refused a stop of the transaction just started).
+        with contextlib.suppress(TimeoutError):
+            await sim.wait_for(lambda: all(c.transaction is None or c.transaction.transaction_id is not None
+                                           for c in sim.connectors.values()), 2.0)
         for c in sim.connectors.values():
             if c.transaction and c.transaction.transaction_id == transaction_id:
                 cid = c.id

@@ -295,8 +295,9 @@ class Simulator(Sessions):
             # during Pending wakes the loop early.
             self.emit(f"boot {self.registration}, retry in {self.boot_interval_s or 60} s")
             self._boot_now.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._boot_now.wait(), self.boot_interval_s or 60)
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout honours a cancel (3.11 wait_for may not)
+                async with asyncio.timeout(self.boot_interval_s or 60):
+                    await self._boot_now.wait()
 
     def request_boot(self) -> None:
         """TriggerMessage(BootNotification) while Pending: boot again now."""

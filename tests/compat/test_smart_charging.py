@@ -180,6 +180,10 @@ async def test_site_limit_holds_while_zappi_write_budget_is_used_up(runner):
     t[0] += 3600
     for bench in (zappi, evlink):
         bench.sim.advance(3600)
+    # The BMS refreshes its setpoint, as it must within setpoint_timeout_s: without that, the
+    # hour on the test's clock made it stale and the real once-a-second worker (racing these
+    # calls) dropped the limit, so the result depended on whether it ran first.
+    await gw.charging.set_site_limit(None, 20.0, source="bms")
     await gw.charging.reallocate()
     await gw.charging.reallocate()
     assert offered() == (10.0, 10.0)

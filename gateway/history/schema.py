@@ -1,0 +1,69 @@
+"""The database file: how it is opened and the tables it holds."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from gateway.history.permissions import make_private
+
+TABLES = (
+    """CREATE TABLE IF NOT EXISTS slots (
+        charger_id TEXT PRIMARY KEY, slot INTEGER NOT NULL UNIQUE)""",
+    """CREATE TABLE IF NOT EXISTS devices (
+        charger_id TEXT PRIMARY KEY, slot INTEGER NOT NULL UNIQUE,
+        registration TEXT NOT NULL DEFAULT 'Accepted', auth_key_hash TEXT,
+        vendor TEXT, model TEXT, charge_point_serial TEXT, charge_box_serial TEXT,
+        firmware_version TEXT, iccid TEXT, imsi TEXT, meter_type TEXT, meter_serial TEXT,
+        priority INTEGER NOT NULL DEFAULT 0, weight REAL NOT NULL DEFAULT 1.0,
+        added_at TEXT)""",
+    """CREATE TABLE IF NOT EXISTS tags (
+        id_tag TEXT PRIMARY KEY, listed TEXT NOT NULL, expiry TEXT,
+        parent_id_tag TEXT NOT NULL DEFAULT '', note TEXT NOT NULL DEFAULT '')""",
+    """CREATE TABLE IF NOT EXISTS general_log (
+        id INTEGER PRIMARY KEY, ts TEXT NOT NULL, identifier TEXT NOT NULL,
+        message_type TEXT NOT NULL, message TEXT NOT NULL, level TEXT NOT NULL DEFAULT 'info')""",
+    "CREATE INDEX IF NOT EXISTS general_log_ts ON general_log(ts)",
+    "CREATE INDEX IF NOT EXISTS general_log_id_ts ON general_log(identifier, ts)",
+    """CREATE TABLE IF NOT EXISTS transactions (
+        transaction_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        identifier TEXT NOT NULL, connector_id INTEGER NOT NULL, id_tag TEXT NOT NULL,
+        start_meter_wh REAL, stop_meter_wh REAL, start_time TEXT, stop_time TEXT,
+        received_start TEXT, received_stop TEXT, stop_reason TEXT, stop_id_tag TEXT,
+        reservation_id INTEGER, auth_status TEXT, status TEXT NOT NULL,
+        charger_transaction_id INTEGER)""",
+    """CREATE UNIQUE INDEX IF NOT EXISTS transactions_dedupe ON transactions(
+        identifier, connector_id, id_tag, start_time, start_meter_wh)
+        WHERE status != 'orphan'""",
+    "CREATE INDEX IF NOT EXISTS transactions_id_start ON transactions(identifier, start_time)",
+    """CREATE TABLE IF NOT EXISTS meter_values (
+        id INTEGER PRIMARY KEY, identifier TEXT NOT NULL, connector_id INTEGER NOT NULL,
+        transaction_id INTEGER, ts TEXT, energy_wh REAL, sampled_values TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS meter_values_tx ON meter_values(transaction_id)",
+    """CREATE TABLE IF NOT EXISTS config_changes (
+        id INTEGER PRIMARY KEY, ts TEXT NOT NULL, identifier TEXT NOT NULL, key TEXT NOT NULL,
+        old_value TEXT, new_value TEXT, result TEXT NOT NULL, source TEXT)""",
+    """CREATE TABLE IF NOT EXISTS config_values (
+        identifier TEXT NOT NULL, key TEXT NOT NULL, value TEXT, readonly INTEGER,
+        pending_value TEXT, PRIMARY KEY (identifier, key))""",
+    """CREATE TABLE IF NOT EXISTS kv (
+        scope TEXT NOT NULL, key TEXT NOT NULL, value TEXT, PRIMARY KEY (scope, key))""",
+    # Messages the database refused (a value SQLite cannot hold): kept with the raw frame for
+    # the operator (`ocpp-gateway history rejected`), instead of failing everybody's batch.
+    """CREATE TABLE IF NOT EXISTS rejected (
+        id INTEGER PRIMARY KEY, ts TEXT NOT NULL, identifier TEXT NOT NULL, origin TEXT NOT NULL,
+        error TEXT NOT NULL, rows TEXT NOT NULL, frame TEXT NOT NULL, frame_bytes INTEGER NOT NULL)""",
+)
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """The one connection, in autocommit mode: the writer opens every transaction explicitly."""
+    if path != ":memory:":
+        make_private(Path(path))  # 0700 directory, 0600 database
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")  # a committed transaction survives power loss
+    conn.execute("PRAGMA busy_timeout=5000")
+    for statement in TABLES:
+        conn.execute(statement)
+    return conn
