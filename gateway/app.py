@@ -282,6 +282,7 @@ class Gateway:
         self.registry.update_station(station, subprotocol=subprotocol, remote_address=peer)
         self.registry.set_online(station, True)
         self.history.log(charger_id, "Connected", f"from {peer}; subprotocol {subprotocol or 'none'}")
+        self.spawn(self._ask_for_status(session), f"status check for {charger_id}")
         try:
             await session.serve()
         finally:
@@ -294,13 +295,41 @@ class Gateway:
                 self.history.log(charger_id, "Disconnected", reason)
 
     async def on_boot(self, session: Session, status: str) -> None:
-        """Queue follow-up work (configuration read, profile re-apply) for after the answer.
+        """Keep the boot identity, then queue follow-up work (configuration read, profile
+        re-apply) for after the answer.
 
-        It starts only once the BootNotification answer is on the wire (lbbrhzn#1503: Wallbox
-        loops when GetConfiguration arrives before its boot is answered).
+        The identity is in the device record before the charger hears back, so after a restart
+        the points show it (flagged as not yet confirmed) and its quirk applies at once. The
+        follow-up starts only once the BootNotification answer is on the wire (lbbrhzn#1503:
+        Wallbox loops when GetConfiguration arrives before its boot is answered).
         """
+        charger_id = session.charger_id
+        boot = {k: getattr(session.station.boot, k) for k in BootInfo.__dataclass_fields__}
+        device = self.devices.get(charger_id)
+        if device is not None and any(device.get(k) != v for k, v in boot.items()):
+            await self.history.update_device(charger_id, **boot)
+            device.update(boot)
         for hook in self.boot_hooks:
             session.after_answer(lambda h=hook: h(session, status), "boot follow-up")
+        if status == "Accepted":
+            session.after_answer(lambda: self._ask_for_status(session), "status check")
+
+    async def _ask_for_status(self, session: Session) -> None:
+        """Ask a charger that has not reported its connectors for StatusNotification.
+
+        Many chargers send neither BootNotification nor StatusNotification after a mere
+        reconnect, and some none after a triggered boot (real-firmware notes); without this the
+        connectors would keep the status kept from before a restart, flagged as not confirmed.
+        """
+        await asyncio.sleep(self.settings.ocpp.status_trigger_after_s)  # the charger's own reports first
+        if session.closed.is_set() or session.status_seen or self.boot_response(session.station) != "Accepted":
+            return
+        try:
+            answer = await session.call("TriggerMessage", {"requestedMessage": "StatusNotification"})
+            self.history.log(session.charger_id, "StatusRequested",
+                             f"no StatusNotification since connecting: TriggerMessage {answer.get('status')}")
+        except OperationError as exc:
+            log.info("%s: StatusNotification not triggered: %s", session.charger_id, exc)
 
     async def on_transaction_change(self, station: Station, connector_id: int) -> None:
         for hook in self.transaction_hooks:

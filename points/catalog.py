@@ -86,10 +86,22 @@ class WriteRefused(Exception):
     Codes: write-access-denied, value-out-of-range, invalid-value, charger-offline, rejected.
     """
 
-    def __init__(self, reason: str, code: str = "rejected") -> None:
+    def __init__(self, reason: str, code: str = "rejected", outcome: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
         self.code = code
+        # The word the result point shows (at most RESULT_TEXT_MAX characters); the reason is logged.
+        self.outcome = outcome or REFUSAL_OUTCOMES.get(code, "Refused")
+
+
+# Result points show one of these words, or the charger's answer (Accepted, Rejected,
+# NotSupported, RebootRequired, Unlocked, UnlockFailed, ...), or Pending/Stored/Applied/Timeout/
+# CALLERROR/Cancelled/Failed: never more than RESULT_TEXT_MAX characters (a Modbus result
+# register holds 16; issue 14 item 7).
+RESULT_TEXT_MAX = 16
+REFUSAL_OUTCOMES = {"write-access-denied": "Refused: denied", "value-out-of-range": "Refused: range",
+                    "invalid-value": "Refused: value", "charger-offline": "Refused: offline",
+                    "rejected": "Refused"}
 
 
 @dataclass
@@ -237,6 +249,17 @@ def _session_duration_s(c: Ctx) -> float:
     return float(max(int(c.now - conn.session_start), 0))
 
 
+def _ended_with_session(connector: Any, reading_ts: float) -> bool:
+    """A power or current reading from a transaction that has ended since: the flow is 0 now.
+
+    Chargers that meter only during transactions (EVlink, manual 3.1: "only during a load")
+    send no reading after StopTransaction; the last one would otherwise show 7 kW while Available.
+    """
+    if connector is None or connector.transaction_id is not None or connector.session_end is None:
+        return False
+    return reading_ts <= connector.session_end
+
+
 def to_unit(value: float, unit: str, target: str) -> float:
     """Convert an OCPP reading (UnitOfMeasure, spec 7.45) to the point's unit."""
     unit = unit or "Wh"
@@ -270,7 +293,12 @@ def meter_spec(measurand: str, phase: str, location: str) -> PointSpec:
         if st is None:
             return None
         reading = st.reading(c.point.connector_id, measurand, phase, location)
-        return None if reading is None else round(float(to_unit(reading.value, reading.unit, unit)), 4)
+        if reading is None:
+            return None
+        if flow and _ended_with_session(c.connector, reading.timestamp):
+            return 0.0
+        return round(float(to_unit(reading.value, reading.unit, unit)), 4)
+    flow = measurand.startswith(("Power.Active", "Current.Import", "Current.Export"))
     text = " ".join(x for x in (measurand, phase, f"at {location}") if x)
     return PointSpec(measurand, "meter", 0, "analog-input", "float32", unit, source=source,
                      description=f"MeterValues {text}", cov_increment=COV_INCREMENTS.get(unit, 1.0),
@@ -401,6 +429,20 @@ CHARGER_SPECS: tuple[PointSpec, ...] = (
           RESET_STATES, 1, "charger", False),
     *_cmd("ClearCache", 22, "binary-value", "clear_cache",
           "Write active to clear the authorization cache", ("Idle", "Clear"), False, "charger", False),
+    # Niagara guide 6 device properties still missing (issue 14 item 12): BootNotification fields.
+    PointSpec("ICCID", "charger", 30, "characterstring-value", "string", stale_when_offline=False,
+              source=_station(lambda s: s.boot.iccid), description="ICCID of the modem's SIM card",
+              ocpp_source="BootNotification:iccid"),
+    PointSpec("IMSI", "charger", 31, "characterstring-value", "string", stale_when_offline=False,
+              source=_station(lambda s: s.boot.imsi), description="IMSI of the modem's SIM card",
+              ocpp_source="BootNotification:imsi"),
+    PointSpec("MeterType", "charger", 32, "characterstring-value", "string", stale_when_offline=False,
+              source=_station(lambda s: s.boot.meter_type), description="Type of the main electrical meter",
+              ocpp_source="BootNotification:meterType"),
+    PointSpec("MeterSerial", "charger", 33, "characterstring-value", "string", stale_when_offline=False,
+              source=_station(lambda s: s.boot.meter_serial),
+              description="Serial number of the main electrical meter",
+              ocpp_source="BootNotification:meterSerialNumber"),
 )
 
 CONNECTOR_SPECS: tuple[PointSpec, ...] = (
@@ -483,6 +525,11 @@ CONNECTOR_SPECS: tuple[PointSpec, ...] = (
               source=lambda c: _control(c, "applied_limit"), stale_when_offline=False, cov_increment=0.1,
               description="Limit the charger reports it applies (GetCompositeSchedule)",
               ocpp_source="GetCompositeSchedule.conf"),
+    # Niagara guide 6.2 per-connector Last Update (issue 14 item 12).
+    PointSpec("LastUpdate", "connector", 30, "characterstring-value", "string",
+              source=_connector(lambda c: _iso(c.last_update)),
+              description="Time of the connector's last StatusNotification or transaction change (UTC)",
+              ocpp_source="StatusNotification:timestamp"),
 )
 
 
@@ -498,7 +545,24 @@ MODBUS_STRING_REGISTERS: dict[str, int] = {
     "VendorErrorCode": 8, "Availability-Result": 8, "IdTag": 10,
     "Unlock-Result": 8, "RemoteStart": 10, "RemoteStart-Result": 8, "RemoteStop-Result": 8,
     "SC-SendStatus": 8,
+    "ICCID": 10, "IMSI": 8, "MeterType": 13, "MeterSerial": 13, "LastUpdate": 10,
 }
+# Meter values with registers, at the default location (Outlet): entry i sits at the meter area
+# + 2i of every connector area. "u32" entries are the UINT32 Wh counter of the energy register
+# before them. Append only: the position is the address.
+MODBUS_METERS: tuple[tuple[str, str, str], ...] = (
+    ("Power.Active.Import", "", ""), ("Energy.Active.Import.Register", "", ""),
+    ("Energy.Active.Import.Register", "", "u32"),
+    ("Current.Import", "L1", ""), ("Current.Import", "L2", ""), ("Current.Import", "L3", ""),
+    ("Voltage", "L1-N", ""), ("Voltage", "L2-N", ""), ("Voltage", "L3-N", ""),
+    ("Voltage", "L1", ""), ("Voltage", "L2", ""), ("Voltage", "L3", ""),
+    ("Power.Active.Import", "L1", ""), ("Power.Active.Import", "L2", ""),
+    ("Power.Active.Import", "L3", ""), ("Current.Import", "", ""), ("Voltage", "", ""),
+    ("Current.Offered", "", ""), ("Power.Offered", "", ""), ("SoC", "", ""), ("Temperature", "", ""),
+    ("Frequency", "", ""), ("Energy.Active.Export.Register", "", ""),
+    ("Energy.Active.Export.Register", "", "u32"), ("Power.Active.Export", "", ""),
+    ("Power.Factor", "", ""),
+)
 # OCPP 1.6 chapter 9: type and accessibility of each standard configuration key. Modbus serves
 # integer keys as UINT32 and boolean keys as 0/1 (written back as "true"/"false"); CSL keys are
 # text and not served over Modbus. "RW" keys are holding registers, "R" keys input registers.

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.model.station import Registry
 from points.commands import writers
+from points.restore import STATUS_SCOPE, restore_last_known, status_record
 from points.table import OFFSETS_SCOPE, Point, PointTable
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from gateway.history.store import HistoryStore
 
 log = logging.getLogger(__name__)
+DYNAMIC_REFRESH_S = 5.0  # how often time-dependent values (session duration) are re-read
 SEEN_SCOPE = "points.seen"  # per charger: connectors, meter values and keys seen (for --db exports)
 _services: weakref.WeakKeyDictionary[Any, PointsService] = weakref.WeakKeyDictionary()
 
@@ -42,6 +44,7 @@ class PointsService:
         self.table = PointTable(clock=gateway.clock)
         self.bacnet: Any = None
         self._seen: dict[str, str] = {}
+        self._statuses: dict[str, str] = {}
         self._pending: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
@@ -62,16 +65,25 @@ class PointsService:
         table.writers.update(writers(self))
         table.write_wait_s = gw.settings.bacnet.write_wait_s
         table.added.append(self._remember)
+        self._statuses = await restore_last_known(gw.history, gw.registry.added_stations())
         gw.registry.subscribe(self._on_event)
         seen = await gw.history.kv_get(SEEN_SCOPE)
         for station in gw.registry.added_stations():
             table.restore(station, _record(seen, station.charger_id))
         table.sync(gw.registry)
+        gw.spawn(self._refresh_dynamic(), "points: values that change with time")
         if gw.settings.bacnet.enabled:
             from points.bacnet.device import BacnetServer
             self.bacnet = BacnetServer(gw.settings.bacnet, table, gw.spawn)
             gw.ports["bacnet"] = await self.bacnet.start()
             gw.stop_hooks.append(self.bacnet.stop)
+
+    async def _refresh_dynamic(self) -> None:
+        """Values that change with time alone (a session's duration, the last heartbeat): told
+        to both protocols as one change, from here."""
+        while True:
+            await asyncio.sleep(DYNAMIC_REFRESH_S)
+            self.table.notify([p for p in self.table.points() if p.spec.dynamic])
 
     def _persist(self, scope: str, values: dict[str, str]) -> None:
         """Store in the background; `flush` waits for it, so a stop never loses an offset."""
@@ -93,8 +105,20 @@ class PointsService:
         """Registry events arrive inside OCPP handlers: a points fault must never break those."""
         try:
             self.table.handle(event, self.gateway.registry)
+            if event.kind == "connector":
+                self._keep_statuses(event.charger_id)
         except Exception:
             log.exception("point table update failed for %s (%s)", event.charger_id, event.kind)
+
+    def _keep_statuses(self, charger_id: str) -> None:
+        """Persist a device's connector statuses when they change (restored after a restart)."""
+        station = self.gateway.registry.get(charger_id)
+        if station is None or station.slot is None:
+            return
+        record = status_record(station)
+        if self._statuses.get(charger_id) != record:
+            self._statuses[charger_id] = record
+            self._persist(STATUS_SCOPE, {charger_id: record})
 
     def _remember(self, points: list[Point]) -> None:
         """Persist which connectors, meter values and keys a charger has, when that changes."""
@@ -112,7 +136,13 @@ class PointsService:
 
         async def list_points(request: web.Request) -> web.Response:
             return web.json_response(point_rows(self.table))
+
+        async def meta(request: web.Request) -> web.Response:
+            """What exports need of the running gateway besides the table (issue 14 item 9)."""
+            devices = [(s.slot, s.charger_id) for s in self.gateway.registry.added_stations()]
+            return web.json_response(export_meta(self.gateway.settings, devices))
         app.router.add_get("/api/points", list_points)
+        app.router.add_get("/api/points/meta", meta)
 
 
 def service_for(gateway: Gateway) -> PointsService:
@@ -143,8 +173,9 @@ async def load_state(table: PointTable, history: HistoryStore) -> None:
     table.load(await history.kv_get(OFFSETS_SCOPE))
 
 
-async def table_from_db(path: str | Path) -> PointTable:
-    """The table the gateway would build, from a database file (slots, offsets, seen points)."""
+async def table_from_db(path: str | Path, with_devices: bool = False) -> Any:
+    """The table the gateway would build, from a database file (slots, offsets, seen points);
+    with `with_devices`, also the (slot, charger id) list."""
     from gateway.history.store import HistoryStore
     store = HistoryStore(path)
     await store.open()
@@ -152,14 +183,27 @@ async def table_from_db(path: str | Path) -> PointTable:
         registry, table = Registry(), PointTable(clock=lambda: 0.0)
         await load_state(table, store)
         seen = await store.kv_get(SEEN_SCOPE)
-        for device in await store.devices():
+        devices = await store.devices()
+        for device in devices:
             station = registry.ensure(device["charger_id"])
             station.slot, station.registration = device["slot"], device["registration"]
             table.restore(station, _record(seen, station.charger_id))
         table.sync(registry)
+        if with_devices:
+            return table, [(int(d["slot"]), str(d["charger_id"])) for d in devices]
         return table
     finally:
         await store.close()
+
+
+def export_meta(settings: Any, devices: list[tuple[int, str]]) -> dict[str, Any]:
+    """The settings and slots exports use: the BACnet device and the Modbus map options."""
+    b, m = settings.bacnet, settings.modbus
+    return {"bacnet": {"device_id": b.device_id, "device_name": b.device_name, "description": b.description},
+            "modbus": {"host": m.host, "port": m.port, "word_order": m.word_order,
+                       "mirror_inputs_in_holding": m.mirror_inputs_in_holding,
+                       "unit_id_per_charger": m.unit_id_per_charger},
+            "devices": sorted(devices)}
 
 
 def point_rows(table: PointTable) -> list[dict[str, Any]]:

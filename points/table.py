@@ -73,6 +73,7 @@ from points.catalog import (
     STANDARD_CONFIG_KEYS,
     Ctx,
     PointSpec,
+    RESULT_TEXT_MAX,
     PointState,
     WriteRefused,
     config_result_spec,
@@ -96,6 +97,8 @@ VENDOR_CONFIG_FIRST = 100
 MAX_INSTANCE = 4_194_302  # 4,194,303 is the BACnet wildcard instance
 MAX_SLOT = (MAX_INSTANCE - SLOT_STRIDE + 1) // SLOT_STRIDE  # 418
 OFFSETS_SCOPE = "points.offsets"
+# Reliability of a point's value (BACnet property names; Modbus shows them as valid flags).
+NO_FAULT, STALE, NOT_AVAILABLE = "noFaultDetected", "communicationFailure", "unreliableOther"
 log = logging.getLogger(__name__)
 
 Writer = Callable[["Point", Any], Awaitable[str | None]]  # None: nothing done, result kept
@@ -220,6 +223,9 @@ class PointTable:
     _stations: dict[str, Any] = field(default_factory=dict)
     _names: dict[str, Point] = field(default_factory=dict)
     _warned: set[str] = field(default_factory=set)
+    # Commandable points: the 16-level priority array both protocols write (BACnet at the
+    # priority of the request, Modbus at `modbus.bacnet_priority`), so they show one value.
+    _priorities: dict[tuple[str, int], list[Any]] = field(default_factory=dict)
 
     # --- offsets ---------------------------------------------------------------------------
     def load(self, offsets: dict[str, str]) -> None:
@@ -404,7 +410,14 @@ class PointTable:
         return self._points.get(point.uid) is point
 
     def set_result(self, point: Point, text: str) -> None:
-        """Show a write outcome in the point's result point (and its own value)."""
+        """Show a write outcome in the point's result point (and its own value).
+
+        Outcomes are short words (RESULT_TEXT_MAX characters, docs/bacnet.md "Writes"), so the
+        same text fits a BACnet string and a Modbus result register; reasons go to the log.
+        """
+        if len(text) > RESULT_TEXT_MAX:
+            log.warning("result text %r of %s cut to %d characters", text, point.name, RESULT_TEXT_MAX)
+            text = text[:RESULT_TEXT_MAX]
         self.state.results[_result_key(point)] = text
         self.notify([p for p in self._by_charger.get(point.charger_id, {}).values()
                      if p.spec.kind in ("config_result", "charger", "connector", "site")
@@ -416,6 +429,10 @@ class PointTable:
 
     def get(self, name: str) -> Point | None:
         return self._names.get(name)
+
+    def find(self, uid: tuple[str, int]) -> Point | None:
+        """The table's point with this identity (object type, instance), if it has one."""
+        return self._points.get(uid)
 
     def read(self, point: Point) -> Any:
         return point.spec.source(self._ctx(point)) if point.spec.source else None
@@ -435,10 +452,80 @@ class PointTable:
         return fn(self._ctx(point)) if fn is not None else self.read(point)
 
     def reliable(self, point: Point) -> bool:
-        if point.spec.kind == "site" or not point.spec.stale_when_offline:
-            return True
+        """A live value: read now from the charger (or held by the gateway)."""
+        return self.reliability(point) == NO_FAULT
+
+    def reliability(self, point: Point) -> str:
+        """One meaning on both protocols (docs/bacnet.md, docs/modbus.md, "Not available"):
+
+        no-fault-detected: a live value; communication-failure: the last known value, stale
+        (charger offline) or kept from before a restart and not yet confirmed by the charger;
+        unreliable-other: no value at all ("not available").
+        """
+        if point.spec.kind == "site":
+            return NO_FAULT
         station = self._stations.get(point.charger_id)
-        return bool(station is not None and station.online)
+        if self.read(point) is None:
+            return NOT_AVAILABLE
+        if station is None:
+            return NO_FAULT
+        if point.spec.ocpp_source.startswith("BootNotification:") and station.last_boot is None:
+            return STALE  # identity kept from before a restart: no BootNotification since
+        if not point.spec.stale_when_offline:
+            return NO_FAULT
+        if not station.online or self._restored(point, station):
+            return STALE
+        return NO_FAULT
+
+    def _restored(self, point: Point, station: Any) -> bool:
+        """A value restored after a restart that the charger has not sent again since."""
+        if point.spec.kind == "meter":
+            reading = station.meters.get(MeterKey(point.connector_id or 0, *point.subject))
+            return reading is not None and reading.restored
+        if point.spec.kind == "connector":
+            connector = station.connectors.get(point.connector_id)
+            return connector is not None and connector.restored
+        return False
+
+    def connector_confirmed(self, station: Any, connector_id: int) -> bool:
+        """The Modbus valid flag: online, reported since the start, no restored reading left."""
+        connector = station.connectors.get(connector_id)
+        if not station.online or connector is None or connector.restored:
+            return False
+        return not any(r.restored for k, r in station.meters.items() if k.connector_id == connector_id)
+
+    # --- commands (priority arrays) ---------------------------------------------------------
+    def priority_array(self, point: Point) -> list[Any]:
+        """The 16 command slots of a commandable point (None: relinquished)."""
+        return list(self._priorities.get(point.uid, [None] * 16))
+
+    def effective(self, point: Point) -> Any:
+        """The commanded value in force: the highest priority slot, else the relinquish default."""
+        commanded = next((v for v in self.priority_array(point) if v is not None), None)
+        return self.read_default(point) if commanded is None else commanded
+
+    async def command(self, point: Point, value: Any, priority: int, wait_s: float | None = None) -> str:
+        """Write (value None: relinquish) one priority of a commandable point (BACnet 19.2).
+
+        The point's writer runs only when the value in force changes, so a BMS repeating a
+        value, or a burst of writes of one value from two protocols, is one charger call.
+        A refused write stores nothing.
+        """
+        if not point.spec.commandable:
+            raise WriteRefused("point is not commandable", "write-access-denied")
+        if not 1 <= priority <= 16:
+            raise WriteRefused(f"priority {priority} outside 1..16", "value-out-of-range")
+        slots = self.priority_array(point)
+        slots[priority - 1] = None if value is None else point.spec.coerce(value)
+        effective = next((v for v in slots if v is not None), None)
+        if effective is None:
+            effective = self.read_default(point)
+        text = ""
+        if effective != self.effective(point):
+            text = await self.write(point, effective, wait_s)
+        self._priorities[point.uid] = slots
+        self.notify([point])
+        return text
 
     # --- writing ---------------------------------------------------------------------------
     async def write(self, point: Point, value: Any, wait_s: float | None = None) -> str:
@@ -462,7 +549,7 @@ class PointTable:
             task.add_done_callback(lambda t: self._late_result(point, t))
             return "Pending"
         except WriteRefused as exc:
-            self.set_result(point, f"Refused: {exc.reason}")
+            self.set_result(point, exc.outcome)
             raise
         if text is None:
             return ""
@@ -473,9 +560,10 @@ class PointTable:
         if task.cancelled():
             self.set_result(point, "Cancelled")
         elif isinstance(task.exception(), WriteRefused):
-            self.set_result(point, f"Refused: {task.exception().reason}")  # type: ignore[union-attr]
+            self.set_result(point, task.exception().outcome)  # type: ignore[union-attr]
         elif task.exception() is not None:
-            self.set_result(point, f"Failed: {task.exception()}")
+            log.error("write to %s failed", point.name, exc_info=task.exception())
+            self.set_result(point, "Failed")
         elif task.result() is not None:
             self.set_result(point, task.result())
 

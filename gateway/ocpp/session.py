@@ -52,6 +52,7 @@ class Session:
         self._call_lock = asyncio.Lock()
         self._after: list[tuple[Callable[[], Awaitable[None]], str]] = []
         self._reported_since_boot: set[int] | None = None  # connectors with a status since boot
+        self.status_seen = False  # a StatusNotification arrived since the connection or last boot
         self.handlers: dict[str, Handler] = {
             "BootNotification": self.on_boot_notification,
             "Heartbeat": self.on_heartbeat,
@@ -197,6 +198,7 @@ class Session:
                                         boot_status=status, last_boot=self.gw.clock(),
                                         heartbeat_interval_s=interval)
         self._reported_since_boot = set()
+        self.status_seen = False
         await self.gw.on_boot(self, status)
         return {"status": status, "currentTime": iso_z(self.gw.clock()), "interval": interval}
 
@@ -210,11 +212,12 @@ class Session:
         if ts is not None:
             self.station.clock_skew_s = round(ts - self.gw.clock(), 3)
         connector_id = int(p["connectorId"])
+        self.status_seen = True
         forgotten = self._forgotten_transaction(connector_id, p["status"])
         self.gw.registry.update_connector(
             self.station, connector_id, status=p["status"], error_code=p["errorCode"],
             info=p.get("info", ""), vendor_id=p.get("vendorId", ""),
-            vendor_error_code=p.get("vendorErrorCode", ""))
+            vendor_error_code=p.get("vendorErrorCode", ""), restored=False)
         if forgotten is not None:
             await self._transaction_lost(connector_id, forgotten, p["status"])
         return {}
@@ -271,7 +274,8 @@ class Session:
         for connector in self.station.connectors.values():
             if connector.transaction_id == tx_id:
                 self.gw.registry.update_connector(self.station, connector.connector_id,
-                                                  transaction_id=None, session_start=None)
+                                                  transaction_id=None, session_start=None,
+                                                  session_end=ts if ts is not None else self.gw.clock())
                 await self.gw.on_transaction_change(self.station, connector.connector_id)
         answer: dict[str, Any] = {}
         if p.get("idTag"):
@@ -285,16 +289,7 @@ class Session:
         registry, station, history = self.gw.registry, self.station, self.gw.history
         for mv in p["meterValue"]:
             ts = parse_timestamp(mv.get("timestamp")) or self.gw.clock()
-            readings = []
-            for sv in mv.get("sampledValue", []):
-                value = _number(sv)
-                if value is None:
-                    continue
-                key = MeterKey(connector_id, sv.get("measurand", _ENERGY), sv.get("phase", ""),
-                               sv.get("location", "Outlet"))
-                readings.append((key, MeterReading(
-                    value, sv.get("unit", "Wh" if key.measurand.startswith("Energy") else ""), ts,
-                    sv.get("context", "Sample.Periodic"))))
+            readings = sampled_readings(connector_id, ts, mv.get("sampledValue", []))
             registry.record_readings(station, connector_id, readings)
             history.queue_meter_value(_meter_row(self.charger_id, connector_id, tx_id, mv))
         return {}
@@ -313,6 +308,22 @@ class Session:
 
 
 _ENERGY = "Energy.Active.Import.Register"
+
+
+def sampled_readings(connector_id: int, ts: float, sampled: list[dict[str, Any]],
+                     restored: bool = False) -> list[tuple[MeterKey, MeterReading]]:
+    """OCPP 1.6 SampledValue dicts (7.43) as model readings; values that are no number are left out."""
+    readings = []
+    for sv in sampled:
+        value = _number(sv)
+        if value is None:
+            continue
+        key = MeterKey(connector_id, sv.get("measurand", _ENERGY), sv.get("phase", ""),
+                       sv.get("location", "Outlet"))
+        readings.append((key, MeterReading(
+            value, sv.get("unit", "Wh" if key.measurand.startswith("Energy") else ""), ts,
+            sv.get("context", "Sample.Periodic"), restored)))
+    return readings
 
 
 def _number(sv: dict[str, Any]) -> float | None:

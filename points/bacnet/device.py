@@ -17,7 +17,7 @@ import importlib.metadata
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bacpypes3.basetypes import ObjectTypesSupported, ServicesSupported
+from bacpypes3.basetypes import ObjectTypesSupported, PriorityValue, ServicesSupported
 from bacpypes3.errors import ExecutionError
 from bacpypes3.local.analog import AnalogInputObject, AnalogValueObject
 from bacpypes3.local.binary import BinaryInputObject, BinaryValueObject
@@ -50,7 +50,7 @@ ERRORS = {
     "rejected": ("services", "serviceRequestDenied"),
 }
 BUILD_CHUNK = 50  # objects created between yields (1.6 ms each on 3.11, notes 1.6)
-DYNAMIC_REFRESH_S = 10.0
+NOT_AVAILABLE_REAL = float("nan")
 
 
 class _Served:
@@ -66,10 +66,6 @@ class _Served:
         if name != "presentValue":
             raise ExecutionError("property", "writeAccessDenied")
         await self._gw_server.on_write(self, value, priority)
-
-    async def apply_write(self, value: Any, priority: int | None) -> None:
-        """Store an accepted write (commandable objects: into the priority array)."""
-        await super().write_property("presentValue", value, None, priority)  # type: ignore[misc]
 
 
 class _DeviceView:
@@ -182,10 +178,13 @@ def fix_device_class() -> None:
 
 
 def to_bacnet(point: Point, value: Any) -> Any:
-    """A table value as the object's present-value."""
+    """A table value as the object's present-value; None ("not available", reliability
+    unreliable-other) is NaN for analog objects, the first state, inactive or ""."""
     t = point.spec.bacnet_type
     if t.startswith("analog"):
-        return float(value)
+        return NOT_AVAILABLE_REAL if value is None else float(value)
+    if value is None:
+        return "inactive" if t.startswith("binary") else 1 if t.startswith("multi-state") else ""
     if t.startswith("binary"):
         return "active" if value else "inactive"
     if t.startswith("multi-state"):
@@ -248,7 +247,6 @@ class BacnetServer:
         self._queue.extend(self.table.points())
         await self._build()
         self.spawn(self._builder(), "bacnet object builder")
-        self.spawn(self._refresh_dynamic(), "bacnet dynamic values")
         where = cfg.address.split("/")[0]
         log.info("BACnet/IP device %s %r on %s port %s with %d objects%s", cfg.device_id,
                  cfg.device_name, cfg.address, cfg.port, len(self.objects),
@@ -320,13 +318,12 @@ class BacnetServer:
         kwargs: dict[str, Any] = {
             "objectIdentifier": point.uid, "objectName": point.name,
             "description": f"{point.charger_id} {spec.description}".strip()[:200],
-            "eventState": "normal", "outOfService": False,
-            "reliability": "noFaultDetected" if self.table.reliable(point) else "communicationFailure",
+            "eventState": "normal", "outOfService": False, "reliability": self.table.reliability(point),
         }
         if spec.is_analog:
             kwargs["units"] = UNITS[spec.units][0]
             kwargs["covIncrement"] = spec.cov_increment or 1.0
-            kwargs["presentValue"] = float(value) if value is not None else 0.0
+            kwargs["presentValue"] = to_bacnet(point, value)
             if spec.min_value is not None and spec.bacnet_type == "analog-value":
                 kwargs["minPresValue"], kwargs["maxPresValue"] = spec.min_value, spec.max_value
         elif spec.bacnet_type.startswith("binary"):
@@ -338,7 +335,7 @@ class BacnetServer:
         elif spec.bacnet_type.startswith("multi-state"):
             kwargs["numberOfStates"] = len(spec.states)
             kwargs["stateText"] = list(spec.states)
-            kwargs["presentValue"] = int(value) if value else 1
+            kwargs["presentValue"] = to_bacnet(point, value)
         else:
             kwargs["presentValue"] = "" if value is None else str(value)
         if spec.commandable and spec.relinquish_default is not None:
@@ -347,7 +344,10 @@ class BacnetServer:
         obj._gw_point = point
         obj._gw_server = self
         obj._gw_pushed = None  # unknown: the first push compares with the object itself
-        obj._gw_reliable = self.table.reliable(point)
+        obj._gw_reliable = kwargs["reliability"]
+        if spec.commandable:
+            obj._gw_commands = [None] * 16  # what the table's priority array held when last synced
+            self._sync_commands(point, obj)
         self.app.add_object(obj)
         self.objects[point.uid] = obj
 
@@ -368,25 +368,24 @@ class BacnetServer:
         """Bring an object up to date with the table. What was last pushed is kept in `_gw_*`
         attributes: reading a bacpypes3 property costs an `inspect.getattr_static` (about 20 us
         on Python 3.11), and a MeterValues touches about 24 objects."""
-        reliable = self.table.reliable(point)
-        value = self.table.read(point)
+        reliability = self.table.reliability(point)
         if point.spec.commandable:
-            # The priority array governs present-value; only the fallback follows the gateway.
+            # The priority array governs present-value; the table holds it for both protocols.
             default = to_bacnet(point, self.table.read_default(point))
             if obj._gw_pushed != default:
                 obj._gw_pushed = default
                 if obj.relinquishDefault != default:
                     obj.relinquishDefault = default
                     obj.recalculating()
-        elif value is not None:
-            new = to_bacnet(point, value)
-            if obj._gw_pushed != new:
+            self._sync_commands(point, obj)
+        else:
+            new = to_bacnet(point, self.table.read(point))
+            if not _same(obj._gw_pushed, new):
                 obj._gw_pushed = new
-                if obj.presentValue != new:
-                    obj.presentValue = new
-        if obj._gw_reliable != reliable:
-            obj._gw_reliable = reliable
-            wanted = "noFaultDetected" if reliable else "communicationFailure"
+                obj.presentValue = new
+        if obj._gw_reliable != reliability:
+            obj._gw_reliable = reliability
+            wanted = reliability
             if str(obj.reliability) != wanted:
                 old = obj.statusFlags
                 obj.reliability = wanted
@@ -394,10 +393,14 @@ class BacnetServer:
                 for fn in list(obj._property_monitors["statusFlags"]):
                     fn(old, obj.statusFlags)
 
-    async def _refresh_dynamic(self) -> None:
-        while True:
-            await asyncio.sleep(DYNAMIC_REFRESH_S)
-            self._on_changed([p for p in self.table.points() if p.spec.dynamic])
+    def _sync_commands(self, point: Point, obj: Any) -> None:
+        """Copy the table's priority array into the object (a Modbus write commands it too)."""
+        commands = self.table.priority_array(point)
+        if commands == obj._gw_commands:
+            return
+        obj._gw_commands = commands
+        for i, value in enumerate(commands):
+            obj.priorityArray[i] = _priority_value(point, value)  # recalculates present-value
 
     # --- writes ----------------------------------------------------------------------------
     async def on_write(self, obj: Any, value: Any, priority: int | None) -> None:
@@ -419,25 +422,23 @@ class BacnetServer:
         self._push(point, obj)
 
     async def _write_commandable(self, obj: Any, point: Point, value: Any, priority: int | None) -> None:
-        """Work out the effective value after this write; apply it only if the table accepts."""
-        priority = 16 if priority is None else priority
-        if not 1 <= priority <= 16:
-            raise WriteRefused(f"priority {priority} outside 1..16", "value-out-of-range")
-        slots = []
-        for i in range(16):
-            pv = obj.priorityArray[i]
-            slots.append(None if pv.null is not None else from_bacnet(point, getattr(pv, pv._choice)))
-        if isinstance(value, Null):
-            slots[priority - 1] = None
-        else:
-            slots[priority - 1] = point.spec.coerce(from_bacnet(point, value))
-        effective = next((v for v in slots if v is not None), None)
-        if effective is None:
-            effective = self.table.read_default(point)
-        current = from_bacnet(point, obj.presentValue)
-        if effective != current:
-            await self.table.write(point, effective)
-        await obj.apply_write(value, priority)
+        """Command one priority of the table's array (shared with Modbus); NULL relinquishes."""
+        command = None if isinstance(value, Null) else from_bacnet(point, value)
+        await self.table.command(point, command, 16 if priority is None else priority)
+        self._sync_commands(point, obj)
+
+
+def _same(old: Any, new: Any) -> bool:
+    """Equal, counting NaN ("not available") as equal to NaN."""
+    return old == new or (isinstance(old, float) and isinstance(new, float) and old != old and new != new)
+
+
+def _priority_value(point: Point, value: Any) -> PriorityValue:
+    if value is None:
+        return PriorityValue(null=())
+    if point.spec.is_analog:
+        return PriorityValue(real=float(value))
+    return PriorityValue(unsigned=int(value))
 
 
 def _version() -> str:
