@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 
 from gateway.operator.cli import main
-import asyncio
-
-
 from points.export.register_map import CSV_COLUMNS
 from tests.conftest import GatewayRunner
 

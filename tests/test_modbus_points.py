@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from points.catalog import CHARGER_SPECS, CONNECTOR_SPECS, MODBUS_STRING_REGISTERS, RESULT_TEXT_MAX, SITE_SPECS
+from points.catalog import (
+    CHARGER_SPECS,
+    CONNECTOR_SPECS,
+    MODBUS_STRING_REGISTERS,
+    RESULT_TEXT_MAX,
+    SITE_SPECS,
+)
 from points.modbus.codec import RegType
 from points.modbus.layout import MAP_VERSION, Scope, modbus_map, reg_type_of, site_locations, slot_locations
 

@@ -31,8 +31,7 @@ from points.modbus.binding import Area
 from points.modbus.codec import EncodeError, encode
 from points.modbus.headers import header_value
 from points.modbus.layout import (
-    CHARGER_AREA,
-    CHARGER_BASE,
+    BLOCK_SIZE,
     CHARGER_STRIDE,
     EXTRA_BASE,
     EXTRA_STRIDE,
@@ -41,7 +40,6 @@ from points.modbus.layout import (
     MAX_FLAT_SLOT,
     MAX_UNIT_ID,
     UNIT_EXTRA_BASE,
-    BLOCK_SIZE,
     LayoutError,
     ModbusMap,
     Register,
