@@ -98,6 +98,10 @@ MAX_INSTANCE = 4_194_302  # 4,194,303 is the BACnet wildcard instance
 MAX_SLOT = (MAX_INSTANCE - SLOT_STRIDE + 1) // SLOT_STRIDE  # 418
 OFFSETS_SCOPE = "points.offsets"
 # Reliability of a point's value (BACnet property names; Modbus shows them as valid flags).
+# A commandable point's writer runs when the value in force changes; an unchanged value written
+# again reaches it at most this often (a refresh the smart-charging BMS watchdog counts), so a
+# burst of repeated BMS writes is one call, not one per write (issue 13 item 6).
+COMMAND_REFRESH_S = 60.0
 NO_FAULT, STALE, NOT_AVAILABLE = "noFaultDetected", "communicationFailure", "unreliableOther"
 log = logging.getLogger(__name__)
 
@@ -226,6 +230,7 @@ class PointTable:
     # Commandable points: the 16-level priority array both protocols write (BACnet at the
     # priority of the request, Modbus at `modbus.bacnet_priority`), so they show one value.
     _priorities: dict[tuple[str, int], list[Any]] = field(default_factory=dict)
+    _commanded_at: dict[tuple[str, int], float] = field(default_factory=dict)
 
     # --- offsets ---------------------------------------------------------------------------
     def load(self, offsets: dict[str, str]) -> None:
@@ -507,8 +512,8 @@ class PointTable:
     async def command(self, point: Point, value: Any, priority: int, wait_s: float | None = None) -> str:
         """Write (value None: relinquish) one priority of a commandable point (BACnet 19.2).
 
-        The point's writer runs only when the value in force changes, so a BMS repeating a
-        value, or a burst of writes of one value from two protocols, is one charger call.
+        The point's writer runs when the value in force changes (and, for an unchanged value,
+        at most every COMMAND_REFRESH_S), so a burst of BMS writes is one call per change.
         A refused write stores nothing.
         """
         if not point.spec.commandable:
@@ -521,8 +526,11 @@ class PointTable:
         if effective is None:
             effective = self.read_default(point)
         text = ""
-        if effective != self.effective(point):
+        now = self.clock()
+        if effective != self.effective(point) or now - self._commanded_at.get(point.uid, -COMMAND_REFRESH_S) \
+                >= COMMAND_REFRESH_S:
             text = await self.write(point, effective, wait_s)
+            self._commanded_at[point.uid] = now
         self._priorities[point.uid] = slots
         self.notify([point])
         return text
