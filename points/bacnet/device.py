@@ -30,6 +30,7 @@ from bacpypes3.object import CharacterStringValueObject as _CharacterStringValue
 from bacpypes3.primitivedata import Null
 
 from gateway.errors import ConfigError
+from points.bacnet import services as bacnet_services
 from points.bacnet import speedup as bacpypes_speedup
 from points.catalog import UNITS, WriteRefused
 from points.table import Point, PointTable
@@ -155,7 +156,7 @@ def _bits(cls: type, size: int, names: list[str]) -> Any:
 
 _SERVICES = _bits(ServicesSupported, 49, [
     "readProperty", "readPropertyMultiple", "writeProperty", "writePropertyMultiple",
-    "subscribeCOV", "readRange", "whoIs", "whoHas", "iAm", "iHave",
+    "subscribeCOV", "whoIs", "whoHas", "iAm", "iHave",
     "confirmedCOVNotification", "unconfirmedCOVNotification"])
 _OBJECT_TYPES = _bits(ObjectTypesSupported, 63, [
     "device", "analogInput", "analogValue", "binaryInput", "binaryValue", "multiStateInput",
@@ -234,6 +235,7 @@ class BacnetServer:
             raise ConfigError(f"cannot start BACnet on {cfg.address} port {cfg.port}: {exc}; is another "
                               "BACnet application using this address and port?") from exc
         self.app = self.bacnet.this_application.app
+        bacnet_services.install(self.app, cfg.address, cfg.port, bool(cfg.bbmd_address))
         self.device_view = _DeviceView(self.app)
         dev = self.app.device_object
         dev.vendorName = cfg.vendor_name  # BAC0 hard-codes "Servisys inc." (notes 1.3)
