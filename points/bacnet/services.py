@@ -11,6 +11,7 @@ objects supports. The application's service methods are replaced on the instance
 from __future__ import annotations
 
 import ipaddress
+import logging
 import types
 from typing import Any
 
@@ -18,14 +19,38 @@ from bacpypes3.apdu import SimpleAckPDU, WritePropertyMultipleError
 from bacpypes3.basetypes import ErrorType, ObjectPropertyReference
 from bacpypes3.constructeddata import Array
 from bacpypes3.errors import ExecutionError
+from bacpypes3.ipv4 import IPv4DatagramServer
 from bacpypes3.primitivedata import Unsigned
 
+from points.peer_log import PeerLog
+
+log = logging.getLogger("points.bacnet.device")
+malformed = PeerLog(log)
 WILDCARD_DEVICE = ("device", 4194303)
 APDU_LENGTH = 1476  # BACnet/IP (Annex J): the largest APDU on an Ethernet MTU
 
 
+def _quiet_datagram_errors() -> None:
+    """bacpypes3 logs a traceback for every datagram it cannot decode (IPv4DatagramServer.
+    confirmation); log one line per peer and minute instead (issue 14 item 11)."""
+    if getattr(IPv4DatagramServer.confirmation, "_gateway", False):
+        return
+
+    async def confirmation(self: Any, pdu: Any) -> None:
+        if pdu.pduSource.addrTuple == self.local_address:
+            return  # our own broadcast, reflected
+        try:
+            await self.response(pdu)
+        except Exception as err:  # a datagram this stack cannot decode: the peer's fault
+            malformed.warn(f"BACnet peer {pdu.pduSource}", f"malformed datagram dropped: {err!r}")
+
+    confirmation._gateway = True  # type: ignore[attr-defined]
+    IPv4DatagramServer.confirmation = confirmation  # type: ignore[method-assign]
+
+
 def install(app: Any, address: str, port: int, bbmd: bool) -> None:
     """Fix the services and the network port of a running bacpypes3 application."""
+    _quiet_datagram_errors()
     app.do_WritePropertyRequest = types.MethodType(_write_property, app)
     app.do_WritePropertyMultipleRequest = types.MethodType(_write_property_multiple, app)
     app.do_ReadRangeRequest = None  # not offered: answered with reject unrecognized-service
