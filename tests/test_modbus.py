@@ -244,6 +244,8 @@ async def test_bad_writes_answer_modbus_exception_codes(runner: GatewayRunner):
         to_regs = client.convert_to_registers
         out_of_range = await client.write_registers(limit, to_regs(20_000.0, client.DATATYPE.FLOAT32), device_id=1)
         nan = await client.write_registers(limit, [0x7F80, 1], device_id=1)  # a NaN, not "not available"
+        infinite = await client.write_registers(limit, [0x7F80, 0], device_id=1)
+        swapped = await client.write_registers(limit, [0x0000, 0x41B0], device_id=1)  # 22.0 low word first
         half = await client.write_register(limit, 0x4120, device_id=1)
         read_only = await client.write_register(status, 1, device_id=1)
         header = await client.write_register(0, 7, device_id=1)
@@ -254,6 +256,8 @@ async def test_bad_writes_answer_modbus_exception_codes(runner: GatewayRunner):
         coil = await client.write_coil(0, True, device_id=1)
     assert await _exception(out_of_range) == 3
     assert await _exception(nan) == 3
+    assert await _exception(infinite) == 3
+    assert await _exception(swapped) == 3  # a denormal near 0 would pause all charging (issue 14 item 6)
     assert await _exception(half) == 2
     assert await _exception(read_only) == 2
     assert await _exception(header) == 2
