@@ -120,6 +120,7 @@ class PointState:
 
     results: dict[tuple[str, int | None, str], str] = field(default_factory=dict)
     site: SiteLimits = field(default_factory=SiteLimits)
+    not_exposed: dict[str, int] = field(default_factory=dict)  # protocol -> added chargers it cannot show
     # The smart-charging controller (gateway.charging.controller): the one owner of the Niagara
     # 6.3 settings and of the site limit in force; points only show and forward writes.
     charging: Any = None
@@ -383,6 +384,13 @@ SITE_SPECS: tuple[PointSpec, ...] = (
     PointSpec("Limit-Reason", "site", 5, "characterstring-value", "string",
               source=lambda c: _site(c, "reason"),
               description="Why that limit applies: bms, manual, config, fallback: ..., no limit"),
+    # No silent limits (issue 14 item 8): added chargers a protocol cannot show (points.capacity).
+    PointSpec("Chargers-NotOnBACnet", "site", 50, "analog-input", "uint16", cov_increment=1.0,
+              source=lambda c: float(c.state.not_exposed.get("bacnet", 0)),
+              description="Added chargers without BACnet objects (slot beyond one device's capacity)"),
+    PointSpec("Chargers-NotOnModbus", "site", 51, "analog-input", "uint16", cov_increment=1.0,
+              source=lambda c: float(c.state.not_exposed.get("modbus", 0)),
+              description="Added chargers without Modbus registers (slot beyond the map or unit ids)"),
 )
 
 CHARGER_SPECS: tuple[PointSpec, ...] = (

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.model.station import Registry
+from points import capacity
 from points.commands import writers
 from points.restore import STATUS_SCOPE, restore_last_known, status_record
 from points.table import OFFSETS_SCOPE, Point, PointTable
@@ -45,6 +46,7 @@ class PointsService:
         self.bacnet: Any = None
         self._seen: dict[str, str] = {}
         self._statuses: dict[str, str] = {}
+        self._slots: dict[str, int | None] = {}  # charger id -> slot, for the not-exposed counts
         self._pending: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
@@ -71,6 +73,8 @@ class PointsService:
         for station in gw.registry.added_stations():
             table.restore(station, _record(seen, station.charger_id))
         table.sync(gw.registry)
+        self._slots = {s.charger_id: s.slot for s in gw.registry.added_stations()}
+        self._count_not_exposed()
         gw.spawn(self._refresh_dynamic(), "points: values that change with time")
         if gw.settings.bacnet.enabled:
             from points.bacnet.device import BacnetServer
@@ -107,8 +111,23 @@ class PointsService:
             self.table.handle(event, self.gateway.registry)
             if event.kind == "connector":
                 self._keep_statuses(event.charger_id)
+            elif event.kind in ("added", "removed", "station"):
+                self._count_not_exposed(event.charger_id)
         except Exception:
             log.exception("point table update failed for %s (%s)", event.charger_id, event.kind)
+
+    def _count_not_exposed(self, charger_id: str | None = None) -> None:
+        """Keep the site's "not on BACnet / Modbus" counts; only a slot change recounts."""
+        station = self.gateway.registry.get(charger_id) if charger_id else None
+        slot = station.slot if station is not None else None
+        if charger_id is not None and self._slots.get(charger_id) == slot:
+            return
+        if charger_id is not None:
+            self._slots[charger_id] = slot
+        new = capacity.counts([s for s in self._slots.values() if s is not None], self.gateway.settings)
+        if new != self.table.state.not_exposed:
+            self.table.state.not_exposed = new
+            self.table.notify([p for p in self.table.points() if p.spec.key.startswith("Chargers-")])
 
     def _keep_statuses(self, charger_id: str) -> None:
         """Persist a device's connector statuses when they change (restored after a restart)."""

@@ -40,7 +40,7 @@ def header_value(server: ModbusPointServer, key: str, station: Station | None, s
     if key == "HighestSlot":
         return max((s.slot for s in added if s.slot is not None), default=0)
     if key == "ChargersNotServed":
-        return min(server.not_served, 0xFFFE)
+        return min(server.table.state.not_exposed.get("modbus", 0), 0xFFFE)  # as Site-Chargers-NotOnModbus
     if key == "Slot":
         return slot if station is not None else None
     if key == "Online":

@@ -81,7 +81,6 @@ class ModbusPointServer:
         self._shadow: dict[tuple[int, int], list[int]] = {}
         self._slots: dict[int, str] = {}        # slot -> charger id, as rendered
         self._added_ids: set[str] = set()       # chargers with a slot, as of the last slot scan
-        self.not_served = 0                     # added chargers beyond every addressing
         self._warned: set[str] = set()
         self._dirty: set[Area] = set()
         self._slots_dirty = True
@@ -212,7 +211,6 @@ class ModbusPointServer:
     def _current_slots(self) -> dict[int, str]:
         served = {}
         self._added_ids = set()
-        not_served = 0
         for s in self.gateway.registry.stations.values():
             if s.slot is None:
                 continue
@@ -220,13 +218,11 @@ class ModbusPointServer:
             if s.slot <= self.flat_slots or s.slot <= self.unit_slots:
                 served[s.slot] = s.charger_id
                 continue
-            not_served += 1
             if s.charger_id not in self._warned:
                 self._warned.add(s.charger_id)
                 log.warning("%s has slot %d, beyond the %d slots of the flat Modbus map%s", s.charger_id,
                             s.slot, self.flat_slots, "; set modbus.unit_id_per_charger to serve it by unit id"
                             if s.slot <= MAX_UNIT_ID else f" and the {MAX_UNIT_ID} unit ids: not on Modbus")
-        self.not_served = not_served
         return served
 
     def _slot_areas(self, slot: int) -> list[Area]:
