@@ -61,6 +61,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.chargers.standard_keys import standard_key
 from gateway.model.station import ConfigKey, Connector, MeterKey
 from points.catalog import (
     CHARGER_SPECS,
@@ -185,7 +186,7 @@ def point_name(slot: int, connector_id: int | None, spec: PointSpec, subject: An
     if spec.kind == "charger":
         return f"{head}-{spec.key}"
     if spec.kind in ("config", "config_result"):
-        key = str(subject)
+        key = standard_key(str(subject)) or str(subject)  # one name whatever the charger's spelling
         part = safe_name(key)
         if part != key:  # keep names unique when two vendor keys sanitize alike
             part = f"{part}-{sum(key.encode()) % 1000}"
@@ -264,8 +265,9 @@ class PointTable:
         return None if extra is None else METER_EXTRA_BASE + extra
 
     def config_index(self, key: str) -> int | None:
-        if key in STANDARD_CONFIG_KEYS:
-            return STANDARD_CONFIG_KEYS.index(key)
+        standard = standard_key(key)  # EVlink's HeartBeatInterval is HeartbeatInterval (issue 14 item 10)
+        if standard in STANDARD_CONFIG_KEYS:
+            return STANDARD_CONFIG_KEYS.index(standard)
         return self._allocate(f"config:{key}", VENDOR_CONFIG_FIRST, CONFIG_MAX)
 
     # --- building --------------------------------------------------------------------------

@@ -426,3 +426,36 @@ async def test_mbpoll_reads_the_power_float_high_word_first(runner: GatewayRunne
         await cp.close()
     assert proc.returncode == 0, out.decode()
     assert f"[{address}]: \t7650" in out.decode()
+
+
+async def test_standard_keys_spelled_the_chargers_way_get_the_standard_point_and_register(runner: GatewayRunner):
+    """Issue 14 item 10: EVlink reports HeartBeatInterval and meterValueSampleInterval (OCPP key
+    names are case-insensitive); they got vendor instances and no register. The charger's own
+    spelling is what a write sends."""
+    gateway = await start(runner)
+    await gateway.add_device("CP1")
+    cp = TestCharger(runner.url, "CP1")
+    cp.unrecorded.add("GetConfiguration")
+    cp.answers["ChangeConfiguration"] = lambda payload: {"status": "Accepted"}
+    await cp.connect()
+    try:
+        await cp.boot()
+        station = gateway.registry.get("CP1")
+        gateway.registry.set_config(station, ConfigKey("HeartBeatInterval", "300", readonly=False))
+        gateway.registry.set_config(station, ConfigKey("meterValueSampleInterval", "60", readonly=False))
+        table = service_for(gateway).table
+        heartbeat = table.get("CP1-Cfg-HeartbeatInterval")
+        assert heartbeat is not None and heartbeat.instance == 10_000 + 5_200 + 9
+        assert table.get("CP1-Cfg-MeterValueSampleInterval") is not None
+        await settled(gateway)
+        async with modbus(gateway) as client:
+            reply = await client.read_holding_registers(
+                _config_address(gateway, 1, "HeartbeatInterval"), count=2, device_id=1)
+            written = await client.write_registers(_config_address(gateway, 1, "MeterValueSampleInterval"),
+                                                   [0, 30], device_id=1)
+        assert decode(reply.registers, RegType.UINT32) == 300
+        assert not written.isError()
+        assert await asyncio.wait_for(cp.received.get(), 5) == (
+            "ChangeConfiguration", {"key": "meterValueSampleInterval", "value": "30"})
+    finally:
+        await cp.close()

@@ -159,7 +159,10 @@ class Station:
         return found
 
     def config_value(self, key: str, default: str | None = None) -> str | None:
+        """A key's value; key names are case-insensitive (OCPP 1.6 chapter 9, CiString)."""
         entry = self.config.get(key)
+        if entry is None:
+            entry = next((e for k, e in self.config.items() if k.lower() == key.lower()), None)
         return entry.value if entry is not None and entry.value is not None else default
 
     def reading(self, connector_id: int, measurand: str, phase: str = "",
