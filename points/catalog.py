@@ -210,7 +210,8 @@ class PointSpec:
 
 
 def _iso(ts: float | None) -> str:
-    return iso_z(ts) if ts else ""
+    """UTC time to the second (20 characters: fits a Modbus STRING(20); a BMS needs no ms)."""
+    return iso_z(int(ts))[:19] + "Z" if ts else ""
 
 
 def _state(states: tuple[str, ...], value: str | None) -> int | None:
@@ -537,7 +538,7 @@ CONNECTOR_SPECS: tuple[PointSpec, ...] = (
     PointSpec("LastUpdate", "connector", 30, "characterstring-value", "string",
               source=_connector(lambda c: _iso(c.last_update)),
               description="Time of the connector's last StatusNotification or transaction change (UTC)",
-              ocpp_source="StatusNotification:timestamp"),
+              ocpp_source="StatusNotification"),
 )
 
 
