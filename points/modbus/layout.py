@@ -386,8 +386,9 @@ def _scope_of(point: Point) -> Scope:
 
 
 def _same(reg: Register, point: Point) -> bool:
-    assert reg.spec is not None
-    return reg.spec.kind == point.spec.kind and reg.spec.key == point.spec.key and reg.subject == point.subject
+    """The register shows this point: the same identity (BACnet object type and instance)."""
+    template = reg.point(point.charger_id, point.slot, point.connector_id)
+    return template is not None and template.uid == point.uid
 
 
 @dataclass(frozen=True)
