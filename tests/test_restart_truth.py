@@ -18,6 +18,7 @@ from points.service import service_for
 from points.table import NO_FAULT, NOT_AVAILABLE, STALE
 from tests.conftest import GatewayRunner, wait_until
 from tests.ocpp_client import TestCharger
+from tests.test_bacnet import bms  # noqa: F401  (fixture)
 from tests.test_modbus import modbus, read_input, register_address, settled
 
 T0 = "2026-11-21T08:00:00Z"
@@ -161,3 +162,23 @@ async def test_a_charger_that_sends_no_status_after_its_boot_is_asked_for_one(ru
         assert await asyncio.wait_for(cp.received.get(), 5) == (
             "TriggerMessage", {"requestedMessage": "StatusNotification"})
 
+
+
+async def test_bacnet_shows_the_restored_status_flagged_and_connector_zero_not_available(bms):  # noqa: F811
+    """Items 1 and 3 with an independent BACnet client: after a restart a charging connector is
+    Charging with reliability communication-failure (not Unavailable and no-fault-detected), and
+    a connector 0 that was never reported is unreliable-other (not Unavailable)."""
+    runner, client = bms
+    gateway = runner.gateway
+    await gateway.add_device("CP1")
+    async with TestCharger(runner.url, "CP1") as cp:
+        cp.unrecorded.add("GetConfiguration")
+        await cp.boot()
+        await cp.status(1, "Charging")
+        table = service_for(gateway).table
+        await wait_until(lambda: table.reliability(table.get("CP1-C1-Status")) == NO_FAULT)
+    await runner.stop()
+    await runner.start(bacnet={"enabled": True, "address": "127.0.0.1/8", "port": client.server_port})
+    assert await client.read("multi-state-input,10500") == 3  # CP1-C1-Status: Charging
+    assert await client.read("multi-state-input,10500", "reliability") == "communication-failure"
+    assert await client.read("multi-state-input,10000", "reliability") == "unreliable-other"  # C0
