@@ -29,7 +29,14 @@ Public API (used by points.bacnet.device, points.modbus.server, points.export.ed
                                                state) | str | None (unknown)
         .read_default(point) -> Any            relinquish default of a commandable point
         .has(point) -> bool                    still in the table
-        .reliable(point) -> bool               False while the charger is offline (stale)
+        .find(uid) -> Point | None             the point with this (object type, instance)
+        .reliability(point) -> str             noFaultDetected | communicationFailure (stale:
+                                               offline, or kept from before a restart and not
+                                               yet confirmed) | unreliableOther (no value)
+        .reliable(point) -> bool               reliability is noFaultDetected
+        .connector_confirmed(station, c)       the Modbus valid flag of a connector area
+        .command(point, value|None, priority)  one priority of a commandable point's array
+        .priority_array(point), .effective(point)   (shared by BACnet and Modbus)
         .write(point, value) -> str            validate, then the `on_write` writer; returns the
                                                result text or raises WriteRefused(reason, code)
         .writers: dict[str, Writer]            on_write name -> async (point, value) -> str | None
@@ -40,10 +47,11 @@ Specs and value sources live in `points.catalog` (UNITS with BACnet codes, state
 MEASURANDS, STANDARD_CONFIG_KEYS, PointSpec.coerce for write validation, WriteRefused codes:
 write-access-denied, value-out-of-range, invalid-value, charger-offline, rejected).
 For Modbus: `spec.modbus_type` is float32 | uint16 | uint32 | string; multi-state values are
-1-based state numbers; `point.slot`, `point.connector_id`, `point.index` (the local offset,
-< SLOT_STRIDE) are the stable inputs for a register-address function of `points.modbus.server`.
-Writes from any protocol go through `await table.write(point, value)`; for commandable points
-pass the effective value after the protocol's own priority logic.
+1-based state numbers; `points.modbus.layout` places every catalog spec in the register map and
+finds the table's point of a register by its identity (`find(uid)`). Writes from any protocol go
+through `await table.write(point, value)`; commandable points through `await table.command(point,
+value, priority)`, so both protocols share one priority array. Both protocols listen to
+`changed` only: each change reaches each protocol once.
 
 Numbering (docs/bacnet.md): instance = slot * SLOT_STRIDE + local index; site points use
 slot 0. Inside a slot: connector c (0..9) owns [c*500, c*500+500): fixed points at 0..99,
