@@ -182,3 +182,26 @@ async def test_bacnet_shows_the_restored_status_flagged_and_connector_zero_not_a
     assert await client.read("multi-state-input,10500") == 3  # CP1-C1-Status: Charging
     assert await client.read("multi-state-input,10500", "reliability") == "communication-failure"
     assert await client.read("multi-state-input,10000", "reliability") == "unreliable-other"  # C0
+
+
+async def test_evlinks_own_spelling_of_standard_keys_gets_the_standard_points(runner: GatewayRunner):
+    """Issue 14 item 10 with the EVlink simulator (manual 8.1: HeartBeatInterval,
+    meterValueSampleInterval), read by the gateway's own configuration read."""
+    gateway = await _start(runner)
+    await gateway.add_device("CP1")
+    sim = Simulator("evlink", "CP1", runner.url, heartbeat=False)
+    try:
+        await sim.start()
+        table = service_for(gateway).table
+        await wait_until(lambda: table.get("CP1-Cfg-MeterValueSampleInterval") is not None, timeout=10)
+        point = table.get("CP1-Cfg-MeterValueSampleInterval")
+        assert point.subject == "meterValueSampleInterval" and point.instance == 10_000 + 5_200 + 18
+        assert table.get("CP1-Cfg-HeartbeatInterval") is not None
+        assert not any("eartBeat" in p.name or "meterValue" in p.name for p in table.points())
+        await settled(gateway)
+        async with modbus(gateway) as client:
+            reply = await client.read_holding_registers(register_address("CP1-Cfg-MeterValueSampleInterval"),
+                                                        count=2, device_id=1)
+        assert decode(reply.registers, RegType.UINT32) == 900
+    finally:
+        await sim.stop()

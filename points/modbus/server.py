@@ -166,13 +166,6 @@ class ModbusPointServer:
         self._slots_dirty = True
         self.on_points(points)
 
-    def refresh(self, areas: Iterable[Area] | None = None) -> None:
-        """Re-render areas (default: all) from the table."""
-        limit = max(self.flat_slots, self.unit_slots)
-        self._dirty.update(a for a in (self._all_areas() if areas is None else areas)
-                           if a[1] is None or 1 <= a[1] <= limit)
-        self._schedule_flush()
-
     def _schedule_flush(self) -> None:
         if self._server is None or (self._flush_handle is not None and not self._flush_handle.done()):
             return
