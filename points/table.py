@@ -372,7 +372,7 @@ class PointTable:
         """A live value: read now from the charger (or held by the gateway)."""
         return self.reliability(point) == NO_FAULT
 
-    def reliability(self, point: Point) -> str:
+    def reliability(self, point: Point, value: Any = ...) -> str:
         """One meaning on both protocols (docs/bacnet.md, docs/modbus.md, "Not available"):
 
         no-fault-detected: a live value; communication-failure: the last known value, stale
@@ -382,7 +382,7 @@ class PointTable:
         if point.spec.kind == "site":
             return NO_FAULT
         station = self._stations.get(point.charger_id)
-        if self.read(point) is None:
+        if (self.read(point) if value is ... else value) is None:  # callers that read pass the value
             return NOT_AVAILABLE
         if station is None:
             return NO_FAULT

@@ -320,7 +320,7 @@ class BacnetServer:
         kwargs: dict[str, Any] = {
             "objectIdentifier": point.uid, "objectName": point.name,
             "description": f"{point.charger_id} {spec.description}".strip()[:200],
-            "eventState": "normal", "outOfService": False, "reliability": self.table.reliability(point),
+            "eventState": "normal", "outOfService": False, "reliability": self.table.reliability(point, value),
         }
         if spec.is_analog:
             kwargs["units"] = UNITS[spec.units][0]
@@ -370,7 +370,8 @@ class BacnetServer:
         """Bring an object up to date with the table. What was last pushed is kept in `_gw_*`
         attributes: reading a bacpypes3 property costs an `inspect.getattr_static` (about 20 us
         on Python 3.11), and a MeterValues touches about 24 objects."""
-        reliability = self.table.reliability(point)
+        value = self.table.read(point)
+        reliability = self.table.reliability(point, value)
         if point.spec.commandable:
             # The priority array governs present-value; the table holds it for both protocols.
             default = to_bacnet(point, self.table.read_default(point))
@@ -381,7 +382,7 @@ class BacnetServer:
                     obj.recalculating()
             self._sync_commands(point, obj)
         else:
-            new = to_bacnet(point, self.table.read(point))
+            new = to_bacnet(point, value)
             if not _same(obj._gw_pushed, new):
                 obj._gw_pushed = new
                 obj.presentValue = new

@@ -59,6 +59,7 @@ HEADER_SIZE = 10            # each block starts with structural registers (below
 MAX_READ = 125              # registers per FC3/FC4 request (Modbus application protocol 6.3)
 CONFIG_AREA = (100, 186)    # standard configuration key k at 100 + 2k
 METER_AREA = (110, 162)     # meter value i of MODBUS_METERS at 110 + 2i
+SITE_TEXT_REGISTERS = 32    # a site text point without a listed length
 
 
 class Scope(StrEnum):
@@ -209,11 +210,18 @@ def reg_type_of(spec: PointSpec) -> RegType | None:
     if spec.bacnet_type.startswith("binary"):
         return RegType.BOOL16
     if spec.modbus_type == "string":
-        return RegType.STRING if MODBUS_STRING_REGISTERS.get(spec.key) else None
+        return RegType.STRING if string_registers(spec) else None
     if not spec.modbus_type:
         return None  # BACnet only
     return {"float32": RegType.FLOAT32, "uint32": RegType.UINT32, "uint16": RegType.UINT16,
             "int32": RegType.INT32}[spec.modbus_type]
+
+
+def string_registers(spec: PointSpec) -> int:
+    """Registers of a string point: its catalog length; a site text not listed gets 32 (64
+    characters: the site block has room, and a BMS wants the limit reason); other unlisted
+    texts (StatusNotification info, disconnect reasons) are left to BACnet."""
+    return MODBUS_STRING_REGISTERS.get(spec.key, SITE_TEXT_REGISTERS if spec.kind == "site" else 0)
 
 
 def _codes(spec: PointSpec, reg_type: RegType) -> tuple[tuple[str, int], ...]:
@@ -226,7 +234,7 @@ def _codes(spec: PointSpec, reg_type: RegType) -> tuple[tuple[str, int], ...]:
 
 
 def _spec_registers(spec: PointSpec, reg_type: RegType, scope: Scope, offset: int) -> list[Register]:
-    length = MODBUS_STRING_REGISTERS.get(spec.key, 0) if reg_type is RegType.STRING else 0
+    length = string_registers(spec) if reg_type is RegType.STRING else 0
     main = Register(scope, offset, reg_type, length, spec, writable=spec.writable,
                     minimum=spec.min_value, maximum=spec.max_value, codes=_codes(spec, reg_type))
     if spec.units != "kWh":
