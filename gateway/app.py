@@ -282,7 +282,7 @@ class Gateway:
         self.registry.update_station(station, subprotocol=subprotocol, remote_address=peer)
         self.registry.set_online(station, True)
         self.history.log(charger_id, "Connected", f"from {peer}; subprotocol {subprotocol or 'none'}")
-        self.spawn(self._ask_for_status(session), f"status check for {charger_id}")
+        self.spawn(self._ask_for_status(session, after_boot=False), f"status check for {charger_id}")
         try:
             await session.serve()
         finally:
@@ -312,9 +312,9 @@ class Gateway:
         for hook in self.boot_hooks:
             session.after_answer(lambda h=hook: h(session, status), "boot follow-up")
         if status == "Accepted":
-            session.after_answer(lambda: self._ask_for_status(session), "status check")
+            session.after_answer(lambda: self._ask_for_status(session, after_boot=True), "status check")
 
-    async def _ask_for_status(self, session: Session) -> None:
+    async def _ask_for_status(self, session: Session, after_boot: bool) -> None:
         """Ask a charger that has not reported its connectors for StatusNotification.
 
         Many chargers send neither BootNotification nor StatusNotification after a mere
@@ -324,6 +324,8 @@ class Gateway:
         await asyncio.sleep(self.settings.ocpp.status_trigger_after_s)  # the charger's own reports first
         if session.closed.is_set() or session.status_seen or self.boot_response(session.station) != "Accepted":
             return
+        if not after_boot and session.booted:
+            return  # the boot's own check asks, counted from the boot
         try:
             answer = await session.call("TriggerMessage", {"requestedMessage": "StatusNotification"})
             self.history.log(session.charger_id, "StatusRequested",

@@ -53,6 +53,7 @@ class Session:
         self._after: list[tuple[Callable[[], Awaitable[None]], str]] = []
         self._reported_since_boot: set[int] | None = None  # connectors with a status since boot
         self.status_seen = False  # a StatusNotification arrived since the connection or last boot
+        self.booted = False  # a BootNotification arrived on this connection
         self.handlers: dict[str, Handler] = {
             "BootNotification": self.on_boot_notification,
             "Heartbeat": self.on_heartbeat,
@@ -198,7 +199,7 @@ class Session:
                                         boot_status=status, last_boot=self.gw.clock(),
                                         heartbeat_interval_s=interval)
         self._reported_since_boot = set()
-        self.status_seen = False
+        self.status_seen, self.booted = False, True
         await self.gw.on_boot(self, status)
         return {"status": status, "currentTime": iso_z(self.gw.clock()), "interval": interval}
 
