@@ -57,3 +57,18 @@ async def test_the_device_claims_only_services_that_work(bms):  # noqa: F811
     assert services[12] == services[14] == services[15] == services[16] == 1  # RP, RPM, WP, WPM
     answer = await client.ask("raw", addr=client.addr, obj=f"device,{DEVICE_ID}", prop="objectList")
     assert not answer["ok"] and "unrecognized-service" in answer["error"], answer
+
+
+async def test_cov_reports_a_value_that_follows_not_available(bms):  # noqa: F811
+    """A point without a value reads NaN ("not available"); bacpypes3's COV increment test
+    compares with NaN and would never report again. The first value must reach subscribers."""
+    import asyncio
+    _runner, client = bms
+    in_force = "analog-input,3"  # Site-PowerLimit-InForce: no limit in force yet
+    assert await client.read(in_force, "reliability") in ("unreliable-other", "no-fault-detected")
+    assert await client.value("subscribe", obj=in_force, lifetime=60) == "subscribed"
+    assert (await client.write(POWER, 22.0, priority=8))["ok"]
+    while True:
+        cov = await asyncio.wait_for(client.covs.get(), 5)
+        if cov["property"] == "present-value" and cov["value"] == 22.0:
+            break

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 from bacpypes3.basetypes import ObjectTypesSupported, PriorityValue, ServicesSupported
@@ -22,7 +23,7 @@ from bacpypes3.errors import ExecutionError
 from bacpypes3.local.analog import AnalogInputObject, AnalogValueObject
 from bacpypes3.local.binary import BinaryInputObject, BinaryValueObject
 from bacpypes3.local.cmd import Commandable
-from bacpypes3.local.cov import COVIncrementCriteria, GenericCriteria
+from bacpypes3.local.cov import COVIncrementCriteria, GenericCriteria, monitor_filter
 from bacpypes3.local.device import DeviceObject
 from bacpypes3.local.multistate import MultiStateInputObject, MultiStateValueObject
 from bacpypes3.local.object import Object as LocalObject
@@ -100,7 +101,28 @@ def _fast_cov(criteria: type) -> type:
     return FastCriteria
 
 
-_FAST_INCREMENT, _FAST_GENERIC = _fast_cov(COVIncrementCriteria), _fast_cov(GenericCriteria)
+class _NotAvailableAwareIncrement(COVIncrementCriteria):
+    """COV increment criteria that report a change to or from NaN ("not available").
+
+    bacpypes3 0.0.110 (local/cov.py) compares the new value with the last reported one plus or
+    minus the increment; with NaN on either side that is never true, so a point that was not
+    available when a BMS subscribed would never report its first value.
+    """
+
+    @monitor_filter("presentValue")
+    def present_value_filter(self, old_value: Any, new_value: Any) -> bool:
+        before = old_value if self.previously_reported_value is None else self.previously_reported_value
+        if _is_nan(before) or _is_nan(new_value):
+            self.previously_reported_value = before
+            return _is_nan(before) != _is_nan(new_value)
+        return bool(super().present_value_filter(old_value, new_value))
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+_FAST_INCREMENT, _FAST_GENERIC = _fast_cov(_NotAvailableAwareIncrement), _fast_cov(GenericCriteria)
 
 
 class AI(_Served, AnalogInputObject):
