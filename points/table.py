@@ -398,7 +398,8 @@ class PointTable:
         """A value restored after a restart that the charger has not sent again since."""
         if point.spec.kind == "meter":
             reading = station.meters.get(MeterKey(point.connector_id or 0, *point.subject))
-            return reading is not None and reading.restored
+            return reading is not None and reading.restored and _may_have_moved(
+                station.connectors.get(point.connector_id or 0))
         if point.spec.kind == "connector":
             connector = station.connectors.get(point.connector_id)
             return connector is not None and connector.restored
@@ -409,7 +410,8 @@ class PointTable:
         connector = station.connectors.get(connector_id)
         if not station.online or connector is None or connector.restored:
             return False
-        return not any(r.restored for k, r in station.meters.items() if k.connector_id == connector_id)
+        return not (_may_have_moved(connector)
+                    and any(r.restored for k, r in station.meters.items() if k.connector_id == connector_id))
 
     # --- commands (priority arrays) ---------------------------------------------------------
     def priority_array(self, point: Point) -> list[Any]:
@@ -486,6 +488,12 @@ class PointTable:
             self.set_result(point, "Failed")
         elif task.result() is not None:
             self.set_result(point, task.result())
+
+
+def _may_have_moved(connector: Any) -> bool:
+    """Whether a reading kept from before a restart may be out of date: unless the charger has
+    confirmed the connector idle since (no transaction: no energy flows), it may."""
+    return connector is None or connector.restored or connector.transaction_id is not None
 
 
 def _tell(listeners: list[Listener], points: list[Point]) -> None:

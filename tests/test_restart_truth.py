@@ -117,7 +117,7 @@ async def test_power_reads_zero_after_a_session_on_a_charger_that_meters_only_in
                                           "timestamp": "2026-11-21T08:20:00Z"})
         await cp.status(1, "Available")
         assert table.read(table.get("CP1-C1-Power-Active-Import")) == 0.0
-        assert table.read(table.get("CP1-C1-Energy-Active-Import-Register")) == 2.0  # kept
+        assert table.read(table.get("CP1-C1-Energy-Active-Import-Register")) == 2.1  # meterStop, the newest register
 
 
 async def test_a_replayed_older_reading_does_not_take_energy_backwards(runner: GatewayRunner):
@@ -205,3 +205,25 @@ async def test_evlinks_own_spelling_of_standard_keys_gets_the_standard_points(ru
         assert decode(reply.registers, RegType.UINT32) == 900
     finally:
         await sim.stop()
+
+
+async def test_an_idle_connector_confirmed_after_a_restart_has_valid_readings(runner: GatewayRunner):
+    """A charger that meters only during transactions sends no reading while idle: once it
+    confirms the connector idle, the kept energy register is the truth, not a stale value."""
+    gateway = await _start(runner)
+    await gateway.add_device("CP1")
+    async with TestCharger(runner.url, "CP1") as cp:
+        cp.unrecorded.add("GetConfiguration")
+        await cp.boot()
+        await cp.status(1, "Available")
+        await cp.call("MeterValues", {"connectorId": 1, "meterValue": [{"timestamp": T0, "sampledValue": [
+            {"value": "5000", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]})
+    await runner.stop()
+    gateway = await _start(runner)
+    assert _reliability(gateway, "CP1-C1-Energy-Active-Import-Register") == STALE
+    async with TestCharger(runner.url, "CP1") as cp:
+        cp.unrecorded.add("GetConfiguration")
+        await cp.status(1, "Available")  # no boot, no reading: idle
+        await wait_until(lambda: _reliability(gateway, "CP1-C1-Status") == NO_FAULT)
+        assert _reliability(gateway, "CP1-C1-Energy-Active-Import-Register") == NO_FAULT
+        assert (await _registers(gateway, 1))["valid"] == 1

@@ -274,6 +274,12 @@ class Session:
                                 f"unknown transaction {tx_id}: stored as an orphan stop", "warning")
         for connector in self.station.connectors.values():
             if connector.transaction_id == tx_id:
+                # meterStop is the energy register at the end (OCPP 1.6 6.49): the newest reading
+                # for a charger that sends no MeterValues outside transactions.
+                self.gw.registry.record_readings(self.station, connector.connector_id, [(
+                    MeterKey(connector.connector_id), MeterReading(
+                        float(p["meterStop"]), "Wh", ts if ts is not None else self.gw.clock(),
+                        "Transaction.End"))])
                 self.gw.registry.update_connector(self.station, connector.connector_id,
                                                   transaction_id=None, session_start=None,
                                                   session_end=ts if ts is not None else self.gw.clock())
