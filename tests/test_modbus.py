@@ -62,7 +62,7 @@ async def settled(gateway: Gateway) -> None:
     server = server_for(gateway)
     assert server is not None
     await asyncio.sleep(0)
-    await server.flushed()
+    await asyncio.wait_for(server.flushed(), 10)
 
 
 @asynccontextmanager

@@ -60,15 +60,15 @@ async def test_restart_with_sessions_running_and_reconnects_without_boot(runner:
     try:
         for sim in sims:
             await sim.start()
-            await sim.start_session(1)
+            await asyncio.wait_for(sim.start_session(1), 10)
             sim.advance(600)  # ten minutes of charging
-            await sim.send_meter_values(1)
+            await asyncio.wait_for(sim.send_meter_values(1), 10)
         await wait_until(lambda: all(_reliability(gateway, f"CP{s}-C1-Energy-Active-Import-Register") == NO_FAULT
                                      for s in (1, 2)))
         before = [await _registers(gateway, s) for s in (1, 2)]
         assert [b["status"] for b in before] == [3, 3] and [b["valid"] for b in before] == [1, 1]
 
-        await runner.stop()
+        await asyncio.wait_for(runner.stop(), 30)
         gateway = await _start(runner)
         after_restart = [await _registers(gateway, s) for s in (1, 2)]
         for old, new in zip(before, after_restart, strict=True):
@@ -85,14 +85,14 @@ async def test_restart_with_sessions_running_and_reconnects_without_boot(runner:
         await wait_until(lambda: _reliability(gateway, "CP1-C1-Status") == NO_FAULT)
         assert all(s.boot_count == 1 for s in sims)  # no boot after the reconnect
         for sim in sims:
-            await sim.send_meter_values(1)
+            await asyncio.wait_for(sim.send_meter_values(1), 10)
         await wait_until(lambda: _reliability(gateway, "CP2-C1-Energy-Active-Import-Register") == NO_FAULT)
         confirmed = [await _registers(gateway, s) for s in (1, 2)]
         assert [c["valid"] for c in confirmed] == [1, 1]
         assert all(c["energy_wh"] >= b["energy_wh"] for c, b in zip(confirmed, before, strict=True))
     finally:
         for sim in sims:
-            await sim.stop()
+            await asyncio.wait_for(sim.stop(), 15)
 
 
 async def test_power_reads_zero_after_a_session_on_a_charger_that_meters_only_in_transactions(

@@ -135,6 +135,7 @@ class ModbusPointServer:
                 listeners.remove(fn)
         if self._flush_handle is not None and not self._flush_handle.done():
             self._flush_handle.cancel()
+        self._flush_done.set()  # a flush cancelled before it ran never sets it
         if self._server is not None:
             await self._server.shutdown()
             self._server = None
