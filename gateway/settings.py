@@ -28,6 +28,16 @@ class OcppSettings:
     ssl_enabled: bool = False
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
+    # Security profile 3: the CA that signs the chargers' client certificates, and whether one is
+    # required; its common name or a subject alternative name must be the charger id.
+    ssl_cafile: str = ""
+    require_client_certificate: bool = False
+    # Security profile 1 (HTTP Basic, user = charger id). On: every charger sends a password, its
+    # own key or else the site password below. Off: chargers without a key connect without one.
+    require_password: bool = True
+    # The site password for chargers without their own key; empty: made on first start in the
+    # data directory (file charger-password, 0600) when require_password is on.
+    default_password: str = ""
     response_timeout_s: float = 10.0
     heartbeat_interval_s: int = 300
     websocket_lost_connection_fault: bool = True
@@ -54,6 +64,8 @@ class RegistrationSettings:
 
     guest_response: str = "Pending"
     guest_reconnect_interval_s: int = 120
+    # The discovery list keeps at most this many guests; the longest unseen is dropped first.
+    max_guests: int = 1000
 
 
 @dataclass
@@ -86,7 +98,11 @@ class AdminSettings:
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 8888
+    # Empty: a random token made on first start in the data directory (file admin-token, 0600).
     token: str = ""
+    # Host names (beyond IP addresses and localhost) the admin API answers to; a name not listed
+    # is refused, which stops DNS rebinding (docs/security.md).
+    allowed_hosts: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -157,6 +173,8 @@ class Settings:
             raise ConfigError(f"authorize.policy must be one of {AUTHORIZE_POLICIES}")
         if self.ocpp.ssl_enabled and not (self.ocpp.ssl_certfile and self.ocpp.ssl_keyfile):
             raise ConfigError("ocpp.ssl_enabled needs ocpp.ssl_certfile and ocpp.ssl_keyfile")
+        if self.ocpp.require_client_certificate and not (self.ocpp.ssl_enabled and self.ocpp.ssl_cafile):
+            raise ConfigError("ocpp.require_client_certificate needs ocpp.ssl_enabled and ocpp.ssl_cafile")
         if self.modbus.word_order not in ("big", "little"):
             raise ConfigError("modbus.word_order must be 'big' or 'little'")
         if not 1 <= self.modbus.bacnet_priority <= 16:
