@@ -333,17 +333,17 @@ class Gateway:
         """Keep the boot identity, then queue follow-up work (configuration read, profile
         re-apply) for after the answer.
 
-        The identity is in the device record before the charger hears back, so after a restart
-        the points show it (flagged as not yet confirmed) and its quirk applies at once. The
-        follow-up starts only once the BootNotification answer is on the wire (lbbrhzn#1503:
-        Wallbox loops when GetConfiguration arrives before its boot is answered).
+        The identity goes to the device record in the background (the charger was told nothing
+        about it, so the answer need not wait), so after a restart the points show it (flagged as
+        not yet confirmed). The follow-up starts only once the BootNotification answer is on the
+        wire (lbbrhzn#1503: Wallbox loops when GetConfiguration arrives before its boot is answered).
         """
         charger_id = session.charger_id
         boot = {k: getattr(session.station.boot, k) for k in BootInfo.__dataclass_fields__}
         device = self.devices.get(charger_id)
         if device is not None and any(device.get(k) != v for k, v in boot.items()):
-            await self.history.update_device(charger_id, **boot)
             device.update(boot)
+            self.spawn(self.history.update_device(charger_id, **boot), f"boot identity of {charger_id}")
         for hook in self.boot_hooks:
             session.after_answer(lambda h=hook: h(session, status), "boot follow-up")
         if status == "Accepted":

@@ -24,7 +24,7 @@ async def test_devices_add_past_the_bacnet_and_flat_modbus_capacity_says_so(runn
     gateway = await runner.start(bacnet={"enabled": True, "address": "127.0.0.1/8", "port": free_udp_port()},
                                  modbus={"enabled": True, "port": 0})
     await _taken_slots(gateway, 418)
-    code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, "devices", "add", "CP-419"])
+    code = await asyncio.to_thread(main, [*runner.cli_args, "devices", "add", "CP-419"])
     out = capsys.readouterr().out
     assert code == 0 and "added CP-419 in slot 419" in out
     assert "warning: not on BACnet: slot 419" in out and "Larger sites" in out
@@ -40,7 +40,7 @@ async def test_devices_add_past_the_bacnet_and_flat_modbus_capacity_says_so(runn
 async def test_devices_add_past_the_flat_map_names_the_unit_id_setting(runner: GatewayRunner, capsys):
     gateway = await runner.start(modbus={"enabled": True, "port": 0})
     await _taken_slots(gateway, 60)
-    await asyncio.to_thread(main, ["--admin-url", runner.admin_url, "devices", "add", "CP-61"])
+    await asyncio.to_thread(main, [*runner.cli_args, "devices", "add", "CP-61"])
     out = capsys.readouterr().out
     assert "not on Modbus: slot 61 is beyond the 60 slots" in out and "modbus.unit_id_per_charger" in out
     assert "BACnet" not in out  # BACnet is off in this gateway

@@ -62,7 +62,7 @@ async def test_export_reads_the_running_gateways_settings_and_chargers(runner: G
                                  bacnet={"device_id": 4242})
     await gateway.add_device("CP-A")
     out, ede = tmp_path / "map.csv", tmp_path / "ede"
-    code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, "points", "export",
+    code = await asyncio.to_thread(main, [*runner.cli_args, "points", "export",
                                           "--modbus", str(out), "--ede", str(ede), "--project", "P"])
     assert code == 0
     rows = list(csv.DictReader(out.open()))

@@ -45,7 +45,7 @@ async def test_identity_and_last_update_points_on_both_protocols_and_in_both_exp
                                                  BOOT["meterSerialNumber"])
     assert update == last_update
     await charger.close()
-    code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, "points", "export",
+    code = await asyncio.to_thread(main, [*runner.cli_args, "points", "export",
                                           "--ede", str(tmp_path / "ede"), "--project", "N",
                                           "--modbus", str(tmp_path / "map.csv")])
     assert code == 0

@@ -17,7 +17,7 @@ from points.modbus.codec import NA_UINT16, RegType, decode
 from points.service import service_for
 from points.table import NO_FAULT, NOT_AVAILABLE, STALE
 from tests.conftest import GatewayRunner, wait_until
-from tests.ocpp_client import TestCharger
+from tests.ocpp_client import SITE_PASSWORD, TestCharger
 from tests.test_bacnet import bms  # noqa: F401  (fixture)
 from tests.test_modbus import modbus, read_input, register_address, settled
 
@@ -53,7 +53,7 @@ async def test_restart_with_sessions_running_and_reconnects_without_boot(runner:
     """Items 1 and 2: Charging stays Charging (flagged), energy never drops to 0, identity is
     kept; a charger that reconnects without a boot is asked for StatusNotification."""
     gateway = await _start(runner)
-    sims = [Simulator("generic", cid, runner.url, heartbeat=False, reconnect_delay_s=0.05,
+    sims = [Simulator("generic", cid, runner.url, SITE_PASSWORD, heartbeat=False, reconnect_delay_s=0.05,
                       boot_on_reconnect=False) for cid in CHARGERS]
     for cid in CHARGERS:
         await gateway.add_device(cid)
@@ -189,7 +189,7 @@ async def test_evlinks_own_spelling_of_standard_keys_gets_the_standard_points(ru
     meterValueSampleInterval), read by the gateway's own configuration read."""
     gateway = await _start(runner)
     await gateway.add_device("CP1")
-    sim = Simulator("evlink", "CP1", runner.url, heartbeat=False)
+    sim = Simulator("evlink", "CP1", runner.url, SITE_PASSWORD, heartbeat=False)
     try:
         await sim.start()
         table = service_for(gateway).table
