@@ -53,3 +53,18 @@ async def test_a_read_of_quantity_0_or_over_125_is_exception_03(runner: GatewayR
     gateway = await _gateway(runner)
     [(tid, pdu)] = await _answers(gateway.ports["modbus"], _request(7, function, 0, quantity), 1)
     assert (tid, pdu) == (7, bytes([function | 0x80, 3]))
+
+
+@pytest.mark.parametrize("quantity", [0, 124])
+async def test_a_write_of_quantity_0_or_over_123_is_exception_03(runner: GatewayRunner, quantity):
+    gateway = await _gateway(runner)
+    pdu = struct.pack(">BHHB", 16, 10, quantity, 2 * quantity) + bytes(2 * quantity)
+    frame = struct.pack(">HHHB", 9, 0, len(pdu) + 1, 1) + pdu
+    [(tid, answer)] = await _answers(gateway.ports["modbus"], frame, 1)
+    assert (tid, answer) == (9, bytes([16 | 0x80, 3]))
+
+
+async def test_an_unknown_function_code_is_exception_01(runner: GatewayRunner):
+    gateway = await _gateway(runner)
+    [(tid, answer)] = await _answers(gateway.ports["modbus"], _request(5, 0x41, 0, 1), 1)
+    assert (tid, answer) == (5, bytes([0x41 | 0x80, 1]))

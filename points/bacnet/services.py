@@ -25,7 +25,6 @@ from bacpypes3.primitivedata import Unsigned
 from points.peer_log import PeerLog
 
 log = logging.getLogger("points.bacnet.device")
-malformed = PeerLog(log)
 WILDCARD_DEVICE = ("device", 4194303)
 APDU_LENGTH = 1476  # BACnet/IP (Annex J): the largest APDU on an Ethernet MTU
 
@@ -42,7 +41,9 @@ def _quiet_datagram_errors() -> None:
         try:
             await self.response(pdu)
         except Exception as err:  # a datagram this stack cannot decode: the peer's fault
-            malformed.warn(f"BACnet peer {pdu.pduSource}", f"malformed datagram dropped: {err!r}")
+            peers = self.__dict__.setdefault("_gw_malformed", PeerLog(log))  # per device
+            host = str(pdu.pduSource).rsplit(":", 1)[0]
+            peers.warn(f"BACnet peer {host}", f"malformed datagram dropped: {err!r}")
 
     confirmation._gateway = True  # type: ignore[attr-defined]
     IPv4DatagramServer.confirmation = confirmation  # type: ignore[method-assign]

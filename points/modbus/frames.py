@@ -29,10 +29,11 @@ log = logging.getLogger("points.modbus.server")
 # pymodbus warns once per undecodable frame ("Unable to decode frame"); this handler says it once
 # per peer and minute instead.
 logging.getLogger("pymodbus.logging").setLevel(logging.ERROR)
-malformed = PeerLog(log)
 MBAP_SIZE = 7
-MAX_ADU = 260
-MAX_BUFFER = 65536  # MBAP + the largest PDU (253 bytes)
+# MBAP + the largest PDU is 260 bytes; a little more is still read and answered (a write of 124
+# registers is 261 bytes: exception 03, not silence); a longer length field is no Modbus frame.
+MAX_FRAME = 1024
+MAX_BUFFER = 65536
 KNOWN_FUNCTIONS = frozenset({1, 2, 3, 4, 5, 6, 8, 11, 12, 15, 16, 17, 20, 21, 22, 23, 24, 43})
 
 
@@ -54,8 +55,8 @@ class PipelinedHandler(ServerRequestHandler):
             frame = data[used:]
             protocol = int.from_bytes(frame[2:4], "big")
             length = int.from_bytes(frame[4:6], "big") + 6
-            if protocol != 0 or not MBAP_SIZE + 1 <= length <= MAX_ADU:
-                malformed.warn(self._peer(), f"Modbus frame with protocol id {protocol} and length {length}: "
+            if protocol != 0 or not MBAP_SIZE + 1 <= length <= MAX_FRAME:
+                self.server.malformed.warn(self._peer(), f"Modbus frame with protocol id {protocol} and length {length}: "
                                "connection buffer dropped")
                 return len(data)  # no way to find the next frame boundary
             if len(frame) < length:
@@ -72,7 +73,7 @@ class PipelinedHandler(ServerRequestHandler):
         except ModbusIOException as exc:
             function = frame[MBAP_SIZE]
             code = ExcCodes.ILLEGAL_VALUE if function in KNOWN_FUNCTIONS else ExcCodes.ILLEGAL_FUNCTION
-            malformed.warn(self._peer(), f"Modbus request (function {function}) could not be decoded: "
+            self.server.malformed.warn(self._peer(), f"Modbus request (function {function}) could not be decoded: "
                            f"answered with exception {int(code)}")
             self._queue.append((_Refusal(function, code, exc.transaction_id, exc.dev_id), addr))
             return
@@ -117,6 +118,10 @@ class _Refusal:
 
 class GatewayModbusServer(ModbusTcpServer):
     """pymodbus' TCP server with the pipelining handler above."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.malformed = PeerLog(log)  # per server: one line per client and minute
 
     def callback_new_connection(self) -> PipelinedHandler:
         return PipelinedHandler(self, self.trace_packet, self.trace_pdu, self.trace_connect)
