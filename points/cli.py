@@ -18,7 +18,7 @@ from gateway.operator.cli import AdminClient, CliError, _print, _table
 from gateway.settings import ModbusSettings
 from points.export.register_map import add_modbus_export
 
-LIST_COLUMNS = ["name", "object_type", "instance", "value", "units", "writable", "charger_id"]
+LIST_COLUMNS = ["name", "object_type", "instance", "value", "units", "reliability", "writable", "charger_id"]
 
 
 def register(subparsers: Any) -> None:

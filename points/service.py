@@ -238,6 +238,6 @@ def point_rows(table: PointTable) -> list[dict[str, Any]]:
             "units": spec.units, "states": list(spec.states), "writable": spec.writable,
             "commandable": spec.commandable, "min": spec.min_value, "max": spec.max_value,
             "default": default, "modbus_type": spec.modbus_type, "ocpp_source": spec.ocpp_source,
-            "value": table.read(p), "reliable": table.reliable(p),
+            "value": table.read(p), "reliable": table.reliable(p), "reliability": table.reliability(p),
         })
     return rows
