@@ -379,11 +379,11 @@ class PointTable:
         (charger offline) or kept from before a restart and not yet confirmed by the charger;
         unreliable-other: no value at all ("not available").
         """
+        if (self.read(point) if value is ... else value) is None:  # callers that read pass the value
+            return NOT_AVAILABLE
         if point.spec.kind == "site":
             return NO_FAULT
         station = self._stations.get(point.charger_id)
-        if (self.read(point) if value is ... else value) is None:  # callers that read pass the value
-            return NOT_AVAILABLE
         if station is None:
             return NO_FAULT
         if point.spec.ocpp_source.startswith("BootNotification:") and station.last_boot is None:
