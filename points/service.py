@@ -221,7 +221,7 @@ def export_meta(settings: Any, devices: list[tuple[int, str]]) -> dict[str, Any]
     return {"bacnet": {"device_id": b.device_id, "device_name": b.device_name, "description": b.description},
             "modbus": {"host": m.host, "port": m.port, "word_order": m.word_order,
                        "mirror_inputs_in_holding": m.mirror_inputs_in_holding,
-                       "unit_id_per_charger": m.unit_id_per_charger},
+                       "unit_id_per_charger": m.unit_id_per_charger, "bacnet_priority": m.bacnet_priority},
             "devices": sorted(devices)}
 
 
