@@ -206,7 +206,10 @@ class ChargingController:
         """Re-allocate on demand, and once a second check the fail-safe and held-back writes."""
         while True:
             try:
-                await asyncio.wait_for(self._dirty.wait(), 1.0)
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for can lose a cancellation
+                # that arrives as it times out, and then Gateway.stop waits for ever.
+                async with asyncio.timeout(1.0):
+                    await self._dirty.wait()
             except TimeoutError:
                 pass
             self._dirty.clear()
