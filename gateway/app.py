@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
+from gateway.chargers.capabilities import capabilities_of
 from gateway.chargers.quirks import bundled_quirks
 from gateway.errors import ChargerUnavailable, OperationError
 from gateway.gc_policy import GcPolicy
@@ -316,7 +317,7 @@ class Gateway:
         if station.is_guest:
             self._bound_guests()
         self.history.log(charger_id, "Connected", f"from {peer}; subprotocol {subprotocol or 'none'}")
-        self.spawn(self._ask_for_status(session, after_boot=False), f"status check for {charger_id}")
+        self.spawn(self.ask_for_status(session, after_boot=False), f"status check for {charger_id}")
         try:
             await session.serve()
         finally:
@@ -329,27 +330,30 @@ class Gateway:
                                              self.settings.ocpp.websocket_lost_connection_fault)
                 self.history.log(charger_id, "Disconnected", reason)
 
-    async def on_boot(self, session: Session, status: str) -> None:
-        """Keep the boot identity, then queue follow-up work (configuration read, profile
-        re-apply) for after the answer.
+    async def remember_boot(self, station: Station) -> None:
+        """Keep what an added charger says it is (and the quirk that matched it) in the device
+        database, so its adaptations apply from the first message after a gateway restart, even
+        when it reconnects without booting. Written only when it changed."""
+        device = self.devices.get(station.charger_id)
+        if device is None:
+            return
+        boot = {k: getattr(station.boot, k) or None for k in BootInfo.__dataclass_fields__}
+        boot["quirk_matched"] = capabilities_of(station).quirk_name
+        if all(device.get(k) == v for k, v in boot.items()):
+            return
+        await self.history.save_boot(station.charger_id, boot)
+        device.update(boot)
 
-        The identity goes to the device record in the background (the charger was told nothing
-        about it, so the answer need not wait), so after a restart the points show it (flagged as
-        not yet confirmed). The follow-up starts only once the BootNotification answer is on the
-        wire (lbbrhzn#1503: Wallbox loops when GetConfiguration arrives before its boot is answered).
+    async def on_boot(self, session: Session, status: str) -> None:
+        """Queue follow-up work (configuration read, profile re-apply) for after the answer.
+
+        It starts only once the BootNotification answer is on the wire (lbbrhzn#1503: Wallbox
+        loops when GetConfiguration arrives before its boot is answered).
         """
-        charger_id = session.charger_id
-        boot = {k: getattr(session.station.boot, k) for k in BootInfo.__dataclass_fields__}
-        device = self.devices.get(charger_id)
-        if device is not None and any(device.get(k) != v for k, v in boot.items()):
-            device.update(boot)
-            self.spawn(self.history.update_device(charger_id, **boot), f"boot identity of {charger_id}")
         for hook in self.boot_hooks:
             session.after_answer(lambda h=hook: h(session, status), "boot follow-up")
-        if status == "Accepted":
-            session.after_answer(lambda: self._ask_for_status(session, after_boot=True), "status check")
 
-    async def _ask_for_status(self, session: Session, after_boot: bool) -> None:
+    async def ask_for_status(self, session: Session, after_boot: bool) -> None:
         """Ask a charger that has not reported its connectors for StatusNotification.
 
         Many chargers send neither BootNotification nor StatusNotification after a mere

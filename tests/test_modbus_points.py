@@ -26,8 +26,7 @@ def test_every_catalog_point_has_a_register_or_is_text_left_to_bacnet(specs):
         if reg_type_of(spec) is not None:
             assert (spec.kind, spec.key) in placed, spec.key
         else:
-            assert (spec.modbus_type == "string" and spec.key not in MODBUS_STRING_REGISTERS
-                    and spec.kind != "site") or not spec.modbus_type
+            assert (spec.modbus_type == "string" and spec.key not in MODBUS_STRING_REGISTERS) or not spec.modbus_type
 
 
 def test_every_state_of_every_enum_has_a_distinct_code_and_flags_are_zero_one():

@@ -54,6 +54,9 @@ class Session:
         self._reported_since_boot: set[int] | None = None  # connectors with a status since boot
         self.status_seen = False  # a StatusNotification arrived since the connection or last boot
         self.booted = False  # a BootNotification arrived on this connection
+        # A TriggerMessage(BootNotification) was accepted: the next boot is not a reboot (real
+        # firmware keeps its state, transactions and profiles; shared notes on real firmware).
+        self.boot_triggered = False
         self.triggered = registration_rule.TriggeredMessages()  # what we asked for with TriggerMessage
         self.handlers: dict[str, Handler] = {
             "BootNotification": self.on_boot_notification,
@@ -185,6 +188,9 @@ class Session:
         self.check_may_send(action)
         if action == "TriggerMessage":
             self.triggered.expect(payload["requestedMessage"], self.gw.clock())
+            if payload.get("requestedMessage") == "BootNotification":
+                # Set before sending: the charger may boot before its answer reaches us.
+                self.boot_triggered = self.station.boot_status == "Accepted"
         timeout = timeout if timeout is not None else self.gw.settings.ocpp.response_timeout_s
         history = self.gw.history
         async with self._call_lock:
@@ -221,12 +227,23 @@ class Session:
         status = self.gw.boot_response(self.station)
         interval = (self.gw.settings.ocpp.heartbeat_interval_s if status == "Accepted"
                     else self.gw.settings.registration.guest_reconnect_interval_s)
+        # Triggered on a charger already Accepted: not a reboot, so no configuration read and no
+        # profile rewrite (the charger's state is unchanged).
+        reboot = not (self.boot_triggered and status == "Accepted" == self.station.boot_status)
+        self.boot_triggered = False
         self.gw.registry.update_station(self.station, boot=BootInfo.from_payload(p),
                                         boot_status=status, last_boot=self.gw.clock(),
                                         heartbeat_interval_s=interval)
-        self._reported_since_boot = set()
+        # Kept in the background: the answer must not wait for the device database.
+        self.gw.spawn(self.gw.remember_boot(self.station), f"remember boot of {self.charger_id}")
         self.status_seen, self.booted = False, True
-        await self.gw.on_boot(self, status)
+        if reboot:
+            self._reported_since_boot = set()
+            await self.gw.on_boot(self, status)
+        else:
+            self.gw.history.log(self.charger_id, "BootNotification", "triggered boot: not a reboot")
+        if status == "Accepted":  # some stacks send no StatusNotification after a (triggered) boot
+            self.after_answer(lambda: self.gw.ask_for_status(self, after_boot=True), "status check")
         return {"status": status, "currentTime": iso_z(self.gw.clock()), "interval": interval}
 
     async def on_heartbeat(self, p: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 from bacpypes3.basetypes import ObjectTypesSupported, PriorityValue, ServicesSupported
@@ -46,7 +47,7 @@ ERRORS = {
     "rejected": ("services", "serviceRequestDenied"),
 }
 BUILD_CHUNK = 50  # objects created between yields (1.6 ms each on 3.11, notes 1.6)
-NOT_AVAILABLE_REAL = float("nan")
+NOT_AVAILABLE_REAL = float("nan")  # present value of an analog point without a value
 
 
 def _bits(cls: type, size: int, names: list[str]) -> Any:
@@ -78,6 +79,13 @@ def fix_device_class() -> None:
         return full.__class__([p for p in full if self._property_identifier_class(p).attr
                                not in _NOT_IN_PROPERTY_LIST])
     DeviceObject.propertyList = property(property_list, lambda s, v: None)  # type: ignore[assignment]
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, where NaN equals NaN (else every refresh would be a change of value and a COV)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return bool(a == b)
 
 
 def to_bacnet(point: Point, value: Any) -> Any:
@@ -331,11 +339,6 @@ class BacnetServer:
         command = None if isinstance(value, Null) else from_bacnet(point, value)
         await self.table.command(point, command, 16 if priority is None else priority)
         self._sync_commands(point, obj)
-
-
-def _same(old: Any, new: Any) -> bool:
-    """Equal, counting NaN ("not available") as equal to NaN."""
-    return old == new or (isinstance(old, float) and isinstance(new, float) and old != old and new != new)
 
 
 def _priority_value(point: Point, value: Any) -> PriorityValue:

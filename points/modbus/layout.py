@@ -59,7 +59,6 @@ HEADER_SIZE = 10            # each block starts with structural registers (below
 MAX_READ = 125              # registers per FC3/FC4 request (Modbus application protocol 6.3)
 CONFIG_AREA = (100, 186)    # standard configuration key k at 100 + 2k
 METER_AREA = (110, 162)     # meter value i of MODBUS_METERS at 110 + 2i
-SITE_TEXT_REGISTERS = 32    # a site text point without a listed length
 
 
 class Scope(StrEnum):
@@ -218,10 +217,9 @@ def reg_type_of(spec: PointSpec) -> RegType | None:
 
 
 def string_registers(spec: PointSpec) -> int:
-    """Registers of a string point: its catalog length; a site text not listed gets 32 (64
-    characters: the site block has room, and a BMS wants the limit reason); other unlisted
-    texts (StatusNotification info, disconnect reasons) are left to BACnet."""
-    return MODBUS_STRING_REGISTERS.get(spec.key, SITE_TEXT_REGISTERS if spec.kind == "site" else 0)
+    """Registers of a string point: its catalog length; texts without one (StatusNotification
+    info, disconnect and limit reasons) are left to BACnet: a fixed map has no room for free text."""
+    return MODBUS_STRING_REGISTERS.get(spec.key, 0)
 
 
 def _codes(spec: PointSpec, reg_type: RegType) -> tuple[tuple[str, int], ...]:
