@@ -120,6 +120,8 @@ def writers(service: PointsService) -> dict[str, Writer]:
             site.power_limit_kw = float(value)
         else:
             site.current_limit_a = float(value)
+        # One line per command that reaches smart charging (a BMS repeating itself is not one).
+        gw.history.log("site", "SiteLimitCommand", f"{point.name} {float(value):g} from the BMS")
         if gw.charging is None:
             return "Stored"
         power = site.power_limit_kw if site.power_limit_kw < NO_LIMIT else None

@@ -87,5 +87,6 @@ async def test_a_burst_of_modbus_limit_writes_is_one_controller_call_per_change(
             reply = await client.write_registers(address, encode(value, RegType.FLOAT32), device_id=1)
             assert not reply.isError()
     await gateway.history.flush_log()
-    calls = [r["message"] for r in await gateway.history.general_log("site") if r["message_type"] == "SiteLimit"]
-    assert len(calls) == 2 and "22.0" in calls[0] and "25.0" in calls[1]
+    calls = [r["message"] for r in await gateway.history.general_log("site")
+             if r["message_type"] == "SiteLimitCommand"]
+    assert calls == ["Site-PowerLimit 22 from the BMS", "Site-PowerLimit 25 from the BMS"]
