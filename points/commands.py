@@ -126,7 +126,8 @@ def writers(service: PointsService) -> dict[str, Writer]:
             return "Stored"
         power = site.power_limit_kw if site.power_limit_kw < NO_LIMIT else None
         current = site.current_limit_a if site.current_limit_a < NO_LIMIT else None
-        await gw.charging.set_site_limit(power, current, source="bms")
+        await gw.charging.set_site_limit(power, current, source="bms",
+                                         priority=service.table.commanding_priority(point))
         return "Applied"
 
     return {

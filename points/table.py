@@ -418,6 +418,10 @@ class PointTable:
         """The 16 command slots of a commandable point (None: relinquished)."""
         return list(self._priorities.get(point.uid, [None] * 16))
 
+    def commanding_priority(self, point: Point) -> int | None:
+        """The priority whose value is in force (BACnet current-command-priority), or None."""
+        return next((i + 1 for i, v in enumerate(self.priority_array(point)) if v is not None), None)
+
     def effective(self, point: Point) -> Any:
         """The commanded value in force: the highest priority slot, else the relinquish default."""
         commanded = next((v for v in self.priority_array(point) if v is not None), None)
@@ -441,11 +445,17 @@ class PointTable:
             effective = self.read_default(point)
         text = ""
         now = self.clock()
-        if effective != self.effective(point) or now - self._commanded_at.get(point.uid, -COMMAND_REFRESH_S) \
-                >= COMMAND_REFRESH_S:
-            text = await self.write(point, effective, wait_s)
+        before = self.priority_array(point)
+        changed = effective != self.effective(point)
+        self._priorities[point.uid] = slots  # the writer sees the array it acts on (its priority)
+        if changed or now - self._commanded_at.get(point.uid, -COMMAND_REFRESH_S) >= COMMAND_REFRESH_S:
+            try:
+                text = await self.write(point, effective, wait_s)
+            except WriteRefused:
+                self._priorities[point.uid] = before  # refused: nothing stored
+                self.notify([point])  # a protocol that showed the array meanwhile shows it again
+                raise
             self._commanded_at[point.uid] = now
-        self._priorities[point.uid] = slots
         self.notify([point])
         return text
 
