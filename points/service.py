@@ -79,6 +79,7 @@ class PointsService:
         for station in gw.registry.added_stations():
             table.restore(station, _record(seen, station.charger_id))
         table.sync(gw.registry)
+        self._restore_bms_command()
         self._slots = {s.charger_id: s.slot for s in gw.registry.added_stations()}
         self._count_not_exposed()
         gw.spawn(self._refresh_dynamic(), "points: values that change with time")
@@ -87,6 +88,21 @@ class PointsService:
             self.bacnet = BacnetServer(gw.settings.bacnet, table, gw.spawn)
             gw.ports["bacnet"] = await self.bacnet.start()
             gw.stop_hooks.append(self.bacnet.stop)
+
+    def _restore_bms_command(self) -> None:
+        """A BMS limit smart charging kept across the restart is a command in the site points'
+        priority array again, so BACnet's present-value and priority-array and the Modbus
+        register show the same value (issue 13 item 6) without the BMS writing again."""
+        charging = self.gateway.charging
+        bms = charging.site.bms if charging is not None else None
+        if bms is None:
+            return
+        priority = bms.priority or self.gateway.settings.modbus.bacnet_priority
+        power_kw = bms.limit.power_w / 1000.0 if bms.limit.power_w is not None else None
+        for key, value in (("PowerLimit", power_kw), ("CurrentLimit", bms.limit.current_a)):
+            point = self.table.get(f"Site-{key}")
+            if point is not None and value is not None:
+                self.table.restore_command(point, value, priority)
 
     async def _refresh_dynamic(self) -> None:
         """Values that change with time alone (a session's duration, the last heartbeat): told

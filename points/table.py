@@ -418,6 +418,14 @@ class PointTable:
         """The 16 command slots of a commandable point (None: relinquished)."""
         return list(self._priorities.get(point.uid, [None] * 16))
 
+    def restore_command(self, point: Point, value: Any, priority: int) -> None:
+        """Put back a command kept across a restart, without running the writer again."""
+        slots = self.priority_array(point)
+        slots[priority - 1] = point.spec.coerce(value)
+        self._priorities[point.uid] = slots
+        self._commanded_at[point.uid] = self.clock()
+        self.notify([point])
+
     def commanding_priority(self, point: Point) -> int | None:
         """The priority whose value is in force (BACnet current-command-priority), or None."""
         return next((i + 1 for i, v in enumerate(self.priority_array(point)) if v is not None), None)

@@ -90,3 +90,22 @@ async def test_a_burst_of_modbus_limit_writes_is_one_controller_call_per_change(
     calls = [r["message"] for r in await gateway.history.general_log("site")
              if r["message_type"] == "SiteLimitCommand"]
     assert calls == ["Site-PowerLimit 22 from the BMS", "Site-PowerLimit 25 from the BMS"]
+
+
+async def test_a_bms_limit_kept_across_a_restart_is_the_same_command_on_both_protocols(runner):
+    """Smart charging keeps a BMS limit across a restart (issue 13 item 4); the BACnet object
+    shows it in its priority array and present-value, as the Modbus register does."""
+    port = free_udp_port()
+    settings = {"bacnet": {"enabled": True, "address": "127.0.0.1/8", "port": port},
+                "modbus": {"enabled": True, "port": 0}}
+    gateway = await runner.start(**settings)
+    assert await _modbus_limit(gateway, encode(22.0, RegType.FLOAT32)) is None
+    await runner.stop()
+    gateway = await runner.start(**settings)
+    from points.service import service_for
+    table = service_for(gateway).table
+    point = table.get("Site-PowerLimit")
+    assert table.priority_array(point)[9] == 22.0 and table.effective(point) == 22.0
+    assert await _read_limit(gateway) == pytest.approx(22.0)
+    obj = service_for(gateway).bacnet.objects[point.uid]
+    assert float(obj.presentValue) == pytest.approx(22.0)
