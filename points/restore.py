@@ -16,7 +16,7 @@ from typing import Any
 
 from gateway.model.station import Connector, Station
 from gateway.model.timestamps import parse_timestamp
-from gateway.ocpp.session import sampled_readings
+from gateway.ocpp.meter_rows import readings as sampled_readings
 
 log = logging.getLogger(__name__)
 STATUS_SCOPE = "points.status"  # kv: charger id -> JSON {connector id: [status, error, ...]}
@@ -63,6 +63,7 @@ async def _restore_readings(history: Any, station: Station) -> None:
             sampled = json.loads(row["sampled_values"])
         except ValueError:
             continue
-        for key, reading in sampled_readings(int(row["connector_id"]), ts, sampled, restored=True):
+        for key, reading in sampled_readings(int(row["connector_id"]), {"sampledValue": sampled}, ts):
             if key not in station.meters:  # rows come newest first
+                reading.restored = True
                 station.meters[key] = reading
