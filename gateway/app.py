@@ -321,6 +321,7 @@ class Gateway:
         if station.is_guest:
             self._bound_guests()
         self.history.log(charger_id, "Connected", f"from {peer}; subprotocol {subprotocol or 'none'}")
+        self.spawn(self.ask_for_status(session, after_boot=False), f"status check for {charger_id}")
         try:
             await session.serve()
         finally:
@@ -355,6 +356,25 @@ class Gateway:
         """
         for hook in self.boot_hooks:
             session.after_answer(lambda h=hook: h(session, status), "boot follow-up")
+
+    async def ask_for_status(self, session: Session, after_boot: bool) -> None:
+        """Ask a charger that has not reported its connectors for StatusNotification.
+
+        Many chargers send neither BootNotification nor StatusNotification after a mere
+        reconnect, and some none after a triggered boot (real-firmware notes); without this the
+        connectors would keep the status kept from before a restart, flagged as not confirmed.
+        """
+        await asyncio.sleep(self.settings.ocpp.status_trigger_after_s)  # the charger's own reports first
+        if session.closed.is_set() or session.status_seen or self.boot_response(session.station) != "Accepted":
+            return
+        if not after_boot and session.booted:
+            return  # the boot's own check asks, counted from the boot
+        try:
+            answer = await session.call("TriggerMessage", {"requestedMessage": "StatusNotification"})
+            self.history.log(session.charger_id, "StatusRequested",
+                             f"no StatusNotification since connecting: TriggerMessage {answer.get('status')}")
+        except OperationError as exc:
+            log.info("%s: StatusNotification not triggered: %s", session.charger_id, exc)
 
     async def on_transaction_change(self, station: Station, connector_id: int) -> None:
         for hook in self.transaction_hooks:

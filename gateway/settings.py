@@ -64,6 +64,9 @@ class OcppSettings:
     # Freeze long-lived objects out of the garbage collector this often (0: Python's default
     # collector); see gateway/gc_policy.py for the measured pauses this avoids.
     gc_freeze_interval_s: float = 10.0
+    # A charger that sent no StatusNotification this long after connecting or booting is asked
+    # for one (TriggerMessage): many reconnect without BootNotification or StatusNotification.
+    status_trigger_after_s: float = 10.0
 
 
 @dataclass
@@ -145,6 +148,9 @@ class ModbusSettings:
     # How long a Modbus write waits for the charger's answer before it is acknowledged; kept
     # under the 1 s many Modbus clients wait (mbpoll's default timeout).
     write_wait_s: float = 0.8
+    # The BACnet priority a Modbus write commands the site limits and availability at (one
+    # priority array for both protocols; writing "not available" relinquishes it).
+    bacnet_priority: int = 10
 
 
 @dataclass
@@ -190,6 +196,8 @@ class Settings:
             raise ConfigError("ocpp.require_client_certificate needs ocpp.ssl_enabled and ocpp.ssl_cafile")
         if self.modbus.word_order not in ("big", "little"):
             raise ConfigError("modbus.word_order must be 'big' or 'little'")
+        if not 1 <= self.modbus.bacnet_priority <= 16:
+            raise ConfigError("modbus.bacnet_priority must be a BACnet priority 1..16")
         for name in ("port",):
             for section in (self.ocpp, self.admin, self.bacnet, self.modbus):
                 value = getattr(section, name)

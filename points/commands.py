@@ -17,6 +17,7 @@ from points.catalog import (
     AVAILABILITY_STATES,
     REGISTRATION_STATES,
     RESET_STATES,
+    RESULT_TEXT_MAX,
     SC_KIND_STATES,
     SC_PURPOSE_STATES,
     SC_UNIT_STATES,
@@ -45,16 +46,16 @@ def writers(service: PointsService) -> dict[str, Writer]:
         except ChargerUnavailable as exc:
             raise WriteRefused(str(exc), "charger-offline") from None
         except ChargerTimeout as exc:
-            raise WriteRefused(str(exc), "rejected") from None
+            raise WriteRefused(str(exc), "rejected", "Timeout") from None
         except ChargerCallError as exc:
-            raise WriteRefused(f"CALLERROR {exc.code}", "rejected") from None
+            raise WriteRefused(f"CALLERROR {exc.code}", "rejected", "CALLERROR") from None
         except OperationError as exc:
             raise WriteRefused(str(exc), "rejected") from None
         except (OcppError, ValueError) as exc:  # our payload broke the schema: a bad value from the BMS
             raise WriteRefused(str(exc), "invalid-value") from None
         status = str(answer.get("status", "Accepted"))
         if status not in DONE:
-            raise WriteRefused(f"charger answered {status}", "rejected")
+            raise WriteRefused(f"charger answered {status}", "rejected", status[:RESULT_TEXT_MAX])
         return status
 
     async def change_configuration(point: Point, value: Any) -> str:
@@ -119,11 +120,14 @@ def writers(service: PointsService) -> dict[str, Writer]:
             site.power_limit_kw = float(value)
         else:
             site.current_limit_a = float(value)
+        # One line per command that reaches smart charging (a BMS repeating itself is not one).
+        gw.history.log("site", "SiteLimitCommand", f"{point.name} {float(value):g} from the BMS")
         if gw.charging is None:
             return "Stored"
         power = site.power_limit_kw if site.power_limit_kw < NO_LIMIT else None
         current = site.current_limit_a if site.current_limit_a < NO_LIMIT else None
-        await gw.charging.set_site_limit(power, current, source="bms")
+        await gw.charging.set_site_limit(power, current, source="bms",
+                                         priority=service.table.commanding_priority(point))
         return "Applied"
 
     return {

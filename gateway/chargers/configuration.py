@@ -17,6 +17,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+from gateway.chargers.standard_keys import REQUIRED_CORE_KEYS, STANDARD_KEYS, standard_key
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable
 from gateway.model.station import ChangeEvent, ConfigKey, Station
 from gateway.model.timestamps import iso_z
@@ -29,33 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# OCPP 1.6 section 9.1: Core keys a charger is required to have.
-REQUIRED_CORE_KEYS = (
-    "AuthorizeRemoteTxRequests", "ClockAlignedDataInterval", "ConnectionTimeOut",
-    "ConnectorPhaseRotation", "GetConfigurationMaxKeys", "HeartbeatInterval",
-    "LocalAuthorizeOffline", "LocalPreAuthorize", "MeterValuesAlignedData",
-    "MeterValuesSampledData", "MeterValueSampleInterval", "NumberOfConnectors", "ResetRetries",
-    "StopTransactionOnEVSideDisconnect", "StopTransactionOnInvalidId", "StopTxnAlignedData",
-    "StopTxnSampledData", "SupportedFeatureProfiles", "TransactionMessageAttempts",
-    "TransactionMessageRetryInterval", "UnlockConnectorOnEVSideDisconnect",
-)
-# Every standard 1.6 key (spec 9.1-9.4; Niagara guide Appendix 3), required ones first.
-STANDARD_KEYS = REQUIRED_CORE_KEYS + (
-    # Core, optional
-    "AllowOfflineTxForUnknownId", "AuthorizationCacheEnabled", "BlinkRepeat",
-    "ConnectorPhaseRotationMaxLength", "LightIntensity", "MaxEnergyOnInvalidId",
-    "MeterValuesAlignedDataMaxLength", "MeterValuesSampledDataMaxLength", "MinimumStatusDuration",
-    "StopTxnAlignedDataMaxLength", "StopTxnSampledDataMaxLength",
-    "SupportedFeatureProfilesMaxLength", "WebSocketPingInterval",
-    # Local Auth List Management (9.2)
-    "LocalAuthListEnabled", "LocalAuthListMaxLength", "SendLocalListMaxLength",
-    # Reservation (9.3)
-    "ReserveConnectorZeroSupported",
-    # Smart Charging (9.4)
-    "ChargeProfileMaxStackLevel", "ChargingScheduleAllowedChargingRateUnit",
-    "ChargingScheduleMaxPeriods", "ConnectorSwitch3to1PhaseSupported",
-    "MaxChargingProfilesInstalled",
-)
 # A charger that answers NotImplemented/NotSupported to GetConfiguration will not answer a
 # smaller request either; any other failure may be about the size of the request.
 _UNSUPPORTED = frozenset({"NotImplemented", "NotSupported"})
@@ -144,7 +118,7 @@ class ConfigurationReader:
                 raise
             return {"keys": 0, "method": "none"}
         found.update((e.key, e) for e in _entries(first))
-        limit = found.get("GetConfigurationMaxKeys")
+        limit = next((e for e in found.values() if standard_key(e.key) == "GetConfigurationMaxKeys"), None)
         max_keys = int_value(limit.value) if limit is not None else None
         full: list[ConfigKey] | None
         try:
@@ -156,7 +130,8 @@ class ConfigurationReader:
         method, stopped = "full", ""
         if self._looks_short(full, max_keys):
             method = "batched"
-            wanted = dict.fromkeys(k for k in (*STANDARD_KEYS, *station.config) if k not in found)
+            have = {k.lower() for k in found}  # key names are case-insensitive (EVlink: HeartBeatInterval)
+            wanted = dict.fromkeys(k for k in (*STANDARD_KEYS, *station.config) if k.lower() not in have)
             stopped = await self._read_in_batches(session, list(wanted), max_keys, found, unknown)
         await keep_entries(self.gw, station, found, unknown, method, boot_read=after_boot)
         text = f"{len(found)} key(s), {len(unknown)} unknown; {method} read"
@@ -181,8 +156,8 @@ class ConfigurationReader:
             return True
         if max_keys is not None and len(full) == max_keys:
             return True
-        keys = {e.key for e in full}
-        return any(k not in keys for k in REQUIRED_CORE_KEYS)
+        keys = {e.key.lower() for e in full}
+        return any(k.lower() not in keys for k in REQUIRED_CORE_KEYS)
 
     async def _read_in_batches(self, session: Session, wanted: list[str], max_keys: int | None,
                                found: dict[str, ConfigKey], unknown: set[str]) -> str:

@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable, OcppError
 from gateway.model import registration as registration_rule
-from gateway.model.station import BootInfo, Station
+from gateway.model.station import BootInfo, MeterKey, MeterReading, Station
 from gateway.model.timestamps import iso_z, parse_timestamp
 from gateway.ocpp import frames, meter_rows, protocol
 from gateway.ocpp.summaries import confirmation_summary, request_summary, safe_summary
@@ -53,6 +53,8 @@ class Session:
         self._call_lock = asyncio.Lock()
         self._after: list[tuple[Callable[[], Awaitable[None]], str]] = []
         self._reported_since_boot: set[int] | None = None  # connectors with a status since boot
+        self.status_seen = False  # a StatusNotification arrived since the connection or last boot
+        self.booted = False  # a BootNotification arrived on this connection
         self._recent = frames.RecentAnswers()
         # Set while no answer is owed: our calls wait for it, so that a call decided on what a
         # message changed (a remote stop of the transaction just started) never reaches the
@@ -320,11 +322,14 @@ class Session:
                                         heartbeat_interval_s=interval)
         # Kept in the background: the answer must not wait for the device database.
         self.gw.spawn(self.gw.remember_boot(self.station), f"remember boot of {self.charger_id}")
+        self.status_seen, self.booted = False, True
         if reboot:
             self._reported_since_boot = set()
             await self.gw.on_boot(self, status)
         else:
             self.gw.history.log(self.charger_id, "BootNotification", "triggered boot: not a reboot")
+        if status == "Accepted":  # some stacks send no StatusNotification after a (triggered) boot
+            self.after_answer(lambda: self.gw.ask_for_status(self, after_boot=True), "status check")
         return {"status": status, "currentTime": iso_z(self.gw.clock()), "interval": interval}
 
     async def on_heartbeat(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -337,11 +342,12 @@ class Session:
         if ts is not None:
             self.station.clock_skew_s = round(ts - self.gw.clock(), 3)
         connector_id = int(p["connectorId"])
+        self.status_seen = True
         forgotten = self._forgotten_transaction(connector_id, p["status"])
         self.gw.registry.update_connector(
             self.station, connector_id, status=p["status"], error_code=p["errorCode"],
             info=p.get("info", ""), vendor_id=p.get("vendorId", ""),
-            vendor_error_code=p.get("vendorErrorCode", ""))
+            vendor_error_code=p.get("vendorErrorCode", ""), restored=False)
         if forgotten is not None:
             await self._transaction_lost(connector_id, forgotten, p["status"])
         return {}
@@ -397,8 +403,15 @@ class Session:
                                 f"unknown transaction {tx_id}: stored as an orphan stop", "warning")
         for connector in self.station.connectors.values():
             if connector.transaction_id == tx_id:
+                # meterStop is the energy register at the end (OCPP 1.6 6.49): the newest reading
+                # for a charger that sends no MeterValues outside transactions.
+                self.gw.registry.record_readings(self.station, connector.connector_id, [(
+                    MeterKey(connector.connector_id), MeterReading(
+                        float(p["meterStop"]), "Wh", ts if ts is not None else self.gw.clock(),
+                        "Transaction.End"))])
                 self.gw.registry.update_connector(self.station, connector.connector_id,
-                                                  transaction_id=None, session_start=None)
+                                                  transaction_id=None, session_start=None,
+                                                  session_end=ts if ts is not None else self.gw.clock())
                 await self.gw.on_transaction_change(self.station, connector.connector_id)
         answer: dict[str, Any] = {}
         if p.get("idTag"):

@@ -140,9 +140,12 @@ def _registration(body: dict[str, Any], default: str | None) -> str | None:
 async def add_device(request: web.Request) -> web.Response:
     body = await _json_body(request)
     charger_id = str(body["charger_id"])
-    device = await _gw(request).add_device(charger_id, _registration(body, "Accepted") or "Accepted",
-                                           body.get("auth_key"))
-    return web.json_response(_public(device), status=201)
+    gateway = _gw(request)
+    device = await gateway.add_device(charger_id, _registration(body, "Accepted") or "Accepted",
+                                      body.get("auth_key"))
+    from points.capacity import not_exposed  # what BACnet and Modbus cannot show of this slot
+    return web.json_response({**_public(device), "warnings": not_exposed(device["slot"], gateway.settings)},
+                             status=201)
 
 
 async def update_device(request: web.Request) -> web.Response:

@@ -156,7 +156,9 @@ def cmd_devices(args: argparse.Namespace) -> int:
         data = client.request("POST", "/api/devices", {"charger_id": args.charger_id,
                                                       "registration": args.registration,
                                                       "auth_key": args.auth_key})
-        _print(args, data, lambda d: f"added {d['charger_id']} in slot {d['slot']} ({d['registration']})")
+        _print(args, data, lambda d: "\n".join(
+            [f"added {d['charger_id']} in slot {d['slot']} ({d['registration']})"]
+            + [f"warning: {w}" for w in d.get("warnings", [])]))
     elif action == "set":
         body = {k: v for k, v in (("registration", args.registration), ("auth_key", args.auth_key),
                                   ("priority", args.priority), ("weight", args.weight),
