@@ -282,6 +282,7 @@ class Gateway:
         self.registry.update_station(station, subprotocol=subprotocol, remote_address=peer)
         self.registry.set_online(station, True)
         self.history.log(charger_id, "Connected", f"from {peer}; subprotocol {subprotocol or 'none'}")
+        log.info("%s: connected from %s", charger_id, peer)
         try:
             await session.serve()
         finally:
@@ -292,6 +293,7 @@ class Gateway:
                 self.registry.set_online(station, False, reason,
                                          self.settings.ocpp.websocket_lost_connection_fault)
                 self.history.log(charger_id, "Disconnected", reason)
+                log.info("%s: disconnected (%s)", charger_id, reason)
 
     async def on_boot(self, session: Session, status: str) -> None:
         """Queue follow-up work (configuration read, profile re-apply) for after the answer.

@@ -37,6 +37,11 @@ PLAIN_PAGE = (
 )
 
 
+def valid_charger_id(text: str) -> bool:
+    """An id a charger could connect with (what the device database accepts)."""
+    return bool(_ID_RE.match(text)) and "/" not in text and text.lower() != "ocpp"
+
+
 def charger_id_from_path(path: str) -> str | None:
     """The charger identifier is the last path segment, URL-decoded (query string ignored)."""
     path = path.split("?", 1)[0].rstrip("/")

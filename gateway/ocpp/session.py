@@ -197,6 +197,7 @@ class Session:
                                         boot_status=status, last_boot=self.gw.clock(),
                                         heartbeat_interval_s=interval)
         self._reported_since_boot = set()
+        _log_boot(self.charger_id, p, status, self.station.slot)
         await self.gw.on_boot(self, status)
         return {"status": status, "currentTime": iso_z(self.gw.clock()), "interval": interval}
 
@@ -255,6 +256,8 @@ class Session:
             self.station, int(p["connectorId"]), transaction_id=tx_id, id_tag=p["idTag"],
             session_start=ts if ts is not None else self.gw.clock(), meter_start_wh=float(p["meterStart"]))
         await self.gw.on_transaction_change(self.station, int(p["connectorId"]))
+        log.info("%s: transaction %s started on connector %s by idTag %s (%s)", self.charger_id, tx_id,
+                 p["connectorId"], p["idTag"], info["status"])
         return {"transactionId": tx_id, "idTagInfo": info}
 
     async def on_stop_transaction(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -265,6 +268,8 @@ class Session:
         outcome = await self.gw.history.stop_transaction(
             self.charger_id, tx_id, float(p["meterStop"]), stop_time, p.get("reason", "Local"),
             p.get("idTag"), samples)
+        log.info("%s: transaction %s stopped (%s), meter %s Wh", self.charger_id, tx_id,
+                 p.get("reason", "Local"), p["meterStop"])
         if outcome == "orphan":
             self.gw.history.log(self.charger_id, "StopTransactionRequest",
                                 f"unknown transaction {tx_id}: stored as an orphan stop", "warning")
@@ -333,3 +338,15 @@ def _meter_row(charger_id: str, connector_id: int, tx_id: int | None, mv: dict[s
                    and not sv.get("phase")), None)
     return (charger_id, connector_id, tx_id, mv.get("timestamp"), energy,
             json.dumps(values, separators=(",", ":")))
+
+
+def _log_boot(charger_id: str, p: dict[str, Any], status: str, slot: int | None) -> None:
+    """The one process-log line an operator watches for while commissioning."""
+    what = f"{p.get('chargePointVendor', '?')} {p.get('chargePointModel', '?')}"
+    if status == "Accepted":
+        log.info("%s: booted (%s), accepted in slot %s", charger_id, what, slot)
+    elif slot is None:
+        log.info("%s: booted (%s), answered %s: a guest; add it with `ocpp-gateway devices add %s`",
+                 charger_id, what, status, charger_id)
+    else:
+        log.info("%s: booted (%s), answered %s (its registration response)", charger_id, what, status)
