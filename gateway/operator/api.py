@@ -17,7 +17,8 @@ from aiohttp import web
 from gateway.errors import GatewayError
 from gateway.history.store import TRANSACTION_COLUMNS, to_csv
 from gateway.model.station import Station
-from gateway.model.timestamps import iso_z
+from gateway.model.timestamps import iso_z, query_time
+from gateway.ocpp.server import valid_charger_id
 from gateway.settings import REGISTRATION_STATUSES
 
 if TYPE_CHECKING:
@@ -74,6 +75,8 @@ def _error(status: int, message: str) -> web.Response:
 
 @web.middleware
 async def _guard(request: web.Request, handler: Any) -> web.StreamResponse:
+    if request.path == "/" or request.path.startswith("/ui"):
+        return await handler(request)  # the web pages check their own session cookie (operator/web)
     token = _gw(request).settings.admin.token
     if token:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
@@ -131,6 +134,9 @@ def _registration(body: dict[str, Any], default: str | None) -> str | None:
 async def add_device(request: web.Request) -> web.Response:
     body = await _json_body(request)
     charger_id = str(body["charger_id"])
+    if not valid_charger_id(charger_id):
+        raise ValueError(f"{charger_id!r} is not a charger id: 1 to 48 printable characters, "
+                         "no space or '/' (OCPP 1.6 chargeBoxIdentity)")
     device = await _gw(request).add_device(charger_id, _registration(body, "Accepted") or "Accepted",
                                            body.get("auth_key"))
     return web.json_response(_public(device), status=201)
@@ -203,14 +209,16 @@ def _table_response(request: web.Request, rows: list[dict[str, Any]], columns: t
 
 async def general_log(request: web.Request) -> web.Response:
     q = request.query
-    rows = await _gw(request).history.general_log(q.get("charger"), q.get("since"), q.get("until"),
+    since, until = query_time(q.get("since"), "since"), query_time(q.get("until"), "until")
+    rows = await _gw(request).history.general_log(q.get("charger"), since, until,
                                                   int(q.get("limit", "1000")), q.get("type"))
     return _table_response(request, rows, LOG_COLUMNS, "general_log")
 
 
 async def transaction_log(request: web.Request) -> web.Response:
     q = request.query
-    rows = await _gw(request).history.transactions(q.get("charger"), q.get("since"), q.get("until"),
+    since, until = query_time(q.get("since"), "since"), query_time(q.get("until"), "until")
+    rows = await _gw(request).history.transactions(q.get("charger"), since, until,
                                                    int(q.get("limit", "100000")))
     return _table_response(request, rows, TRANSACTION_COLUMNS, "transactions")
 
