@@ -281,7 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --json anywhere (`history report --json` as well as `--json history report`).
+    as_json = "--json" in argv
+    args = parser.parse_args([a for a in argv if a != "--json"])
+    args.json = as_json
     items = [*args.set, *getattr(args, "run_set", [])]
     if any("=" not in item for item in items):
         print(f"error: --set takes SECTION.KEY=VALUE, not {next(i for i in items if '=' not in i)!r}",
