@@ -91,7 +91,6 @@ class WebUI:
                 form = await request.post()
                 if not same_origin(request) or not csrf_ok(session, form):
                     return web.Response(status=403, text="the form is stale or from another site; reload the page")
-                request["form"] = form
             return await handler(request, session)
         return run
 

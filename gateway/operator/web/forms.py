@@ -71,7 +71,7 @@ def routes(ui: WebUI) -> list[tuple[str, Any]]:
     def handler(work: Any) -> Any:
         """Run `work(form, request)` -> message; a refusal becomes a one-line error on the page."""
         async def run(request: web.Request, session: WebSession) -> web.Response:
-            form = request["form"]
+            form = await request.post()  # read (and cached) by the CSRF check already
             try:
                 message = await work(form, request)
             except ChargerCallError as exc:

@@ -1,0 +1,99 @@
+"""The web pages without a browser: login, cookie, CSRF, every page renders, bad input (issue 16)."""
+
+from __future__ import annotations
+
+import re
+
+import aiohttp
+import pytest
+
+from gateway.operator.token import read_admin_token
+from tests.ocpp_client import TestCharger
+
+PAGES = ("/ui/", "/ui/devices", "/ui/authorize", "/ui/history", "/ui/transactions", "/ui/site")
+
+
+async def login(runner, gateway) -> aiohttp.ClientSession:
+    http = aiohttp.ClientSession(runner.admin_url, cookie_jar=aiohttp.CookieJar(unsafe=True))  # 127.0.0.1
+    async with http.post("/ui/login", data={"token": read_admin_token(gateway.settings), "next": "/ui/"}) as r:
+        assert r.status == 200 and r.url.path == "/ui/"
+    return http
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+async def test_pages_need_a_login_with_the_admin_token(gateway, runner):
+    async with aiohttp.ClientSession(runner.admin_url) as http:
+        async with http.get("/ui/devices", allow_redirects=False) as r:
+            assert r.status == 302 and r.headers["Location"].startswith("/ui/login")
+        async with http.post("/ui/login", data={"token": "wrong"}) as r:
+            assert "not the admin token" in await r.text()
+        async with http.post("/ui/login", data={"token": read_admin_token(gateway.settings)},
+                             allow_redirects=False) as r:
+            cookie = r.headers["Set-Cookie"]
+            assert r.status == 303 and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+
+
+async def test_every_page_renders(gateway, runner):
+    await gateway.add_device("CP1")
+    async with TestCharger(runner.url, "CP1") as cp:
+        await cp.boot()
+        await cp.call("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Available"})
+        http = await login(runner, gateway)
+        async with http:
+            for path in (*PAGES, "/ui/devices/CP1", "/ui/part/chargers", "/ui/part/log", "/ui/part/site"):
+                async with http.get(path) as r:
+                    assert r.status == 200, path
+                    assert "Traceback" not in await r.text()
+            async with http.get("/ui/devices/CP1") as r:
+                html = await r.text()
+            assert "TestVendor" in html and "Available" in html and "Modbus registers" in html
+
+
+async def test_a_form_without_the_csrf_token_changes_nothing(gateway, runner):
+    http = await login(runner, gateway)
+    async with http:
+        async with http.post("/ui/settings", data={"key": "authorize.policy", "value": "none"}) as r:
+            assert r.status == 403
+        async with http.post("/ui/settings", data={"key": "authorize.policy", "value": "none", "csrf": "x"}) as r:
+            assert r.status == 403
+    assert gateway.settings.authorize.policy == "all"
+
+
+@pytest.mark.parametrize(("path", "form", "says"), [
+    ("/ui/settings", {"key": "authorize.policy", "value": "maybe"}, "must be one of"),
+    ("/ui/settings", {"key": "ocpp.port", "value": "1"}, "not a setting that changes"),
+    ("/ui/devices/add", {"charger_id": "has space"}, "not a charger id"),
+    ("/ui/tags", {"id_tag": "X" * 21}, "20 characters"),
+    ("/ui/tags", {"id_tag": "T1", "expiry": "12/01/2026"}, "expiry must be an ISO date"),
+    ("/ui/site", {"power_kw": "lots"}, "must be a number"),
+])
+async def test_bad_form_input_is_one_line_on_the_page_and_changes_nothing(path, form, says, gateway, runner):
+    http = await login(runner, gateway)
+    async with http:
+        async with http.get("/ui/") as r:
+            csrf = csrf_of(await r.text())
+        async with http.post(path, data={**form, "csrf": csrf, "back": "/ui/"}) as r:
+            html = await r.text()
+    assert r.status == 200 and says in html
+    assert gateway.settings.authorize.policy == "all" and gateway.devices == {} and gateway.tags == {}
+
+
+async def test_a_login_cannot_redirect_to_another_site(gateway, runner):
+    async with aiohttp.ClientSession(runner.admin_url) as http:
+        async with http.post("/ui/login", data={"token": read_admin_token(gateway.settings),
+                                                "next": "//evil.example/"}, allow_redirects=False) as r:
+            assert r.headers["Location"] == "/ui/"
+
+
+async def test_the_event_stream_names_what_changed(gateway, runner):
+    http = await login(runner, gateway)
+    async with http, http.get("/ui/events") as stream:
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        async with TestCharger(runner.url, "G1") as cp:
+            await cp.boot()
+            async for line in stream.content:
+                if line.startswith(b"data:") and b"charger:G1" in line:
+                    break
