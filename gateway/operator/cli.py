@@ -115,6 +115,12 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"{settings.ocpp.host}:{gateway.ports['ocpp']}/ocpp/<charger id>; "
               + "; ".join(f"{k} port {v}" for k, v in gateway.ports.items() if k != "ocpp")
               + f"; database {settings.database.path}", flush=True)
+        if "admin" in gateway.ports:
+            from gateway.operator.token import read_admin_token, token_path
+            host = settings.admin.host if settings.admin.host not in ("0.0.0.0", "::") else "127.0.0.1"
+            where = "admin.token" if settings.admin.token else str(token_path(settings))
+            print(f"web pages: http://{host}:{gateway.ports['admin']}/ui/ (log in with the admin token, "
+                  f"{where})" if read_admin_token(settings) else "", flush=True)
         await stop.wait()
         await gateway.stop()
 
