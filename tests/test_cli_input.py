@@ -111,3 +111,12 @@ async def test_log_table_lines_are_not_padded_to_the_widest_message(gateway, run
     out = capsys.readouterr().out
     short = next(line for line in out.splitlines() if line.endswith("short") or "short " in line)
     assert code == 0 and short == short.rstrip() and len(short) < 100
+
+
+@pytest.mark.parametrize("argv", [["history", "log", "--limit", "abc"], ["devices", "nope"],
+                                  ["site", "limit", "--kw", "lots"]])
+def test_a_usage_error_is_one_line_with_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "--help" in _one_error_line(capsys.readouterr().err)

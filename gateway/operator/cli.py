@@ -19,7 +19,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from gateway.errors import ConfigError
 from gateway.settings import REGISTRATION_STATUSES, Settings, load_settings
@@ -222,8 +222,15 @@ def _version() -> str:
 
 
 # --- parser ------------------------------------------------------------------------------
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (`error: ...`), exit code 2, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ocpp-gateway", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="ocpp-gateway", description=__doc__.splitlines()[0])
     parser.add_argument("--config", "-c", help="TOML settings file (defaults need none)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one setting, e.g. --set ocpp.port=9000 (repeatable)")

@@ -30,7 +30,8 @@
     const topics = JSON.parse(ev.data);
     for (const el of parts) {
       const wanted = (el.dataset.topics || "").split(" ");
-      if (topics.some((t) => wanted.includes(t))) { refresh(el); }
+      const any = topics.includes("charger:*") && wanted.some((t) => t.startsWith("charger:"));
+      if (any || topics.some((t) => wanted.includes(t))) { refresh(el); }
     }
   };
 })();

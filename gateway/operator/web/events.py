@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 COALESCE_S = 0.25  # at most four updates a second per page, however busy the chargers are
 KEEPALIVE_S = 15.0
 LOG_POLL_S = 1.0
+MAX_TOPICS = 50
 
 
 class EventHub:
@@ -42,7 +43,10 @@ class EventHub:
 
     def _on_change(self, event: ChangeEvent) -> None:
         if self.clients:
-            self.pending.update(("chargers", f"charger:{event.charger_id}"))
+            # A meter value changes the device page, not the device manager's table.
+            if event.kind != "meter":
+                self.pending.add("chargers")
+            self.pending.add(f"charger:{event.charger_id}")
             self.wake.set()
 
     def _on_charging(self, charger_id: str | None) -> None:
@@ -75,6 +79,8 @@ class EventHub:
             await self._poll_log()
             if self.pending:
                 topics, self.pending = sorted(self.pending), set()
+                if len(topics) > MAX_TOPICS:  # a busy site: "every charger" instead of a long list
+                    topics = sorted({t for t in topics if not t.startswith("charger:")} | {"charger:*"})
                 for queue in list(self.clients):
                     if queue.full():
                         continue  # a stalled page skips updates; its next one refreshes all
