@@ -141,6 +141,11 @@ def floor_command(host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "bench.floor", "--host", host, "--port", str(port)]
 
 
+def library_command(host: str, port: int) -> list[str]:
+    """A central system on the `ocpp` library's defaults (bench/ocpp_library_server.py)."""
+    return [sys.executable, "-m", "bench.ocpp_library_server", "--host", host, "--port", str(port)]
+
+
 class ServerUnderTest:
     """A server subprocess: started pinned, awaited on its port, stopped with SIGTERM."""
 
@@ -242,6 +247,8 @@ def measure(
     port = free_port(args.host)
     if name == "floor":
         argv = floor_command(args.host, port)
+    elif name == "ocpplib":
+        argv = library_command(args.host, port)
     else:
         data_dir = work / "gateway-data"
         data_dir.mkdir(exist_ok=True)
@@ -315,7 +322,7 @@ def ratios(gateway: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The runner's options; shared by `python -m bench.run` and `python -m bench.run`."""
+    """The runner's options; used by `python -m bench.run`."""
     p.add_argument("--chargers", type=int, default=1000)
     p.add_argument("--rates", type=parse_rates, default=parse_rates("1000,2000,5000"))
     p.add_argument("--stage-seconds", type=float, default=10.0)
@@ -326,7 +333,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--gen-gc", choices=("default", "freeze", "off"), default="freeze", help="see bench.loadgen"
     )
-    p.add_argument("--only", choices=("floor", "gateway", "both"), default="both")
+    p.add_argument("--only", choices=("floor", "gateway", "ocpplib", "both", "all"), default="both",
+                   help="both: gateway and floor; all: also a central system on the ocpp library's defaults")
     p.add_argument(
         "--gateway-cmd",
         default=DEFAULT_GATEWAY_CMD,
@@ -360,7 +368,7 @@ def execute(args: argparse.Namespace) -> int:
             "connect_concurrency": args.connect_concurrency,
         },
     }
-    names = ["gateway", "floor"] if args.only == "both" else [args.only]
+    names = {"both": ["gateway", "floor"], "all": ["gateway", "floor", "ocpplib"]}.get(args.only, [args.only])
     with tempfile.TemporaryDirectory(prefix="ocpp-bench-") as tmp:
         for name in names:
             report[name] = measure(args, name, plan, Path(tmp))

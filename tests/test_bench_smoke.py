@@ -189,3 +189,9 @@ def test_runner_compares_a_gateway_command_with_the_floor() -> None:
     assert stage_ratio["offered_rate"] == 50
     assert stage_ratio["achieved_rate"] is not None
     assert report["ratios"]["storm_seconds"] is not None
+
+
+def test_ocpp_library_reference_server_answers_the_same_load() -> None:
+    """The third reference of the benchmark table: a central system on the ocpp library's defaults."""
+    report = _smoke_run("ocpplib")
+    _assert_complete_and_clean(report["ocpplib"])
