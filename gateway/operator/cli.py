@@ -26,7 +26,7 @@ from gateway.settings import REGISTRATION_STATUSES, Settings, load_settings
 
 # Modules that add their own subcommands: each has `register(subparsers)`.
 EXTENSIONS: list[str] = ["gateway.simulator.cli", "gateway.operator.actions_cli", "gateway.operator.charging",
-                         "gateway.operator.settings_api", "gateway.operator.exports_cli",
+                         "gateway.operator.settings_cli", "gateway.operator.exports_cli",
                          "gateway.operator.init_cli", "points.cli"]
 
 

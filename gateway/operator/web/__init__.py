@@ -17,13 +17,20 @@ from aiohttp import web
 
 import templates
 from gateway.operator.token import ensure_admin_token, read_admin_token
-from gateway.operator.web.auth import Sessions, WebSession, csrf_ok, same_origin, set_cookie
+from gateway.operator.web.auth import (
+    PREFIX,
+    Sessions,
+    WebSession,
+    csrf_ok,
+    safe_next,
+    same_origin,
+    set_cookie,
+)
 from gateway.operator.web.events import EventHub, stream
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-PREFIX = "/ui"
 STATIC = {"live.js": "text/javascript", "style.css": "text/css"}
 
 
@@ -102,11 +109,11 @@ class WebUI:
                             headers={"Cache-Control": "max-age=300"})
 
     async def login_page(self, request: web.Request) -> web.Response:
-        return self.render("login.html.j2", error="", next=_safe_next(request.query.get("next")))
+        return self.render("login.html.j2", error="", next=safe_next(request.query.get("next")))
 
     async def login(self, request: web.Request) -> web.Response:
         form = await request.post()
-        nxt = _safe_next(str(form.get("next", "")))
+        nxt = safe_next(str(form.get("next", "")))
         if not same_origin(request):
             return web.Response(status=403, text="cross-site login refused")
         if self.sessions.throttled():
@@ -125,13 +132,6 @@ class WebUI:
         response = web.HTTPSeeOther(f"{PREFIX}/login")
         response.del_cookie("gw_session", path=PREFIX)
         raise response
-
-
-def _safe_next(value: str | None) -> str:
-    """Only a path on this site (no //host or scheme): no open redirect after login."""
-    if value and value.startswith(f"{PREFIX}/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return f"{PREFIX}/"
 
 
 def install(gateway: Gateway) -> WebUI:

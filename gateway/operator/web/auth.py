@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+PREFIX = "/ui"  # where the pages live on the admin port
 COOKIE = "gw_session"
 SESSION_IDLE_S = 12 * 3600
 FAILED_LOGIN_WINDOW_S = 60.0
@@ -84,3 +85,10 @@ def same_origin(request: web.Request) -> bool:
 
 def csrf_ok(session: WebSession, form: Any) -> bool:
     return hmac.compare_digest(str(form.get("csrf", "")).encode(), session.csrf.encode())
+
+
+def safe_next(value: str | None) -> str:
+    """Only a path on this site (no //host or scheme): no open redirect after login."""
+    if value and value.startswith(f"{PREFIX}/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return f"{PREFIX}/"

@@ -27,7 +27,7 @@ INT_FIELDS = ("connector_id", "transaction_id", "reservation_id", "duration", "r
 
 
 def _back(form: Any) -> str:
-    from gateway.operator.web import _safe_next
+    from gateway.operator.web.auth import safe_next as _safe_next
     return _safe_next(str(form.get("back", "")))
 
 

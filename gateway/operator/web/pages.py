@@ -131,7 +131,7 @@ def routes(ui: WebUI) -> list[tuple[str, Any]]:
         return ui.page(request, session, "site.html.j2", title="Site limit", **await _parts(ui, request, "site"))
 
     async def export(request: web.Request, session: WebSession) -> web.Response:
-        from gateway.operator.exports_cli import export_response
+        from gateway.operator.exports_api import export_response
         try:
             return await export_response(ui.gw, request.match_info["what"], request.query)
         except ValueError as exc:
