@@ -81,3 +81,16 @@ async def test_the_log_filter_changes_live(gateway, runner, capsys):
         assert not any(isinstance(f, ChargerFilter) for f in handler.filters)
     finally:
         logging.getLogger().removeHandler(handler)
+
+
+async def test_a_safe_limit_set_live_is_the_fallback_at_once(gateway, runner, capsys):
+    """A BMS limit that is not refreshed falls back to the safe limit set a moment ago."""
+    from tests.conftest import wait_until
+    await gateway.charging.set_site_limit(30.0, None, "bms")
+    code, _, _ = await cli(capsys, runner, "settings", "set", "smart_charging.safe_power_limit_kw", "7")
+    assert code == 0
+    code, _, _ = await cli(capsys, runner, "settings", "set", "smart_charging.setpoint_timeout_s", "1")
+    assert code == 0
+    gateway.charging.site.written_at = gateway.clock() - 2  # the BMS wrote 2 s ago, then went quiet
+    await wait_until(lambda: gateway.charging.site_view()["in_force_power_kw"] == 7.0)
+    assert gateway.charging.site_view()["reason"].startswith("fallback")

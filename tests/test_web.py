@@ -97,3 +97,11 @@ async def test_the_event_stream_names_what_changed(gateway, runner):
             async for line in stream.content:
                 if line.startswith(b"data:") and b"charger:G1" in line:
                     break
+
+
+async def test_an_open_event_stream_does_not_hold_up_a_stop(gateway, runner):
+    import asyncio
+    http = await login(runner, gateway)
+    async with http, http.get("/ui/events") as stream:
+        await stream.content.readline()  # the stream is open
+        await asyncio.wait_for(runner.stop(), 10)

@@ -31,7 +31,6 @@ LIVE_SETTINGS: dict[str, str] = {
     "ocpp.offline_after_heartbeats": "silent this many heartbeat intervals: offline",
     "smart_charging.safe_power_limit_kw": "site limit when the BMS stops refreshing (kW; none: no limit)",
     "smart_charging.setpoint_timeout_s": "how long a BMS-written site limit holds (s)",
-    "smart_charging.profile_writes_per_hour": "default per-charger profile write budget",
     "smart_charging.nominal_voltage_v": "phase voltage for W <-> A",
     "smart_charging.default_phases": "phases assumed until meter values show otherwise",
     "logging.level": "process log level",
@@ -111,14 +110,13 @@ class LiveSettings:
         self._take_effect(key, value)
 
     def _take_effect(self, key: str, value: Any) -> None:
-        """Most readers look at gw.settings on every use; these few need a nudge."""
+        """Most readers look at gw.settings on every use (smart charging's once-a-second pass
+        picks up its settings by itself); these few need a nudge."""
         if key == "logging.filter_charger":
             from gateway.history.logfilter import set_charger_filter
             set_charger_filter(value)
         elif key == "logging.level":
             logging.getLogger().setLevel(str(value).upper())
-        elif key.startswith("smart_charging.") and self.gw.charging is not None and self.gw.started.is_set():
-            self.gw.spawn(self.gw.charging.reallocate(), "reallocate after a setting change")
         elif key == "registration.guest_response":
             for charger_id, session in list(self.gw.sessions.items()):
                 if session.station.slot is None:
