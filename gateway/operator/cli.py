@@ -231,14 +231,13 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="ocpp-gateway", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--config", "-c", help="TOML settings file (defaults need none)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one setting, e.g. --set ocpp.port=9000 (repeatable)")
     parser.add_argument("--admin-url", help="admin API URL (default from settings admin.host/port)")
-    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts (anywhere on the line)")
     sub = parser.add_subparsers(dest="command", required=True)
-
     run = sub.add_parser("run", help="run the gateway")
     # Also after `run` (`ocpp-gateway run --set ocpp.port=9000`), where people put them.
     run.add_argument("--config", "-c", dest="run_config", help="TOML settings file")

@@ -61,67 +61,72 @@ def action_arguments(action: str, form: Any) -> dict[str, Any]:
     return body
 
 
-def routes(ui: WebUI) -> list[tuple[str, Any]]:
-    gw = ui.gw
+def done(session: WebSession, form: Any, kind: str, text: str) -> web.Response:
+    session.flash.append((kind, text))
+    raise web.HTTPSeeOther(_back(form))
 
-    def done(session: WebSession, form: Any, kind: str, text: str) -> web.Response:
-        session.flash.append((kind, text))
-        raise web.HTTPSeeOther(_back(form))
 
-    def handler(work: Any) -> Any:
-        """Run `work(form, request)` -> message; a refusal becomes a one-line error on the page."""
-        async def run(request: web.Request, session: WebSession) -> web.Response:
-            form = await request.post()  # read (and cached) by the CSRF check already
-            try:
-                message = await work(form, request)
-            except ChargerCallError as exc:
-                return done(session, form, "error", f"the charger answered CALLERROR {exc.code}: {exc.description}")
-            except (GatewayError, ValueError, TypeError, KeyError) as exc:
-                return done(session, form, "error", str(exc).strip("'\""))
-            return done(session, form, "ok", message)
-        return run
+def handler(work: Any) -> Any:
+    """Run `work(form, request)` -> message; a refusal becomes a one-line error on the page."""
+    async def run(request: web.Request, session: WebSession) -> web.Response:
+        form = await request.post()  # read (and cached) by the CSRF check already
+        try:
+            message = await work(form, request)
+        except ChargerCallError as exc:
+            return done(session, form, "error", f"the charger answered CALLERROR {exc.code}: {exc.description}")
+        except (GatewayError, ValueError, TypeError, KeyError) as exc:
+            return done(session, form, "error", str(exc).strip("'\""))
+        return done(session, form, "ok", message)
+    return run
 
-    async def change_setting(form: Any, request: web.Request) -> str:
-        row = await live_for(gw).change(_text(form, "key"), _text(form, "value"), BY)
+
+class Forms:
+    """The form handlers of one gateway; each returns the message shown on the page."""
+
+    def __init__(self, ui: WebUI) -> None:
+        self.gw = ui.gw
+
+    async def change_setting(self, form: Any, request: web.Request) -> str:
+        row = await live_for(self.gw).change(_text(form, "key"), _text(form, "value"), BY)
         return f"{row['key']} is now {row['value']}"
 
-    async def add_device(form: Any, request: web.Request) -> str:
+    async def add_device(self, form: Any, request: web.Request) -> str:
         charger_id = _text(form, "charger_id")
         if not valid_charger_id(charger_id):
             raise ValueError(f"{charger_id!r} is not a charger id")
-        device = await gw.add_device(charger_id, _text(form, "registration") or "Accepted")
+        device = await self.gw.add_device(charger_id, _text(form, "registration") or "Accepted")
         return f"added {charger_id} in slot {device['slot']}"
 
-    async def remove_device(form: Any, request: web.Request) -> str:
+    async def remove_device(self, form: Any, request: web.Request) -> str:
         charger_id = _text(form, "charger_id")
-        if not await gw.remove_device(charger_id):
+        if not await self.gw.remove_device(charger_id):
             raise ValueError(f"{charger_id} is not in the device database")
         return f"removed {charger_id} (its slot stays reserved for it)"
 
-    async def set_registration(form: Any, request: web.Request) -> str:
+    async def set_registration(self, form: Any, request: web.Request) -> str:
         charger_id = request.match_info["charger_id"]
-        await gw.update_device(charger_id, registration=_text(form, "registration"))
+        await self.gw.update_device(charger_id, registration=_text(form, "registration"))
         return f"{charger_id}: registration response {_text(form, 'registration')}"
 
-    async def run_action(form: Any, request: web.Request) -> str:
+    async def run_action(self, form: Any, request: web.Request) -> str:
         from gateway.operator.actions_api import ACTIONS, arguments
         charger_id, action = request.match_info["charger_id"], _text(form, "action")
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}")
         operation = ACTIONS[action]
-        result = await operation(gw, charger_id, **arguments(operation, action_arguments(action, form), "web"))
+        result = await operation(self.gw, charger_id, **arguments(operation, action_arguments(action, form), "web"))
         answer = json.dumps(result.get("answer"), default=str)
         return f"{action}: {result.get('status') or 'answered'}; the charger answered {answer}"
 
-    async def change_config(form: Any, request: web.Request) -> str:
+    async def change_config(self, form: Any, request: web.Request) -> str:
         from gateway.operator import actions as ops
         charger_id = request.match_info["charger_id"]
-        result = await ops.change_configuration(gw, charger_id, _text(form, "key"), str(form.get("value", "")),
+        result = await ops.change_configuration(self.gw, charger_id, _text(form, "key"), str(form.get("value", "")),
                                                 source="web")
         return f"ChangeConfiguration {_text(form, 'key')}: {result.get('status')}"
 
-    async def smart(form: Any, request: web.Request) -> str:
-        if gw.charging is None:
+    async def smart(self, form: Any, request: web.Request) -> str:
+        if self.gw.charging is None:
             raise ValueError("smart charging is not installed")
         changes: dict[str, Any] = {"enabled": form.get("enabled") == "on"}
         for name in ("unit", "kind", "purpose"):
@@ -131,43 +136,46 @@ def routes(ui: WebUI) -> list[tuple[str, Any]]:
             value = _number(form, name)
             if value is not None:
                 changes[name] = kind(value)
-        await gw.charging.configure(request.match_info["charger_id"], 0, **changes)
+        await self.gw.charging.configure(request.match_info["charger_id"], 0, **changes)
         return "smart-charging properties saved"
 
-    async def put_tag(form: Any, request: web.Request) -> str:
+    async def put_tag(self, form: Any, request: web.Request) -> str:
         id_tag, listed = _text(form, "id_tag"), _text(form, "list") or "whitelist"
         if not 0 < len(id_tag) <= 20 or len(_text(form, "parent_id_tag")) > 20:
             raise ValueError("an id tag is 1 to 20 characters (OCPP 1.6 IdToken)")
         if listed not in ("whitelist", "blacklist"):
             raise ValueError("list must be whitelist or blacklist")
         expiry = query_time(_text(form, "expiry"), "expiry")
-        await gw.history.put_tag(id_tag, listed, expiry, _text(form, "parent_id_tag"), _text(form, "note"))
-        await gw.reload_tags()
-        gw.history.log("admin", "TagChanged", f"{id_tag} on the {listed} by {BY}")
+        await self.gw.history.put_tag(id_tag, listed, expiry, _text(form, "parent_id_tag"), _text(form, "note"))
+        await self.gw.reload_tags()
+        self.gw.history.log("admin", "TagChanged", f"{id_tag} on the {listed} by {BY}")
         return f"{id_tag} is on the {listed}"
 
-    async def remove_tag(form: Any, request: web.Request) -> str:
-        if not await gw.history.remove_tag(_text(form, "id_tag")):
+    async def remove_tag(self, form: Any, request: web.Request) -> str:
+        if not await self.gw.history.remove_tag(_text(form, "id_tag")):
             raise ValueError(f"unknown tag {_text(form, 'id_tag')}")
-        await gw.reload_tags()
-        gw.history.log("admin", "TagChanged", f"{_text(form, 'id_tag')} removed by {BY}")
+        await self.gw.reload_tags()
+        self.gw.history.log("admin", "TagChanged", f"{_text(form, 'id_tag')} removed by {BY}")
         return f"removed {_text(form, 'id_tag')}"
 
-    async def tenant(form: Any, request: web.Request) -> str:
-        row = await exports.set_tenant(gw.history, _text(form, "id_tag"), _text(form, "tenant"),
+    async def tenant(self, form: Any, request: web.Request) -> str:
+        row = await exports.set_tenant(self.gw.history, _text(form, "id_tag"), _text(form, "tenant"),
                                        _text(form, "cost_centre"))
         return f"{row['id_tag']}: {row.get('tenant') or 'no tenant'}"
 
-    async def site_limit(form: Any, request: web.Request) -> str:
-        if gw.charging is None:
+    async def site_limit(self, form: Any, request: web.Request) -> str:
+        if self.gw.charging is None:
             raise ValueError("smart charging is not installed")
         power, current = (None, None) if form.get("clear") else (_number(form, "power_kw"), _number(form, "current_a"))
-        await gw.charging.set_site_limit(power, current, "manual")
+        await self.gw.charging.set_site_limit(power, current, "manual")
         return "site limit removed" if (power, current) == (None, None) else \
             f"site limit set: {power if power is not None else '-'} kW, {current if current is not None else '-'} A"
 
+
+def routes(ui: WebUI) -> list[tuple[str, Any]]:
+    forms = Forms(ui)
     return [(path, handler(work)) for path, work in (
-        ("/settings", change_setting), ("/devices/add", add_device), ("/devices/remove", remove_device),
-        ("/devices/{charger_id}/registration", set_registration), ("/devices/{charger_id}/action", run_action),
-        ("/devices/{charger_id}/config", change_config), ("/devices/{charger_id}/smart", smart),
-        ("/tags", put_tag), ("/tags/remove", remove_tag), ("/tenants", tenant), ("/site", site_limit))]
+        ("/settings", forms.change_setting), ("/devices/add", forms.add_device), ("/devices/remove", forms.remove_device),
+        ("/devices/{charger_id}/registration", forms.set_registration), ("/devices/{charger_id}/action", forms.run_action),
+        ("/devices/{charger_id}/config", forms.change_config), ("/devices/{charger_id}/smart", forms.smart),
+        ("/tags", forms.put_tag), ("/tags/remove", forms.remove_tag), ("/tenants", forms.tenant), ("/site", forms.site_limit))]
