@@ -212,6 +212,8 @@ def coerce(dotted: str, type_text: str, value: Any) -> Any:
     if kind == "bool":
         if isinstance(value, bool):
             return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"  # from a web form or `settings set`
         raise ConfigError(f"{dotted} must be true or false, not {value!r}")
     if kind in ("int", "float"):
         if isinstance(value, str):

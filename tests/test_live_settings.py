@@ -94,3 +94,13 @@ async def test_a_safe_limit_set_live_is_the_fallback_at_once(gateway, runner, ca
     gateway.charging.site.written_at = gateway.clock() - 2  # the BMS wrote 2 s ago, then went quiet
     await wait_until(lambda: gateway.charging.site_view()["in_force_power_kw"] == 7.0)
     assert gateway.charging.site_view()["reason"].startswith("fallback")
+
+
+async def test_a_closed_websocket_stops_being_a_fault_when_switched_off_live(gateway, runner, capsys):
+    from tests.conftest import wait_until
+    code, _, _ = await cli(capsys, runner, "settings", "set", "ocpp.websocket_lost_connection_fault", "false")
+    assert code == 0 and gateway.settings.ocpp.websocket_lost_connection_fault is False
+    async with TestCharger(runner.url, "CP1") as cp:
+        await cp.boot()
+    await wait_until(lambda: "CP1" not in gateway.sessions)
+    assert not gateway.registry.get("CP1").fault

@@ -29,6 +29,7 @@ LIVE_SETTINGS: dict[str, str] = {
     "ocpp.heartbeat_interval_s": "heartbeat interval given at the next Accepted boot (s)",
     "ocpp.response_timeout_s": "how long a call to a charger waits for its answer (s)",
     "ocpp.offline_after_heartbeats": "silent this many heartbeat intervals: offline",
+    "ocpp.websocket_lost_connection_fault": "a closed websocket is a fault at once (Niagara Web Socket Lost Connection Fault)",
     "smart_charging.safe_power_limit_kw": "site limit when the BMS stops refreshing (kW; none: no limit)",
     "smart_charging.setpoint_timeout_s": "how long a BMS-written site limit holds (s)",
     "smart_charging.nominal_voltage_v": "phase voltage for W <-> A",
