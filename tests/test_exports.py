@@ -73,3 +73,16 @@ async def test_a_bad_tenant_is_refused(gateway, runner, capsys):
     code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, "tenants", "set", "X" * 21, "Acme"])
     assert code == 1 and "20 characters" in capsys.readouterr().err
     assert await exports.tenants(gateway.history) == {}
+
+
+def test_a_card_that_looks_like_a_formula_stays_text(tmp_path):
+    rows = [{"identifier": "CP1", "id_tag": "=HYPERLINK(\"http://x\")", "start_time": "2026-11-03T08:00:00.000Z",
+             "connector_id": 1, "transaction_id": 1, "status": "stopped", "stop_reason": "@SUM(A1)"}]
+    text = exports.transactions_csv(rows)
+    assert "'=HYPERLINK" in text and "'@SUM" in text
+    target = tmp_path / "t.xlsx"
+    target.write_bytes(exports.transactions_xlsx(rows))
+    sheet = load_workbook(target).active
+    cells = {c.value: c.data_type for c in sheet[2]}
+    assert cells['=HYPERLINK("http://x")'] == "s" and cells["@SUM(A1)"] == "s"
+    assert sheet["H2"].is_date

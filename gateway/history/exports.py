@@ -8,6 +8,7 @@ converting text. The idTag -> tenant / cost-centre mapping lives in the database
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from collections import defaultdict
@@ -15,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from gateway.history.store import TRANSACTION_COLUMNS, to_csv
+from gateway.history.store import TRANSACTION_COLUMNS
 
 if TYPE_CHECKING:
     from gateway.history.store import HistoryStore
@@ -29,6 +30,7 @@ REPORT_COLUMNS = {
 }
 UNMAPPED = "(no tenant)"
 DATE_FORMAT = "yyyy-mm-dd hh:mm:ss"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 # --- the idTag -> tenant mapping ---------------------------------------------------------
@@ -84,6 +86,22 @@ def report(rows: Iterable[dict[str, Any]], mapping: dict[str, dict[str, str]], b
 
 
 # --- file formats ------------------------------------------------------------------------
+def inert_cell(value: Any) -> Any:
+    """`value` as a CSV cell no spreadsheet evaluates: text that could start a formula gets a `'`."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def to_csv(rows: Iterable[dict[str, Any]], columns: Iterable[str]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: "" if v is None else inert_cell(v) for k, v in r.items()})
+    return out.getvalue()
+
+
 def transactions_csv(rows: list[dict[str, Any]]) -> str:
     return to_csv(rows, TRANSACTION_COLUMNS)
 
@@ -111,8 +129,11 @@ def to_xlsx(sheets: Sequence[tuple[str, Sequence[str], list[dict[str, Any]]]]) -
     for title, columns, rows in sheets:
         sheet = book.create_sheet(title[:31])
         sheet.append(list(columns))
-        for row in rows:
-            sheet.append([_cell(c, row.get(c)) for c in columns])
+        for row_index, row in enumerate(rows, start=2):
+            for col_index, column in enumerate(columns, start=1):
+                cell = sheet.cell(row_index, col_index, _cell(column, row.get(column)))
+                if cell.data_type == "f":
+                    cell.data_type = "s"  # text that looks like a formula stays text
         for index, column in enumerate(columns, start=1):
             letter = get_column_letter(index)
             sheet.column_dimensions[letter].width = max(len(column) + 2, 20 if column in TIME_COLUMNS else 10)
