@@ -120,3 +120,10 @@ def test_a_usage_error_is_one_line_with_exit_2(argv, capsys):
         main(argv)
     assert exit_info.value.code == 2
     assert "--help" in _one_error_line(capsys.readouterr().err)
+
+
+def test_a_bad_setting_for_run_starts_nothing(tmp_path, capsys):
+    db = tmp_path / "data" / "gateway.sqlite"
+    assert main(["run", "--set", f"database.path={db}", "--set", "ocpp.port=abc", "--set", "bacnet.enabled=false"]) == 1
+    assert "ocpp.port" in _one_error_line(capsys.readouterr().err)
+    assert not db.parent.exists()

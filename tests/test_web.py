@@ -105,3 +105,15 @@ async def test_an_open_event_stream_does_not_hold_up_a_stop(gateway, runner):
     async with http, http.get("/ui/events") as stream:
         await stream.content.readline()  # the stream is open
         await asyncio.wait_for(runner.stop(), 10)
+
+
+async def test_guessing_the_token_is_slowed_down(gateway, runner):
+    async with aiohttp.ClientSession(runner.admin_url) as http:
+        for _ in range(5):
+            async with http.post("/ui/login", data={"token": "guess"}) as r:
+                assert "not the admin token" in await r.text()
+        async with http.post("/ui/login", data={"token": read_admin_token(gateway.settings)},
+                             allow_redirects=False) as r:
+            assert r.status == 200 and "Too many failed attempts" in await r.text()
+    failed = await gateway.history.general_log(message_type="WebLogin")
+    assert len(failed) == 5 and all(row["level"] == "warning" for row in failed)
