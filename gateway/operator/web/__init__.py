@@ -46,6 +46,7 @@ class WebUI:
                                       undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         self.env.filters["q"] = lambda v: quote(str(v), safe="")
         self.env.filters["dash"] = lambda v: "-" if v is None or v == "" else v
+        self.env.filters["when"] = _when
         self.static = {name: (folder / name).read_bytes() for name in STATIC}
 
     async def start(self) -> None:
@@ -132,6 +133,14 @@ class WebUI:
         response = web.HTTPSeeOther(f"{PREFIX}/login")
         response.del_cookie("gw_session", path=PREFIX)
         raise response
+
+
+def _when(value: Any) -> str:
+    """A stored ISO time for people: `2026-11-03 08:00:00` (UTC, as stored; '-' when none)."""
+    if not value:
+        return "-"
+    text = str(value)
+    return text[:19].replace("T", " ") if len(text) >= 19 and text[10] == "T" else text
 
 
 def install(gateway: Gateway) -> WebUI:
