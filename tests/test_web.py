@@ -66,6 +66,7 @@ async def test_a_form_without_the_csrf_token_changes_nothing(gateway, runner):
     ("/ui/settings", {"key": "authorize.policy", "value": "maybe"}, "must be one of"),
     ("/ui/settings", {"key": "ocpp.port", "value": "1"}, "not a setting that changes"),
     ("/ui/devices/add", {"charger_id": "has space"}, "not a charger id"),
+    ("/ui/devices/add", {"charger_id": "CP1", "registration": "Maybe"}, "registration must be one of"),
     ("/ui/tags", {"id_tag": "X" * 21}, "20 characters"),
     ("/ui/tags", {"id_tag": "T1", "expiry": "12/01/2026"}, "expiry must be an ISO date"),
     ("/ui/site", {"power_kw": "lots"}, "must be a number"),

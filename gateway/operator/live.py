@@ -13,7 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from gateway.errors import ConfigError
-from gateway.settings import CHOICES, Settings, check_value, coerce
+from gateway.settings import CHOICES, check_value, coerce
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -42,7 +42,7 @@ LIVE_SETTINGS: dict[str, str] = {
 class LiveSettings:
     """The live settings of one gateway: read, change, reset; persisted and logged."""
 
-    def __init__(self, gateway: Gateway, file_settings: Settings | None = None) -> None:
+    def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
         # The values the file gave, to show what a reset goes back to.
         self.initial = {k: v for k, v in gateway.settings.values().items() if k in LIVE_SETTINGS}

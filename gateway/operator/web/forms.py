@@ -16,6 +16,7 @@ from gateway.history import exports
 from gateway.model.timestamps import query_time
 from gateway.ocpp.server import valid_charger_id
 from gateway.operator.live import live_for
+from gateway.settings import REGISTRATION_STATUSES
 
 if TYPE_CHECKING:
     from gateway.operator.web import WebUI
@@ -43,6 +44,13 @@ def _number(form: Any, name: str) -> float | None:
         return float(text)
     except ValueError:
         raise ValueError(f"{name.replace('_', ' ')} must be a number, not {text!r}") from None
+
+
+def _registration(form: Any) -> str:
+    value = _text(form, "registration") or "Accepted"
+    if value not in REGISTRATION_STATUSES:
+        raise ValueError(f"registration must be one of {', '.join(REGISTRATION_STATUSES)}, not {value!r}")
+    return value
 
 
 def action_arguments(action: str, form: Any) -> dict[str, Any]:
@@ -94,7 +102,7 @@ class Forms:
         charger_id = _text(form, "charger_id")
         if not valid_charger_id(charger_id):
             raise ValueError(f"{charger_id!r} is not a charger id")
-        device = await self.gw.add_device(charger_id, _text(form, "registration") or "Accepted")
+        device = await self.gw.add_device(charger_id, _registration(form))
         return f"added {charger_id} in slot {device['slot']}"
 
     async def remove_device(self, form: Any, request: web.Request) -> str:
@@ -105,7 +113,7 @@ class Forms:
 
     async def set_registration(self, form: Any, request: web.Request) -> str:
         charger_id = request.match_info["charger_id"]
-        await self.gw.update_device(charger_id, registration=_text(form, "registration"))
+        await self.gw.update_device(charger_id, registration=_registration(form))
         return f"{charger_id}: registration response {_text(form, 'registration')}"
 
     async def run_action(self, form: Any, request: web.Request) -> str:
