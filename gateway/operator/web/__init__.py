@@ -8,6 +8,7 @@ and CSRF rules. Pages call the same gateway functions as the admin API and the C
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -53,16 +54,19 @@ class WebUI:
         ensure_admin_token(self.gw.settings)  # secure by default: a token exists before any page
         self.hub.attach_charging()
 
-    def render(self, name: str, **context: Any) -> web.Response:
-        html = self.env.get_template(name).render(prefix=PREFIX, **context)
+    async def render(self, name: str, **context: Any) -> web.Response:
+        """Render off the event loop: a big site's device list takes a few hundred ms of pure
+        Python (bench/web_pages.py), which must not hold up the chargers' messages."""
+        template = self.env.get_template(name)
+        html = await asyncio.to_thread(template.render, prefix=PREFIX, **context)
         return web.Response(text=html, content_type="text/html",
                             headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
                                      "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
                                      "Referrer-Policy": "same-origin"})
 
-    def page(self, request: web.Request, session: WebSession, name: str, **context: Any) -> web.Response:
+    async def page(self, request: web.Request, session: WebSession, name: str, **context: Any) -> web.Response:
         flash, session.flash = session.flash, []
-        return self.render(name, csrf=session.csrf, flash=flash, path=request.path, **context)
+        return await self.render(name, csrf=session.csrf, flash=flash, path=request.path, **context)
 
     # --- routes ------------------------------------------------------------------------------
     def add_routes(self, app: web.Application) -> None:
@@ -110,7 +114,7 @@ class WebUI:
                             headers={"Cache-Control": "max-age=300"})
 
     async def login_page(self, request: web.Request) -> web.Response:
-        return self.render("login.html.j2", error="", next=safe_next(request.query.get("next")))
+        return await self.render("login.html.j2", error="", next=safe_next(request.query.get("next")))
 
     async def login(self, request: web.Request) -> web.Response:
         form = await request.post()
@@ -118,11 +122,11 @@ class WebUI:
         if not same_origin(request):
             return web.Response(status=403, text="cross-site login refused")
         if self.sessions.throttled():
-            return self.render("login.html.j2", error="Too many failed attempts; wait a minute.", next=nxt)
+            return await self.render("login.html.j2", error="Too many failed attempts; wait a minute.", next=nxt)
         sid = self.sessions.login(str(form.get("token", "")), read_admin_token(self.gw.settings) or "")
         if sid is None:
             self.gw.history.log("admin", "WebLogin", f"failed login from {request.remote}", "warning")
-            return self.render("login.html.j2", error="That is not the admin token.", next=nxt)
+            return await self.render("login.html.j2", error="That is not the admin token.", next=nxt)
         self.gw.history.log("admin", "WebLogin", f"logged in from {request.remote}")
         response = web.HTTPSeeOther(nxt)
         set_cookie(response, sid, secure=request.secure)

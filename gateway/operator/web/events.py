@@ -43,8 +43,8 @@ class EventHub:
 
     def _on_change(self, event: ChangeEvent) -> None:
         if self.clients:
-            # A meter value changes the device page, not the device manager's table.
-            if event.kind != "meter":
+            # A meter value or a configuration key changes the device page, not the device list.
+            if event.kind not in ("meter", "config"):
                 self.pending.add("chargers")
             self.pending.add(f"charger:{event.charger_id}")
             self.wake.set()
