@@ -84,6 +84,8 @@ class AdminSettings:
     host: str = "127.0.0.1"
     port: int = 8888
     token: str = ""
+    # A password for the web pages' login, besides the token (at least 12 characters).
+    password: str = ""
 
 
 @dataclass
@@ -147,6 +149,8 @@ class Settings:
         """Refuse values that would only fail later, with one message that names every setting."""
         problems = [f"{name} {problem}" for name, value in self.values().items()
                     if (problem := check_value(name, value)) is not None]
+        if 0 < len(self.admin.password) < 12:
+            problems.append("admin.password must be at least 12 characters")
         if self.ocpp.ssl_enabled and not (self.ocpp.ssl_certfile and self.ocpp.ssl_keyfile):
             problems.append("ocpp.ssl_enabled needs ocpp.ssl_certfile and ocpp.ssl_keyfile")
         if problems:

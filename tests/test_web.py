@@ -118,3 +118,19 @@ async def test_guessing_the_token_is_slowed_down(gateway, runner):
             assert r.status == 200 and "Too many failed attempts" in await r.text()
     failed = await gateway.history.general_log(message_type="WebLogin")
     assert len(failed) == 5 and all(row["level"] == "warning" for row in failed)
+
+
+async def test_a_configured_password_also_logs_in(runner):
+    gateway = await runner.start(admin={"password": "correct horse battery"})
+    async with aiohttp.ClientSession(runner.admin_url) as http:
+        async with http.post("/ui/login", data={"token": "correct horse battery"}, allow_redirects=False) as r:
+            assert r.status == 303 and "gw_session" in r.headers["Set-Cookie"]
+        async with http.post("/ui/login", data={"token": "correct horse"}, allow_redirects=False) as r:
+            assert r.status == 200
+    assert gateway.settings.admin.password
+
+
+def test_a_short_password_is_refused(capsys):
+    from gateway.operator.cli import main
+    assert main(["--set", "admin.password=short", "devices", "list"]) == 1
+    assert "admin.password must be at least 12 characters" in capsys.readouterr().err

@@ -123,7 +123,8 @@ class WebUI:
             return web.Response(status=403, text="cross-site login refused")
         if self.sessions.throttled():
             return await self.render("login.html.j2", error="Too many failed attempts; wait a minute.", next=nxt)
-        sid = self.sessions.login(str(form.get("token", "")), read_admin_token(self.gw.settings) or "")
+        secrets = [read_admin_token(self.gw.settings) or "", self.gw.settings.admin.password]
+        sid = self.sessions.login(str(form.get("token", "")), [s for s in secrets if s])
         if sid is None:
             self.gw.history.log("admin", "WebLogin", f"failed login from {request.remote}", "warning")
             return await self.render("login.html.j2", error="That is not the admin token.", next=nxt)
