@@ -134,3 +134,15 @@ def test_a_short_password_is_refused(capsys):
     from gateway.operator.cli import main
     assert main(["--set", "admin.password=short", "devices", "list"]) == 1
     assert "admin.password must be at least 12 characters" in capsys.readouterr().err
+
+
+async def test_only_the_login_and_its_files_are_public(gateway, runner):
+    from gateway.operator.web import PUBLIC_PATHS
+    async with aiohttp.ClientSession(runner.admin_url) as http:
+        for path in PUBLIC_PATHS:
+            async with http.get(path, allow_redirects=False) as r:
+                assert r.status in (200, 302), path
+        for path in ("/ui/devices", "/ui/export/transactions", "/ui/part/chargers", "/ui/events"):
+            async with http.get(path, allow_redirects=False) as r:
+                assert r.status in (302, 401), path
+                assert "GARAGE" not in await r.text()

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
 
 STATIC = {"live.js": "text/javascript", "style.css": "text/css"}
+# What a browser may fetch before it has logged in (an admin guard lets these through).
+PUBLIC_PATHS = ("/", PREFIX, f"{PREFIX}/login", *(f"{PREFIX}/static/{name}" for name in STATIC))
 
 
 class WebUI:
@@ -90,6 +92,10 @@ class WebUI:
 
     async def _on_shutdown(self, app: web.Application) -> None:
         self.hub.close()  # open event streams end, so the admin app stops at once
+
+    def is_logged_in(self, request: web.Request) -> bool:
+        """A browser session cookie of this gateway: what an admin guard accepts besides the token."""
+        return self.sessions.get(request) is not None
 
     def guarded(self, handler: Any, post: bool = False) -> Any:
         """The session check (and for a POST the CSRF and origin checks) before `handler`."""
