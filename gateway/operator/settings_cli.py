@@ -36,7 +36,7 @@ def status_text(d: dict[str, Any]) -> str:
     lines = [f"up {_duration(d['uptime_s'])}",
              f"chargers: {d['chargers_online']} online of {d['chargers_total']} "
              f"({d['chargers_added']} added, {d['guests']} guests)",
-             f"charging sessions: {d['sessions_charging']}",
+             f"connected: {d['connected']}; charging sessions: {d['sessions_charging']}",
              f"site limit: {limit}",
              f"authorize policy: {d['authorize_policy']}; guest response: {d['guest_response']}"]
     lines += [f"{name}: {where}" for name, where in d["endpoints"].items()]
