@@ -146,3 +146,17 @@ async def test_only_the_login_and_its_files_are_public(gateway, runner):
             async with http.get(path, allow_redirects=False) as r:
                 assert r.status in (302, 401), path
                 assert "GARAGE" not in await r.text()
+
+
+async def test_smart_charging_properties_of_a_connector_from_the_device_page(gateway, runner):
+    await gateway.add_device("CP1")
+    http = await login(runner, gateway)
+    async with http:
+        async with http.get("/ui/devices/CP1") as r:
+            csrf = csrf_of(await r.text())
+        form = {"csrf": csrf, "back": "/ui/devices/CP1", "connector_id": "1", "unit": "A", "limit": "16",
+                "kind": "Absolute", "purpose": "TxDefaultProfile", "profile_id": "7", "stack_level": "1"}
+        async with http.post("/ui/devices/CP1/smart", data=form) as r:
+            assert "properties of connector 1 saved" in await r.text()
+    saved = gateway.charging.settings_for("CP1", 1)
+    assert (saved.limit, saved.purpose, saved.enabled) == (16.0, "TxDefaultProfile", False)

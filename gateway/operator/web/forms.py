@@ -144,8 +144,9 @@ class Forms:
             value = _number(form, name)
             if value is not None:
                 changes[name] = kind(value)
-        await self.gw.charging.configure(request.match_info["charger_id"], 0, **changes)
-        return "smart-charging properties saved"
+        connector = int(_number(form, "connector_id") or 0)
+        await self.gw.charging.configure(request.match_info["charger_id"], connector, **changes)
+        return f"smart-charging properties of {'the charge point' if connector == 0 else f'connector {connector}'} saved"
 
     async def put_tag(self, form: Any, request: web.Request) -> str:
         id_tag, listed = _text(form, "id_tag"), _text(form, "list") or "whitelist"
