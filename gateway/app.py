@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from gateway.chargers.quirks import bundled_quirks
@@ -166,6 +166,8 @@ class Gateway:
             if row.get("expiry"):
                 with contextlib.suppress(ValueError):
                     expiry = datetime.fromisoformat(row["expiry"].replace("Z", "+00:00"))
+                    if expiry.tzinfo is None:  # stored as a date alone before it was checked: UTC
+                        expiry = expiry.replace(tzinfo=UTC)
             tags[row["id_tag"]] = authorize.TagEntry(row["id_tag"], row["listed"], expiry,
                                                      row.get("parent_id_tag") or "", row.get("note") or "")
         self.tags = tags

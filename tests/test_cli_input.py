@@ -127,3 +127,15 @@ def test_a_bad_setting_for_run_starts_nothing(tmp_path, capsys):
     assert main(["run", "--set", f"database.path={db}", "--set", "ocpp.port=abc", "--set", "bacnet.enabled=false"]) == 1
     assert "ocpp.port" in _one_error_line(capsys.readouterr().err)
     assert not db.parent.exists()
+
+
+async def test_a_tag_expiry_must_be_a_date_and_a_date_alone_works(gateway, runner, capsys):
+    code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, "tags", "add", "T2", "--expiry", "notadate"])
+    assert code == 1 and "expiry" in _one_error_line(capsys.readouterr().err)
+    assert await gateway.history.tags() == []
+    code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, "tags", "add", "T1", "--expiry", "2099-01-01"])
+    assert code == 0
+    async with TestCharger(runner.url, "CP1") as cp:
+        await cp.boot()
+        info = (await cp.call("Authorize", {"idTag": "T1"}))["idTagInfo"]
+    assert info == {"status": "Accepted", "expiryDate": "2099-01-01T00:00:00Z"}

@@ -55,3 +55,12 @@ def query_time(text: str | None, name: str) -> str | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return iso_z(parsed.timestamp())
+
+
+def absolute_time(text: str | None, name: str) -> str | None:
+    """An operator's date or date-time as a full UTC timestamp (a date alone: its midnight UTC),
+    or ValueError naming it. For tag expiry dates, which chargers compare as instants."""
+    checked = query_time(text, name)
+    if checked is None or len(checked) != 10:
+        return checked
+    return iso_z(datetime.strptime(checked, "%Y-%m-%d").replace(tzinfo=UTC).timestamp())

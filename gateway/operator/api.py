@@ -17,7 +17,7 @@ from aiohttp import web
 from gateway.errors import GatewayError
 from gateway.history.store import TRANSACTION_COLUMNS, to_csv
 from gateway.model.station import Station
-from gateway.model.timestamps import iso_z, query_time
+from gateway.model.timestamps import absolute_time, iso_z, query_time
 from gateway.ocpp.server import valid_charger_id
 from gateway.settings import REGISTRATION_STATUSES
 
@@ -185,7 +185,7 @@ async def put_tag(request: web.Request) -> web.Response:
     for name, value in (("id tag", request.match_info["id_tag"]), ("parent id tag", body.get("parent_id_tag", ""))):
         if len(value) > 20:
             raise ValueError(f"{name} {value!r} is longer than 20 characters (OCPP 1.6 IdToken)")
-    await gw.history.put_tag(request.match_info["id_tag"], listed, body.get("expiry"),
+    await gw.history.put_tag(request.match_info["id_tag"], listed, absolute_time(body.get("expiry"), "expiry"),
                              body.get("parent_id_tag", ""), body.get("note", ""))
     await gw.reload_tags()
     return web.json_response({"id_tag": request.match_info["id_tag"], "list": listed})

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from gateway.errors import ChargerCallError, GatewayError
 from gateway.history import exports
-from gateway.model.timestamps import query_time
+from gateway.model.timestamps import absolute_time
 from gateway.ocpp.server import valid_charger_id
 from gateway.operator.live import live_for
 from gateway.settings import REGISTRATION_STATUSES
@@ -154,7 +154,7 @@ class Forms:
             raise ValueError("an id tag is 1 to 20 characters (OCPP 1.6 IdToken)")
         if listed not in ("whitelist", "blacklist"):
             raise ValueError("list must be whitelist or blacklist")
-        expiry = query_time(_text(form, "expiry"), "expiry")
+        expiry = absolute_time(_text(form, "expiry"), "expiry")
         await self.gw.history.put_tag(id_tag, listed, expiry, _text(form, "parent_id_tag"), _text(form, "note"))
         await self.gw.reload_tags()
         self.gw.history.log("admin", "TagChanged", f"{id_tag} on the {listed} by {BY}")
