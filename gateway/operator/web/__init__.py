@@ -45,10 +45,11 @@ class WebUI:
         self.sessions = Sessions()
         self.hub = EventHub(gateway)
         folder = Path(templates.__file__).parent / "web"
+        # Lenient undefined: a field another part renames shows "-" instead of failing the page.
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(folder), autoescape=True,
-                                      undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                                      trim_blocks=True, lstrip_blocks=True)
         self.env.filters["q"] = lambda v: quote(str(v), safe="")
-        self.env.filters["dash"] = lambda v: "-" if v is None or v == "" else v
+        self.env.filters["dash"] = lambda v: "-" if v is None or v == "" or isinstance(v, jinja2.Undefined) else v
         self.env.filters["when"] = _when
         self.static = {name: (folder / name).read_bytes() for name in STATIC}
 
