@@ -56,6 +56,7 @@ def gateway_settings(db_path: str, bacnet_port: int, unit_ids: bool = False, **s
     from gateway.settings import Settings
     settings = Settings()
     settings.ocpp.host, settings.ocpp.port = "127.0.0.1", 0
+    settings.ocpp.require_password = False  # the benchmark chargers send no password
     settings.admin.port = 0
     settings.bacnet.address, settings.bacnet.port = "127.0.0.1/8", bacnet_port
     settings.modbus.port, settings.modbus.unit_id_per_charger = 0, unit_ids

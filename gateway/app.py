@@ -19,12 +19,14 @@ from typing import Any
 from gateway.chargers.quirks import bundled_quirks
 from gateway.errors import ChargerUnavailable, OperationError
 from gateway.gc_policy import GcPolicy
-from gateway.history.store import HistoryStore, hash_key
+from gateway.history.store import HistoryStore
 from gateway.model import authorize
+from gateway.model.credentials import stored_key
 from gateway.model.station import BootInfo, Registry, Station
 from gateway.model.timestamps import parse_timestamp
 from gateway.ocpp.server import OcppServer
 from gateway.ocpp.session import Session
+from gateway.operator.token import ensure_charger_password
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,11 +55,15 @@ class Gateway:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.charging: Any = None  # the smart-charging controller, when installed
         self.gc_policy = GcPolicy(settings.ocpp.gc_freeze_interval_s)
-        self._new_auth_keys: dict[str, str] = {}  # charger id -> hash of a key being changed
+        self._new_auth_keys: dict[str, str] = {}  # charger id -> a key being changed right now
+        self.site_password_key: str | None = None  # stored form of ocpp.default_password
 
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         await self.history.open()
+        site_password = ensure_charger_password(self.settings)
+        if site_password:
+            self.site_password_key = await asyncio.to_thread(stored_key, site_password)
         await self.reload_devices()
         await self.reload_quirks()
         await self.reload_transactions()
@@ -204,7 +210,28 @@ class Gateway:
         await self.reload_devices()
         if removed:
             self.history.log(charger_id, "DeviceRemoved", "removed from the device database")
+            self._ask_for_new_boot(charger_id)  # it is a guest from its next boot (OCPP 1.6 4.2)
         return removed
+
+    def _bound_guests(self) -> None:
+        """Keep the discovery list bounded (registration.max_guests): a flood of made-up ids must
+        not grow memory for good."""
+        for charger_id in self.registry.drop_oldest_guests(self.settings.registration.max_guests):
+            log.info("%s: dropped from the discovery list (more than %d guests)", charger_id,
+                     self.settings.registration.max_guests)
+
+    async def forget_guest(self, charger_id: str) -> bool:
+        """Remove a guest from the discovery list; a connected one is disconnected first."""
+        if charger_id in self.devices:
+            raise OperationError(f"{charger_id} is in the device database: remove it there first")
+        session = self.sessions.get(charger_id)
+        if session is not None:
+            await session.ws.close(1000, "removed by the operator")
+            await session.closed.wait()
+        if not self.registry.forget(charger_id):
+            return False
+        self.history.log(charger_id, "GuestRemoved", "removed from the discovery list by the operator")
+        return True
 
     def _ask_for_new_boot(self, charger_id: str) -> None:
         """A connected charger whose answer changed is asked to boot again now (TriggerMessage,
@@ -223,17 +250,22 @@ class Gateway:
                 log.info("%s: no early boot: %s", charger_id, exc)
         self.spawn(trigger(), f"boot trigger for {charger_id}")
 
-    def auth_key_hash(self, charger_id: str) -> str | None:
+    def auth_keys(self, charger_id: str) -> tuple[list[str], str | None]:
+        """The stored key of a charger (empty: none) and a new key being set right now (or None)."""
         device = self.devices.get(charger_id)
-        return device.get("auth_key_hash") if device else None
-
-    def auth_key_hashes(self, charger_id: str) -> list[str]:
-        """Hashes a charger may log in with: its stored key, and a new one being set right now."""
-        return [h for h in (self.auth_key_hash(charger_id), self._new_auth_keys.get(charger_id)) if h]
+        stored = device.get("auth_key_hash") if device else None
+        return ([stored] if stored else []), self._new_auth_keys.get(charger_id)
 
     def expect_auth_key(self, charger_id: str, key: str) -> None:
-        """Let `key` in as well while ChangeConfiguration(AuthorizationKey) is under way."""
-        self._new_auth_keys[charger_id] = hash_key(key)
+        """Let `key` in as well while ChangeConfiguration(AuthorizationKey) is under way (kept in
+        memory only for that call, in both its text and whitepaper hex forms)."""
+        self._new_auth_keys[charger_id] = key
+
+    async def renew_auth_key(self, charger_id: str, key: str) -> None:
+        """Store a key that was just used again, in the current form (scrypt, text and hex)."""
+        await self.history.set_auth_key(charger_id, key)
+        await self.reload_devices()
+        self.history.log(charger_id, "AuthorizationKey", "stored key renewed (scrypt)")
 
     async def settle_auth_key(self, charger_id: str, key: str | None) -> None:
         """The charger took the new `key` (stored as its password), or None: it did not."""
@@ -261,16 +293,16 @@ class Gateway:
         return authorize.decide(self.settings.authorize.policy, id_tag, self.tags)
 
     def session_for(self, charger_id: str) -> Session:
-        """The live session of a charger that may take calls, or ChargerUnavailable saying why."""
+        """The live session of a charger, or ChargerUnavailable; `Session.call` refuses what its
+        registration does not allow (gateway/model/registration.py)."""
         session = self.sessions.get(charger_id)
         if session is None or session.closed.is_set():
             raise ChargerUnavailable(f"{charger_id} is offline")
-        if session.station.boot_status != "Accepted" and self.boot_response(session.station) == "Rejected":
-            raise ChargerUnavailable(f"{charger_id} is not accepted (registration Rejected)")
         return session
 
     # --- connection lifecycle -----------------------------------------------------------
-    async def run_session(self, charger_id: str, websocket: Any, subprotocol: str, peer: str) -> None:
+    async def run_session(self, charger_id: str, websocket: Any, subprotocol: str, peer: str,
+                          authenticated: bool = False) -> None:
         old = self.sessions.get(charger_id)
         if old is not None:
             # A charger that reconnects has usually lost the old socket without a close; the
@@ -279,10 +311,12 @@ class Gateway:
             await old.ws.close(1000, "replaced by a new connection")
         station = self.registry.ensure(charger_id)
         station.registration = self.boot_response(station)
-        session = Session(self, station, websocket)
+        session = Session(self, station, websocket, authenticated)
         self.sessions[charger_id] = session
         self.registry.update_station(station, subprotocol=subprotocol, remote_address=peer)
         self.registry.set_online(station, True)
+        if station.is_guest:
+            self._bound_guests()
         self.history.log(charger_id, "Connected", f"from {peer}; subprotocol {subprotocol or 'none'}")
         log.info("%s: connected from %s", charger_id, peer)
         try:
@@ -292,8 +326,9 @@ class Gateway:
                 del self.sessions[charger_id]
                 code = websocket.close_code
                 reason = f"websocket closed (code {code})" if code is not None else "connection lost"
-                self.registry.set_online(station, False, reason,
-                                         self.settings.ocpp.websocket_lost_connection_fault)
+                if self.registry.get(charger_id) is station:  # not forgotten meanwhile
+                    self.registry.set_online(station, False, reason,
+                                             self.settings.ocpp.websocket_lost_connection_fault)
                 self.history.log(charger_id, "Disconnected", reason)
                 log.info("%s: disconnected (%s)", charger_id, reason)
 

@@ -28,6 +28,16 @@ class OcppSettings:
     ssl_enabled: bool = False
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
+    # Security profile 3: the CA that signs the chargers' client certificates, and whether one is
+    # required; its common name or a subject alternative name must be the charger id.
+    ssl_cafile: str = ""
+    require_client_certificate: bool = False
+    # Security profile 1 (HTTP Basic, user = charger id). On: every charger sends a password, its
+    # own key or else the site password below. Off: chargers without a key connect without one.
+    require_password: bool = True
+    # The site password for chargers without their own key; empty: made on first start in the
+    # data directory (file charger-password, 0600) when require_password is on.
+    default_password: str = ""
     response_timeout_s: float = 10.0
     heartbeat_interval_s: int = 300
     websocket_lost_connection_fault: bool = True
@@ -51,6 +61,8 @@ class RegistrationSettings:
 
     guest_response: str = "Pending"
     guest_reconnect_interval_s: int = 120
+    # The discovery list keeps at most this many guests; the longest unseen is dropped first.
+    max_guests: int = 1000
 
 
 @dataclass
@@ -83,7 +95,11 @@ class AdminSettings:
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 8888
+    # Empty: a random token made on first start in the data directory (file admin-token, 0600).
     token: str = ""
+    # Host names (beyond IP addresses and localhost) the admin API answers to; a name not listed
+    # is refused, which stops DNS rebinding (docs/security.md).
+    allowed_hosts: list[str] = field(default_factory=list)
     # A password for the web pages' login, besides the token (at least 12 characters).
     password: str = ""
 
@@ -153,6 +169,8 @@ class Settings:
             problems.append("admin.password must be at least 12 characters")
         if self.ocpp.ssl_enabled and not (self.ocpp.ssl_certfile and self.ocpp.ssl_keyfile):
             problems.append("ocpp.ssl_enabled needs ocpp.ssl_certfile and ocpp.ssl_keyfile")
+        if self.ocpp.require_client_certificate and not (self.ocpp.ssl_enabled and self.ocpp.ssl_cafile):
+            problems.append("ocpp.require_client_certificate needs ocpp.ssl_enabled and ocpp.ssl_cafile")
         if problems:
             raise ConfigError("; ".join(problems))
         return self
@@ -230,6 +248,12 @@ def coerce(dotted: str, type_text: str, value: Any) -> Any:
         if kind == "int" and value != int(value):
             raise ConfigError(f"{dotted} must be a whole number, not {value!r}")
         return int(value) if kind == "int" else float(value)
+    if kind.startswith("list"):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{dotted} must be a list of text, not {value!r}")
+        return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)  # `--set bacnet.device_name=4711` means the text
     if not isinstance(value, str):

@@ -9,7 +9,9 @@ import pytest
 
 from gateway.app import Gateway
 from gateway.extensions import install_extensions
+from gateway.operator.token import read_admin_token
 from gateway.settings import Settings
+from tests.ocpp_client import SITE_PASSWORD
 
 
 def make_settings(tmp_path: Path, **sections: dict) -> Settings:
@@ -23,6 +25,8 @@ def make_settings(tmp_path: Path, **sections: dict) -> Settings:
     settings.database.path = str(tmp_path / "gateway.sqlite")
     settings.database.log_flush_interval_s = 0.05
     settings.ocpp.gc_freeze_interval_s = 0  # many gateways in one test process: keep Python's default
+    # Security profile 1 stays on, as by default; the test chargers send this site password.
+    settings.ocpp.default_password = SITE_PASSWORD
     for section, values in sections.items():
         for key, value in values.items():
             setattr(getattr(settings, section), key, value)
@@ -36,9 +40,9 @@ class GatewayRunner:
         self.tmp_path = tmp_path
         self.gateway: Gateway | None = None
 
-    async def start(self, **sections: dict) -> Gateway:
+    async def start(self, clock: Callable[[], float] | None = None, **sections: dict) -> Gateway:
         settings = make_settings(self.tmp_path, **sections)
-        gateway = Gateway(settings)
+        gateway = Gateway(settings, clock) if clock is not None else Gateway(settings)
         install_extensions(gateway)
         await gateway.start()
         self.gateway = gateway
@@ -58,6 +62,19 @@ class GatewayRunner:
     def admin_url(self) -> str:
         assert self.gateway is not None
         return f"http://127.0.0.1:{self.gateway.ports['admin']}"
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """What a script on the gateway host sends: the token the gateway made beside its database."""
+        assert self.gateway is not None
+        return {"Authorization": f"Bearer {read_admin_token(self.gateway.settings)}"}
+
+    @property
+    def cli_args(self) -> list[str]:
+        """CLI arguments that reach this gateway as `ocpp-gateway` on its host does (same database
+        path, hence the same admin-token file)."""
+        assert self.gateway is not None
+        return ["--admin-url", self.admin_url, "--set", f"database.path={self.gateway.settings.database.path}"]
 
 
 @pytest.fixture

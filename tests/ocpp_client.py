@@ -19,6 +19,18 @@ from websockets.asyncio.client import ClientConnection
 Answer = Callable[[dict[str, Any]], dict[str, Any] | tuple[str, str]]
 
 
+# The site password the test gateways use (tests/conftest.py): every test charger sends it unless
+# the test says otherwise (password=None sends no credentials at all).
+SITE_PASSWORD = "site-password-for-tests"
+
+
+def basic_auth(charger_id: str, password: str | bytes) -> dict[str, str]:
+    """The header of security profile 1: HTTP Basic, user name = charger id."""
+    secret = password if isinstance(password, bytes) else password.encode()
+    token = base64.b64encode(charger_id.encode() + b":" + secret).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
 class CallErrorReply(Exception):
     def __init__(self, code: str, description: str) -> None:
         super().__init__(f"{code}: {description}")
@@ -30,7 +42,7 @@ class TestCharger:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, url: str, charger_id: str, password: str | None = None,
+    def __init__(self, url: str, charger_id: str, password: str | None = SITE_PASSWORD,
                  subprotocols: list[str] | None = None) -> None:
         self.url = f"{url.rstrip('/')}/{charger_id}"
         self.charger_id = charger_id
@@ -45,10 +57,7 @@ class TestCharger:
         self._reader: asyncio.Task[None] | None = None
 
     async def connect(self) -> TestCharger:
-        headers = {}
-        if self.password is not None:
-            token = base64.b64encode(f"{self.charger_id}:{self.password}".encode()).decode()
-            headers["Authorization"] = f"Basic {token}"
+        headers = basic_auth(self.charger_id, self.password) if self.password is not None else {}
         self.ws = await websockets.connect(self.url, subprotocols=self.subprotocols or None,
                                            additional_headers=headers, compression=None)
         self._reader = asyncio.create_task(self._read())

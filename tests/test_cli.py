@@ -13,7 +13,7 @@ from tests.ocpp_client import TestCharger
 
 
 async def cli(capsys, runner, *argv: str) -> tuple[int, str]:
-    code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, *argv])
+    code = await asyncio.to_thread(main, [*runner.cli_args, *argv])
     out = capsys.readouterr()
     return code, out.out + out.err
 
@@ -43,7 +43,8 @@ async def test_slots_are_never_reused(gateway, runner, capsys):
 
 
 async def test_tags_from_the_cli_drive_the_authorize_policy(runner, capsys):
-    await runner.start(authorize={"policy": "none_except_whitelist"})
+    gw = await runner.start(authorize={"policy": "none_except_whitelist"})
+    await gw.add_device("CP1")
     code, _ = await cli(capsys, runner, "tags", "add", "RFID1")
     assert code == 0
     async with TestCharger(runner.url, "CP1") as cp:
@@ -75,6 +76,7 @@ async def test_a_tag_longer_than_ocpp_allows_is_refused(gateway, runner, capsys)
 
 async def test_transactions_export_to_csv_with_filters(gateway, runner, capsys, tmp_path):
     for cid in ("CP1", "CP2"):
+        await gateway.add_device(cid)
         async with TestCharger(runner.url, cid) as cp:
             await cp.boot()
             tx = await cp.call("StartTransaction", {"connectorId": 1, "idTag": "T", "meterStart": 100,

@@ -77,7 +77,7 @@ def test_a_port_in_use_is_one_line(which, tmp_path):
 
 @pytest.mark.parametrize("since", ["notadate", "12/01/2026", "2026-13-01"])
 async def test_a_bad_date_is_refused(since, gateway, runner, capsys):
-    code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, "history", "transactions",
+    code = await asyncio.to_thread(main, [*runner.cli_args, "history", "transactions",
                                           "--since", since])
     assert code == 1 and "since" in _one_error_line(capsys.readouterr().err)
     db = gateway.settings.database.path
@@ -87,10 +87,10 @@ async def test_a_bad_date_is_refused(since, gateway, runner, capsys):
 
 async def test_a_bad_charger_id_is_refused_and_nothing_is_added(gateway, runner, capsys):
     for bad in ("has space", "x" * 49, "tab\tid"):
-        code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, "devices", "add", bad])
+        code = await asyncio.to_thread(main, [*runner.cli_args, "devices", "add", bad])
         assert code == 1 and "charger id" in _one_error_line(capsys.readouterr().err)
     assert await gateway.history.devices() == []
-    code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, "devices", "show", "NOPE"])
+    code = await asyncio.to_thread(main, [*runner.cli_args, "devices", "show", "NOPE"])
     assert code == 1 and "NOPE" in _one_error_line(capsys.readouterr().err)
 
 
@@ -98,7 +98,7 @@ async def test_devices_show_is_a_human_page(gateway, runner, capsys):
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         await cp.call("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Available"})
-        code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, "devices", "show", "CP1"])
+        code = await asyncio.to_thread(main, [*runner.cli_args, "devices", "show", "CP1"])
     out = capsys.readouterr().out
     assert code == 0 and not out.lstrip().startswith("{")
     assert "CP1" in out and "TestVendor" in out and "Available" in out
@@ -107,7 +107,7 @@ async def test_devices_show_is_a_human_page(gateway, runner, capsys):
 async def test_log_table_lines_are_not_padded_to_the_widest_message(gateway, runner, capsys):
     gateway.history.log("CP1", "Note", "short")
     gateway.history.log("CP1", "Note", "a much longer message " * 10)
-    code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, "history", "log"])
+    code = await asyncio.to_thread(main, [*runner.cli_args, "history", "log"])
     out = capsys.readouterr().out
     short = next(line for line in out.splitlines() if line.endswith("short") or "short " in line)
     assert code == 0 and short == short.rstrip() and len(short) < 100
@@ -130,10 +130,10 @@ def test_a_bad_setting_for_run_starts_nothing(tmp_path, capsys):
 
 
 async def test_a_tag_expiry_must_be_a_date_and_a_date_alone_works(gateway, runner, capsys):
-    code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, "tags", "add", "T2", "--expiry", "notadate"])
+    code = await asyncio.to_thread(main, [*runner.cli_args, "tags", "add", "T2", "--expiry", "notadate"])
     assert code == 1 and "expiry" in _one_error_line(capsys.readouterr().err)
     assert await gateway.history.tags() == []
-    code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, "tags", "add", "T1", "--expiry", "2099-01-01"])
+    code = await asyncio.to_thread(main, [*runner.cli_args, "tags", "add", "T1", "--expiry", "2099-01-01"])
     assert code == 0
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()

@@ -23,10 +23,10 @@ async def test_status_shows_uptime_chargers_sessions_limit_endpoints(gateway, ru
     await gateway.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
-        code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, "status"])
+        code = await asyncio.to_thread(main, [*runner.cli_args, "status"])
         out = capsys.readouterr().out
         assert code == 0 and "1 online of 1" in out and "site limit: none" in out and "ocpp: ws://" in out
-        code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, "--json", "status"])
+        code = await asyncio.to_thread(main, [*runner.cli_args, "--json", "status"])
         data = json.loads(capsys.readouterr().out)
         assert data["chargers_online"] == 1 and data["uptime_s"] >= 0 and "admin" in data["endpoints"]
 

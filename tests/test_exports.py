@@ -28,7 +28,7 @@ async def _charge(runner, charger_id: str, sessions: list[tuple[str, str, int]])
 async def test_transactions_xlsx_has_the_niagara_columns_and_date_cells(gateway, runner, tmp_path, capsys):
     await _charge(runner, "CP1", [("T1", "2026-11-03", 7000)])
     target = tmp_path / "tx.xlsx"
-    code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, "history", "transactions",
+    code = await asyncio.to_thread(main, [*runner.cli_args, "history", "transactions",
                                           "--xlsx", str(target)])
     assert code == 0 and "wrote 1 rows" in capsys.readouterr().out
     sheet = load_workbook(target).active
@@ -43,16 +43,16 @@ async def test_report_per_tenant_and_month_in_csv_and_xlsx(gateway, runner, tmp_
     await _charge(runner, "CP1", [("T1", "2026-11-03", 7000), ("T2", "2026-11-04", 3000),
                                   ("T1", "2026-12-01", 1500), ("NOBODY", "2026-11-05", 500)])
     for argv in (["tenants", "set", "T1", "Acme", "--cost-centre", "CC-7"], ["tenants", "set", "T2", "Acme"]):
-        assert await asyncio.to_thread(main, ["--admin-url", runner.admin_url, *argv]) == 0
+        assert await asyncio.to_thread(main, [*runner.cli_args, *argv]) == 0
     capsys.readouterr()
-    code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, "history", "report", "--csv", "-"])
+    code = await asyncio.to_thread(main, [*runner.cli_args, "history", "report", "--csv", "-"])
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert code == 0
     assert [(r["month"], r["tenant"], r["cost_centre"], r["sessions"], r["kwh"]) for r in rows] == [
         ("2026-11", "(no tenant)", "", "1", "0.5"), ("2026-11", "Acme", "", "1", "3.0"),
         ("2026-11", "Acme", "CC-7", "1", "7.0"), ("2026-12", "Acme", "CC-7", "1", "1.5")]
     target = tmp_path / "by_charger.xlsx"
-    code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, "history", "report", "--by", "charger",
+    code = await asyncio.to_thread(main, [*runner.cli_args, "history", "report", "--by", "charger",
                                           "--since", "2026-11-01", "--until", "2026-12-01", "--xlsx", str(target)])
     sheet = load_workbook(target).active
     assert code == 0 and list(sheet.iter_rows(values_only=True)) == [
@@ -70,7 +70,7 @@ async def test_report_from_a_stopped_gateways_database(runner, capsys):
 
 
 async def test_a_bad_tenant_is_refused(gateway, runner, capsys):
-    code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, "tenants", "set", "X" * 21, "Acme"])
+    code = await asyncio.to_thread(main, [*runner.cli_args, "tenants", "set", "X" * 21, "Acme"])
     assert code == 1 and "20 characters" in capsys.readouterr().err
     assert await exports.tenants(gateway.history) == {}
 

@@ -12,7 +12,7 @@ from tests.ocpp_client import TestCharger
 
 
 async def cli(capsys, runner, *argv: str) -> tuple[int, str, str]:
-    code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, *argv])
+    code = await asyncio.to_thread(main, [*runner.cli_args, *argv])
     out = capsys.readouterr()
     return code, out.out, out.err
 

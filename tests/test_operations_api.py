@@ -18,12 +18,14 @@ from tests.operations_support import ConfigTable, accepted_charger, next_call, s
 
 
 async def post(runner: GatewayRunner, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    async with aiohttp.ClientSession() as http, http.post(runner.admin_url + path, json=body or {}) as resp:
+    async with aiohttp.ClientSession(headers=runner.admin_headers) as http, \
+            http.post(runner.admin_url + path, json=body or {}) as resp:
         return resp.status, await resp.json()
 
 
 async def get(runner: GatewayRunner, path: str) -> tuple[int, Any]:
-    async with aiohttp.ClientSession() as http, http.get(runner.admin_url + path) as resp:
+    async with aiohttp.ClientSession(headers=runner.admin_headers) as http, \
+            http.get(runner.admin_url + path) as resp:
         return resp.status, await resp.json()
 
 

@@ -12,7 +12,7 @@ from tests.operations_support import ConfigTable, accepted_charger, next_call, s
 
 
 async def cli(capsys, runner: GatewayRunner, *argv: str) -> tuple[int, str]:
-    code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, *argv])
+    code = await asyncio.to_thread(main, [*runner.cli_args, *argv])
     out = capsys.readouterr()
     return code, out.out + out.err
 

@@ -20,7 +20,7 @@ from tests.test_bacnet import free_udp_port
 
 
 async def cli(capsys, runner, *argv: str) -> tuple[int, str]:
-    code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, *argv])
+    code = await asyncio.to_thread(main, [*runner.cli_args, *argv])
     out = capsys.readouterr()
     return code, out.out + out.err
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from gateway.ocpp.server import charger_id_from_path
-from tests.ocpp_client import TestCharger
+from tests.ocpp_client import SITE_PASSWORD, TestCharger, basic_auth
 
 
 @pytest.mark.parametrize(("path", "expected"), [
@@ -84,6 +84,7 @@ async def test_ssl_serves_wss_with_the_configured_certificate(runner, tmp_path):
     gw = await runner.start(ocpp={"ssl_enabled": True, "ssl_certfile": cert, "ssl_keyfile": key})
     context = ssl.create_default_context(cafile=cert)
     async with websockets.connect(f"wss://localhost:{gw.ports['ocpp']}/ocpp/TLS1", ssl=context,
-                                  subprotocols=["ocpp1.6"]) as ws:
-        await ws.send('[2,"1","Heartbeat",{}]')
+                                  subprotocols=["ocpp1.6"],
+                                  additional_headers=basic_auth("TLS1", SITE_PASSWORD)) as ws:
+        await ws.send('[2,"1","BootNotification",{"chargePointVendor":"V","chargePointModel":"M"}]')
         assert '"currentTime"' in await ws.recv()

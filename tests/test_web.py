@@ -26,8 +26,10 @@ def csrf_of(html: str) -> str:
 
 async def test_pages_need_a_login_with_the_admin_token(gateway, runner):
     async with aiohttp.ClientSession(runner.admin_url) as http:
-        async with http.get("/ui/devices", allow_redirects=False) as r:
+        async with http.get("/ui/devices", allow_redirects=False, headers={"Accept": "text/html"}) as r:
             assert r.status == 302 and r.headers["Location"].startswith("/ui/login")
+        async with http.get("/ui/part/chargers", allow_redirects=False) as r:
+            assert r.status == 401  # a page's script gets no login page in place of its part
         async with http.post("/ui/login", data={"token": "wrong"}) as r:
             assert "not the admin token" in await r.text()
         async with http.post("/ui/login", data={"token": read_admin_token(gateway.settings)},

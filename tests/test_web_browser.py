@@ -18,6 +18,7 @@ from openpyxl import load_workbook
 
 from gateway.operator.token import read_admin_token
 from gateway.simulator import Simulator
+from tests.ocpp_client import SITE_PASSWORD
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -51,7 +52,7 @@ def shots(tmp_path: Path) -> Path:
 async def test_commissioning_a_charger_from_the_browser(runner, page, tmp_path):
     gw = await runner.start(registration={"guest_reconnect_interval_s": 10})
     base, folder = runner.admin_url, shots(tmp_path)
-    sim = Simulator("generic", CHARGER, runner.url, heartbeat=False)
+    sim = Simulator("generic", CHARGER, runner.url, SITE_PASSWORD, heartbeat=False)
     try:
         await page.goto(f"{base}/ui/devices")
         assert "/ui/login" in page.url

@@ -9,13 +9,8 @@ answered (design rule "Durability"). General-log lines are queued and written in
 from __future__ import annotations
 
 import asyncio
-import csv
-import hashlib
-import hmac
-import io
 import json
 import logging
-import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -26,6 +21,8 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
+from gateway.history.permissions import make_private
+from gateway.model.credentials import stored_key
 from gateway.model.timestamps import iso_z
 
 log = logging.getLogger(__name__)
@@ -42,22 +39,6 @@ TRANSACTION_COLUMNS = (
 def iso(ts: float | None) -> str | None:
     """Epoch seconds as ISO 8601 UTC with milliseconds; sortable as text."""
     return None if ts is None else iso_z(ts)
-
-
-def hash_key(key: str, salt: str | None = None) -> str:
-    """Salted SHA-256 of a charger's authorization key (OCPP security profile 1).
-
-    One round on purpose: the check runs in the event loop for every handshake, and a reconnect
-    storm of thousands of chargers must not wait on key stretching; the keys are random tokens.
-    """
-    salt = salt or secrets.token_hex(8)
-    digest = hashlib.sha256(f"{salt}:{key}".encode()).hexdigest()
-    return f"{salt}${digest}"
-
-
-def check_key(key: str, stored: str) -> bool:
-    salt, _, _digest = stored.partition("$")
-    return hmac.compare_digest(hash_key(key, salt), stored)
 
 
 # One row per OCPP meterValue element: its sampled values kept raw (JSON), lossless and cheap;
@@ -89,7 +70,7 @@ class HistoryStore:
 
     def _open_sync(self) -> None:
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            make_private(Path(self.path))  # 0700 directory, 0600 database
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")  # a committed transaction survives power loss
@@ -244,7 +225,7 @@ class HistoryStore:
         return await self.run(work)
 
     async def set_auth_key(self, charger_id: str, key: str | None) -> bool:
-        value = hash_key(key) if key else None
+        value = await self.run(stored_key, key) if key else None  # scrypt: off the event loop
         return await self.update_device(charger_id, auth_key_hash=value) is not None
 
     # --- tags --------------------------------------------------------------------------------
@@ -482,12 +463,3 @@ def transaction_view(row: dict[str, Any]) -> dict[str, Any]:
         "minutes_charged": minutes, "transaction_id": row["transaction_id"],
         "stop_reason": row.get("stop_reason"), "status": row["status"],
     }
-
-
-def to_csv(rows: list[dict[str, Any]], columns: Iterable[str]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: "" if v is None else v for k, v in r.items()})
-    return out.getvalue()

@@ -194,6 +194,26 @@ class Registry:
             self.publish(ChangeEvent("added", charger_id))
         return station
 
+    def forget(self, charger_id: str) -> bool:
+        """Drop a station from the live model (a guest the operator removed or the bound dropped)."""
+        if self.stations.pop(charger_id, None) is None:
+            return False
+        self.publish(ChangeEvent("removed", charger_id))
+        return True
+
+    def drop_oldest_guests(self, max_guests: int) -> list[str]:
+        """Keep at most `max_guests` guests (not in the device database): forget the ones seen
+        longest ago first; a connected guest is never dropped. Returns the forgotten ids."""
+        guests = [s for s in self.stations.values() if s.slot is None]
+        excess = len(guests) - max_guests
+        if excess <= 0:
+            return []
+        idle = sorted((s for s in guests if not s.connected), key=lambda s: s.last_seen or 0.0)
+        dropped = [s.charger_id for s in idle[:excess]]
+        for charger_id in dropped:
+            self.forget(charger_id)
+        return dropped
+
     def added_stations(self) -> list[Station]:
         """Chargers in the device database, in slot order."""
         return sorted((s for s in self.stations.values() if s.slot is not None),

@@ -39,27 +39,13 @@ def check_profile(station: Station, action: str) -> None:
             f"its SupportedFeatureProfiles ({station.config_value('SupportedFeatureProfiles')})")
 
 
-# OCPP 1.6 4.2 (BootNotification): while Pending, the central system may retrieve information or change the
-# configuration; transactions, reservations and profiles wait until the charger is accepted.
-ALLOWED_WHEN_PENDING = frozenset({
-    "GetConfiguration", "ChangeConfiguration", "TriggerMessage", "DataTransfer",
-    "GetLocalListVersion", "SendLocalList", "Reset",
-})
-
-
 def session_for_action(gw: Gateway, charger_id: str, action: str) -> Session:
     """The session that may take `action` now, or ChargerUnavailable saying why not."""
     if gw.registry.get(charger_id) is None:
         raise ChargerUnavailable(f"{charger_id} is unknown: it never connected and is not added")
     session = gw.session_for(charger_id)
-    station = session.station
-    # A charger that reconnects without a new boot keeps its device registration's answer.
-    if (station.boot_status != "Accepted" and gw.boot_response(station) != "Accepted"
-            and action not in ALLOWED_WHEN_PENDING):
-        raise ChargerUnavailable(
-            f"{charger_id} is not accepted (registration {gw.boot_response(station)}): {action} "
-            f"waits until it is; allowed now: {', '.join(sorted(ALLOWED_WHEN_PENDING))}")
-    check_profile(station, action)
+    session.check_may_send(action)  # the registration rule (gateway/model/registration.py)
+    check_profile(session.station, action)
     return session
 
 

@@ -13,6 +13,7 @@ import http
 import logging
 import re
 import ssl
+import weakref
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
@@ -20,15 +21,17 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from gateway.history.store import check_key
+from gateway.ocpp.login import LoginGuard, LoginOutcome
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
 log = logging.getLogger(__name__)
 SUBPROTOCOL = "ocpp1.6"
-# chargeBoxIdentity is CiString48 in OCPP 1.6 (spec 4.1.2 and the SOAP header); printable, no '/'.
-_ID_RE = re.compile(r"^[\x21-\x7e]{1,48}$")
+# chargeBoxIdentity is CiString48 in OCPP 1.6 (spec 4.1.2 and the SOAP header); we take printable
+# ASCII without '/' (a decoded %2F would make ids like "../../etc/passwd"), no space, no control.
+_ID_RE = re.compile(r"^[\x21-\x2e\x30-\x7e]{1,48}$")
+MAX_ID_LENGTH = 48
 
 PLAIN_PAGE = (
     "OCPP 1.6-J central system (ocpp-bms-gateway) is running.\n"
@@ -37,30 +40,45 @@ PLAIN_PAGE = (
 )
 
 
+def last_path_segment(path: str) -> str:
+    """The last path segment, URL-decoded (query string ignored); '' when there is none."""
+    path = path.split("?", 1)[0].rstrip("/")
+    segment = unquote(path.rsplit("/", 1)[-1], errors="replace") if path else ""
+    return "" if segment.lower() == "ocpp" else segment
+
+
+def charger_id_problem(charger_id: str) -> str | None:
+    """Why `charger_id` cannot be a charger identifier, or None when it can."""
+    if len(charger_id) > MAX_ID_LENGTH:
+        return f"longer than {MAX_ID_LENGTH} characters"
+    if not _ID_RE.match(charger_id) or charger_id in (".", ".."):
+        return "only printable ASCII without '/', space or control characters"
+    return None
+
+
 def valid_charger_id(text: str) -> bool:
     """An id a charger could connect with (what the device database accepts)."""
-    return bool(_ID_RE.match(text)) and "/" not in text and text.lower() != "ocpp"
+    return charger_id_problem(text) is None and text.lower() != "ocpp"
 
 
 def charger_id_from_path(path: str) -> str | None:
-    """The charger identifier is the last path segment, URL-decoded (query string ignored)."""
-    path = path.split("?", 1)[0].rstrip("/")
-    segment = unquote(path.rsplit("/", 1)[-1]) if path else ""
-    if not segment or not _ID_RE.match(segment) or segment.lower() == "ocpp":
-        return None
-    return segment
+    """The charger identifier is the last path segment, URL-decoded and validated."""
+    segment = last_path_segment(path)
+    return segment if segment and charger_id_problem(segment) is None else None
 
 
-def _basic_credentials(headers: Headers) -> tuple[str, str] | None:
+def basic_credentials(headers: Headers) -> tuple[str, bytes] | None:
+    """(user, password bytes) of an HTTP Basic header (RFC 7617), or None. The password stays
+    bytes: a whitepaper charger sends its hex-decoded AuthorizationKey, which is not text."""
     value = headers.get("Authorization", "")
-    scheme, _, token = value.partition(" ")
+    scheme, _, token = value.strip().partition(" ")
     if scheme.lower() != "basic" or not token:
         return None
     try:
-        user, sep, password = base64.b64decode(token.strip(), validate=True).decode("latin-1").partition(":")
+        user, sep, password = base64.b64decode(token.strip(), validate=True).partition(b":")
+        return (user.decode("utf-8"), password) if sep else None
     except (binascii.Error, ValueError):
         return None
-    return (user, password) if sep else None
 
 
 def _text(connection: ServerConnection, status: http.HTTPStatus, body: str,
@@ -77,13 +95,21 @@ class OcppServer:
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
         self.server: Server | None = None
+        self.login = LoginGuard(gateway, gateway.settings.ocpp, gateway.clock, gateway.history, gateway.spawn)
+        # Whether each accepted connection logged in with valid credentials (read by _handle).
+        self._authenticated: weakref.WeakKeyDictionary[ServerConnection, bool] = weakref.WeakKeyDictionary()
 
     async def start(self) -> int:
         cfg = self.gw.settings.ocpp
         context = None
         if cfg.ssl_enabled:  # security profile 2: TLS with a server certificate
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2  # whitepaper: TLS 1.2 or later
             context.load_cert_chain(cfg.ssl_certfile, cfg.ssl_keyfile)
+            if cfg.ssl_cafile:  # security profile 3: chargers show a certificate from this CA
+                context.load_verify_locations(cafile=cfg.ssl_cafile)
+                context.verify_mode = (ssl.CERT_REQUIRED if cfg.require_client_certificate
+                                       else ssl.CERT_OPTIONAL)
         self.server = await serve(
             self._handle, cfg.host, cfg.port, ssl=context,
             process_request=self._process_request, select_subprotocol=self._select_subprotocol,
@@ -97,32 +123,67 @@ class OcppServer:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+        self.login.close()
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         upgrade = request.headers.get("Upgrade", "").lower()
         if upgrade != "websocket":
             return _text(connection, http.HTTPStatus.OK,
                          PLAIN_PAGE.format(port=self.gw.settings.ocpp.port))
-        charger_id = charger_id_from_path(request.path)
+        charger_id = last_path_segment(request.path)
         peer = _peer(connection)
-        if charger_id is None:
-            log.warning("refused connection from %s: no valid charger id in path %r", peer, request.path)
+        if not charger_id:
+            log.warning("refused connection from %s: no charger id in path %r", peer, request.path[:100])
             return _text(connection, http.HTTPStatus.NOT_FOUND,
-                         "No valid charger identifier in the path: use /ocpp/<charger id>.\n")
+                         "No charger identifier in the path: use /ocpp/<charger id>.\n")
+        problem = charger_id_problem(charger_id)
+        if problem is not None:
+            log.warning("refused connection from %s: charger id %r: %s", peer, charger_id[:60], problem)
+            return _text(connection, http.HTTPStatus.BAD_REQUEST,
+                         f"Invalid charger identifier: {problem}.\n")
         if len(self.gw.sessions) >= self.gw.settings.ocpp.max_connections and \
                 charger_id not in self.gw.sessions:
             return _text(connection, http.HTTPStatus.SERVICE_UNAVAILABLE, "Too many connections.\n")
-        key_hash = self.gw.auth_key_hash(charger_id)
-        if key_hash:
-            creds = _basic_credentials(request.headers)
-            hashes = self.gw.auth_key_hashes(charger_id)
-            if creds is None or creds[0] != charger_id or not any(check_key(creds[1], h) for h in hashes):
-                reason = "missing credentials" if creds is None else "wrong credentials"
-                log.warning("refused %s from %s: %s (security profile 1)", charger_id, peer, reason)
-                self.gw.history.log(charger_id, "ConnectionRefused", f"{reason} from {peer}", "warning")
-                return _text(connection, http.HTTPStatus.UNAUTHORIZED, "Authorization required.\n",
-                             {"WWW-Authenticate": 'Basic realm="OCPP", charset="UTF-8"'})
-        return None
+        if self.gw.settings.ocpp.require_client_certificate:
+            return self._check_certificate(connection, charger_id, peer)
+        outcome = await self.login.check(charger_id, _host(connection), basic_credentials(request.headers))
+        refusal = self._refusal(connection, charger_id, peer, outcome)
+        if refusal is None:
+            self._authenticated[connection] = outcome.authenticated
+        return refusal
+
+    def _check_certificate(self, connection: ServerConnection, charger_id: str, peer: str) -> Response | None:
+        """Security profile 3: the TLS layer verified the chain; the certificate must name this
+        charger (common name or subject alternative name), so one charger's key opens no other."""
+        cert = connection.transport.get_extra_info("peercert") if connection.transport else None
+        names = certificate_names(cert or {})
+        if charger_id in names:
+            self._authenticated[connection] = True
+            return None
+        reason = f"client certificate names {sorted(names) or 'nothing'}, not this charger"
+        log.warning("refused %s from %s: %s (security profile 3)", charger_id, peer, reason)
+        self.gw.history.log(charger_id, "ConnectionRefused", f"{reason} from {peer}", "warning")
+        return _text(connection, http.HTTPStatus.FORBIDDEN, "Client certificate does not name this charger.\n")
+
+    def _refusal(self, connection: ServerConnection, charger_id: str, peer: str,
+                 outcome: LoginOutcome) -> Response | None:
+        """The HTTP answer for a login that may not proceed (security profile 1), or None."""
+        if outcome.status == "throttled":
+            # No log row: a flood of attempts inside the delay must not flood the database.
+            return _text(connection, http.HTTPStatus.TOO_MANY_REQUESTS, "Too many failed logins.\n",
+                         {"Retry-After": str(max(1, round(outcome.retry_after_s)))})
+        if outcome.status == "refused":
+            reason = outcome.reason
+        else:
+            current = self.gw.sessions.get(charger_id)
+            if outcome.authenticated or current is None or not current.authenticated:
+                return None
+            # Only a connection that proves it is the charger may take over its session.
+            reason = "no credentials, and an authenticated connection of this charger is open"
+        log.warning("refused %s from %s: %s (security profile 1)", charger_id, peer, reason)
+        self.gw.history.log(charger_id, "ConnectionRefused", f"{reason} from {peer}", "warning")
+        return _text(connection, http.HTTPStatus.UNAUTHORIZED, "Authorization required.\n",
+                     {"WWW-Authenticate": 'Basic realm="OCPP", charset="UTF-8"'})
 
     def _select_subprotocol(self, connection: ServerConnection, offered: list[str]) -> str | None:
         if SUBPROTOCOL in offered:
@@ -141,7 +202,21 @@ class OcppServer:
         charger_id = charger_id_from_path(connection.request.path)
         assert charger_id is not None  # process_request refused the rest
         await self.gw.run_session(charger_id, connection, connection.subprotocol or "",
-                                  _peer(connection))
+                                  _peer(connection), self._authenticated.pop(connection, False))
+
+
+def certificate_names(cert: dict) -> set[str]:
+    """Common names and subject alternative names (DNS, URI, ...) of a verified peer certificate,
+    as `ssl.SSLSocket.getpeercert()` returns it."""
+    names = {value for rdn in cert.get("subject", ()) for key, value in rdn if key == "commonName"}
+    names.update(value for _kind, value in cert.get("subjectAltName", ()))
+    return names
+
+
+def _host(connection: ServerConnection) -> str:
+    """The source address (no port): what the login throttle counts per address."""
+    addr = connection.remote_address
+    return str(addr[0]) if addr else "?"
 
 
 def _peer(connection: ServerConnection) -> str:

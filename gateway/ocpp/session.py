@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from websockets.exceptions import ConnectionClosed
 
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable, OcppError
+from gateway.model import registration as registration_rule
 from gateway.model.station import BootInfo, MeterKey, MeterReading, Station
 from gateway.model.timestamps import iso_z, parse_timestamp
 from gateway.ocpp import protocol
@@ -30,9 +31,6 @@ log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 _ids = itertools.count(1)
 
-# Messages a charger may send before it is Accepted (spec 4.2: Pending lets the central system
-# configure it; we still keep its data rather than lose it). Rejected chargers get only Boot.
-_ALLOWED_WHEN_REJECTED = frozenset({"BootNotification"})
 # Statuses that say a connector has no transaction (OCPP 1.6 section 7.7). Reported after a reboot
 # for a connector we believe busy, the transaction ended without a StopTransaction (AC wallbox,
 # manual 001 section 3.1: "Hard reset ... the data of the charging transaction ... will be lost").
@@ -42,16 +40,19 @@ _NO_TRANSACTION = frozenset({"Available", "Preparing"})
 class Session:
     """The websocket connection of one charger and the handlers for what it sends."""
 
-    def __init__(self, gateway: Gateway, station: Station, websocket: Any) -> None:
+    def __init__(self, gateway: Gateway, station: Station, websocket: Any,
+                 authenticated: bool = False) -> None:
         self.gw = gateway
         self.station = station
         self.ws = websocket
+        self.authenticated = authenticated  # logged in with valid credentials (security profile 1)
         self.charger_id = station.charger_id
         self.closed = asyncio.Event()
         self._pending: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
         self._call_lock = asyncio.Lock()
         self._after: list[tuple[Callable[[], Awaitable[None]], str]] = []
         self._reported_since_boot: set[int] | None = None  # connectors with a status since boot
+        self.triggered = registration_rule.TriggeredMessages()  # what we asked for with TriggerMessage
         self.handlers: dict[str, Handler] = {
             "BootNotification": self.on_boot_notification,
             "Heartbeat": self.on_heartbeat,
@@ -103,8 +104,7 @@ class Session:
             if handler is None:
                 code = "NotSupported" if action in protocol.CENTRAL_ACTIONS else "NotImplemented"
                 raise OcppError(code, f"{action} is not handled by this central system")
-            if self.station.registration == "Rejected" and action not in _ALLOWED_WHEN_REJECTED:
-                raise OcppError("SecurityError", "charger is not accepted by this central system")
+            self._check_may_receive(action)
             if self.gw.settings.ocpp.validate_schemas:
                 warning = protocol.validate(action, call.payload)
                 if warning:
@@ -126,6 +126,29 @@ class Session:
         while self._after:
             work, what = self._after.pop(0)
             self.gw.spawn(work(), f"{what} for {self.charger_id}")
+
+    def registration(self) -> str:
+        """The registration status this charger is under now (gateway/model/registration.py)."""
+        return registration_rule.registration_now(self.station.boot_status, self.gw.boot_response(self.station))
+
+    def _check_may_receive(self, action: str) -> None:
+        """A charger that is not Accepted sends only its boot and what we triggered (OCPP 1.6 4.2)."""
+        registration = self.registration()
+        triggered = self.triggered.is_expected(action, self.gw.clock())
+        if not registration_rule.charger_may_send(registration, action, triggered):
+            log.warning("%s: %s refused with SecurityError: registration is %s, not Accepted",
+                        self.charger_id, action, registration)
+            raise OcppError("SecurityError", f"{action} refused: this charger is {registration}, "
+                            "not Accepted by the central system (OCPP 1.6 section 4.2)")
+
+    def check_may_send(self, action: str) -> None:
+        """Refuse (ChargerUnavailable) a call this charger's registration does not allow now."""
+        registration = self.registration()
+        if not registration_rule.central_may_send(registration, action):
+            allowed = (", ".join(sorted(registration_rule.CENTRAL_ALLOWED_WHEN_PENDING))
+                       if registration == "Pending" else "nothing")
+            raise ChargerUnavailable(f"{self.charger_id} is not accepted (registration {registration}): "
+                                     f"{action} waits until it is; allowed now: {allowed}")
 
     def after_answer(self, work: Callable[[], Awaitable[None]], what: str) -> None:
         """Run `work` in a task once the answer to the current CALL has been sent."""
@@ -157,6 +180,9 @@ class Session:
         One outgoing call at a time per charger (OCPP-J 4.1.1); callers queue on the lock.
         """
         protocol.validate(action, payload)  # strict in what we send: raises on our own bug
+        self.check_may_send(action)
+        if action == "TriggerMessage":
+            self.triggered.expect(payload["requestedMessage"], self.gw.clock())
         timeout = timeout if timeout is not None else self.gw.settings.ocpp.response_timeout_s
         history = self.gw.history
         async with self._call_lock:

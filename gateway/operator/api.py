@@ -1,24 +1,27 @@
 """The local admin HTTP API (aiohttp): what the CLI and scripts use to run the gateway.
 
-Bound to loopback by default; with `admin.token` set, every request needs
-`Authorization: Bearer <token>`. Errors come back as JSON `{"error": "..."}` with a 4xx code.
+Bound to loopback by default; every request needs `Authorization: Bearer <admin token>` and a
+Host/Origin of this gateway (gateway/operator/auth.py). Errors come back as JSON
+`{"error": "..."}` with a 4xx code.
 Operator actions (issue 3) add their routes through `routes` before the app starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hmac
 import logging
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from gateway.errors import GatewayError
-from gateway.history.store import TRANSACTION_COLUMNS, to_csv
+from gateway.history.exports import to_csv
+from gateway.history.store import TRANSACTION_COLUMNS
 from gateway.model.station import Station
 from gateway.model.timestamps import absolute_time, iso_z, query_time
 from gateway.ocpp.server import valid_charger_id
+from gateway.operator.auth import install_guard
+from gateway.operator.token import ensure_admin_token
 from gateway.settings import REGISTRATION_STATUSES
 
 if TYPE_CHECKING:
@@ -74,14 +77,7 @@ def _error(status: int, message: str) -> web.Response:
 
 
 @web.middleware
-async def _guard(request: web.Request, handler: Any) -> web.StreamResponse:
-    if request.path == "/" or request.path.startswith("/ui"):
-        return await handler(request)  # the web pages check their own session cookie (operator/web)
-    token = _gw(request).settings.admin.token
-    if token:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given, token):
-            return _error(401, "admin token required")
+async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         return await handler(request)
     except GatewayError as exc:
@@ -105,6 +101,9 @@ async def status(request: web.Request) -> web.Response:
         "chargers_added": len(gw.devices), "chargers_online": sum(s.online for s in stations),
         "sessions": len(gw.sessions), "authorize_policy": gw.settings.authorize.policy,
         "guest_response": gw.settings.registration.guest_response,
+        "security": {"tls": gw.settings.ocpp.ssl_enabled,
+                     "require_password": gw.settings.ocpp.require_password,
+                     "require_client_certificate": gw.settings.ocpp.require_client_certificate},
     })
 
 
@@ -118,6 +117,13 @@ async def list_chargers(request: web.Request) -> web.Response:
 
 async def get_charger(request: web.Request) -> web.Response:
     return web.json_response(station_view(_station(request)))
+
+
+async def forget_guest(request: web.Request) -> web.Response:
+    """Remove a guest from the discovery list (an added charger is removed from the devices)."""
+    if not await _gw(request).forget_guest(request.match_info["charger_id"]):
+        return _error(404, "unknown charger")
+    return web.json_response({"removed": request.match_info["charger_id"]})
 
 
 async def list_devices(request: web.Request) -> web.Response:
@@ -223,12 +229,15 @@ async def transaction_log(request: web.Request) -> web.Response:
     return _table_response(request, rows, TRANSACTION_COLUMNS, "transactions")
 
 
-def build_app(gateway: Gateway) -> web.Application:
-    app = web.Application(middlewares=[_guard])
+def build_app(gateway: Gateway, token: str) -> web.Application:
+    """The admin app; `token` is the admin token every request must carry."""
+    app = web.Application(middlewares=[_errors_as_json])
+    install_guard(app, token, gateway.settings.admin.allowed_hosts)
     app[GATEWAY_KEY] = gateway
     app.router.add_get("/api/status", status)
     app.router.add_get("/api/chargers", list_chargers)
     app.router.add_get("/api/chargers/{charger_id}", get_charger)
+    app.router.add_delete("/api/chargers/{charger_id}", forget_guest)
     app.router.add_get("/api/devices", list_devices)
     app.router.add_post("/api/devices", add_device)
     app.router.add_patch("/api/devices/{charger_id}", update_device)
@@ -250,7 +259,8 @@ class AdminServer:
 
     async def start(self) -> int:
         cfg = self.gw.settings.admin
-        self.runner = web.AppRunner(build_app(self.gw), access_log=None)
+        token = ensure_admin_token(self.gw.settings)
+        self.runner = web.AppRunner(build_app(self.gw, token), access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, cfg.host, cfg.port)
         await site.start()

@@ -1,7 +1,8 @@
 """The `ocpp-gateway` command: run the gateway, and operate it through its admin API.
 
 Commands that need the running gateway talk to its admin HTTP API (settings `admin.host`,
-`admin.port`, `admin.token`, read from the same --config file). `history` can also read a
+`admin.port`, read from the same --config file) with the admin token: `admin.token`, or the
+token the gateway made beside its database on first start (`database.path`). `history` can also read a
 database file directly with --db, for exports when the gateway is stopped.
 """
 
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from gateway.errors import ConfigError
+from gateway.operator.token import read_admin_token, read_charger_password, token_path
 from gateway.settings import REGISTRATION_STATUSES, Settings, load_settings
 
 # Modules that add their own subcommands: each has `register(subparsers)`.
@@ -40,7 +42,8 @@ class AdminClient:
     def __init__(self, settings: Settings, url: str | None = None) -> None:
         host = settings.admin.host if settings.admin.host not in ("0.0.0.0", "::") else "127.0.0.1"
         self.base = (url or f"http://{host}:{settings.admin.port}").rstrip("/")
-        self.token = settings.admin.token
+        self.token = read_admin_token(settings)
+        self.token_hint = "admin.token" if settings.admin.token else str(token_path(settings))
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None,
                 query: dict[str, Any] | None = None, raw: bool = False, timeout: float = 120) -> Any:
@@ -60,6 +63,9 @@ class AdminClient:
                 text = json.loads(text).get("error", text)
             except ValueError:
                 pass
+            if exc.code == 401:
+                text += (f" (the CLI sends the token from {self.token_hint}; use the same --config "
+                         "as the gateway, or --set admin.token=...)")
             raise CliError(f"{method} {path}: {exc.code} {text}") from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
             raise CliError(f"the gateway is not reachable at {self.base} ({exc}); "
@@ -115,12 +121,12 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"{settings.ocpp.host}:{gateway.ports['ocpp']}/ocpp/<charger id>; "
               + "; ".join(f"{k} port {v}" for k, v in gateway.ports.items() if k != "ocpp")
               + f"; database {settings.database.path}", flush=True)
+        print(security_summary(settings), flush=True)
         if "admin" in gateway.ports:
-            from gateway.operator.token import read_admin_token, token_path
             host = settings.admin.host if settings.admin.host not in ("0.0.0.0", "::") else "127.0.0.1"
             where = "admin.token" if settings.admin.token else str(token_path(settings))
             print(f"web pages: http://{host}:{gateway.ports['admin']}/ui/ (log in with the admin token, "
-                  f"{where})" if read_admin_token(settings) else "", flush=True)
+                  f"{where})", flush=True)
         await stop.wait()
         await gateway.stop()
 
@@ -138,6 +144,21 @@ def _bind_error(settings: Settings, exc: OSError) -> str:
     if exc.errno == errno.EADDRINUSE or "in use" in str(exc):
         return f"{what} {port} is in use by another program; stop it or choose another port with --set {names[0] if names else 'ocpp.port'}=N"
     return f"cannot listen on {what} {port if port else ''}: {exc.strerror or exc}"
+
+
+def security_summary(settings: Settings) -> str:
+    """Where the secrets are (never the secrets): what an installer needs on the first start."""
+    from gateway.operator.token import charger_password_path
+    ocpp = settings.ocpp
+    if ocpp.require_client_certificate:
+        chargers = "chargers show a client certificate naming their id (security profile 3)"
+    elif ocpp.require_password:
+        where = "ocpp.default_password" if ocpp.default_password else str(charger_password_path(settings))
+        chargers = (f"chargers log in as <charger id> with their own key or the site password ({where})")
+    else:
+        chargers = "chargers without their own key connect without a password (ocpp.require_password = false)"
+    token = "admin.token" if settings.admin.token else str(token_path(settings))
+    return f"security: {chargers}; the CLI sends the admin token from {token}"
 
 
 # --- devices -----------------------------------------------------------------------------
@@ -189,6 +210,9 @@ def cmd_devices(args: argparse.Namespace) -> int:
     elif action == "remove":
         data = client.request("DELETE", f"/api/devices/{_q(args.charger_id)}")
         _print(args, data, lambda d: f"removed {d['removed']}")
+    elif action == "forget":
+        data = client.request("DELETE", f"/api/chargers/{_q(args.charger_id)}")
+        _print(args, data, lambda d: f"removed guest {d['removed']} from the discovery list")
     return 0
 
 
@@ -265,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "(e.g. ac-wallbox); an empty string goes back to matching")
     rem = dsub.add_parser("remove", help="remove a charger from the device database")
     rem.add_argument("charger_id")
+    forget = dsub.add_parser("forget", help="remove a guest from the discovery list (disconnects it)")
+    forget.add_argument("charger_id")
     dev.set_defaults(func=cmd_devices)
 
     tags = sub.add_parser("tags", help="idTag white and black lists")
@@ -306,6 +332,10 @@ def main(argv: list[str] | None = None) -> int:
     overrides = dict(item.split("=", 1) for item in items)
     try:
         args.settings = load_settings(getattr(args, "run_config", None) or args.config, overrides)
+        if args.command == "simulate" and args.password is None:
+            # The simulator knows nothing of the gateway: hand it the site password made beside the
+            # database, as the CLI reads the admin token (docs/security.md).
+            args.password = read_charger_password(args.settings)
         return int(args.func(args) or 0)
     except (CliError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -25,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--profile", choices=PROFILE_NAMES, default="generic")
     p.add_argument("--count", type=int, default=1,
                    help="number of chargers: CP1 -> CP1..CPN, an id without a final number -> ID-1..ID-N")
-    p.add_argument("--password", help="HTTP Basic authorization key (username = charger id)")
+    p.add_argument("--password", help="HTTP Basic authorization key (username = charger id); "
+                                      "`ocpp-gateway simulate` defaults to the site password of the "
+                                      "gateway on this machine (same --config)")
     p.add_argument("--session", action="store_true", help="start a charging session on connector 1 after boot")
     p.add_argument("--id-tag", default="SIMTAG", help="id tag for --session")
     p.add_argument("--duration", type=float, help="stop after S seconds (default: until Ctrl-C)")

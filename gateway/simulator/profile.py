@@ -94,6 +94,9 @@ class Quirks:
     heartbeat_min_effective_s: int = 0
     authorization_key: str | None = None  # configuration key holding the HTTP Basic password
     reconnect_on_authorization_key_change: bool = False
+    # OCPP 1.6 security whitepaper (profile 1): AuthorizationKey is written hex-encoded and the
+    # charger sends the decoded bytes as its Basic-auth password (chargers built on the whitepaper).
+    authorization_key_hex_decoded: bool = False
     authorize_remote_tx_key: str = "AuthorizeRemoteTxRequests"
     heartbeat_interval_key: str = "HeartbeatInterval"
     meter_interval_key: str = "MeterValueSampleInterval"

@@ -188,7 +188,11 @@ class Simulator(Sessions):
         if not key:
             return {}
         # OCPP 1.6 security profile 1: HTTP Basic, username = charge point identity.
-        token = base64.b64encode(f"{self.charger_id}:{key}".encode()).decode()
+        secret = key.encode()
+        if self.profile.quirks.authorization_key_hex_decoded:
+            with contextlib.suppress(ValueError):
+                secret = bytes.fromhex(key)  # whitepaper: the configured hex, decoded
+        token = base64.b64encode(self.charger_id.encode() + b":" + secret).decode()
         return {"Authorization": f"Basic {token}"}
 
     def _ping_interval(self) -> float | None:

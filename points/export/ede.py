@@ -15,6 +15,7 @@ from typing import Any
 import jinja2
 
 import templates
+from gateway.history.exports import inert_cell
 from points.catalog import BACNET_TYPE_CODES, UNITS
 
 EDE_COLUMNS = (
@@ -40,7 +41,10 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:g}"
-    return str(value).replace(";", ",").replace("\r", " ").replace("\n", " ")
+    if not isinstance(value, str):
+        return str(value)
+    # Text (names from charger ids, descriptions) never becomes a spreadsheet formula.
+    return inert_cell(value.replace(";", ",").replace("\r", " ").replace("\n", " "))
 
 
 def ede_rows(rows: list[dict[str, Any]], device_id: int, device_name: str,

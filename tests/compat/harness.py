@@ -16,6 +16,7 @@ from gateway.app import Gateway
 from gateway.model.station import ChangeEvent, ConfigKey, Station
 from gateway.simulator import Simulator
 from tests.conftest import GatewayRunner
+from tests.ocpp_client import SITE_PASSWORD
 
 # The four chargers of shared/seeds: Smappee (000), AC wallbox (001), zappi (003), EVlink (004).
 PROFILES = ("smappee", "acwallbox", "zappi", "evlink")
@@ -83,14 +84,14 @@ class Bench:
         assert station is not None
         return station
 
-    def simulator(self, profile: Any = None, password: str | None = None) -> Simulator:
+    def simulator(self, profile: Any = None, password: str | None = SITE_PASSWORD) -> Simulator:
         self.sim = Simulator(profile or self.profile, self.charger_id, self.runner.url, password=password,
                              heartbeat=False, reconnect_delay_s=0.0)
         if isinstance(self.runner, CompatRunner):
             self.runner.track(self.sim)
         return self.sim
 
-    async def connect(self, profile: Any = None, password: str | None = None) -> Simulator:
+    async def connect(self, profile: Any = None, password: str | None = SITE_PASSWORD) -> Simulator:
         """Start the charger; return once it is accepted and its configuration is read."""
         sim = self.simulator(profile, password)
         await sim.start()

@@ -31,7 +31,7 @@ async def test_ede_of_the_four_chargers_lists_every_served_object(runner, tmp_pa
     service = service_for(gw)
     await bench.watch.until(lambda: set(service.bacnet.objects) == {p.uid for p in service.table.points()})
 
-    code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, "points", "export",
+    code = await asyncio.to_thread(main, [*runner.cli_args, "points", "export",
                                           "--ede", str(tmp_path / "ede"), "--project", "Site"])
     assert code == 0
     lines = (tmp_path / "ede" / "Site_EDE.csv").read_text(encoding="utf-8").splitlines()

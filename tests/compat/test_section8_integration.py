@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.model.timestamps import parse_timestamp
+from gateway.ocpp.summaries import shown_value
 from gateway.operator import actions as ops
 from tests.compat.harness import PROFILES, UNKNOWN, WHITELISTED, Bench, start_bench
 from tests.conftest import GatewayRunner
@@ -67,15 +68,16 @@ async def test_soft_reset_during_a_transaction_stops_it_with_the_reset_reason(ru
 async def test_configuration_is_read_completely_within_the_key_limit(runner, profile):
     bench = await bench_for(runner, profile)
     sim, station = bench.sim, bench.station
-    # Every key the charger has is in the operator's view, with the charger's value and access.
+    # Every key the charger has is in the operator's view, with the charger's value and access
+    # (a password, such as the site password in AuthorizationKey, shown as "(hidden)").
     assert {k: e.value for k, e in station.config.items() if k in sim.config.values} == {
-        k: v for k, v in sim.config.values.items()}
+        k: shown_value(k, v) for k, v in sim.config.values.items()}
     assert all(station.config[k].readonly == sim.config.specs[k].readonly for k in sim.config.values)
     max_keys = sim.config.get_int("GetConfigurationMaxKeys", 0)
     if max_keys:
         assert all(len(p.get("key") or []) <= max_keys for p in bench.received("GetConfiguration"))
     stored = {r["key"]: r["value"] for r in await bench.gw.history.load_config(bench.charger_id)}
-    assert {k: stored[k] for k in sim.config.values} == dict(sim.config.values)
+    assert {k: stored[k] for k in sim.config.values} == {k: shown_value(k, v) for k, v in sim.config.values.items()}
     [line] = await bench.log_lines("ConfigurationRead")
     assert "incomplete" not in line["message"]
     # An operator's read (GetConfiguration without keys) answers the same keys.

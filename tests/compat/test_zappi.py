@@ -13,7 +13,7 @@ from websockets.exceptions import InvalidStatus
 from gateway.operator import actions as ops
 from gateway.simulator import Simulator
 from tests.compat.harness import WHITELISTED, Bench, Watch, start_bench, whitelist
-from tests.ocpp_client import TestCharger
+from tests.ocpp_client import SITE_PASSWORD, TestCharger
 
 ZAPPI = "91234567"  # the serial of the manual's boot example, the default identity
 
@@ -23,7 +23,8 @@ async def test_zappi_waits_while_pending_and_is_accepted_at_its_next_boot_once_a
                             authorize={"policy": "none_except_whitelist"})
     await whitelist(gw, WHITELISTED)
     watch = Watch(gw)
-    sim = runner.track(Simulator("zappi", ZAPPI, runner.url, heartbeat=False, reconnect_delay_s=0.0))
+    sim = runner.track(Simulator("zappi", ZAPPI, runner.url, SITE_PASSWORD, heartbeat=False,
+                                     reconnect_delay_s=0.0))
     assert await sim.start(wait="answer") == "Pending"
     station = gw.registry.get(ZAPPI)
     assert station.is_guest and station.boot_status == "Pending"
@@ -52,7 +53,7 @@ async def test_zappi_connects_with_its_authorization_key_and_a_wrong_key_is_refu
             pass
     assert refused.value.response.status_code == 401
     with pytest.raises(InvalidStatus):
-        async with TestCharger(runner.url, ZAPPI):  # no credentials at all
+        async with TestCharger(runner.url, ZAPPI, password=None):  # no credentials at all
             pass
     bench = Bench(runner, gw, "zappi", ZAPPI)
     sim = await bench.connect(password="zappi-secret-1")

@@ -17,6 +17,7 @@ import jinja2
 from aiohttp import web
 
 import templates
+from gateway.operator.auth import LOGIN_PAGE_KEY, PUBLIC_PATHS_KEY, SESSION_CHECK_KEY
 from gateway.operator.token import ensure_admin_token, read_admin_token
 from gateway.operator.web.auth import (
     PREFIX,
@@ -90,6 +91,10 @@ class WebUI:
         for path, handler in forms.routes(self):
             app.router.add_post(PREFIX + path, self.guarded(handler, post=True))
         app.on_shutdown.append(self._on_shutdown)
+        # The admin guard lets the login page through and takes the session cookie as the token.
+        app[PUBLIC_PATHS_KEY].update(PUBLIC_PATHS)
+        app[SESSION_CHECK_KEY] = self.is_logged_in
+        app[LOGIN_PAGE_KEY] = f"{PREFIX}/login"
 
     async def _on_shutdown(self, app: web.Application) -> None:
         self.hub.close()  # open event streams end, so the admin app stops at once
