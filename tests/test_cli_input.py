@@ -95,6 +95,7 @@ async def test_a_bad_charger_id_is_refused_and_nothing_is_added(gateway, runner,
 
 
 async def test_devices_show_is_a_human_page(gateway, runner, capsys):
+    await gateway.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         await cp.call("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Available"})
@@ -135,6 +136,7 @@ async def test_a_tag_expiry_must_be_a_date_and_a_date_alone_works(gateway, runne
     assert await gateway.history.tags() == []
     code = await asyncio.to_thread(main, [*runner.cli_args, "tags", "add", "T1", "--expiry", "2099-01-01"])
     assert code == 0
+    await gateway.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         info = (await cp.call("Authorize", {"idTag": "T1"}))["idTagInfo"]

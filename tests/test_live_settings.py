@@ -18,6 +18,7 @@ async def cli(capsys, runner, *argv: str) -> tuple[int, str, str]:
 
 
 async def test_the_authorize_policy_changes_without_a_restart(gateway, runner, capsys):
+    await gateway.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         assert (await cp.call("Authorize", {"idTag": "CARD"}))["idTagInfo"]["status"] == "Accepted"

@@ -64,7 +64,7 @@ def request_is_authenticated(request: web.Request) -> bool:
     return has_session is not None and has_session(request)
 
 
-def _login_redirect(request: web.Request) -> web.StreamResponse | None:
+def _login_redirect(request: web.Request) -> web.HTTPFound | None:
     """A browser opening a web page without a session goes to the login page (not a JSON 401)."""
     login = request.app.get(LOGIN_PAGE_KEY)
     if (login and request.method == "GET" and request.path.startswith(login.rpartition("/")[0] + "/")
@@ -123,7 +123,7 @@ async def admin_guard(request: web.Request, handler: Handler) -> web.StreamRespo
     if request.path not in request.app[PUBLIC_PATHS_KEY] and not request_is_authenticated(request):
         redirect = _login_redirect(request)
         if redirect is not None:
-            return redirect
+            raise redirect
         return web.json_response({"error": "admin token required"}, status=401,
                                  headers={"WWW-Authenticate": 'Bearer realm="ocpp-gateway"'})
     return await handler(request)
