@@ -162,3 +162,17 @@ async def test_smart_charging_properties_of_a_connector_from_the_device_page(gat
             assert "properties of connector 1 saved" in await r.text()
     saved = gateway.charging.settings_for("CP1", 1)
     assert (saved.limit, saved.purpose, saved.enabled) == (16.0, "TxDefaultProfile", False)
+
+
+async def test_a_guest_that_does_not_belong_is_forgotten_from_the_device_manager(gateway, runner):
+    async with TestCharger(runner.url, "STRANGER") as cp:
+        await cp.boot()
+    http = await login(runner, gateway)
+    async with http:
+        async with http.get("/ui/devices") as r:
+            html = await r.text()
+        assert "STRANGER" in html and 'action="/ui/devices/forget"' in html
+        async with http.post("/ui/devices/forget", data={"csrf": csrf_of(html), "back": "/ui/devices",
+                                                         "charger_id": "STRANGER"}) as r:
+            assert "forgot STRANGER" in await r.text()
+    assert gateway.registry.get("STRANGER") is None

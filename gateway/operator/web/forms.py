@@ -111,6 +111,12 @@ class Forms:
             raise ValueError(f"{charger_id} is not in the device database")
         return f"removed {charger_id} (its slot stays reserved for it)"
 
+    async def forget_guest(self, form: Any, request: web.Request) -> str:
+        charger_id = _text(form, "charger_id")
+        if not await self.gw.forget_guest(charger_id):
+            raise ValueError(f"{charger_id} is not a guest any more")
+        return f"forgot {charger_id}: it is off the discovery list until it connects again"
+
     async def set_registration(self, form: Any, request: web.Request) -> str:
         charger_id = request.match_info["charger_id"]
         await self.gw.update_device(charger_id, registration=_registration(form))
@@ -185,6 +191,7 @@ def routes(ui: WebUI) -> list[tuple[str, Any]]:
     forms = Forms(ui)
     return [(path, handler(work)) for path, work in (
         ("/settings", forms.change_setting), ("/devices/add", forms.add_device), ("/devices/remove", forms.remove_device),
+        ("/devices/forget", forms.forget_guest),
         ("/devices/{charger_id}/registration", forms.set_registration), ("/devices/{charger_id}/action", forms.run_action),
         ("/devices/{charger_id}/config", forms.change_config), ("/devices/{charger_id}/smart", forms.smart),
         ("/tags", forms.put_tag), ("/tags/remove", forms.remove_tag), ("/tenants", forms.tenant), ("/site", forms.site_limit))]
