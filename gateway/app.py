@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.chargers.capabilities import capabilities_of
 from gateway.chargers.quirks import bundled_quirks
 from gateway.errors import ChargerUnavailable, OperationError
 from gateway.gc_policy import GcPolicy
@@ -331,6 +332,20 @@ class Gateway:
                                              self.settings.ocpp.websocket_lost_connection_fault)
                 self.history.log(charger_id, "Disconnected", reason)
                 log.info("%s: disconnected (%s)", charger_id, reason)
+
+    async def remember_boot(self, station: Station) -> None:
+        """Keep what an added charger says it is (and the quirk that matched it) in the device
+        database, so its adaptations apply from the first message after a gateway restart, even
+        when it reconnects without booting. Written only when it changed."""
+        device = self.devices.get(station.charger_id)
+        if device is None:
+            return
+        boot = {k: getattr(station.boot, k) or None for k in BootInfo.__dataclass_fields__}
+        boot["quirk_matched"] = capabilities_of(station).quirk_name
+        if all(device.get(k) == v for k, v in boot.items()):
+            return
+        await self.history.save_boot(station.charger_id, boot)
+        device.update(boot)
 
     async def on_boot(self, session: Session, status: str) -> None:
         """Queue follow-up work (configuration read, profile re-apply) for after the answer.

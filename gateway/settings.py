@@ -145,8 +145,13 @@ class SmartChargingSettings:
     site_power_limit_kw: float | None = None
     site_current_limit_a: float | None = None
     safe_power_limit_kw: float | None = None
-    setpoint_timeout_s: float = 900.0
+    setpoint_timeout_s: float = 900.0  # BMS watchdog; 0 = none
     profile_writes_per_hour: int = 60
+    settle_s: float = 10.0  # a reading counts against an offer only this long after it was applied
+    coalesce_s: float = 0.3  # BMS limit writes closer than this are one change (the last wins)
+    # While a site limit is in force, a TxDefaultProfile at this current on every charger that
+    # has room for it: a new session takes it until its share arrives. None: off.
+    start_limit_a: float | None = None
 
 
 @dataclass

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.charging.inputs import SEND_STATES
+from gateway.charging.limit import SOURCES
 from gateway.charging.profiles import SmartChargingSettings
 from gateway.model.station import CONNECTOR_STATUSES, ERROR_CODES
 from gateway.model.timestamps import iso_z
@@ -78,6 +80,9 @@ RESET_STATES = ("Idle", "Soft", "Hard")
 SC_UNIT_STATES = ("A", "W")
 SC_KIND_STATES = ("Absolute", "Recurring", "Relative")
 SC_PURPOSE_STATES = ("ChargePointMaxProfile", "TxDefaultProfile", "TxProfile")
+# Outcome of the last site-profile write; the first state when the connector has no session.
+SC_SEND_STATES = ("Not available", *SEND_STATES)
+LIMIT_SOURCE_STATES = SOURCES  # "none": no limit in force
 
 
 class WriteRefused(Exception):
@@ -355,6 +360,12 @@ SITE_SPECS: tuple[PointSpec, ...] = (
     PointSpec("Limit-Reason", "site", 5, "characterstring-value", "string",
               source=lambda c: _site(c, "reason"),
               description="Why that limit applies: bms, manual, config, fallback: ..., no limit"),
+    PointSpec("Limit-Source", "site", 6, "multi-state-input", "uint16", states=LIMIT_SOURCE_STATES,
+              source=lambda c: _state(LIMIT_SOURCE_STATES, _site(c, "source") or "none"),
+              description="Who set the limit in force: none, bms, manual, config, safe, last bms"),
+    PointSpec("BMS-WatchdogExpired", "site", 7, "binary-input", "uint16", states=("Normal", "Expired"),
+              source=lambda c: bool(_site(c, "watchdog_expired")),
+              description="The BMS did not refresh its limit in time: the safe or last BMS value applies"),
 )
 
 CHARGER_SPECS: tuple[PointSpec, ...] = (
@@ -483,6 +494,11 @@ CONNECTOR_SPECS: tuple[PointSpec, ...] = (
               source=lambda c: _control(c, "applied_limit"), stale_when_offline=False, cov_increment=0.1,
               description="Limit the charger reports it applies (GetCompositeSchedule)",
               ocpp_source="GetCompositeSchedule.conf"),
+    PointSpec("SC-SendState", "connector", 50, "multi-state-input", "uint16", outlets_only=True,
+              states=SC_SEND_STATES, stale_when_offline=False,
+              source=lambda c: _state(SC_SEND_STATES, _control(c, "send_state") or "Not available"),
+              description="Last site-profile write: Accepted, Rejected, Held back, Pending, ...",
+              ocpp_source="SetChargingProfile.conf:status"),
 )
 
 

@@ -58,6 +58,12 @@ class PointsService:
         if gw.charging is not None:
             table.state.charging = gw.charging
             gw.charging.listeners.append(self._on_charging)
+            bms = gw.charging.site.bms  # kept across a restart: the other site point must not lose it
+            if bms is not None:
+                if bms.limit.power_w is not None:
+                    site.power_limit_kw = bms.limit.power_w / 1000.0
+                if bms.limit.current_a is not None:
+                    site.current_limit_a = bms.limit.current_a
         table.persist = lambda values: self._persist(OFFSETS_SCOPE, values)
         table.writers.update(writers(self))
         table.write_wait_s = gw.settings.bacnet.write_wait_s

@@ -281,3 +281,18 @@ def test_smart_charging_core_imports_no_network_database_or_event_loop_library()
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_a_small_raise_is_not_made_but_a_cut_always_is():
+    """Every share moves when a session comes or goes; a raise under 2 A is not worth a profile
+    write (flash wear, issue 13), a cut is needed to hold the limit."""
+    limit = SiteLimit(current_a=100.0)
+    sessions = [Session(f"s{i}") for i in range(10)]
+    first = allocate(limit, sessions, 230.0)
+    assert {a.amps for a in first.allocations.values()} == {10.0}
+    left = allocate(limit, sessions[1:], 230.0, first.state, now=1.0)  # 100/9 = 11.1 A: held
+    assert {a.amps for a in left.allocations.values()} == {10.0}
+    two_left = allocate(limit, sessions[2:], 230.0, left.state, now=2.0)  # 12.5 A: raised
+    assert {a.amps for a in two_left.allocations.values()} == {12.5}
+    back = allocate(limit, sessions[1:], 230.0, two_left.state, now=3.0)  # 11.1 A: cut at once
+    assert {a.amps for a in back.allocations.values()} == {11.1}

@@ -350,3 +350,19 @@ async def test_a_taken_port_or_missing_address_is_a_clear_configuration_error(ru
     no_address = dataclasses.replace(gw.settings.bacnet, address="")
     with pytest.raises(ConfigError, match="bacnet.address"):
         await BacnetServer(no_address, table, gw.spawn).start()
+
+
+async def test_the_limit_in_force_and_its_source_are_never_stale_on_bacnet(bms):
+    """Issue 13 item 7: the in-force point kept 90 A while the reason said "no limit"."""
+    import math
+
+    runner, client = bms
+    assert (await client.write("analog-value,2", 20.0, "real", priority=8))["ok"]
+    await wait_until(lambda: runner.gateway.charging.in_force.source == "bms")
+    assert await client.read("analog-input,4") == 20.0  # Site-CurrentLimit-InForce
+    assert await client.read("multi-state-input,6") == 2  # Site-Limit-Source: bms
+    assert await client.read("binary-input,7") == "inactive"  # Site-BMS-WatchdogExpired
+    assert (await client.write("analog-value,2", None, "null", priority=8))["ok"]
+    await wait_until(lambda: runner.gateway.charging.in_force.source == "none")
+    assert math.isnan(await client.read("analog-input,4"))  # not available, not a stale 20 A
+    assert await client.read("multi-state-input,6") == 1  # none

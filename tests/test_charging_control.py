@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.conftest import wait_until
 from tests.ocpp_client import TestCharger
 
 T0 = "2026-11-20T08:00:00Z"
@@ -74,7 +75,7 @@ async def test_fallback_limit_applies_when_the_bms_goes_silent(runner):
         await charging(cp)
         after_start = await next_call(cp, "SetChargingProfile")  # no BMS value yet: the safe limit
         assert after_start["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 6.0
-        assert gw.charging.status()["site"]["reason"] == "fallback: after restart"
+        assert gw.charging.status()["site"]["source"] == "safe"
         await gw.charging.set_site_limit(None, 20.0, source="bms")
         first = await next_call(cp, "SetChargingProfile")
         assert first["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 20.0
@@ -149,3 +150,39 @@ async def test_a_site_limit_written_over_modbus_reaches_every_charging_session(r
             sent = await next_call(cp, "SetChargingProfile")
             assert sent["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 10.0
         assert gw.charging.status()["site"]["reason"] == "bms"
+
+
+async def test_a_lapsed_bms_limit_without_a_safe_limit_keeps_the_last_value_and_says_so(runner):
+    """Issue 13 item 4: after the setpoint timeout the site ran without a limit, silently, while
+    the limit-in-force point kept the old value. Now: the last BMS value, a reason, a log line
+    and the alarm-able watchdog point; and a restart keeps the BMS limit and its source."""
+    from points.service import service_for
+
+    clock = [1_800_000_000.0]
+    gw = await runner.start(smart_charging={"setpoint_timeout_s": 60.0})
+    gw.clock = lambda: clock[0]
+    await gw.add_device("CP1")
+    site = {p.spec.key: p for p in service_for(gw).table.points() if p.spec.kind == "site"}
+    read = service_for(gw).table.read
+    assert (read(site["CurrentLimit-InForce"]), read(site["Limit-Source"])) == (None, 1)  # none
+    async with accepting(TestCharger(runner.url, "CP1")) as cp:
+        await charging(cp)
+        await gw.charging.set_site_limit(None, 20.0, source="bms", priority=8)
+        first = await next_call(cp, "SetChargingProfile")
+        assert first["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 20.0
+        assert read(site["BMS-WatchdogExpired"]) is False
+        clock[0] += 61
+        await wait_until(lambda: gw.charging.status()["site"]["watchdog_expired"])
+        site_status = gw.charging.status()["site"]
+        assert (site_status["source"], site_status["in_force_current_a"]) == ("last bms", 20.0)
+        assert "watchdog expired" in site_status["reason"]
+        assert read(site["BMS-WatchdogExpired"]) is True and read(site["CurrentLimit-InForce"]) == 20.0
+        assert read(site["Limit-Source"]) == 6  # "last bms"
+        await gw.history.flush_log()
+        lines = await gw.history.general_log("site", message_type="SiteLimitInForce")
+        assert any("watchdog expired" in row["message"] and row["level"] == "warning" for row in lines)
+    await gw.charging.set_site_limit(None, 25.0, source="bms")
+    await runner.stop()
+    gw = await runner.start(smart_charging={"setpoint_timeout_s": 60.0})
+    site_status = gw.charging.status()["site"]
+    assert (site_status["source"], site_status["in_force_current_a"]) == ("bms", 25.0)

@@ -33,6 +33,9 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     # the site-limit allocator and the profile builder decide; the controller does the I/O
     "gateway.charging.allocator": IO_LIBRARIES + UPPER_ROOMS + ("gateway.ocpp", "gateway.history"),
     "gateway.charging.profiles": IO_LIBRARIES + UPPER_ROOMS + ("gateway.ocpp", "gateway.history"),
+    "gateway.charging.limit": IO_LIBRARIES + UPPER_ROOMS + ("gateway.ocpp", "gateway.history"),
+    "gateway.charging.guard": IO_LIBRARIES + UPPER_ROOMS + ("gateway.ocpp", "gateway.history"),
+    "gateway.charging.inputs": IO_LIBRARIES + UPPER_ROOMS + ("gateway.ocpp", "gateway.history"),
     "gateway.charging": BMS_LIBRARIES + ("aiohttp", "websockets") + UPPER_ROOMS,
     "gateway.chargers.quirks": IO_LIBRARIES + UPPER_ROOMS,
     "gateway.chargers": BMS_LIBRARIES + ("aiohttp",) + UPPER_ROOMS + ("gateway.charging",),

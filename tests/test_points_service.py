@@ -34,7 +34,7 @@ async def test_site_limit_write_is_a_bms_limit_in_force(runner):
     table = service_for(gw).table
     limit = table.get("Site-PowerLimit")
     assert table.read_default(limit) == 80.0  # relinquished: the safe limit
-    assert table.read(table.get("Site-Limit-Reason")) == "fallback: after restart"
+    assert table.read(table.get("Site-Limit-Reason")) == "safe limit: no BMS command"
     await table.write(limit, 42.5)
     assert table.read(table.get("Site-PowerLimit-InForce")) == 42.5
     assert table.read(table.get("Site-Limit-Reason")) == "bms"
@@ -48,3 +48,18 @@ async def test_a_command_to_an_offline_charger_is_refused(runner):
         await table.write(table.get("CP1-Reset"), "Soft")
     assert exc.value.code == "charger-offline"
     assert table.read(table.get("CP1-Reset-Result")).startswith("Refused")
+
+
+async def test_a_bms_limit_kept_across_a_restart_is_not_lost_by_a_write_of_the_other_site_point(runner):
+    """Issue 13 item 4: the BMS limit survives a restart; writing the power limit afterwards
+    must not drop the current limit the BMS commanded before it."""
+    gw = await runner.start()
+    table = service_for(gw).table
+    await table.write(table.get("Site-CurrentLimit"), 32.0)
+    await runner.stop()
+    gw = await runner.start()
+    table = service_for(gw).table
+    assert table.read(table.get("Site-CurrentLimit-InForce")) == 32.0
+    await table.write(table.get("Site-PowerLimit"), 40.0)
+    assert table.read(table.get("Site-CurrentLimit-InForce")) == 32.0
+    assert table.read(table.get("Site-PowerLimit-InForce")) == 40.0

@@ -136,3 +136,45 @@ def test_simulate_count_names_chargers(base: str, count: int, ids: list[str]) ->
     from gateway.simulator.cli import charger_ids
 
     assert charger_ids(base, count) == ids
+
+
+def test_real_firmware_rejects_a_tx_profile_for_a_transaction_it_does_not_know() -> None:
+    store = ProfileStore(SmartChargingSpec(reject_unknown_transaction=True), 3, 230.0, 32.0)
+    tx = ActiveTx(7, T0)
+    stale = Profile(**{**profile(10, purpose="TxProfile").__dict__, "transaction_id": 6})
+    assert store.set(stale, T0, tx) == "Rejected" and "unknown transaction 6" in store.last_rejection
+    current = Profile(**{**profile(10, purpose="TxProfile").__dict__, "transaction_id": 7})
+    assert store.set(current, T0, tx) == "Accepted"
+
+
+def test_a_car_ramps_up_over_seconds_and_follows_a_lower_limit_at_once() -> None:
+    from gateway.simulator.model import Connector, Meter
+
+    meter, c = Meter(3, 230.0, 32.0, 6.0, ramp_s=8.0), Connector(1)
+    meter.advance(c, T0, 16.0, True)
+    assert (c.offered_a, c.current_a) == (16.0, 0.0)
+    meter.advance(c, T0 + timedelta(seconds=2), 16.0, True)
+    assert c.current_a == 8.0  # 32 A over 8 s: 4 A a second
+    meter.advance(c, T0 + timedelta(seconds=10), 16.0, True)
+    assert c.current_a == 16.0  # exactly what it is offered, no more
+    meter.advance(c, T0 + timedelta(seconds=11), 10.0, True)
+    assert c.current_a == 10.0
+
+
+def test_real_firmware_behaviours_are_selected_in_the_profile_file(tmp_path) -> None:
+    from gateway.simulator.profile import with_firmware
+
+    text = resources_text("generic").replace("[firmware]\n", "[firmware]\nramp_s = 5.0\nboot_on_reconnect = false\n")
+    path = tmp_path / "fw.toml"
+    path.write_text(text)
+    loaded = load_profile(path)
+    assert (loaded.firmware.ramp_s, loaded.firmware.boot_on_reconnect) == (5.0, False)
+    assert not load_profile("generic").firmware.meter_while_offline  # off unless asked for
+    switched = with_firmware(load_profile("zappi"), reject_unknown_transaction=True, meter_while_offline=True)
+    assert switched.smart_charging.reject_unknown_transaction and switched.firmware.meter_while_offline
+    assert switched.smart_charging.writes_per_hour == load_profile("zappi").smart_charging.writes_per_hour
+
+
+def resources_text(name: str) -> str:
+    from importlib import resources
+    return resources.files("gateway.simulator").joinpath("profiles", f"{name}.toml").read_text("utf-8")

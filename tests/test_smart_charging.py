@@ -17,13 +17,13 @@ import pytest
 
 from gateway.chargers.capabilities import ChargerCapabilities
 from gateway.chargers.quirks import bundled_quirks
+from gateway.charging.guard import WriteGuard
 from gateway.charging.profiles import (
     ChargingProfileKind,
     ChargingProfilePurpose,
     ChargingRateUnit,
     ProfileNotSupported,
     SmartChargingSettings,
-    WriteGuard,
     build_clear,
     build_profile,
 )
@@ -213,14 +213,15 @@ def test_unchanged_profile_is_never_written_again_even_with_a_new_start_time():
     assert guard.writes_total == 1
 
 
-def test_small_changes_inside_the_deadband_are_not_written():
+def test_small_raises_inside_the_deadband_are_not_written_but_every_cut_is():
     guard = WriteGuard(deadband_a=0.5, deadband_w=100)
     write(guard, request(16), 0)
     assert not write(guard, request(16.3), 1).write
     assert write(guard, request(17), 2).write
-    write(guard, request(7000, unit=ChargingRateUnit.W), 3)
-    assert not write(guard, request(7050, unit=ChargingRateUnit.W), 4).write
-    assert write(guard, request(7200, unit=ChargingRateUnit.W), 5).write
+    assert write(guard, request(16.7), 3).write  # a cut holds the site limit
+    write(guard, request(7000, unit=ChargingRateUnit.W), 4)
+    assert not write(guard, request(7050, unit=ChargingRateUnit.W), 5).write
+    assert write(guard, request(7200, unit=ChargingRateUnit.W), 6).write
 
 
 def test_pause_is_always_written_even_when_the_step_is_small():
@@ -273,15 +274,53 @@ def test_held_back_write_says_when_the_budget_frees():
     assert guard.due(3700) == [request(14)]
 
 
-def test_rejected_write_counts_against_the_budget_and_is_tried_again():
+def test_rejected_write_counts_against_the_budget_and_is_tried_again_after_a_back_off():
     guard = WriteGuard(writes_per_hour=2)
     guard.decide(request(16), 0)
     guard.record_write(0, accepted=False)
-    assert guard.pending
-    assert guard.decide(request(16), 1).write
-    guard.record_write(1)
-    assert guard.writes_in_window(1) == 2
+    assert guard.pending and guard.due(1) == []
+    held = guard.decide(request(16), 1)
+    assert (held.write, held.rejected, held.retry_at) == (False, True, 5.0)
+    assert guard.due(5) == [request(16)] and guard.decide(request(16), 5).write
+    guard.record_write(5)
+    assert guard.writes_in_window(5) == 2
     assert not guard.pending
+
+
+def tx_request(limit, transaction_id):
+    s = settings(limit=limit, connector_id=1, purpose=ChargingProfilePurpose.TX)
+    return build_profile(s, GENERIC, 3, 230.0, transaction_id, now=NOW).request()
+
+
+def test_a_payload_rejected_again_and_again_backs_off_exponentially_not_once_a_second():
+    """Issue 13 item 1: a TxProfile for a transaction the charger no longer knows was re-sent
+    once a second (60 writes in 63 s) until the hourly budget was gone."""
+    guard = WriteGuard()
+    sent = []
+    for second in range(3600):
+        for payload in [tx_request(16, 7), *guard.due(second)]:
+            if guard.decide(payload, second).write:
+                guard.record_write(second, payload, accepted=False)
+                sent.append(second)
+    assert sent[:4] == [0, 5, 15, 35] and len(sent) <= 12
+    assert guard.rejected_count(tx_request(16, 7)) == len(sent)
+
+
+def test_pending_writes_of_an_ended_transaction_are_dropped():
+    guard = WriteGuard(writes_per_hour=1)
+    write(guard, tx_request(16, 7), 0)
+    assert not guard.decide(tx_request(20, 7), 1).write and guard.pending  # budget used: held back
+    assert guard.drop_transaction(7) == 1
+    assert guard.pending == [] and guard.due(4000) == []
+
+
+def test_clearing_drops_every_held_back_wish():
+    guard = WriteGuard(writes_per_hour=1)
+    write(guard, request(16), 0)
+    guard.decide(request(20), 1)
+    guard.decide(tx_request(10, 3), 1)
+    guard.clear_pending()
+    assert guard.pending == []
 
 
 def test_after_a_charger_reboot_the_same_profile_is_written_again():
@@ -298,3 +337,16 @@ def test_connectors_are_compared_separately_but_share_the_chargers_budget():
     assert write(guard, request(16, connector_id=1), 2).reason == "unchanged"
     assert not write(guard, request(20, connector_id=2), 3).write
     assert guard.writes_in_window(3600) == 1
+
+
+def test_writes_before_a_gateway_restart_still_count_against_the_hourly_budget():
+    """zappi counts its own 26 writes an hour; a restarted gateway must not start from zero."""
+    guard = WriteGuard(ZAPPI)
+    for second in range(26):
+        write(guard, request(6 + second % 2 * 4), second * 10)
+    again = WriteGuard(ZAPPI)
+    again.restore_writes(guard.recent_writes(300), 300)
+    assert again.writes_in_window(300) == 26
+    assert not again.decide(request(30), 300).write
+    again.restore_writes([1.0, 5000.0], 3700)  # outside the window, or from the future: not counted
+    assert again.writes_in_window(3700) == 0

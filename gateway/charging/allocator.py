@@ -17,15 +17,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from gateway.charging.limit import SiteLimit
+
 _EPS = 1e-6
-
-
-@dataclass(frozen=True)
-class SiteLimit:
-    """What the BMS allows for all chargers together; None means "no limit of this kind"."""
-
-    current_a: float | None = None  # per phase
-    power_w: float | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +74,9 @@ class AllocatorConfig:
     headroom_threshold_a: float = 1.0  # drawing this much under the offer counts as "not using it"
     headroom_margin_a: float = 2.0  # such a session keeps this much above its draw, to ramp up
     hysteresis_a: float = 0.5  # smaller changes of a running session's amps are not made
+    # Smaller raises are not made either: lowering holds the limit and must go out, a raise only
+    # passes on what another session freed, and every write wears the charger's flash.
+    raise_hysteresis_a: float = 2.0
     resume_margin_a: float = 1.0  # a paused session resumes only if min + this fits (no flapping)
     step_a: float = 0.1  # allocations are rounded down to this step
 
@@ -254,7 +251,8 @@ def _hold(
     held = set()
     for s, a in amps.items():
         previous = state.allocated_a.get(s.key, 0.0)
-        if 0 < previous <= s.max_a and a > 0 and previous != a and abs(a - previous) < config.hysteresis_a:
+        small = abs(a - previous) < config.hysteresis_a or 0 < a - previous < config.raise_hysteresis_a
+        if 0 < previous <= s.max_a and a > 0 and previous != a and small:
             held.add(s)
     trial = {**fixed, **amps, **{s: state.allocated_a[s.key] for s in held}}
     if not load.fits(trial):

@@ -2,17 +2,14 @@
 
 ``build_profile`` turns the Niagara-style settings (Niagara OCPP driver guide, section 6.3) into
 the SetChargingProfile.req payload a given charger will take, and says what it changed and why.
-``WriteGuard`` decides when such a payload is worth writing at all, because every write wears the
-charger's flash (zappi: 26 writes an hour at most). Pure code: no I/O, the clock is passed in.
+Whether such a payload is worth writing at all is `gateway.charging.guard.WriteGuard`'s call.
+Pure code: no I/O, the clock is passed in.
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import math
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -254,124 +251,3 @@ def _schedule_start(kind: ChargingProfileKind, now: datetime) -> str:
     if kind is ChargingProfileKind.RECURRING:
         moment = moment.replace(hour=0, minute=0, second=0)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(frozen=True)
-class Decision:
-    """Whether to write now; if not, why, and when a held-back value can go (``retry_at``)."""
-
-    write: bool
-    reason: str
-    retry_at: float | None = None
-
-
-class WriteGuard:
-    """The flash-wear guard of one charger: no rewrites, a deadband, and a rolling hourly budget.
-
-    Profiles are compared per slot (connector, purpose, stack level, profile id), the budget is
-    shared by the whole charger. A value held back by the budget is kept as pending and goes out
-    as soon as the budget frees (``retry_at``, ``due``), so the last wanted value always arrives.
-    Call ``decide`` with what you want on the charger; after sending, ``record_write``.
-    """
-
-    def __init__(
-        self,
-        caps: ChargerCapabilities | None = None,
-        *,
-        writes_per_hour: int | None = None,
-        default_writes_per_hour: int = 60,
-        deadband_a: float = 0.5,
-        deadband_w: float = 100.0,
-        window_s: float = 3600.0,
-    ) -> None:
-        from_caps = caps.profile_writes_per_hour if caps is not None else None
-        self.writes_per_hour = writes_per_hour or from_caps or default_writes_per_hour
-        self.deadband = {"A": deadband_a, "W": deadband_w}
-        self.window_s = window_s
-        self.writes_total = 0
-        self._times: deque[float] = deque()
-        self._written: dict[tuple, dict[str, Any]] = {}
-        self._pending: dict[tuple, dict[str, Any]] = {}
-        self._approved: dict[str, Any] | None = None
-
-    def writes_in_window(self, now: float) -> int:
-        """Writes in the rolling window ending now (the per-charger write counter point)."""
-        while self._times and self._times[0] <= now - self.window_s:
-            self._times.popleft()
-        return len(self._times)
-
-    @property
-    def pending(self) -> list[dict[str, Any]]:
-        """Values held back by the budget, newest wish per slot."""
-        return list(self._pending.values())
-
-    def due(self, now: float) -> list[dict[str, Any]]:
-        """Pending values that may be written now (pass each to ``decide`` again)."""
-        return self.pending if self.writes_in_window(now) < self.writes_per_hour else []
-
-    def decide(self, payload: Mapping[str, Any], now: float) -> Decision:
-        """Whether ``payload`` (a SetChargingProfile.req) should be written at ``now``."""
-        self._approved = None
-        slot, shape, limits, unit = _normalize(payload)
-        last = self._written.get(slot)
-        if last is not None:
-            _, last_shape, last_limits, _ = _normalize(last)
-            if shape == last_shape and limits == last_limits:
-                self._pending.pop(slot, None)
-                return Decision(False, "unchanged")
-            if shape == last_shape and _within(limits, last_limits, self.deadband.get(unit, 0.0)):
-                self._pending.pop(slot, None)
-                return Decision(False, f"change within the {self.deadband.get(unit)} {unit} deadband")
-        if self.writes_in_window(now) >= self.writes_per_hour:
-            self._pending[slot] = dict(payload)
-            retry_at = self._times[0] + self.window_s
-            return Decision(False, f"budget of {self.writes_per_hour} writes per hour used", retry_at)
-        self._approved = dict(payload)
-        return Decision(True, "first write" if last is None else "changed")
-
-    def record_write(self, now: float, payload: Mapping[str, Any] | None = None, accepted: bool = True) -> None:
-        """Count a write sent at ``now`` (default: the payload ``decide`` last approved).
-
-        Every sent write counts against the budget; only an accepted one becomes the value the
-        charger holds, so a rejected one is tried again, within budget.
-        """
-        sent = dict(payload) if payload is not None else self._approved
-        self._times.append(now)
-        self.writes_total += 1
-        self._approved = None
-        if sent is None:
-            return
-        slot = _normalize(sent)[0]
-        if accepted:
-            self._written[slot] = sent
-            if slot in self._pending and _normalize(self._pending[slot])[1:] == _normalize(sent)[1:]:
-                del self._pending[slot]
-        else:
-            self._pending.setdefault(slot, sent)
-
-    def forget(self) -> None:
-        """The charger lost its profiles (reboot, ClearChargingProfile): write the next value again."""
-        self._written.clear()
-
-
-def _normalize(payload: Mapping[str, Any]) -> tuple[tuple, Any, tuple[float, ...], str]:
-    """Slot key, the payload without timestamps and limits, the limits, and the unit."""
-    profile = copy.deepcopy(dict(payload.get("csChargingProfiles", {})))
-    slot = (payload.get("connectorId"), profile.get("chargingProfilePurpose"),
-            profile.get("stackLevel"), profile.get("chargingProfileId"))
-    for key in ("validFrom", "validTo"):
-        profile.pop(key, None)
-    schedule = profile.get("chargingSchedule", {})
-    schedule.pop("startSchedule", None)  # moves with the clock; not a change of the limit
-    limits = []
-    for period in schedule.get("chargingSchedulePeriod", []):
-        limits.append(round(float(period.pop("limit", 0.0)), 3))
-    shape = (payload.get("connectorId"), json.dumps(profile, sort_keys=True))
-    return slot, shape, tuple(limits), str(schedule.get("chargingRateUnit", "A"))
-
-
-def _within(limits: tuple[float, ...], last: tuple[float, ...], deadband: float) -> bool:
-    """All limits moved less than the deadband, and none crossed between pause (0) and charging."""
-    return len(limits) == len(last) and all(
-        abs(a - b) < deadband and (a == 0) == (b == 0) for a, b in zip(limits, last, strict=True)
-    )

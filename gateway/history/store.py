@@ -218,6 +218,13 @@ class HistoryStore:
             return table.get(charger_id)
         return await self.run(work)
 
+    async def save_boot(self, charger_id: str, boot: dict[str, Any]) -> None:
+        """Store a device's boot identity and matched quirk (columns added to older databases)."""
+        def work() -> None:
+            with self.db.conn:  # type: ignore[union-attr]
+                self.db["devices"].update(charger_id, boot, alter=True)
+        await self.run(work)
+
     async def remove_device(self, charger_id: str) -> bool:
         def work() -> bool:
             return self.db.conn.execute("DELETE FROM devices WHERE charger_id = ?",

@@ -52,6 +52,9 @@ class Session:
         self._call_lock = asyncio.Lock()
         self._after: list[tuple[Callable[[], Awaitable[None]], str]] = []
         self._reported_since_boot: set[int] | None = None  # connectors with a status since boot
+        # A TriggerMessage(BootNotification) was accepted: the next boot is not a reboot (real
+        # firmware keeps its state, transactions and profiles; shared notes on real firmware).
+        self.boot_triggered = False
         self.triggered = registration_rule.TriggeredMessages()  # what we asked for with TriggerMessage
         self.handlers: dict[str, Handler] = {
             "BootNotification": self.on_boot_notification,
@@ -183,6 +186,9 @@ class Session:
         self.check_may_send(action)
         if action == "TriggerMessage":
             self.triggered.expect(payload["requestedMessage"], self.gw.clock())
+            if payload.get("requestedMessage") == "BootNotification":
+                # Set before sending: the charger may boot before its answer reaches us.
+                self.boot_triggered = self.station.boot_status == "Accepted"
         timeout = timeout if timeout is not None else self.gw.settings.ocpp.response_timeout_s
         history = self.gw.history
         async with self._call_lock:
@@ -219,12 +225,21 @@ class Session:
         status = self.gw.boot_response(self.station)
         interval = (self.gw.settings.ocpp.heartbeat_interval_s if status == "Accepted"
                     else self.gw.settings.registration.guest_reconnect_interval_s)
+        # Triggered on a charger already Accepted: not a reboot, so no configuration read and no
+        # profile rewrite (the charger's state is unchanged).
+        reboot = not (self.boot_triggered and status == "Accepted" == self.station.boot_status)
+        self.boot_triggered = False
         self.gw.registry.update_station(self.station, boot=BootInfo.from_payload(p),
                                         boot_status=status, last_boot=self.gw.clock(),
                                         heartbeat_interval_s=interval)
-        self._reported_since_boot = set()
+        # Kept in the background: the answer must not wait for the device database.
+        self.gw.spawn(self.gw.remember_boot(self.station), f"remember boot of {self.charger_id}")
         _log_boot(self.charger_id, p, status, self.station.slot)
-        await self.gw.on_boot(self, status)
+        if reboot:
+            self._reported_since_boot = set()
+            await self.gw.on_boot(self, status)
+        else:
+            self.gw.history.log(self.charger_id, "BootNotification", "triggered boot: not a reboot")
         return {"status": status, "currentTime": iso_z(self.gw.clock()), "interval": interval}
 
     async def on_heartbeat(self, p: dict[str, Any]) -> dict[str, Any]:

@@ -52,7 +52,8 @@ def register(sub: Any) -> None:
     lim = ssub.add_parser("limit", help="set the site limit (manual; no timeout)")
     lim.add_argument("--kw", type=float, help="site power limit in kW")
     lim.add_argument("--amps", type=float, help="site current limit in A per phase")
-    lim.add_argument("--clear", action="store_true", help="remove the limit")
+    lim.add_argument("--clear", action="store_true",
+                     help="remove the manual limit and drop every held-back profile write")
     site.set_defaults(func=cmd_site)
 
     smart = sub.add_parser("smart", help="Niagara smart-charging properties of a charger or connector")
@@ -85,8 +86,9 @@ def cmd_site(args: argparse.Namespace) -> int:
 
 
 def _site_text(site: dict[str, Any]) -> str:
+    alarm = "; BMS WATCHDOG EXPIRED" if site.get("watchdog_expired") else ""
     return (f"site limit in force: {site['in_force_power_kw']} kW, {site['in_force_current_a']} A per phase "
-            f"({site['reason']}); requested by {site['source']}")
+            f"({site['reason']}); source: {site['source']}{alarm}")
 
 
 def cmd_smart(args: argparse.Namespace) -> int:

@@ -186,6 +186,7 @@ class SimChargePoint(ChargePoint):
                     await sim.stop_session(c.id, "HardReset" if type == "Hard" else "SoftReset")
             await sim.flush()
             sim.emit(f"reset ({type})")
+            sim.power_cycle()
             await sim.reconnect(0.0)
 
         self.defer(reboot)
@@ -380,8 +381,12 @@ async def _triggered(sim: Simulator, message: str, connector_id: int | None) -> 
     targets = [connector_id] if connector_id is not None else list(sim.connectors)
     if message == "BootNotification":
         if sim.accepted.is_set():
+            # Not a reboot: state, transactions and profiles stay; most stacks send no statuses.
             payload, too_long = sim.boot_payload()
             await sim.call(call.BootNotification(**payload), skip_validation=too_long)
+            if sim.profile.firmware.status_after_triggered_boot:
+                for connector in list(sim.connectors):
+                    await sim.send_status(connector)
         else:
             sim.request_boot()
     elif message == "Heartbeat":

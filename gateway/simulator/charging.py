@@ -167,6 +167,9 @@ class ProfileStore:
             return self._reject("ChargePointMaxProfile only on connector 0")  # OCPP 1.6 3.13.1
         if profile.purpose == "TxProfile" and tx is None:
             return self._reject("TxProfile without an active transaction")  # OCPP 1.6 5.16.2
+        if spec.reject_unknown_transaction and profile.purpose == "TxProfile" \
+                and profile.transaction_id not in (None, tx.transaction_id):
+            return self._reject(f"unknown transaction {profile.transaction_id}")
         if spec.skip_unchanged_writes and any(p.same_content(profile) for p in self.profiles):
             return "Accepted"
         kept = [p for p in self.profiles if not self._replaced_by(p, profile)]

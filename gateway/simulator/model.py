@@ -158,6 +158,7 @@ class Meter:
     voltage_v: float
     max_current_a: float
     min_current_a: float
+    ramp_s: float = 0.0  # the car ramps up over this long from 0 A to the maximum (real cars: seconds)
 
     def offered(self, limit_a: float | None) -> float:
         offered = self.max_current_a if limit_a is None else min(limit_a, self.max_current_a)
@@ -171,9 +172,14 @@ class Meter:
             c.energy_wh += c.power_w * hours
             if c.power_w and c.soc_percent < 100:
                 c.soc_percent = min(100.0, c.soc_percent + c.power_w * hours / 600)  # 60 kWh battery
+        elapsed = (now - c.last_update).total_seconds() if c.last_update is not None else 0.0
         c.last_update = now
         c.offered_a = self.offered(limit_a)
-        c.current_a = min(c.offered_a, c.ev_max_current_a) if charging else 0.0
+        target = min(c.offered_a, c.ev_max_current_a) if charging else 0.0
+        if self.ramp_s > 0 and target > c.current_a:
+            # A raised limit is followed over seconds; a lower one at once (IEC 61851: within 5 s).
+            target = min(target, c.current_a + self.max_current_a * max(elapsed, 0.0) / self.ramp_s)
+        c.current_a = round(target, 3)
         c.power_w = round(c.current_a * self.voltage_v * self.phases, 1)
 
     def sample(self, c: Connector, measurands: list[str], now: datetime, context: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ with a comment citing the manual section); no code outside this loader asks whic
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -73,6 +74,22 @@ class SmartChargingSpec:
     reject_number_phases: bool = False
     composite_schedule_connector_zero: bool = True
     clear_unknown_status: str = "Unknown"
+    # Real firmware rejects a TxProfile whose transactionId it does not know (any more), every time.
+    reject_unknown_transaction: bool = False
+
+
+@dataclass(frozen=True)
+class Firmware:
+    """Behaviours of real charge-point stacks that the manuals do not mention (shared notes on
+    real firmware); each is off by default so a profile reads as its manual, and tests and the
+    site-limit soak benchmark switch them on (`[firmware]` in a profile file, or `with_firmware`).
+    """
+
+    ramp_s: float = 0.0  # a car takes this long to ramp from 0 A to the charger's maximum
+    meter_while_offline: bool = False  # keeps sampling (queued) while the central system is away
+    clock_aligned_outside_tx: bool = False  # Current.Import 0 on the clock, with no transaction
+    boot_on_reconnect: bool = True  # False: a mere reconnect sends no BootNotification or status
+    status_after_triggered_boot: bool = False  # many stacks send none after a triggered boot
 
 
 @dataclass(frozen=True)
@@ -126,6 +143,7 @@ class ChargerProfile:
     smart_charging: SmartChargingSpec
     quirks: Quirks
     notes: tuple[str, ...] = field(default=())
+    firmware: Firmware = field(default_factory=Firmware)
 
     def supports(self, action: str) -> bool:
         return action in self.actions
@@ -171,7 +189,18 @@ def parse_profile(data: dict[str, Any]) -> ChargerProfile:
         smart_charging=SmartChargingSpec(**_tupled(data.get("smart_charging", {}))),
         quirks=Quirks(**_tupled(data.get("quirks", {}))),
         notes=tuple(charger.get("notes", ())),
+        firmware=Firmware(**data.get("firmware", {})),
     )
+
+
+def with_firmware(profile: ChargerProfile, reject_unknown_transaction: bool | None = None,
+                  **behaviours: Any) -> ChargerProfile:
+    """The same charger with real-firmware behaviours switched on (see `Firmware`)."""
+    smart = profile.smart_charging
+    if reject_unknown_transaction is not None:
+        smart = dataclasses.replace(smart, reject_unknown_transaction=reject_unknown_transaction)
+    return dataclasses.replace(profile, smart_charging=smart,
+                               firmware=dataclasses.replace(profile.firmware, **behaviours))
 
 
 def load_profile(name_or_path: str | Path) -> ChargerProfile:

@@ -50,6 +50,7 @@ class Sessions:
     emit: Callable[[str], None]
     spawn: Callable[[Any], asyncio.Task[Any]]
     online: Callable[[], bool]
+    _stopping: bool
 
     async def call(self, payload: Any, skip_validation: bool = False) -> Any:
         raise NotImplementedError
@@ -239,9 +240,14 @@ class Sessions:
         return tx
 
     async def _meter_loop(self) -> None:
-        while self.online():
+        """Periodic samples in transactions (queued while offline when the firmware keeps
+        sampling) and, where the firmware does, clock-aligned samples of idle connectors."""
+        firmware = self.profile.firmware
+        while self.online() or (firmware.meter_while_offline and not self._stopping):
             interval = self.config.get_int(self.profile.quirks.meter_interval_key, 60)
             await asyncio.sleep(max(interval, 1))
             for c in list(self.connectors.values()):
                 if c.transaction and interval > 0:
                     await self.send_meter_values(c.id)
+                elif c.id > 0 and firmware.clock_aligned_outside_tx and self.online():
+                    await self.send_meter_values(c.id, "Sample.Clock")

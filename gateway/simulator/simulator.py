@@ -60,7 +60,8 @@ class Simulator(Sessions):
         if password and p.quirks.authorization_key:
             self.config.set_internal(p.quirks.authorization_key, password)
         self.profiles = ProfileStore(p.smart_charging, p.phases, p.voltage_v, p.max_current_a)
-        self.meter = Meter(p.phases, p.voltage_v, p.max_current_a, p.smart_charging.min_current_a)
+        self.meter = Meter(p.phases, p.voltage_v, p.max_current_a, p.smart_charging.min_current_a,
+                           p.firmware.ramp_s)
         self.connectors = {i: Connector(i, ev_max_current_a=p.max_current_a) for i in range(p.connectors + 1)}
         self.local_list: dict[str, dict[str, Any]] = {}
         self.local_list_version = 0
@@ -89,6 +90,8 @@ class Simulator(Sessions):
         self._cp: SimChargePoint | None = None
         self._next_delay_s = 0.0
         self._stopping = False
+        self._powered = False  # booted since the last power cycle: a reconnect need not boot
+        self._meter_task: asyncio.Task[None] | None = None
 
     # ----- time, events, waiting -------------------------------------------------------------
 
@@ -136,6 +139,7 @@ class Simulator(Sessions):
         StatusNotifications are sent (`wait="accepted"`), or after the first BootNotification
         answer whatever it is (`wait="answer"`)."""
         self._stopping = False
+        self._powered = False
         self._online_wanted.set()
         self._run_task = self.spawn(self._run())
         target = (lambda: self.ready.is_set()) if wait == "accepted" else (lambda: self.boot_count > 0)
@@ -229,16 +233,26 @@ class Simulator(Sessions):
                 delay, self._next_delay_s = self._next_delay_s, self.reconnect_delay_s
                 await asyncio.sleep(delay)  # a real charger's reconnect back-off, not synchronisation
 
+    def power_cycle(self) -> None:
+        """The next connection boots (a reset or power loss, not a mere network reconnect)."""
+        self._powered = False
+
     async def _session(self) -> None:
         try:
-            await self._boot()
-            for connector in self.connectors.values():
-                await self.send_status(connector.id)
+            if self._powered and not self.profile.firmware.boot_on_reconnect:
+                # Real firmware after a mere reconnect: no BootNotification, no StatusNotification.
+                self.accepted.set()
+                self.emit("reconnected without a boot")
+            else:
+                await self._boot()
+                self._powered = True
+                for connector in self.connectors.values():
+                    await self.send_status(connector.id)
             await self.flush()
             self.ready.set()
             self.emit("ready")
-            if self.meter_loop:
-                self.spawn(self._meter_loop())
+            if self.meter_loop and (self._meter_task is None or self._meter_task.done()):
+                self._meter_task = self.spawn(self._meter_loop())
             while self.heartbeat:
                 interval = max(self.heartbeat_interval_s(), self.profile.quirks.heartbeat_min_effective_s, 1)
                 await asyncio.sleep(interval)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 from bacpypes3.basetypes import ObjectTypesSupported, ServicesSupported
@@ -181,6 +182,16 @@ def fix_device_class() -> None:
     DeviceObject.propertyList = property(property_list, lambda s, v: None)  # type: ignore[assignment]
 
 
+NOT_AVAILABLE = math.nan  # present value of an analog point without a value (REAL NaN)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, where NaN equals NaN (else every refresh would be a change of value and a COV)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return bool(a == b)
+
+
 def to_bacnet(point: Point, value: Any) -> Any:
     """A table value as the object's present-value."""
     t = point.spec.bacnet_type
@@ -326,7 +337,7 @@ class BacnetServer:
         if spec.is_analog:
             kwargs["units"] = UNITS[spec.units][0]
             kwargs["covIncrement"] = spec.cov_increment or 1.0
-            kwargs["presentValue"] = float(value) if value is not None else 0.0
+            kwargs["presentValue"] = float(value) if value is not None else NOT_AVAILABLE  # never a fake 0
             if spec.min_value is not None and spec.bacnet_type == "analog-value":
                 kwargs["minPresValue"], kwargs["maxPresValue"] = spec.min_value, spec.max_value
         elif spec.bacnet_type.startswith("binary"):
@@ -378,11 +389,13 @@ class BacnetServer:
                 if obj.relinquishDefault != default:
                     obj.relinquishDefault = default
                     obj.recalculating()
-        elif value is not None:
-            new = to_bacnet(point, value)
-            if obj._gw_pushed != new:
+        elif value is not None or point.spec.is_analog:
+            # An analog value that is gone reads NaN ("not available", as on Modbus), never the
+            # last value: a limit in force that ended must not keep showing (issue 13 item 7).
+            new = to_bacnet(point, value) if value is not None else NOT_AVAILABLE
+            if not _same(obj._gw_pushed, new):
                 obj._gw_pushed = new
-                if obj.presentValue != new:
+                if not _same(obj.presentValue, new):
                     obj.presentValue = new
         if obj._gw_reliable != reliable:
             obj._gw_reliable = reliable

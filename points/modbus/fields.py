@@ -44,14 +44,16 @@ from points.table import PointTable, point_name
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-SITE_ORDER = ("PowerLimit", "CurrentLimit", "PowerLimit-InForce", "CurrentLimit-InForce")
+SITE_ORDER = ("PowerLimit", "CurrentLimit", "PowerLimit-InForce", "CurrentLimit-InForce", "Limit-Source",
+              "BMS-WatchdogExpired")
 CHARGER_ORDER = ("Online", "Registration", "Vendor", "Model", "Serial", "Firmware", "LastHeartbeat",
                  "Reconnects", "Reset", "Reset-Result", "ClearCache", "ClearCache-Result")
 CONNECTOR_ORDER = ("Status", "ErrorCode", "VendorErrorCode", "Availability", "Availability-Result",
                    "TransactionId", "IdTag", "SessionEnergy", "SessionDuration", "Unlock",
                    "Unlock-Result", "RemoteStart", "RemoteStart-Result", "RemoteStop",
                    "RemoteStop-Result", "SC-Enable", "SC-Unit", "SC-Limit", "SC-Kind", "SC-Purpose",
-                   "SC-ProfileId", "SC-StackLevel", "SC-SendStatus", "SC-Requested", "SC-Applied")
+                   "SC-ProfileId", "SC-StackLevel", "SC-SendStatus", "SC-Requested", "SC-Applied",
+                   "SC-SendState")
 # Meter values with registers, at the default location (Outlet): entry i sits at METER_AREA + 2i.
 # "u32" entries are the UINT32 Wh counter of the energy register before them.
 MODBUS_METERS: tuple[tuple[str, str, str], ...] = (

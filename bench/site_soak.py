@@ -1,0 +1,311 @@
+"""Site-limit soak: `python -m bench.site_soak --chargers 20 --minutes 3 --limit-every 20 --restarts 2`.
+
+Simulated chargers of the four manual profiles (`gateway.simulator`, with the real-firmware
+behaviours on: a car ramps up over seconds, a TxProfile for an unknown transaction is rejected,
+sampling goes on while the central system is away and is replayed before the StopTransaction,
+a reconnect sends no BootNotification) charge in sessions that start and end at random. Every
+`--limit-every` seconds a BMS writes a new site current limit, alternately over BACnet (another
+process, WriteProperty at priority 8) and Modbus (FC16); the gateway is restarted `--restarts`
+times. Printed as one JSON line:
+
+* `offered_over_limit`: once a second, the sum of what the charging sessions' chargers offer
+  (amperes per phase) against the limit in force; the largest excess, and how many samples
+  were above it; also counted without sessions that no profile applies to yet (a new session
+  offers the charger's maximum until its first profile arrives), and within 2 s of a write;
+* `writes_per_session`: profile writes for each transaction against 1 + the limit changes
+  during it, and against that plus the other sessions' starts and stops and the restarts
+  during it (each of those moves every share);
+* `limit_to_profile`: from each limit write to the first profile each charger received after it,
+  before any session started or stopped (chargers whose share did not change get none), from
+  the BMS client's send and from the write's arrival at the smart-charging controller;
+* `rejected_loops`: transactions with 3 or more rejected profile writes (goal 0);
+* `writes_per_charger`: profile writes of each charger in the run, and scaled to an hour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import random
+import re
+import socket
+import sys
+import time
+from collections import defaultdict
+from typing import Any
+
+from bench.bms_harness import Agent, free_udp_port, machine, percentiles, tempdir
+
+PROFILES = ("smappee", "acwallbox", "zappi", "evlink")
+SITE_CURRENT_LIMIT = ["analog-value", 2]  # points.catalog SITE_SPECS: slot 0, offset 2
+MODBUS_SITE_CURRENT_LIMIT = 12  # docs/modbus.md: holding 12-13, FLOAT32 A
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Soak:
+    """The gateway (restarted in place), the simulated chargers and the two BMS clients."""
+
+    def __init__(self, args: argparse.Namespace, tmp: str) -> None:
+        self.args, self.rng = args, random.Random(args.seed)
+        self.db = f"{tmp}/gateway.sqlite"
+        self.ports = {"ocpp": free_tcp_port(), "modbus": free_tcp_port(), "bacnet": free_udp_port()}
+        self.ids = [f"SOAK{i:03d}" for i in range(1, args.chargers + 1)]
+        self.gw: Any = None
+        self.sims: list[Any] = []
+        self.events: dict[str, list[tuple[float, str]]] = defaultdict(list)
+        self.limit_writes: list[tuple[float, float, str]] = []  # (time, amps, via)
+        self.sessions: dict[tuple[str, int], list[float]] = {}  # (charger, local tx) -> [start, stop]
+        self.samples: list[tuple[float, float, float | None, float]] = []  # (time, offered, limit, unprofiled)
+        self.restarted_at: list[float] = []
+        self.received_at: list[float] = []
+
+    def settings(self) -> Any:
+        from gateway.settings import Settings
+        s = Settings()
+        s.ocpp.host, s.ocpp.port = "127.0.0.1", self.ports["ocpp"]
+        s.ocpp.require_password = False  # the simulated chargers send no password
+        s.admin.enabled = False
+        s.bacnet.address, s.bacnet.port = "127.0.0.1/8", self.ports["bacnet"]
+        s.modbus.enabled, s.modbus.host, s.modbus.port = True, "127.0.0.1", self.ports["modbus"]
+        s.database.path = self.db
+        s.smart_charging.start_limit_a = self.args.start_limit
+        return s.validate()
+
+    async def start_gateway(self) -> None:
+        from gateway.app import Gateway
+        from gateway.extensions import install_extensions
+        self.gw = Gateway(self.settings())
+        install_extensions(self.gw)
+        await self.gw.start()
+        # When each BMS write reached the controller (the BMS client's own send time includes
+        # its first-request address resolution: about a second for bacpypes3).
+        original = self.gw.charging.set_site_limit
+
+        async def traced(*args: Any, **kwargs: Any) -> Any:
+            self.received_at.append(time.time())
+            return await original(*args, **kwargs)
+        self.gw.charging.set_site_limit = traced
+
+    async def restart(self) -> None:
+        self.restarted_at.append(time.time())
+        await self.gw.stop()
+        await self.start_gateway()
+
+    async def start(self) -> None:
+        from gateway.simulator import Simulator
+        from gateway.simulator.profile import load_profile, with_firmware
+        await self.start_gateway()
+        for i, charger_id in enumerate(self.ids):
+            name = PROFILES[i % len(PROFILES)]
+            await self.gw.add_device(charger_id)
+            if name == "acwallbox":
+                await self.gw.assign_quirk(charger_id, "ac-wallbox")  # manual 001 names no model
+            profile = with_firmware(load_profile(name), reject_unknown_transaction=True, ramp_s=5.0,
+                                    meter_while_offline=True, boot_on_reconnect=False)
+            sim = Simulator(profile, charger_id, f"ws://127.0.0.1:{self.ports['ocpp']}/ocpp",
+                            heartbeat=False, meter_loop=True, reconnect_delay_s=1.0,
+                            on_event=lambda line, cid=charger_id: self.events[cid].append((time.time(), line)))
+            sim.config.set_internal(profile.quirks.meter_interval_key, str(self.args.meter_interval))
+            sim.config.set_internal(profile.quirks.measurands_key, "Energy.Active.Import.Register,Current.Import")
+            self.sims.append(sim)
+        await asyncio.gather(*(sim.start() for sim in self.sims))
+
+    async def write_limit(self, bacnet: Agent, modbus: Any, amps: float, via: str) -> None:
+        if via == "bacnet":
+            answer = await bacnet.ask("write", object=SITE_CURRENT_LIMIT, value=amps, priority=8)
+            sent = answer["sent_at"]
+        else:
+            sent = time.time()
+            words = modbus.convert_to_registers(amps, modbus.DATATYPE.FLOAT32)
+            reply = await modbus.write_registers(MODBUS_SITE_CURRENT_LIMIT, words, device_id=1)
+            if reply.isError():
+                raise RuntimeError(f"Modbus write refused: {reply}")
+        self.limit_writes.append((sent, amps, via))
+
+    async def drive_sessions(self, deadline: float) -> None:
+        """Each second, an idle charger may start a session and a charging one may end it."""
+        while time.time() < deadline:
+            for sim in self.sims:
+                tx = sim.connectors[1].transaction
+                if tx is None and self.rng.random() < 1 / self.args.idle_s:
+                    started = await sim.start_session(1, "SOAKTAG", authorize=False)
+                    if started is not None:
+                        self.sessions[(sim.charger_id, started.local_id)] = [time.time(), 0.0]
+                elif tx is not None and self.rng.random() < 1 / self.args.session_s:
+                    await sim.stop_session(1)
+                    self.sessions[(sim.charger_id, tx.local_id)][1] = time.time()
+            await asyncio.sleep(1.0)
+
+    async def sample(self, deadline: float) -> None:
+        """Once a second: what the charging sessions are offered, against the limit in force."""
+        last_limit: float | None = None
+        while time.time() < deadline:
+            charging = [s for s in self.sims if s.connectors[1].transaction]
+            offered = sum(s.connectors[1].offered_a for s in charging)
+            # A session no profile applies to yet offers the charger's maximum (it just started,
+            # or started while the gateway was restarting).
+            unprofiled = sum(s.connectors[1].offered_a for s in charging if s.limit_a(1) is None)
+            if self.gw is not None and self.gw.charging is not None and self.gw.started.is_set():
+                last_limit = self.gw.charging.in_force.limit.current_a
+            self.samples.append((time.time(), offered, last_limit, unprofiled))
+            await asyncio.sleep(1.0)
+
+    async def run(self) -> dict[str, Any]:
+        from pymodbus.client import AsyncModbusTcpClient
+        args = self.args
+        await self.start()
+        bacnet = await Agent.spawn("bench.bms_bacnet", {
+            "bind": f"127.0.0.1/8:{free_udp_port()}", "server": f"127.0.0.1:{self.ports['bacnet']}"})
+        t0 = time.time()
+        deadline = t0 + args.minutes * 60
+        tasks = [asyncio.create_task(self.drive_sessions(deadline)), asyncio.create_task(self.sample(deadline))]
+        restarts = [t0 + args.minutes * 60 * (i + 1) / (args.restarts + 1) for i in range(args.restarts)]
+        try:
+            n = 0
+            while time.time() < deadline:
+                if restarts and time.time() >= restarts[0]:
+                    restarts.pop(0)
+                    await self.restart()
+                modbus = AsyncModbusTcpClient("127.0.0.1", port=self.ports["modbus"], timeout=5)
+                await modbus.connect()
+                via = "bacnet" if n % 2 == 0 else "modbus"
+                await self.write_limit(bacnet, modbus, float(self.rng.randrange(40, 160, 4)), via)
+                modbus.close()
+                n += 1
+                await asyncio.sleep(min(args.limit_every, max(0.0, deadline - time.time())))
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await bacnet.close()
+            for sim in self.sims:
+                await sim.stop()
+            await self.gw.stop()
+        return self.report(time.time() - t0)
+
+    def report(self, wall_s: float) -> dict[str, Any]:
+        over = [(off - lim) for _t, off, lim, _u in self.samples if lim is not None and off > lim + 1e-6]
+        managed = [(off - un - lim) for _t, off, lim, un in self.samples
+                   if lim is not None and off - un > lim + 1e-6]
+        after_write = [(t, off - lim) for t, off, lim, _u in self.samples if lim is not None and off > lim + 1e-6
+                       and any(0 <= t - w < 2.0 for w, _a, _v in self.limit_writes)]
+        writes_per_tx, rejected_loops = self._writes_per_transaction()
+        latencies, per_write = self._latencies(sorted(t for t, _a, _v in self.limit_writes))
+        from_receipt, _per = self._latencies(sorted(self.received_at))
+        per_hour = {cid: round(sum(1 for _t, line in ev if "<- SetChargingProfile" in line) * 3600 / wall_s, 1)
+                    for cid, ev in self.events.items()}
+        strict = sum(1 for w, allowed, _a in writes_per_tx if w <= allowed)
+        shared = sum(1 for w, _s, allowed in writes_per_tx if w <= allowed)
+        counts = {cid: sum(1 for _t, line in ev if "<- SetChargingProfile" in line) for cid, ev in self.events.items()}
+        return {
+            "benchmark": "site_soak", "chargers": len(self.ids), "minutes": self.args.minutes,
+            "limit_writes": len(self.limit_writes), "restarts": self.args.restarts,
+            "sessions": len(self.sessions),
+            "offered_over_limit": {"samples": len(self.samples), "above": len(over),
+                                   "max_excess_a": round(max(over), 1) if over else 0.0,
+                                   "above_within_2_s_of_a_limit_write": len(after_write),
+                                   "above_counting_only_sessions_with_a_profile": len(managed),
+                                   "max_excess_of_those_a": round(max(managed), 1) if managed else 0.0},
+            "writes_per_session": {
+                "sessions": len(writes_per_tx), "max": max((w for w, _s, _a in writes_per_tx), default=0),
+                "within_1_plus_limit_changes": strict,
+                "max_over_1_plus_limit_changes": max((w - a for w, a, _s in writes_per_tx), default=0),
+                "within_1_plus_limit_changes_plus_share_changes": shared,
+                "max_over_that": max((w - a for w, _s, a in writes_per_tx), default=0)},
+            "limit_to_profile": {**percentiles(latencies), "per_write_max_ms": per_write},
+            "limit_received_to_profile": percentiles(from_receipt),
+            "rejected_loops": rejected_loops,
+            "rejections": sum(1 for ev in self.events.values() for _t, line in ev
+                              if "SetChargingProfile rejected" in line),
+            "writes_per_charger": {"max_in_run": max(counts.values(), default=0),
+                                   "per_hour_extrapolated_max": max(per_hour.values(), default=0),
+                                   "per_hour_extrapolated_mean": round(sum(per_hour.values()) / max(len(per_hour), 1), 1),
+                                   "budget_per_hour": {"zappi": 26, "others": 60}},
+            "wall_s": round(wall_s, 1), "machine": machine()}
+
+    def _writes_per_transaction(self) -> tuple[list[tuple[int, int, int]], int]:
+        """(writes, 1 + limit changes, 1 + limit changes + other sessions' starts and stops +
+        gateway restarts) during each transaction."""
+        result, loops = [], 0
+        for sim in self.sims:
+            per_tx: dict[Any, int] = defaultdict(int)
+            for action, payload in sim.received_calls:
+                if action == "SetChargingProfile":
+                    per_tx[payload["csChargingProfiles"].get("transactionId")] += 1
+            rejected: dict[Any, int] = defaultdict(int)
+            for _t, line in self.events[sim.charger_id]:
+                if "unknown transaction" in line or "without an active transaction" in line:
+                    rejected[line] += 1
+            loops += sum(1 for count in rejected.values() if count >= 3)
+            for tx_id, writes in per_tx.items():
+                if tx_id is None:
+                    continue
+                span = self._tx_span(sim, tx_id)
+                changes = sum(1 for t, _a, _v in self.limit_writes if span[0] <= t <= span[1])
+                others = sum(1 for t in self._session_events(exclude=sim.charger_id) if span[0] < t <= span[1])
+                restarts = sum(1 for t in self.restarted_at if span[0] < t <= span[1])
+                result.append((writes, 1 + changes, 1 + changes + others + restarts))
+        return result, loops
+
+    def _session_events(self, exclude: str = "") -> list[float]:
+        """When sessions started or stopped (each one moves every other session's share)."""
+        return sorted(t for (cid, _tx), span in self.sessions.items() if cid != exclude for t in span if t)
+
+    def _tx_span(self, sim: Any, tx_id: int) -> tuple[float, float]:
+        """When a transaction ran, from the StartTransaction answer the charger logged."""
+        mark = re.compile(rf"transaction_id={tx_id}\b")
+        times = [t for t, line in self.events[sim.charger_id] if "StartTransaction" in line and mark.search(line)]
+        start = times[0] if times else 0.0
+        stops = [t for t, line in self.events[sim.charger_id] if "StopTransaction" in line and mark.search(line)]
+        return start, stops[-1] if stops else time.time()
+
+    def _latencies(self, times: list[float]) -> tuple[list[float], list[float]]:
+        """Per charger and write: ms to the first SetChargingProfile after the write (within 10 s)."""
+        others = self._session_events() + self.restarted_at
+        all_ms, per_write = [], []
+        for i, t in enumerate(times):
+            # Profiles after a session started or stopped, or a restart, are not this write's.
+            until = min([t + 10.0, *(times[i + 1:i + 2]), *(e for e in others if e > t)])
+            got = []
+            for ev in self.events.values():
+                first = next((e for e, line in ev if t <= e < until and "<- SetChargingProfile" in line), None)
+                if first is not None:
+                    got.append((first - t) * 1000)
+            all_ms += got
+            per_write.append(round(max(got), 1) if got else None)
+        return all_ms, per_write
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.site_soak", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--chargers", type=int, default=50)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--limit-every", type=float, default=60.0, help="seconds between BMS limit writes")
+    parser.add_argument("--restarts", type=int, default=2)
+    parser.add_argument("--session-s", type=float, default=90.0, help="mean session length")
+    parser.add_argument("--idle-s", type=float, default=30.0, help="mean idle time between sessions")
+    parser.add_argument("--meter-interval", type=int, default=10, help="MeterValueSampleInterval of every charger")
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--start-limit", type=float, default=None,
+                        help="smart_charging.start_limit_a (a new session's current until its share arrives)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    logging.basicConfig(level=logging.CRITICAL)
+    with tempdir() as tmp:
+        result = asyncio.run(Soak(args, tmp).run())
+    result["command"] = "python -m bench.site_soak " + " ".join(sys.argv[1:] if argv is None else argv)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

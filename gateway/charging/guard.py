@@ -1,0 +1,219 @@
+"""The flash-wear guard of one charger: no rewrites, a deadband, a budget, and rejection back-off.
+
+Every SetChargingProfile wears the charger's flash (zappi 003: 26 slot writes per 60 minutes),
+so the guard decides whether a payload is worth writing at all. A value held back by the budget
+is kept as the slot's newest wish and goes out once the budget frees, so the last wanted value
+always arrives. A payload the charger rejected is not re-sent each pass: the same payload waits
+an exponentially growing time (real firmware rejects a TxProfile for a transaction it no longer
+knows every time). A wish belongs to its transaction: `drop_transaction` forgets it when the
+transaction ends. Pure code: no I/O, the clock is passed in.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.chargers.capabilities import ChargerCapabilities
+
+REJECT_BACKOFF_S = 5.0  # first wait after a rejection; doubles with each further one
+REJECT_BACKOFF_MAX_S = 900.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether to write now; if not, why, and when a held-back value can go (``retry_at``)."""
+
+    write: bool
+    reason: str
+    retry_at: float | None = None
+
+    @property
+    def rejected(self) -> bool:
+        return self.reason.startswith("rejected")
+
+
+@dataclass
+class _Rejection:
+    payload: dict[str, Any]
+    count: int
+    retry_at: float
+
+
+class WriteGuard:
+    """Profiles are compared per slot (connector, purpose, stack level, profile id); the budget is
+    shared by the whole charger. Call ``decide`` with what you want on the charger; after sending,
+    ``record_write``."""
+
+    def __init__(
+        self,
+        caps: ChargerCapabilities | None = None,
+        *,
+        writes_per_hour: int | None = None,
+        default_writes_per_hour: int = 60,
+        deadband_a: float = 0.5,
+        deadband_w: float = 100.0,
+        window_s: float = 3600.0,
+    ) -> None:
+        from_caps = caps.profile_writes_per_hour if caps is not None else None
+        self.writes_per_hour = writes_per_hour or from_caps or default_writes_per_hour
+        self.deadband = {"A": deadband_a, "W": deadband_w}
+        self.window_s = window_s
+        self.writes_total = 0
+        self.rejections_total = 0
+        self._times: deque[float] = deque()
+        self._written: dict[tuple, dict[str, Any]] = {}
+        self._pending: dict[tuple, dict[str, Any]] = {}
+        self._rejected: dict[tuple, _Rejection] = {}
+        self._approved: dict[str, Any] | None = None
+
+    def writes_in_window(self, now: float) -> int:
+        """Writes in the rolling window ending now (the per-charger write counter point)."""
+        while self._times and self._times[0] <= now - self.window_s:
+            self._times.popleft()
+        return len(self._times)
+
+    def recent_writes(self, now: float) -> list[float]:
+        """When the writes of the rolling window were sent (kept across a gateway restart)."""
+        self.writes_in_window(now)
+        return list(self._times)
+
+    def restore_writes(self, times: list[float], now: float) -> None:
+        """Count writes sent before a gateway restart against the budget (zappi counts them too)."""
+        self._times = deque(sorted(float(t) for t in times if now - self.window_s < float(t) <= now))
+
+    @property
+    def pending(self) -> list[dict[str, Any]]:
+        """Values held back (budget or rejection back-off), newest wish per slot."""
+        return list(self._pending.values())
+
+    def due(self, now: float) -> list[dict[str, Any]]:
+        """Pending values that may be written now (pass each to ``decide`` again)."""
+        if self.writes_in_window(now) >= self.writes_per_hour:
+            return []
+        return [p for slot, p in self._pending.items() if self._backoff_over(slot, p, now)]
+
+    def _backoff_over(self, slot: tuple, payload: Mapping[str, Any], now: float) -> bool:
+        rejection = self._rejected.get(slot)
+        return rejection is None or not _same(rejection.payload, payload) or now >= rejection.retry_at
+
+    def decide(self, payload: Mapping[str, Any], now: float) -> Decision:
+        """Whether ``payload`` (a SetChargingProfile.req) should be written at ``now``."""
+        self._approved = None
+        slot, shape, limits, unit = _normalize(payload)
+        last = self._written.get(slot)
+        if last is not None:
+            _, last_shape, last_limits, _ = _normalize(last)
+            if shape == last_shape and limits == last_limits:
+                self._pending.pop(slot, None)
+                return Decision(False, "unchanged")
+            if shape == last_shape and _within(limits, last_limits, self.deadband.get(unit, 0.0)):
+                self._pending.pop(slot, None)
+                return Decision(False, f"change within the {self.deadband.get(unit)} {unit} deadband")
+        rejection = self._rejected.get(slot)
+        if rejection is not None and _same(rejection.payload, payload) and now < rejection.retry_at:
+            self._pending[slot] = dict(payload)
+            return Decision(False, f"rejected {rejection.count}x: retry after back-off", rejection.retry_at)
+        if self.writes_in_window(now) >= self.writes_per_hour:
+            self._pending[slot] = dict(payload)
+            retry_at = self._times[0] + self.window_s
+            return Decision(False, f"budget of {self.writes_per_hour} writes per hour used", retry_at)
+        self._approved = dict(payload)
+        return Decision(True, "first write" if last is None else "changed")
+
+    def record_write(self, now: float, payload: Mapping[str, Any] | None = None, accepted: bool = True) -> None:
+        """Count a write sent at ``now`` (default: the payload ``decide`` last approved).
+
+        Every sent write counts against the budget; only an accepted one becomes the value the
+        charger holds. A rejected one stays the slot's wish and is tried again after a back-off
+        that doubles with each rejection of the same payload.
+        """
+        sent = dict(payload) if payload is not None else self._approved
+        self._times.append(now)
+        self.writes_total += 1
+        self._approved = None
+        if sent is None:
+            return
+        slot = _normalize(sent)[0]
+        if accepted:
+            self._written[slot] = sent
+            self._rejected.pop(slot, None)
+            if slot in self._pending and _same(self._pending[slot], sent):
+                del self._pending[slot]
+            return
+        self.rejections_total += 1
+        before = self._rejected.get(slot)
+        count = before.count + 1 if before is not None and _same(before.payload, sent) else 1
+        wait = min(REJECT_BACKOFF_S * 2 ** (count - 1), REJECT_BACKOFF_MAX_S)
+        self._rejected[slot] = _Rejection(sent, count, now + wait)
+        self._pending.setdefault(slot, sent)
+
+    def rejected_count(self, payload: Mapping[str, Any]) -> int:
+        """How often this very payload was rejected in a row (0: not rejected)."""
+        rejection = self._rejected.get(_normalize(payload)[0])
+        return rejection.count if rejection is not None and _same(rejection.payload, payload) else 0
+
+    def drop_transaction(self, transaction_id: int) -> int:
+        """The transaction ended or is gone: its profiles can never be written. Returns how many."""
+        dropped = [slot for slot, p in self._pending.items() if _transaction_of(p) == transaction_id]
+        for slot in dropped:
+            del self._pending[slot]
+        for slot in [s for s, r in self._rejected.items() if _transaction_of(r.payload) == transaction_id]:
+            del self._rejected[slot]
+        return len(dropped)
+
+    def drop_slot(self, connector_id: int, profile_id: int) -> None:
+        """Forget every wish for one profile (it was cleared on purpose)."""
+        for table in (self._pending, self._rejected, self._written):
+            for slot in [s for s in table if (s[0], s[3]) == (connector_id, profile_id)]:
+                del table[slot]
+
+    def clear_pending(self) -> None:
+        """Drop every held-back wish (the operator lifted the limit)."""
+        self._pending.clear()
+        self._rejected.clear()
+
+    def forget(self) -> None:
+        """The charger lost its profiles (reboot, ClearChargingProfile): write the next value again."""
+        self._written.clear()
+
+
+def _transaction_of(payload: Mapping[str, Any]) -> int | None:
+    return payload.get("csChargingProfiles", {}).get("transactionId")
+
+
+def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Same slot, shape and limits (timestamps aside)."""
+    return _normalize(a) == _normalize(b)
+
+
+def _normalize(payload: Mapping[str, Any]) -> tuple[tuple, Any, tuple[float, ...], str]:
+    """Slot key, the payload without timestamps and limits, the limits, and the unit."""
+    profile = copy.deepcopy(dict(payload.get("csChargingProfiles", {})))
+    slot = (payload.get("connectorId"), profile.get("chargingProfilePurpose"),
+            profile.get("stackLevel"), profile.get("chargingProfileId"))
+    for key in ("validFrom", "validTo"):
+        profile.pop(key, None)
+    schedule = profile.get("chargingSchedule", {})
+    schedule.pop("startSchedule", None)  # moves with the clock; not a change of the limit
+    limits = []
+    for period in schedule.get("chargingSchedulePeriod", []):
+        limits.append(round(float(period.pop("limit", 0.0)), 3))
+    shape = (payload.get("connectorId"), json.dumps(profile, sort_keys=True))
+    return slot, shape, tuple(limits), str(schedule.get("chargingRateUnit", "A"))
+
+
+def _within(limits: tuple[float, ...], last: tuple[float, ...], deadband: float) -> bool:
+    """All limits rose by less than the deadband, and none crossed between pause (0) and charging.
+
+    A cut is always written, however small: the allocator makes one only when the site limit
+    needs it (a small cut it does not need, its hysteresis holds back), and a charger left at the
+    higher value would break the limit (the soak benchmark saw 0.4 A too much on each of four).
+    """
+    return len(limits) == len(last) and all(
+        0 <= a - b < deadband and (a == 0) == (b == 0) for a, b in zip(limits, last, strict=True)
+    )

@@ -1,0 +1,199 @@
+"""Sending the site shares: the one write path of smart charging (a mixin of the controller).
+
+Every SetChargingProfile goes through `write`, which asks the charger's write guard first and
+records the answer (the outcome points read it); an accepted site share is verified with
+GetCompositeSchedule where the charger can say what it applies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from gateway.chargers.capabilities import ChargerCapabilities, capabilities_of
+from gateway.charging.guard import WriteGuard
+from gateway.charging.inputs import ConnectorControl, phases_of, written_share
+from gateway.charging.profiles import (
+    ChargingProfilePurpose,
+    ChargingRateUnit,
+    ProfileNotSupported,
+    SmartChargingSettings,
+    build_profile,
+)
+from gateway.errors import OperationError
+from gateway.model.station import Station
+
+if TYPE_CHECKING:
+    from gateway.charging.niagara import OperatorProfiles
+
+log = logging.getLogger(__name__)
+# Profiles the allocator writes use their own id and stack level so that an operator's Niagara
+# profile (a ChargePointMaxProfile, say) and the site share combine on the charger (the lower wins).
+SITE_PROFILE_ID = 900000
+
+
+class ProfileSender:
+    """The write side of `ChargingController` (its state is the controller's)."""
+
+    gw: Any  # the gateway (typed loosely: this room does not import the composition root)
+    operator: OperatorProfiles
+    profiles: dict[tuple[str, int], SmartChargingSettings]
+    control: dict[tuple[str, int], ConnectorControl]
+    guards: dict[str, WriteGuard]
+    _site_profiles: set[tuple[str, int]]
+
+    def _guard(self, charger_id: str, caps: ChargerCapabilities) -> WriteGuard:
+        raise NotImplementedError
+
+    def notify(self, charger_id: str | None) -> None:
+        raise NotImplementedError
+
+    def utcnow(self) -> datetime:
+        raise NotImplementedError
+
+    def _start_defaults(self) -> list[Any]:
+        """A TxDefaultProfile at `smart_charging.start_limit_a` on connector 0 of every charger
+        that has room for it, so a session that starts takes that until its share arrives
+        (otherwise it offers the charger's maximum for that while). Written once: the guard
+        keeps it from being rewritten; lifted with the site limit."""
+        cfg = self.gw.settings.smart_charging
+        if cfg.start_limit_a is None:
+            return []
+        sends = []
+        for station in self.gw.registry.added_stations():
+            caps = capabilities_of(station)
+            room = caps.max_profiles_installed is None or caps.max_profiles_installed >= 2
+            if (station.online and room and caps.supports_action("SetChargingProfile")
+                    and caps.accepts_purpose(ChargingProfilePurpose.TX_DEFAULT.value)
+                    and not self.operator.enabled(station.charger_id)):
+                sends.append(self._send_start_default(station, caps, cfg.start_limit_a))
+        return sends
+
+    async def _send_start_default(self, station: Station, caps: ChargerCapabilities, amps: float) -> None:
+        cfg = self.gw.settings.smart_charging
+        settings = SmartChargingSettings(
+            enabled=True, unit=ChargingRateUnit.A, limit=amps, purpose=ChargingProfilePurpose.TX_DEFAULT,
+            profile_id=SITE_PROFILE_ID, stack_level=0, connector_id=0)
+        try:
+            plan = build_profile(settings, caps, cfg.default_phases, cfg.nominal_voltage_v, None, now=self.utcnow())
+        except ProfileNotSupported:
+            return
+        await self.write(station.charger_id, plan.request(), (station.charger_id, 0))
+
+    async def _send_share(self, charger_id: str, connector_id: int, amps: float) -> None:
+        station = self.gw.registry.get(charger_id)
+        if station is None:
+            return
+        caps = capabilities_of(station)
+        connector = station.connectors.get(connector_id)
+        cfg = self.gw.settings.smart_charging
+        phases = phases_of(station, connector_id, caps, cfg.default_phases)
+        control = self.control.setdefault((charger_id, connector_id), ConnectorControl())
+        operator = self.operator.in_the_way(charger_id, connector_id, caps.max_profiles_installed)
+        if operator is None:
+            settings = SmartChargingSettings(
+                enabled=True, unit=ChargingRateUnit.A, limit=amps, purpose=ChargingProfilePurpose.TX,
+                profile_id=SITE_PROFILE_ID + connector_id, stack_level=caps.max_stack_level,
+                connector_id=connector_id)
+        else:
+            # In the operator profile's place (same id, purpose, stack level), with the lower limit.
+            operator_a = (operator.limit if operator.unit == ChargingRateUnit.A
+                          else operator.limit / (cfg.nominal_voltage_v * phases))
+            settings = dataclasses.replace(operator, unit=ChargingRateUnit.A, limit=min(amps, operator_a))
+        control.in_place_of = operator.connector_id if operator is not None else None
+        try:
+            plan = build_profile(settings, caps, phases, cfg.nominal_voltage_v,
+                                 connector.transaction_id if connector else None, now=self.utcnow())
+        except ProfileNotSupported as exc:
+            control.send_status, control.send_state = str(exc), "Failed"
+            return
+        await self.write(charger_id, plan.request(), (charger_id, connector_id))
+
+    async def _clear_site_profile(self, charger_id: str, connector_id: int) -> None:
+        key = (charger_id, connector_id)
+        control = self.control.setdefault(key, ConnectorControl())
+        self._site_profiles.discard(key)
+        station = self.gw.registry.get(charger_id)
+        operator = self.profiles.get((charger_id, control.in_place_of)) if control.in_place_of is not None else None
+        if operator is not None and station is not None:
+            control.in_place_of = None
+            await self.operator.send(station, operator)  # the operator's limit again
+            control.send_status = f"operator profile restored: {self.profiles[(charger_id, operator.connector_id)].send_status}"
+            return
+        try:
+            answer = await self.gw.session_for(charger_id).call(
+                "ClearChargingProfile", {"id": SITE_PROFILE_ID + connector_id})
+            control.send_status, control.send_state = f"cleared: {answer.get('status')}", "Cleared"
+        except OperationError as exc:
+            control.send_status = f"clear failed: {exc}"
+        guard = self.guards.get(charger_id)
+        if guard is not None:
+            guard.drop_slot(connector_id, SITE_PROFILE_ID + connector_id)
+            guard.forget()
+
+    async def write(self, charger_id: str, payload: dict[str, Any], key: tuple[str, int] | None) -> str:
+        """Send one SetChargingProfile through the write guard; returns the send status."""
+        station = self.gw.registry.get(charger_id)
+        if station is None:
+            return "unknown charger"
+        guard = self._guard(charger_id, capabilities_of(station))
+        now = self.gw.clock()
+        decision = guard.decide(payload, now)
+        control = self.control.setdefault(key, ConnectorControl()) if key else None
+        if not decision.write:
+            if control is not None and decision.retry_at is not None:
+                control.send_status = f"{'rejected' if decision.rejected else 'held back'}: {decision.reason}"
+                control.send_state = "Rejected" if decision.rejected else "Held back"
+            return decision.reason
+        if control is not None:
+            control.send_state = "Pending"
+        try:
+            answer = await self.gw.session_for(charger_id).call("SetChargingProfile", payload)
+            status = str(answer.get("status", "?"))
+        except OperationError as exc:
+            guard.record_write(now, payload, accepted=False)
+            status = f"failed: {exc}"
+        else:
+            guard.record_write(now, payload, accepted=status == "Accepted")
+        if control is not None:
+            self._record_answer(key, control, payload, status)
+        if status == "Accepted" and key is not None:
+            self.gw.spawn(self._verify(charger_id, key[1]), f"verify profile on {charger_id}")
+        self.notify(charger_id)
+        return status
+
+    def _record_answer(self, key: Any, control: ConnectorControl, payload: dict[str, Any], status: str) -> None:
+        control.send_status = status
+        control.send_state = {"Accepted": "Accepted", "Rejected": "Rejected"}.get(status, "Failed")
+        if status != "Accepted":
+            return
+        control.written_a, control.written_tx = written_share(payload)
+        control.applied_at = self.gw.clock()
+        if control.written_tx is None:  # a TxDefault/ChargePointMax profile outlives the session
+            self._site_profiles.add(key)
+
+    async def _verify(self, charger_id: str, connector_id: int) -> None:
+        """Ask the charger what it applies now (GetCompositeSchedule), where it can say."""
+        station = self.gw.registry.get(charger_id)
+        if station is None:
+            return
+        caps = capabilities_of(station)
+        if not caps.supports_action("GetCompositeSchedule") or not caps.can_get_composite_schedule(connector_id):
+            return
+        try:
+            answer = await self.gw.session_for(charger_id).call(
+                "GetCompositeSchedule", {"connectorId": connector_id, "duration": 60,
+                                         "chargingRateUnit": caps.allowed_rate_units[0]})
+        except OperationError as exc:
+            log.info("%s: composite schedule not available: %s", charger_id, exc)
+            return
+        schedule = answer.get("chargingSchedule") or {}
+        periods = schedule.get("chargingSchedulePeriod") or []
+        control = self.control.get((charger_id, connector_id))
+        if control is not None and control.transaction_id is not None and answer.get("status") == "Accepted" \
+                and periods:
+            control.applied_limit = float(periods[0]["limit"])
+            control.applied_unit = schedule.get("chargingRateUnit", "")
+        self.notify(charger_id)
