@@ -214,7 +214,9 @@ RANGES: dict[str, tuple[float, float]] = {
     "bacnet.write_wait_s": (0, 60), "modbus.write_wait_s": (0, 60),
     "smart_charging.nominal_voltage_v": (50, 1000), "smart_charging.default_phases": (1, 3),
     "smart_charging.site_power_limit_kw": (0, 100000), "smart_charging.site_current_limit_a": (0, 100000),
-    "smart_charging.safe_power_limit_kw": (0, 100000), "smart_charging.setpoint_timeout_s": (1, 10**7),
+    "smart_charging.safe_power_limit_kw": (0, 100000), "smart_charging.setpoint_timeout_s": (0, 10**7),
+    "smart_charging.settle_s": (0, 3600), "smart_charging.coalesce_s": (0, 60),
+    "smart_charging.start_limit_a": (0, 1000),
     "smart_charging.profile_writes_per_hour": (1, 100000),
 }
 

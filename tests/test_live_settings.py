@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 
 import pytest
@@ -92,7 +93,8 @@ async def test_a_safe_limit_set_live_is_the_fallback_at_once(gateway, runner, ca
     assert code == 0
     code, _, _ = await cli(capsys, runner, "settings", "set", "smart_charging.setpoint_timeout_s", "1")
     assert code == 0
-    gateway.charging.site.written_at = gateway.clock() - 2  # the BMS wrote 2 s ago, then went quiet
+    site = gateway.charging.site  # the BMS wrote 2 s ago, then went quiet
+    site.bms = dataclasses.replace(site.bms, at=gateway.clock() - 2)
     await wait_until(lambda: gateway.charging.site_view()["in_force_power_kw"] == 7.0)
     assert gateway.charging.site_view()["reason"].startswith("fallback")
 

@@ -112,12 +112,14 @@ class LiveSettings:
 
     def _take_effect(self, key: str, value: Any) -> None:
         """Most readers look at gw.settings on every use (smart charging's once-a-second pass
-        picks up its settings by itself); these few need a nudge."""
+        reads its timeouts by itself); these few need a nudge."""
         if key == "logging.filter_charger":
             from gateway.history.logfilter import set_charger_filter
             set_charger_filter(value)
         elif key == "logging.level":
             logging.getLogger().setLevel(str(value).upper())
+        elif key == "smart_charging.safe_power_limit_kw" and self.gw.charging is not None:
+            self.gw.charging.site.reconfigure()  # the once-a-second pass decides with it
         elif key == "registration.guest_response":
             for charger_id, session in list(self.gw.sessions.items()):
                 if session.station.slot is None:
