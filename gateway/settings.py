@@ -49,7 +49,18 @@ class OcppSettings:
     max_connections: int = 20000
     # Many chargers offer no Sec-WebSocket-Protocol (notes: Grizzl-E); refusing them helps nobody.
     require_subprotocol: bool = False
+    # Strict OCPP 1.6 schemas, relaxed per action by a charger's quirk; false relaxes every
+    # action of every charger (types and required fields are still checked).
     validate_schemas: bool = True
+    # Deeper frames are refused before decoding (the deepest 1.6 message has 6 levels).
+    max_nesting_depth: int = 20
+    # A connectorId beyond this is refused: each one becomes live state and BMS points.
+    max_connector_id: int = 100
+    # General-log text per message is cut here (the raw size is noted), and each charger may
+    # write this much general-log text a minute; lines beyond are counted, not kept.
+    # Transaction lines are always kept.
+    log_line_max_chars: int = 1000
+    log_budget_bytes_per_minute: int = 65536
     # Freeze long-lived objects out of the garbage collector this often (0: Python's default
     # collector); see gateway/gc_policy.py for the measured pauses this avoids.
     gc_freeze_interval_s: float = 10.0
@@ -174,6 +185,9 @@ class Settings:
             problems.append("admin.password must be at least 12 characters")
         if self.ocpp.ssl_enabled and not (self.ocpp.ssl_certfile and self.ocpp.ssl_keyfile):
             problems.append("ocpp.ssl_enabled needs ocpp.ssl_certfile and ocpp.ssl_keyfile")
+        for name in ("max_nesting_depth", "max_connector_id", "log_line_max_chars", "log_budget_bytes_per_minute"):
+            if getattr(self.ocpp, name) < 1:
+                problems.append(f"ocpp.{name} must be at least 1")
         if self.ocpp.require_client_certificate and not (self.ocpp.ssl_enabled and self.ocpp.ssl_cafile):
             problems.append("ocpp.require_client_certificate needs ocpp.ssl_enabled and ocpp.ssl_cafile")
         if problems:

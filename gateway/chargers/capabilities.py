@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import Any
 
 from gateway.chargers.quirks import PURPOSES, Quirk, QuirkSet, bundled_quirks
 from gateway.model.station import Station
@@ -250,3 +251,19 @@ def capabilities_of(station: Station) -> ChargerCapabilities:
     assigned = bundled_quirks().by_name(station.quirk_name) if station.quirk_name else None
     return ChargerCapabilities.from_configuration(keys, station.boot.vendor, station.boot.model,
                                                   station.boot.firmware_version or None, quirks=assigned)
+
+
+def schema_relaxations(station: Station, boot: Mapping[str, Any] | None = None) -> frozenset[str]:
+    """The actions whose harmless schema deviations this charger's quirk tolerates.
+
+    A BootNotification is judged on the vendor, model and firmware it carries: the station's
+    are not known yet (EVlink 6.3.3.2 note 1: the over-long serials come in the first boot).
+    """
+    if boot is None:
+        return capabilities_of(station).relaxed_schema_actions
+    vendor, model, firmware = (boot.get(k) for k in ("chargePointVendor", "chargePointModel", "firmwareVersion"))
+    assigned = bundled_quirks().by_name(station.quirk_name) if station.quirk_name else None
+    caps = ChargerCapabilities.from_configuration(
+        {}, vendor if isinstance(vendor, str) else "", model if isinstance(model, str) else "",
+        firmware if isinstance(firmware, str) else None, quirks=assigned)
+    return caps.relaxed_schema_actions

@@ -21,6 +21,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from gateway.ocpp.logbudget import LogBudget
 from gateway.ocpp.login import LoginGuard, LoginOutcome
 
 if TYPE_CHECKING:
@@ -95,6 +96,9 @@ class OcppServer:
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
         self.server: Server | None = None
+        # One budget per charger id across its connections: reconnecting does not refill it.
+        self.log_budget = LogBudget(gateway.settings.ocpp.log_budget_bytes_per_minute, gateway.clock,
+                                    gateway.settings.ocpp.log_line_max_chars)
         self.login = LoginGuard(gateway, gateway.settings.ocpp, gateway.clock, gateway.history, gateway.spawn)
         # Whether each accepted connection logged in with valid credentials (read by _handle).
         self._authenticated: weakref.WeakKeyDictionary[ServerConnection, bool] = weakref.WeakKeyDictionary()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -19,10 +18,10 @@ from websockets.exceptions import ConnectionClosed
 
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable, OcppError
 from gateway.model import registration as registration_rule
-from gateway.model.station import BootInfo, MeterKey, MeterReading, Station
+from gateway.model.station import BootInfo, Station
 from gateway.model.timestamps import iso_z, parse_timestamp
-from gateway.ocpp import protocol
-from gateway.ocpp.summaries import confirmation_summary, request_summary
+from gateway.ocpp import frames, meter_rows, protocol
+from gateway.ocpp.summaries import confirmation_summary, request_summary, safe_summary
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -35,6 +34,8 @@ _ids = itertools.count(1)
 # for a connector we believe busy, the transaction ended without a StopTransaction (AC wallbox,
 # manual 001 section 3.1: "Hard reset ... the data of the charging transaction ... will be lost").
 _NO_TRANSACTION = frozenset({"Available", "Preparing"})
+# Their log lines are part of the transaction record: never dropped by the log budget.
+_TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction"})
 
 
 class Session:
@@ -52,6 +53,7 @@ class Session:
         self._call_lock = asyncio.Lock()
         self._after: list[tuple[Callable[[], Awaitable[None]], str]] = []
         self._reported_since_boot: set[int] | None = None  # connectors with a status since boot
+        self._recent = frames.RecentAnswers()
         # A TriggerMessage(BootNotification) was accepted: the next boot is not a reboot (real
         # firmware keeps its state, transactions and profiles; shared notes on real firmware).
         self.boot_triggered = False
@@ -73,7 +75,11 @@ class Session:
     async def serve(self) -> None:
         try:
             async for message in self.ws:
-                await self.handle_frame(message)
+                try:
+                    await self.handle_frame(message)
+                except Exception:  # never a 1011 close: a bug here must not end the session
+                    log.exception("%s: frame not handled: %s", self.charger_id,
+                                  frames.excerpt(message, 200))
         except ConnectionClosed:
             pass
         finally:
@@ -83,52 +89,90 @@ class Session:
                     fut.set_exception(ChargerUnavailable(f"{self.charger_id} disconnected"))
 
     async def handle_frame(self, message: str | bytes) -> None:
+        """Check, then handle one message. Nothing reads a payload before `frames` and the schema."""
         self.gw.registry.touch(self.station)
-        try:
-            frame = protocol.parse_frame(message)
-        except OcppError as exc:
-            uid = exc.details.get("unique_id", "-1")
-            self.gw.history.log(self.charger_id, "FormationViolation",
-                                f"{exc.description}: {str(message)[:200]}", "warning")
-            log.warning("%s: malformed frame answered with CALLERROR: %s", self.charger_id, exc)
-            await self._send(protocol.dump_error(uid, exc.code, exc.description))
-            return
-        if isinstance(frame, protocol.Call):
-            await self._handle_call(frame)
+        frame = frames.read_frame(message, self.gw.settings.ocpp.max_nesting_depth)
+        if isinstance(frame, frames.Refusal):
+            await self._refuse_frame(frame, message)
+        elif isinstance(frame, protocol.Call):
+            await self._handle_call(frame, message)
         else:
             self._handle_answer(frame)
 
-    async def _handle_call(self, call: protocol.Call) -> None:
-        action, uid = call.action, call.unique_id
-        history = self.gw.history
-        history.log(self.charger_id, f"{action}Request", request_summary(action, call.payload))
-        try:
-            handler = self.handlers.get(action)
-            if handler is None:
-                code = "NotSupported" if action in protocol.CENTRAL_ACTIONS else "NotImplemented"
-                raise OcppError(code, f"{action} is not handled by this central system")
-            self._check_may_receive(action)
-            if self.gw.settings.ocpp.validate_schemas:
-                warning = protocol.validate(action, call.payload)
-                if warning:
-                    history.log(self.charger_id, f"{action}Request",
-                                f"accepted despite schema violation: {warning}", "warning")
-                    log.warning("%s: %s tolerated: %s", self.charger_id, action, warning)
-            answer = await handler(call.payload)
-        except OcppError as exc:
-            history.log(self.charger_id, f"{action}Error", f"{exc.code}: {exc.description}", "warning")
-            await self._send(protocol.dump_error(uid, exc.code, exc.description))
+    async def _refuse_frame(self, refusal: frames.Refusal, message: str | bytes) -> None:
+        reply = refusal.reply()
+        excerpt = frames.excerpt(message, self.gw.settings.ocpp.log_line_max_chars)
+        if self.log("FormationViolation", f"{refusal.description}: {excerpt}"
+                    + ("" if reply else "; not answered (not a call)"), "warning"):
+            log.warning("%s: malformed frame %s: %s", self.charger_id,
+                        "answered with CALLERROR" if reply else "ignored", refusal.description)
+        if reply is not None:
+            await self._send(reply)
+        else:  # a broken answer to our own call fails that call now instead of at its timeout
+            pending = self._pending.pop(refusal.unique_id, None)
+            if pending is not None and not pending[1].done():
+                pending[1].set_exception(ChargerCallError(refusal.code, refusal.description, {}))
+
+    async def _replay(self, uid: str, message: str | bytes) -> bool:
+        """Answer a re-sent frame as the first time (see `frames.RecentAnswers`); note a reused id."""
+        seen, answer = self._recent.lookup(uid, message)
+        if seen == "resent" and answer is not None:
+            self.log("RepeatedMessage", f"message id {uid} sent again: answered as the first time", "warning")
+            await self._send(answer)
+            return True
+        if seen == "reused":
+            self.log("RepeatedMessage", f"message id {uid} reused for a different message: handled as new",
+                     "warning")
+        return False
+
+    async def _handle_call(self, call: protocol.Call, message: str | bytes) -> None:
+        """Answer one CALL; a re-sent frame gets its first answer again (not a second effect)."""
+        if await self._replay(call.unique_id, message):
             return
-        except Exception as exc:  # a handler bug must not end the charger's session
-            log.exception("%s: handler for %s failed", self.charger_id, action)
-            history.log(self.charger_id, f"{action}Error", f"InternalError: {exc}", "error")
-            await self._send(protocol.dump_error(uid, "InternalError", "central system error"))
-            return
-        history.log(self.charger_id, f"{action}Confirmation", confirmation_summary(action, answer))
-        await self._send(protocol.dump_result(uid, answer))
-        while self._after:
+        reply, outcome = await self._answer(call, message)
+        await self._send(reply)
+        if outcome != "failed":  # after an InternalError, a re-send is tried again
+            self._recent.remember(call.unique_id, message, reply)
+        while outcome == "answered" and self._after:
             work, what = self._after.pop(0)
             self.gw.spawn(work(), f"{what} for {self.charger_id}")
+        self._after.clear()
+
+    async def _answer(self, call: protocol.Call, message: str | bytes) -> tuple[str, str]:
+        """The frame answering `call` and how it went: "answered", "refused" or "failed".
+
+        Checks come first, then the log, then the handler: nothing reads an unchecked payload.
+        """
+        action, uid = call.action, call.unique_id
+        essential = action in _TRANSACTION_ACTIONS
+        try:
+            handler = self._handler_for(action)
+            warning = frames.check_payload(self.station, action, call.payload, self.gw.settings.ocpp)
+            frames.check_connector(call.payload, self.gw.settings.ocpp.max_connector_id)
+        except OcppError as exc:  # one line holds the answer and the frame that earned it
+            frame = frames.excerpt(message, self.gw.settings.ocpp.log_line_max_chars)
+            return self._refusal(uid, action, exc.code, exc.description, "warning", frame), "refused"
+        self.log(f"{action}Request", safe_summary(request_summary, action, call.payload), "info", essential)
+        if warning:
+            self.log(f"{action}Request", f"accepted despite schema violation: {warning}", "warning")
+            log.warning("%s: %s tolerated (quirk): %s", self.charger_id, action, warning)
+        try:
+            answer = await handler(call.payload)
+        except OcppError as exc:
+            return self._refusal(uid, action, exc.code, exc.description, "warning"), "refused"
+        except Exception as exc:  # a handler bug must not end the charger's session
+            log.exception("%s: handler for %s failed", self.charger_id, action)
+            return self._refusal(uid, action, "InternalError", f"central system error: {exc}", "error"), "failed"
+        self.log(f"{action}Confirmation", safe_summary(confirmation_summary, action, answer), "info", essential)
+        return protocol.dump_result(uid, answer), "answered"
+
+    def _handler_for(self, action: str) -> Handler:
+        handler = self.handlers.get(action)
+        if handler is None:
+            code = "NotSupported" if action in protocol.CENTRAL_ACTIONS else "NotImplemented"
+            raise OcppError(code, f"{action} is not handled by this central system")
+        self._check_may_receive(action)
+        return handler
 
     def registration(self) -> str:
         """The registration status this charger is under now (gateway/model/registration.py)."""
@@ -153,6 +197,19 @@ class Session:
             raise ChargerUnavailable(f"{self.charger_id} is not accepted (registration {registration}): "
                                      f"{action} waits until it is; allowed now: {allowed}")
 
+    def _refusal(self, uid: str, action: str, code: str, description: str, level: str, frame: str = "") -> str:
+        """Log a CALLERROR (with the refused frame, when given) and return its text.
+
+        A frame refused before its handler ran is no transaction data: its line is held to the budget.
+        """
+        self.log(f"{action}Error", f"{code}: {description}" + (f"; frame: {frame}" if frame else ""), level,
+                 action in _TRANSACTION_ACTIONS and not frame)
+        return protocol.dump_error(uid, code, description if code != "InternalError" else "central system error")
+
+    def log(self, event: str, message: str, level: str = "info", essential: bool = False) -> bool:
+        """One general-log line, cut and held to the charger's budget (`LogBudget.write`)."""
+        return self.gw.ocpp.log_budget.write(self.gw.history, self.charger_id, event, message, level, essential)
+
     def after_answer(self, work: Callable[[], Awaitable[None]], what: str) -> None:
         """Run `work` in a task once the answer to the current CALL has been sent."""
         self._after.append((work, what))
@@ -160,6 +217,9 @@ class Session:
     def _handle_answer(self, frame: protocol.CallResult | protocol.CallError) -> None:
         pending = self._pending.pop(frame.unique_id, None)
         if pending is None:
+            kind = "CALLRESULT" if isinstance(frame, protocol.CallResult) else f"CALLERROR {frame.code}"
+            self.log("UnknownAnswer", f"{kind} for message id {frame.unique_id}, which no pending call has: "
+                     "ignored", "warning")
             log.info("%s: answer to unknown or timed-out call %s", self.charger_id, frame.unique_id)
             return
         _action, future = pending
@@ -190,34 +250,32 @@ class Session:
                 # Set before sending: the charger may boot before its answer reaches us.
                 self.boot_triggered = self.station.boot_status == "Accepted"
         timeout = timeout if timeout is not None else self.gw.settings.ocpp.response_timeout_s
-        history = self.gw.history
         async with self._call_lock:
             if self.closed.is_set():
                 raise ChargerUnavailable(f"{self.charger_id} is offline")
             uid = f"cs-{next(_ids)}"
             future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             self._pending[uid] = (action, future)
-            history.log(self.charger_id, f"{action}Request", request_summary(action, payload))
+            self.log(f"{action}Request", request_summary(action, payload))
             await self._send(protocol.dump_call(uid, action, payload))
             try:
                 answer = await asyncio.wait_for(future, timeout)
             except TimeoutError:
-                history.log(self.charger_id, f"{action}Timeout",
-                            f"no answer within {timeout:g} s", "warning")
+                self.log(f"{action}Timeout", f"no answer within {timeout:g} s", "warning")
                 raise ChargerTimeout(f"{self.charger_id} did not answer {action} within {timeout:g} s") from None
             except ChargerCallError as exc:
-                history.log(self.charger_id, f"{action}Error", f"{exc.code}: {exc.description}", "warning")
+                self.log(f"{action}Error", f"{exc.code}: {exc.description}", "warning")
                 raise
             finally:
                 self._pending.pop(uid, None)  # also when the caller was cancelled
         try:
-            warning = protocol.validate(action, answer, response=True)
+            warning = frames.check_payload(self.station, action, answer, self.gw.settings.ocpp, response=True)
         except OcppError as exc:
-            history.log(self.charger_id, f"{action}Confirmation", f"invalid answer: {exc}", "warning")
+            self.log(f"{action}Confirmation", f"invalid answer: {exc}", "warning")
             raise ChargerCallError(exc.code, f"invalid {action} answer: {exc.description}") from None
         if warning:
-            history.log(self.charger_id, f"{action}Confirmation", f"tolerated: {warning}", "warning")
-        history.log(self.charger_id, f"{action}Confirmation", confirmation_summary(action, answer))
+            self.log(f"{action}Confirmation", f"tolerated: {warning}", "warning")
+        self.log(f"{action}Confirmation", safe_summary(confirmation_summary, action, answer))
         return answer
 
     # --- inbound handlers ----------------------------------------------------------------
@@ -305,7 +363,7 @@ class Session:
         ts = parse_timestamp(p.get("timestamp"))
         stop_time = iso_z(ts) if ts is not None else str(p.get("timestamp"))
         tx_id = int(p["transactionId"])
-        samples = [_meter_row(self.charger_id, 0, tx_id, mv) for mv in p.get("transactionData") or []]
+        samples = [meter_rows.meter_row(self.charger_id, 0, tx_id, mv) for mv in p.get("transactionData") or []]
         outcome = await self.gw.history.stop_transaction(
             self.charger_id, tx_id, float(p["meterStop"]), stop_time, p.get("reason", "Local"),
             p.get("idTag"), samples)
@@ -331,18 +389,8 @@ class Session:
         registry, station, history = self.gw.registry, self.station, self.gw.history
         for mv in p["meterValue"]:
             ts = parse_timestamp(mv.get("timestamp")) or self.gw.clock()
-            readings = []
-            for sv in mv.get("sampledValue", []):
-                value = _number(sv)
-                if value is None:
-                    continue
-                key = MeterKey(connector_id, sv.get("measurand", _ENERGY), sv.get("phase", ""),
-                               sv.get("location", "Outlet"))
-                readings.append((key, MeterReading(
-                    value, sv.get("unit", "Wh" if key.measurand.startswith("Energy") else ""), ts,
-                    sv.get("context", "Sample.Periodic"))))
-            registry.record_readings(station, connector_id, readings)
-            history.queue_meter_value(_meter_row(self.charger_id, connector_id, tx_id, mv))
+            registry.record_readings(station, connector_id, meter_rows.readings(connector_id, mv, ts))
+            history.queue_meter_value(meter_rows.meter_row(self.charger_id, connector_id, tx_id, mv))
         return {}
 
     async def on_data_transfer(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -357,28 +405,6 @@ class Session:
         self.gw.registry.update_station(self.station, firmware_status=p["status"])
         return {}
 
-
-_ENERGY = "Energy.Active.Import.Register"
-
-
-def _number(sv: dict[str, Any]) -> float | None:
-    """A sampled value as a number; signed meter data and garbage stay in the stored JSON only."""
-    if sv.get("format") == "SignedData":
-        return None
-    try:
-        return float(sv.get("value"))
-    except (TypeError, ValueError):
-        return None
-
-
-def _meter_row(charger_id: str, connector_id: int, tx_id: int | None, mv: dict[str, Any]) -> tuple:
-    """One meterValue as a history row, with the energy register pulled out for queries."""
-    values = mv.get("sampledValue", [])
-    energy = next((_number(sv) for sv in values
-                   if sv.get("measurand", _ENERGY) == _ENERGY and sv.get("location", "Outlet") == "Outlet"
-                   and not sv.get("phase")), None)
-    return (charger_id, connector_id, tx_id, mv.get("timestamp"), energy,
-            json.dumps(values, separators=(",", ":")))
 
 
 def _log_boot(charger_id: str, p: dict[str, Any], status: str, slot: int | None) -> None:

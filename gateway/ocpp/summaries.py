@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 # Configuration keys that hold a password: never shown, logged or stored in clear text. The OCPP
@@ -100,3 +102,15 @@ def confirmation_summary(action: str, payload: dict[str, Any]) -> str:
             text = f"Transaction: {payload['transactionId']}; " + text
         return text
     return _scalars(payload)
+
+
+def safe_summary(summary: Callable[[str, dict[str, Any]], str], action: str, payload: dict[str, Any]) -> str:
+    """A summary that cannot fail: a payload it cannot read is logged as its JSON.
+
+    Validation runs first, so this is a second guard (issue 12: a summary that crashed on an
+    object where an array belongs closed the charger's socket).
+    """
+    try:
+        return summary(action, payload)
+    except Exception:  # the schema let through a shape the summary did not expect
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)

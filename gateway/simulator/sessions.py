@@ -32,6 +32,7 @@ class Queued:
     action: str
     tx: Transaction
     payload: dict[str, Any]
+    refusals: int = 0  # CALLERRORs so far, against TransactionMessageAttempts
 
 
 class Sessions:
@@ -50,6 +51,9 @@ class Sessions:
     emit: Callable[[str], None]
     spawn: Callable[[Any], asyncio.Task[Any]]
     online: Callable[[], bool]
+    # A firmware fault seen in the field (issue 12): StopTransaction's transactionData sent as one
+    # object instead of an array. The central system must answer it, not drop the connection.
+    malformed_transaction_data: bool
     _stopping: bool
 
     async def call(self, payload: Any, skip_validation: bool = False) -> Any:
@@ -77,10 +81,14 @@ class Sessions:
                     if item.tx.transaction_id is None:
                         return  # its StartTransaction has not been answered
                     payload["transaction_id"] = item.tx.transaction_id
+                malformed = self.malformed_transaction_data and item.action == "StopTransaction"
+                if malformed:
+                    payload["transaction_data"] = payload["transaction_data"][-1]
                 try:
-                    result = await self.call(getattr(call, item.action)(**payload))
+                    result = await self.call(getattr(call, item.action)(**payload), skip_validation=malformed)
                 except OCPPError as exc:
-                    self.emit(f"{item.action} refused: {exc!r}")
+                    if await self._retry_later(item, exc):
+                        continue
                     result = None
                 except CONNECTION_ERRORS + (ConnectionError,):
                     return
@@ -88,6 +96,19 @@ class Sessions:
                     item.tx.transaction_id = int(result.transaction_id)
                     await self._after_start_answer(item.tx, result.id_tag_info)
                 self.pending.popleft()
+
+    async def _retry_later(self, item: Queued, exc: OCPPError) -> bool:
+        """After a CALLERROR, try again until TransactionMessageAttempts tries were refused, waiting
+        TransactionMessageRetryInterval x refusals in between (AC wallbox 3.2.1, zappi "Configuration
+        Parameters"); then the message is skipped. Whether to retry now (True) or drop it (False)."""
+        item.refusals += 1
+        attempts = self.config.get_int("TransactionMessageAttempts", 1)
+        if item.refusals >= attempts:
+            self.emit(f"{item.action} refused {item.refusals} time(s), skipped: {exc!r}")
+            return False
+        self.emit(f"{item.action} refused: {exc!r}; try {item.refusals + 1} of {attempts}")
+        await asyncio.sleep(self.config.get_int("TransactionMessageRetryInterval", 0) * item.refusals)
+        return True
 
     async def _after_start_answer(self, tx: Transaction, id_tag_info: dict[str, Any]) -> None:
         status = id_tag_info.get("status")

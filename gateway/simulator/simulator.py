@@ -90,6 +90,7 @@ class Simulator(Sessions):
         self._cp: SimChargePoint | None = None
         self._next_delay_s = 0.0
         self._stopping = False
+        self.malformed_transaction_data = False  # see Sessions.malformed_transaction_data
         self._powered = False  # booted since the last power cycle: a reconnect need not boot
         self._meter_task: asyncio.Task[None] | None = None
 

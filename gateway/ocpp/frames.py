@@ -1,0 +1,211 @@
+"""Reading what a charger sends before anything trusts it: OCPP-J framing with limits, no I/O.
+
+Anyone who reaches the port can send any bytes (issue 12: one frame crashed the log summary, a
+2 KB frame nested 1,000 deep crashed the decoder, one integer beyond 64 bits spoiled every
+charger's batch of rows). So every check that protects the rest of the gateway runs here, on
+the text, before a handler, a log summary or the store sees the payload:
+
+- nesting depth, counted on the text before decoding (a count of brackets when that suffices);
+- numbers a SQLite column cannot hold (beyond signed 64 bits, NaN, Infinity) are decoded as
+  `OutOfRange` text, so the schema's "integer"/"number" check refuses them with
+  TypeConstraintViolation and a free field keeps them as text;
+- binary frames are refused (RFC 6455 5.6: JSON travels in text frames), and so are strings
+  with half a surrogate pair ("\\ud800"), which decode to text no UTF-8 store can hold;
+- the message id is recovered from a frame that cannot be decoded, so the CALLERROR can name it.
+
+`read_frame` returns a `protocol.Call`/`CallResult`/`CallError` or a `Refusal`; `check_payload`
+validates what a charger sent against the strict schema, relaxed only for the actions its quirk
+names (`relaxed_schema_actions`); `check_connector` bounds the connector ids; `check_call` is both,
+for a plain call.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.chargers.capabilities import schema_relaxations
+from gateway.errors import OcppError
+from gateway.model.station import Station
+from gateway.ocpp import protocol
+from gateway.ocpp.logbudget import clip
+from gateway.ocpp.protocol import OutOfRange
+from gateway.settings import OcppSettings
+
+# The deepest OCPP 1.6 frame is 6 levels (StopTransaction transactionData, SetChargingProfile
+# chargingSchedulePeriod); 20 leaves room for vendor DataTransfer data sent as JSON.
+MAX_DEPTH = 20
+# The id answered when none can be read (the frame is not even an array). Other OCPP stacks also
+# answer such a frame with a CALLERROR (EVerest libocpp#1052); "-1" matches no call of the charger.
+NO_ID = "-1"
+# OCPP 1.6 numbers connectors from 1 (0: the charge point as a whole); the schema bounds neither
+# end. Each connector id a charger names becomes live state and BMS points, so a peer must not
+# invent thousands of them. Real chargers have a handful; 100 leaves room for parking controllers.
+MAX_CONNECTOR_ID = 100
+_INT64 = (-(2**63), 2**63 - 1)
+_ID_LIMIT = 36  # OCPP-J 4.1.4: the unique id is at most 36 characters
+_ANSWER_KEPT_MAX = 4096  # characters of an answer `RecentAnswers` keeps for a re-send
+_HEAD = re.compile(r'\s*\[\s*"?(\d+)"?\s*,\s*"((?:[^"\\]|\\.){1,' + str(_ID_LIMIT) + '})"')
+# A JSON string: cut out before brackets are counted. An unterminated one is left, and may only
+# make a frame that is not JSON anyway look deeper than it is.
+_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_INNERMOST = re.compile(r"\[\]|\{\}")
+# What JSON has outside strings besides brackets; anything else left means it is not JSON.
+# "\ud800" alone decodes to a str that no UTF-8 text (the log, SQLite, a BMS string) can hold.
+_LONE_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+                             r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+_NOT_BRACKETS = str.maketrans("", "", " \t\r\n,:-+.0123456789eEtrufalsn")
+
+
+def _parse_int(text: str) -> int | OutOfRange:
+    if len(text) < 19:  # fewer than 19 digits always fits in 64 bits
+        return int(text)
+    if len(text) > 20:  # also keeps int() away from its 4,300-digit limit
+        return OutOfRange(text)
+    value = int(text)
+    return value if _INT64[0] <= value <= _INT64[1] else OutOfRange(text)
+
+
+def _parse_float(text: str) -> float | OutOfRange:
+    value = float(text)
+    return value if math.isfinite(value) else OutOfRange(text)
+
+
+_DECODER = json.JSONDecoder(parse_int=_parse_int, parse_float=_parse_float, parse_constant=OutOfRange)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A frame that cannot be handled: why, and the CALLERROR due when the frame was a CALL.
+
+    An answer that cannot be read (message type 3 or 4) is never answered: a CALLERROR answers
+    only a CALL (OCPP-J 4.2.3; EVerest libocpp#995). `unique_id` is what could be read of the message id.
+    """
+
+    code: str
+    description: str
+    unique_id: str
+    answerable: bool = True
+
+    def reply(self) -> str | None:
+        """The CALLERROR text to send, or None when nothing may be sent."""
+        if not self.answerable:
+            return None
+        return protocol.dump_error(self.unique_id, self.code, self.description)
+
+
+def read_frame(message: str | bytes, max_depth: int = MAX_DEPTH) -> protocol.Frame | Refusal:
+    """Decode one websocket message into a frame, or the refusal to answer it with."""
+    if isinstance(message, bytes):
+        text = message.decode("utf-8", "replace")
+        return _refuse(text, "binary frame: OCPP-J messages are text frames")
+    if _too_deep(message, max_depth):
+        return _refuse(message, f"nested deeper than {max_depth} levels")
+    if "\\u" in message and _LONE_SURROGATE.search(message):
+        return _refuse(message, "a \\u escape of half a UTF-16 surrogate pair: no character (RFC 8259 8.2)")
+    try:
+        msg = _DECODER.decode(message)
+    except (ValueError, RecursionError) as exc:
+        return _refuse(message, f"not JSON: {exc}")
+    try:
+        return protocol.frame_of(msg)
+    except OcppError as exc:
+        return _refuse(message, exc.description)
+
+
+def check_call(call: protocol.Call, relaxed: bool = False, max_connector_id: int = MAX_CONNECTOR_ID) -> str | None:
+    """Validate a CALL's payload: None when clean, a warning when only the relaxed schema passes.
+
+    Raises OcppError with the 1.6 code (NotImplemented for an action without a schema).
+    """
+    warning = protocol.validate(call.action, call.payload, relaxed=relaxed)
+    check_connector(call.payload, max_connector_id)
+    return warning
+
+
+def check_payload(station: Station, action: str, payload: dict[str, Any], settings: OcppSettings,
+                  response: bool = False) -> str | None:
+    """A charger's payload (a call, or the answer to ours) against the strict schema, relaxed only
+    for an action this charger's quirk names, or for every action when the operator turned
+    `ocpp.validate_schemas` off. Types and required fields are checked either way."""
+    relaxed = not settings.validate_schemas
+    try:
+        return protocol.validate(action, payload, response=response, relaxed=relaxed)
+    except OcppError as exc:
+        boot = payload if action == "BootNotification" and not response else None
+        if relaxed or exc.code == "NotImplemented" or action not in schema_relaxations(station, boot):
+            raise
+    return protocol.validate(action, payload, response=response, relaxed=True)
+
+
+def check_connector(payload: dict[str, Any], max_connector_id: int) -> None:
+    """Refuse a connectorId outside 0..max_connector_id (PropertyConstraintViolation)."""
+    connector = payload.get("connectorId")
+    if isinstance(connector, int) and not 0 <= connector <= max_connector_id:
+        raise OcppError("PropertyConstraintViolation",
+                        f"connectorId {connector} is outside 0..{max_connector_id}")
+
+
+class RecentAnswers:
+    """The last answers sent on one connection, by message id.
+
+    OCPP-J 4.1.4: a message id is unique per connection. The same frame under a known id is a
+    re-send (the charger missed our answer): it gets the first answer again, not a second
+    effect. A different frame under a used id is handled as new (and noted by the caller).
+    """
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self._by_id: OrderedDict[str, tuple[int, str]] = OrderedDict()  # id -> (frame hash, answer)
+
+    def lookup(self, uid: str, message: str | bytes) -> tuple[str, str | None]:
+        """("new", None), ("resent", the answer sent before) or ("reused", None)."""
+        seen = self._by_id.get(uid)
+        if seen is None:
+            return "new", None
+        return ("resent", seen[1]) if seen[0] == hash(message) else ("reused", None)
+
+    def remember(self, uid: str, message: str | bytes, answer: str) -> None:
+        if len(answer) > _ANSWER_KEPT_MAX:  # an id far beyond 36 characters: not worth the memory
+            return
+        self._by_id[uid] = (hash(message), answer)
+        self._by_id.move_to_end(uid)
+        if len(self._by_id) > self.size:
+            self._by_id.popitem(last=False)
+
+
+def _too_deep(text: str, limit: int) -> bool:
+    """Whether brackets nest deeper than `limit` outside strings.
+
+    Cheap for honest frames (a count of brackets). Otherwise the strings are cut out and the
+    innermost bracket pairs removed, one level per pass, `limit` passes at most, all in C: about
+    4 ms for the worst 256 KiB frame (decoding it takes as long). Brackets that never pair up
+    (not JSON) count as too deep.
+    """
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    brackets = _STRINGS.sub("", text).translate(_NOT_BRACKETS)
+    for _ in range(limit):
+        brackets = _INNERMOST.sub("", brackets)
+        if not brackets:
+            return False
+    return True
+
+
+def _refuse(text: str, description: str) -> Refusal:
+    head = _HEAD.match(text)
+    if head is None:
+        return Refusal("FormationViolation", description, NO_ID)
+    kind, uid = int(head.group(1)), head.group(2)
+    answerable = kind not in (protocol.CALLRESULT, protocol.CALLERROR)
+    return Refusal("FormationViolation", description, uid, answerable)
+
+
+def excerpt(message: str | bytes, limit: int) -> str:
+    """The start of a frame as it may be logged, with its raw size when it was cut."""
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+    return clip(text, limit, len(message) if isinstance(message, bytes) else None)

@@ -1,0 +1,92 @@
+"""How much general-log text each charger may write a minute (issue 12: one unauthenticated
+peer added 91 MB to the database in a few minutes).
+
+Lines past the budget are counted, not kept: the first one of a minute is replaced by a note
+saying the budget was reached, and the next line after the minute says how many were left
+out. Transaction lines (`essential`) are always kept; they still count. No I/O of its own: the
+clock is injected and `write` is handed the general log to write to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+WINDOW_S = 60.0
+EVENT_MAX_CHARS = 64  # the longest 1.6 event name, "DiagnosticsStatusNotificationConfirmation", is 41
+_PRUNE_ABOVE = 4096  # charger ids tracked before stale windows are forgotten
+
+
+@dataclass(slots=True)
+class _Window:
+    start: float
+    spent: int = 0
+    dropped_lines: int = 0
+    dropped_bytes: int = 0
+
+
+class GeneralLog(Protocol):
+    def log(self, identifier: str, message_type: str, message: str, level: str = "info") -> None: ...
+
+
+class LogBudget:
+    """Per-charger bytes of general-log text per minute; `admit` decides each line."""
+
+    def __init__(self, bytes_per_minute: int, clock: Callable[[], float], line_max_chars: int = 1000) -> None:
+        self.bytes_per_minute = bytes_per_minute
+        self.clock = clock
+        self.line_max_chars = line_max_chars
+        self._windows: dict[str, _Window] = {}
+        self.dropped_lines = 0  # since start, all chargers (the benchmark reports it)
+
+    def admit(self, charger_id: str, size: int, essential: bool = False) -> tuple[bool, list[str]]:
+        """Whether to keep a line of `size` bytes, and notes to write before it."""
+        now = self.clock()
+        window = self._windows.get(charger_id)
+        notes: list[str] = []
+        if window is None or now - window.start >= WINDOW_S:
+            if window is not None and window.dropped_lines:
+                notes.append(f"{window.dropped_lines} line(s), {window.dropped_bytes} bytes of general log "
+                             f"not kept in the minute before: over the general-log budget of "
+                             f"{self.bytes_per_minute} bytes per minute")
+            if len(self._windows) > _PRUNE_ABOVE:
+                self._prune(now)
+            window = self._windows[charger_id] = _Window(now)
+        fits = window.spent + size <= self.bytes_per_minute
+        if fits or essential:
+            window.spent += size
+            return True, notes
+        if not window.dropped_lines:
+            notes.append(f"over the general-log budget of {self.bytes_per_minute} bytes per minute: "
+                         "further lines of this minute are counted, not kept")
+        window.dropped_lines += 1
+        window.dropped_bytes += size
+        self.dropped_lines += 1
+        return False, notes
+
+    def write(self, general_log: GeneralLog, charger_id: str, event: str, message: str, level: str = "info",
+              essential: bool = False) -> bool:
+        """Write one line cut to `line_max_chars` (the raw size noted) if the budget admits it."""
+        text = clip(message, self.line_max_chars)
+        if len(event) > EVENT_MAX_CHARS:  # an action name a peer invented
+            event = event[:EVENT_MAX_CHARS] + "…"
+        keep, notes = self.admit(charger_id, len(text), essential)
+        for note in notes:
+            general_log.log(charger_id, "LogBudget", note, "warning")
+        if keep:
+            general_log.log(charger_id, event, text, level)
+        return keep
+
+    def _prune(self, now: float) -> None:
+        stale = [cid for cid, w in self._windows.items() if now - w.start >= 2 * WINDOW_S]
+        for cid in stale:
+            del self._windows[cid]
+
+
+def clip(text: str, limit: int, raw_size: int | None = None) -> str:
+    """`text` cut to about `limit` characters, noting the size of what was sent."""
+    if len(text) <= limit:
+        return text
+    size = raw_size if raw_size is not None else len(text.encode("utf-8", "replace"))
+    return f"{text[:limit]}…({size} bytes)"

@@ -1,0 +1,49 @@
+"""The per-charger general-log budget on a plain object with an injected clock (issue 12)."""
+
+from __future__ import annotations
+
+from gateway.ocpp.logbudget import LogBudget
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_lines_past_the_budget_are_counted_and_reported_the_next_minute():
+    clock = Clock()
+    budget = LogBudget(100, clock)
+    assert budget.admit("CP1", 60) == (True, [])
+    keep, [note] = budget.admit("CP1", 60)
+    assert not keep and "over the general-log budget of 100 bytes" in note
+    assert budget.admit("CP1", 60) == (False, [])  # one note a minute, not one per line
+    assert budget.admit("CP2", 60) == (True, [])  # another charger has its own budget
+    clock.now += 60
+    keep, [summary] = budget.admit("CP1", 10)
+    assert keep and summary.startswith("2 line(s), 120 bytes of general log not kept")
+
+
+def test_transaction_lines_are_always_kept_and_still_count():
+    budget = LogBudget(100, Clock())
+    assert budget.admit("CP1", 500, essential=True) == (True, [])
+    keep, _notes = budget.admit("CP1", 1)
+    assert not keep
+
+
+class Lines:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str, str]] = []
+
+    def log(self, identifier: str, message_type: str, message: str, level: str = "info") -> None:
+        self.rows.append((identifier, message_type, message, level))
+
+
+def test_a_written_line_is_cut_with_its_size_and_an_invented_event_name_is_cut_too():
+    lines = Lines()
+    budget = LogBudget(10_000, Clock(), line_max_chars=10)
+    assert budget.write(lines, "CP1", "X" * 500 + "Error", "é" * 100, "warning")
+    [(cid, event, text, level)] = lines.rows
+    assert text == "é" * 10 + "…(200 bytes)" and len(event) == 65 and level == "warning"
