@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from gateway.chargers.capabilities import capabilities_of
@@ -177,6 +177,8 @@ class Gateway:
             if row.get("expiry"):
                 with contextlib.suppress(ValueError):
                     expiry = datetime.fromisoformat(row["expiry"].replace("Z", "+00:00"))
+                    if expiry.tzinfo is None:  # stored as a date alone before it was checked: UTC
+                        expiry = expiry.replace(tzinfo=UTC)
             tags[row["id_tag"]] = authorize.TagEntry(row["id_tag"], row["listed"], expiry,
                                                      row.get("parent_id_tag") or "", row.get("note") or "")
         self.tags = tags
@@ -322,6 +324,7 @@ class Gateway:
             self._bound_guests()
         self.history.log(charger_id, "Connected", f"from {peer}; subprotocol {subprotocol or 'none'}")
         self.spawn(self.ask_for_status(session, after_boot=False), f"status check for {charger_id}")
+        log.info("%s: connected from %s", charger_id, peer)
         try:
             await session.serve()
         finally:
@@ -333,6 +336,7 @@ class Gateway:
                     self.registry.set_online(station, False, reason,
                                              self.settings.ocpp.websocket_lost_connection_fault)
                 self.history.log(charger_id, "Disconnected", reason)
+                log.info("%s: disconnected (%s)", charger_id, reason)
 
     async def remember_boot(self, station: Station) -> None:
         """Keep what an added charger says it is (and the quirk that matched it) in the device

@@ -323,6 +323,7 @@ class Session:
         # Kept in the background: the answer must not wait for the device database.
         self.gw.spawn(self.gw.remember_boot(self.station), f"remember boot of {self.charger_id}")
         self.status_seen, self.booted = False, True
+        _log_boot(self.charger_id, p, status, self.station.slot)
         if reboot:
             self._reported_since_boot = set()
             await self.gw.on_boot(self, status)
@@ -388,6 +389,8 @@ class Session:
             self.station, int(p["connectorId"]), transaction_id=tx_id, id_tag=p["idTag"],
             session_start=ts if ts is not None else self.gw.clock(), meter_start_wh=float(p["meterStart"]))
         await self.gw.on_transaction_change(self.station, int(p["connectorId"]))
+        log.info("%s: transaction %s started on connector %s by idTag %s (%s)", self.charger_id, tx_id,
+                 p["connectorId"], p["idTag"], info["status"])
         return {"transactionId": tx_id, "idTagInfo": info}
 
     async def on_stop_transaction(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -398,6 +401,8 @@ class Session:
         outcome = await self.gw.history.stop_transaction(
             self.charger_id, tx_id, float(p["meterStop"]), stop_time, p.get("reason", "Local"),
             p.get("idTag"), samples)
+        log.info("%s: transaction %s stopped (%s), meter %s Wh", self.charger_id, tx_id,
+                 p.get("reason", "Local"), p["meterStop"])
         if outcome == "orphan":
             self.gw.history.log(self.charger_id, "StopTransactionRequest",
                                 f"unknown transaction {tx_id}: stored as an orphan stop", "warning")
@@ -441,3 +446,15 @@ class Session:
         self.gw.registry.update_station(self.station, firmware_status=p["status"])
         return {}
 
+
+
+def _log_boot(charger_id: str, p: dict[str, Any], status: str, slot: int | None) -> None:
+    """The one process-log line an operator watches for while commissioning."""
+    what = f"{p.get('chargePointVendor', '?')} {p.get('chargePointModel', '?')}"
+    if status == "Accepted":
+        log.info("%s: booted (%s), accepted in slot %s", charger_id, what, slot)
+    elif slot is None:
+        log.info("%s: booted (%s), answered %s: a guest; add it with `ocpp-gateway devices add %s`",
+                 charger_id, what, status, charger_id)
+    else:
+        log.info("%s: booted (%s), answered %s (its registration response)", charger_id, what, status)

@@ -18,7 +18,8 @@ from gateway.errors import GatewayError
 from gateway.history.exports import to_csv
 from gateway.history.store import REJECTED_COLUMNS, TRANSACTION_COLUMNS
 from gateway.model.station import Station
-from gateway.model.timestamps import iso_z
+from gateway.model.timestamps import absolute_time, iso_z, query_time
+from gateway.ocpp.server import valid_charger_id
 from gateway.operator.auth import install_guard
 from gateway.operator.token import ensure_admin_token
 from gateway.settings import REGISTRATION_STATUSES
@@ -140,6 +141,9 @@ def _registration(body: dict[str, Any], default: str | None) -> str | None:
 async def add_device(request: web.Request) -> web.Response:
     body = await _json_body(request)
     charger_id = str(body["charger_id"])
+    if not valid_charger_id(charger_id):
+        raise ValueError(f"{charger_id!r} is not a charger id: 1 to 48 printable characters, "
+                         "no space or '/' (OCPP 1.6 chargeBoxIdentity)")
     gateway = _gw(request)
     device = await gateway.add_device(charger_id, _registration(body, "Accepted") or "Accepted",
                                       body.get("auth_key"))
@@ -191,7 +195,7 @@ async def put_tag(request: web.Request) -> web.Response:
     for name, value in (("id tag", request.match_info["id_tag"]), ("parent id tag", body.get("parent_id_tag", ""))):
         if len(value) > 20:
             raise ValueError(f"{name} {value!r} is longer than 20 characters (OCPP 1.6 IdToken)")
-    await gw.history.put_tag(request.match_info["id_tag"], listed, body.get("expiry"),
+    await gw.history.put_tag(request.match_info["id_tag"], listed, absolute_time(body.get("expiry"), "expiry"),
                              body.get("parent_id_tag", ""), body.get("note", ""))
     await gw.reload_tags()
     return web.json_response({"id_tag": request.match_info["id_tag"], "list": listed})
@@ -215,14 +219,16 @@ def _table_response(request: web.Request, rows: list[dict[str, Any]], columns: t
 
 async def general_log(request: web.Request) -> web.Response:
     q = request.query
-    rows = await _gw(request).history.general_log(q.get("charger"), q.get("since"), q.get("until"),
+    since, until = query_time(q.get("since"), "since"), query_time(q.get("until"), "until")
+    rows = await _gw(request).history.general_log(q.get("charger"), since, until,
                                                   int(q.get("limit", "1000")), q.get("type"))
     return _table_response(request, rows, LOG_COLUMNS, "general_log")
 
 
 async def transaction_log(request: web.Request) -> web.Response:
     q = request.query
-    rows = await _gw(request).history.transactions(q.get("charger"), q.get("since"), q.get("until"),
+    since, until = query_time(q.get("since"), "since"), query_time(q.get("until"), "until")
+    rows = await _gw(request).history.transactions(q.get("charger"), since, until,
                                                    int(q.get("limit", "100000")))
     return _table_response(request, rows, TRANSACTION_COLUMNS, "transactions")
 

@@ -10,23 +10,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import logging
+import re
 import signal
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from gateway.errors import ConfigError
 from gateway.operator.token import read_admin_token, read_charger_password, token_path
 from gateway.settings import REGISTRATION_STATUSES, Settings, load_settings
 
 # Modules that add their own subcommands: each has `register(subparsers)`.
-EXTENSIONS: list[str] = ["gateway.simulator.cli", "gateway.operator.actions_cli", "gateway.operator.charging", "points.cli"]
+EXTENSIONS: list[str] = ["gateway.simulator.cli", "gateway.operator.actions_cli", "gateway.operator.charging",
+                         "gateway.operator.settings_cli", "gateway.operator.exports_cli",
+                         "gateway.operator.init_cli", "points.cli"]
 
 
 class CliError(Exception):
@@ -85,7 +88,8 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
     for r in rows:
         lines.append("  ".join(str(r.get(c) if r.get(c) is not None else "").ljust(widths[c]) for c in columns))
-    return "\n".join(lines)
+    # The last column is never padded: a long message must not widen every other line.
+    return "\n".join(line.rstrip() for line in lines)
 
 
 # --- run ---------------------------------------------------------------------------------
@@ -93,6 +97,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = args.settings
     logging.basicConfig(level=settings.logging.level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The library's own lines name no charger; the gateway logs connections with the charger id.
+    logging.getLogger("websockets").setLevel(logging.WARNING)
     if settings.logging.filter_charger:
         from gateway.history.logfilter import install_charger_filter
         install_charger_filter(settings.logging.filter_charger)
@@ -106,17 +112,38 @@ def cmd_run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await gateway.start()
+        try:
+            await gateway.start()
+        except OSError as exc:
+            await gateway.stop()
+            raise CliError(_bind_error(settings, exc)) from None
         print(f"ocpp-gateway running: OCPP ws{'s' if settings.ocpp.ssl_enabled else ''}://"
               f"{settings.ocpp.host}:{gateway.ports['ocpp']}/ocpp/<charger id>; "
               + "; ".join(f"{k} port {v}" for k, v in gateway.ports.items() if k != "ocpp")
               + f"; database {settings.database.path}", flush=True)
         print(security_summary(settings), flush=True)
+        if "admin" in gateway.ports:
+            host = settings.admin.host if settings.admin.host not in ("0.0.0.0", "::") else "127.0.0.1"
+            where = "admin.token" if settings.admin.token else str(token_path(settings))
+            print(f"web pages: http://{host}:{gateway.ports['admin']}/ui/ (log in with the admin token, "
+                  f"{where})", flush=True)
         await stop.wait()
         await gateway.stop()
 
     asyncio.run(main())
     return 0
+
+
+def _bind_error(settings: Settings, exc: OSError) -> str:
+    """One line naming the setting whose port could not be bound (instead of a traceback)."""
+    found = re.search(r"\(\'?([^',)]*)\'?, (\d+)\)", str(exc))
+    port = int(found.group(2)) if found else None
+    names = [f"{name}.port" for name in ("ocpp", "admin", "modbus", "bacnet")
+             if getattr(settings, name).port == port and port]
+    what = " or ".join(names) or "a listening port"
+    if exc.errno == errno.EADDRINUSE or "in use" in str(exc):
+        return f"{what} {port} is in use by another program; stop it or choose another port with --set {names[0] if names else 'ocpp.port'}=N"
+    return f"cannot listen on {what} {port if port else ''}: {exc.strerror or exc}"
 
 
 def security_summary(settings: Settings) -> str:
@@ -143,6 +170,23 @@ def _charger_rows(chargers: list[dict[str, Any]]) -> list[dict[str, Any]]:
              "firmware": c["boot"]["firmware_version"]} for c in chargers]
 
 
+def _charger_page(c: dict[str, Any]) -> str:
+    """`devices show` for people: boot data, health, connectors, meters (--json has it all)."""
+    boot = c["boot"]
+    lines = [f"{c['charger_id']}: slot {c['slot'] if c['slot'] is not None else '- (guest)'}, "
+             f"registration {c['registration']}, {'online' if c['online'] else 'offline'}"
+             + (f", fault: {c['fault']}" if c.get("fault") else ""),
+             f"  {boot['vendor']} {boot['model']}, serial {boot['charge_point_serial'] or '-'}, "
+             f"firmware {boot['firmware_version'] or '-'}; quirk {c.get('quirk') or '-'}",
+             f"  last seen {c['last_seen'] or '-'}; last boot {c['last_boot'] or '-'}; "
+             f"from {c['remote_address'] or '-'}", ""]
+    lines.append(_table(c["connectors"], ["connector_id", "status", "error_code", "info",
+                                          "transaction_id", "id_tag", "last_update"]))
+    if c["meters"]:
+        lines += ["", _table(c["meters"], ["connector_id", "measurand", "phase", "value", "unit", "timestamp"])]
+    return "\n".join(lines)
+
+
 def cmd_devices(args: argparse.Namespace) -> int:
     client = AdminClient(args.settings, args.admin_url)
     action = args.devices_action
@@ -151,7 +195,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
         _print(args, data, lambda d: _table(_charger_rows(d), DEVICE_COLUMNS))
     elif action == "show":
         data = client.request("GET", f"/api/chargers/{_q(args.charger_id)}")
-        _print(args, data)
+        _print(args, data, _charger_page)
     elif action == "add":
         data = client.request("POST", "/api/devices", {"charger_id": args.charger_id,
                                                       "registration": args.registration,
@@ -191,72 +235,35 @@ def cmd_tags(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- history -----------------------------------------------------------------------------
-def cmd_history(args: argparse.Namespace) -> int:
-    kind = args.history_action
-    query = {"charger": args.charger, "since": args.since, "until": args.until, "limit": args.limit}
-    if args.db:
-        text_or_rows = asyncio.run(_history_from_db(Path(args.db), kind, query, bool(args.csv)))
-    else:
-        client = AdminClient(args.settings, args.admin_url)
-        text_or_rows = client.request("GET", f"/api/history/{kind}",
-                                      query={**query, "format": "csv" if args.csv else None},
-                                      raw=bool(args.csv))
-    if args.csv:
-        if args.csv == "-":
-            sys.stdout.write(text_or_rows)
-        else:
-            Path(args.csv).write_text(text_or_rows, encoding="utf-8")
-            print(f"wrote {max(text_or_rows.count(chr(10)) - 1, 0)} rows to {args.csv}")
-        return 0
-    columns = {"log": ["ts", "identifier", "message_type", "message"],
-               "rejected": ["ts", "identifier", "origin", "error", "frame_bytes", "frame"],
-               "transactions": ["transaction_id", "identifier", "connector_id", "id_tag", "start_time",
-                                "stop_time", "start_meter_wh", "stop_meter_wh", "total_meter_wh",
-                                "minutes_charged", "stop_reason"]}[kind]
-    _print(args, text_or_rows, lambda d: _table(d, columns))
-    return 0
-
-
-async def _history_from_db(path: Path, kind: str, query: dict[str, Any], as_csv: bool) -> Any:
-    from gateway.history.exports import to_csv
-    from gateway.history.store import REJECTED_COLUMNS, TRANSACTION_COLUMNS, HistoryStore
-    from gateway.operator.api import LOG_COLUMNS
-    if not path.exists():
-        raise CliError(f"no database at {path}")
-    store = HistoryStore(path)
-    await store.open()
-    try:
-        if kind == "log":
-            rows = await store.general_log(query["charger"], query["since"], query["until"],
-                                           query["limit"] or 1000)
-            columns: tuple[str, ...] = LOG_COLUMNS
-        elif kind == "rejected":
-            rows = await store.rejected(query["charger"], query["limit"] or 1000)
-            columns = REJECTED_COLUMNS
-        else:
-            rows = await store.transactions(query["charger"], query["since"], query["until"],
-                                            query["limit"] or 100000)
-            columns = TRANSACTION_COLUMNS
-    finally:
-        await store.close()
-    return to_csv(rows, columns) if as_csv else rows
-
-
 def _q(value: str) -> str:
     return urllib.parse.quote(value, safe="")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("ocpp-bms-gateway")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 # --- parser ------------------------------------------------------------------------------
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (`error: ...`), exit code 2, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ocpp-gateway", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="ocpp-gateway", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--config", "-c", help="TOML settings file (defaults need none)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one setting, e.g. --set ocpp.port=9000 (repeatable)")
     parser.add_argument("--admin-url", help="admin API URL (default from settings admin.host/port)")
-    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts (anywhere on the line)")
     sub = parser.add_subparsers(dest="command", required=True)
-
     run = sub.add_parser("run", help="run the gateway")
     # Also after `run` (`ocpp-gateway run --set ocpp.port=9000`), where people put them.
     run.add_argument("--config", "-c", dest="run_config", help="TOML settings file")
@@ -301,20 +308,6 @@ def build_parser() -> argparse.ArgumentParser:
     trem.add_argument("id_tag")
     tags.set_defaults(func=cmd_tags)
 
-    hist = sub.add_parser("history", help="general log and transaction log")
-    hsub = hist.add_subparsers(dest="history_action", required=True)
-    for name, help_text in (("log", "general log: every request and confirmation"),
-                            ("transactions", "transaction log (Niagara columns)"),
-                            ("rejected", "messages the database refused, with their raw frame")):
-        h = hsub.add_parser(name, help=help_text)
-        h.add_argument("--charger", help="only this charger identifier")
-        h.add_argument("--since", help="ISO time, inclusive (e.g. 2026-11-01)")
-        h.add_argument("--until", help="ISO time, exclusive")
-        h.add_argument("--limit", type=int)
-        h.add_argument("--csv", metavar="FILE", help="write CSV to FILE ('-' for stdout)")
-        h.add_argument("--db", help="read this database file directly (gateway may be stopped)")
-    hist.set_defaults(func=cmd_history)
-
     for module_name in EXTENSIONS:
         try:
             module = __import__(module_name, fromlist=["register"])
@@ -328,11 +321,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        overrides = dict(item.split("=", 1) for item in [*args.set, *getattr(args, "run_set", [])])
-    except ValueError:
-        parser.error("--set takes SECTION.KEY=VALUE")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --json anywhere (`history report --json` as well as `--json history report`).
+    as_json = "--json" in argv
+    args = parser.parse_args([a for a in argv if a != "--json"])
+    args.json = as_json
+    items = [*args.set, *getattr(args, "run_set", [])]
+    if any("=" not in item for item in items):
+        print(f"error: --set takes SECTION.KEY=VALUE, not {next(i for i in items if '=' not in i)!r}",
+              file=sys.stderr)
+        return 2
+    overrides = dict(item.split("=", 1) for item in items)
     try:
         args.settings = load_settings(getattr(args, "run_config", None) or args.config, overrides)
         if args.command == "simulate" and args.password is None:
