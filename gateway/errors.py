@@ -87,10 +87,19 @@ class WriteRefused(PointWriteError):
     Codes: write-access-denied, value-out-of-range, invalid-value, charger-offline, rejected.
     """
 
-    def __init__(self, reason: str, code: str = "rejected") -> None:
+    def __init__(self, reason: str, code: str = "rejected", outcome: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
         self.code = code
+        # The word the result point shows (at most 16 characters, points.catalog.RESULT_TEXT_MAX);
+        # the reason is logged.
+        self.outcome = outcome or REFUSAL_OUTCOMES.get(code, "Refused")
+
+
+# The result point's word for each refusal code (a Modbus result register holds 16 characters).
+REFUSAL_OUTCOMES = {"write-access-denied": "Refused: denied", "value-out-of-range": "Refused: range",
+                    "invalid-value": "Refused: value", "charger-offline": "Refused: offline",
+                    "rejected": "Refused"}
 
 
 class ModbusWriteError(PointWriteError):

@@ -31,6 +31,7 @@ from aiohttp import web
 from gateway.chargers.configuration import ChargerConfiguration
 from gateway.chargers.devices import DeviceBook
 from gateway.charging.controller import ChargingController
+from gateway.errors import CliError
 from gateway.gc_policy import GcPolicy
 from gateway.history.restore import restore_active_transactions
 from gateway.history.store import HistoryStore
@@ -43,17 +44,27 @@ from gateway.ocpp.parts import SessionParts
 from gateway.ocpp.requests import ChargerRequests
 from gateway.ocpp.server import OcppServer
 from gateway.ocpp.session import ChargerSession
-from gateway.operator import actions_api, actions_cli, cli
+from gateway.operator import (
+    actions_api,
+    actions_cli,
+    cli,
+    exports_api,
+    exports_cli,
+    init_cli,
+    settings_api,
+    settings_cli,
+)
 from gateway.operator import charging as operator_charging
 from gateway.operator.actions import ActionParts
 from gateway.operator.api import AdminParts, AdminServer, build_app
-from gateway.operator.token import ensure_admin_token, ensure_charger_password
+from gateway.operator.live import LiveSettings
+from gateway.operator.token import ensure_admin_token, ensure_charger_password, token_path
+from gateway.operator.web import WebUI
 from gateway.settings import Settings
 from gateway.simulator import cli as simulator_cli
 from gateway.tasks import Spawn, TaskSet
 from points import cli as points_cli
 from points.commands import PointCommands
-from points.modbus.fields import TableFields, areas_of
 from points.modbus.server import ModbusPointServer
 from points.service import PointsService
 from points.table import PointTable
@@ -72,6 +83,7 @@ class FollowUps:
         self.spawn = spawn
         self.configuration: ChargerConfiguration | None = None
         self.charging: ChargingController | None = None
+        self.connections: Connections | None = None
 
     def booted(self, session: ChargerSession, status: str) -> None:
         """Read the configuration, then re-apply profiles; both start only once the Boot answer is
@@ -81,6 +93,10 @@ class FollowUps:
             session.after_answer(lambda: configuration.on_boot(session, status), "boot follow-up")
         if charging is not None:
             session.after_answer(lambda: charging.on_boot(session, status), "boot follow-up")
+
+    async def ask_for_status(self, session: ChargerSession, after_boot: bool) -> None:
+        if self.connections is not None:
+            await self.connections.ask_for_status(session, after_boot)
 
     def transaction_changed(self, station: Station, connector_id: int) -> None:
         if self.charging is not None:
@@ -113,33 +129,42 @@ class Gateway:
         self.charging = ChargingController(
             settings, self.registry, self.history, clock, chargers=self.connections,
             device_of=lambda charger_id: self.device_book.devices.get(charger_id, {}),
-            spawn=self.tasks.spawn, changed=lambda charger_id: self.points.charging_changed(charger_id))
+            spawn=self.tasks.spawn, changed=lambda charger_id: self._charging_changed(charger_id))
+        self.live = LiveSettings(settings, self.history, clock, self.connections, self.charging)  # live edits
         follow_ups.configuration, follow_ups.charging = self.configuration, self.charging
+        follow_ups.connections = self.connections
         self.registry.subscribe(self.charging.on_registry_change)
         self.actions = ActionParts(self.requests, self.registry, self.history, clock, self.configuration,
                                    self.device_book)
         table = PointTable(clock=clock)
         self.points = PointsService(settings, self.registry, self.history, table, self.tasks.spawn,
-                                    self.charging, PointCommands(self.actions, self.charging, table.state.site))
+                                    self.charging, PointCommands(self.actions, self.charging, table))
         self.modbus: ModbusPointServer | None = None
         if settings.modbus.enabled:  # registers of the same point table (docs/modbus.md)
-            fields = TableFields(table, settings.modbus.write_wait_s)
-            self.modbus = ModbusPointServer(self.registry, fields.bindings(), settings.modbus)
-            # Values that live in the table (site limits, settings, write results) change without
-            # a registry event; the table tells the Modbus server.
-            modbus = self.modbus
-            table.changed.append(lambda points: modbus.refresh(areas_of(points)))
+            self.modbus = ModbusPointServer(self.registry, table, settings.modbus)
+        self.admin_parts = AdminParts(settings, self.actions, self.connections, self.ports, self.charging,
+                                      self.live, clock, self.tasks.spawn, table)
+        self.web = WebUI(self.admin_parts)  # the commissioning web pages, under /ui/ on the admin port
         login = LoginGuard(self.device_book, settings.ocpp, clock, self.history, self.tasks.spawn)
         self.ocpp = OcppServer(settings, self.connections, login, self.history)
         self.admin: AdminServer | None = None  # built at start: its token is made then
 
     def _admin_app(self, token: str) -> web.Application:
-        """The admin app: core routes, then operator actions, smart charging and points."""
-        app = build_app(AdminParts(self.settings, self.actions, self.connections, self.ports), token)
+        """The admin app: core routes, then settings, exports, operator actions, smart charging,
+        points and the web pages."""
+        app = build_app(self.admin_parts, token)
+        settings_api.add_routes(app, self.admin_parts)
+        exports_api.add_routes(app, self.admin_parts)
         actions_api.add_routes(app)
         operator_charging.add_routes(app, self.charging)
         self.points.add_routes(app)
+        self.web.add_routes(app)
         return app
+
+    def _charging_changed(self, charger_id: str | None) -> None:
+        """Smart charging changed: its points and the web pages' live view are told."""
+        self.points.charging_changed(charger_id)
+        self.web.hub.charging_changed(charger_id)
 
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -149,6 +174,7 @@ class Gateway:
             self.device_book.site_password_key = await asyncio.to_thread(stored_key, site_password)
         await self.device_book.load()
         await restore_active_transactions(self.history, self.registry)
+        await self.live.start()  # stored live settings win over the file, before anything reads them
         await self.configuration.load_stored()
         await self.charging.start()
         await self.points.start()
@@ -156,6 +182,7 @@ class Gateway:
             self.ports["bacnet"] = self.points.port
         if self.modbus is not None:
             self.ports["modbus"] = await self.modbus.start()
+        await self.web.start()
         self.ports["ocpp"] = await self.ocpp.start()
         if self.settings.admin.enabled:
             self.admin = AdminServer(self.settings.admin, self._admin_app(ensure_admin_token(self.settings)))
@@ -201,6 +228,8 @@ def serve(settings: Settings) -> int:
     """`ocpp-gateway run`: build the gateway, start it, run until SIGINT or SIGTERM."""
     logging.basicConfig(level=settings.logging.level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The library's own lines name no charger; the gateway logs connections with the charger id.
+    logging.getLogger("websockets").setLevel(logging.WARNING)
     if settings.logging.filter_charger:
         from gateway.history.logfilter import install_charger_filter
         install_charger_filter(settings.logging.filter_charger)
@@ -211,12 +240,12 @@ def serve(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await gateway.start()
-        print(f"ocpp-gateway running: OCPP ws{'s' if settings.ocpp.ssl_enabled else ''}://"
-              f"{settings.ocpp.host}:{gateway.ports['ocpp']}/ocpp/<charger id>; "
-              + "; ".join(f"{k} port {v}" for k, v in gateway.ports.items() if k != "ocpp")
-              + f"; database {settings.database.path}", flush=True)
-        print(cli.security_summary(settings), flush=True)
+        try:
+            await gateway.start()
+        except OSError as exc:
+            await gateway.stop()
+            raise CliError(cli.bind_error(settings, exc)) from None
+        print(started_text(settings, gateway.ports), flush=True)
         await stop.wait()
         await gateway.stop()
 
@@ -224,7 +253,21 @@ def serve(settings: Settings) -> int:
     return 0
 
 
-COMMANDS = (simulator_cli.register, actions_cli.register, operator_charging.register, points_cli.register)
+def started_text(settings: Settings, ports: dict[str, int]) -> str:
+    """What `run` prints once listening: the endpoints, where the secrets are, the web pages."""
+    lines = [f"ocpp-gateway running: OCPP ws{'s' if settings.ocpp.ssl_enabled else ''}://"
+             f"{settings.ocpp.host}:{ports['ocpp']}/ocpp/<charger id>; "
+             + "; ".join(f"{k} port {v}" for k, v in ports.items() if k != "ocpp")
+             + f"; database {settings.database.path}", cli.security_summary(settings)]
+    if "admin" in ports:
+        host = settings.admin.host if settings.admin.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        where = "admin.token" if settings.admin.token else str(token_path(settings))
+        lines.append(f"web pages: http://{host}:{ports['admin']}/ui/ (log in with the admin token, {where})")
+    return "\n".join(lines)
+
+
+COMMANDS = (simulator_cli.register, actions_cli.register, operator_charging.register, settings_cli.register,
+            exports_cli.register, init_cli.register, points_cli.register)
 
 
 def main(argv: list[str] | None = None) -> int:

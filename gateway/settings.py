@@ -64,6 +64,9 @@ class OcppSettings:
     # Freeze long-lived objects out of the garbage collector this often (0: Python's default
     # collector); see gateway/gc_policy.py for the measured pauses this avoids.
     gc_freeze_interval_s: float = 10.0
+    # A charger that sent no StatusNotification this long after connecting or booting is asked
+    # for one (TriggerMessage): many reconnect without BootNotification or StatusNotification.
+    status_trigger_after_s: float = 10.0
 
 
 @dataclass
@@ -111,6 +114,8 @@ class AdminSettings:
     # Host names (beyond IP addresses and localhost) the admin API answers to; a name not listed
     # is refused, which stops DNS rebinding (docs/security.md).
     allowed_hosts: list[str] = field(default_factory=list)
+    # A password for the web pages' login, besides the token (at least 12 characters).
+    password: str = ""
 
 
 @dataclass
@@ -145,6 +150,9 @@ class ModbusSettings:
     # How long a Modbus write waits for the charger's answer before it is acknowledged; kept
     # under the 1 s many Modbus clients wait (mbpoll's default timeout).
     write_wait_s: float = 0.8
+    # The BACnet priority a Modbus write commands the site limits and availability at (one
+    # priority array for both protocols; writing "not available" relinquishes it).
+    bacnet_priority: int = 10
 
 
 @dataclass
@@ -176,64 +184,150 @@ class Settings:
     smart_charging: SmartChargingSettings = field(default_factory=SmartChargingSettings)
 
     def validate(self) -> Settings:
-        """Refuse values that would only fail later, with a message that names the setting."""
-        if self.registration.guest_response not in REGISTRATION_STATUSES:
-            raise ConfigError(f"registration.guest_response must be one of {REGISTRATION_STATUSES}")
-        if self.authorize.policy not in AUTHORIZE_POLICIES:
-            raise ConfigError(f"authorize.policy must be one of {AUTHORIZE_POLICIES}")
+        """Refuse values that would only fail later, with one message that names every setting."""
+        problems = [f"{name} {problem}" for name, value in self.values().items()
+                    if (problem := check_value(name, value)) is not None]
+        if 0 < len(self.admin.password) < 12:
+            problems.append("admin.password must be at least 12 characters")
         if self.ocpp.ssl_enabled and not (self.ocpp.ssl_certfile and self.ocpp.ssl_keyfile):
-            raise ConfigError("ocpp.ssl_enabled needs ocpp.ssl_certfile and ocpp.ssl_keyfile")
+            problems.append("ocpp.ssl_enabled needs ocpp.ssl_certfile and ocpp.ssl_keyfile")
         for name in ("max_nesting_depth", "max_connector_id", "log_line_max_chars", "log_budget_bytes_per_minute"):
             if getattr(self.ocpp, name) < 1:
-                raise ConfigError(f"ocpp.{name} must be at least 1")
+                problems.append(f"ocpp.{name} must be at least 1")
         if self.ocpp.require_client_certificate and not (self.ocpp.ssl_enabled and self.ocpp.ssl_cafile):
-            raise ConfigError("ocpp.require_client_certificate needs ocpp.ssl_enabled and ocpp.ssl_cafile")
-        if self.modbus.word_order not in ("big", "little"):
-            raise ConfigError("modbus.word_order must be 'big' or 'little'")
-        for name in ("port",):
-            for section in (self.ocpp, self.admin, self.bacnet, self.modbus):
-                value = getattr(section, name)
-                if not 0 <= value <= 65535:
-                    raise ConfigError(f"{type(section).__name__}.{name} out of range: {value}")
+            problems.append("ocpp.require_client_certificate needs ocpp.ssl_enabled and ocpp.ssl_cafile")
+        if problems:
+            raise ConfigError("; ".join(problems))
         return self
 
+    def values(self) -> dict[str, Any]:
+        """Every setting as {"section.key": value}."""
+        return {f"{s.name}.{f.name}": getattr(getattr(self, s.name), f.name)
+                for s in dataclasses.fields(self) for f in dataclasses.fields(getattr(self, s.name))}
 
-def _apply(section: Any, values: dict[str, Any], where: str) -> None:
-    known = {f.name: f for f in dataclasses.fields(section)}
-    for key, value in values.items():
-        if key not in known:
-            raise ConfigError(f"unknown setting {where}.{key}")
-        current = getattr(section, key)
-        if isinstance(current, bool) and not isinstance(value, bool):
-            raise ConfigError(f"{where}.{key} must be true or false")
-        if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        setattr(section, key, value)
+    def field_type(self, dotted: str) -> str:
+        section_name, _, key = dotted.partition(".")
+        section = getattr(self, section_name)
+        return next(str(f.type) for f in dataclasses.fields(section) if f.name == key)
+
+
+# Allowed values and ranges, checked at start and for every live change (gateway/operator/live.py).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "registration.guest_response": REGISTRATION_STATUSES,
+    "authorize.policy": AUTHORIZE_POLICIES,
+    "modbus.word_order": ("big", "little"),
+    "logging.level": ("DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"),
+}
+RANGES: dict[str, tuple[float, float]] = {
+    "ocpp.port": (0, 65535), "admin.port": (0, 65535), "bacnet.port": (0, 65535),
+    "modbus.port": (0, 65535),
+    # BootNotification.conf interval: a non-negative integer (OCPP 1.6 6.4); 0 would make a
+    # charger pick its own, so the gateway asks for at least 1 s.
+    "ocpp.heartbeat_interval_s": (1, 86400),
+    "registration.guest_reconnect_interval_s": (1, 86400),
+    "ocpp.response_timeout_s": (0.1, 3600), "ocpp.offline_after_heartbeats": (1, 1000),
+    "ocpp.max_message_bytes": (1024, 2**31), "ocpp.max_connections": (1, 10**7),
+    "ocpp.gc_freeze_interval_s": (0, 86400), "database.log_flush_interval_s": (0.01, 60),
+    "database.general_log_retention_days": (0, 36500), "database.general_log_max_rows": (0, 10**10),
+    "database.meter_sample_retention_days": (0, 36500), "bacnet.device_id": (0, 4194302),
+    "bacnet.bbmd_ttl_s": (1, 65535), "bacnet.vendor_id": (0, 65535),
+    "bacnet.write_wait_s": (0, 60), "modbus.write_wait_s": (0, 60),
+    "smart_charging.nominal_voltage_v": (50, 1000), "smart_charging.default_phases": (1, 3),
+    "smart_charging.site_power_limit_kw": (0, 100000), "smart_charging.site_current_limit_a": (0, 100000),
+    "smart_charging.safe_power_limit_kw": (0, 100000), "smart_charging.setpoint_timeout_s": (0, 10**7),
+    "smart_charging.settle_s": (0, 3600), "smart_charging.coalesce_s": (0, 60),
+    "smart_charging.start_limit_a": (0, 1000),
+    "smart_charging.profile_writes_per_hour": (1, 100000),
+    "modbus.bacnet_priority": (1, 16), "ocpp.status_trigger_after_s": (0, 86400),
+}
+
+
+def check_value(dotted: str, value: Any) -> str | None:
+    """Why `value` is not allowed for setting `dotted`, or None when it is."""
+    choices = CHOICES.get(dotted)
+    if choices and value not in choices:
+        return f"must be one of {', '.join(choices)}, not {value!r}"
+    low_high = RANGES.get(dotted)
+    if low_high and value is not None and not low_high[0] <= value <= low_high[1]:
+        return f"must be between {low_high[0]:g} and {low_high[1]:g}, not {value!r}"
+    return None
+
+
+def coerce(dotted: str, type_text: str, value: Any) -> Any:
+    """`value` (from TOML or a `--set` word) as the setting's type, or ConfigError naming it."""
+    optional = "None" in type_text
+    if optional and value in (None, "", "none"):
+        return None
+    kind = type_text.replace("| None", "").strip()
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"  # from a web form or `settings set`
+        raise ConfigError(f"{dotted} must be true or false, not {value!r}")
+    if kind in ("int", "float"):
+        if isinstance(value, str):
+            try:
+                value = float(value) if kind == "float" else int(value)
+            except ValueError:
+                raise ConfigError(f"{dotted} must be a number, not {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{dotted} must be a number, not {value!r}")
+        if kind == "int" and value != int(value):
+            raise ConfigError(f"{dotted} must be a whole number, not {value!r}")
+        return int(value) if kind == "int" else float(value)
+    if kind.startswith("list"):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{dotted} must be a list of text, not {value!r}")
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)  # `--set bacnet.device_name=4711` means the text
+    if not isinstance(value, str):
+        raise ConfigError(f"{dotted} must be text, not {value!r}")
+    return value
+
+
+def _apply(settings: Settings, values: dict[str, Any], unknown: list[str]) -> None:
+    """Set `values` ({"section.key": value}); unknown names are collected, bad values refused."""
+    for dotted, value in values.items():
+        section_name, _, key = dotted.partition(".")
+        section = getattr(settings, section_name, None)
+        if not dataclasses.is_dataclass(section) or key not in {f.name for f in dataclasses.fields(section)}:
+            unknown.append(dotted)
+            continue
+        setattr(section, key, coerce(dotted, settings.field_type(dotted), value))
 
 
 def load_settings(path: str | Path | None = None, overrides: dict[str, str] | None = None) -> Settings:
     """Defaults, then the TOML file, then `section.key=value` overrides from the CLI."""
     settings = Settings()
+    unknown: list[str] = []
     if path:
         try:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read {path}: {exc}") from exc
+        flat: dict[str, Any] = {}
         for section_name, values in data.items():
-            section = getattr(settings, section_name, None)
-            if section is None or not isinstance(values, dict):
-                raise ConfigError(f"unknown section [{section_name}] in {path}")
-            _apply(section, values, section_name)
+            if not isinstance(values, dict):
+                unknown.append(section_name)
+                continue
+            flat.update({f"{section_name}.{k}": v for k, v in values.items()})
+        _apply(settings, flat, unknown)
+    parsed: dict[str, Any] = {}
     for dotted, raw in (overrides or {}).items():
-        section_name, _, key = dotted.partition(".")
-        section = getattr(settings, section_name, None)
-        if section is None or not key:
+        if "." not in dotted.strip("."):
             raise ConfigError(f"override {dotted!r} must look like section.key")
         try:
-            value = tomllib.loads(f"v = {raw}")["v"]
+            parsed[dotted] = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
-            value = raw  # a bare word is a string
-        _apply(section, {key: value}, section_name)
+            parsed[dotted] = raw  # a bare word is a string (a number setting then says so)
+    _apply(settings, parsed, unknown)
+    if unknown:
+        raise ConfigError(f"unknown setting{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}"
+                          " (docs/configuration.md lists every setting)")
     return settings.validate()
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from gateway.chargers.keys import STANDARD_CONFIG_KEYS as STANDARD_CONFIG_KEYS
+from gateway.chargers.standard_keys import STANDARD_CONFIG_KEYS as STANDARD_CONFIG_KEYS
 from gateway.charging.inputs import SEND_STATES
 from gateway.charging.limit import SOURCES
 from gateway.charging.profiles import NiagaraProfileSettings
@@ -57,7 +57,7 @@ MEASURAND_UNITS = {
 # COV increments that do not flood a BMS (notes 3.3): 100 W, 10 Wh, 0.1 A, 1 V.
 COV_INCREMENTS = {"W": 100.0, "kWh": 0.01, "kvarh": 0.01, "var": 100.0, "A": 0.1, "V": 1.0,
                   "degC": 0.5, "%": 1.0, "Hz": 0.1, "PF": 0.01, "rpm": 10.0, "s": 60.0}
-# The OCPP 1.6 standard configuration keys are one table (gateway/chargers/keys.py), append only:
+# The OCPP 1.6 standard configuration keys are one table (gateway/chargers/standard_keys.py), append only:
 # position = offset; imported above for the point table and Modbus.
 CONFIG_PREFIX = "config:"
 REGISTRATION_STATES = ("Accepted", "Pending", "Rejected")
@@ -89,6 +89,13 @@ class WriteCommand(StrEnum):
     SITE_CURRENT_LIMIT = "site_current_limit"
 
 
+# Result points show one of these words, or the charger's answer (Accepted, Rejected,
+# NotSupported, RebootRequired, Unlocked, UnlockFailed, ...), or Pending/Stored/Applied/Timeout/
+# CALLERROR/Cancelled/Failed (a refusal: `gateway.errors.REFUSAL_OUTCOMES`): never more than
+# RESULT_TEXT_MAX characters (a Modbus result register holds 16; issue 14 item 7).
+RESULT_TEXT_MAX = 16
+
+
 @dataclass
 class SiteLimits:
     """What the BMS/EMS commands for the whole site; the allocator reads these."""
@@ -105,6 +112,7 @@ class PointState:
 
     results: dict[tuple[str, int | None, str], str] = field(default_factory=dict)
     site: SiteLimits = field(default_factory=SiteLimits)
+    not_exposed: dict[str, int] = field(default_factory=dict)  # protocol -> added chargers it cannot show
     # The smart-charging controller (gateway.charging.controller): the one owner of the Niagara
     # 6.3 settings and of the site limit in force; points only show and forward writes.
     charging: Any = None
@@ -194,7 +202,8 @@ class PointSpec:
 
 
 def _iso(ts: float | None) -> str:
-    return iso_z(ts) if ts else ""
+    """UTC time to the second (20 characters: fits a Modbus STRING(20); a BMS needs no ms)."""
+    return iso_z(int(ts))[:19] + "Z" if ts else ""
 
 
 def _state(states: tuple[str, ...], value: str | None) -> int | None:
@@ -234,6 +243,17 @@ def _session_duration_s(c: Ctx) -> float:
     return float(max(int(c.now - conn.session_start), 0))
 
 
+def _ended_with_session(connector: Any, reading_ts: float) -> bool:
+    """A power or current reading from a transaction that has ended since: the flow is 0 now.
+
+    Chargers that meter only during transactions (EVlink, manual 3.1: "only during a load")
+    send no reading after StopTransaction; the last one would otherwise show 7 kW while Available.
+    """
+    if connector is None or connector.transaction_id is not None or connector.session_end is None:
+        return False
+    return reading_ts <= connector.session_end
+
+
 def to_unit(value: float, unit: str, target: str) -> float:
     """Convert an OCPP reading (UnitOfMeasure, spec 7.45) to the point's unit."""
     unit = unit or "Wh"
@@ -267,7 +287,12 @@ def meter_spec(measurand: str, phase: str, location: str) -> PointSpec:
         if st is None:
             return None
         reading = st.reading(c.point.connector_id, measurand, phase, location)
-        return None if reading is None else round(float(to_unit(reading.value, reading.unit, unit)), 4)
+        if reading is None:
+            return None
+        if flow and _ended_with_session(c.connector, reading.timestamp):
+            return 0.0
+        return round(float(to_unit(reading.value, reading.unit, unit)), 4)
+    flow = measurand.startswith(("Power.Active", "Current.Import", "Current.Export"))
     text = " ".join(x for x in (measurand, phase, f"at {location}") if x)
     return PointSpec(measurand, "meter", 0, "analog-input", "float32", unit, source=source,
                      description=f"MeterValues {text}", cov_increment=COV_INCREMENTS.get(unit, 1.0),
@@ -358,6 +383,13 @@ SITE_SPECS: tuple[PointSpec, ...] = (
     PointSpec("BMS-WatchdogExpired", "site", 7, "binary-input", "uint16", states=("Normal", "Expired"),
               source=lambda c: bool(_site(c, "watchdog_expired")),
               description="The BMS did not refresh its limit in time: the safe or last BMS value applies"),
+    # No silent limits (issue 14 item 8): added chargers a protocol cannot show (points.capacity).
+    PointSpec("Chargers-NotOnBACnet", "site", 50, "analog-input", "uint16", cov_increment=1.0,
+              source=lambda c: float(c.state.not_exposed.get("bacnet", 0)),
+              description="Added chargers without BACnet objects (slot beyond one device's capacity)"),
+    PointSpec("Chargers-NotOnModbus", "site", 51, "analog-input", "uint16", cov_increment=1.0,
+              source=lambda c: float(c.state.not_exposed.get("modbus", 0)),
+              description="Added chargers without Modbus registers (slot beyond the map or unit ids)"),
 )
 
 CHARGER_SPECS: tuple[PointSpec, ...] = (
@@ -404,6 +436,20 @@ CHARGER_SPECS: tuple[PointSpec, ...] = (
           RESET_STATES, 1, "charger", False),
     *_cmd("ClearCache", 22, "binary-value", "clear_cache",
           "Write active to clear the authorization cache", ("Idle", "Clear"), False, "charger", False),
+    # Niagara guide 6 device properties still missing (issue 14 item 12): BootNotification fields.
+    PointSpec("ICCID", "charger", 30, "characterstring-value", "string", stale_when_offline=False,
+              source=_station(lambda s: s.boot.iccid), description="ICCID of the modem's SIM card",
+              ocpp_source="BootNotification:iccid"),
+    PointSpec("IMSI", "charger", 31, "characterstring-value", "string", stale_when_offline=False,
+              source=_station(lambda s: s.boot.imsi), description="IMSI of the modem's SIM card",
+              ocpp_source="BootNotification:imsi"),
+    PointSpec("MeterType", "charger", 32, "characterstring-value", "string", stale_when_offline=False,
+              source=_station(lambda s: s.boot.meter_type), description="Type of the main electrical meter",
+              ocpp_source="BootNotification:meterType"),
+    PointSpec("MeterSerial", "charger", 33, "characterstring-value", "string", stale_when_offline=False,
+              source=_station(lambda s: s.boot.meter_serial),
+              description="Serial number of the main electrical meter",
+              ocpp_source="BootNotification:meterSerialNumber"),
 )
 
 CONNECTOR_SPECS: tuple[PointSpec, ...] = (
@@ -491,6 +537,11 @@ CONNECTOR_SPECS: tuple[PointSpec, ...] = (
               source=lambda c: _state(SC_SEND_STATES, _control(c, "send_state") or "Not available"),
               description="Last site-profile write: Accepted, Rejected, Held back, Pending, ...",
               ocpp_source="SetChargingProfile.conf:status"),
+    # Niagara guide 6.2 per-connector Last Update (issue 14 item 12).
+    PointSpec("LastUpdate", "connector", 30, "characterstring-value", "string",
+              source=_connector(lambda c: _iso(c.last_update)),
+              description="Time of the connector's last StatusNotification or transaction change (UTC)",
+              ocpp_source="StatusNotification"),
 )
 
 
@@ -506,7 +557,24 @@ MODBUS_STRING_REGISTERS: dict[str, int] = {
     "VendorErrorCode": 8, "Availability-Result": 8, "IdTag": 10,
     "Unlock-Result": 8, "RemoteStart": 10, "RemoteStart-Result": 8, "RemoteStop-Result": 8,
     "SC-SendStatus": 8,
+    "ICCID": 10, "IMSI": 8, "MeterType": 13, "MeterSerial": 13, "LastUpdate": 10,
 }
+# Meter values with registers, at the default location (Outlet): entry i sits at the meter area
+# + 2i of every connector area. "u32" entries are the UINT32 Wh counter of the energy register
+# before them. Append only: the position is the address.
+MODBUS_METERS: tuple[tuple[str, str, str], ...] = (
+    ("Power.Active.Import", "", ""), ("Energy.Active.Import.Register", "", ""),
+    ("Energy.Active.Import.Register", "", "u32"),
+    ("Current.Import", "L1", ""), ("Current.Import", "L2", ""), ("Current.Import", "L3", ""),
+    ("Voltage", "L1-N", ""), ("Voltage", "L2-N", ""), ("Voltage", "L3-N", ""),
+    ("Voltage", "L1", ""), ("Voltage", "L2", ""), ("Voltage", "L3", ""),
+    ("Power.Active.Import", "L1", ""), ("Power.Active.Import", "L2", ""),
+    ("Power.Active.Import", "L3", ""), ("Current.Import", "", ""), ("Voltage", "", ""),
+    ("Current.Offered", "", ""), ("Power.Offered", "", ""), ("SoC", "", ""), ("Temperature", "", ""),
+    ("Frequency", "", ""), ("Energy.Active.Export.Register", "", ""),
+    ("Energy.Active.Export.Register", "", "u32"), ("Power.Active.Export", "", ""),
+    ("Power.Factor", "", ""),
+)
 # OCPP 1.6 chapter 9: type and accessibility of each standard configuration key. Modbus serves
 # integer keys as UINT32 and boolean keys as 0/1 (written back as "true"/"false"); CSL keys are
 # text and not served over Modbus. "RW" keys are holding registers, "R" keys input registers.

@@ -1,8 +1,10 @@
 """`ocpp-gateway points list|export`: the point table for humans and for BMS engineering tools.
 
-Both read the running gateway's table through the admin API (`GET /api/points`), or, with
-`--db FILE`, build the same table from the database (slots, persisted offsets, points seen),
-so an EDE file can be made while the gateway is stopped.
+Both read the running gateway over the admin API (`GET /api/points`, `GET /api/points/meta`):
+its table, its BACnet device id and its Modbus settings, whatever configuration this command was
+started with. With `--db FILE` they build the same table from the database of a stopped gateway
+(slots, persisted offsets, points seen), using this command's settings for the device id and the
+Modbus options. Without a running gateway and without `--db` they refuse and say so.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from typing import Any
 
 from gateway.errors import CliError
 from gateway.operator.cli import AdminClient, _print, _table
-from points.export.register_map import add_modbus_export, run_modbus_export
+from gateway.settings import ModbusSettings
+from points.export.register_map import add_modbus_export
 
-LIST_COLUMNS = ["name", "object_type", "instance", "value", "units", "writable", "charger_id"]
+LIST_COLUMNS = ["name", "object_type", "instance", "value", "units", "reliability", "writable", "charger_id"]
 
 
 def register(subparsers: Any) -> None:
@@ -33,30 +36,40 @@ def register(subparsers: Any) -> None:
     points.set_defaults(func=cmd_points)
 
 
-def _rows(args: argparse.Namespace) -> list[dict[str, Any]]:
-    if args.db:
-        if not Path(args.db).exists():
-            raise CliError(f"no database at {args.db}")
-        from points.service import point_rows, table_from_db
-        return point_rows(asyncio.run(table_from_db(args.db)))
-    return AdminClient(args.settings, args.admin_url).request("GET", "/api/points")
+def _from_db(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    if not Path(args.db).exists():
+        raise CliError(f"no database at {args.db}")
+    from points.service import export_meta, point_rows, table_from_db
+    table, devices = asyncio.run(table_from_db(args.db, with_devices=True))
+    return point_rows(table), export_meta(args.settings, devices)
+
+
+def _from_gateway(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    client = AdminClient(args.settings, args.admin_url)
+    try:
+        meta = client.request("GET", "/api/points/meta")
+    except CliError as exc:
+        raise CliError(f"{exc}; or give --db FILE to read a stopped gateway's database") from None
+    return client.request("GET", "/api/points"), meta
 
 
 def cmd_points(args: argparse.Namespace) -> int:
-    if args.points_action == "export":
-        if not (args.ede or args.modbus):
-            raise CliError("points export needs --ede DIR and/or --modbus FILE")
-        run_modbus_export(args)  # the register map needs slots only: --db or database.path
-        if not args.ede:
-            return 0
-    rows = _rows(args)
+    if args.points_action == "export" and not (args.ede or args.modbus):
+        raise CliError("points export needs --ede DIR and/or --modbus FILE")
+    rows, meta = _from_db(args) if args.db else _from_gateway(args)
     if args.points_action == "list":
         if args.charger:
             rows = [r for r in rows if r["charger_id"] == args.charger]
         _print(args, rows, lambda d: _table(d, LIST_COLUMNS))
         return 0
-    from points.export.ede import write_ede
-    cfg = args.settings.bacnet
-    paths = write_ede(args.ede, rows, cfg.device_id, cfg.device_name, cfg.description, args.project)
-    print(f"wrote {len(rows) + 1} objects: " + ", ".join(str(p) for p in paths))
+    if args.modbus:
+        from points.export.register_map import export
+        modbus = ModbusSettings(**meta["modbus"])
+        export(args.modbus, modbus, [tuple(d) for d in meta["devices"]], getattr(args, "modbus_format", None))
+    if args.ede:
+        from points.export.ede import write_ede
+        bacnet = meta["bacnet"]
+        paths = write_ede(args.ede, rows, bacnet["device_id"], bacnet["device_name"], bacnet["description"],
+                          args.project)
+        print(f"wrote {len(rows) + 1} objects: " + ", ".join(str(p) for p in paths))
     return 0

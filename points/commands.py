@@ -11,6 +11,7 @@ little (`bacnet.write_wait_s`, `modbus.write_wait_s`) and puts a late one in the
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from points.catalog import (
     AVAILABILITY_STATES,
     REGISTRATION_STATES,
     RESET_STATES,
+    RESULT_TEXT_MAX,
     SC_KIND_STATES,
     SC_PURPOSE_STATES,
     SC_UNIT_STATES,
@@ -31,8 +33,8 @@ from points.table import Point, PointTable
 
 if TYPE_CHECKING:
     from gateway.charging.controller import ChargingController
-    from points.catalog import SiteLimits
 
+log = logging.getLogger(__name__)
 # OCPP 1.6 schema limits (ChangeConfiguration value: CiString500, idTag: CiString20).
 MAX_CONFIG_VALUE, MAX_ID_TAG = 500, 20
 # Answers that mean the action happened (or will): anything else is a refusal.
@@ -40,14 +42,13 @@ DONE = {"Accepted", "Unlocked", "Scheduled", "RebootRequired"}
 
 
 class PointCommands:
-    """The catalog's write commands, bound to this gateway's operator actions and controller.
+    """The catalog's write commands, bound to this gateway's operator actions and controller."""
 
-    `site` is the table's record of the site limits a BMS wrote."""
-
-    def __init__(self, parts: ActionParts, charging: ChargingController | None, site: SiteLimits) -> None:
+    def __init__(self, parts: ActionParts, charging: ChargingController | None, table: PointTable) -> None:
         self.parts = parts
         self.charging = charging
-        self.site = site
+        self.table = table  # its site limits as a BMS wrote them, and who commands them
+        self.site = table.state.site
 
     async def run(self, point: Point, value: Any) -> str | None:
         """Carry out the point's command (its spec's `on_write`)."""
@@ -137,11 +138,14 @@ class PointCommands:
             site.power_limit_kw = float(value)
         else:
             site.current_limit_a = float(value)
+        # One line per command that reaches smart charging (a BMS repeating itself is not one).
+        self.parts.history.log("site", "SiteLimitCommand", f"{point.name} {float(value):g} from the BMS")
         if self.charging is None:
             return "Stored"
         power = site.power_limit_kw if site.power_limit_kw < NO_LIMIT else None
         current = site.current_limit_a if site.current_limit_a < NO_LIMIT else None
-        await self.charging.set_site_limit(power, current, source="bms")
+        await self.charging.set_site_limit(power, current, source="bms",
+                                           priority=self.table.commanding_priority(point))
         return "Applied"
 
 
@@ -152,16 +156,16 @@ async def _done(action: Awaitable[dict[str, Any]]) -> str:
     except ChargerUnavailable as exc:
         raise WriteRefused(str(exc), "charger-offline") from None
     except ChargerTimeout as exc:
-        raise WriteRefused(str(exc), "rejected") from None
+        raise WriteRefused(str(exc), "rejected", "Timeout") from None
     except ChargerCallError as exc:
-        raise WriteRefused(f"CALLERROR {exc.code}", "rejected") from None
+        raise WriteRefused(f"CALLERROR {exc.code}", "rejected", "CALLERROR") from None
     except OperationError as exc:
         raise WriteRefused(str(exc), "rejected") from None
     except (OcppError, ValueError) as exc:  # our payload broke the schema: a bad value from the BMS
         raise WriteRefused(str(exc), "invalid-value") from None
     status = str(answer.get("status", "Accepted"))
     if status not in DONE:
-        raise WriteRefused(f"charger answered {status}", "rejected")
+        raise WriteRefused(f"charger answered {status}", "rejected", status[:RESULT_TEXT_MAX])
     return status
 
 
@@ -183,7 +187,7 @@ class PointWrites:
             task.add_done_callback(lambda t: _late_result(table, point, t))
             return "Pending"
         except WriteRefused as exc:
-            table.set_result(point, f"Refused: {exc.reason}")
+            table.set_result(point, exc.outcome)
             raise
         if text is None:
             return ""
@@ -195,9 +199,10 @@ def _late_result(table: PointTable, point: Point, task: asyncio.Future[str | Non
     if task.cancelled():
         table.set_result(point, "Cancelled")
     elif isinstance(task.exception(), WriteRefused):
-        table.set_result(point, f"Refused: {task.exception().reason}")  # type: ignore[union-attr]
+        table.set_result(point, task.exception().outcome)  # type: ignore[union-attr]
     elif task.exception() is not None:
-        table.set_result(point, f"Failed: {task.exception()}")
+        log.error("write to %s failed", point.name, exc_info=task.exception())
+        table.set_result(point, "Failed")
     elif task.result() is not None:
         table.set_result(point, task.result())
 

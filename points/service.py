@@ -18,8 +18,10 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.model.station import ChangeEvent, Registry
+from gateway.model.station import ChangeEvent, ChangeKind, Registry
+from points import capacity
 from points.commands import PointCommands, PointWrites
+from points.restore import STATUS_SCOPE, restore_last_known, status_record
 from points.table import OFFSETS_SCOPE, Point, PointTable
 
 if TYPE_CHECKING:
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from gateway.tasks import Spawn
 
 log = logging.getLogger(__name__)
+DYNAMIC_REFRESH_S = 5.0  # how often time-dependent values (session duration) are re-read
 SEEN_SCOPE = "points.seen"  # per charger: connectors, meter values and keys seen (for --db exports)
 
 
@@ -52,6 +55,8 @@ class PointsService:
         self._unsaved: dict[str, dict[str, str]] = {}  # scope -> values not yet written
         self._seen_changed: set[str] = set()  # chargers whose seen record may have changed
         self._saver: asyncio.Task[None] | None = None
+        self._statuses: dict[str, str] = {}
+        self._slots: dict[str, int | None] = {}  # charger id -> slot, for the not-exposed counts
 
     async def start(self) -> None:
         """Load what was persisted, build the points of every added charger, start BACnet."""
@@ -77,21 +82,48 @@ class PointsService:
         table.writer = PointWrites(self.commands.run)
         table.write_wait_s = settings.bacnet.write_wait_s
         table.added.append(self._remember)
+        self._statuses = await restore_last_known(self.history, self.registry.added_stations())
         self.registry.subscribe(self.on_registry_change)
         seen = await self.history.kv_get(SEEN_SCOPE)
         for station in self.registry.added_stations():
             table.restore(station, _record(seen, station.charger_id))
         table.sync(self.registry)
+        self._restore_bms_command()
+        self._slots = {s.charger_id: s.slot for s in self.registry.added_stations()}
+        self._count_not_exposed()
+        self.spawn(self._refresh_dynamic(), "points: values that change with time")
         if settings.bacnet.enabled:
             from points.bacnet.device import BacnetServer
             self.bacnet = BacnetServer(settings.bacnet, table, self.spawn)
             self.port = await self.bacnet.start()
+
+    def _restore_bms_command(self) -> None:
+        """A BMS limit smart charging kept across the restart is a command in the site points'
+        priority array again, so BACnet's present-value and priority-array and the Modbus
+        register show the same value (issue 13 item 6) without the BMS writing again."""
+        charging = self.charging
+        bms = charging.site.bms if charging is not None else None
+        if bms is None:
+            return
+        priority = bms.priority or self.settings.modbus.bacnet_priority
+        power_kw = bms.limit.power_w / 1000.0 if bms.limit.power_w is not None else None
+        for key, value in (("PowerLimit", power_kw), ("CurrentLimit", bms.limit.current_a)):
+            point = self.table.get(f"Site-{key}")
+            if point is not None and value is not None:
+                self.table.restore_command(point, value, priority)
 
     async def stop(self) -> None:
         """Stop BACnet, then wait for the persisting still under way (a stop never loses an offset)."""
         if self.bacnet is not None:
             await self.bacnet.stop()
         await self.flush()
+
+    async def _refresh_dynamic(self) -> None:
+        """Values that change with time alone (a session's duration, the last heartbeat): told
+        to both protocols as one change, from here."""
+        while True:
+            await asyncio.sleep(DYNAMIC_REFRESH_S)
+            self.table.notify([p for p in self.table.points() if p.spec.dynamic])
 
     def _persist(self, scope: str, values: dict[str, str]) -> None:
         """Gather new offsets and seen records: a new charger's points (38 for an AC wallbox) go
@@ -135,8 +167,35 @@ class PointsService:
         """Registry events arrive inside OCPP handlers: a points fault must never break those."""
         try:
             self.table.handle(event, self.registry)
+            if event.kind == ChangeKind.CONNECTOR:
+                self._keep_statuses(event.charger_id)
+            elif event.kind in (ChangeKind.ADDED, ChangeKind.REMOVED, ChangeKind.STATION):
+                self._count_not_exposed(event.charger_id)
         except Exception:
             log.exception("point table update failed for %s (%s)", event.charger_id, event.kind)
+
+    def _count_not_exposed(self, charger_id: str | None = None) -> None:
+        """Keep the site's "not on BACnet / Modbus" counts; only a slot change recounts."""
+        station = self.registry.get(charger_id) if charger_id else None
+        slot = station.slot if station is not None else None
+        if charger_id is not None and self._slots.get(charger_id) == slot:
+            return
+        if charger_id is not None:
+            self._slots[charger_id] = slot
+        new = capacity.counts([s for s in self._slots.values() if s is not None], self.settings)
+        if new != self.table.state.not_exposed:
+            self.table.state.not_exposed = new
+            self.table.notify([p for p in self.table.points() if p.spec.key.startswith("Chargers-")])
+
+    def _keep_statuses(self, charger_id: str) -> None:
+        """Persist a device's connector statuses when they change (restored after a restart)."""
+        station = self.registry.get(charger_id)
+        if station is None or station.slot is None:
+            return
+        record = status_record(station)
+        if self._statuses.get(charger_id) != record:
+            self._statuses[charger_id] = record
+            self._persist(STATUS_SCOPE, {charger_id: record})
 
     def _remember(self, points: list[Point]) -> None:
         """Persist which connectors, meter values and keys a charger has, when that changes."""
@@ -151,7 +210,13 @@ class PointsService:
 
         async def list_points(request: web.Request) -> web.Response:
             return web.json_response(point_rows(self.table))
+
+        async def meta(request: web.Request) -> web.Response:
+            """What exports need of the running gateway besides the table (issue 14 item 9)."""
+            devices = [(s.slot, s.charger_id) for s in self.registry.added_stations()]
+            return web.json_response(export_meta(self.settings, devices))
         app.router.add_get("/api/points", list_points)
+        app.router.add_get("/api/points/meta", meta)
 
 
 
@@ -168,8 +233,9 @@ async def load_state(table: PointTable, history: HistoryStore) -> None:
     table.load(await history.kv_get(OFFSETS_SCOPE))
 
 
-async def table_from_db(path: str | Path) -> PointTable:
-    """The table the gateway would build, from a database file (slots, offsets, seen points)."""
+async def table_from_db(path: str | Path, with_devices: bool = False) -> Any:
+    """The table the gateway would build, from a database file (slots, offsets, seen points);
+    with `with_devices`, also the (slot, charger id) list."""
     from gateway.history.store import HistoryStore
     store = HistoryStore(path)
     await store.open()
@@ -177,14 +243,27 @@ async def table_from_db(path: str | Path) -> PointTable:
         registry, table = Registry(), PointTable(clock=lambda: 0.0)
         await load_state(table, store)
         seen = await store.kv_get(SEEN_SCOPE)
-        for device in await store.devices():
+        devices = await store.devices()
+        for device in devices:
             station = registry.ensure(device["charger_id"])
             station.slot, station.registration = device["slot"], device["registration"]
             table.restore(station, _record(seen, station.charger_id))
         table.sync(registry)
+        if with_devices:
+            return table, [(int(d["slot"]), str(d["charger_id"])) for d in devices]
         return table
     finally:
         await store.close()
+
+
+def export_meta(settings: Any, devices: list[tuple[int, str]]) -> dict[str, Any]:
+    """The settings and slots exports use: the BACnet device and the Modbus map options."""
+    b, m = settings.bacnet, settings.modbus
+    return {"bacnet": {"device_id": b.device_id, "device_name": b.device_name, "description": b.description},
+            "modbus": {"host": m.host, "port": m.port, "word_order": m.word_order,
+                       "mirror_inputs_in_holding": m.mirror_inputs_in_holding,
+                       "unit_id_per_charger": m.unit_id_per_charger, "bacnet_priority": m.bacnet_priority},
+            "devices": sorted(devices)}
 
 
 def point_rows(table: PointTable) -> list[dict[str, Any]]:
@@ -200,6 +279,6 @@ def point_rows(table: PointTable) -> list[dict[str, Any]]:
             "units": spec.units, "states": list(spec.states), "writable": spec.writable,
             "commandable": spec.commandable, "min": spec.min_value, "max": spec.max_value,
             "default": default, "modbus_type": spec.modbus_type, "ocpp_source": spec.ocpp_source,
-            "value": table.read(p), "reliable": table.reliable(p),
+            "value": table.read(p), "reliable": table.reliable(p), "reliability": table.reliability(p),
         })
     return rows

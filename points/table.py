@@ -6,7 +6,7 @@ value and per configuration key) is iterated by BACnet (`points.bacnet.device`),
 the installer (`points.service`) feeds it registry events and persists what it allocates.
 
 Public API (used by points.bacnet.device, points.modbus.server, points.export.ede; a running gateway's table is
-`points.service.service_for(gateway).table`, ready once the gateway's start hooks have run):
+`gateway.points.table`, built by `gateway.main` and ready once the gateway has started):
 
     PointSpec(key, kind, offset, bacnet_type, modbus_type, units="", writable=False,
               commandable=False, source=None, on_write="", states=(), description="",
@@ -40,10 +40,11 @@ Specs and value sources live in `points.catalog` (UNITS with BACnet codes, state
 MEASURANDS, STANDARD_CONFIG_KEYS, PointSpec.coerce for write validation, WriteRefused codes:
 write-access-denied, value-out-of-range, invalid-value, charger-offline, rejected).
 For Modbus: `spec.modbus_type` is float32 | uint16 | uint32 | string; multi-state values are
-1-based state numbers; `point.slot`, `point.connector_id`, `point.index` (the local offset,
-< SLOT_STRIDE) are the stable inputs for a register-address function of `points.modbus.server`.
-Writes from any protocol go through `await table.write(point, value)`; for commandable points
-pass the effective value after the protocol's own priority logic.
+1-based state numbers; `points.modbus.layout` places every catalog spec in the register map and
+finds the table's point of a register by its identity (`find(uid)`). Writes from any protocol go
+through `await table.write(point, value)`; commandable points through `await table.command(point,
+value, priority)`, so both protocols share one priority array. Both protocols listen to
+`changed` only: each change reaches each protocol once.
 
 Numbering (docs/bacnet.md): instance = slot * SLOT_STRIDE + local index; site points use
 slot 0. Inside a slot: connector c (0..9) owns [c*500, c*500+500): fixed points at 0..99,
@@ -55,19 +56,18 @@ index; charger points at 5000..5199; configuration key k at 5200 + k and its wri
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from gateway.chargers.standard_keys import standard_key
 from gateway.model.station import ChangeEvent, ChangeKind, ConfigKey, Connector, MeterKey, Registry
 from points.catalog import (
     CHARGER_SPECS,
     CONFIG_PREFIX,
     CONNECTOR_SPECS,
     MEASURAND_UNITS,
-    MEASURANDS,
-    PHASES,
+    RESULT_TEXT_MAX,
     SITE_SPECS,
     STANDARD_CONFIG_KEYS,
     Ctx,
@@ -78,6 +78,20 @@ from points.catalog import (
     config_spec,
     meter_spec,
 )
+from points.identity import (
+    CONFIG_MAX,
+    MAX_CONNECTOR,
+    MAX_SLOT,
+    METER_EXTRA_BASE,
+    METER_EXTRA_MAX,
+    VENDOR_CONFIG_FIRST,
+    Point,
+    local_index,
+    object_instance,
+    point_name,
+    safe_name,
+    standard_meter_index,
+)
 
 __all__ = [
     "CHARGER_SPECS", "CONNECTOR_SPECS", "MAX_SLOT", "MEASURAND_UNITS", "OFFSETS_SCOPE",
@@ -85,119 +99,16 @@ __all__ = [
     "object_instance", "point_name", "safe_name", "standard_meter_index",
 ]
 
-SLOT_STRIDE = 10_000
-CONNECTOR_STRIDE = 500
-MAX_CONNECTOR = 9
-METER_BASE, METER_EXTRA_BASE, METER_EXTRA_MAX = 100, 350, 150
-CHARGER_BASE = 5_000
-CONFIG_BASE, CONFIG_RESULT_BASE, CONFIG_MAX = 5_200, 7_600, 2_400
-VENDOR_CONFIG_FIRST = 100
-MAX_INSTANCE = 4_194_302  # 4,194,303 is the BACnet wildcard instance
-MAX_SLOT = (MAX_INSTANCE - SLOT_STRIDE + 1) // SLOT_STRIDE  # 418
 OFFSETS_SCOPE = "points.offsets"
+# Reliability of a point's value (BACnet property names; Modbus shows them as valid flags).
+# A commandable point's writer runs when the value in force changes; an unchanged value written
+# again reaches it at most this often (a refresh the smart-charging BMS watchdog counts), so a
+# burst of repeated BMS writes is one call, not one per write (issue 13 item 6).
+COMMAND_REFRESH_S = 60.0
+NO_FAULT, STALE, NOT_AVAILABLE = "noFaultDetected", "communicationFailure", "unreliableOther"
 log = logging.getLogger(__name__)
 
 Listener = Callable[[list["Point"]], None]
-
-
-@dataclass(frozen=True)
-class Point:
-    """One exposed value: a spec bound to a charger (slot), connector and subject.
-
-    `subject` is the MeterKey-like tuple (measurand, phase, location) of a meter point, the key
-    name of a configuration point, or None. `subject_index` is its fixed or persisted offset.
-    """
-
-    spec: PointSpec
-    charger_id: str = ""
-    slot: int = 0
-    connector_id: int | None = None
-    subject: Any = None
-    subject_index: int = 0
-
-    @property
-    def index(self) -> int:
-        return local_index(self.spec, self.connector_id, self.subject_index)
-
-    @property
-    def instance(self) -> int:
-        return object_instance(self.slot, self.index)
-
-    @property
-    def name(self) -> str:
-        return point_name(self.slot, self.connector_id, self.spec, self.subject)
-
-    @property
-    def uid(self) -> tuple[str, int]:
-        """(BACnet object type, instance): unique within the device."""
-        return (self.spec.bacnet_type, self.instance)
-
-
-def local_index(spec: PointSpec, connector_id: int | None, subject_index: int = 0) -> int:
-    """Offset of a point inside its charger's block of SLOT_STRIDE instances (site: slot 0)."""
-    if spec.kind == "site":
-        return spec.offset
-    if spec.kind == "charger":
-        return CHARGER_BASE + spec.offset
-    if spec.kind == "config":
-        return CONFIG_BASE + subject_index
-    if spec.kind == "config_result":
-        return CONFIG_RESULT_BASE + subject_index
-    base = (connector_id or 0) * CONNECTOR_STRIDE
-    if spec.kind == "connector":
-        return base + spec.offset
-    if spec.kind == "meter":
-        return base + subject_index
-    raise ValueError(f"unknown point kind {spec.kind}")
-
-
-def object_instance(slot: int, index: int) -> int:
-    """The BACnet object instance of a point: slot block plus local index."""
-    if not 0 <= slot <= MAX_SLOT:
-        raise ValueError(f"slot {slot} is outside 0..{MAX_SLOT}")
-    if not 0 <= index < SLOT_STRIDE:
-        raise ValueError(f"local index {index} is outside its block")
-    return slot * SLOT_STRIDE + index
-
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
-
-
-def safe_name(text: str) -> str:
-    """A name part in the conservative set [A-Za-z0-9-] (Metasys forbids `.`, `_`, `:` ...)."""
-    return _UNSAFE.sub("-", text).strip("-") or "x"
-
-
-def point_name(slot: int, connector_id: int | None, spec: PointSpec, subject: Any = None) -> str:
-    """Object_Name, e.g. `CP1-C1-Status`, `CP1-C1-Power-Active-Import-L2`, `CP1-Cfg-HeartbeatInterval`."""
-    if spec.kind == "site":
-        return f"Site-{spec.key}"
-    head = f"CP{slot}"
-    if spec.kind == "charger":
-        return f"{head}-{spec.key}"
-    if spec.kind in ("config", "config_result"):
-        key = str(subject)
-        part = safe_name(key)
-        if part != key:  # keep names unique when two vendor keys sanitize alike
-            part = f"{part}-{sum(key.encode()) % 1000}"
-        return f"{head}-Cfg-{part}" + ("-Result" if spec.kind == "config_result" else "")
-    conn = f"{head}-C{connector_id}"
-    if spec.kind == "meter":
-        measurand, phase, location = subject
-        name = f"{conn}-{safe_name(measurand)}"
-        if phase:
-            name += f"-{safe_name(phase)}"
-        if location != "Outlet":  # the OCPP default location needs no suffix
-            name += f"-{safe_name(location)}"
-        return name
-    return f"{conn}-{spec.key}"
-
-
-def standard_meter_index(measurand: str, phase: str, location: str) -> int | None:
-    """Fixed offset of a standard measurand/phase at the default location, else None."""
-    if location != "Outlet" or measurand not in MEASURANDS or phase not in PHASES:
-        return None
-    return METER_BASE + MEASURANDS.index(measurand) * len(PHASES) + PHASES.index(phase)
 
 
 @dataclass
@@ -218,6 +129,10 @@ class PointTable:
     _stations: dict[str, Any] = field(default_factory=dict)
     _names: dict[str, Point] = field(default_factory=dict)
     _warned: set[str] = field(default_factory=set)
+    # Commandable points: the 16-level priority array both protocols write (BACnet at the
+    # priority of the request, Modbus at `modbus.bacnet_priority`), so they show one value.
+    _priorities: dict[tuple[str, int], list[Any]] = field(default_factory=dict)
+    _commanded_at: dict[tuple[str, int], float] = field(default_factory=dict)
 
     # --- offsets ---------------------------------------------------------------------------
     def load(self, offsets: dict[str, str]) -> None:
@@ -251,8 +166,9 @@ class PointTable:
         return None if extra is None else METER_EXTRA_BASE + extra
 
     def config_index(self, key: str) -> int | None:
-        if key in STANDARD_CONFIG_KEYS:
-            return STANDARD_CONFIG_KEYS.index(key)
+        standard = standard_key(key)  # EVlink's HeartBeatInterval is HeartbeatInterval (issue 14 item 10)
+        if standard in STANDARD_CONFIG_KEYS:
+            return STANDARD_CONFIG_KEYS.index(standard)
         return self._allocate(f"config:{key}", VENDOR_CONFIG_FIRST, CONFIG_MAX)
 
     # --- building --------------------------------------------------------------------------
@@ -402,7 +318,14 @@ class PointTable:
         return self._points.get(point.uid) is point
 
     def set_result(self, point: Point, text: str) -> None:
-        """Show a write outcome in the point's result point (and its own value)."""
+        """Show a write outcome in the point's result point (and its own value).
+
+        Outcomes are short words (RESULT_TEXT_MAX characters, docs/bacnet.md "Writes"), so the
+        same text fits a BACnet string and a Modbus result register; reasons go to the log.
+        """
+        if len(text) > RESULT_TEXT_MAX:
+            log.warning("result text %r of %s cut to %d characters", text, point.name, RESULT_TEXT_MAX)
+            text = text[:RESULT_TEXT_MAX]
         self.state.results[_result_key(point)] = text
         self.notify([p for p in self._by_charger.get(point.charger_id, {}).values()
                      if p.spec.kind in ("config_result", "charger", "connector", "site")
@@ -414,6 +337,10 @@ class PointTable:
 
     def get(self, name: str) -> Point | None:
         return self._names.get(name)
+
+    def find(self, uid: tuple[str, int]) -> Point | None:
+        """The table's point with this identity (object type, instance), if it has one."""
+        return self._points.get(uid)
 
     def read(self, point: Point) -> Any:
         return point.spec.source(self._ctx(point)) if point.spec.source else None
@@ -433,10 +360,103 @@ class PointTable:
         return fn(self._ctx(point)) if fn is not None else self.read(point)
 
     def reliable(self, point: Point) -> bool:
-        if point.spec.kind == "site" or not point.spec.stale_when_offline:
-            return True
+        """A live value: read now from the charger (or held by the gateway)."""
+        return self.reliability(point) == NO_FAULT
+
+    def reliability(self, point: Point, value: Any = ...) -> str:
+        """One meaning on both protocols (docs/bacnet.md, docs/modbus.md, "Not available"):
+
+        no-fault-detected: a live value; communication-failure: the last known value, stale
+        (charger offline) or kept from before a restart and not yet confirmed by the charger;
+        unreliable-other: no value at all ("not available").
+        """
+        if (self.read(point) if value is ... else value) is None:  # callers that read pass the value
+            return NOT_AVAILABLE
+        if point.spec.kind == "site":
+            return NO_FAULT
         station = self._stations.get(point.charger_id)
-        return bool(station is not None and station.online)
+        if station is None:
+            return NO_FAULT
+        if point.spec.ocpp_source.startswith("BootNotification:") and station.last_boot is None:
+            return STALE  # identity kept from before a restart: no BootNotification since
+        if not point.spec.stale_when_offline:
+            return NO_FAULT
+        if not station.online or self._restored(point, station):
+            return STALE
+        return NO_FAULT
+
+    def _restored(self, point: Point, station: Any) -> bool:
+        """A value restored after a restart that the charger has not sent again since."""
+        if point.spec.kind == "meter":
+            reading = station.meters.get(MeterKey(point.connector_id or 0, *point.subject))
+            return reading is not None and reading.restored and _may_have_moved(
+                station.connectors.get(point.connector_id or 0))
+        if point.spec.kind == "connector":
+            connector = station.connectors.get(point.connector_id)
+            return connector is not None and connector.restored
+        return False
+
+    def connector_confirmed(self, station: Any, connector_id: int) -> bool:
+        """The Modbus valid flag: online, reported since the start, no restored reading left."""
+        connector = station.connectors.get(connector_id)
+        if not station.online or connector is None or connector.restored:
+            return False
+        return not (_may_have_moved(connector)
+                    and any(r.restored for k, r in station.meters.items() if k.connector_id == connector_id))
+
+    # --- commands (priority arrays) ---------------------------------------------------------
+    def priority_array(self, point: Point) -> list[Any]:
+        """The 16 command slots of a commandable point (None: relinquished)."""
+        return list(self._priorities.get(point.uid, [None] * 16))
+
+    def restore_command(self, point: Point, value: Any, priority: int) -> None:
+        """Put back a command kept across a restart, without running the writer again."""
+        slots = self.priority_array(point)
+        slots[priority - 1] = point.spec.coerce(value)
+        self._priorities[point.uid] = slots
+        self._commanded_at[point.uid] = self.clock()
+        self.notify([point])
+
+    def commanding_priority(self, point: Point) -> int | None:
+        """The priority whose value is in force (BACnet current-command-priority), or None."""
+        return next((i + 1 for i, v in enumerate(self.priority_array(point)) if v is not None), None)
+
+    def effective(self, point: Point) -> Any:
+        """The commanded value in force: the highest priority slot, else the relinquish default."""
+        commanded = next((v for v in self.priority_array(point) if v is not None), None)
+        return self.read_default(point) if commanded is None else commanded
+
+    async def command(self, point: Point, value: Any, priority: int, wait_s: float | None = None) -> str:
+        """Write (value None: relinquish) one priority of a commandable point (BACnet 19.2).
+
+        The point's writer runs when the value in force changes (and, for an unchanged value,
+        at most every COMMAND_REFRESH_S), so a burst of BMS writes is one call per change.
+        A refused write stores nothing.
+        """
+        if not point.spec.commandable:
+            raise WriteRefused("point is not commandable", "write-access-denied")
+        if not 1 <= priority <= 16:
+            raise WriteRefused(f"priority {priority} outside 1..16", "value-out-of-range")
+        slots = self.priority_array(point)
+        slots[priority - 1] = None if value is None else point.spec.coerce(value)
+        effective = next((v for v in slots if v is not None), None)
+        if effective is None:
+            effective = self.read_default(point)
+        text = ""
+        now = self.clock()
+        before = self.priority_array(point)
+        changed = effective != self.effective(point)
+        self._priorities[point.uid] = slots  # the writer sees the array it acts on (its priority)
+        if changed or now - self._commanded_at.get(point.uid, -COMMAND_REFRESH_S) >= COMMAND_REFRESH_S:
+            try:
+                text = await self.write(point, effective, wait_s)
+            except WriteRefused:
+                self._priorities[point.uid] = before  # refused: nothing stored
+                self.notify([point])  # a protocol that showed the array meanwhile shows it again
+                raise
+            self._commanded_at[point.uid] = now
+        self.notify([point])
+        return text
 
     # --- writing ---------------------------------------------------------------------------
     async def write(self, point: Point, value: Any, wait_s: float | None = None) -> str:
@@ -459,6 +479,12 @@ class PointWriter(Protocol):
 
     async def write(self, table: PointTable, point: Point, value: Any, wait_s: float) -> str:
         """The result text, or WriteRefused."""
+
+
+def _may_have_moved(connector: Any) -> bool:
+    """Whether a reading kept from before a restart may be out of date: unless the charger has
+    confirmed the connector idle since (no transaction: no energy flows), it may."""
+    return connector is None or connector.restored or connector.transaction_id is not None
 
 
 def _tell(listeners: list[Listener], points: list[Point]) -> None:

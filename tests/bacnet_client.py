@@ -13,18 +13,27 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from typing import Any
+from typing import Any as _Any
 
-from bacpypes3.apdu import ErrorRejectAbortNack
+from bacpypes3.apdu import (
+    ErrorRejectAbortNack,
+    ReadRangeRequest,
+    SimpleAckPDU,
+    WritePropertyMultipleError,
+    WritePropertyMultipleRequest,
+    WritePropertyRequest,
+)
 from bacpypes3.app import Application
 from bacpypes3.argparse import SimpleArgumentParser
+from bacpypes3.basetypes import PropertyValue, WriteAccessSpecification
+from bacpypes3.constructeddata import Any
 from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import CharacterString, Enumerated, Null, ObjectIdentifier, Real, Unsigned
 
 TYPES = {"real": Real, "unsigned": Unsigned, "string": CharacterString, "null": lambda v: Null(())}
 
 
-def plain(value: Any) -> Any:
+def plain(value: _Any) -> _Any:
     """A bacpypes3 value as JSON."""
     if isinstance(value, ErrorRejectAbortNack):
         return {"error": str(value)}
@@ -45,7 +54,7 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def emit(obj: dict[str, Any]) -> None:
+def emit(obj: dict[str, _Any]) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
 
@@ -59,12 +68,39 @@ async def subscribe(app: Application, address: Address, obj: ObjectIdentifier, l
             emit({"cov": str(obj), "property": str(prop), "value": plain(value)})
 
 
-async def handle(app: Application, req: dict[str, Any], tasks: set[asyncio.Task[None]]) -> Any:
+def plain_answer(answer: _Any) -> _Any:
+    return "ack" if isinstance(answer, SimpleAckPDU) else plain(answer)
+
+
+async def write_multiple(app: Application, address: Address, writes: list[list[_Any]]) -> _Any:
+    """One WritePropertyMultiple of [object, property, value, type, priority] items, grouped
+    by object in the given order; the error names the first failed write (clause 15.10)."""
+    specs: list[WriteAccessSpecification] = []
+    for obj, prop, value, type_, priority in writes:
+        item = PropertyValue(propertyIdentifier=prop, value=Any(TYPES[type_](value)), priority=priority)
+        if specs and specs[-1].objectIdentifier == ObjectIdentifier(obj):
+            specs[-1].listOfProperties.append(item)
+        else:
+            specs.append(WriteAccessSpecification(objectIdentifier=ObjectIdentifier(obj), listOfProperties=[item]))
+    try:
+        answer = await app.request(WritePropertyMultipleRequest(listOfWriteAccessSpecs=specs, destination=address))
+    except WritePropertyMultipleError as err:
+        failed = err.firstFailedWriteAttempt
+        return {"error": f"{err.errorType.errorClass}: {err.errorType.errorCode}",
+                "first_failed": [plain(failed.objectIdentifier), str(failed.propertyIdentifier)]}
+    except ErrorRejectAbortNack as err:
+        return {"error": str(err)}
+    return plain_answer(answer)
+
+
+async def handle(app: Application, req: dict[str, _Any], tasks: set[asyncio.Task[None]]) -> _Any:
     op = req["op"]
     if op == "whois":
         i_ams = await app.who_is(req.get("low"), req.get("high"), Address(req["target"]), timeout=2)
         return [int(i.iAmDeviceIdentifier[1]) for i in i_ams]
     address = Address(req["addr"])
+    if op == "wpm":
+        return await write_multiple(app, address, req["writes"])
     obj = ObjectIdentifier(req["obj"])
     if op == "read":
         return plain(await app.read_property(address, obj, req["prop"], req.get("index")))
@@ -77,6 +113,14 @@ async def handle(app: Application, req: dict[str, Any], tasks: set[asyncio.Task[
         if isinstance(answer, ErrorRejectAbortNack):
             raise RuntimeError(str(answer))
         return "ack"
+    if op == "raw_write":  # a WriteProperty of any property with a value of any type
+        value = TYPES[req["type"]](req["value"])
+        request = WritePropertyRequest(objectIdentifier=obj, propertyIdentifier=req["prop"],
+                                       propertyValue=Any(value), destination=address)
+        return plain_answer(await app.request(request))
+    if op == "raw":  # confirmed service the client library has no call for (ReadRange)
+        request = ReadRangeRequest(objectIdentifier=obj, propertyIdentifier=req["prop"], destination=address)
+        return plain_answer(await app.request(request))
     if op == "subscribe":
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(subscribe(app, address, obj, req.get("lifetime", 60), ready))

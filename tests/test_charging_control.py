@@ -149,7 +149,7 @@ async def test_a_site_limit_written_over_modbus_reaches_every_charging_session(r
         for cp in (cp1, cp2):
             sent = await next_call(cp, "SetChargingProfile")
             assert sent["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 10.0
-        assert gw.charging.status()["site"]["reason"] == "bms"
+        assert gw.charging.status()["site"]["reason"] == "bms (priority 10)"  # modbus.bacnet_priority
 
 
 async def test_a_lapsed_bms_limit_without_a_safe_limit_keeps_the_last_value_and_says_so(runner):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.chargers.keys import STANDARD_KEYS
+from gateway.chargers.standard_keys import STANDARD_KEYS
 from gateway.main import Gateway
 from tests.conftest import GatewayRunner
 from tests.support.charger import (
@@ -182,3 +182,11 @@ async def test_a_reboot_during_the_read_restarts_it(runner):
         [line] = await read_finished(gw, "CP1")
     assert line["level"] == "info" and line["message"].endswith("full read; GetConfigurationMaxKeys 50")
     assert gw.registry.get("CP1").config_value("NumberOfConnectors") == "2"
+
+
+def test_standard_keys_are_matched_whatever_the_chargers_spelling():
+    """OCPP key names are case-insensitive; EVlink reports HeartBeatInterval (issue 14 item 10)."""
+    from gateway.chargers.standard_keys import standard_key
+    assert standard_key("HeartBeatInterval") == "HeartbeatInterval"
+    assert standard_key("meterValueSampleInterval") == "MeterValueSampleInterval"
+    assert standard_key("EVlinkVendorKey") is None

@@ -25,6 +25,8 @@ from points.modbus.layout import (
     CHARGER_BASE,
     MAP_VERSION,
     connector_area_base,
+    site_locations,
+    slot_locations,
 )
 from tests.conftest import GatewayRunner
 from tests.support.charger import TestCharger
@@ -32,21 +34,21 @@ from tests.support.charger import TestCharger
 T0 = "2026-11-21T08:00:00Z"
 
 
-def _placed(gateway: Gateway, scope: str, field_id: str) -> int:
-    server = gateway.modbus
-    assert server is not None
-    for block in server.layout.blocks.values():
-        if block.scope == scope and (placed := block.get(field_id)) is not None:
-            return placed.offset
-    raise KeyError(field_id)
+def register_address(name: str, slot: int = 1, per_unit: bool = False) -> int:
+    """The address the map gives the point (or header) of this name, as BACnet names it."""
+    locations = site_locations() if name.startswith("Site-") else slot_locations(slot, per_unit=per_unit)
+    for loc in locations:
+        if loc.register.name(loc.slot or 0, loc.connector_id) == name:
+            return loc.address
+    raise KeyError(name)
 
 
-def connector_address(gateway: Gateway, slot: int, connector_id: int, field_id: str, per_unit: bool = False) -> int:
-    return connector_area_base(slot, connector_id, per_unit=per_unit) + _placed(gateway, "connector", field_id)
+def connector_address(gateway: Gateway, slot: int, connector_id: int, key: str, per_unit: bool = False) -> int:
+    return register_address(f"CP{slot}-C{connector_id}-{key}", slot, per_unit)
 
 
-def site_address(gateway: Gateway, field_id: str) -> int:
-    return _placed(gateway, "site", field_id)
+def site_address(gateway: Gateway, key: str) -> int:
+    return register_address(f"Site-{key}")
 
 
 async def start(runner: GatewayRunner, **modbus: object) -> Gateway:
@@ -58,7 +60,7 @@ async def settled(gateway: Gateway) -> None:
     server = gateway.modbus
     assert server is not None
     await asyncio.sleep(0)
-    await server.flushed()
+    await asyncio.wait_for(server.flushed(), 10)
 
 
 @asynccontextmanager
@@ -98,11 +100,11 @@ async def test_connector_status_and_meter_values_reach_input_registers(runner: G
         await settled(gateway)
         async with modbus(gateway) as client:
             status = await read_input(client, connector_address(gateway, 1, 1, "Status"), 1)
-            power = await read_input(client, connector_address(gateway, 1, 1, "meter:Power.Active.Import"), 2)
+            power = await read_input(client, connector_address(gateway, 1, 1, "Power-Active-Import"), 2)
             wh = await read_input(client, connector_address(
-                gateway, 1, 1, "meter:Energy.Active.Import.Register#u32"), 2)
+                gateway, 1, 1, "Energy-Active-Import-Register-Wh"), 2)
             kwh = await read_input(client, connector_address(
-                gateway, 1, 1, "meter:Energy.Active.Import.Register"), 2)
+                gateway, 1, 1, "Energy-Active-Import-Register"), 2)
             header = await read_input(client, connector_area_base(1, 1), 2)
             site = await read_input(client, 0, 9)
     finally:
@@ -123,9 +125,9 @@ async def test_floats_decode_in_the_configured_word_order(runner: GatewayRunner,
     try:
         await settled(gateway)
         async with modbus(gateway) as client:
-            regs = await read_input(client, connector_address(gateway, 1, 1, "meter:Power.Active.Import"), 2)
+            regs = await read_input(client, connector_address(gateway, 1, 1, "Power-Active-Import"), 2)
             wh = await read_input(client, connector_address(
-                gateway, 1, 1, "meter:Energy.Active.Import.Register#u32"), 2)
+                gateway, 1, 1, "Energy-Active-Import-Register-Wh"), 2)
             as_float = client.convert_from_registers(regs, client.DATATYPE.FLOAT32, word_order=word_order)
     finally:
         await cp.close()
@@ -135,7 +137,9 @@ async def test_floats_decode_in_the_configured_word_order(runner: GatewayRunner,
     assert client.convert_from_registers(wh, client.DATATYPE.UINT32, word_order=word_order) == 1234
 
 
-async def test_offline_charger_reads_not_available_and_online_flag_zero(runner: GatewayRunner):
+async def test_offline_charger_keeps_its_last_value_with_online_and_valid_flags_zero(runner: GatewayRunner):
+    """One meaning on both protocols: a stale value is the last value, flagged (BACnet:
+    communication-failure; Modbus: online and valid flags 0); "not available" is no value."""
     gateway = await start(runner)
     await gateway.device_book.add_device("CP1")
     cp = await charging_charger(runner, "CP1", 7650.0, 1.0)
@@ -143,10 +147,10 @@ async def test_offline_charger_reads_not_available_and_online_flag_zero(runner: 
     await asyncio.sleep(0.05)
     await settled(gateway)
     async with modbus(gateway) as client:
-        power = await read_input(client, connector_address(gateway, 1, 1, "meter:Power.Active.Import"), 2)
+        power = await read_input(client, connector_address(gateway, 1, 1, "Power-Active-Import"), 2)
         online = await read_input(client, CHARGER_BASE + 1, 1)
         valid = await read_input(client, connector_area_base(1, 1) + 1, 1)
-    assert power == [0x7FC0, 0x0000]  # a stale value is NaN, not the last value
+    assert power == [0x45EF, 0x1000]  # 7650 W, the last value
     assert online == [0] and valid == [0]
 
 
@@ -169,7 +173,7 @@ async def test_same_addresses_after_restart_with_chargers_added_in_another_order
         await settled(gateway)
         async with modbus(gateway) as client:
             for slot in (1, 2, 3):
-                address = connector_address(gateway, slot, 1, "meter:Power.Active.Import")
+                address = connector_address(gateway, slot, 1, "Power-Active-Import")
                 seen[slot] = decode(await read_input(client, address, 2), RegType.FLOAT32)
                 seen[f"slot{slot}"] = (await read_input(client, CHARGER_BASE + (slot - 1) * 1000, 1))[0]
     finally:
@@ -202,8 +206,8 @@ async def test_unit_id_addressing_serves_each_slot_at_the_first_block(runner: Ga
         await settled(gateway)
         async with modbus(gateway) as client:
             by_unit = await read_input(client, connector_address(
-                gateway, 1, 1, "meter:Power.Active.Import", per_unit=True), 2, unit=2)
-            flat = await read_input(client, connector_address(gateway, 2, 1, "meter:Power.Active.Import"), 2,
+                gateway, 1, 1, "Power-Active-Import", per_unit=True), 2, unit=2)
+            flat = await read_input(client, connector_address(gateway, 2, 1, "Power-Active-Import"), 2,
                                     unit=0)
             slot_header = await read_input(client, CHARGER_BASE, 1, unit=2)
     finally:
@@ -237,7 +241,9 @@ async def test_bad_writes_answer_modbus_exception_codes(runner: GatewayRunner):
     async with modbus(gateway) as client:
         to_regs = client.convert_to_registers
         out_of_range = await client.write_registers(limit, to_regs(20_000.0, client.DATATYPE.FLOAT32), device_id=1)
-        nan = await client.write_registers(limit, [0x7FC0, 0], device_id=1)
+        nan = await client.write_registers(limit, [0x7F80, 1], device_id=1)  # a NaN, not "not available"
+        infinite = await client.write_registers(limit, [0x7F80, 0], device_id=1)
+        swapped = await client.write_registers(limit, [0x0000, 0x41B0], device_id=1)  # 22.0 low word first
         half = await client.write_register(limit, 0x4120, device_id=1)
         read_only = await client.write_register(status, 1, device_id=1)
         header = await client.write_register(0, 7, device_id=1)
@@ -248,6 +254,8 @@ async def test_bad_writes_answer_modbus_exception_codes(runner: GatewayRunner):
         coil = await client.write_coil(0, True, device_id=1)
     assert await _exception(out_of_range) == 3
     assert await _exception(nan) == 3
+    assert await _exception(infinite) == 3
+    assert await _exception(swapped) == 3  # a denormal near 0 would pause all charging (issue 14 item 6)
     assert await _exception(half) == 2
     assert await _exception(read_only) == 2
     assert await _exception(header) == 2
@@ -258,7 +266,7 @@ async def test_bad_writes_answer_modbus_exception_codes(runner: GatewayRunner):
 
 
 def _config_address(gateway: Gateway, slot: int, key: str) -> int:
-    return CHARGER_BASE + (slot - 1) * 1000 + _placed(gateway, "charger", f"config:{key}")
+    return register_address(f"CP{slot}-Cfg-{key}", slot)
 
 
 async def test_one_fc16_request_writes_both_site_limits(runner: GatewayRunner):
@@ -406,7 +414,7 @@ async def test_mbpoll_reads_the_power_float_high_word_first(runner: GatewayRunne
     cp = await charging_charger(runner, "CP1", 7650.0, 1.0)
     try:
         await settled(gateway)
-        address = connector_address(gateway, 1, 1, "meter:Power.Active.Import")
+        address = connector_address(gateway, 1, 1, "Power-Active-Import")
         # -0: PDU addresses, -1: poll once, -B: high word first, -t 3:float: input registers.
         cmd = ["mbpoll", "-m", "tcp", "-a", "1", "-0", "-1", "-B", "-p", str(gateway.ports["modbus"]),
                "-r", str(address), "-c", "1", "-t", "3:float", "127.0.0.1"]
@@ -416,3 +424,36 @@ async def test_mbpoll_reads_the_power_float_high_word_first(runner: GatewayRunne
         await cp.close()
     assert proc.returncode == 0, out.decode()
     assert f"[{address}]: \t7650" in out.decode()
+
+
+async def test_standard_keys_spelled_the_chargers_way_get_the_standard_point_and_register(runner: GatewayRunner):
+    """Issue 14 item 10: EVlink reports HeartBeatInterval and meterValueSampleInterval (OCPP key
+    names are case-insensitive); they got vendor instances and no register. The charger's own
+    spelling is what a write sends."""
+    gateway = await start(runner)
+    await gateway.device_book.add_device("CP1")
+    cp = TestCharger(runner.url, "CP1")
+    cp.unrecorded.add("GetConfiguration")
+    cp.answers["ChangeConfiguration"] = lambda payload: {"status": "Accepted"}
+    await cp.connect()
+    try:
+        await cp.boot()
+        station = gateway.registry.get("CP1")
+        gateway.registry.set_config(station, ConfigKey("HeartBeatInterval", "300", readonly=False))
+        gateway.registry.set_config(station, ConfigKey("meterValueSampleInterval", "60", readonly=False))
+        table = gateway.points.table
+        heartbeat = table.get("CP1-Cfg-HeartbeatInterval")
+        assert heartbeat is not None and heartbeat.instance == 10_000 + 5_200 + 9
+        assert table.get("CP1-Cfg-MeterValueSampleInterval") is not None
+        await settled(gateway)
+        async with modbus(gateway) as client:
+            reply = await client.read_holding_registers(
+                _config_address(gateway, 1, "HeartbeatInterval"), count=2, device_id=1)
+            written = await client.write_registers(_config_address(gateway, 1, "MeterValueSampleInterval"),
+                                                   [0, 30], device_id=1)
+        assert decode(reply.registers, RegType.UINT32) == 300
+        assert not written.isError()
+        assert await asyncio.wait_for(cp.received.get(), 5) == (
+            "ChangeConfiguration", {"key": "meterValueSampleInterval", "value": "30"})
+    finally:
+        await cp.close()

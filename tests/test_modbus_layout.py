@@ -4,33 +4,29 @@ from __future__ import annotations
 
 import pytest
 
-from points.modbus.codec import RegType
+from points.catalog import CHARGER_SPECS, CONNECTOR_SPECS, PointSpec
 from points.modbus.layout import (
+    ADDRESS_SPACE,
     CHARGER_AREA,
     CHARGER_BASE,
     CHARGER_STRIDE,
     CONNECTOR_STRIDE,
-    HEADER_SIZE,
+    EXTRA_BASE,
+    EXTRA_STRIDE,
     MAX_CONNECTOR_ID,
     MAX_FLAT_SLOT,
-    FieldSpec,
     LayoutError,
-    RegisterLayout,
     Scope,
+    _packed,
     charger_block_base,
     connector_area_base,
-    pack,
+    locate,
+    modbus_map,
+    point_address,
+    site_locations,
+    slot_locations,
 )
-
-SPECS = [
-    FieldSpec("status", Scope.CONNECTOR, 0, RegType.ENUM16),
-    FieldSpec("power_w", Scope.CONNECTOR, 1, RegType.FLOAT32),
-    FieldSpec("energy_wh", Scope.CONNECTOR, 2, RegType.FLOAT32),
-    FieldSpec("energy_wh", Scope.CONNECTOR, 2, RegType.UINT32, encoding="u32"),
-    FieldSpec("meter_a", Scope.CONNECTOR, 3, RegType.FLOAT32, offset=110),
-    FieldSpec("vendor", Scope.CHARGER, 0, RegType.STRING, length=10),
-    FieldSpec("site_limit_kw", Scope.SITE, 0, RegType.FLOAT32, writable=True),
-]
+from points.table import Point
 
 
 def test_blocks_are_fixed_size_and_slot_one_starts_at_the_charger_base():
@@ -47,56 +43,62 @@ def test_unit_id_addressing_puts_every_slot_where_slot_one_is():
     assert charger_block_base(57, per_unit=True) == charger_block_base(1)
 
 
-def test_the_last_flat_slot_fits_the_16_bit_address_space():
-    assert charger_block_base(MAX_FLAT_SLOT) + CHARGER_STRIDE <= 65536
+def test_the_flat_slots_and_their_extension_areas_fit_the_16_bit_address_space():
+    assert charger_block_base(MAX_FLAT_SLOT) + CHARGER_STRIDE <= EXTRA_BASE
+    assert EXTRA_BASE + MAX_FLAT_SLOT * EXTRA_STRIDE <= ADDRESS_SPACE
     with pytest.raises(LayoutError):
         charger_block_base(MAX_FLAT_SLOT + 1)
 
 
-def test_fields_follow_the_header_in_placement_order_or_sit_at_their_fixed_offset():
-    block = pack(SPECS, Scope.CONNECTOR)
-    offsets = {p.spec.field_id: p.offset for p in block.fields if not p.spec.key.startswith("header.")}
-    assert offsets == {"status": HEADER_SIZE, "power_w": HEADER_SIZE + 1, "energy_wh": HEADER_SIZE + 3,
-                       "energy_wh#u32": HEADER_SIZE + 5, "meter_a": 110}
+def test_catalog_points_are_packed_in_catalog_order_after_the_header():
+    regs = [r for r in modbus_map().blocks[Scope.CONNECTOR] if r.spec is not None and r.spec.kind == "connector"]
+    served = [r.spec.key for r in regs if not r.counter]
+    in_catalog = [s.key for s in CONNECTOR_SPECS if s.key in served]
+    assert sorted(served, key=lambda k: next(r.offset for r in regs if r.spec.key == k)) == in_catalog
+    assert min(r.offset for r in regs) == 10
 
 
-def test_a_point_appended_later_moves_no_existing_register():
-    before = pack(SPECS, Scope.CONNECTOR)
-    after = pack(SPECS + [FieldSpec("soc", Scope.CONNECTOR, 9, RegType.FLOAT32)], Scope.CONNECTOR)
-    for placed in before.fields:
-        assert after.get(placed.spec.field_id).offset == placed.offset
+def test_a_point_appended_to_the_catalog_moves_no_existing_register():
+    before = _packed("connector", CONNECTOR_SPECS)
+    after = _packed("connector", CONNECTOR_SPECS + (PointSpec("New", "connector", 99, "analog-input", "float32"),))
+    assert [(r.spec.key, r.offset, r.counter) for r in after[:len(before)]] == \
+        [(r.spec.key, r.offset, r.counter) for r in before]
 
 
-def test_overlapping_fixed_offsets_are_a_layout_error():
+def test_charger_points_beyond_the_charger_area_go_to_its_extension_area():
+    extra = {r.spec.key for r in modbus_map().blocks[Scope.EXTRA] if r.spec is not None}
+    assert {"ICCID", "IMSI", "MeterType", "MeterSerial"} <= extra
+
+
+def test_points_that_do_not_fit_the_map_are_a_layout_error():
+    too_many = CHARGER_SPECS + tuple(PointSpec(f"s{i}", "charger", 100 + i, "characterstring-value", "string")
+                                     for i in range(1))
+    _packed("charger", too_many)  # no registers for unlisted strings: fine
+    floats = tuple(PointSpec(f"f{i}", "charger", 100 + i, "analog-input", "float32") for i in range(60))
     with pytest.raises(LayoutError):
-        pack(SPECS + [FieldSpec("meter_b", Scope.CONNECTOR, 4, RegType.FLOAT32, offset=111)], Scope.CONNECTOR)
-
-
-def test_fields_that_do_not_fit_their_block_are_a_layout_error():
-    too_many = [FieldSpec(f"s{i}", Scope.CONNECTOR, i, RegType.STRING, length=40) for i in range(5)]
-    with pytest.raises(LayoutError):
-        pack(too_many, Scope.CONNECTOR)
-
-
-def test_duplicate_fields_are_refused():
-    with pytest.raises(LayoutError):
-        pack(SPECS + [SPECS[0]], Scope.CONNECTOR)
+        _packed("charger", CHARGER_SPECS + floats)
 
 
 @pytest.mark.parametrize("per_unit", [False, True])
 def test_locate_inverts_every_address_of_a_slot(per_unit):
-    layout = RegisterLayout(SPECS)
-    for loc in layout.slot_locations(5, per_unit=per_unit):
-        scope, slot, connector_id, offset = layout.locate(loc.address, per_unit=per_unit)
-        assert (scope, offset) == (loc.spec.scope, loc.placed.offset)
-        assert connector_id == (0 if scope is Scope.CHARGER else loc.connector_id)
+    for loc in slot_locations(5, per_unit=per_unit):
+        scope, slot, connector_id, offset = locate(loc.address, per_unit=per_unit)
+        assert (scope, offset) == (loc.register.scope, loc.register.offset)
+        assert connector_id == (loc.connector_id if scope is Scope.CONNECTOR else None)
         assert slot == (None if per_unit else 5)
 
 
-def test_site_fields_sit_below_the_charger_base():
-    layout = RegisterLayout(SPECS)
-    assert all(loc.address < CHARGER_BASE for loc in layout.site())
-    assert layout.locate(0) == (Scope.SITE, None, None, 0)
+def test_site_registers_sit_below_the_charger_base():
+    assert all(loc.address < CHARGER_BASE for loc in site_locations())
+    assert locate(0) == (Scope.SITE, None, None, 0)
+
+
+def test_a_table_point_has_one_address_and_the_name_bacnet_gives_it():
+    status = Point(next(s for s in CONNECTOR_SPECS if s.key == "Status"), "CP7", 7, 1)
+    address = point_address(status)
+    assert address == connector_area_base(7, 1) + 10
+    loc = next(loc for loc in slot_locations(7) if loc.address == address)
+    assert loc.register.name(7, 1) == status.name == "CP7-C1-Status"
 
 
 @pytest.mark.parametrize("module", ["points/modbus/codec.py", "points/modbus/layout.py"])

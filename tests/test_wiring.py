@@ -78,6 +78,9 @@ class Events:
     def transaction_changed(self, station: Station, connector_id: int) -> None:
         pass
 
+    async def ask_for_status(self, session: ChargerSession, after_boot: bool) -> None:
+        pass
+
 
 def session(answer: str = "Accepted") -> tuple[ChargerSession, Socket, Events, Registry]:
     registry = Registry(clock=lambda: 1000.0)

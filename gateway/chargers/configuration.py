@@ -18,7 +18,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.chargers.capabilities import ChargerCapabilities, capabilities_of
-from gateway.chargers.keys import REQUIRED_CORE_KEYS, STANDARD_KEYS
+from gateway.chargers.standard_keys import REQUIRED_CORE_KEYS, STANDARD_KEYS, standard_key
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable
 from gateway.model.station import ConfigChanged, ConfigKey, Station
 from gateway.model.timestamps import iso_z
@@ -149,7 +149,7 @@ class ChargerConfiguration:
                 raise
             return {"keys": 0, "method": "none"}
         found.update((e.key, e) for e in _entries(first))
-        limit = found.get("GetConfigurationMaxKeys")
+        limit = next((e for e in found.values() if standard_key(e.key) == "GetConfigurationMaxKeys"), None)
         max_keys = int_value(limit.value) if limit is not None else None
         full: list[ConfigKey] | None
         try:
@@ -161,7 +161,8 @@ class ChargerConfiguration:
         method, stopped = "full", ""
         if self._looks_short(full, max_keys):
             method = "batched"
-            wanted = dict.fromkeys(k for k in (*STANDARD_KEYS, *station.config) if k not in found)
+            have = {k.lower() for k in found}  # key names are case-insensitive (EVlink: HeartBeatInterval)
+            wanted = dict.fromkeys(k for k in (*STANDARD_KEYS, *station.config) if k.lower() not in have)
             stopped = await self._read_in_batches(session, list(wanted), max_keys, found, unknown)
         await keep_entries(self, station, found, unknown, method, boot_read=after_boot)
         text = f"{len(found)} key(s), {len(unknown)} unknown; {method} read"
@@ -186,8 +187,8 @@ class ChargerConfiguration:
             return True
         if max_keys is not None and len(full) == max_keys:
             return True
-        keys = {e.key for e in full}
-        return any(k not in keys for k in REQUIRED_CORE_KEYS)
+        keys = {e.key.lower() for e in full}
+        return any(k.lower() not in keys for k in REQUIRED_CORE_KEYS)
 
     async def _read_in_batches(self, session: ChargerSession, wanted: list[str], max_keys: int | None,
                                found: dict[str, ConfigKey], unknown: set[str]) -> str:

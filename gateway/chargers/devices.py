@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from gateway.chargers.capabilities import capabilities_of
@@ -86,6 +86,8 @@ class DeviceBook:
             if row.get("expiry"):
                 with contextlib.suppress(ValueError):
                     expiry = datetime.fromisoformat(row["expiry"].replace("Z", "+00:00"))
+                    if expiry.tzinfo is None:  # stored as a date alone before it was checked: UTC
+                        expiry = expiry.replace(tzinfo=UTC)
             tags[row["id_tag"]] = authorize.TagEntry(row["id_tag"], row["listed"], expiry,
                                                      row.get("parent_id_tag") or "", row.get("note") or "")
         self.tags = tags

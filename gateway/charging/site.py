@@ -37,6 +37,11 @@ class SiteWishes:
         self.bms_written_mono = 0.0  # loop time of the last BMS write (for coalescing)
         self._changed = changed
 
+    def reconfigure(self) -> None:
+        """Read the configured and safe limits again (a live setting changed); decide at the next pass."""
+        self.configured = SiteLimit(self.cfg.site_current_limit_a, kw_to_w(self.cfg.site_power_limit_kw))
+        self.safe = SiteLimit(power_w=kw_to_w(self.cfg.safe_power_limit_kw)) if self.cfg.safe_power_limit_kw else None
+
     async def load(self) -> None:
         stored = await self.history.kv_get(SITE_SCOPE)
         for name in ("bms", "manual"):

@@ -19,3 +19,12 @@ class ChargerFilter(logging.Filter):
 def install_charger_filter(charger_id: str) -> None:
     for handler in logging.getLogger().handlers:
         handler.addFilter(ChargerFilter(charger_id))
+
+
+def set_charger_filter(charger_id: str) -> None:
+    """Replace the filter while running (a live setting): empty shows every charger again."""
+    for handler in logging.getLogger().handlers:
+        for old in [f for f in handler.filters if isinstance(f, ChargerFilter)]:
+            handler.removeFilter(old)
+    if charger_id:
+        install_charger_filter(charger_id)

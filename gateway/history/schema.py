@@ -40,6 +40,8 @@ TABLES = (
         id INTEGER PRIMARY KEY, identifier TEXT NOT NULL, connector_id INTEGER NOT NULL,
         transaction_id INTEGER, ts TEXT, energy_wh REAL, sampled_values TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS meter_values_tx ON meter_values(transaction_id)",
+    # the newest rows of one charger, read per charger at start (points restore its readings)
+    "CREATE INDEX IF NOT EXISTS meter_values_id_desc ON meter_values(identifier, id)",
     """CREATE TABLE IF NOT EXISTS config_changes (
         id INTEGER PRIMARY KEY, ts TEXT NOT NULL, identifier TEXT NOT NULL, key TEXT NOT NULL,
         old_value TEXT, new_value TEXT, result TEXT NOT NULL, source TEXT)""",

@@ -279,6 +279,13 @@ class HistoryStore:
             return [sample_view(row, sv) for row in rows for sv in json.loads(row["sampled_values"])]
         return await self.run(work)
 
+    async def latest_meter_rows(self, identifier: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest stored MeterValues rows of a charger, newest first (points restore the
+        last reading of each value from them after a restart)."""
+        await self.flush_log()
+        return await self.run(lambda: list(self.db["meter_values"].rows_where(
+            "identifier = ?", [identifier], order_by="id desc", limit=limit)))
+
     async def active_transactions(self) -> list[dict[str, Any]]:
         return await self.run(lambda: list(self.db["transactions"].rows_where(
             "status = 'active'", order_by="transaction_id")))

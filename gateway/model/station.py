@@ -60,8 +60,8 @@ class Connector:
     """One outlet; connector 0 is the charge point itself (Niagara 6.2)."""
 
     connector_id: int
-    status: str = "Unavailable"
-    error_code: str = "NoError"
+    status: str = ""  # "": never reported (not available), not a status the charger never sent
+    error_code: str = ""
     info: str = ""
     vendor_id: str = ""
     vendor_error_code: str = ""
@@ -72,6 +72,10 @@ class Connector:
     meter_start_wh: float | None = None
     availability: str = "Operative"
     availability_answer: str = ""
+    # Kept from before a gateway restart and not yet reported again by the charger (points show
+    # it flagged as not confirmed); cleared by the next StatusNotification.
+    restored: bool = False
+    session_end: float | None = None  # StopTransaction timestamp of the last transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,7 @@ class MeterReading:
     unit: str
     timestamp: float
     context: str = "Sample.Periodic"
+    restored: bool = False  # the last reading from before a gateway restart, not yet sent again
 
 
 @dataclass(slots=True)
@@ -200,7 +205,10 @@ class Station:
         return found
 
     def config_value(self, key: str, default: str | None = None) -> str | None:
+        """A key's value; key names are case-insensitive (OCPP 1.6 chapter 9, CiString)."""
         entry = self.config.get(key)
+        if entry is None:
+            entry = next((e for k, e in self.config.items() if k.lower() == key.lower()), None)
         return entry.value if entry is not None and entry.value is not None else default
 
     def reading(self, connector_id: int, measurand: str, phase: str = "",
@@ -308,6 +316,13 @@ class Registry:
         if not readings:
             return
         for key, reading in readings:
+            old = station.meters.get(key)
+            if old is not None and not old.restored and reading.timestamp < old.timestamp:
+                # Queued readings replayed after an outage arrive with their old timestamps
+                # (real-firmware notes): they are history, not the present value.
+                continue
+            if old is not None and _backwards(key, old, reading):
+                continue
             station.meters[key] = reading
         self.publish(MeterChanged(station.charger_id, connector_id,
                                  tuple(key for key, _ in readings)))
@@ -327,3 +342,9 @@ class Registry:
             self.publish(StationChanged(station.charger_id))
             return True
         return False
+
+
+def _backwards(key: MeterKey, old: MeterReading, new: MeterReading) -> bool:
+    """An energy register reading below the last one in the same unit (a register only grows,
+    OCPP 1.6 7.31): kept out of the live value so a BMS trend never sees consumption go back."""
+    return key.measurand.endswith(".Register") and new.unit == old.unit and new.value < old.value

@@ -35,3 +35,32 @@ def iso_z(ts: float) -> str:
         _last_second[0] = second
         _last_second[1] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{_last_second[1]}.{int((ts - second) * 1000):03d}Z"
+
+
+def query_time(text: str | None, name: str) -> str | None:
+    """An operator's --since/--until as the stored text form (UTC), or ValueError naming it.
+
+    A date alone (2026-11-01) stays a date: it compares as the start of that UTC day.
+    """
+    if text is None or text == "":
+        return None
+    raw = text.strip()
+    try:
+        if len(raw) == 10:
+            return datetime.strptime(raw, "%Y-%m-%d").strftime("%Y-%m-%d")
+        parsed = datetime.fromisoformat(raw.replace(" ", "T", 1).replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{name} must be an ISO date (2026-11-01) or date-time "
+                         f"(2026-11-01T08:00Z), not {text!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return iso_z(parsed.timestamp())
+
+
+def absolute_time(text: str | None, name: str) -> str | None:
+    """An operator's date or date-time as a full UTC timestamp (a date alone: its midnight UTC),
+    or ValueError naming it. For tag expiry dates, which chargers compare as instants."""
+    checked = query_time(text, name)
+    if checked is None or len(checked) != 10:
+        return checked
+    return iso_z(datetime.strptime(checked, "%Y-%m-%d").replace(tzinfo=UTC).timestamp())

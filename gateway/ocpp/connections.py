@@ -7,6 +7,7 @@ function built on it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -43,6 +44,8 @@ class Connections:
         if station.is_guest:
             self._bound_guests()
         history.log(charger_id, "Connected", f"from {peer}; subprotocol {subprotocol or 'none'}")
+        log.info("%s: connected from %s", charger_id, peer)
+        self.parts.spawn(self.ask_for_status(session, after_boot=False), f"status check for {charger_id}")
         try:
             await session.serve()
         finally:
@@ -53,6 +56,7 @@ class Connections:
                 if registry.get(charger_id) is station:  # not forgotten meanwhile
                     registry.set_online(station, False, reason, settings.ocpp.websocket_lost_connection_fault)
                 history.log(charger_id, "Disconnected", reason)
+                log.info("%s: disconnected (%s)", charger_id, reason)
 
     def _bound_guests(self) -> None:
         """Keep the discovery list bounded (registration.max_guests): a flood of made-up ids must
@@ -88,6 +92,26 @@ class Connections:
     async def call(self, charger_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         """The request function: send one call to a charger that may take it; typed errors."""
         return await self.session_for(charger_id).call(action, payload)
+
+    async def ask_for_status(self, session: ChargerSession, after_boot: bool) -> None:
+        """Ask a charger that has not reported its connectors for StatusNotification.
+
+        Many chargers send neither BootNotification nor StatusNotification after a mere
+        reconnect, and some none after a triggered boot (real-firmware notes); without this the
+        connectors would keep the status kept from before a restart, flagged as not confirmed.
+        """
+        await asyncio.sleep(self.parts.settings.ocpp.status_trigger_after_s)  # the charger's own reports first
+        if (session.closed.is_set() or session.status_seen
+                or self.parts.policy.boot_response(session.station) != "Accepted"):
+            return
+        if not after_boot and session.booted:
+            return  # the boot's own check asks, counted from the boot
+        try:
+            answer = await session.call("TriggerMessage", {"requestedMessage": "StatusNotification"})
+            self.parts.history.log(session.charger_id, "StatusRequested",
+                                   f"no StatusNotification since connecting: TriggerMessage {answer.get('status')}")
+        except OperationError as exc:
+            log.info("%s: StatusNotification not triggered: %s", session.charger_id, exc)
 
     def ask_for_new_boot(self, charger_id: str) -> None:
         """A connected charger whose answer changed is asked to boot again now (TriggerMessage,

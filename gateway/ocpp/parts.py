@@ -43,6 +43,9 @@ class SessionEvents(Protocol):
     def transaction_changed(self, station: Station, connector_id: int) -> None:
         """A transaction started, stopped or was lost on this connector."""
 
+    async def ask_for_status(self, session: ChargerSession, after_boot: bool) -> None:
+        """Ask for StatusNotification when the charger has not reported its connectors."""
+
 
 Spawn = Callable[[Coroutine[Any, Any, Any], str], "asyncio.Task[Any]"]
 

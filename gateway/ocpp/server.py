@@ -58,6 +58,11 @@ def charger_id_problem(charger_id: str) -> str | None:
     return None
 
 
+def valid_charger_id(text: str) -> bool:
+    """An id a charger could connect with (what the device database accepts)."""
+    return charger_id_problem(text) is None and text.lower() != "ocpp"
+
+
 def charger_id_from_path(path: str) -> str | None:
     """The charger identifier is the last path segment, URL-decoded and validated."""
     segment = last_path_segment(path)

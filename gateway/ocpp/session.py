@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable, OcppError
 from gateway.model import registration as registration_rule
-from gateway.model.station import BootInfo, Station
+from gateway.model.station import BootInfo, MeterKey, MeterReading, Station
 from gateway.model.timestamps import iso_z, parse_timestamp
 from gateway.ocpp import frames, meter_rows, protocol
 from gateway.ocpp.summaries import confirmation_summary, request_summary, safe_summary
@@ -60,6 +60,8 @@ class ChargerSession:
         self._call_lock = asyncio.Lock()
         self._after: list[tuple[Callable[[], Awaitable[None]], str]] = []
         self._reported_since_boot: set[int] | None = None  # connectors with a status since boot
+        self.status_seen = False  # a StatusNotification arrived since the connection or last boot
+        self.booted = False  # a BootNotification arrived on this connection
         self._recent = frames.RecentAnswers()
         # Set while no answer is owed: our calls wait for it, so that a call decided on what a
         # message changed (a remote stop of the transaction just started) never reaches the
@@ -327,11 +329,15 @@ class ChargerSession:
                                         heartbeat_interval_s=interval)
         # Kept in the background: the answer must not wait for the device database.
         self.spawn(self.policy.remember_boot(self.station), f"remember boot of {self.charger_id}")
+        self.status_seen, self.booted = False, True
+        _log_boot(self.charger_id, p, status, self.station.slot)
         if reboot:
             self._reported_since_boot = set()
             self.events.booted(self, status)
         else:
             self.history.log(self.charger_id, "BootNotification", "triggered boot: not a reboot")
+        if status == "Accepted":  # some stacks send no StatusNotification after a (triggered) boot
+            self.after_answer(lambda: self.events.ask_for_status(self, after_boot=True), "status check")
         return {"status": status, "currentTime": iso_z(self.clock()), "interval": interval}
 
     async def on_heartbeat(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -344,11 +350,12 @@ class ChargerSession:
         if ts is not None:
             self.station.clock_skew_s = round(ts - self.clock(), 3)
         connector_id = int(p["connectorId"])
+        self.status_seen = True
         forgotten = self._forgotten_transaction(connector_id, p["status"])
         self.registry.update_connector(
             self.station, connector_id, status=p["status"], error_code=p["errorCode"],
             info=p.get("info", ""), vendor_id=p.get("vendorId", ""),
-            vendor_error_code=p.get("vendorErrorCode", ""))
+            vendor_error_code=p.get("vendorErrorCode", ""), restored=False)
         if forgotten is not None:
             await self._transaction_lost(connector_id, forgotten, p["status"])
         return {}
@@ -389,6 +396,8 @@ class ChargerSession:
             self.station, int(p["connectorId"]), transaction_id=tx_id, id_tag=p["idTag"],
             session_start=ts if ts is not None else self.clock(), meter_start_wh=float(p["meterStart"]))
         self.events.transaction_changed(self.station, int(p["connectorId"]))
+        log.info("%s: transaction %s started on connector %s by idTag %s (%s)", self.charger_id, tx_id,
+                 p["connectorId"], p["idTag"], info["status"])
         return {"transactionId": tx_id, "idTagInfo": info}
 
     async def on_stop_transaction(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -399,13 +408,22 @@ class ChargerSession:
         outcome = await self.history.stop_transaction(
             self.charger_id, tx_id, float(p["meterStop"]), stop_time, p.get("reason", "Local"),
             p.get("idTag"), samples)
+        log.info("%s: transaction %s stopped (%s), meter %s Wh", self.charger_id, tx_id,
+                 p.get("reason", "Local"), p["meterStop"])
         if outcome == "orphan":
             self.history.log(self.charger_id, "StopTransactionRequest",
                                 f"unknown transaction {tx_id}: stored as an orphan stop", "warning")
         for connector in self.station.connectors.values():
             if connector.transaction_id == tx_id:
+                # meterStop is the energy register at the end (OCPP 1.6 6.49): the newest reading
+                # for a charger that sends no MeterValues outside transactions.
+                self.registry.record_readings(self.station, connector.connector_id, [(
+                    MeterKey(connector.connector_id), MeterReading(
+                        float(p["meterStop"]), "Wh", ts if ts is not None else self.clock(),
+                        "Transaction.End"))])
                 self.registry.update_connector(self.station, connector.connector_id,
-                                                  transaction_id=None, session_start=None)
+                                                  transaction_id=None, session_start=None,
+                                                  session_end=ts if ts is not None else self.clock())
                 self.events.transaction_changed(self.station, connector.connector_id)
         answer: dict[str, Any] = {}
         if p.get("idTag"):
@@ -435,3 +453,15 @@ class ChargerSession:
         self.registry.update_station(self.station, firmware_status=p["status"])
         return {}
 
+
+
+def _log_boot(charger_id: str, p: dict[str, Any], status: str, slot: int | None) -> None:
+    """The one process-log line an operator watches for while commissioning."""
+    what = f"{p.get('chargePointVendor', '?')} {p.get('chargePointModel', '?')}"
+    if status == "Accepted":
+        log.info("%s: booted (%s), accepted in slot %s", charger_id, what, slot)
+    elif slot is None:
+        log.info("%s: booted (%s), answered %s: a guest; add it with `ocpp-gateway devices add %s`",
+                 charger_id, what, status, charger_id)
+    else:
+        log.info("%s: booted (%s), answered %s (its registration response)", charger_id, what, status)

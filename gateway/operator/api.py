@@ -20,17 +20,22 @@ from gateway import errors
 from gateway.history.exports import to_csv
 from gateway.history.store import REJECTED_COLUMNS, TRANSACTION_COLUMNS
 from gateway.model.station import Station
-from gateway.model.timestamps import iso_z
+from gateway.model.timestamps import absolute_time, iso_z, query_time
+from gateway.ocpp.server import valid_charger_id
 from gateway.operator.auth import install_guard
 from gateway.settings import REGISTRATION_STATUSES
 
 if TYPE_CHECKING:
     from gateway.chargers.devices import DeviceBook
+    from gateway.charging.controller import ChargingController
     from gateway.history.store import HistoryStore
-    from gateway.model.station import Registry
+    from gateway.model.station import Clock, Registry
     from gateway.ocpp.connections import Connections
     from gateway.operator.actions import ActionParts
+    from gateway.operator.live import LiveSettings
     from gateway.settings import AdminSettings, Settings
+    from gateway.tasks import Spawn
+    from points.table import PointTable
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,11 @@ class AdminParts:
     actions: ActionParts  # registry, history, device book, configuration, charger requests
     connections: Connections
     ports: dict[str, int]  # filled in as the servers start
+    charging: ChargingController
+    live: LiveSettings
+    clock: Clock
+    spawn: Spawn
+    points_table: PointTable  # what BACnet and Modbus serve (the web pages show a charger's points)
 
     @property
     def registry(self) -> Registry:
@@ -171,9 +181,15 @@ def _registration(body: dict[str, Any], default: str | None) -> str | None:
 async def add_device(request: web.Request) -> web.Response:
     body = await _json_body(request)
     charger_id = str(body["charger_id"])
-    device = await _parts(request).device_book.add_device(charger_id, _registration(body, "Accepted") or "Accepted",
-                                           body.get("auth_key"))
-    return web.json_response(_public(device), status=201)
+    if not valid_charger_id(charger_id):
+        raise ValueError(f"{charger_id!r} is not a charger id: 1 to 48 printable characters, "
+                         "no space or '/' (OCPP 1.6 chargeBoxIdentity)")
+    parts = _parts(request)
+    device = await parts.device_book.add_device(charger_id, _registration(body, "Accepted") or "Accepted",
+                                                body.get("auth_key"))
+    from points.capacity import not_exposed  # what BACnet and Modbus cannot show of this slot
+    return web.json_response({**_public(device), "warnings": not_exposed(device["slot"], parts.settings)},
+                             status=201)
 
 
 async def update_device(request: web.Request) -> web.Response:
@@ -219,7 +235,7 @@ async def put_tag(request: web.Request) -> web.Response:
     for name, value in (("id tag", request.match_info["id_tag"]), ("parent id tag", body.get("parent_id_tag", ""))):
         if len(value) > 20:
             raise ValueError(f"{name} {value!r} is longer than 20 characters (OCPP 1.6 IdToken)")
-    await parts.history.put_tag(request.match_info["id_tag"], listed, body.get("expiry"),
+    await parts.history.put_tag(request.match_info["id_tag"], listed, absolute_time(body.get("expiry"), "expiry"),
                              body.get("parent_id_tag", ""), body.get("note", ""))
     await parts.device_book.reload_tags()
     return web.json_response({"id_tag": request.match_info["id_tag"], "list": listed})
@@ -243,14 +259,16 @@ def _table_response(request: web.Request, rows: list[dict[str, Any]], columns: t
 
 async def general_log(request: web.Request) -> web.Response:
     q = request.query
-    rows = await _parts(request).history.general_log(q.get("charger"), q.get("since"), q.get("until"),
+    since, until = query_time(q.get("since"), "since"), query_time(q.get("until"), "until")
+    rows = await _parts(request).history.general_log(q.get("charger"), since, until,
                                                   int(q.get("limit", "1000")), q.get("type"))
     return _table_response(request, rows, LOG_COLUMNS, "general_log")
 
 
 async def transaction_log(request: web.Request) -> web.Response:
     q = request.query
-    rows = await _parts(request).history.transactions(q.get("charger"), q.get("since"), q.get("until"),
+    since, until = query_time(q.get("since"), "since"), query_time(q.get("until"), "until")
+    rows = await _parts(request).history.transactions(q.get("charger"), since, until,
                                                    int(q.get("limit", "100000")))
     return _table_response(request, rows, TRANSACTION_COLUMNS, "transactions")
 

@@ -21,7 +21,7 @@ import hmac
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 TOKEN_KEY: web.AppKey[str] = web.AppKey("admin_token", str)
 ALLOWED_HOSTS_KEY: web.AppKey[frozenset[str]] = web.AppKey("admin_allowed_hosts", frozenset)
 PUBLIC_PATHS_KEY: web.AppKey[set[str]] = web.AppKey("admin_public_paths", set)
+# Set by the web pages (gateway/operator/web): does this request carry a logged-in session
+# cookie, and where is the login page a browser is sent to without one.
+SESSION_CHECK_KEY: web.AppKey[Callable[[web.Request], bool]] = web.AppKey("admin_session_check")
+LOGIN_PAGE_KEY: web.AppKey[str] = web.AppKey("admin_login_page", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -51,9 +55,22 @@ def token_matches(app: web.Application, given: str) -> bool:
 
 
 def request_is_authenticated(request: web.Request) -> bool:
-    """The one rule of the admin app: the request carries the admin token."""
+    """The one rule of the admin app: the request carries the admin token, or the session cookie
+    a login with it gave (the cookie's path is the web pages' own, so the API never sees it)."""
     given = bearer_token(request)
-    return given is not None and token_matches(request.app, given)
+    if given is not None and token_matches(request.app, given):
+        return True
+    has_session = request.app.get(SESSION_CHECK_KEY)
+    return has_session is not None and has_session(request)
+
+
+def _login_redirect(request: web.Request) -> web.HTTPFound | None:
+    """A browser opening a web page without a session goes to the login page (not a JSON 401)."""
+    login = request.app.get(LOGIN_PAGE_KEY)
+    if (login and request.method == "GET" and request.path.startswith(login.rpartition("/")[0] + "/")
+            and "text/html" in request.headers.get("Accept", "")):
+        return web.HTTPFound(f"{login}?next={quote(request.path_qs, safe='')}")
+    return None
 
 
 def host_name(host_header: str) -> str | None:
@@ -104,6 +121,9 @@ async def admin_guard(request: web.Request, handler: Handler) -> web.StreamRespo
     if origin is not None and not origin_is_same(origin, host):
         return _refuse(403, "cross-origin request refused", request)
     if request.path not in request.app[PUBLIC_PATHS_KEY] and not request_is_authenticated(request):
+        redirect = _login_redirect(request)
+        if redirect is not None:
+            raise redirect
         return web.json_response({"error": "admin token required"}, status=401,
                                  headers={"WWW-Authenticate": 'Bearer realm="ocpp-gateway"'})
     return await handler(request)

@@ -9,15 +9,15 @@ database file directly with --db, for exports when the gateway is stopped.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import errno
 import json
+import re
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from gateway.errors import CliError, ConfigError
 from gateway.operator.token import read_admin_token, read_charger_password, token_path
@@ -81,7 +81,21 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
     for r in rows:
         lines.append("  ".join(str(r.get(c) if r.get(c) is not None else "").ljust(widths[c]) for c in columns))
-    return "\n".join(lines)
+    # The last column is never padded: a long message must not widen every other line.
+    return "\n".join(line.rstrip() for line in lines)
+
+
+
+def bind_error(settings: Settings, exc: OSError) -> str:
+    """One line naming the setting whose port could not be bound (instead of a traceback)."""
+    found = re.search(r"\(\'?([^',)]*)\'?, (\d+)\)", str(exc))
+    port = int(found.group(2)) if found else None
+    names = [f"{name}.port" for name in ("ocpp", "admin", "modbus", "bacnet")
+             if getattr(settings, name).port == port and port]
+    what = " or ".join(names) or "a listening port"
+    if exc.errno == errno.EADDRINUSE or "in use" in str(exc):
+        return f"{what} {port} is in use by another program; stop it or choose another port with --set {names[0] if names else 'ocpp.port'}=N"
+    return f"cannot listen on {what} {port if port else ''}: {exc.strerror or exc}"
 
 
 def security_summary(settings: Settings) -> str:
@@ -108,6 +122,23 @@ def _charger_rows(chargers: list[dict[str, Any]]) -> list[dict[str, Any]]:
              "firmware": c["boot"]["firmware_version"]} for c in chargers]
 
 
+def _charger_page(c: dict[str, Any]) -> str:
+    """`devices show` for people: boot data, health, connectors, meters (--json has it all)."""
+    boot = c["boot"]
+    lines = [f"{c['charger_id']}: slot {c['slot'] if c['slot'] is not None else '- (guest)'}, "
+             f"registration {c['registration']}, {'online' if c['online'] else 'offline'}"
+             + (f", fault: {c['fault']}" if c.get("fault") else ""),
+             f"  {boot['vendor']} {boot['model']}, serial {boot['charge_point_serial'] or '-'}, "
+             f"firmware {boot['firmware_version'] or '-'}; quirk {c.get('quirk') or '-'}",
+             f"  last seen {c['last_seen'] or '-'}; last boot {c['last_boot'] or '-'}; "
+             f"from {c['remote_address'] or '-'}", ""]
+    lines.append(_table(c["connectors"], ["connector_id", "status", "error_code", "info",
+                                          "transaction_id", "id_tag", "last_update"]))
+    if c["meters"]:
+        lines += ["", _table(c["meters"], ["connector_id", "measurand", "phase", "value", "unit", "timestamp"])]
+    return "\n".join(lines)
+
+
 def cmd_devices(args: argparse.Namespace) -> int:
     client = AdminClient(args.settings, args.admin_url)
     action = args.devices_action
@@ -116,12 +147,14 @@ def cmd_devices(args: argparse.Namespace) -> int:
         _print(args, data, lambda d: _table(_charger_rows(d), DEVICE_COLUMNS))
     elif action == "show":
         data = client.request("GET", f"/api/chargers/{_q(args.charger_id)}")
-        _print(args, data)
+        _print(args, data, _charger_page)
     elif action == "add":
         data = client.request("POST", "/api/devices", {"charger_id": args.charger_id,
                                                       "registration": args.registration,
                                                       "auth_key": args.auth_key})
-        _print(args, data, lambda d: f"added {d['charger_id']} in slot {d['slot']} ({d['registration']})")
+        _print(args, data, lambda d: "\n".join(
+            [f"added {d['charger_id']} in slot {d['slot']} ({d['registration']})"]
+            + [f"warning: {w}" for w in d.get("warnings", [])]))
     elif action == "set":
         body = {k: v for k, v in (("registration", args.registration), ("auth_key", args.auth_key),
                                   ("priority", args.priority), ("weight", args.weight),
@@ -154,65 +187,43 @@ def cmd_tags(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- history -----------------------------------------------------------------------------
-def cmd_history(args: argparse.Namespace) -> int:
-    kind = args.history_action
-    query = {"charger": args.charger, "since": args.since, "until": args.until, "limit": args.limit}
-    if args.db:
-        text_or_rows = asyncio.run(_history_from_db(Path(args.db), kind, query, bool(args.csv)))
-    else:
-        client = AdminClient(args.settings, args.admin_url)
-        text_or_rows = client.request("GET", f"/api/history/{kind}",
-                                      query={**query, "format": "csv" if args.csv else None},
-                                      raw=bool(args.csv))
-    if args.csv:
-        if args.csv == "-":
-            sys.stdout.write(text_or_rows)
-        else:
-            Path(args.csv).write_text(text_or_rows, encoding="utf-8")
-            print(f"wrote {max(text_or_rows.count(chr(10)) - 1, 0)} rows to {args.csv}")
-        return 0
-    columns = {"log": ["ts", "identifier", "message_type", "message"],
-               "rejected": ["ts", "identifier", "origin", "error", "frame_bytes", "frame"],
-               "transactions": ["transaction_id", "identifier", "connector_id", "id_tag", "start_time",
-                                "stop_time", "start_meter_wh", "stop_meter_wh", "total_meter_wh",
-                                "minutes_charged", "stop_reason"]}[kind]
-    _print(args, text_or_rows, lambda d: _table(d, columns))
-    return 0
-
-
-async def _history_from_db(path: Path, kind: str, query: dict[str, Any], as_csv: bool) -> Any:
-    from gateway.history.exports import to_csv
-    from gateway.history.store import REJECTED_COLUMNS, TRANSACTION_COLUMNS, HistoryStore
-    from gateway.operator.api import LOG_COLUMNS
-    if not path.exists():
-        raise CliError(f"no database at {path}")
-    store = HistoryStore(path)
-    await store.open()
-    try:
-        if kind == "log":
-            rows = await store.general_log(query["charger"], query["since"], query["until"],
-                                           query["limit"] or 1000)
-            columns: tuple[str, ...] = LOG_COLUMNS
-        elif kind == "rejected":
-            rows = await store.rejected(query["charger"], query["limit"] or 1000)
-            columns = REJECTED_COLUMNS
-        else:
-            rows = await store.transactions(query["charger"], query["since"], query["until"],
-                                            query["limit"] or 100000)
-            columns = TRANSACTION_COLUMNS
-    finally:
-        await store.close()
-    return to_csv(rows, columns) if as_csv else rows
-
-
 def _q(value: str) -> str:
     return urllib.parse.quote(value, safe="")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("ocpp-bms-gateway")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 # --- parser ------------------------------------------------------------------------------
-def _register_devices(sub: Any) -> None:
-    """`ocpp-gateway devices ...`: discovery and the device database."""
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (`error: ...`), exit code 2, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser(serve: Serve, commands: Sequence[Register] = ()) -> argparse.ArgumentParser:
+    """The whole command line: `run` (served by `serve`), the built-in commands and `commands`."""
+    parser = OneLineParser(prog="ocpp-gateway", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--config", "-c", help="TOML settings file (defaults need none)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one setting, e.g. --set ocpp.port=9000 (repeatable)")
+    parser.add_argument("--admin-url", help="admin API URL (default from settings admin.host/port)")
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts (anywhere on the line)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the gateway")
+    # Also after `run` (`ocpp-gateway run --set ocpp.port=9000`), where people put them.
+    run.add_argument("--config", "-c", dest="run_config", help="TOML settings file")
+    run.add_argument("--set", action="append", default=[], dest="run_set", metavar="SECTION.KEY=VALUE",
+                     help="override one setting (repeatable)")
+    run.set_defaults(func=lambda args: serve(args.settings))
+
     dev = sub.add_parser("devices", help="discovery and the device database")
     dsub = dev.add_subparsers(dest="devices_action", required=True)
     dsub.add_parser("list", help="every known charger (added and guests)")
@@ -237,26 +248,6 @@ def _register_devices(sub: Any) -> None:
     forget.add_argument("charger_id")
     dev.set_defaults(func=cmd_devices)
 
-
-def build_parser(serve: Serve, commands: Sequence[Register] = ()) -> argparse.ArgumentParser:
-    """The whole command line: `run` (served by `serve`), the built-in commands and `commands`."""
-    parser = argparse.ArgumentParser(prog="ocpp-gateway", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", "-c", help="TOML settings file (defaults need none)")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override one setting, e.g. --set ocpp.port=9000 (repeatable)")
-    parser.add_argument("--admin-url", help="admin API URL (default from settings admin.host/port)")
-    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    run = sub.add_parser("run", help="run the gateway")
-    # Also after `run` (`ocpp-gateway run --set ocpp.port=9000`), where people put them.
-    run.add_argument("--config", "-c", dest="run_config", help="TOML settings file")
-    run.add_argument("--set", action="append", default=[], dest="run_set", metavar="SECTION.KEY=VALUE",
-                     help="override one setting (repeatable)")
-    run.set_defaults(func=lambda args: serve(args.settings))
-
-    _register_devices(sub)
-
     tags = sub.add_parser("tags", help="idTag white and black lists")
     tsub = tags.add_subparsers(dest="tags_action", required=True)
     tsub.add_parser("list")
@@ -270,20 +261,6 @@ def build_parser(serve: Serve, commands: Sequence[Register] = ()) -> argparse.Ar
     trem.add_argument("id_tag")
     tags.set_defaults(func=cmd_tags)
 
-    hist = sub.add_parser("history", help="general log and transaction log")
-    hsub = hist.add_subparsers(dest="history_action", required=True)
-    for name, help_text in (("log", "general log: every request and confirmation"),
-                            ("transactions", "transaction log (Niagara columns)"),
-                            ("rejected", "messages the database refused, with their raw frame")):
-        h = hsub.add_parser(name, help=help_text)
-        h.add_argument("--charger", help="only this charger identifier")
-        h.add_argument("--since", help="ISO time, inclusive (e.g. 2026-11-01)")
-        h.add_argument("--until", help="ISO time, exclusive")
-        h.add_argument("--limit", type=int)
-        h.add_argument("--csv", metavar="FILE", help="write CSV to FILE ('-' for stdout)")
-        h.add_argument("--db", help="read this database file directly (gateway may be stopped)")
-    hist.set_defaults(func=cmd_history)
-
     for register in commands:
         register(sub)
     return parser
@@ -292,11 +269,17 @@ def build_parser(serve: Serve, commands: Sequence[Register] = ()) -> argparse.Ar
 def main(argv: list[str] | None, serve: Serve, commands: Sequence[Register] = ()) -> int:
     """Parse and run one command (the console script is `gateway.main:main`, which passes `serve`)."""
     parser = build_parser(serve, commands)
-    args = parser.parse_args(argv)
-    try:
-        overrides = dict(item.split("=", 1) for item in [*args.set, *getattr(args, "run_set", [])])
-    except ValueError:
-        parser.error("--set takes SECTION.KEY=VALUE")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --json anywhere (`history report --json` as well as `--json history report`).
+    as_json = "--json" in argv
+    args = parser.parse_args([a for a in argv if a != "--json"])
+    args.json = as_json
+    items = [*args.set, *getattr(args, "run_set", [])]
+    if any("=" not in item for item in items):
+        print(f"error: --set takes SECTION.KEY=VALUE, not {next(i for i in items if '=' not in i)!r}",
+              file=sys.stderr)
+        return 2
+    overrides = dict(item.split("=", 1) for item in items)
     try:
         args.settings = load_settings(getattr(args, "run_config", None) or args.config, overrides)
         if args.command == "simulate" and args.password is None:
@@ -309,5 +292,4 @@ def main(argv: list[str] | None, serve: Serve, commands: Sequence[Register] = ()
         return 1
     except KeyboardInterrupt:
         return 130
-
 

@@ -43,6 +43,7 @@ class Simulator(Sessions):
         meter_loop: bool = False,
         reconnect_delay_s: float = 5.0,
         on_event: Callable[[str], None] | None = None,
+        boot_on_reconnect: bool = True,
     ) -> None:
         self.profile = profile if isinstance(profile, ChargerProfile) else load_profile(profile)
         self.charger_id = charger_id
@@ -51,6 +52,9 @@ class Simulator(Sessions):
         self.meter_loop = meter_loop
         self.reconnect_delay_s = reconnect_delay_s
         self.on_event = on_event
+        # Real firmware (real-firmware notes, "Outages and restarts"): after a mere reconnect,
+        # many chargers send neither BootNotification nor StatusNotification.
+        self.boot_on_reconnect = boot_on_reconnect
         self.time_offset = timedelta(0)
         p = self.profile
         self.config = ConfigStore(p.keys)
@@ -240,7 +244,7 @@ class Simulator(Sessions):
 
     async def _session(self) -> None:
         try:
-            if self._powered and not self.profile.firmware.boot_on_reconnect:
+            if self._powered and not (self.boot_on_reconnect and self.profile.firmware.boot_on_reconnect):
                 # Real firmware after a mere reconnect: no BootNotification, no StatusNotification.
                 self.accepted.set()
                 self.emit("reconnected without a boot")

@@ -18,20 +18,16 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
-from bacpypes3.basetypes import ObjectTypesSupported, ServicesSupported
+from bacpypes3.basetypes import ObjectTypesSupported, PriorityValue, ServicesSupported
 from bacpypes3.errors import ExecutionError
-from bacpypes3.local.analog import AnalogInputObject, AnalogValueObject
-from bacpypes3.local.binary import BinaryInputObject, BinaryValueObject
-from bacpypes3.local.cmd import Commandable
-from bacpypes3.local.cov import COVIncrementCriteria, GenericCriteria
 from bacpypes3.local.device import DeviceObject
-from bacpypes3.local.multistate import MultiStateInputObject, MultiStateValueObject
 from bacpypes3.local.object import Object as LocalObject
-from bacpypes3.object import CharacterStringValueObject as _CharacterStringValueObject
 from bacpypes3.primitivedata import Null
 
 from gateway.errors import ConfigError, WriteRefused
+from points.bacnet import services as bacnet_services
 from points.bacnet import speedup as bacpypes_speedup
+from points.bacnet.objects import CLASSES, DeviceView
 from points.catalog import UNITS
 from points.table import Point, PointTable
 
@@ -51,104 +47,7 @@ ERRORS = {
     "rejected": ("services", "serviceRequestDenied"),
 }
 BUILD_CHUNK = 50  # objects created between yields (1.6 ms each on 3.11, notes 1.6)
-DYNAMIC_REFRESH_S = 10.0
-
-
-class _Served:
-    """Mixin for every served object: network writes go to the gateway, never straight in."""
-
-    # Set after creation: `_gw_point` (Point), `_gw_server` (BacnetServer), and what `_push` last
-    # pushed (`_gw_pushed`, `_gw_reliable`). Not annotated,
-    # because bacpypes3's object metaclass evaluates class annotations as BACnet properties.
-
-    async def write_property(self, attr: Any, value: Any, index: int | None = None,
-                             priority: int | None = None) -> None:
-        name = attr if isinstance(attr, str) else self._property_identifier_class(attr).attr  # type: ignore[attr-defined]
-        if name != "presentValue":
-            raise ExecutionError("property", "writeAccessDenied")
-        await self._gw_server.on_write(self, value, priority)
-
-    async def apply_write(self, value: Any, priority: int | None) -> None:
-        """Store an accepted write (commandable objects: into the priority array)."""
-        await super().write_property("presentValue", value, None, priority)  # type: ignore[misc]
-
-
-class _DeviceView:
-    """The two things a COV notification needs of the application: the device and the sender.
-
-    bacpypes3 0.0.110 (local/cov.py, COVDetection.send_cov_notifications) looks for the device
-    object by scanning every object of the application, for every notification: 28 ms per
-    notification with 32,000 objects (300 chargers), which capped the gateway near 300
-    MeterValues/s with 100 subscriptions (docs/benchmarks.md, "BMS side and smart charging").
-    """
-
-    def __init__(self, app: Any) -> None:
-        device = app.device_object
-        self.objectIdentifier = {device.objectIdentifier: device}
-        self.cov_notification = app.cov_notification
-
-
-def _fast_cov(criteria: type) -> type:
-    """`criteria` sending through a `_DeviceView`, so a notification no longer costs O(objects)."""
-
-    class FastCriteria(criteria):  # type: ignore[valid-type, misc]
-        def send_cov_notifications(self, subscription: Any = None) -> None:
-            obj, app = self.obj, self.obj._app
-            obj._app = obj._gw_server.device_view  # synchronous: nothing else runs meanwhile
-            try:
-                super().send_cov_notifications(subscription)
-            finally:
-                obj._app = app
-
-    FastCriteria.__name__ = f"Fast{criteria.__name__}"
-    return FastCriteria
-
-
-_FAST_INCREMENT, _FAST_GENERIC = _fast_cov(COVIncrementCriteria), _fast_cov(GenericCriteria)
-
-
-class AI(_Served, AnalogInputObject):
-    _cov_criteria = _FAST_INCREMENT
-
-
-class AV(_Served, AnalogValueObject):
-    _cov_criteria = _FAST_INCREMENT
-
-
-class AVCommandable(_Served, Commandable, AnalogValueObject):
-    _cov_criteria = _FAST_INCREMENT
-
-
-class BI(_Served, BinaryInputObject):
-    _cov_criteria = _FAST_GENERIC
-
-
-class BV(_Served, BinaryValueObject):
-    _cov_criteria = _FAST_GENERIC
-
-
-class MSI(_Served, MultiStateInputObject):
-    _cov_criteria = _FAST_GENERIC  # bacpypes3's default (COVIncrement) breaks SubscribeCOV (notes 1.3)
-
-
-class MSV(_Served, MultiStateValueObject):
-    _cov_criteria = _FAST_GENERIC
-
-
-class MSVCommandable(_Served, Commandable, MultiStateValueObject):
-    _cov_criteria = _FAST_GENERIC
-
-
-class CSV(_Served, LocalObject, _CharacterStringValueObject):
-    _cov_criteria = _FAST_GENERIC  # plain CSV objects offer no COV otherwise (notes 1.3)
-
-
-CLASSES: dict[tuple[str, bool], type] = {
-    ("analog-input", False): AI, ("analog-value", False): AV, ("analog-value", True): AVCommandable,
-    ("binary-input", False): BI, ("binary-value", False): BV,
-    ("multi-state-input", False): MSI, ("multi-state-value", False): MSV,
-    ("multi-state-value", True): MSVCommandable, ("characterstring-value", False): CSV,
-}
+NOT_AVAILABLE_REAL = float("nan")  # present value of an analog point without a value
 
 
 def _bits(cls: type, size: int, names: list[str]) -> Any:
@@ -160,7 +59,7 @@ def _bits(cls: type, size: int, names: list[str]) -> Any:
 
 _SERVICES = _bits(ServicesSupported, 49, [
     "readProperty", "readPropertyMultiple", "writeProperty", "writePropertyMultiple",
-    "subscribeCOV", "readRange", "whoIs", "whoHas", "iAm", "iHave",
+    "subscribeCOV", "whoIs", "whoHas", "iAm", "iHave",
     "confirmedCOVNotification", "unconfirmedCOVNotification"])
 _OBJECT_TYPES = _bits(ObjectTypesSupported, 63, [
     "device", "analogInput", "analogValue", "binaryInput", "binaryValue", "multiStateInput",
@@ -182,9 +81,6 @@ def fix_device_class() -> None:
     DeviceObject.propertyList = property(property_list, lambda s, v: None)  # type: ignore[assignment]
 
 
-NOT_AVAILABLE = math.nan  # present value of an analog point without a value (REAL NaN)
-
-
 def _same(a: Any, b: Any) -> bool:
     """Equal, where NaN equals NaN (else every refresh would be a change of value and a COV)."""
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
@@ -193,10 +89,13 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def to_bacnet(point: Point, value: Any) -> Any:
-    """A table value as the object's present-value."""
+    """A table value as the object's present-value; None ("not available", reliability
+    unreliable-other) is NaN for analog objects, the first state, inactive or ""."""
     t = point.spec.bacnet_type
     if t.startswith("analog"):
-        return float(value)
+        return NOT_AVAILABLE_REAL if value is None else float(value)
+    if value is None:
+        return "inactive" if t.startswith("binary") else 1 if t.startswith("multi-state") else ""
     if t.startswith("binary"):
         return "active" if value else "inactive"
     if t.startswith("multi-state"):
@@ -246,7 +145,8 @@ class BacnetServer:
             raise ConfigError(f"cannot start BACnet on {cfg.address} port {cfg.port}: {exc}; is another "
                               "BACnet application using this address and port?") from exc
         self.app = self.bacnet.this_application.app
-        self.device_view = _DeviceView(self.app)
+        bacnet_services.install(self.app, cfg.address, cfg.port, bool(cfg.bbmd_address))
+        self.device_view = DeviceView(self.app)
         dev = self.app.device_object
         dev.vendorName = cfg.vendor_name  # BAC0 hard-codes "Servisys inc." (notes 1.3)
         dev.description = cfg.description
@@ -259,7 +159,6 @@ class BacnetServer:
         self._queue.extend(self.table.points())
         await self._build()
         self.spawn(self._builder(), "bacnet object builder")
-        self.spawn(self._refresh_dynamic(), "bacnet dynamic values")
         where = cfg.address.split("/")[0]
         log.info("BACnet/IP device %s %r on %s port %s with %d objects%s", cfg.device_id,
                  cfg.device_name, cfg.address, cfg.port, len(self.objects),
@@ -331,13 +230,12 @@ class BacnetServer:
         kwargs: dict[str, Any] = {
             "objectIdentifier": point.uid, "objectName": point.name,
             "description": f"{point.charger_id} {spec.description}".strip()[:200],
-            "eventState": "normal", "outOfService": False,
-            "reliability": "noFaultDetected" if self.table.reliable(point) else "communicationFailure",
+            "eventState": "normal", "outOfService": False, "reliability": self.table.reliability(point, value),
         }
         if spec.is_analog:
             kwargs["units"] = UNITS[spec.units][0]
             kwargs["covIncrement"] = spec.cov_increment or 1.0
-            kwargs["presentValue"] = float(value) if value is not None else NOT_AVAILABLE  # never a fake 0
+            kwargs["presentValue"] = to_bacnet(point, value)
             if spec.min_value is not None and spec.bacnet_type == "analog-value":
                 kwargs["minPresValue"], kwargs["maxPresValue"] = spec.min_value, spec.max_value
         elif spec.bacnet_type.startswith("binary"):
@@ -349,7 +247,7 @@ class BacnetServer:
         elif spec.bacnet_type.startswith("multi-state"):
             kwargs["numberOfStates"] = len(spec.states)
             kwargs["stateText"] = list(spec.states)
-            kwargs["presentValue"] = int(value) if value else 1
+            kwargs["presentValue"] = to_bacnet(point, value)
         else:
             kwargs["presentValue"] = "" if value is None else str(value)
         if spec.commandable and spec.relinquish_default is not None:
@@ -358,7 +256,10 @@ class BacnetServer:
         obj._gw_point = point
         obj._gw_server = self
         obj._gw_pushed = None  # unknown: the first push compares with the object itself
-        obj._gw_reliable = self.table.reliable(point)
+        obj._gw_reliable = kwargs["reliability"]
+        if spec.commandable:
+            obj._gw_commands = [None] * 16  # what the table's priority array held when last synced
+            self._sync_commands(point, obj)
         self.app.add_object(obj)
         self.objects[point.uid] = obj
 
@@ -379,27 +280,25 @@ class BacnetServer:
         """Bring an object up to date with the table. What was last pushed is kept in `_gw_*`
         attributes: reading a bacpypes3 property costs an `inspect.getattr_static` (about 20 us
         on Python 3.11), and a MeterValues touches about 24 objects."""
-        reliable = self.table.reliable(point)
         value = self.table.read(point)
+        reliability = self.table.reliability(point, value)
         if point.spec.commandable:
-            # The priority array governs present-value; only the fallback follows the gateway.
+            # The priority array governs present-value; the table holds it for both protocols.
             default = to_bacnet(point, self.table.read_default(point))
             if obj._gw_pushed != default:
                 obj._gw_pushed = default
                 if obj.relinquishDefault != default:
                     obj.relinquishDefault = default
                     obj.recalculating()
-        elif value is not None or point.spec.is_analog:
-            # An analog value that is gone reads NaN ("not available", as on Modbus), never the
-            # last value: a limit in force that ended must not keep showing (issue 13 item 7).
-            new = to_bacnet(point, value) if value is not None else NOT_AVAILABLE
+            self._sync_commands(point, obj)
+        else:
+            new = to_bacnet(point, value)
             if not _same(obj._gw_pushed, new):
                 obj._gw_pushed = new
-                if not _same(obj.presentValue, new):
-                    obj.presentValue = new
-        if obj._gw_reliable != reliable:
-            obj._gw_reliable = reliable
-            wanted = "noFaultDetected" if reliable else "communicationFailure"
+                obj.presentValue = new
+        if obj._gw_reliable != reliability:
+            obj._gw_reliable = reliability
+            wanted = reliability
             if str(obj.reliability) != wanted:
                 old = obj.statusFlags
                 obj.reliability = wanted
@@ -407,10 +306,14 @@ class BacnetServer:
                 for fn in list(obj._property_monitors["statusFlags"]):
                     fn(old, obj.statusFlags)
 
-    async def _refresh_dynamic(self) -> None:
-        while True:
-            await asyncio.sleep(DYNAMIC_REFRESH_S)
-            self._on_changed([p for p in self.table.points() if p.spec.dynamic])
+    def _sync_commands(self, point: Point, obj: Any) -> None:
+        """Copy the table's priority array into the object (a Modbus write commands it too)."""
+        commands = self.table.priority_array(point)
+        if commands == obj._gw_commands:
+            return
+        obj._gw_commands = commands
+        for i, value in enumerate(commands):
+            obj.priorityArray[i] = _priority_value(point, value)  # recalculates present-value
 
     # --- writes ----------------------------------------------------------------------------
     async def on_write(self, obj: Any, value: Any, priority: int | None) -> None:
@@ -432,25 +335,18 @@ class BacnetServer:
         self._push(point, obj)
 
     async def _write_commandable(self, obj: Any, point: Point, value: Any, priority: int | None) -> None:
-        """Work out the effective value after this write; apply it only if the table accepts."""
-        priority = 16 if priority is None else priority
-        if not 1 <= priority <= 16:
-            raise WriteRefused(f"priority {priority} outside 1..16", "value-out-of-range")
-        slots = []
-        for i in range(16):
-            pv = obj.priorityArray[i]
-            slots.append(None if pv.null is not None else from_bacnet(point, getattr(pv, pv._choice)))
-        if isinstance(value, Null):
-            slots[priority - 1] = None
-        else:
-            slots[priority - 1] = point.spec.coerce(from_bacnet(point, value))
-        effective = next((v for v in slots if v is not None), None)
-        if effective is None:
-            effective = self.table.read_default(point)
-        current = from_bacnet(point, obj.presentValue)
-        if effective != current:
-            await self.table.write(point, effective)
-        await obj.apply_write(value, priority)
+        """Command one priority of the table's array (shared with Modbus); NULL relinquishes."""
+        command = None if isinstance(value, Null) else from_bacnet(point, value)
+        await self.table.command(point, command, 16 if priority is None else priority)
+        self._sync_commands(point, obj)
+
+
+def _priority_value(point: Point, value: Any) -> PriorityValue:
+    if value is None:
+        return PriorityValue(null=())
+    if point.spec.is_analog:
+        return PriorityValue(real=float(value))
+    return PriorityValue(unsigned=int(value))
 
 
 def _version() -> str:

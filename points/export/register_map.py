@@ -1,9 +1,10 @@
 """The Modbus register map as files for the BMS integrator: CSV to import, Markdown to read.
 
-Rendered from `templates/modbus_map.csv.j2` and `templates/modbus_map.md.j2` with the same
-layout the server uses (`points.modbus.fields` + `points.modbus.layout`), so the document cannot
-drift from the registers. Columns follow notes 3.4: 0-based PDU address (decimal and hex),
-register number, function codes, access, size, type, unit, range, description, OCPP source.
+Rendered from `templates/modbus_map.csv.j2` and `templates/modbus_map.md.j2` with the map the
+server uses (`points.modbus.layout`, the catalog's Modbus face), so the document cannot drift
+from the registers, and with the point names BACnet and the EDE file use. Columns follow notes
+3.4: 0-based PDU address (decimal and hex), register number, function codes, access, size, type,
+word order, unit, range, description, OCPP source.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,33 +19,33 @@ from typing import Any
 import jinja2
 
 import templates
-from gateway.settings import ModbusSettings, Settings
+from gateway.settings import ModbusSettings
 from points.modbus.codec import NA_UINT16, RegType
 from points.modbus.layout import (
     CHARGER_AREA,
     CHARGER_BASE,
     CHARGER_STRIDE,
     CONNECTOR_STRIDE,
+    EXTRA_BASE,
+    EXTRA_STRIDE,
     MAP_VERSION,
     MAX_CONNECTOR_ID,
     MAX_FLAT_SLOT,
     MAX_READ,
     MAX_UNIT_ID,
     Location,
-    RegisterLayout,
     Scope,
+    site_locations,
+    slot_locations,
 )
 
 CSV_COLUMNS = ["address", "hex", "register", "reference", "table", "function_codes", "access", "size",
-               "type", "units", "range", "codes", "scope", "slot", "charger_id", "connector_id", "name",
-               "description", "ocpp_source"]
-
-
-def layout() -> RegisterLayout:
-    """The register layout of this build (the server computes the same from the same table)."""
-    from points.modbus.fields import TableFields
-    from points.table import PointTable
-    return RegisterLayout(b.spec for b in TableFields(PointTable(clock=lambda: 0.0)).bindings())
+               "type", "word_order", "units", "range", "codes", "not_available", "scope", "slot",
+               "charger_id", "connector_id", "name", "description", "ocpp_source"]
+WORD_ORDER_TEXT = {"big": "high word first (ABCD)", "little": "low word first (CDAB)"}
+NOT_AVAILABLE = {RegType.FLOAT32: "NaN 0x7FC0 0x0000", RegType.UINT32: "0xFFFF 0xFFFF",
+                 RegType.INT32: "0x8000 0x0000", RegType.UINT16: "0xFFFF", RegType.INT16: "0x8000",
+                 RegType.ENUM16: "0xFFFF", RegType.BOOL16: "0xFFFF", RegType.STRING: "empty"}
 
 
 @dataclass(frozen=True)
@@ -53,13 +53,17 @@ class Row:
     """One value of the map, as the templates print it."""
 
     location: Location
-    name: str
     charger_id: str
-    mirror: bool
+    settings: ModbusSettings
 
     @property
     def spec(self) -> Any:
-        return self.location.spec
+        return self.location.register
+
+    @property
+    def name(self) -> str:
+        loc = self.location
+        return loc.register.name(loc.slot or 0, loc.connector_id)
 
     @property
     def address(self) -> int:
@@ -68,6 +72,10 @@ class Row:
     @property
     def holding(self) -> bool:
         return self.spec.writable
+
+    @property
+    def mirror(self) -> bool:
+        return self.settings.mirror_inputs_in_holding
 
     @property
     def table(self) -> str:
@@ -94,6 +102,11 @@ class Row:
         return {RegType.ENUM16: "UINT16 (enum)", RegType.BOOL16: "UINT16 (0/1)"}.get(t, str(t))
 
     @property
+    def word_order(self) -> str:
+        return WORD_ORDER_TEXT[self.settings.word_order] if self.spec.size == 2 and \
+            self.spec.reg_type is not RegType.STRING else ""
+
+    @property
     def range_text(self) -> str:
         s = self.spec
         if s.minimum is not None or s.maximum is not None:
@@ -109,14 +122,14 @@ class Row:
         return ""
 
     def cells(self) -> dict[str, Any]:
-        s = self.spec
+        s, loc = self.spec, self.location
         return {"address": self.address, "hex": f"0x{self.address:04X}", "register": self.address + 1,
                 "reference": self.reference, "table": self.table, "function_codes": self.function_codes,
-                "access": s.access.value, "size": s.size, "type": self.type_text, "units": s.units,
-                "range": self.range_text, "codes": self.codes_text, "scope": s.scope.value,
-                "slot": self.location.slot or "", "charger_id": self.charger_id,
-                "connector_id": "" if self.location.connector_id is None or s.scope is Scope.CHARGER
-                else self.location.connector_id,
+                "access": s.access.value, "size": s.size, "type": self.type_text,
+                "word_order": self.word_order, "units": s.units, "range": self.range_text,
+                "codes": self.codes_text, "not_available": NOT_AVAILABLE[s.reg_type] if s.spec else "",
+                "scope": s.scope.value, "slot": loc.slot or "", "charger_id": self.charger_id,
+                "connector_id": "" if s.scope is not Scope.CONNECTOR else loc.connector_id,
                 "name": self.name, "description": s.description, "ocpp_source": s.source}
 
 
@@ -124,36 +137,14 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-def _name(loc: Location) -> str:
-    s = loc.spec
-    if s.scope is Scope.SITE:
-        return f"Site-{s.field_id}"
-    if s.scope is Scope.CHARGER:
-        return f"CP{loc.slot}-{s.field_id}"
-    return f"CP{loc.slot}-C{loc.connector_id}-{s.field_id}"
-
-
 def rows(devices: list[tuple[int, str]], settings: ModbusSettings, per_unit: bool = False) -> list[Row]:
     """Site rows, then each charger's block (slot order); per_unit gives the unit-id addresses."""
-    lay = layout()
-    mirror = settings.mirror_inputs_in_holding
-    out = [Row(loc, _name(loc), "", mirror) for loc in lay.site()]
+    out = [Row(loc, "", settings) for loc in site_locations()]
     for slot, charger_id in sorted(devices):
         if not per_unit and slot > MAX_FLAT_SLOT:
             continue
-        out += [Row(loc, _name(loc), charger_id, mirror) for loc in lay.slot_locations(slot, per_unit=per_unit)]
+        out += [Row(loc, charger_id, settings) for loc in slot_locations(slot, per_unit=per_unit)]
     return out
-
-
-def devices_from_db(path: str | Path) -> list[tuple[int, str]]:
-    """(slot, charger id) of the device database; empty when the file does not exist yet."""
-    if not Path(path).exists():
-        return []
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        try:
-            return [(int(s), str(c)) for c, s in db.execute("SELECT charger_id, slot FROM devices ORDER BY slot")]
-        except sqlite3.OperationalError:
-            return []
 
 
 def _environment() -> jinja2.Environment:
@@ -179,25 +170,24 @@ def render(fmt: str, devices: list[tuple[int, str]], settings: ModbusSettings) -
         return env.get_template("modbus_map.csv.j2").render(
             columns=CSV_COLUMNS, rows=[[r.cells()[c] for c in CSV_COLUMNS] for r in all_rows])
     example_slot = min((slot for slot, _ in devices if slot <= MAX_FLAT_SLOT), default=1)
-    lay = layout()
-    mirror = settings.mirror_inputs_in_holding
-    example = [Row(loc, _name(loc), "", mirror) for loc in lay.slot_locations(example_slot)]
+    example = [Row(loc, "", settings) for loc in slot_locations(example_slot)]
     return env.get_template("modbus_map.md.j2").render(
         version=MAP_VERSION, settings=settings, site=[r for r in all_rows if r.spec.scope is Scope.SITE],
         example_slot=example_slot,
-        charger=[r for r in example if r.spec.scope is Scope.CHARGER],
+        charger=[r for r in example if r.spec.scope in (Scope.CHARGER, Scope.EXTRA)],
         connector=[r for r in example if r.spec.scope is Scope.CONNECTOR and r.location.connector_id == 1],
         devices=[(slot, cid, CHARGER_BASE + (slot - 1) * CHARGER_STRIDE if slot <= MAX_FLAT_SLOT else None)
                  for slot, cid in sorted(devices)],
         charger_base=CHARGER_BASE, charger_stride=CHARGER_STRIDE, charger_area=CHARGER_AREA,
-        connector_stride=CONNECTOR_STRIDE, max_connector_id=MAX_CONNECTOR_ID,
-        max_flat_slot=MAX_FLAT_SLOT, max_unit_id=MAX_UNIT_ID, max_read=MAX_READ)
+        connector_stride=CONNECTOR_STRIDE, max_connector_id=MAX_CONNECTOR_ID, extra_base=EXTRA_BASE,
+        extra_stride=EXTRA_STRIDE, max_flat_slot=MAX_FLAT_SLOT, max_unit_id=MAX_UNIT_ID, max_read=MAX_READ,
+        word_order_text=WORD_ORDER_TEXT[settings.word_order])
 
 
-def export(path: str, settings: Settings, db: str | None = None, fmt: str | None = None) -> int:
+def export(path: str, settings: ModbusSettings, devices: list[tuple[int, str]], fmt: str | None = None) -> int:
     """Write the map to `path` ('-' for stdout); the format follows the suffix unless given."""
     chosen = fmt or ("md" if path.endswith((".md", ".markdown")) else "csv")
-    text = render(chosen, devices_from_db(db or settings.database.path), settings.modbus)
+    text = render(chosen, devices, settings)
     if path == "-":
         print(text, end="")
     else:
@@ -210,10 +200,3 @@ def add_modbus_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modbus", metavar="FILE",
                         help="write the Modbus register map: CSV, or Markdown for a .md file ('-': stdout)")
     parser.add_argument("--modbus-format", choices=("csv", "md"), help="override the format chosen by suffix")
-
-
-def run_modbus_export(args: argparse.Namespace) -> int | None:
-    """Do the Modbus part of `points export` if it was asked for; None when it was not."""
-    if not getattr(args, "modbus", None):
-        return None
-    return export(args.modbus, args.settings, getattr(args, "db", None), getattr(args, "modbus_format", None))

@@ -139,6 +139,13 @@ def encode_string(text: str, length: int) -> list[int]:
     return [(data[i] << 8) | data[i + 1] for i in range(0, 2 * length, 2)]
 
 
+def is_sentinel(regs: Sequence[int], reg_type: RegType, word_order: str = "big") -> bool:
+    """Registers holding exactly the type's "not available" value (a string has none)."""
+    if reg_type is RegType.STRING:
+        return False
+    return list(regs) == _sentinel(reg_type, word_order)
+
+
 def decode_string(regs: Sequence[int]) -> str:
     data = b"".join(struct.pack(">H", r) for r in regs)
     return data.split(b"\0", 1)[0].decode("ascii", errors="replace")

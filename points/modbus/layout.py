@@ -1,28 +1,47 @@
-"""Where every value sits in the Modbus address space: one tested place for register addresses.
+"""The Modbus face of the point catalog: where each catalog point sits in the register space.
 
-The map is a site block, then one fixed-size block per charger slot, and inside a charger block
-a charger area followed by one fixed-size area per connector (notes 3.4). Because a slot never
-changes and every block has a fixed size, a charger's registers never move when chargers are
-added, removed or connect in another order. Inside a block, each kind of point has its own
-sub-area: points are packed in a fixed placement order (new points go at the end), meter values
-and configuration keys sit at index-derived offsets, so nothing moves when the table grows (a
-point's type must never change; the map version says when an address did).
+Modbus defines no point. Every register here is a spec of `points.catalog` placed in a block
+(or a header register, which is Modbus framing, not a point). The map is a site block, then one
+fixed-size block per charger slot, and inside a charger block a charger area followed by one
+fixed-size area per connector (notes 3.4). Catalog specs are packed in catalog order into their
+kind's sub-areas (append-only catalog: nothing moves when a point is added); standard
+configuration keys and the Modbus meter list sit at index-derived offsets. Charger points that
+no longer fit the charger area go on in a per-slot extension area above the flat slots.
 
-This module knows nothing of pymodbus or of the live model: it turns field descriptions into
-addresses, so the server, the register-map export and the tests share one computation.
+Identities, one function each: `register_address` (absolute address of a register in a block),
+`points.table.point_name` (the name, shared with BACnet and the EDE file), `Register.point`
+(the catalog point a register shows). No pymodbus, no live model: the server, the register-map
+export and the tests share this computation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import functools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from gateway.errors import LayoutError
+from points.catalog import (
+    CHARGER_SPECS,
+    CONNECTOR_SPECS,
+    MODBUS_METERS,
+    MODBUS_STRING_REGISTERS,
+    SITE_SPECS,
+    STANDARD_CONFIG_KEYS,
+    STANDARD_CONFIG_TYPES,
+    PointSpec,
+    config_spec,
+    meter_spec,
+)
 from points.modbus.codec import RegType, size_of
+from points.table import Point, point_name, standard_meter_index
 
 # Bumped whenever an address or a type in the map changes; served at site register 0.
-MAP_VERSION = 1
+# Version 2: flat slots 61..64 gave their space to the charger extension areas; every register
+# of version 1 kept its address and type (docs/modbus.md, "Map versions").
+MAP_VERSION = 2
 
 SITE_BASE = 0
 SITE_SIZE = 1000            # site block 0..999
@@ -32,171 +51,277 @@ CONNECTOR_STRIDE = 200      # then one area per connector, connector 0 (the whol
 MAX_CONNECTOR_ID = 3        # connectors 0..3; a higher connector id is not served over Modbus
 CHARGER_STRIDE = CHARGER_AREA + (MAX_CONNECTOR_ID + 1) * CONNECTOR_STRIDE  # 1000
 ADDRESS_SPACE = 65536
-# Slots that fit the flat map (unit-id addressing serves every slot up to MAX_UNIT_ID at CHARGER_BASE).
-MAX_FLAT_SLOT = (ADDRESS_SPACE - CHARGER_BASE) // CHARGER_STRIDE  # 64
+MAX_FLAT_SLOT = 60          # slots in the flat map (unit-id addressing serves up to MAX_UNIT_ID)
+EXTRA_BASE = CHARGER_BASE + MAX_FLAT_SLOT * CHARGER_STRIDE   # 61000: extension areas, one per slot
+EXTRA_STRIDE = 75           # charger points beyond the charger area (Niagara identity, ...)
+UNIT_EXTRA_BASE = CHARGER_BASE + CHARGER_STRIDE              # 2000 with unit-id addressing
 MAX_UNIT_ID = 247           # highest unit id Modbus allows for a device (MODBUS over serial 2.2)
 HEADER_SIZE = 10            # each block starts with structural registers (below), points follow
 MAX_READ = 125              # registers per FC3/FC4 request (Modbus application protocol 6.3)
-# Sub-areas inside a block, so one kind of point can grow without moving another.
-CHARGER_POINTS = (HEADER_SIZE, 100)      # charger points, packed in placement order
-CONFIG_AREA = (100, 200)                 # standard configuration key k at 100 + 2k
-CONNECTOR_POINTS = (HEADER_SIZE, 110)    # connector points, packed in placement order
-METER_AREA = (110, 200)                  # meter value i of the Modbus meter list at 110 + 2i
+CONFIG_AREA = (100, 186)    # standard configuration key k at 100 + 2k
+METER_AREA = (110, 162)     # meter value i of MODBUS_METERS at 110 + 2i
 
 
 class Scope(StrEnum):
     SITE = "site"
     CHARGER = "charger"
     CONNECTOR = "connector"
+    EXTRA = "charger-extra"
 
 
-BLOCK_SIZE = {Scope.SITE: SITE_SIZE, Scope.CHARGER: CHARGER_AREA, Scope.CONNECTOR: CONNECTOR_STRIDE}
+BLOCK_SIZE = {Scope.SITE: SITE_SIZE, Scope.CHARGER: CHARGER_AREA, Scope.CONNECTOR: CONNECTOR_STRIDE,
+              Scope.EXTRA: EXTRA_STRIDE}
+# Where catalog specs of each kind are packed, in order: a spec that does not fit the current
+# sub-area starts the next one (never back-filling, so appended points move nothing).
+SUB_AREAS: dict[str, tuple[tuple[Scope, int, int], ...]] = {
+    "site": ((Scope.SITE, HEADER_SIZE, SITE_SIZE),),
+    "charger": ((Scope.CHARGER, HEADER_SIZE, CONFIG_AREA[0]), (Scope.EXTRA, 0, EXTRA_STRIDE)),
+    "connector": ((Scope.CONNECTOR, HEADER_SIZE, METER_AREA[0]),
+                  (Scope.CONNECTOR, METER_AREA[1], CONNECTOR_STRIDE)),
+}
+_KIND_OF_SCOPE = {Scope.SITE: "site", Scope.CHARGER: "charger", Scope.EXTRA: "charger",
+                  Scope.CONNECTOR: "connector"}
 
 
 class Access(StrEnum):
-    """Where a field is served: read-only values in input registers, writable ones in holding."""
+    """Where a register is served: read-only values in input registers, writable ones in holding."""
 
     READ = "R"
     READ_WRITE = "R/W"
 
 
 @dataclass(frozen=True)
-class FieldSpec:
-    """A value to place: what the point table (or the block header) asks the layout for.
+class Register:
+    """One value of the map: a catalog point (or a header) at its offset in its block.
 
-    `key` names the point (a header field's key starts with "header."); `order` is its stable
-    position in its scope; `encoding` distinguishes two encodings of one point (energy is
-    served as FLOAT32 Wh and as a UINT32 Wh counter).
+    `counter` marks the UINT32 Wh counter served next to a kWh point (a float's 24-bit mantissa
+    loses 1 Wh above 16.7 MWh); `header` names a structural register (spec is None).
     """
 
-    key: str
     scope: Scope
-    order: int
+    offset: int
     reg_type: RegType
+    length: int = 0
+    spec: PointSpec | None = None
+    subject: Any = None
+    subject_index: int = 0
+    counter: bool = False
+    header: str = ""
+    text: str = ""
     writable: bool = False
-    length: int = 0                # registers, for STRING
-    encoding: str = ""             # "" for the main encoding, e.g. "u32" for the counter copy
-    description: str = ""
-    units: str = ""
-    codes: tuple[tuple[str, int], ...] = ()   # enum name -> code, for ENUM16
     minimum: float | None = None
     maximum: float | None = None
-    source: str = ""
-    offset: int | None = None      # fixed offset in the block; None: packed after the previous field
+    codes: tuple[tuple[str, int], ...] = ()
 
     @property
     def size(self) -> int:
         return size_of(self.reg_type, self.length)
 
     @property
+    def end(self) -> int:
+        return self.offset + self.size
+
+    @property
     def access(self) -> Access:
         return Access.READ_WRITE if self.writable else Access.READ
 
     @property
-    def field_id(self) -> str:
-        return f"{self.key}#{self.encoding}" if self.encoding else self.key
-
-
-@dataclass(frozen=True)
-class Placed:
-    """A field with its offset inside its block."""
-
-    spec: FieldSpec
-    offset: int
+    def units(self) -> str:
+        return "Wh" if self.counter else (self.spec.units if self.spec else "")
 
     @property
-    def end(self) -> int:
-        return self.offset + self.spec.size
+    def description(self) -> str:
+        if self.spec is None:
+            return self.text
+        return self.text or self.spec.description + (" (Wh counter)" if self.counter else "")
+
+    @property
+    def source(self) -> str:
+        return self.spec.ocpp_source if self.spec else ""
+
+    def point(self, charger_id: str = "", slot: int = 0, connector_id: int | None = None) -> Point | None:
+        """The catalog point this register shows for a block (None for a header register)."""
+        if self.spec is None:
+            return None
+        if self.scope is Scope.SITE:
+            return Point(self.spec)
+        conn = connector_id if self.spec.kind in ("connector", "meter") else None
+        return Point(self.spec, charger_id, slot, conn, self.subject, self.subject_index)
+
+    def name(self, slot: int = 0, connector_id: int | None = None) -> str:
+        """The point's name, as BACnet and the EDE file give it; `-Wh` for the counter copy."""
+        if self.spec is None:
+            where = "Site" if self.scope is Scope.SITE else f"CP{slot}" + (
+                f"-C{connector_id}" if self.scope is Scope.CONNECTOR else "")
+            return f"{where}-Header-{self.header}"
+        conn = connector_id if self.spec.kind in ("connector", "meter") else None
+        return point_name(slot, conn, self.spec, self.subject) + ("-Wh" if self.counter else "")
 
 
-# Structural registers at the start of each block. They are Modbus framing (which block is in use,
-# how the map is laid out), not points: the BACnet side has its own device object and status flags.
-SITE_HEADER = (
-    FieldSpec("header.map_version", Scope.SITE, 0, RegType.UINT16,
-              description="Register map version; changes when an address or type changes"),
-    FieldSpec("header.charger_base", Scope.SITE, 1, RegType.UINT16,
-              description=f"Address of slot 1's block ({CHARGER_BASE})"),
-    FieldSpec("header.charger_stride", Scope.SITE, 2, RegType.UINT16,
-              description=f"Registers per charger slot ({CHARGER_STRIDE})"),
-    FieldSpec("header.connector_area", Scope.SITE, 3, RegType.UINT16,
-              description=f"Offset of connector 0 in a charger block ({CHARGER_AREA})"),
-    FieldSpec("header.connector_stride", Scope.SITE, 4, RegType.UINT16,
-              description=f"Registers per connector ({CONNECTOR_STRIDE}); connector 0 comes first"),
-    FieldSpec("header.max_connector_id", Scope.SITE, 5, RegType.UINT16,
-              description=f"Highest connector id with an area ({MAX_CONNECTOR_ID})"),
-    FieldSpec("header.chargers_added", Scope.SITE, 6, RegType.UINT16,
-              description="Chargers in the device database"),
-    FieldSpec("header.chargers_online", Scope.SITE, 7, RegType.UINT16,
-              description="Chargers online now"),
-    FieldSpec("header.highest_slot", Scope.SITE, 8, RegType.UINT16,
-              description="Highest slot in use (blocks above it are empty)"),
-)
-CHARGER_HEADER = (
-    FieldSpec("header.slot", Scope.CHARGER, 0, RegType.UINT16,
-              description="Slot number of this block; 0xFFFF while no charger holds the slot"),
-    FieldSpec("header.online", Scope.CHARGER, 1, RegType.BOOL16,
-              description="Charger online: 1 while its values are live, 0 when they are stale"),
-    FieldSpec("header.connectors", Scope.CHARGER, 2, RegType.UINT16,
-              description="Connectors the charger reported (connector 0 not counted)"),
-    FieldSpec("header.map_version", Scope.CHARGER, 3, RegType.UINT16,
-              description="Register map version (as site register 0), for unit-id addressing"),
-)
-CONNECTOR_HEADER = (
-    FieldSpec("header.connector_id", Scope.CONNECTOR, 0, RegType.UINT16,
-              description="Connector id of this area"),
-    FieldSpec("header.valid", Scope.CONNECTOR, 1, RegType.BOOL16,
-              description="Point valid: 1 while the charger is online and this connector has reported"),
-)
-HEADERS = {Scope.SITE: SITE_HEADER, Scope.CHARGER: CHARGER_HEADER, Scope.CONNECTOR: CONNECTOR_HEADER}
+def _header(scope: Scope, offset: int, key: str, text: str, reg_type: RegType = RegType.UINT16) -> Register:
+    return Register(scope, offset, reg_type, header=key, text=text)
+
+
+# Structural registers at the start of each block: Modbus framing (which block is in use, how the
+# map is laid out, whether values are live), not points. BACnet says the same with status flags.
+HEADERS: dict[Scope, tuple[Register, ...]] = {
+    Scope.SITE: (
+        _header(Scope.SITE, 0, "MapVersion", "Register map version; changes when an address or type changes"),
+        _header(Scope.SITE, 1, "ChargerBase", f"Address of slot 1's block ({CHARGER_BASE})"),
+        _header(Scope.SITE, 2, "ChargerStride", f"Registers per charger slot ({CHARGER_STRIDE})"),
+        _header(Scope.SITE, 3, "ConnectorArea", f"Offset of connector 0 in a charger block ({CHARGER_AREA})"),
+        _header(Scope.SITE, 4, "ConnectorStride",
+                f"Registers per connector ({CONNECTOR_STRIDE}); connector 0 comes first"),
+        _header(Scope.SITE, 5, "MaxConnectorId", f"Highest connector id with an area ({MAX_CONNECTOR_ID})"),
+        _header(Scope.SITE, 6, "ChargersAdded", "Chargers in the device database"),
+        _header(Scope.SITE, 7, "ChargersOnline", "Chargers online now"),
+        _header(Scope.SITE, 8, "HighestSlot", "Highest slot in use (blocks above it are empty)"),
+        _header(Scope.SITE, 9, "ChargersNotServed",
+                "Added chargers this map cannot serve (slot beyond the flat map and unit ids)"),
+    ),
+    Scope.CHARGER: (
+        _header(Scope.CHARGER, 0, "Slot", "Slot number of this block; 0xFFFF while no charger holds the slot"),
+        _header(Scope.CHARGER, 1, "Online", "Charger online: 1 while its values are live, 0 when they are stale",
+                RegType.BOOL16),
+        _header(Scope.CHARGER, 2, "Connectors", "Connectors the charger reported (connector 0 not counted)"),
+        _header(Scope.CHARGER, 3, "MapVersion", "Register map version (as site register 0), for unit-id addressing"),
+        _header(Scope.CHARGER, 4, "IdentityValid",
+                "1 once the charger sent a BootNotification since the gateway started; 0 while "
+                "vendor, model, firmware, ... are the values kept from before a restart", RegType.BOOL16),
+    ),
+    Scope.CONNECTOR: (
+        _header(Scope.CONNECTOR, 0, "ConnectorId", "Connector id of this area"),
+        _header(Scope.CONNECTOR, 1, "Valid",
+                "Point valid: 1 while the charger is online and this connector has reported since the "
+                "gateway started; 0 while its values are stale or kept from before a restart", RegType.BOOL16),
+    ),
+    Scope.EXTRA: (),
+}
+
+
+def reg_type_of(spec: PointSpec) -> RegType | None:
+    """The register type of a catalog spec, or None if the point is not served over Modbus."""
+    if spec.bacnet_type.startswith("multi-state"):
+        return RegType.ENUM16
+    if spec.bacnet_type.startswith("binary"):
+        return RegType.BOOL16
+    if spec.modbus_type == "string":
+        return RegType.STRING if string_registers(spec) else None
+    if not spec.modbus_type:
+        return None  # BACnet only
+    return {"float32": RegType.FLOAT32, "uint32": RegType.UINT32, "uint16": RegType.UINT16,
+            "int32": RegType.INT32}[spec.modbus_type]
+
+
+def string_registers(spec: PointSpec) -> int:
+    """Registers of a string point: its catalog length; texts without one (StatusNotification
+    info, disconnect and limit reasons) are left to BACnet: a fixed map has no room for free text."""
+    return MODBUS_STRING_REGISTERS.get(spec.key, 0)
+
+
+def _codes(spec: PointSpec, reg_type: RegType) -> tuple[tuple[str, int], ...]:
+    """Enum codes as BACnet numbers them: multi-state 1-based, binary inactive 0 / active 1."""
+    if reg_type is RegType.BOOL16:
+        return tuple((state, i) for i, state in enumerate(spec.states[:2]))
+    if reg_type is RegType.ENUM16:
+        return tuple((state, i + 1) for i, state in enumerate(spec.states))
+    return ()
+
+
+def _spec_registers(spec: PointSpec, reg_type: RegType, scope: Scope, offset: int) -> list[Register]:
+    length = string_registers(spec) if reg_type is RegType.STRING else 0
+    main = Register(scope, offset, reg_type, length, spec, writable=spec.writable,
+                    minimum=spec.min_value, maximum=spec.max_value, codes=_codes(spec, reg_type))
+    if spec.units != "kWh":
+        return [main]
+    return [main, Register(scope, main.end, RegType.UINT32, spec=spec, counter=True)]
+
+
+def _packed(kind: str, specs: tuple[PointSpec, ...]) -> list[Register]:
+    areas = SUB_AREAS[kind]
+    area = 0
+    scope, offset, end = areas[0]
+    out: list[Register] = []
+    for spec in specs:
+        reg_type = reg_type_of(spec)
+        if reg_type is None:
+            continue
+        regs = _spec_registers(spec, reg_type, scope, offset)
+        while regs[-1].end > end:
+            area += 1
+            if area >= len(areas):
+                raise LayoutError(f"{kind} point {spec.key} does not fit the map (new map version needed)")
+            scope, offset, end = areas[area]
+            regs = _spec_registers(spec, reg_type, scope, offset)
+        out += regs
+        offset = regs[-1].end
+    return out
+
+
+def _config_registers() -> list[Register]:
+    out = []
+    for index, key in enumerate(STANDARD_CONFIG_KEYS):
+        ocpp_type, access = STANDARD_CONFIG_TYPES[key]
+        if ocpp_type not in ("integer", "boolean"):
+            continue  # comma-separated lists are text: BACnet serves them, Modbus does not
+        is_bool = ocpp_type == "boolean"
+        out.append(Register(
+            Scope.CHARGER, CONFIG_AREA[0] + 2 * index, RegType.BOOL16 if is_bool else RegType.UINT32,
+            spec=config_spec(key, access == "RW"), subject=key, subject_index=index,
+            text=f"Configuration key {key} ({ocpp_type}, OCPP 1.6 chapter 9)", writable=access == "RW",
+            minimum=None if is_bool else 0, maximum=None if is_bool else 0xFFFFFFFE,
+            codes=(("false", 0), ("true", 1)) if is_bool else ()))
+    return out
+
+
+def _meter_registers() -> list[Register]:
+    out = []
+    for index, (measurand, phase, encoding) in enumerate(MODBUS_METERS):
+        subject = (measurand, phase, "Outlet")
+        out.append(Register(Scope.CONNECTOR, METER_AREA[0] + 2 * index,
+                            RegType.UINT32 if encoding == "u32" else RegType.FLOAT32,
+                            spec=meter_spec(*subject), subject=subject,
+                            subject_index=standard_meter_index(*subject) or 0, counter=encoding == "u32"))
+    return out
 
 
 @dataclass
-class BlockLayout:
-    """The fields of one scope with their offsets; the same for every block of that scope."""
+class ModbusMap:
+    """Every register of each block scope, and the inverse look-ups the write path needs."""
 
-    scope: Scope
-    fields: list[Placed] = field(default_factory=list)
-    _by_id: dict[str, Placed] = field(default_factory=dict, repr=False)
+    blocks: dict[Scope, list[Register]] = field(default_factory=dict)
+    _by_offset: dict[Scope, dict[int, Register]] = field(default_factory=dict)
 
-    def add(self, placed: Placed) -> None:
-        self.fields.append(placed)
-        self._by_id[placed.spec.field_id] = placed
+    def add(self, reg: Register) -> None:
+        taken = self._by_offset.setdefault(reg.scope, {})
+        if reg.end > BLOCK_SIZE[reg.scope]:
+            raise LayoutError(f"{reg.name()} ends at {reg.end}; the {reg.scope} block has {BLOCK_SIZE[reg.scope]}")
+        clash = next((taken[i] for i in range(reg.offset, reg.end) if i in taken), None)
+        if clash is not None:
+            raise LayoutError(f"{reg.name()} at {reg.offset} overlaps {clash.name()}")
+        for i in range(reg.offset, reg.end):
+            taken[i] = reg
+        self.blocks.setdefault(reg.scope, []).append(reg)
 
-    def get(self, field_id: str) -> Placed | None:
-        return self._by_id.get(field_id)
-
-    @property
-    def used(self) -> int:
-        return max((p.end for p in self.fields), default=0)
+    def at(self, scope: Scope, offset: int) -> Register | None:
+        """The register covering an offset of a block, or None for a gap."""
+        return self._by_offset.get(scope, {}).get(offset)
 
 
-def pack(specs: Iterable[FieldSpec], scope: Scope) -> BlockLayout:
-    """Header first, then each field at its fixed offset or right after the previous field.
-
-    A 32-bit field starts on the next register: Modbus has no alignment rule, and padding would
-    waste space that new points need. Overlaps and overflows are errors, found by the tests.
-    """
-    layout = BlockLayout(scope)
-    used = [""] * BLOCK_SIZE[scope]
-    offset = 0
-    chosen = list(HEADERS[scope]) + [s for s in specs if s.scope is scope]
-    for number, spec in enumerate(chosen):
-        if number == len(HEADERS[scope]):
-            offset = max(offset, HEADER_SIZE)
-        if spec.offset is not None:
-            offset = spec.offset
-        if layout.get(spec.field_id) is not None:
-            raise LayoutError(f"field {spec.field_id} is listed twice")
-        end = offset + spec.size
-        if end > BLOCK_SIZE[scope]:
-            raise LayoutError(f"{spec.field_id} ends at {end}; the {scope} block has {BLOCK_SIZE[scope]}")
-        clash = next((u for u in used[offset:end] if u), "")
-        if clash:
-            raise LayoutError(f"{spec.field_id} at {offset} overlaps {clash}")
-        used[offset:end] = [spec.field_id] * spec.size
-        layout.add(Placed(spec, offset))
-        offset = end
-    return layout
+@functools.cache
+def modbus_map() -> ModbusMap:
+    """The map of this build: headers, catalog points in catalog order, config keys, meters."""
+    result = ModbusMap()
+    for scope in Scope:
+        result.blocks[scope] = []
+        for reg in HEADERS[scope]:
+            result.add(reg)
+    for reg in (_packed("site", SITE_SPECS) + _packed("charger", CHARGER_SPECS)
+                + _packed("connector", CONNECTOR_SPECS) + _config_registers() + _meter_registers()):
+        result.add(reg)
+    for scope in Scope:
+        result.blocks[scope].sort(key=lambda r: r.offset)
+    return result
 
 
 # --- addresses: the one function per identity ---------------------------------------------
@@ -218,69 +343,108 @@ def connector_area_base(slot: int, connector_id: int, *, per_unit: bool = False)
             + connector_id * CONNECTOR_STRIDE)
 
 
-def flat_slot_fits(slot: int) -> bool:
-    return 1 <= slot <= MAX_FLAT_SLOT
+def extra_area_base(slot: int, *, per_unit: bool = False) -> int:
+    """First register of a slot's extension area (charger points beyond the charger area)."""
+    if per_unit:
+        return UNIT_EXTRA_BASE
+    charger_block_base(slot)  # the same range check
+    return EXTRA_BASE + (slot - 1) * EXTRA_STRIDE
+
+
+def area_base(scope: Scope, slot: int | None, connector_id: int | None, *, per_unit: bool = False) -> int:
+    if scope is Scope.SITE:
+        return SITE_BASE
+    assert slot is not None
+    if scope is Scope.CHARGER:
+        return charger_block_base(slot, per_unit=per_unit)
+    if scope is Scope.EXTRA:
+        return extra_area_base(slot, per_unit=per_unit)
+    return connector_area_base(slot, connector_id or 0, per_unit=per_unit)
+
+
+def register_address(reg: Register, slot: int | None = None, connector_id: int | None = None, *,
+                     per_unit: bool = False) -> int:
+    """The absolute address of a register in the block of `slot` (and connector)."""
+    return area_base(reg.scope, slot, connector_id, per_unit=per_unit) + reg.offset
+
+
+def point_address(point: Point, *, per_unit: bool = False, counter: bool = False) -> int | None:
+    """Where a table point is served, or None when it has no register."""
+    for reg in modbus_map().blocks[_scope_of(point)]:
+        if reg.spec is not None and reg.counter == counter and _same(reg, point):
+            return register_address(reg, point.slot, point.connector_id, per_unit=per_unit)
+    return None
+
+
+def _scope_of(point: Point) -> Scope:
+    kind = point.spec.kind
+    if kind == "site":
+        return Scope.SITE
+    if kind in ("connector", "meter"):
+        return Scope.CONNECTOR
+    for reg in modbus_map().blocks[Scope.EXTRA]:
+        if reg.spec is not None and reg.spec.key == point.spec.key:
+            return Scope.EXTRA
+    return Scope.CHARGER
+
+
+def _same(reg: Register, point: Point) -> bool:
+    """The register shows this point: the same identity (BACnet object type and instance)."""
+    template = reg.point(point.charger_id, point.slot, point.connector_id)
+    return template is not None and template.uid == point.uid
 
 
 @dataclass(frozen=True)
 class Location:
-    """A placed field in one concrete block (site, a slot, a slot's connector)."""
+    """A register in one concrete block (site, a slot's area, a slot's connector)."""
 
-    placed: Placed
+    register: Register
     address: int
     slot: int | None = None
     connector_id: int | None = None
 
-    @property
-    def spec(self) -> FieldSpec:
-        return self.placed.spec
+
+def slot_locations(slot: int, *, per_unit: bool = False) -> Iterator[Location]:
+    """Every register of a slot: charger area, connectors 0..MAX_CONNECTOR_ID, extension area."""
+    regs = modbus_map().blocks
+    for reg in regs[Scope.CHARGER]:
+        yield Location(reg, register_address(reg, slot, per_unit=per_unit), slot, None)
+    for connector_id in range(MAX_CONNECTOR_ID + 1):
+        for reg in regs[Scope.CONNECTOR]:
+            yield Location(reg, register_address(reg, slot, connector_id, per_unit=per_unit), slot, connector_id)
+    for reg in regs[Scope.EXTRA]:
+        yield Location(reg, register_address(reg, slot, per_unit=per_unit), slot, None)
 
 
-class RegisterLayout:
-    """The three block layouts plus the functions that give concrete addresses."""
+def site_locations() -> Iterator[Location]:
+    for reg in modbus_map().blocks[Scope.SITE]:
+        yield Location(reg, register_address(reg))
 
-    def __init__(self, specs: Iterable[FieldSpec]) -> None:
-        specs = list(specs)
-        self.blocks = {scope: pack(specs, scope) for scope in Scope}
 
-    def site(self) -> Iterator[Location]:
-        for placed in self.blocks[Scope.SITE].fields:
-            yield Location(placed, SITE_BASE + placed.offset)
+def locate(address: int, *, per_unit: bool = False) -> tuple[Scope, int | None, int | None, int]:
+    """(scope, slot, connector_id, offset in its area) for an address; the inverse of the above.
 
-    def charger(self, slot: int, *, per_unit: bool = False) -> Iterator[Location]:
-        base = charger_block_base(slot, per_unit=per_unit)
-        for placed in self.blocks[Scope.CHARGER].fields:
-            yield Location(placed, base + placed.offset, slot, 0)
+    With per_unit, the slot is the unit id's and the answer's slot is None.
+    """
+    if not 0 <= address < ADDRESS_SPACE:
+        raise LayoutError(f"address {address} is outside the Modbus address space")
+    if address < CHARGER_BASE:
+        return Scope.SITE, None, None, address - SITE_BASE
+    extra = UNIT_EXTRA_BASE if per_unit else EXTRA_BASE
+    if address >= extra:
+        rel = address - extra
+        slot = None if per_unit else rel // EXTRA_STRIDE + 1
+        if (per_unit and rel >= EXTRA_STRIDE) or (slot is not None and slot > MAX_FLAT_SLOT):
+            raise LayoutError(f"address {address} is beyond the map")
+        return Scope.EXTRA, slot, None, rel % EXTRA_STRIDE
+    rel = address - CHARGER_BASE
+    slot = None if per_unit else rel // CHARGER_STRIDE + 1
+    rel %= CHARGER_STRIDE
+    if rel < CHARGER_AREA:
+        return Scope.CHARGER, slot, None, rel
+    rel -= CHARGER_AREA
+    return Scope.CONNECTOR, slot, rel // CONNECTOR_STRIDE, rel % CONNECTOR_STRIDE
 
-    def connector(self, slot: int, connector_id: int, *, per_unit: bool = False) -> Iterator[Location]:
-        base = connector_area_base(slot, connector_id, per_unit=per_unit)
-        for placed in self.blocks[Scope.CONNECTOR].fields:
-            yield Location(placed, base + placed.offset, slot, connector_id)
 
-    def slot_locations(self, slot: int, *, per_unit: bool = False) -> Iterator[Location]:
-        """Every field of a charger block: the charger area, then connectors 0..MAX_CONNECTOR_ID."""
-        yield from self.charger(slot, per_unit=per_unit)
-        for connector_id in range(MAX_CONNECTOR_ID + 1):
-            yield from self.connector(slot, connector_id, per_unit=per_unit)
-
-    def locate(self, address: int, *, per_unit: bool = False) -> tuple[Scope, int | None, int | None, int]:
-        """(scope, slot, connector_id, offset in its block) for an address; the inverse of the above.
-
-        With per_unit, the slot is the unit id's and the answer's slot is None.
-        """
-        if address < CHARGER_BASE:
-            return Scope.SITE, None, None, address - SITE_BASE
-        if address >= ADDRESS_SPACE:
-            raise LayoutError(f"address {address} is outside the Modbus address space")
-        rel = address - CHARGER_BASE
-        if per_unit:
-            if rel >= CHARGER_STRIDE:
-                raise LayoutError(f"address {address} is beyond the charger block")
-            slot = None
-        else:
-            slot = rel // CHARGER_STRIDE + 1
-            rel %= CHARGER_STRIDE
-        if rel < CHARGER_AREA:
-            return Scope.CHARGER, slot, 0, rel
-        rel -= CHARGER_AREA
-        return Scope.CONNECTOR, slot, rel // CONNECTOR_STRIDE, rel % CONNECTOR_STRIDE
+def kind_of(scope: Scope) -> str:
+    return _KIND_OF_SCOPE[scope]

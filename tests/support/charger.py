@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from gateway.chargers.keys import REQUIRED_CORE_KEYS
+from gateway.chargers.standard_keys import REQUIRED_CORE_KEYS
 from tests.support.wait import wait_until
 
 if TYPE_CHECKING:

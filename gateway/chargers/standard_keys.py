@@ -3,6 +3,12 @@
 Spec sections 9.1 (Core) to 9.4 (Smart Charging); Niagara guide Appendix 3. The order of the table
 is fixed: a key's position is its point's local offset (BACnet instance and Modbus register), so a
 key is only ever added at the end.
+
+OCPP 1.6 key names are case-insensitive (spec 9: "Key names are case-insensitive"... as the
+CiString type of GetConfiguration.key says: case-insensitive string), and chargers spell them
+their way: EVlink reports `HeartBeatInterval` and `meterValueSampleInterval`. A key is matched
+to its standard spelling here, so it gets the standard point and register (issue 14 item 10);
+the charger's own spelling is kept for the calls sent to it.
 """
 
 from __future__ import annotations
@@ -68,3 +74,14 @@ STANDARD_CONFIG_KEYS = tuple(spec.key for spec in STANDARD_CONFIG_TABLE)
 REQUIRED_CORE_KEYS = tuple(spec.key for spec in STANDARD_CONFIG_TABLE if spec.required)
 # Every standard key, required ones first: the order a batched configuration read asks them.
 STANDARD_KEYS = REQUIRED_CORE_KEYS + tuple(spec.key for spec in STANDARD_CONFIG_TABLE if not spec.required)
+_BY_LOWER = {key.lower(): key for key in STANDARD_KEYS}
+
+
+def standard_key(name: str) -> str | None:
+    """The standard spelling of a configuration key, or None for a vendor key."""
+    return _BY_LOWER.get(name.lower())
+
+
+def same_key(a: str, b: str) -> bool:
+    """Two spellings of one key (OCPP key names are case-insensitive)."""
+    return a.lower() == b.lower()
