@@ -24,9 +24,9 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from gateway.errors import ConfigError, EncodeError, LayoutError
 from gateway.model.station import Registry, Station
 from gateway.settings import ModbusSettings
+from points.modbus import frames as modbus_frames
 from points.modbus.binding import Area
 from points.modbus.codec import encode
-from points.modbus.frames import GatewayModbusServer
 from points.modbus.headers import header_value
 from points.modbus.layout import (
     BLOCK_SIZE,
@@ -69,7 +69,7 @@ class ModbusPointServer:
         self.map: ModbusMap = modbus_map()
         self.flat_slots = MAX_FLAT_SLOT
         self.unit_slots = MAX_UNIT_ID if self.settings.unit_id_per_charger else 0
-        self._server: GatewayModbusServer | None = None
+        self._server: modbus_frames.GatewayModbusServer | None = None
         # What each device's registers hold, as we last pushed (or a client wrote) them:
         # {(unit, fc): list}; pushes are diffed against it so unchanged areas cost nothing.
         self._shadow: dict[tuple[int, int], list[int]] = {}
@@ -100,7 +100,7 @@ class ModbusPointServer:
             "VendorName": "ocpp-bms-gateway", "ProductCode": "OCPP-GW",
             "ProductName": "OCPP 1.6-J to Modbus TCP gateway", "ModelName": f"register map v{MAP_VERSION}",
             "MajorMinorRevision": "0.1"})
-        self._server = GatewayModbusServer(devices, address=(self.settings.host, self.settings.port),
+        self._server = modbus_frames.GatewayModbusServer(devices, address=(self.settings.host, self.settings.port),
                                        identity=identity)
         for (unit, fc), image in self._shadow.items():  # before listening: no client sees zeros
             await self._server.async_setValues(unit, fc, 0, list(image))
