@@ -74,12 +74,10 @@ class Rig:
 
     @property
     def table(self) -> Any:
-        from points.service import service_for
-        return service_for(self.gateway).table
+        return self.gateway.points.table
 
     async def objects_built(self, timeout: float = 60) -> None:
-        from points.service import service_for
-        server = service_for(self.gateway).bacnet
+        server = self.gateway.points.bacnet
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
             if server._queue == [] and all(p.uid in server.objects for p in self.table.points()):
@@ -193,12 +191,11 @@ async def bench_rpm(args: argparse.Namespace) -> dict[str, Any]:
 
 async def bench_modbus(args: argparse.Namespace) -> dict[str, Any]:
     from points.modbus.layout import MAX_FLAT_SLOT, connector_area_base
-    from points.modbus.server import server_for
     with tempdir() as tmp:
         rig = Rig(args, tmp)
         try:
             prep = await rig.start(unit_ids=args.unit_ids)
-            server = server_for(rig.gateway)
+            server = rig.gateway.modbus
             assert server is not None
             await server.flushed()
             if args.unit_ids:
@@ -251,8 +248,7 @@ async def bench_startup(args: argparse.Namespace) -> dict[str, Any]:
             t0 = time.perf_counter()
             rig.gateway = await start_gateway(gateway_settings(rig.db, rig.bacnet_port))
             start_s = time.perf_counter() - t0
-            from points.service import service_for
-            served = len(service_for(rig.gateway).bacnet.objects)
+            served = len(rig.gateway.points.bacnet.objects)
             answer = await waiter
         finally:
             await rig.stop()

@@ -1,7 +1,7 @@
 """Shared parts of the BMS-side benchmarks: the gateway under test and its client processes.
 
 The gateway runs in the benchmark's own process, built as `ocpp-gateway run` builds it (a real
-`Gateway` with `install_extensions`; history, schema validation, BACnet and Modbus on; loopback
+`Gateway` of `gateway.main`; history, schema validation, BACnet and Modbus on; loopback
 and free ports). Chargers (`bench.bms_chargers`) and the BACnet client (`bench.bms_bacnet`) run in
 child processes driven by JSON lines, so neither is measured inside the gateway's event loop.
 Every timestamp that crosses a process boundary is `time.time()`: one host, one clock.
@@ -67,10 +67,8 @@ def gateway_settings(db_path: str, bacnet_port: int, unit_ids: bool = False, **s
 
 
 async def start_gateway(settings: Any) -> Any:
-    from gateway.app import Gateway
-    from gateway.extensions import install_extensions
+    from gateway.main import Gateway
     gateway = Gateway(settings)
-    install_extensions(gateway)
     await gateway.start()
     return gateway
 

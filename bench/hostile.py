@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         config = work / "gateway.toml"
         config.write_text(GATEWAY_TOML.format(host=args.host, port=port, data_dir=data_dir,
                                               admin_port=free_port(args.host)))
-        argv_gw = gateway_command("ocpp-gateway --config {config} run", config, args.host, port, data_dir)
+        argv_gw = gateway_command("{python} -m gateway.main --config {config} run", config, args.host, port, data_dir)
         server = ServerUnderTest("gateway", argv_gw, args.host, port, work / "gateway.log", None)
         pid = server.start(60.0)
         try:

@@ -54,8 +54,7 @@ async def _round(url: str, ids: list[str], password: str | None, concurrency: in
 
 
 async def _gateway(data_dir: str, require_password: bool, own_keys: list[str] = ()) -> Any:
-    from gateway.app import Gateway
-    from gateway.extensions import install_extensions
+    from gateway.main import Gateway
     from gateway.settings import Settings
     settings = Settings()
     settings.ocpp.host, settings.ocpp.port = "127.0.0.1", 0
@@ -64,10 +63,9 @@ async def _gateway(data_dir: str, require_password: bool, own_keys: list[str] = 
     settings.ocpp.require_password = require_password
     settings.ocpp.default_password = PASSWORD if require_password else ""
     gateway = Gateway(settings.validate())
-    install_extensions(gateway)
     await gateway.start()
     for charger_id in own_keys:
-        await gateway.add_device(charger_id, auth_key=f"key-of-{charger_id}")
+        await gateway.device_book.add_device(charger_id, auth_key=f"key-of-{charger_id}")
     return gateway
 
 

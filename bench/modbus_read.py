@@ -101,11 +101,9 @@ async def churn(gateway: Any, chargers: int, connectors: int, per_s: float, stop
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    from gateway.app import Gateway
-    from gateway.extensions import install_extensions
+    from gateway.main import Gateway
     from gateway.settings import Settings
     from points.modbus.layout import MAX_FLAT_SLOT, connector_area_base
-    from points.modbus.server import server_for
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings()
@@ -114,14 +112,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         settings.modbus.port, settings.modbus.unit_id_per_charger = 0, args.unit_ids
         settings.database.path = f"{tmp}/gateway.sqlite"
         gateway = Gateway(settings.validate())
-        install_extensions(gateway)
         t0 = time.perf_counter()
         await gateway.start()
         start_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         populate(gateway, args.chargers, args.connectors)  # the model and the point table
         populate_s = time.perf_counter() - t0
-        server = server_for(gateway)
+        server = gateway.modbus
         assert server is not None
         t0 = time.perf_counter()
         await asyncio.sleep(0)

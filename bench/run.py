@@ -32,11 +32,13 @@ from bench.loadgen import parse_rates, raise_fd_limit
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # The gateway's CLI takes --config before the subcommand (gateway/operator/cli.py: a global option).
-DEFAULT_GATEWAY_CMD = "ocpp-gateway --config {config} run"
+# `python -m gateway.main` is the console script's own entry point, from this checkout (an installed
+# `ocpp-gateway` script may come from another one).
+DEFAULT_GATEWAY_CMD = "{python} -m gateway.main --config {config} run"
 
-# Used when the ocpp-gateway console script is not installed (a plain checkout): the same
+# Used when `ocpp-gateway` is given but the console script is not installed: the same
 # entry point the script calls, with the same argv, so the measured process is the gateway.
-_CLI_SHIM = "import sys; from gateway.operator.cli import main; sys.argv[0] = 'ocpp-gateway'; sys.exit(main())"
+_CLI_SHIM = "import sys; from gateway.main import main; sys.argv[0] = 'ocpp-gateway'; sys.exit(main())"
 
 # The gateway settings the benchmark needs (keys from gateway/config.py); everything else
 # stays at the gateway's defaults, schema validation included. Placeholders: {host},

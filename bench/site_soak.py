@@ -79,10 +79,8 @@ class Soak:
         return s.validate()
 
     async def start_gateway(self) -> None:
-        from gateway.app import Gateway
-        from gateway.extensions import install_extensions
+        from gateway.main import Gateway
         self.gw = Gateway(self.settings())
-        install_extensions(self.gw)
         await self.gw.start()
         # When each BMS write reached the controller (the BMS client's own send time includes
         # its first-request address resolution: about a second for bacpypes3).
@@ -104,9 +102,9 @@ class Soak:
         await self.start_gateway()
         for i, charger_id in enumerate(self.ids):
             name = PROFILES[i % len(PROFILES)]
-            await self.gw.add_device(charger_id)
+            await self.gw.device_book.add_device(charger_id)
             if name == "acwallbox":
-                await self.gw.assign_quirk(charger_id, "ac-wallbox")  # manual 001 names no model
+                await self.gw.device_book.assign_quirk(charger_id, "ac-wallbox")  # manual 001 names no model
             profile = with_firmware(load_profile(name), reject_unknown_transaction=True, ramp_s=5.0,
                                     meter_while_offline=True, boot_on_reconnect=False)
             sim = Simulator(profile, charger_id, f"ws://127.0.0.1:{self.ports['ocpp']}/ocpp",

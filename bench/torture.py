@@ -1,7 +1,7 @@
 """Crash and kill: chargers in transactions, the gateway killed (SIGKILL) and restarted.
 
 ``python -m bench.torture --chargers 200 --kills 5`` adds the chargers to a fresh database,
-starts the gateway as a real process (``python -m gateway.operator.cli run``), lets every
+starts the gateway as a real process (``python -m gateway.main run``), lets every
 charger connect for the first time (AC wallbox configuration keys, so each gets its points),
 then runs transactions with MeterValues. At random moments (after a random number of answers)
 the gateway is killed with SIGKILL and started again on the same data directory; the chargers
@@ -63,7 +63,7 @@ class GatewayProcess:
                     "bacnet.enabled": "false", "modbus.enabled": "false",
                     "database.path": str(self.db), "ocpp.default_password": SITE_PASSWORD}
         sets = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
-        return [sys.executable, "-m", "gateway.operator.cli", "run", *sets]
+        return [sys.executable, "-m", "gateway.main", "run", *sets]
 
     async def start(self) -> str:
         """Start it; the OCPP URL once it listens."""

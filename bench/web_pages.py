@@ -21,8 +21,7 @@ from pathlib import Path
 
 import aiohttp
 
-from gateway.app import Gateway
-from gateway.extensions import install_extensions
+from gateway.main import Gateway
 from gateway.model.station import BootInfo
 from gateway.operator.token import read_admin_token
 from gateway.settings import Settings
@@ -41,7 +40,6 @@ def settings_for(folder: Path) -> Settings:
 async def measure(chargers: int, rounds: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as folder:
         gw = Gateway(settings_for(Path(folder)))
-        install_extensions(gw)
         await gw.start()
         try:
             for i in range(1, chargers + 1):

@@ -11,11 +11,14 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
+from gateway.chargers.standard_keys import STANDARD_CONFIG_KEYS as STANDARD_CONFIG_KEYS
 from gateway.charging.inputs import SEND_STATES
 from gateway.charging.limit import SOURCES
-from gateway.charging.profiles import SmartChargingSettings
+from gateway.charging.profiles import NiagaraProfileSettings
+from gateway.errors import WriteRefused
 from gateway.model.station import CONNECTOR_STATUSES, ERROR_CODES
 from gateway.model.timestamps import iso_z
 
@@ -54,24 +57,8 @@ MEASURAND_UNITS = {
 # COV increments that do not flood a BMS (notes 3.3): 100 W, 10 Wh, 0.1 A, 1 V.
 COV_INCREMENTS = {"W": 100.0, "kWh": 0.01, "kvarh": 0.01, "var": 100.0, "A": 0.1, "V": 1.0,
                   "degC": 0.5, "%": 1.0, "Hz": 0.1, "PF": 0.01, "rpm": 10.0, "s": 60.0}
-# OCPP 1.6 standard configuration keys (spec chapter 9), append only: position = offset.
-STANDARD_CONFIG_KEYS = (
-    "AllowOfflineTxForUnknownId", "AuthorizationCacheEnabled", "AuthorizeRemoteTxRequests",
-    "BlinkRepeat", "ClockAlignedDataInterval", "ConnectionTimeOut", "ConnectorPhaseRotation",
-    "ConnectorPhaseRotationMaxLength", "GetConfigurationMaxKeys", "HeartbeatInterval",
-    "LightIntensity", "LocalAuthorizeOffline", "LocalPreAuthorize", "MaxEnergyOnInvalidId",
-    "MeterValuesAlignedData", "MeterValuesAlignedDataMaxLength", "MeterValuesSampledData",
-    "MeterValuesSampledDataMaxLength", "MeterValueSampleInterval", "MinimumStatusDuration",
-    "NumberOfConnectors", "ResetRetries", "StopTransactionOnEVSideDisconnect",
-    "StopTransactionOnInvalidId", "StopTxnAlignedData", "StopTxnAlignedDataMaxLength",
-    "StopTxnSampledData", "StopTxnSampledDataMaxLength", "SupportedFeatureProfiles",
-    "SupportedFeatureProfilesMaxLength", "TransactionMessageAttempts",
-    "TransactionMessageRetryInterval", "UnlockConnectorOnEVSideDisconnect",
-    "WebSocketPingInterval", "LocalAuthListEnabled", "LocalAuthListMaxLength",
-    "SendLocalListMaxLength", "ReserveConnectorZeroSupported", "ChargeProfileMaxStackLevel",
-    "ChargingScheduleAllowedChargingRateUnit", "ChargingScheduleMaxPeriods",
-    "ConnectorSwitch3to1PhaseSupported", "MaxChargingProfilesInstalled",
-)
+# The OCPP 1.6 standard configuration keys are one table (gateway/chargers/standard_keys.py), append only:
+# position = offset; imported above for the point table and Modbus.
 CONFIG_PREFIX = "config:"
 REGISTRATION_STATES = ("Accepted", "Pending", "Rejected")
 AVAILABILITY_STATES = ("Operative", "Inoperative")
@@ -85,28 +72,28 @@ SC_SEND_STATES = ("Not available", *SEND_STATES)
 LIMIT_SOURCE_STATES = SOURCES  # "none": no limit in force
 
 
-class WriteRefused(Exception):
-    """A BMS write that cannot be applied; `code` maps to a BACnet error / Modbus exception.
+class WriteCommand(StrEnum):
+    """What a write to a point does (`PointSpec.on_write`); `points.commands.PointCommands` has one
+    method per member."""
 
-    Codes: write-access-denied, value-out-of-range, invalid-value, charger-offline, rejected.
-    """
-
-    def __init__(self, reason: str, code: str = "rejected", outcome: str = "") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.code = code
-        # The word the result point shows (at most RESULT_TEXT_MAX characters); the reason is logged.
-        self.outcome = outcome or REFUSAL_OUTCOMES.get(code, "Refused")
+    CHANGE_CONFIGURATION = "change_configuration"
+    RESET = "reset"
+    CLEAR_CACHE = "clear_cache"
+    UNLOCK = "unlock"
+    REMOTE_START = "remote_start"
+    REMOTE_STOP = "remote_stop"
+    AVAILABILITY = "availability"
+    REGISTRATION = "registration"
+    SMART_SETTING = "smart_setting"
+    SITE_POWER_LIMIT = "site_power_limit"
+    SITE_CURRENT_LIMIT = "site_current_limit"
 
 
 # Result points show one of these words, or the charger's answer (Accepted, Rejected,
 # NotSupported, RebootRequired, Unlocked, UnlockFailed, ...), or Pending/Stored/Applied/Timeout/
-# CALLERROR/Cancelled/Failed: never more than RESULT_TEXT_MAX characters (a Modbus result
-# register holds 16; issue 14 item 7).
+# CALLERROR/Cancelled/Failed (a refusal: `gateway.errors.REFUSAL_OUTCOMES`): never more than
+# RESULT_TEXT_MAX characters (a Modbus result register holds 16; issue 14 item 7).
 RESULT_TEXT_MAX = 16
-REFUSAL_OUTCOMES = {"write-access-denied": "Refused: denied", "value-out-of-range": "Refused: range",
-                    "invalid-value": "Refused: value", "charger-offline": "Refused: offline",
-                    "rejected": "Refused"}
 
 
 @dataclass
@@ -130,9 +117,9 @@ class PointState:
     # 6.3 settings and of the site limit in force; points only show and forward writes.
     charging: Any = None
 
-    def smart_for(self, charger_id: str, connector_id: int) -> SmartChargingSettings:
+    def smart_for(self, charger_id: str, connector_id: int) -> NiagaraProfileSettings:
         if self.charging is None:
-            return SmartChargingSettings(connector_id=connector_id)
+            return NiagaraProfileSettings(connector_id=connector_id)
         return self.charging.settings_for(charger_id, connector_id)
 
 
@@ -150,7 +137,7 @@ class Ctx:
         p = self.point
         return self.state.results.get((p.charger_id, p.connector_id, name), "")
 
-    def smart(self) -> SmartChargingSettings:
+    def smart(self) -> NiagaraProfileSettings:
         return self.state.smart_for(self.point.charger_id, self.point.connector_id or 0)
 
 
@@ -170,7 +157,7 @@ class PointSpec:
     writable: bool = False
     commandable: bool = False
     source: Source | None = None
-    on_write: str = ""
+    on_write: str = ""  # a WriteCommand, "" when not writable
     states: tuple[str, ...] = ()
     description: str = ""
     stale_when_offline: bool = True

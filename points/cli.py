@@ -14,7 +14,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from gateway.operator.cli import AdminClient, CliError, _print, _table
+from gateway.errors import CliError
+from gateway.operator.cli import AdminClient, _print, _table
 from gateway.settings import ModbusSettings
 from points.export.register_map import add_modbus_export
 

@@ -1,9 +1,9 @@
-"""Wires the point table into a running gateway: persistence, events, writers, BACnet, admin API.
+"""The point table in a running gateway: persistence, registry events, writers, the BACnet device.
 
-`service_for(gateway)` gives the one `PointsService` of a gateway (Modbus uses the same table:
-`service_for(gateway).table`). `install(gateway)` is called by `gateway.extensions`; the table
-is always built (Modbus and the exports need it), the BACnet device only with `bacnet.enabled`.
-`table_from_db(path)` builds the same table from a database file, for exports while stopped.
+The composition root (`gateway.main`) builds one `PointsService` and hands its `table` to the
+Modbus server and the admin API; the table is always built (Modbus and the exports need it), the
+BACnet device only with `bacnet.enabled`. `table_from_db(path)` builds the same table from a
+database file, for exports while stopped.
 
 Smart charging: the controller (`gateway.charging.controller`) owns the Niagara 6.3 settings and
 the site limit; the smart-charging points read it, forward BMS writes to it, and are refreshed
@@ -15,35 +15,42 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.model.station import Registry
+from gateway.model.station import ChangeEvent, ChangeKind, Registry
 from points import capacity
-from points.commands import writers
+from points.commands import PointCommands, PointWrites
 from points.restore import STATUS_SCOPE, restore_last_known, status_record
 from points.table import OFFSETS_SCOPE, Point, PointTable
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from gateway.app import Gateway
+    from gateway.charging.controller import ChargingController
     from gateway.history.store import HistoryStore
+    from gateway.settings import Settings
+    from gateway.tasks import Spawn
 
 log = logging.getLogger(__name__)
 DYNAMIC_REFRESH_S = 5.0  # how often time-dependent values (session duration) are re-read
 SEEN_SCOPE = "points.seen"  # per charger: connectors, meter values and keys seen (for --db exports)
-_services: weakref.WeakKeyDictionary[Any, PointsService] = weakref.WeakKeyDictionary()
 
 
 class PointsService:
-    """The point table of one gateway and the hooks other parts attach to it."""
+    """The point table of one gateway, fed by the registry and the smart-charging controller."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
-        self.table = PointTable(clock=gateway.clock)
+    def __init__(self, settings: Settings, registry: Registry, history: HistoryStore, table: PointTable,
+                 spawn: Spawn, charging: ChargingController | None, commands: PointCommands) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.history = history
+        self.table = table
+        self.spawn = spawn
+        self.charging = charging
+        self.commands = commands
         self.bacnet: Any = None
+        self.port: int | None = None
         self._seen: dict[str, str] = {}
         self._unsaved: dict[str, dict[str, str]] = {}  # scope -> values not yet written
         self._seen_changed: set[str] = set()  # chargers whose seen record may have changed
@@ -52,9 +59,10 @@ class PointsService:
         self._slots: dict[str, int | None] = {}  # charger id -> slot, for the not-exposed counts
 
     async def start(self) -> None:
-        gw, table = self.gateway, self.table
-        await load_state(table, gw.history)
-        sc = gw.settings.smart_charging
+        """Load what was persisted, build the points of every added charger, start BACnet."""
+        table, settings = self.table, self.settings
+        await load_state(table, self.history)
+        sc = settings.smart_charging
         site = table.state.site
         # What a BMS falls back to when it relinquishes: the safe limit, else the configured one.
         default_kw = sc.safe_power_limit_kw if sc.safe_power_limit_kw is not None else sc.site_power_limit_kw
@@ -62,49 +70,53 @@ class PointsService:
             site.power_limit_kw = site.default_power_kw = default_kw
         if sc.site_current_limit_a is not None:
             site.current_limit_a = site.default_current_a = sc.site_current_limit_a
-        if gw.charging is not None:
-            table.state.charging = gw.charging
-            gw.charging.listeners.append(self._on_charging)
-            bms = gw.charging.site.bms  # kept across a restart: the other site point must not lose it
+        if self.charging is not None:
+            table.state.charging = self.charging
+            bms = self.charging.site.bms  # kept across a restart: the other site point must not lose it
             if bms is not None:
                 if bms.limit.power_w is not None:
                     site.power_limit_kw = bms.limit.power_w / 1000.0
                 if bms.limit.current_a is not None:
                     site.current_limit_a = bms.limit.current_a
         table.persist = lambda values: self._persist(OFFSETS_SCOPE, values)
-        table.writers.update(writers(self))
-        table.write_wait_s = gw.settings.bacnet.write_wait_s
+        table.writer = PointWrites(self.commands.run)
+        table.write_wait_s = settings.bacnet.write_wait_s
         table.added.append(self._remember)
-        self._statuses = await restore_last_known(gw.history, gw.registry.added_stations())
-        gw.registry.subscribe(self._on_event)
-        seen = await gw.history.kv_get(SEEN_SCOPE)
-        for station in gw.registry.added_stations():
+        self._statuses = await restore_last_known(self.history, self.registry.added_stations())
+        self.registry.subscribe(self.on_registry_change)
+        seen = await self.history.kv_get(SEEN_SCOPE)
+        for station in self.registry.added_stations():
             table.restore(station, _record(seen, station.charger_id))
-        table.sync(gw.registry)
+        table.sync(self.registry)
         self._restore_bms_command()
-        self._slots = {s.charger_id: s.slot for s in gw.registry.added_stations()}
+        self._slots = {s.charger_id: s.slot for s in self.registry.added_stations()}
         self._count_not_exposed()
-        gw.spawn(self._refresh_dynamic(), "points: values that change with time")
-        if gw.settings.bacnet.enabled:
+        self.spawn(self._refresh_dynamic(), "points: values that change with time")
+        if settings.bacnet.enabled:
             from points.bacnet.device import BacnetServer
-            self.bacnet = BacnetServer(gw.settings.bacnet, table, gw.spawn)
-            gw.ports["bacnet"] = await self.bacnet.start()
-            gw.stop_hooks.append(self.bacnet.stop)
+            self.bacnet = BacnetServer(settings.bacnet, table, self.spawn)
+            self.port = await self.bacnet.start()
 
     def _restore_bms_command(self) -> None:
         """A BMS limit smart charging kept across the restart is a command in the site points'
         priority array again, so BACnet's present-value and priority-array and the Modbus
         register show the same value (issue 13 item 6) without the BMS writing again."""
-        charging = self.gateway.charging
+        charging = self.charging
         bms = charging.site.bms if charging is not None else None
         if bms is None:
             return
-        priority = bms.priority or self.gateway.settings.modbus.bacnet_priority
+        priority = bms.priority or self.settings.modbus.bacnet_priority
         power_kw = bms.limit.power_w / 1000.0 if bms.limit.power_w is not None else None
         for key, value in (("PowerLimit", power_kw), ("CurrentLimit", bms.limit.current_a)):
             point = self.table.get(f"Site-{key}")
             if point is not None and value is not None:
                 self.table.restore_command(point, value, priority)
+
+    async def stop(self) -> None:
+        """Stop BACnet, then wait for the persisting still under way (a stop never loses an offset)."""
+        if self.bacnet is not None:
+            await self.bacnet.stop()
+        await self.flush()
 
     async def _refresh_dynamic(self) -> None:
         """Values that change with time alone (a session's duration, the last heartbeat): told
@@ -122,7 +134,7 @@ class PointsService:
 
     def _schedule_save(self) -> None:
         if self._saver is None or self._saver.done():
-            self._saver = self.gateway.spawn(self._save(), "persist points")
+            self._saver = self.spawn(self._save(), "persist points")
 
     def _take_unsaved(self) -> dict[str, dict[str, str]]:
         """Everything to write, the seen records computed once per charger (not once per point)."""
@@ -136,48 +148,48 @@ class PointsService:
 
     async def _save(self) -> None:
         while values := self._take_unsaved():
-            await self.gateway.history.kv_put_many(values, background=True, origin="points")
+            await self.history.kv_put_many(values, background=True, origin="points")
 
     async def flush(self) -> None:
         while self._saver is not None and not self._saver.done():
             await asyncio.gather(self._saver, return_exceptions=True)
         values = self._take_unsaved()  # left by a saver that was cancelled or failed
         if values:
-            await self.gateway.history.kv_put_many(values, background=True, origin="points")
+            await self.history.kv_put_many(values, background=True, origin="points")
 
-    def _on_charging(self, charger_id: str | None) -> None:
+    def charging_changed(self, charger_id: str | None) -> None:
         """The controller changed something: refresh its points (one charger's, or all)."""
         self.table.notify([p for p in self.table.points() if p.spec.key.startswith("SC-")
                            and (charger_id is None or p.charger_id == charger_id)
                            or p.spec.kind == "site"])
 
-    def _on_event(self, event: Any) -> None:
+    def on_registry_change(self, event: ChangeEvent) -> None:
         """Registry events arrive inside OCPP handlers: a points fault must never break those."""
         try:
-            self.table.handle(event, self.gateway.registry)
-            if event.kind == "connector":
+            self.table.handle(event, self.registry)
+            if event.kind == ChangeKind.CONNECTOR:
                 self._keep_statuses(event.charger_id)
-            elif event.kind in ("added", "removed", "station"):
+            elif event.kind in (ChangeKind.ADDED, ChangeKind.REMOVED, ChangeKind.STATION):
                 self._count_not_exposed(event.charger_id)
         except Exception:
             log.exception("point table update failed for %s (%s)", event.charger_id, event.kind)
 
     def _count_not_exposed(self, charger_id: str | None = None) -> None:
         """Keep the site's "not on BACnet / Modbus" counts; only a slot change recounts."""
-        station = self.gateway.registry.get(charger_id) if charger_id else None
+        station = self.registry.get(charger_id) if charger_id else None
         slot = station.slot if station is not None else None
         if charger_id is not None and self._slots.get(charger_id) == slot:
             return
         if charger_id is not None:
             self._slots[charger_id] = slot
-        new = capacity.counts([s for s in self._slots.values() if s is not None], self.gateway.settings)
+        new = capacity.counts([s for s in self._slots.values() if s is not None], self.settings)
         if new != self.table.state.not_exposed:
             self.table.state.not_exposed = new
             self.table.notify([p for p in self.table.points() if p.spec.key.startswith("Chargers-")])
 
     def _keep_statuses(self, charger_id: str) -> None:
         """Persist a device's connector statuses when they change (restored after a restart)."""
-        station = self.gateway.registry.get(charger_id)
+        station = self.registry.get(charger_id)
         if station is None or station.slot is None:
             return
         record = status_record(station)
@@ -192,7 +204,8 @@ class PointsService:
             self._seen_changed |= changed
             self._schedule_save()
 
-    def register_routes(self, app: web.Application) -> None:
+    def add_routes(self, app: web.Application) -> None:
+        """GET /api/points (every point with its value), GET /api/points/meta (the admin app)."""
         from aiohttp import web
 
         async def list_points(request: web.Request) -> web.Response:
@@ -200,25 +213,11 @@ class PointsService:
 
         async def meta(request: web.Request) -> web.Response:
             """What exports need of the running gateway besides the table (issue 14 item 9)."""
-            devices = [(s.slot, s.charger_id) for s in self.gateway.registry.added_stations()]
-            return web.json_response(export_meta(self.gateway.settings, devices))
+            devices = [(s.slot, s.charger_id) for s in self.registry.added_stations()]
+            return web.json_response(export_meta(self.settings, devices))
         app.router.add_get("/api/points", list_points)
         app.router.add_get("/api/points/meta", meta)
 
-
-def service_for(gateway: Gateway) -> PointsService:
-    service = _services.get(gateway)
-    if service is None:
-        service = _services[gateway] = PointsService(gateway)
-    return service
-
-
-def install(gateway: Gateway) -> PointsService:
-    service = service_for(gateway)
-    gateway.start_hooks.append(service.start)
-    gateway.stop_hooks.append(service.flush)  # stop hooks run in reverse: after BACnet stops
-    gateway.admin_routes.append(service.register_routes)
-    return service
 
 
 def _record(seen: dict[str, str], charger_id: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ value and per configuration key) is iterated by BACnet (`points.bacnet.device`),
 the installer (`points.service`) feeds it registry events and persists what it allocates.
 
 Public API (used by points.bacnet.device, points.modbus.server, points.export.ede; a running gateway's table is
-`points.service.service_for(gateway).table`, ready once the gateway's start hooks have run):
+`gateway.points.table`, built by `gateway.main` and ready once the gateway has started):
 
     PointSpec(key, kind, offset, bacnet_type, modbus_type, units="", writable=False,
               commandable=False, source=None, on_write="", states=(), description="",
@@ -29,17 +29,10 @@ Public API (used by points.bacnet.device, points.modbus.server, points.export.ed
                                                state) | str | None (unknown)
         .read_default(point) -> Any            relinquish default of a commandable point
         .has(point) -> bool                    still in the table
-        .find(uid) -> Point | None             the point with this (object type, instance)
-        .reliability(point) -> str             noFaultDetected | communicationFailure (stale:
-                                               offline, or kept from before a restart and not
-                                               yet confirmed) | unreliableOther (no value)
-        .reliable(point) -> bool               reliability is noFaultDetected
-        .connector_confirmed(station, c)       the Modbus valid flag of a connector area
-        .command(point, value|None, priority)  one priority of a commandable point's array
-        .priority_array(point), .effective(point)   (shared by BACnet and Modbus)
-        .write(point, value) -> str            validate, then the `on_write` writer; returns the
-                                               result text or raises WriteRefused(reason, code)
-        .writers: dict[str, Writer]            on_write name -> async (point, value) -> str | None
+        .reliable(point) -> bool               False while the charger is offline (stale)
+        .write(point, value) -> str            validate, then the writer carries out `on_write`;
+                                               result text, or raises WriteRefused(reason, code)
+        .writer: PointWriter | None            `points.commands.PointWrites` in a running gateway
         .added / .removed / .changed: list[Callable[[list[Point]], None]]   listeners
         .state: PointState                     results, smart-charging settings, site limits
 
@@ -62,14 +55,13 @@ index; charger points at 5000..5199; configuration key k at 5200 + k and its wri
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.chargers.standard_keys import standard_key
-from gateway.model.station import ConfigKey, Connector, MeterKey
+from gateway.model.station import ChangeEvent, ChangeKind, ConfigKey, Connector, MeterKey, Registry
 from points.catalog import (
     CHARGER_SPECS,
     CONFIG_PREFIX,
@@ -116,7 +108,6 @@ COMMAND_REFRESH_S = 60.0
 NO_FAULT, STALE, NOT_AVAILABLE = "noFaultDetected", "communicationFailure", "unreliableOther"
 log = logging.getLogger(__name__)
 
-Writer = Callable[["Point", Any], Awaitable[str | None]]  # None: nothing done, result kept
 Listener = Callable[[list["Point"]], None]
 
 
@@ -126,7 +117,7 @@ class PointTable:
 
     clock: Callable[[], float]
     state: PointState = field(default_factory=PointState)
-    writers: dict[str, Writer] = field(default_factory=dict)
+    writer: PointWriter | None = None
     added: list[Listener] = field(default_factory=list)
     removed: list[Listener] = field(default_factory=list)
     changed: list[Listener] = field(default_factory=list)
@@ -288,35 +279,35 @@ class PointTable:
         _tell(self.removed, gone)
 
     # --- events ----------------------------------------------------------------------------
-    def handle(self, event: Any, registry: Any) -> None:
+    def handle(self, event: ChangeEvent, registry: Registry) -> None:
         """Apply one registry ChangeEvent: add points first seen, then report changed values."""
         station = registry.get(event.charger_id)
         if station is None:
             return
-        if event.kind in ("added", "station") or station.charger_id not in self._by_charger:
+        if event.kind in (ChangeKind.ADDED, ChangeKind.STATION) or station.charger_id not in self._by_charger:
             self.sync_station(station)
-        elif event.kind == "connector" and event.connector_id is not None:
+        elif event.kind == ChangeKind.CONNECTOR and event.connector_id is not None:
             self._add(self._connector_points(station, event.connector_id))
-        elif event.kind == "meter" and event.key:
+        elif event.kind == ChangeKind.METER and event.key:
             meter = [p for key in event.key for p in self._meter_points(station, key)]
             # Known meter values came with their connector's points: nothing to add. Building
             # and comparing ~27 points per sampled value cost a fifth of the loop at 1,500 msg/s.
             if not meter or any(p.uid not in self._points for p in meter):
                 self._add(self._connector_points(station, event.connector_id or 0) + meter)
-        elif event.kind == "config" and event.key in station.config:
+        elif event.kind == ChangeKind.CONFIG and event.key in station.config:
             self._add(self._config_points(station, station.config[event.key]))
         self.notify(self.affected(event))
 
-    def affected(self, event: Any) -> list[Point]:
+    def affected(self, event: ChangeEvent) -> list[Point]:
         """Points whose value may have changed with this event."""
         pts = self._by_charger.get(event.charger_id, {}).values()
-        if event.kind == "connector":
+        if event.kind == ChangeKind.CONNECTOR:
             return [p for p in pts if p.connector_id == event.connector_id and p.spec.kind == "connector"]
-        if event.kind == "meter":
+        if event.kind == ChangeKind.METER:
             subjects = {(k.measurand, k.phase, k.location) for k in event.key}
             return [p for p in pts if p.connector_id == event.connector_id
                     and (p.subject in subjects or p.spec.key in ("SessionEnergy", "SessionDuration"))]
-        if event.kind == "config":
+        if event.kind == ChangeKind.CONFIG:
             return [p for p in pts if p.subject == event.key]
         return list(pts)
 
@@ -469,7 +460,7 @@ class PointTable:
 
     # --- writing ---------------------------------------------------------------------------
     async def write(self, point: Point, value: Any, wait_s: float | None = None) -> str:
-        """Apply a BMS write: refuse what cannot be applied, else run the point's writer.
+        """Apply a BMS write: refuse what cannot be applied, else hand it to the writer.
 
         Waits up to `wait_s` for the charger's answer so a quick refusal reaches the BMS as an
         error; a slower answer lands in the result point when it arrives.
@@ -478,34 +469,16 @@ class PointTable:
         if not spec.writable or not spec.on_write:
             raise WriteRefused("point is read-only", "write-access-denied")
         value = spec.coerce(value)
-        writer = self.writers.get(spec.on_write)
-        if writer is None:
+        if self.writer is None:
             raise WriteRefused(f"{spec.on_write} is not available in this build", "write-access-denied")
-        task = asyncio.ensure_future(writer(point, value))
-        try:
-            text = await asyncio.wait_for(asyncio.shield(task), wait_s if wait_s is not None else self.write_wait_s)
-        except TimeoutError:
-            self.set_result(point, "Pending")
-            task.add_done_callback(lambda t: self._late_result(point, t))
-            return "Pending"
-        except WriteRefused as exc:
-            self.set_result(point, exc.outcome)
-            raise
-        if text is None:
-            return ""
-        self.set_result(point, text)
-        return text
+        return await self.writer.write(self, point, value, wait_s if wait_s is not None else self.write_wait_s)
 
-    def _late_result(self, point: Point, task: asyncio.Future[str]) -> None:
-        if task.cancelled():
-            self.set_result(point, "Cancelled")
-        elif isinstance(task.exception(), WriteRefused):
-            self.set_result(point, task.exception().outcome)  # type: ignore[union-attr]
-        elif task.exception() is not None:
-            log.error("write to %s failed", point.name, exc_info=task.exception())
-            self.set_result(point, "Failed")
-        elif task.result() is not None:
-            self.set_result(point, task.result())
+
+class PointWriter(Protocol):
+    """Carries out a checked write and shows its result (`points.commands.PointWrites`)."""
+
+    async def write(self, table: PointTable, point: Point, value: Any, wait_s: float) -> str:
+        """The result text, or WriteRefused."""
 
 
 def _may_have_moved(connector: Any) -> bool:

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import Gateway
-from gateway.extensions import install_extensions
+from gateway.main import Gateway
 from gateway.operator.token import read_admin_token
 from gateway.settings import Settings
-from tests.ocpp_client import SITE_PASSWORD
+from tests.support.charger import SITE_PASSWORD
+from tests.support.wait import wait_until
+
+__all__ = ["GatewayRunner", "make_settings", "wait_until"]
 
 
 def make_settings(tmp_path: Path, **sections: dict) -> Settings:
@@ -43,7 +45,6 @@ class GatewayRunner:
     async def start(self, clock: Callable[[], float] | None = None, **sections: dict) -> Gateway:
         settings = make_settings(self.tmp_path, **sections)
         gateway = Gateway(settings, clock) if clock is not None else Gateway(settings)
-        install_extensions(gateway)
         await gateway.start()
         self.gateway = gateway
         return gateway
@@ -87,14 +88,3 @@ async def runner(tmp_path: Path) -> AsyncIterator[GatewayRunner]:
 @pytest.fixture
 async def gateway(runner: GatewayRunner) -> Gateway:
     return await runner.start()
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll a condition on the event loop (yields between checks; bounded)."""
-    import asyncio
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)

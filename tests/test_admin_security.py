@@ -45,7 +45,7 @@ async def test_every_route_needs_the_token_read_only_ones_too(gateway, runner):
             assert resp.status == 200
             assert (await resp.json())["security"] == {"tls": False, "require_password": True,
                                                        "require_client_certificate": False}
-    assert "X" not in gateway.devices
+    assert "X" not in gateway.device_book.devices
 
 
 async def test_the_scheme_name_is_case_insensitive(gateway, runner):
@@ -63,7 +63,7 @@ async def test_a_cross_origin_post_is_refused_even_with_the_token(gateway, runne
     async with aiohttp.ClientSession() as http, http.post(
             runner.admin_url + "/api/devices", json={"charger_id": "EVIL"}, headers=headers) as resp:
         assert resp.status == 403
-    assert "EVIL" not in gateway.devices
+    assert "EVIL" not in gateway.device_book.devices
     same = {**runner.admin_headers, "Origin": runner.admin_url}
     async with aiohttp.ClientSession() as http, http.post(
             runner.admin_url + "/api/devices", json={"charger_id": "MINE"}, headers=same) as resp:
@@ -111,7 +111,7 @@ async def test_a_malformed_host_or_origin_is_refused_not_an_error(gateway, runne
 
 
 async def test_the_cli_without_the_token_says_where_it_looked(gateway, runner, capsys, tmp_path):
-    from gateway.operator.cli import main
+    from gateway.main import main
     elsewhere = tmp_path / "other" / "gateway.sqlite"
     code = await asyncio.to_thread(main, ["--admin-url", runner.admin_url, "--set",
                                           f"database.path={elsewhere}", "devices", "list"])

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from gateway.charging.allocator import AllocatorConfig, RotationState, Session, SiteLimit, allocate
+from gateway.charging.allocator import AllocatorConfig, RotationState, SessionDemand, SiteLimit, allocate
 
 V = 230.0
 
@@ -35,29 +35,29 @@ def load(result, sessions):
 # --- fair share ---------------------------------------------------------------------------------
 
 def test_three_cars_share_the_site_current_equally():
-    result = run(SiteLimit(current_a=48), [Session("a"), Session("b"), Session("c")])
+    result = run(SiteLimit(current_a=48), [SessionDemand("a"), SessionDemand("b"), SessionDemand("c")])
     assert amps(result) == {"a": 16.0, "b": 16.0, "c": 16.0}
     assert all(a.reason == "fair share" for a in result.allocations.values())
 
 
 def test_no_car_gets_more_than_its_charger_allows_and_the_rest_goes_to_the_others():
-    result = run(SiteLimit(current_a=40), [Session("small", max_a=10), Session("big")])
+    result = run(SiteLimit(current_a=40), [SessionDemand("small", max_a=10), SessionDemand("big")])
     assert amps(result) == {"small": 10.0, "big": 30.0}
     assert result.allocations["small"].reason == "at its maximum"
 
 
 def test_without_a_site_limit_every_car_gets_its_maximum():
-    result = run(SiteLimit(), [Session("a", max_a=16), Session("b")])
+    result = run(SiteLimit(), [SessionDemand("a", max_a=16), SessionDemand("b")])
     assert amps(result) == {"a": 16.0, "b": 32.0}
 
 
 def test_weighted_share_gives_twice_the_amps_to_twice_the_weight():
-    result = run(SiteLimit(current_a=30), [Session("fleet", weight=2), Session("guest")])
+    result = run(SiteLimit(current_a=30), [SessionDemand("fleet", weight=2), SessionDemand("guest")])
     assert amps(result) == {"fleet": 20.0, "guest": 10.0}
 
 
 def test_higher_priority_is_served_first():
-    result = run(SiteLimit(current_a=40), [Session("low"), Session("high", priority=1)])
+    result = run(SiteLimit(current_a=40), [SessionDemand("low"), SessionDemand("high", priority=1)])
     assert amps(result) == {"high": 32.0, "low": 8.0}
 
 
@@ -65,25 +65,25 @@ def test_higher_priority_is_served_first():
 
 def test_under_a_power_limit_a_three_phase_car_takes_three_times_the_power_at_the_same_amps():
     # 11040 W = 230 V x (3 + 1) x 12 A
-    sessions = [Session("three"), Session("one", phases=1)]
+    sessions = [SessionDemand("three"), SessionDemand("one", phases=1)]
     result = run(SiteLimit(power_w=11040), sessions)
     assert amps(result) == {"three": 12.0, "one": 12.0}
     assert load(result, sessions)[1] == pytest.approx(11040)
 
 
 def test_single_phase_cars_on_different_phases_each_use_their_own_phase():
-    sessions = [Session(f"l{p}", phases=1, phase=p) for p in (1, 2, 3)]
+    sessions = [SessionDemand(f"l{p}", phases=1, phase=p) for p in (1, 2, 3)]
     assert amps(run(SiteLimit(current_a=16), sessions)) == {"l1": 16.0, "l2": 16.0, "l3": 16.0}
 
 
 def test_single_phase_car_on_an_unknown_phase_is_counted_on_every_phase():
-    sessions = [Session(f"s{i}", phases=1) for i in range(3)]
+    sessions = [SessionDemand(f"s{i}", phases=1) for i in range(3)]
     result = run(SiteLimit(current_a=16), sessions)
     assert sorted(amps(result).values()) == [0.0, 8.0, 8.0]
 
 
 def test_the_stricter_of_the_current_and_the_power_limit_wins():
-    sessions = [Session("a"), Session("b")]
+    sessions = [SessionDemand("a"), SessionDemand("b")]
     # 32 A per phase allows 16 A each; 11040 W allows only 8 A each.
     assert amps(run(SiteLimit(current_a=32, power_w=11040), sessions)) == {"a": 8.0, "b": 8.0}
     # 20 A per phase allows 10 A each; 22080 W would allow 16 A.
@@ -93,7 +93,7 @@ def test_the_stricter_of_the_current_and_the_power_limit_wins():
 # --- minimums and pausing -----------------------------------------------------------------------
 
 def test_when_not_everyone_can_have_six_amps_one_car_is_paused_not_all_starved():
-    result = run(SiteLimit(current_a=16), [Session("a"), Session("b"), Session("c")])
+    result = run(SiteLimit(current_a=16), [SessionDemand("a"), SessionDemand("b"), SessionDemand("c")])
     values = sorted(amps(result).values())
     assert values == [0.0, 8.0, 8.0]
     paused = [a for a in result.allocations.values() if a.paused]
@@ -101,30 +101,30 @@ def test_when_not_everyone_can_have_six_amps_one_car_is_paused_not_all_starved()
 
 
 def test_the_lowest_priority_car_is_paused_first():
-    result = run(SiteLimit(current_a=12), [Session("vip", priority=2), Session("staff", priority=1),
-                                           Session("guest")])
+    result = run(SiteLimit(current_a=12), [SessionDemand("vip", priority=2), SessionDemand("staff", priority=1),
+                                           SessionDemand("guest")])
     assert amps(result) == {"vip": 6.0, "staff": 6.0, "guest": 0.0}
 
 
 def test_pausing_the_fewest_prefers_to_pause_one_three_phase_car_over_two_single_phase_cars():
     # 5520 W holds three 1-phase cars at 6 A (4140 W) but a 3-phase car at 6 A needs 4140 W alone.
-    sessions = [Session("three"), Session("x", phases=1), Session("y", phases=1), Session("z", phases=1)]
+    sessions = [SessionDemand("three"), SessionDemand("x", phases=1), SessionDemand("y", phases=1), SessionDemand("z", phases=1)]
     result = run(SiteLimit(power_w=5520), sessions)
     assert [k for k, a in result.allocations.items() if a.paused] == ["three"]
 
 
 def test_a_charger_whose_maximum_is_below_the_minimum_is_paused():
-    result = run(SiteLimit(current_a=32), [Session("odd", min_a=6, max_a=5)])
+    result = run(SiteLimit(current_a=32), [SessionDemand("odd", min_a=6, max_a=5)])
     assert result.allocations["odd"].paused
     assert "maximum is below" in result.allocations["odd"].reason
 
 
 def test_a_charger_that_cannot_take_a_new_value_is_counted_as_it_is_and_the_others_give_way():
     # zappi's 26 writes an hour are used up: its 16 A stay, so the other car takes the cut.
-    result = run(SiteLimit(current_a=24), [Session("zappi", fixed_a=16.0), Session("other")])
+    result = run(SiteLimit(current_a=24), [SessionDemand("zappi", fixed_a=16.0), SessionDemand("other")])
     assert amps(result) == {"zappi": 16.0, "other": 8.0}
     assert result.allocations["zappi"].reason.startswith("fixed")
-    squeezed = run(SiteLimit(current_a=20), [Session("zappi", fixed_a=16.0), Session("other")])
+    squeezed = run(SiteLimit(current_a=20), [SessionDemand("zappi", fixed_a=16.0), SessionDemand("other")])
     assert amps(squeezed) == {"zappi": 16.0, "other": 0.0}
 
 
@@ -132,18 +132,18 @@ def test_a_charger_that_cannot_take_a_new_value_is_counted_as_it_is_and_the_othe
 
 def test_a_car_drawing_less_than_offered_lends_the_rest_and_can_take_it_back():
     cfg = AllocatorConfig(headroom_threshold_a=1.0, headroom_margin_a=2.0)
-    sessions = [Session("full"), Session("lazy", measured_a=5.0, offered_a=16.0)]
+    sessions = [SessionDemand("full"), SessionDemand("lazy", measured_a=5.0, offered_a=16.0)]
     first = run(SiteLimit(current_a=32), sessions, config=cfg)
     assert amps(first) == {"full": 25.0, "lazy": 7.0}
     assert "uses less than offered" in first.allocations["lazy"].reason
     # The car ramps up to what it is offered: it gets its fair share back.
-    ramped = [Session("full", measured_a=25.0), Session("lazy", measured_a=6.9)]
+    ramped = [SessionDemand("full", measured_a=25.0), SessionDemand("lazy", measured_a=6.9)]
     second = run(SiteLimit(current_a=32), ramped, first.state, now=60, config=cfg)
     assert amps(second) == {"full": 16.0, "lazy": 16.0}
 
 
 def test_a_car_drawing_what_it_is_offered_keeps_its_share():
-    sessions = [Session("a", measured_a=15.6, offered_a=16.0), Session("b")]
+    sessions = [SessionDemand("a", measured_a=15.6, offered_a=16.0), SessionDemand("b")]
     assert amps(run(SiteLimit(current_a=32), sessions)) == {"a": 16.0, "b": 16.0}
 
 
@@ -151,7 +151,7 @@ def test_a_car_drawing_what_it_is_offered_keeps_its_share():
 
 def test_paused_cars_take_turns_so_none_starves():
     cfg = AllocatorConfig(rotation_period_s=900)
-    sessions = [Session("a"), Session("b"), Session("c")]
+    sessions = [SessionDemand("a"), SessionDemand("b"), SessionDemand("c")]
     state = None
     paused_for = {s.key: 0.0 for s in sessions}
     charged = {s.key: 0.0 for s in sessions}
@@ -173,7 +173,7 @@ def test_paused_cars_take_turns_so_none_starves():
 
 def test_a_car_that_just_resumed_is_not_paused_again_before_its_turn_is_over():
     cfg = AllocatorConfig(rotation_period_s=900)
-    sessions = [Session("a"), Session("b"), Session("c")]
+    sessions = [SessionDemand("a"), SessionDemand("b"), SessionDemand("c")]
     first = run(SiteLimit(current_a=16), sessions, None, 0.0, cfg)
     waiting = next(k for k, a in first.allocations.items() if a.paused)
     swapped = run(SiteLimit(current_a=16), sessions, first.state, 900.0, cfg)
@@ -183,14 +183,14 @@ def test_a_car_that_just_resumed_is_not_paused_again_before_its_turn_is_over():
 
 
 def test_a_newly_plugged_car_waits_its_turn_instead_of_pausing_one_that_charges():
-    first = run(SiteLimit(current_a=12), [Session("a"), Session("b")], None, 0.0)
-    result = run(SiteLimit(current_a=12), [Session("a"), Session("b"), Session("new")], first.state, 60.0)
+    first = run(SiteLimit(current_a=12), [SessionDemand("a"), SessionDemand("b")], None, 0.0)
+    result = run(SiteLimit(current_a=12), [SessionDemand("a"), SessionDemand("b"), SessionDemand("new")], first.state, 60.0)
     assert amps(result) == {"a": 6.0, "b": 6.0, "new": 0.0}
 
 
 def test_state_forgets_cars_that_left():
-    first = run(SiteLimit(current_a=32), [Session("a"), Session("b")])
-    second = run(SiteLimit(current_a=32), [Session("a")], first.state, 60.0)
+    first = run(SiteLimit(current_a=32), [SessionDemand("a"), SessionDemand("b")])
+    second = run(SiteLimit(current_a=32), [SessionDemand("a")], first.state, 60.0)
     assert set(second.state.allocated_a) == {"a"}
     assert amps(second) == {"a": 32.0}
 
@@ -199,12 +199,12 @@ def test_state_forgets_cars_that_left():
 
 def test_measurement_and_limit_noise_do_not_move_the_allocation():
     rng = random.Random(3)
-    state = run(SiteLimit(current_a=32), [Session("a"), Session("b")]).state
+    state = run(SiteLimit(current_a=32), [SessionDemand("a"), SessionDemand("b")]).state
     seen = set()
     for now in range(60, 6000, 60):
         limit = SiteLimit(current_a=32 + rng.uniform(-0.4, 0.4))
-        sessions = [Session("a", measured_a=16 + rng.uniform(-0.3, 0.3)),
-                    Session("b", measured_a=16 + rng.uniform(-0.3, 0.3))]
+        sessions = [SessionDemand("a", measured_a=16 + rng.uniform(-0.3, 0.3)),
+                    SessionDemand("b", measured_a=16 + rng.uniform(-0.3, 0.3))]
         result = run(limit, sessions, state, float(now))
         state = result.state
         seen.add(tuple(sorted(amps(result).items())))
@@ -214,7 +214,7 @@ def test_measurement_and_limit_noise_do_not_move_the_allocation():
 
 
 def test_a_limit_hovering_at_the_threshold_does_not_pause_and_resume_a_car_every_run():
-    sessions = [Session("a"), Session("b")]
+    sessions = [SessionDemand("a"), SessionDemand("b")]
     state = None
     switches = 0
     last = None
@@ -229,14 +229,14 @@ def test_a_limit_hovering_at_the_threshold_does_not_pause_and_resume_a_car_every
 
 
 def test_the_same_inputs_give_the_same_allocation():
-    sessions = [Session("a", priority=1), Session("b", phases=1, weight=2), Session("c", measured_a=3, offered_a=10)]
+    sessions = [SessionDemand("a", priority=1), SessionDemand("b", phases=1, weight=2), SessionDemand("c", measured_a=3, offered_a=10)]
     assert run(SiteLimit(current_a=25, power_w=9000), sessions) == run(SiteLimit(current_a=25, power_w=9000), sessions)
 
 
 def test_random_sites_never_exceed_either_limit_nor_any_session_bound():
     rng = random.Random(11)
     for _ in range(300):
-        sessions = [Session(str(i), phases=rng.choice([1, 3]), max_a=rng.choice([10, 16, 32]),
+        sessions = [SessionDemand(str(i), phases=rng.choice([1, 3]), max_a=rng.choice([10, 16, 32]),
                             priority=rng.randint(0, 2), weight=rng.choice([0.5, 1, 2]),
                             measured_a=rng.choice([None, rng.uniform(0, 32)]),
                             offered_a=rng.choice([None, rng.uniform(6, 32)]))
@@ -256,11 +256,11 @@ def test_random_sites_never_exceed_either_limit_nor_any_session_bound():
 
 def test_a_session_with_impossible_phases_is_refused():
     with pytest.raises(ValueError):
-        Session("x", phases=2)
+        SessionDemand("x", phases=2)
     with pytest.raises(ValueError):
-        Session("x", phases=3, phase=1)
+        SessionDemand("x", phases=3, phase=1)
     with pytest.raises(ValueError):
-        run(SiteLimit(), [Session("x"), Session("x")])
+        run(SiteLimit(), [SessionDemand("x"), SessionDemand("x")])
 
 
 def test_rotation_state_starts_empty():
@@ -287,7 +287,7 @@ def test_a_small_raise_is_not_made_but_a_cut_always_is():
     """Every share moves when a session comes or goes; a raise under 2 A is not worth a profile
     write (flash wear, issue 13), a cut is needed to hold the limit."""
     limit = SiteLimit(current_a=100.0)
-    sessions = [Session(f"s{i}") for i in range(10)]
+    sessions = [SessionDemand(f"s{i}") for i in range(10)]
     first = allocate(limit, sessions, 230.0)
     assert {a.amps for a in first.allocations.values()} == {10.0}
     left = allocate(limit, sessions[1:], 230.0, first.state, now=1.0)  # 100/9 = 11.1 A: held

@@ -11,15 +11,15 @@ from websockets.exceptions import InvalidStatus
 
 from gateway.chargers.configuration import change_configuration
 from tests.compat.harness import Watch
-from tests.ocpp_client import TestCharger
+from tests.support.charger import TestCharger
 
 
 async def test_a_refused_key_change_keeps_the_old_key_and_shows_no_password(gateway, runner):
-    await gateway.add_device("CP1", auth_key="old-key")
+    await gateway.device_book.add_device("CP1", auth_key="old-key")
     async with TestCharger(runner.url, "CP1", password="old-key") as cp:
         cp.answers["ChangeConfiguration"] = lambda p: {"status": "Rejected"}
         await cp.boot()
-        out = await change_configuration(gateway, "CP1", "AuthorizationKey", "new-key")
+        out = await change_configuration(gateway.configuration, "CP1", "AuthorizationKey", "new-key")
         assert out["status"] == "Rejected"
     with pytest.raises(InvalidStatus):
         async with TestCharger(runner.url, "CP1", password="new-key"):
@@ -34,7 +34,7 @@ async def test_a_refused_key_change_keeps_the_old_key_and_shows_no_password(gate
 
 
 async def test_a_key_read_back_from_the_charger_is_kept_hidden(gateway, runner):
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     watch = Watch(gateway)
     async with TestCharger(runner.url, "CP1") as cp:
         cp.answers["GetConfiguration"] = lambda p: {"configurationKey": [

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import GatewayRunner, wait_until
-from tests.ocpp_client import TestCharger
+from tests.support.charger import TestCharger
 
 CLIENT = Path(__file__).with_name("bacnet_client.py")
 DEVICE_ID = 88870
@@ -95,7 +95,7 @@ async def bms(runner: GatewayRunner) -> AsyncIterator[tuple[GatewayRunner, Bacne
 async def added_charger(runner: GatewayRunner, charger_id: str) -> TestCharger:
     gw = runner.gateway
     assert gw is not None
-    await gw.add_device(charger_id)
+    await gw.device_book.add_device(charger_id)
     charger = TestCharger(runner.url, charger_id)
     charger.unrecorded.add("GetConfiguration")  # the gateway's read after boot is not under test here
     await charger.connect()
@@ -173,15 +173,10 @@ async def test_status_and_meter_value_appear_and_cov_follows_a_status_change(bms
 
 
 async def wait_until_read(client: BacnetClient, obj: str, expected: Any, timeout: float = 5) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
+    async def reads() -> bool:
         answer = await client.ask("read", addr=client.addr, obj=obj, prop="presentValue")
-        if answer["ok"] and answer["value"] == expected:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"{obj} never read {expected!r}: {answer}")
-        await asyncio.sleep(0.1)
+        return bool(answer["ok"] and answer["value"] == expected)
+    await wait_until(reads, timeout, what=f"{obj} reading {expected!r}", interval=0.1)
 
 
 async def test_configuration_write_reaches_the_charger_and_a_refused_write_errors(bms):
@@ -226,8 +221,7 @@ async def test_site_limit_is_commandable_and_range_checked(bms):
     assert (await client.write(limit, 55.5, "real", priority=10))["ok"]
     assert await client.read(limit) == 55.5
     assert await client.read(limit, "currentCommandPriority") == 10
-    from points.service import service_for
-    assert service_for(runner.gateway).table.state.site.power_limit_kw == 55.5
+    assert runner.gateway.points.table.state.site.power_limit_kw == 55.5
     too_big = await client.write(limit, 50000.0, "real", priority=10)
     assert not too_big["ok"] and "value-out-of-range" in too_big["error"]
     assert (await client.write(limit, None, "null", priority=10))["ok"]
@@ -264,29 +258,29 @@ async def test_instances_survive_a_restart_with_chargers_added_in_another_order(
     run is covered at table level in test_points_table.)
     """
     from gateway.model.station import ConfigKey, MeterKey, MeterReading
-    from points.service import point_rows, service_for
+    from points.service import point_rows
     bacnet = {"enabled": True, "address": "127.0.0.1/8", "port": free_udp_port()}
     gw = await runner.start(bacnet=bacnet)
     for charger_id in ("CP-A", "CP-B"):
-        await gw.add_device(charger_id)
+        await gw.device_book.add_device(charger_id)
     reg = gw.registry
     reg.set_config(reg.get("CP-B"), ConfigKey("VendorY", "1", readonly=False))
     reg.record_reading(reg.get("CP-A"), MeterKey(2, "Vendor.Flow", "", "Body"), MeterReading(1.0, "", 1.0))
-    before = {r["name"]: (r["object_type"], r["instance"]) for r in point_rows(service_for(gw).table)}
+    before = {r["name"]: (r["object_type"], r["instance"]) for r in point_rows(gw.points.table)}
     assert before["CP2-Cfg-VendorY"] == ("characterstring-value", 25300)
     await runner.stop()  # waits for what is being persisted
 
     gw = await runner.start(bacnet=bacnet)
-    await gw.add_device("CP-C")
+    await gw.device_book.add_device("CP-C")
     reg = gw.registry
     reg.set_config(reg.get("CP-C"), ConfigKey("VendorZ", "1", readonly=False))
     reg.set_config(reg.get("CP-B"), ConfigKey("VendorY", "2", readonly=False))
-    table = service_for(gw).table
+    table = gw.points.table
     after = {r["name"]: (r["object_type"], r["instance"]) for r in point_rows(table)}
     assert {k: v for k, v in after.items() if not k.startswith("CP3")} == before
     assert after["CP3-Cfg-VendorZ"] == ("characterstring-value", 35301)
     assert not table.reliable(table.get("CP1-C2-Vendor-Flow-Body"))  # restored, charger offline
-    await wait_until(lambda: set(service_for(gw).bacnet.objects) == set(after.values()))
+    await wait_until(lambda: set(gw.points.bacnet.objects) == set(after.values()))
 
 
 async def test_command_points_send_their_action_and_show_the_answer(bms):
@@ -346,10 +340,10 @@ async def test_a_taken_port_or_missing_address_is_a_clear_configuration_error(ru
     gw = await runner.start(bacnet={"enabled": True, "address": "127.0.0.1/8", "port": free_udp_port()})
     table = PointTable(clock=lambda: 0.0)
     with pytest.raises(ConfigError, match="is another BACnet application"):
-        await BacnetServer(gw.settings.bacnet, table, gw.spawn).start()
+        await BacnetServer(gw.settings.bacnet, table, gw.tasks.spawn).start()
     no_address = dataclasses.replace(gw.settings.bacnet, address="")
     with pytest.raises(ConfigError, match="bacnet.address"):
-        await BacnetServer(no_address, table, gw.spawn).start()
+        await BacnetServer(no_address, table, gw.tasks.spawn).start()
 
 
 async def test_the_limit_in_force_and_its_source_are_never_stale_on_bacnet(bms):

@@ -173,8 +173,7 @@ def test_floor_smoke_run_reports_every_field_with_zero_errors() -> None:
 
 
 def test_gateway_smoke_run_accepts_bench_chargers_without_errors() -> None:
-    """Runs only once the gateway provides gateway.operator.cli (the ocpp-gateway entry point)."""
-    pytest.importorskip("gateway.operator.cli")
+    """The gateway as `python -m gateway.main ... run` starts it (the ocpp-gateway entry point)."""
     report = _smoke_run("gateway", ["--startup-timeout", "15"])
     _assert_complete_and_clean(report["gateway"])
 

@@ -6,7 +6,9 @@ from dataclasses import replace
 import pytest
 
 from gateway.chargers.capabilities import DEFAULTS, ChargerCapabilities
-from gateway.chargers.quirks import QuirkError, QuirkSet, bundled_quirks, load_quirks, parse_quirk
+from gateway.chargers.configuration import batch_size
+from gateway.chargers.quirks import QuirkSet, bundled_quirks, load_quirks, parse_quirk
+from gateway.errors import QuirkError
 
 # Configuration as the AC wallbox manual (001, section 3.2.1) lists its defaults, typos included.
 AC_WALLBOX_KEYS = {
@@ -96,12 +98,6 @@ def test_measurand_with_a_phase_suffix_counts_as_sampled():
     c = caps({"MeterValuesSampledData": "Energy.Active.Import.Register, Current.Import.L1"})
     assert c.has_measurand("Current.Import")
     assert not c.has_measurand("Current.Offered")
-
-
-def test_not_supported_answer_is_remembered_for_that_action():
-    c = caps(AC_WALLBOX_KEYS).without_action("GetCompositeSchedule")
-    assert not c.supports_action("GetCompositeSchedule")
-    assert c.supports_action("SetChargingProfile")
 
 
 # --- the four chargers --------------------------------------------------------------------------
@@ -231,3 +227,12 @@ def test_two_quirks_with_one_name_are_refused():
     q = parse_quirk({"name": "same"})
     with pytest.raises(QuirkError):
         QuirkSet([q, replace(q)])
+
+
+def test_a_batched_configuration_read_asks_as_many_keys_as_the_charger_or_its_quirk_allows():
+    """The quirk's GetConfigurationMaxKeys sizes the batches while the charger has not said its own."""
+    four = parse_quirk({"name": "four", "protocol": {"get_configuration_max_keys": 4}})
+    assert batch_size(None, caps({}, quirks=four)) == 4
+    assert batch_size(None, caps({"GetConfigurationMaxKeys": "3"}, quirks=four)) == 3
+    assert batch_size(7, caps({}, quirks=four)) == 7  # what the charger reported in this read
+    assert batch_size(None, caps({})) == 10  # nothing known: the AC wallbox manual's default

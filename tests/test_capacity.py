@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.operator.cli import main
-from points.service import service_for
+from gateway.main import main
 from tests.conftest import GatewayRunner
 from tests.test_bacnet import free_udp_port
 from tests.test_modbus import modbus, read_input, register_address, settled
@@ -29,7 +28,7 @@ async def test_devices_add_past_the_bacnet_and_flat_modbus_capacity_says_so(runn
     assert code == 0 and "added CP-419 in slot 419" in out
     assert "warning: not on BACnet: slot 419" in out and "Larger sites" in out
     assert "warning: not on Modbus: slot 419 is beyond the 247 Modbus unit ids" in out
-    table = service_for(gateway).table
+    table = gateway.points.table
     assert table.read(table.get("Site-Chargers-NotOnBACnet")) == 1.0
     assert table.read(table.get("Site-Chargers-NotOnModbus")) == 1.0
     await settled(gateway)

@@ -10,15 +10,15 @@ import json
 
 import pytest
 
-from gateway.app import Gateway
+from gateway.main import Gateway
 from tests.conftest import GatewayRunner, wait_until
-from tests.ocpp_client import CallErrorReply, TestCharger
+from tests.support.charger import CallErrorReply, TestCharger
 
 T0 = "2026-11-20T08:00:00Z"
 
 
 async def test_added_charger_is_accepted_with_the_heartbeat_interval(gateway: Gateway, runner: GatewayRunner):
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         answer = await cp.boot(chargePointSerialNumber="SN1", firmwareVersion="1.2")
         assert answer["status"] == "Accepted"
@@ -38,8 +38,8 @@ async def test_guest_charger_gets_the_configured_response_and_interval(runner: G
 
 
 async def test_device_changed_to_rejected_is_rejected_and_refused_other_messages(gateway, runner):
-    await gateway.add_device("CP1")
-    await gateway.update_device("CP1", registration="Rejected")
+    await gateway.device_book.add_device("CP1")
+    await gateway.device_book.update_device("CP1", registration="Rejected")
     async with TestCharger(runner.url, "CP1") as cp:
         assert (await cp.boot())["status"] == "Rejected"
         with pytest.raises(CallErrorReply) as err:
@@ -48,7 +48,7 @@ async def test_device_changed_to_rejected_is_rejected_and_refused_other_messages
 
 
 async def test_status_notification_creates_connectors_with_vendor_error(gateway, runner):
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         await cp.status(0, "Available")
@@ -71,11 +71,11 @@ async def test_status_notification_creates_connectors_with_vendor_error(gateway,
 ])
 async def test_authorize_policy_answers_authorize_start_and_stop_alike(runner, policy, tag, expected):
     gw = await runner.start(authorize={"policy": policy})
-    await gw.add_device("CP1")
+    await gw.device_book.add_device("CP1")
     await gw.history.put_tag("BAD", "blacklist")
     await gw.history.put_tag("GOOD", "whitelist")
     await gw.history.put_tag("OLD", "whitelist", expiry="2020-01-01T00:00:00Z")
-    await gw.reload_tags()
+    await gw.device_book.reload_tags()
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         assert (await cp.call("Authorize", {"idTag": tag}))["idTagInfo"]["status"] == expected
@@ -87,7 +87,7 @@ async def test_authorize_policy_answers_authorize_start_and_stop_alike(runner, p
 
 
 async def test_transaction_is_committed_before_the_answer_and_logged_with_niagara_columns(gateway, runner):
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         start = await cp.call("StartTransaction", {"connectorId": 1, "idTag": "TAG1", "meterStart": 1000,
@@ -116,7 +116,7 @@ async def test_transaction_is_committed_before_the_answer_and_logged_with_niagar
 
 
 async def test_repeated_start_transaction_gets_the_same_id(gateway, runner):
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     payload = {"connectorId": 1, "idTag": "T", "meterStart": 5, "timestamp": T0}
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
@@ -127,7 +127,7 @@ async def test_repeated_start_transaction_gets_the_same_id(gateway, runner):
 
 
 async def test_stop_for_unknown_transaction_is_stored_and_answered(gateway, runner):
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         answer = await cp.call("StopTransaction", {"transactionId": 999999, "meterStop": 10, "timestamp": T0,
@@ -138,7 +138,7 @@ async def test_stop_for_unknown_transaction_is_stored_and_answered(gateway, runn
 
 
 async def test_offline_transaction_delivered_late_keeps_its_own_timestamps(gateway, runner):
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         start = await cp.call("StartTransaction", {"connectorId": 2, "idTag": "T", "meterStart": 0,
@@ -152,7 +152,7 @@ async def test_offline_transaction_delivered_late_keeps_its_own_timestamps(gatew
 
 async def test_restart_in_the_middle_of_a_transaction_closes_the_same_row(runner):
     gw = await runner.start()
-    await gw.add_device("CP1")
+    await gw.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         tx_id = (await cp.call("StartTransaction", {"connectorId": 1, "idTag": "T", "meterStart": 0,
@@ -167,7 +167,7 @@ async def test_restart_in_the_middle_of_a_transaction_closes_the_same_row(runner
 
 
 async def test_malformed_frames_get_formation_violation_and_the_session_stays(gateway, runner):
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         reply = await cp.send_raw('[2, "bad-1", "Heartbeat"]', "bad-1")
@@ -185,7 +185,7 @@ async def test_malformed_frames_get_formation_violation_and_the_session_stays(ga
 
 async def test_schema_breaking_but_harmless_messages_are_accepted_per_action_and_logged(gateway, runner):
     """Tolerated only where the charger's quirk names the action (EVlink guide 6.3.3.2 note 1)."""
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         answer = await cp.boot(chargePointVendor="Schneider Electric", chargePointModel="EVlink Parking",
                                chargePointSerialNumber="S" * 40)  # EVlink: serials over 25 chars
@@ -201,13 +201,13 @@ async def test_schema_breaking_but_harmless_messages_are_accepted_per_action_and
 
 
 async def test_a_new_connection_replaces_the_old_session(gateway, runner):
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     first = await TestCharger(runner.url, "CP1").connect()
     await first.boot()
     async with TestCharger(runner.url, "CP1") as second:
         await second.boot()
         await wait_until(lambda: first.ws.close_code is not None)
-        assert gateway.sessions["CP1"].ws is not None
+        assert gateway.connections.sessions["CP1"].ws is not None
         assert gateway.registry.get("CP1").online
         assert "currentTime" in await second.call("Heartbeat", {})
     await first.close()
@@ -216,7 +216,7 @@ async def test_a_new_connection_replaces_the_old_session(gateway, runner):
 
 
 async def test_other_messages_are_answered(gateway, runner):
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         assert (await cp.call("DataTransfer", {"vendorId": "acme"}))["status"] == "UnknownVendorId"
@@ -227,7 +227,7 @@ async def test_other_messages_are_answered(gateway, runner):
 
 
 async def test_general_log_has_every_request_and_confirmation(gateway, runner):
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         await cp.status(1, "Charging")
@@ -282,14 +282,14 @@ async def test_adding_a_pending_charger_asks_it_to_boot_again_now(gateway, runne
     async with TestCharger(runner.url, "CP9") as cp:
         cp.answers["TriggerMessage"] = lambda p: {"status": "Accepted"}
         assert (await cp.boot())["status"] == "Pending"
-        await gateway.add_device("CP9")
+        await gateway.device_book.add_device("CP9")
         action, payload = await asyncio.wait_for(cp.received.get(), 5)
         assert (action, payload) == ("TriggerMessage", {"requestedMessage": "BootNotification"})
         assert (await cp.boot())["status"] == "Accepted"
 
 
 async def test_a_transaction_whose_stop_never_came_is_marked_unterminated_and_can_still_close(gateway, runner):
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         lost = (await cp.call("StartTransaction", {"connectorId": 1, "idTag": "T", "meterStart": 0,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.conftest import wait_until
-from tests.ocpp_client import TestCharger
+from tests.support.charger import TestCharger
 
 T0 = "2026-11-20T08:00:00Z"
 
@@ -36,8 +36,8 @@ async def charging(cp: TestCharger, connector: int = 1) -> int:
 
 
 async def test_site_limit_is_shared_equally_between_charging_sessions(gateway, runner):
-    await gateway.add_device("CP1")
-    await gateway.add_device("CP2")
+    await gateway.device_book.add_device("CP1")
+    await gateway.device_book.add_device("CP2")
     async with accepting(TestCharger(runner.url, "CP1")) as cp1, accepting(TestCharger(runner.url, "CP2")) as cp2:
         tx1, tx2 = await charging(cp1), await charging(cp2)
         await gateway.charging.set_site_limit(None, 32.0, source="bms")
@@ -53,8 +53,8 @@ async def test_site_limit_is_shared_equally_between_charging_sessions(gateway, r
 
 
 async def test_a_session_that_stops_gives_its_share_to_the_others(gateway, runner):
-    await gateway.add_device("CP1")
-    await gateway.add_device("CP2")
+    await gateway.device_book.add_device("CP1")
+    await gateway.device_book.add_device("CP2")
     async with accepting(TestCharger(runner.url, "CP1")) as cp1, accepting(TestCharger(runner.url, "CP2")) as cp2:
         await charging(cp1)
         tx2 = await charging(cp2)
@@ -69,8 +69,8 @@ async def test_a_session_that_stops_gives_its_share_to_the_others(gateway, runne
 async def test_fallback_limit_applies_when_the_bms_goes_silent(runner):
     clock = [1_800_000_000.0]
     gw = await runner.start(smart_charging={"safe_power_limit_kw": 4.14, "setpoint_timeout_s": 60.0})
-    gw.clock = lambda: clock[0]
-    await gw.add_device("CP1")
+    gw.charging.clock = lambda: clock[0]
+    await gw.device_book.add_device("CP1")
     async with accepting(TestCharger(runner.url, "CP1")) as cp:
         await charging(cp)
         after_start = await next_call(cp, "SetChargingProfile")  # no BMS value yet: the safe limit
@@ -87,7 +87,7 @@ async def test_fallback_limit_applies_when_the_bms_goes_silent(runner):
 
 
 async def test_niagara_profile_is_sent_when_enabled_and_cleared_when_disabled(gateway, runner):
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with accepting(TestCharger(runner.url, "CP1")) as cp:
         await cp.boot()
         settings = await gateway.charging.configure("CP1", 0, enabled=True, unit="A", limit=13, profile_id=100)
@@ -102,7 +102,7 @@ async def test_niagara_profile_is_sent_when_enabled_and_cleared_when_disabled(ga
 
 
 async def test_profiles_are_sent_again_after_the_charger_reboots(gateway, runner):
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with accepting(TestCharger(runner.url, "CP1")) as cp:
         await cp.boot()
         await gateway.charging.configure("CP1", 0, enabled=True, limit=16)
@@ -115,7 +115,7 @@ async def test_profiles_are_sent_again_after_the_charger_reboots(gateway, runner
 
 async def test_smart_charging_settings_survive_a_restart(runner):
     gw = await runner.start()
-    await gw.add_device("CP1")
+    await gw.device_book.add_device("CP1")
     await gw.charging.configure("CP1", 1, enabled=True, unit="W", limit=7400, stack_level=2)
     await gw.charging.set_site_limit(50.0, None)
     await runner.stop()
@@ -132,8 +132,8 @@ async def test_a_site_limit_written_over_modbus_reaches_every_charging_session(r
     from tests.test_modbus import site_address
 
     gw = await runner.start(modbus={"enabled": True, "port": 0})
-    await gw.add_device("CP1")
-    await gw.add_device("CP2")
+    await gw.device_book.add_device("CP1")
+    await gw.device_book.add_device("CP2")
     async with accepting(TestCharger(runner.url, "CP1")) as cp1, accepting(TestCharger(runner.url, "CP2")) as cp2:
         await charging(cp1)
         await charging(cp2)
@@ -156,14 +156,13 @@ async def test_a_lapsed_bms_limit_without_a_safe_limit_keeps_the_last_value_and_
     """Issue 13 item 4: after the setpoint timeout the site ran without a limit, silently, while
     the limit-in-force point kept the old value. Now: the last BMS value, a reason, a log line
     and the alarm-able watchdog point; and a restart keeps the BMS limit and its source."""
-    from points.service import service_for
 
     clock = [1_800_000_000.0]
     gw = await runner.start(smart_charging={"setpoint_timeout_s": 60.0})
-    gw.clock = lambda: clock[0]
-    await gw.add_device("CP1")
-    site = {p.spec.key: p for p in service_for(gw).table.points() if p.spec.kind == "site"}
-    read = service_for(gw).table.read
+    gw.charging.clock = lambda: clock[0]
+    await gw.device_book.add_device("CP1")
+    site = {p.spec.key: p for p in gw.points.table.points() if p.spec.kind == "site"}
+    read = gw.points.table.read
     assert (read(site["CurrentLimit-InForce"]), read(site["Limit-Source"])) == (None, 1)  # none
     async with accepting(TestCharger(runner.url, "CP1")) as cp:
         await charging(cp)

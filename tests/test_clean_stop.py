@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 
 from tests.conftest import GatewayRunner
-from tests.ocpp_client import SITE_PASSWORD, basic_auth
+from tests.support.charger import SITE_PASSWORD, basic_auth
 
 
 async def test_smart_charging_worker_ends_when_cancelled_as_it_is_woken(runner: GatewayRunner):
     gw = await runner.start()
-    (worker,) = [t for t in gw._tasks if t.get_name() == "smart charging"]
+    (worker,) = [t for t in gw.tasks._tasks if t.get_name() == "smart charging"]
     gw.charging._dirty.set()
     await asyncio.sleep(0)  # one loop step: the wake-up is delivered, the worker not yet resumed
     worker.cancel()
@@ -27,7 +27,7 @@ async def test_gateway_stop_ends_every_task_and_keeps_what_was_queued(runner: Ga
     gw = await runner.start()
     for i in range(50):
         gw.history.log("CP1", "Note", f"line {i}")
-    tasks = set(gw._tasks)
+    tasks = set(gw.tasks._tasks)
     await asyncio.wait_for(runner.stop(), 5)
     assert all(t.done() for t in tasks)
     gw = await runner.start()

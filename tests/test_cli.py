@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from gateway.operator.cli import main
-from tests.ocpp_client import TestCharger
+from gateway.main import main
+from tests.support.charger import TestCharger
 
 
 async def cli(capsys, runner, *argv: str) -> tuple[int, str]:
@@ -44,7 +44,7 @@ async def test_slots_are_never_reused(gateway, runner, capsys):
 
 async def test_tags_from_the_cli_drive_the_authorize_policy(runner, capsys):
     gw = await runner.start(authorize={"policy": "none_except_whitelist"})
-    await gw.add_device("CP1")
+    await gw.device_book.add_device("CP1")
     code, _ = await cli(capsys, runner, "tags", "add", "RFID1")
     assert code == 0
     async with TestCharger(runner.url, "CP1") as cp:
@@ -56,7 +56,7 @@ async def test_tags_from_the_cli_drive_the_authorize_policy(runner, capsys):
 
 async def test_an_operator_assigns_a_quirk_by_name(gateway, runner, capsys):
     """The AC wallbox quirk has no [match] (manual 001 names no vendor/model)."""
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     code, out = await cli(capsys, runner, "devices", "set", "CP1", "--quirk", "nonsense")
     assert code == 1 and "no quirk named 'nonsense'" in out
     code, _ = await cli(capsys, runner, "devices", "set", "CP1", "--quirk", "ac-wallbox")
@@ -76,7 +76,7 @@ async def test_a_tag_longer_than_ocpp_allows_is_refused(gateway, runner, capsys)
 
 async def test_transactions_export_to_csv_with_filters(gateway, runner, capsys, tmp_path):
     for cid in ("CP1", "CP2"):
-        await gateway.add_device(cid)
+        await gateway.device_book.add_device(cid)
         async with TestCharger(runner.url, cid) as cp:
             await cp.boot()
             tx = await cp.call("StartTransaction", {"connectorId": 1, "idTag": "T", "meterStart": 100,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.operator.cli import main
-from tests.ocpp_client import TestCharger
+from gateway.main import main
+from tests.support.charger import TestCharger
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +56,7 @@ def test_set_without_equals_is_one_line(capsys):
 
 def _run_gateway(tmp_path: Path, *sets: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    argv = [sys.executable, "-m", "gateway.operator.cli", "run",
+    argv = [sys.executable, "-m", "gateway.main", "run",
             "--set", f"database.path={tmp_path / 'g.sqlite'}", "--set", "bacnet.enabled=false",
             "--set", "modbus.enabled=false", "--set", "ocpp.host=127.0.0.1", *sets]
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
@@ -95,7 +95,7 @@ async def test_a_bad_charger_id_is_refused_and_nothing_is_added(gateway, runner,
 
 
 async def test_devices_show_is_a_human_page(gateway, runner, capsys):
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         await cp.call("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Available"})
@@ -136,7 +136,7 @@ async def test_a_tag_expiry_must_be_a_date_and_a_date_alone_works(gateway, runne
     assert await gateway.history.tags() == []
     code = await asyncio.to_thread(main, [*runner.cli_args, "tags", "add", "T1", "--expiry", "2099-01-01"])
     assert code == 0
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         info = (await cp.call("Authorize", {"idTag": "T1"}))["idTagInfo"]

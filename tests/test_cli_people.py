@@ -6,9 +6,9 @@ import asyncio
 import json
 import logging
 
-from gateway.operator.cli import main
+from gateway.main import main
 from gateway.settings import Settings, load_settings, settings_reference
-from tests.ocpp_client import TestCharger
+from tests.support.charger import TestCharger
 
 
 def test_version(capsys):
@@ -20,7 +20,7 @@ def test_version(capsys):
 
 
 async def test_status_shows_uptime_chargers_sessions_limit_endpoints(gateway, runner, capsys):
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         code = await asyncio.to_thread(main, [*runner.cli_args, "status"])
@@ -46,7 +46,7 @@ async def test_one_info_line_per_boot_acceptance_transaction_and_disconnect(gate
     caplog.set_level(logging.INFO)
     async with TestCharger(runner.url, "GUEST-1") as cp:
         await cp.boot()
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         tx = await cp.call("StartTransaction", {"connectorId": 1, "idTag": "T1", "meterStart": 0,

@@ -102,10 +102,9 @@ async def test_a_bms_limit_kept_across_a_restart_is_the_same_command_on_both_pro
     assert await _modbus_limit(gateway, encode(22.0, RegType.FLOAT32)) is None
     await runner.stop()
     gateway = await runner.start(**settings)
-    from points.service import service_for
-    table = service_for(gateway).table
+    table = gateway.points.table
     point = table.get("Site-PowerLimit")
     assert table.priority_array(point)[9] == 22.0 and table.effective(point) == 22.0
     assert await _read_limit(gateway) == pytest.approx(22.0)
-    obj = service_for(gateway).bacnet.objects[point.uid]
+    obj = gateway.points.bacnet.objects[point.uid]
     assert float(obj.presentValue) == pytest.approx(22.0)

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.app import Gateway
-from gateway.chargers.configuration import STANDARD_KEYS
+from gateway.chargers.standard_keys import STANDARD_KEYS
+from gateway.main import Gateway
 from tests.conftest import GatewayRunner
-from tests.ocpp_client import CallErrorReply, TestCharger
-from tests.operations_support import ConfigTable, accepted_charger, read_finished, standard_config
+from tests.support.charger import (
+    CallErrorReply,
+    ConfigTable,
+    TestCharger,
+    accepted_charger,
+    read_finished,
+    standard_config,
+)
 
 
 async def _log_types(gw: Gateway, charger_id: str) -> list[str]:
@@ -167,7 +173,7 @@ async def test_a_reboot_during_the_read_restarts_it(runner):
             answered["first"] = True
             return None  # lost: the charger rebooted before answering
         return table.answer(payload)
-    await gw.add_device("CP1")
+    await gw.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         cp.answers["GetConfiguration"] = answer
         await cp.boot()

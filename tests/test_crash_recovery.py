@@ -3,7 +3,7 @@ chargers are in transactions with MeterValues, restarted on the same data direct
 Start, Stop and MeterValues that got a CALLRESULT is in the database afterwards, and SQLite's
 integrity check says ok. The last stop is a SIGTERM under load: a clean stop within 5 s.
 
-The gateway runs as `python -m gateway.operator.cli run` (the real process), the chargers are
+The gateway runs as `python -m gateway.main run` (the real process), the chargers are
 raw websocket clients that record what was acknowledged (`bench.torture`, whose 200-charger run
 is reported in docs/reliability.md).
 """

@@ -20,9 +20,9 @@ import aiohttp
 
 from gateway.history.store import HistoryStore
 from gateway.history.writer import HIGH, Unit
-from gateway.operator.cli import main
+from gateway.main import main
 from tests.conftest import GatewayRunner, wait_until
-from tests.ocpp_client import TestCharger
+from tests.support.charger import TestCharger
 
 T0 = "2026-11-20T08:00:00Z"
 TOO_BIG = 2**64  # valid JSON and valid for the schema; SQLite integers stop at 2**63 - 1
@@ -77,7 +77,7 @@ async def _start(cp: TestCharger, connector_id: int = 1) -> int:
 async def test_meter_values_and_the_exchange_log_are_committed_before_the_answer(gateway, runner: GatewayRunner):
     """Issue 12: MeterValues were answered before they were written (lost on kill -9)."""
     db = gateway.settings.database.path
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         tx_id = await _start(cp)
@@ -92,7 +92,7 @@ async def test_meter_values_and_the_exchange_log_are_committed_before_the_answer
 async def test_messages_that_arrive_together_share_one_commit(gateway, runner: GatewayRunner):
     writer = gateway.history.writer
     for i in range(3):
-        await gateway.add_device(f"CP{i}")
+        await gateway.device_book.add_device(f"CP{i}")
     chargers = [await TestCharger(runner.url, f"CP{i}").connect() for i in range(3)]
     try:
         for cp in chargers:
@@ -114,7 +114,7 @@ async def test_a_guest_bad_row_does_not_take_an_honest_stop_with_it(runner: Gate
     """Issue 12: a guest's MeterValues with connectorId 2**64 queued beside an honest
     StopTransaction made the whole batch fail: the Stop got InternalError and was not recorded."""
     gw = await runner.start(registration={"guest_response": "Accepted"})
-    await gw.add_device("HONEST")
+    await gw.device_book.add_device("HONEST")
     db = gw.settings.database.path
     async with TestCharger(runner.url, "HONEST") as honest, TestCharger(runner.url, "GUEST") as guest:
         await honest.boot()
@@ -216,11 +216,10 @@ async def test_a_clean_stop_keeps_everything_queued(tmp_path: Path):
 async def test_a_new_charger_s_points_are_persisted_in_one_background_write(gateway, runner: GatewayRunner):
     """Issue 12: each new point was its own durable write (38 per AC wallbox), on the same writer
     as the transaction commits; 200 new chargers waited p50 2.4 s for StartTransaction."""
-    from points.service import service_for
     from points.table import OFFSETS_SCOPE
 
-    await gateway.add_device("CP1")
-    service = service_for(gateway)
+    await gateway.device_book.add_device("CP1")
+    service = gateway.points
     await service.flush()
     written = gateway.history.writer.written
     before = written["points"]
@@ -239,13 +238,13 @@ async def test_a_call_to_the_charger_never_overtakes_the_answer_it_is_owed(gatew
     """The live model shows a new transaction as soon as it is committed, while the answer still
     waits for the exchange's log lines: a remote stop decided in between must reach the charger
     after the StartTransaction answer that tells it the id (smappee compat test, issue 12)."""
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         start_answered_first: list[bool] = []
         cp.answers["RemoteStopTransaction"] = lambda p: (start_answered_first.append(not cp._pending),
                                                          {"status": "Accepted"})[1]
-        session = gateway.session_for("CP1")
+        session = gateway.connections.session_for("CP1")
         async with HeldWriter(gateway.history):
             start = asyncio.create_task(cp.call("StartTransaction", {"connectorId": 1, "idTag": "T",
                                                                      "meterStart": 0, "timestamp": T0}))
@@ -262,7 +261,7 @@ async def test_a_session_reads_no_more_while_the_backlog_is_beyond_its_bound(gat
     only once the writer is back under half its bound."""
     writer = gateway.history.writer
     backlog = writer.backlog_limit + 1000
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         async with HeldWriter(gateway.history):

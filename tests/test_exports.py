@@ -11,13 +11,13 @@ from openpyxl import load_workbook
 
 from gateway.history import exports
 from gateway.history.store import TRANSACTION_COLUMNS
-from gateway.operator.cli import main
-from tests.ocpp_client import TestCharger
+from gateway.main import main
+from tests.support.charger import TestCharger
 
 
 async def _charge(runner, charger_id: str, sessions: list[tuple[str, str, int]]) -> None:
-    if charger_id not in runner.gateway.devices:
-        await runner.gateway.add_device(charger_id)  # a guest may not charge (OCPP 1.6 4.2)
+    if charger_id not in runner.gateway.device_book.devices:
+        await runner.gateway.device_book.add_device(charger_id)  # a guest may not charge (OCPP 1.6 4.2)
     async with TestCharger(runner.url, charger_id) as cp:
         await cp.boot()
         for id_tag, day, wh in sessions:

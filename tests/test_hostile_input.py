@@ -12,10 +12,10 @@ import json
 
 import pytest
 
-from gateway.app import Gateway
+from gateway.main import Gateway
 from tests.compat.harness import WHITELISTED, start_bench
 from tests.conftest import GatewayRunner
-from tests.ocpp_client import CallErrorReply, TestCharger
+from tests.support.charger import CallErrorReply, TestCharger
 
 T0 = "2026-11-20T08:00:00Z"
 # Guests accepted: a hostile peer then gets past registration (OCPP 1.6 4.2 would refuse a Pending

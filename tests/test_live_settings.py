@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from gateway.operator.cli import main
-from tests.ocpp_client import TestCharger
+from gateway.main import main
+from tests.support.charger import TestCharger
 
 
 async def cli(capsys, runner, *argv: str) -> tuple[int, str, str]:
@@ -19,7 +19,7 @@ async def cli(capsys, runner, *argv: str) -> tuple[int, str, str]:
 
 
 async def test_the_authorize_policy_changes_without_a_restart(gateway, runner, capsys):
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         assert (await cp.call("Authorize", {"idTag": "CARD"}))["idTagInfo"]["status"] == "Accepted"
@@ -105,5 +105,5 @@ async def test_a_closed_websocket_stops_being_a_fault_when_switched_off_live(gat
     assert code == 0 and gateway.settings.ocpp.websocket_lost_connection_fault is False
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
-    await wait_until(lambda: "CP1" not in gateway.sessions)
+    await wait_until(lambda: "CP1" not in gateway.connections.sessions)
     assert not gateway.registry.get("CP1").fault

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from points.service import service_for
 from tests.conftest import GatewayRunner
 from tests.test_modbus import charging_charger, settled
 
@@ -42,11 +41,11 @@ async def mbpoll(argv: list[str], port: int) -> tuple[int, str]:
 
 async def test_every_documented_mbpoll_command_does_what_its_comment_says(runner: GatewayRunner):
     gateway = await runner.start(modbus={"enabled": True, "port": 0})
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     cp = await charging_charger(runner, "CP1", 7650.0, 1.0)
     cp.answers["ChangeAvailability"] = lambda payload: {"status": "Accepted"}
     port = gateway.ports["modbus"]
-    table = service_for(gateway).table
+    table = gateway.points.table
     try:
         await settled(gateway)
         results = {comment: await mbpoll(argv, port) for argv, comment in documented_commands()}

@@ -18,7 +18,7 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.pdu import ExceptionResponse
 
-from gateway.app import Gateway
+from gateway.main import Gateway
 from gateway.model.station import ConfigKey
 from points.modbus.codec import RegType, decode
 from points.modbus.layout import (
@@ -28,10 +28,8 @@ from points.modbus.layout import (
     site_locations,
     slot_locations,
 )
-from points.modbus.server import server_for
-from points.service import service_for
 from tests.conftest import GatewayRunner
-from tests.ocpp_client import TestCharger
+from tests.support.charger import TestCharger
 
 T0 = "2026-11-21T08:00:00Z"
 
@@ -59,7 +57,7 @@ async def start(runner: GatewayRunner, **modbus: object) -> Gateway:
 
 async def settled(gateway: Gateway) -> None:
     """Every model change so far is in the registers (the server flushes once per loop turn)."""
-    server = server_for(gateway)
+    server = gateway.modbus
     assert server is not None
     await asyncio.sleep(0)
     await asyncio.wait_for(server.flushed(), 10)
@@ -96,7 +94,7 @@ async def charging_charger(runner: GatewayRunner, charger_id: str, power_w: floa
 # --- reading -------------------------------------------------------------------------------
 async def test_connector_status_and_meter_values_reach_input_registers(runner: GatewayRunner):
     gateway = await start(runner)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     cp = await charging_charger(runner, "CP1", 7650.0, 70_000.6)
     try:
         await settled(gateway)
@@ -122,7 +120,7 @@ async def test_connector_status_and_meter_values_reach_input_registers(runner: G
 @pytest.mark.parametrize("word_order", ["big", "little"])
 async def test_floats_decode_in_the_configured_word_order(runner: GatewayRunner, word_order):
     gateway = await start(runner, word_order=word_order)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     cp = await charging_charger(runner, "CP1", -12.5 + 7000, 1234.0)
     try:
         await settled(gateway)
@@ -143,7 +141,7 @@ async def test_offline_charger_keeps_its_last_value_with_online_and_valid_flags_
     """One meaning on both protocols: a stale value is the last value, flagged (BACnet:
     communication-failure; Modbus: online and valid flags 0); "not available" is no value."""
     gateway = await start(runner)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     cp = await charging_charger(runner, "CP1", 7650.0, 1.0)
     await cp.close()
     await asyncio.sleep(0.05)
@@ -158,8 +156,8 @@ async def test_offline_charger_keeps_its_last_value_with_online_and_valid_flags_
 
 async def test_same_addresses_after_restart_with_chargers_added_in_another_order(runner: GatewayRunner):
     gateway = await start(runner)
-    await gateway.add_device("CP-A")
-    await gateway.add_device("CP-B")
+    await gateway.device_book.add_device("CP-A")
+    await gateway.device_book.add_device("CP-B")
     seen = {}
     for charger_id, power in (("CP-B", 2000.0), ("CP-A", 1000.0)):
         cp = await charging_charger(runner, charger_id, power, 5.0)
@@ -168,7 +166,7 @@ async def test_same_addresses_after_restart_with_chargers_added_in_another_order
     await runner.stop()
 
     gateway = await start(runner)
-    await gateway.add_device("CP-C")  # a new charger takes a new slot, moves nothing
+    await gateway.device_book.add_device("CP-C")  # a new charger takes a new slot, moves nothing
     chargers = [await charging_charger(runner, cid, p, 5.0)
                 for cid, p in (("CP-C", 3000.0), ("CP-A", 1000.0), ("CP-B", 2000.0))]
     try:
@@ -187,12 +185,12 @@ async def test_same_addresses_after_restart_with_chargers_added_in_another_order
 
 async def test_a_removed_charger_leaves_an_empty_block_and_keeps_the_others(runner: GatewayRunner):
     gateway = await start(runner)
-    await gateway.add_device("CP1")
-    await gateway.add_device("CP2")
+    await gateway.device_book.add_device("CP1")
+    await gateway.device_book.add_device("CP2")
     await settled(gateway)
     async with modbus(gateway) as client:
         before = [(await read_input(client, CHARGER_BASE + i * 1000, 1))[0] for i in (0, 1)]
-        await gateway.remove_device("CP1")
+        await gateway.device_book.remove_device("CP1")
         await settled(gateway)
         after = [(await read_input(client, CHARGER_BASE + i * 1000, 1))[0] for i in (0, 1)]
     assert before == [1, 2]
@@ -201,8 +199,8 @@ async def test_a_removed_charger_leaves_an_empty_block_and_keeps_the_others(runn
 
 async def test_unit_id_addressing_serves_each_slot_at_the_first_block(runner: GatewayRunner):
     gateway = await start(runner, unit_id_per_charger=True)
-    await gateway.add_device("CP1")
-    await gateway.add_device("CP2")
+    await gateway.device_book.add_device("CP1")
+    await gateway.device_book.add_device("CP2")
     cp = await charging_charger(runner, "CP2", 4321.0, 1.0)
     try:
         await settled(gateway)
@@ -237,7 +235,7 @@ async def _exception(reply: object) -> int | None:
 
 async def test_bad_writes_answer_modbus_exception_codes(runner: GatewayRunner):
     gateway = await start(runner)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     limit = site_address(gateway, "PowerLimit")
     status = connector_address(gateway, 1, 1, "Status")
     async with modbus(gateway) as client:
@@ -281,7 +279,7 @@ async def test_one_fc16_request_writes_both_site_limits(runner: GatewayRunner):
                                              + regs(32.0, client.DATATYPE.FLOAT32), device_id=1)
         await settled(gateway)
         back = await client.read_holding_registers(power, count=4, device_id=1)
-    site = service_for(gateway).table.state.site
+    site = gateway.points.table.state.site
     assert not reply.isError(), reply
     assert (site.power_limit_kw, site.current_limit_a) == (22.0, 32.0)
     assert [decode(back.registers[0:2], RegType.FLOAT32), decode(back.registers[2:4], RegType.FLOAT32)] == [22.0, 32.0]
@@ -297,13 +295,13 @@ async def test_read_write_multiple_fc23_writes_and_reads_in_one_request(runner: 
         refused = await client.readwrite_registers(read_address=0, read_count=1, write_address=limit,
                                                    values=[0x4120], device_id=1)
     assert not reply.isError(), reply
-    assert service_for(gateway).table.state.site.power_limit_kw == 11.5
+    assert gateway.points.table.state.site.power_limit_kw == 11.5
     assert await _exception(refused) == 2
 
 
 async def test_mirrored_inputs_read_alike_in_holding_registers_and_stay_read_only(runner: GatewayRunner):
     gateway = await start(runner, mirror_inputs_in_holding=True)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     cp = await charging_charger(runner, "CP1", 7650.0, 1.0)
     try:
         await settled(gateway)
@@ -320,7 +318,7 @@ async def test_mirrored_inputs_read_alike_in_holding_registers_and_stay_read_onl
 
 async def test_configuration_key_write_reaches_the_charger_as_change_configuration(runner: GatewayRunner):
     gateway = await start(runner)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     cp = TestCharger(runner.url, "CP1")
     cp.unrecorded.add("GetConfiguration")
     await cp.connect()
@@ -347,7 +345,7 @@ async def test_configuration_key_write_reaches_the_charger_as_change_configurati
 
 async def test_availability_write_reaches_the_charger_as_change_availability(runner: GatewayRunner):
     gateway = await start(runner)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     cp = TestCharger(runner.url, "CP1")
     cp.unrecorded.add("GetConfiguration")
     await cp.connect()
@@ -371,7 +369,7 @@ async def test_availability_write_reaches_the_charger_as_change_availability(run
 
 async def test_a_refused_command_answers_04_and_the_register_keeps_the_charger_value(runner: GatewayRunner):
     gateway = await start(runner)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     cp = TestCharger(runner.url, "CP1")
     cp.unrecorded.add("GetConfiguration")
     await cp.connect()
@@ -393,7 +391,7 @@ async def test_a_refused_command_answers_04_and_the_register_keeps_the_charger_v
 
 async def test_a_write_for_an_offline_charger_answers_04(runner: GatewayRunner):
     gateway = await start(runner)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     cp = TestCharger(runner.url, "CP1")
     cp.unrecorded.add("GetConfiguration")
     await cp.connect()
@@ -412,7 +410,7 @@ async def test_a_write_for_an_offline_charger_answers_04(runner: GatewayRunner):
 @pytest.mark.skipif(shutil.which("mbpoll") is None, reason="mbpoll is not installed")
 async def test_mbpoll_reads_the_power_float_high_word_first(runner: GatewayRunner):
     gateway = await start(runner)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     cp = await charging_charger(runner, "CP1", 7650.0, 1.0)
     try:
         await settled(gateway)
@@ -433,7 +431,7 @@ async def test_standard_keys_spelled_the_chargers_way_get_the_standard_point_and
     names are case-insensitive); they got vendor instances and no register. The charger's own
     spelling is what a write sends."""
     gateway = await start(runner)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     cp = TestCharger(runner.url, "CP1")
     cp.unrecorded.add("GetConfiguration")
     cp.answers["ChangeConfiguration"] = lambda payload: {"status": "Accepted"}
@@ -443,7 +441,7 @@ async def test_standard_keys_spelled_the_chargers_way_get_the_standard_point_and
         station = gateway.registry.get("CP1")
         gateway.registry.set_config(station, ConfigKey("HeartBeatInterval", "300", readonly=False))
         gateway.registry.set_config(station, ConfigKey("meterValueSampleInterval", "60", readonly=False))
-        table = service_for(gateway).table
+        table = gateway.points.table
         heartbeat = table.get("CP1-Cfg-HeartbeatInterval")
         assert heartbeat is not None and heartbeat.instance == 10_000 + 5_200 + 9
         assert table.get("CP1-Cfg-MeterValueSampleInterval") is not None

@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import csv
 
-from gateway.operator.cli import main
+from gateway.main import main
 from points.export.register_map import CSV_COLUMNS
 from tests.conftest import GatewayRunner
 
 
 async def _database_with_two_chargers(runner: GatewayRunner) -> str:
     gateway = await runner.start()
-    await gateway.add_device("CP-A")
-    await gateway.add_device("CP-B")
+    await gateway.device_book.add_device("CP-A")
+    await gateway.device_book.add_device("CP-B")
     path = gateway.settings.database.path
     await runner.stop()
     return path
@@ -60,7 +60,7 @@ async def test_export_reads_the_running_gateways_settings_and_chargers(runner: G
     """Issue 14 item 9: device id and word order are the running gateway's, not the CLI's."""
     gateway = await runner.start(modbus={"word_order": "little", "enabled": False},
                                  bacnet={"device_id": 4242})
-    await gateway.add_device("CP-A")
+    await gateway.device_book.add_device("CP-A")
     out, ede = tmp_path / "map.csv", tmp_path / "ede"
     code = await asyncio.to_thread(main, [*runner.cli_args, "points", "export",
                                           "--modbus", str(out), "--ede", str(ede), "--project", "P"])

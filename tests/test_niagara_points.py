@@ -7,9 +7,8 @@ from __future__ import annotations
 import asyncio
 import csv
 
-from gateway.operator.cli import main
+from gateway.main import main
 from points.modbus.codec import RegType, decode
-from points.service import service_for
 from tests.conftest import wait_until
 from tests.test_bacnet import added_charger, bms  # noqa: F401  (fixture)
 from tests.test_modbus import modbus, read_input, register_address, settled
@@ -26,8 +25,8 @@ async def test_identity_and_last_update_points_on_both_protocols_and_in_both_exp
     charger = await added_charger(runner, "CP-N")
     await charger.boot(**BOOT)
     await charger.status(1, "Available")
-    table = service_for(gateway).table
-    bacnet = service_for(gateway).bacnet
+    table = gateway.points.table
+    bacnet = gateway.points.bacnet
     await wait_until(lambda: set(bacnet.objects) == {p.uid for p in table.points()})
     assert await client.read("characterstring-value,15030") == BOOT["iccid"]  # CP1-ICCID
     assert await client.read("characterstring-value,15033") == BOOT["meterSerialNumber"]

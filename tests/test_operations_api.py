@@ -10,11 +10,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.app import Gateway
+from gateway.main import Gateway
 from gateway.ocpp.requests import FEATURE_PROFILE
 from gateway.operator.actions_api import ACTIONS
 from tests.conftest import GatewayRunner
-from tests.operations_support import ConfigTable, accepted_charger, next_call, standard_config
+from tests.support.charger import ConfigTable, accepted_charger, next_call, standard_config
 
 
 async def post(runner: GatewayRunner, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:

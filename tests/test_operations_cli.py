@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-from gateway.app import Gateway
-from gateway.operator.cli import main
+from gateway.main import Gateway, main
 from tests.conftest import GatewayRunner
-from tests.operations_support import ConfigTable, accepted_charger, next_call, standard_config
+from tests.support.charger import ConfigTable, accepted_charger, next_call, standard_config
 
 
 async def cli(capsys, runner: GatewayRunner, *argv: str) -> tuple[int, str]:
@@ -85,7 +84,7 @@ async def test_config_get_set_and_changes(gateway, runner, capsys):
 async def test_local_list_send_and_version(gateway, runner, capsys):
     for tag in ("A", "B", "C"):
         await gateway.history.put_tag(tag, "whitelist")
-    await gateway.reload_tags()
+    await gateway.device_book.reload_tags()
     table = ConfigTable(standard_config(SendLocalListMaxLength="2", LocalAuthListMaxLength="2"))
     async with accepted_charger(gateway, runner, table=table, SendLocalList=status("Accepted"),
                                 GetLocalListVersion=lambda p: {"listVersion": 0}):

@@ -10,12 +10,12 @@ import asyncio
 import csv
 from pathlib import Path
 
+from gateway.main import main
 from gateway.model.station import ConfigKey
-from gateway.operator.cli import main
 from points.export.ede import EDE_COLUMNS
-from points.service import point_rows, service_for
+from points.service import point_rows
 from tests.conftest import wait_until
-from tests.ocpp_client import TestCharger
+from tests.support.charger import TestCharger
 from tests.test_bacnet import free_udp_port
 
 
@@ -37,7 +37,7 @@ def read_ede(path: Path) -> tuple[list[str], list[list[str]]]:
 
 async def test_ede_lists_every_object_the_device_serves(runner, capsys, tmp_path):
     gw = await runner.start(bacnet={"enabled": True, "address": "127.0.0.1/8", "port": free_udp_port()})
-    await gw.add_device("CP-A")
+    await gw.device_book.add_device("CP-A")
     async with TestCharger(runner.url, "CP-A") as charger:
         await charger.boot()
         await charger.status(1, "Charging")
@@ -45,8 +45,8 @@ async def test_ede_lists_every_object_the_device_serves(runner, capsys, tmp_path
             "timestamp": "2026-11-21T06:00:00Z",
             "sampledValue": [{"value": "230.1", "measurand": "Voltage", "phase": "L1-N", "unit": "V"}]}]})
         gw.registry.set_config(gw.registry.get("CP-A"), ConfigKey("VendorKey", "x", readonly=False))
-        bacnet = service_for(gw).bacnet
-        table = service_for(gw).table
+        bacnet = gw.points.bacnet
+        table = gw.points.table
         await wait_until(lambda: set(bacnet.objects) == {p.uid for p in table.points()})
 
     code, out = await cli(capsys, runner, "points", "export", "--ede", str(tmp_path / "ede"),

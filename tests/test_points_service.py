@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from points.catalog import WriteRefused
-from points.service import service_for
+from gateway.errors import WriteRefused
 
 
 async def test_smart_charging_points_drive_the_controller_and_survive_a_restart(runner):
     """The SC points show and change the controller's Niagara 6.3 settings (one owner)."""
     gw = await runner.start()
-    await gw.add_device("CP-A")
-    table = service_for(gw).table
+    await gw.device_book.add_device("CP-A")
+    table = gw.points.table
     assert await table.write(table.get("CP1-C0-SC-Limit"), 16) == "Stored"
     assert await table.write(table.get("CP1-C0-SC-Unit"), "W") == "Stored"
     assert await table.write(table.get("CP1-C0-SC-Enable"), 1) == "Stored"
@@ -22,7 +21,7 @@ async def test_smart_charging_points_drive_the_controller_and_survive_a_restart(
     await runner.stop()
 
     gw = await runner.start()
-    table = service_for(gw).table
+    table = gw.points.table
     assert table.read(table.get("CP1-C0-SC-Limit")) == 16.0
     assert table.read(table.get("CP1-C0-SC-Unit")) == 2
     assert table.read(table.get("CP1-C0-SC-Enable")) is True
@@ -31,7 +30,7 @@ async def test_smart_charging_points_drive_the_controller_and_survive_a_restart(
 
 async def test_site_limit_write_is_a_bms_limit_in_force(runner):
     gw = await runner.start(smart_charging={"safe_power_limit_kw": 80.0})
-    table = service_for(gw).table
+    table = gw.points.table
     limit = table.get("Site-PowerLimit")
     assert table.read_default(limit) == 80.0  # relinquished: the safe limit
     assert table.read(table.get("Site-Limit-Reason")) == "safe limit: no BMS command"
@@ -42,8 +41,8 @@ async def test_site_limit_write_is_a_bms_limit_in_force(runner):
 
 async def test_a_command_to_an_offline_charger_is_refused(runner):
     gw = await runner.start()
-    await gw.add_device("CP-A")
-    table = service_for(gw).table
+    await gw.device_book.add_device("CP-A")
+    table = gw.points.table
     with pytest.raises(WriteRefused) as exc:
         await table.write(table.get("CP1-Reset"), "Soft")
     assert exc.value.code == "charger-offline"
@@ -54,11 +53,11 @@ async def test_a_bms_limit_kept_across_a_restart_is_not_lost_by_a_write_of_the_o
     """Issue 13 item 4: the BMS limit survives a restart; writing the power limit afterwards
     must not drop the current limit the BMS commanded before it."""
     gw = await runner.start()
-    table = service_for(gw).table
+    table = gw.points.table
     await table.write(table.get("Site-CurrentLimit"), 32.0)
     await runner.stop()
     gw = await runner.start()
-    table = service_for(gw).table
+    table = gw.points.table
     assert table.read(table.get("Site-CurrentLimit-InForce")) == 32.0
     await table.write(table.get("Site-PowerLimit"), 40.0)
     assert table.read(table.get("Site-CurrentLimit-InForce")) == 32.0

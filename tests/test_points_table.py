@@ -23,6 +23,7 @@ from points.catalog import (
     STANDARD_CONFIG_KEYS,
     UNITS,
 )
+from points.commands import PointWrites
 from points.table import (
     CHARGER_SPECS,
     MAX_SLOT,
@@ -182,7 +183,7 @@ async def test_write_runs_the_writer_and_shows_the_result():
 
     async def change(point, value):
         return "Accepted" if value != "bad" else (_ for _ in ()).throw(WriteRefused("no", "rejected"))
-    table.writers["change_configuration"] = change
+    table.writer = PointWrites(change)
     cfg = table.get("CP1-Cfg-HeartbeatInterval")
     assert await table.write(cfg, "60") == "Accepted"
     assert table.read(table.get("CP1-Cfg-HeartbeatInterval-Result")) == "Accepted"

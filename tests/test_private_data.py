@@ -15,9 +15,9 @@ import stat
 import aiohttp
 
 from gateway.history.exports import inert_cell
-from gateway.operator.cli import main
+from gateway.main import main
 from gateway.operator.token import token_path
-from tests.ocpp_client import TestCharger
+from tests.support.charger import TestCharger
 
 
 def mode(path) -> int:
@@ -30,7 +30,7 @@ async def test_the_data_directory_database_and_token_are_private(runner, tmp_pat
     (data / "gateway.sqlite").touch(mode=0o644)  # as an older version left them
     os.chmod(data, 0o755)
     gw = await runner.start(database={"path": str(data / "gateway.sqlite")})
-    await gw.add_device("CP1")
+    await gw.device_book.add_device("CP1")
     db = data / "gateway.sqlite"
     assert mode(data) == 0o700
     for path in (db, f"{db}-wal", f"{db}-shm", token_path(gw.settings)):
@@ -53,7 +53,7 @@ def test_cells_that_would_start_a_formula_are_made_inert():
 
 async def test_a_formula_id_tag_is_exported_inert_by_the_api_and_the_cli(gateway, runner, capsys):
     tag = '=HYPERLINK("x","y")'
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         tx = await cp.call("StartTransaction", {"connectorId": 1, "idTag": tag, "meterStart": 0,

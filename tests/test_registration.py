@@ -13,8 +13,7 @@ import pytest
 
 from gateway.model.registration import TriggeredMessages, central_may_send, charger_may_send
 from tests.conftest import wait_until
-from tests.ocpp_client import CallErrorReply, TestCharger
-from tests.operations_support import next_call
+from tests.support.charger import CallErrorReply, TestCharger, next_call
 
 START = {"connectorId": 1, "idTag": "TAG", "meterStart": 0, "timestamp": "2026-11-20T08:00:00Z"}
 
@@ -114,7 +113,7 @@ async def test_a_charger_added_by_the_operator_charges_after_the_boot_it_is_aske
     async with TestCharger(runner.url, "CP1") as cp:
         cp.answers["TriggerMessage"] = lambda p: {"status": "Accepted"}
         assert (await cp.boot())["status"] == "Pending"
-        await gateway.add_device("CP1")
+        await gateway.device_book.add_device("CP1")
         assert await asyncio.wait_for(cp.received.get(), 5) == (
             "TriggerMessage", {"requestedMessage": "BootNotification"})
         assert (await cp.boot())["status"] == "Accepted"
@@ -125,12 +124,12 @@ async def test_a_charger_added_by_the_operator_charges_after_the_boot_it_is_aske
 async def test_a_transaction_running_when_the_charger_is_removed_still_closes(gateway, runner):
     """The charger was Accepted at its boot: its StopTransaction is stored (billing), and the
     gateway asks it to boot again, which makes it a Pending guest."""
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         cp.answers["TriggerMessage"] = lambda p: {"status": "Accepted"}
         await cp.boot()
         tx = await cp.call("StartTransaction", START)
-        await gateway.remove_device("CP1")
+        await gateway.device_book.remove_device("CP1")
         trigger = await asyncio.wait_for(next_call(cp, "TriggerMessage"), 5)
         assert trigger == {"requestedMessage": "BootNotification"}
         await cp.call("StopTransaction", {"transactionId": tx["transactionId"], "meterStop": 900,
@@ -145,7 +144,7 @@ async def test_a_transaction_running_when_the_charger_is_removed_still_closes(ga
 # --- the discovery list ----------------------------------------------------------------------
 async def test_the_discovery_list_keeps_only_the_newest_guests(runner):
     gw = await runner.start(registration={"max_guests": 3})
-    await gw.add_device("ADDED")
+    await gw.device_book.add_device("ADDED")
     for i in range(6):
         async with TestCharger(runner.url, f"G{i}") as cp:
             await cp.boot()
@@ -156,14 +155,14 @@ async def test_the_discovery_list_keeps_only_the_newest_guests(runner):
 
 
 async def test_an_operator_removes_a_guest_from_the_api_and_the_cli(gateway, runner, capsys):
-    from gateway.operator.cli import main
+    from gateway.main import main
     async with TestCharger(runner.url, "SPAM1") as cp:
         await cp.boot()
         code = await asyncio.to_thread(main, [*runner.cli_args, "devices", "forget", "SPAM1"])
         assert code == 0 and "SPAM1" in capsys.readouterr().out
         await wait_until(lambda: cp.ws.close_code is not None)
     assert gateway.registry.get("SPAM1") is None
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     code = await asyncio.to_thread(main, [*runner.cli_args, "devices", "forget", "CP1"])
     assert code == 1 and "device database" in capsys.readouterr().err
     code = await asyncio.to_thread(main, [*runner.cli_args, "devices", "forget", "NOPE"])

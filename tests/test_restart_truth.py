@@ -14,10 +14,9 @@ from typing import Any
 
 from gateway.simulator import Simulator
 from points.modbus.codec import NA_UINT16, RegType, decode
-from points.service import service_for
 from points.table import NO_FAULT, NOT_AVAILABLE, STALE
 from tests.conftest import GatewayRunner, wait_until
-from tests.ocpp_client import SITE_PASSWORD, TestCharger
+from tests.support.charger import SITE_PASSWORD, TestCharger
 from tests.test_bacnet import bms  # noqa: F401  (fixture)
 from tests.test_modbus import modbus, read_input, register_address, settled
 
@@ -43,7 +42,7 @@ async def _registers(gateway: Any, slot: int) -> dict[str, Any]:
 
 
 def _reliability(gateway: Any, name: str) -> str:
-    table = service_for(gateway).table
+    table = gateway.points.table
     point = table.get(name)
     assert point is not None, name
     return table.reliability(point)
@@ -56,7 +55,7 @@ async def test_restart_with_sessions_running_and_reconnects_without_boot(runner:
     sims = [Simulator("generic", cid, runner.url, SITE_PASSWORD, heartbeat=False, reconnect_delay_s=0.05,
                       boot_on_reconnect=False) for cid in CHARGERS]
     for cid in CHARGERS:
-        await gateway.add_device(cid)
+        await gateway.device_book.add_device(cid)
     try:
         for sim in sims:
             await sim.start()
@@ -100,7 +99,7 @@ async def test_power_reads_zero_after_a_session_on_a_charger_that_meters_only_in
     """Item 2: EVlink sends MeterValues only during a load (manual 3.1); 7,000 W while Available
     was the last in-session value."""
     gateway = await _start(runner)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         cp.unrecorded.add("GetConfiguration")
         await cp.boot()
@@ -111,7 +110,7 @@ async def test_power_reads_zero_after_a_session_on_a_charger_that_meters_only_in
             {"timestamp": "2026-11-21T08:10:00Z", "sampledValue": [
                 {"value": "7000", "measurand": "Power.Active.Import", "unit": "W"},
                 {"value": "2000", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]})
-        table = service_for(gateway).table
+        table = gateway.points.table
         assert table.read(table.get("CP1-C1-Power-Active-Import")) == 7000.0
         await cp.call("StopTransaction", {"transactionId": started["transactionId"], "meterStop": 2100,
                                           "timestamp": "2026-11-21T08:20:00Z"})
@@ -122,21 +121,21 @@ async def test_power_reads_zero_after_a_session_on_a_charger_that_meters_only_in
 
 async def test_a_replayed_older_reading_does_not_take_energy_backwards(runner: GatewayRunner):
     gateway = await _start(runner)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         cp.unrecorded.add("GetConfiguration")
         await cp.boot()
         for ts, wh in (("2026-11-21T08:10:00Z", "5000"), ("2026-11-21T08:05:00Z", "4000")):
             await cp.call("MeterValues", {"connectorId": 1, "meterValue": [{"timestamp": ts, "sampledValue": [
                 {"value": wh, "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]})
-        table = service_for(gateway).table
+        table = gateway.points.table
         assert table.read(table.get("CP1-C1-Energy-Active-Import-Register")) == 5.0
 
 
 async def test_connector_zero_never_reported_is_not_available_on_both_protocols(runner: GatewayRunner):
     """Item 3: Smappee and the AC wallbox never report connector 0; it read Unavailable (8)."""
     gateway = await _start(runner)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         cp.unrecorded.add("GetConfiguration")
         await cp.boot()
@@ -146,7 +145,7 @@ async def test_connector_zero_never_reported_is_not_available_on_both_protocols(
             c0 = await read_input(client, register_address("CP1-C0-Status", 1), 1)
             c1 = await read_input(client, register_address("CP1-C1-Status", 1), 1)
         assert c0 == [NA_UINT16] and c1 == [1]
-        table = service_for(gateway).table
+        table = gateway.points.table
         assert table.read(table.get("CP1-C0-Status")) is None
         assert _reliability(gateway, "CP1-C0-Status") == NOT_AVAILABLE
 
@@ -155,7 +154,7 @@ async def test_a_charger_that_sends_no_status_after_its_boot_is_asked_for_one(ru
     """Issue 13 item 9: some stacks send no StatusNotification after a (triggered) boot; the
     gateway used to be left with no connectors. It asks with TriggerMessage (OCPP 1.6 5.17)."""
     gateway = await _start(runner)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         cp.unrecorded.add("GetConfiguration")
         await cp.boot()
@@ -170,12 +169,12 @@ async def test_bacnet_shows_the_restored_status_flagged_and_connector_zero_not_a
     a connector 0 that was never reported is unreliable-other (not Unavailable)."""
     runner, client = bms
     gateway = runner.gateway
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         cp.unrecorded.add("GetConfiguration")
         await cp.boot()
         await cp.status(1, "Charging")
-        table = service_for(gateway).table
+        table = gateway.points.table
         await wait_until(lambda: table.reliability(table.get("CP1-C1-Status")) == NO_FAULT)
     await runner.stop()
     await runner.start(bacnet={"enabled": True, "address": "127.0.0.1/8", "port": client.server_port})
@@ -188,11 +187,11 @@ async def test_evlinks_own_spelling_of_standard_keys_gets_the_standard_points(ru
     """Issue 14 item 10 with the EVlink simulator (manual 8.1: HeartBeatInterval,
     meterValueSampleInterval), read by the gateway's own configuration read."""
     gateway = await _start(runner)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     sim = Simulator("evlink", "CP1", runner.url, SITE_PASSWORD, heartbeat=False)
     try:
         await sim.start()
-        table = service_for(gateway).table
+        table = gateway.points.table
         await wait_until(lambda: table.get("CP1-Cfg-MeterValueSampleInterval") is not None, timeout=10)
         point = table.get("CP1-Cfg-MeterValueSampleInterval")
         assert point.subject == "meterValueSampleInterval" and point.instance == 10_000 + 5_200 + 18
@@ -211,7 +210,7 @@ async def test_an_idle_connector_confirmed_after_a_restart_has_valid_readings(ru
     """A charger that meters only during transactions sends no reading while idle: once it
     confirms the connector idle, the kept energy register is the truth, not a stale value."""
     gateway = await _start(runner)
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         cp.unrecorded.add("GetConfiguration")
         await cp.boot()

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from gateway.ocpp.server import charger_id_from_path
-from tests.ocpp_client import SITE_PASSWORD, TestCharger, basic_auth
+from tests.support.charger import SITE_PASSWORD, TestCharger, basic_auth
 
 
 @pytest.mark.parametrize(("path", "expected"), [
@@ -52,7 +52,7 @@ async def test_unknown_path_is_refused_before_the_upgrade(gateway):
 
 
 async def test_basic_auth_key_is_checked_at_the_handshake(gateway, runner):
-    await gateway.add_device("CP1", auth_key="s3cret-key-0123456789")
+    await gateway.device_book.add_device("CP1", auth_key="s3cret-key-0123456789")
     for password in (None, "wrong"):
         with pytest.raises(websockets.InvalidStatus) as err:
             await TestCharger(runner.url, "CP1", password=password).connect()

@@ -30,7 +30,7 @@ from gateway.operator.token import charger_password_path
 from gateway.simulator.profile import KeySpec, load_profile
 from tests.compat.harness import Bench
 from tests.conftest import wait_until
-from tests.ocpp_client import TestCharger
+from tests.support.charger import TestCharger
 
 
 @pytest.mark.parametrize("segment", [
@@ -85,10 +85,10 @@ async def test_without_require_password_a_charger_without_a_key_may_connect_bare
 
 async def test_a_connection_without_credentials_never_replaces_an_authenticated_one(runner):
     gw = await runner.start(ocpp={"require_password": False})
-    await gw.add_device("CP1")
+    await gw.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as real:  # sends the site password
         await real.boot()
-        assert gw.sessions["CP1"].authenticated
+        assert gw.connections.sessions["CP1"].authenticated
         assert await refused_status(runner, "CP1", None) == 401
         assert "currentTime" in await real.call("Heartbeat", {})
         assert real.ws.close_code is None
@@ -97,7 +97,7 @@ async def test_a_connection_without_credentials_never_replaces_an_authenticated_
 
 
 async def test_an_own_key_is_required_and_the_site_password_no_longer_works(gateway, runner):
-    await gateway.add_device("CP1", auth_key="own-key-0123456789")
+    await gateway.device_book.add_device("CP1", auth_key="own-key-0123456789")
     assert await refused_status(runner, "CP1", None) == 401  # the default: the site password
     async with TestCharger(runner.url, "CP1", password="own-key-0123456789") as cp:
         assert (await cp.boot())["status"] == "Accepted"
@@ -108,7 +108,7 @@ async def test_guessing_is_slowed_and_a_lockout_is_logged(runner):
     growing delay get 429 before any check and write no row."""
     now = [1_800_000_000.0]
     gw = await runner.start(clock=lambda: now[0])
-    await gw.add_device("CP1", auth_key="right-key-0123456789")
+    await gw.device_book.add_device("CP1", auth_key="right-key-0123456789")
     for _ in range(4):  # three free failures, the fourth starts a 1 s delay
         assert await refused_status(runner, "CP1", "guess") == 401
     assert await refused_status(runner, "CP1", "guess") == 429
@@ -166,12 +166,12 @@ def test_keys_are_stored_with_scrypt_in_text_and_whitepaper_hex_form():
 async def test_an_old_sha256_key_still_logs_in_and_is_stored_again_with_scrypt(gateway, runner):
     salt = "00112233"
     legacy = f"{salt}${hashlib.sha256(f'{salt}:old-style-key'.encode()).hexdigest()}"
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     await gateway.history.update_device("CP1", auth_key_hash=legacy)
-    await gateway.reload_devices()
+    await gateway.device_book.reload_devices()
     async with TestCharger(runner.url, "CP1", password="old-style-key") as cp:
         assert (await cp.boot())["status"] == "Accepted"
-    await wait_until(lambda: gateway.devices["CP1"]["auth_key_hash"].startswith("scrypt$"))
+    await wait_until(lambda: gateway.device_book.devices["CP1"]["auth_key_hash"].startswith("scrypt$"))
     async with TestCharger(runner.url, "CP1", password="old-style-key") as cp:
         assert (await cp.boot())["status"] == "Accepted"
 
@@ -179,7 +179,7 @@ async def test_an_old_sha256_key_still_logs_in_and_is_stored_again_with_scrypt(g
 async def test_a_whitepaper_charger_sends_the_hex_decoded_key_during_rotation_and_after(runner):
     """Issue 13 item 8: `config set CP AuthorizationKey 0011...` then the charger sends the bytes."""
     gw = await runner.start()
-    await gw.add_device("WP1", auth_key="first-key-0123456789")
+    await gw.device_book.add_device("WP1", auth_key="first-key-0123456789")
     profile = load_profile("generic")
     profile = dataclasses.replace(profile, quirks=dataclasses.replace(
         profile.quirks, authorization_key="AuthorizationKey", reconnect_on_authorization_key_change=True,
@@ -187,7 +187,7 @@ async def test_a_whitepaper_charger_sends_the_hex_decoded_key_during_rotation_an
     bench = Bench(runner, gw, profile, "WP1")
     sim = await bench.connect(password="first-key-0123456789")
     new_key = "00112233445566778899aabbccddeeff"
-    answer = await ops.change_configuration(gw, "WP1", "AuthorizationKey", new_key)
+    answer = await ops.change_configuration(gw.actions, "WP1", "AuthorizationKey", new_key)
     assert answer["status"] == "Accepted"
     await sim.wait_for(lambda: sim.boot_count == 2 and sim.ready.is_set())
     assert not await bench.log_lines("ConnectionRefused")
@@ -265,8 +265,8 @@ async def tls_connect(gw, ca: TestCa, charger_id: str, client: tuple[str, str] |
 
 async def test_profile3_a_charger_certificate_naming_the_id_is_let_in_without_a_password(runner, tmp_path):
     gw, ca = await profile3_gateway(runner, tmp_path)
-    await gw.add_device("CP1")
-    await gw.add_device("CP2")
+    await gw.device_book.add_device("CP1")
+    await gw.device_book.add_device("CP2")
     by_cn = ca.issue("CP1")
     by_san = ca.issue("device-7", [x509.DNSName("CP2")])
     for charger_id, client in (("CP1", by_cn), ("CP2", by_san)):
@@ -277,7 +277,7 @@ async def test_profile3_a_charger_certificate_naming_the_id_is_let_in_without_a_
 
 async def test_profile3_refuses_another_chargers_certificate_a_foreign_ca_and_no_certificate(runner, tmp_path):
     gw, ca = await profile3_gateway(runner, tmp_path)
-    await gw.add_device("CP1")
+    await gw.device_book.add_device("CP1")
     with pytest.raises(websockets.InvalidStatus) as err:
         await tls_connect(gw, ca, "CP1", ca.issue("CP9"))
     assert err.value.response.status_code == 403

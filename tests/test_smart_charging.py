@@ -22,8 +22,8 @@ from gateway.charging.profiles import (
     ChargingProfileKind,
     ChargingProfilePurpose,
     ChargingRateUnit,
+    NiagaraProfileSettings,
     ProfileNotSupported,
-    SmartChargingSettings,
     build_clear,
     build_profile,
 )
@@ -49,7 +49,7 @@ SMAPPEE = ChargerCapabilities.from_configuration({}, "Smappee", "EVWB-332-BR-E-W
 
 
 def settings(**changes):
-    return replace(SmartChargingSettings(enabled=True), **changes)
+    return replace(NiagaraProfileSettings(enabled=True), **changes)
 
 
 def build(s, caps, phases=3, transaction_id=None, **kw):
@@ -65,7 +65,7 @@ def periods(plan):
 # --- settings and the plain case ----------------------------------------------------------------
 
 def test_settings_default_to_what_the_niagara_driver_shows():
-    s = SmartChargingSettings()
+    s = NiagaraProfileSettings()
     assert (s.enabled, s.unit, s.limit, s.kind) == (False, ChargingRateUnit.A, 10.0, ChargingProfileKind.ABSOLUTE)
     assert (s.purpose, s.profile_id, s.stack_level) == (ChargingProfilePurpose.CHARGE_POINT_MAX, 100, 0)
 

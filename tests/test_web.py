@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from gateway.operator.token import read_admin_token
-from tests.ocpp_client import TestCharger
+from tests.support.charger import TestCharger
 
 PAGES = ("/ui/", "/ui/devices", "/ui/authorize", "/ui/history", "/ui/transactions", "/ui/site")
 
@@ -39,7 +39,7 @@ async def test_pages_need_a_login_with_the_admin_token(gateway, runner):
 
 
 async def test_every_page_renders(gateway, runner):
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     async with TestCharger(runner.url, "CP1") as cp:
         await cp.boot()
         await cp.call("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Available"})
@@ -81,7 +81,7 @@ async def test_bad_form_input_is_one_line_on_the_page_and_changes_nothing(path, 
         async with http.post(path, data={**form, "csrf": csrf, "back": "/ui/"}) as r:
             html = await r.text()
     assert r.status == 200 and says in html
-    assert gateway.settings.authorize.policy == "all" and gateway.devices == {} and gateway.tags == {}
+    assert gateway.settings.authorize.policy == "all" and gateway.device_book.devices == {} and gateway.device_book.tags == {}
 
 
 async def test_a_login_cannot_redirect_to_another_site(gateway, runner):
@@ -133,7 +133,7 @@ async def test_a_configured_password_also_logs_in(runner):
 
 
 def test_a_short_password_is_refused(capsys):
-    from gateway.operator.cli import main
+    from gateway.main import main
     assert main(["--set", "admin.password=short", "devices", "list"]) == 1
     assert "admin.password must be at least 12 characters" in capsys.readouterr().err
 
@@ -151,7 +151,7 @@ async def test_only_the_login_and_its_files_are_public(gateway, runner):
 
 
 async def test_smart_charging_properties_of_a_connector_from_the_device_page(gateway, runner):
-    await gateway.add_device("CP1")
+    await gateway.device_book.add_device("CP1")
     http = await login(runner, gateway)
     async with http:
         async with http.get("/ui/devices/CP1") as r:

@@ -18,7 +18,7 @@ from openpyxl import load_workbook
 
 from gateway.operator.token import read_admin_token
 from gateway.simulator import Simulator
-from tests.ocpp_client import SITE_PASSWORD
+from tests.support.charger import SITE_PASSWORD
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

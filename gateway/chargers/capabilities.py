@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -34,7 +34,7 @@ PROFILE_ACTIONS: Mapping[str, tuple[str, ...]] = MappingProxyType({
 
 # Safe defaults for missing keys, and why they are safe.
 DEFAULTS: Mapping[str, object] = MappingProxyType({
-    # Unknown: every profile is tried; a NotSupported answer is recorded with without_action().
+    # Unknown: every profile is tried; a charger that lacks one answers the call NotSupported.
     # Refusing to smart-charge because a key is missing was fatal in evcc#3891.
     "SupportedFeatureProfiles": None,
     # Amperes: the unit every charger in shared/seeds accepts (EVlink 4.1 accepts nothing else).
@@ -179,10 +179,6 @@ class ChargerCapabilities:
         if rotation == "NotApplicable":
             return 1
         return None
-
-    def without_action(self, action: str) -> ChargerCapabilities:
-        """A copy that no longer offers ``action``: call after the charger answered NotSupported."""
-        return replace(self, unsupported_actions=self.unsupported_actions | {action})
 
 
 class _KeyReader:

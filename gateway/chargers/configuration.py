@@ -15,18 +15,32 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from gateway.chargers.capabilities import ChargerCapabilities, capabilities_of
 from gateway.chargers.standard_keys import REQUIRED_CORE_KEYS, STANDARD_KEYS, standard_key
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable
-from gateway.model.station import ChangeEvent, ConfigKey, Station
+from gateway.model.station import ConfigChanged, ConfigKey, Station
 from gateway.model.timestamps import iso_z
 from gateway.ocpp import requests as calls
 from gateway.ocpp.summaries import shown_value
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
-    from gateway.ocpp.session import Session
+    from configuration.history.store import HistoryStore
+
+    from gateway.model.station import Clock, Registry
+    from gateway.ocpp.requests import ChargerRequests
+    from gateway.ocpp.session import ChargerSession
+
+
+class AuthKeys(Protocol):
+    """The device database's view of a charger password being changed (`DeviceBook`)."""
+
+    def expect_auth_key(self, charger_id: str, key: str) -> None:
+        """Let `key` in as well while the change is under way."""
+
+    async def settle_auth_key(self, charger_id: str, key: str | None) -> None:
+        """The charger took `key` (store it), or None: it did not."""
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +48,7 @@ log = logging.getLogger(__name__)
 # smaller request either; any other failure may be about the size of the request.
 _UNSUPPORTED = frozenset({"NotImplemented", "NotSupported"})
 _MAX_SILENT_SINGLES = 2  # consecutive one-key timeouts after which the read stops
+_UNKNOWN_BATCH = 10  # keys per batch when no limit is known (the AC wallbox manual's default)
 
 
 def kv_scope(charger_id: str) -> str:
@@ -48,6 +63,17 @@ def _entries(answer: dict[str, Any]) -> list[ConfigKey]:
     return out
 
 
+def batch_size(reported: int | None, caps: ChargerCapabilities) -> int:
+    """Keys per GetConfiguration in a batched read: the limit the charger reported in this read,
+    else the one its stored keys or its quirk give (AC wallbox 001 3.2.1: 10), else 10 (a batch
+    that fails is asked again one key at a time)."""
+    if reported:
+        return max(1, reported)
+    if "GetConfigurationMaxKeys" not in caps.defaults_used:
+        return caps.get_configuration_max_keys
+    return _UNKNOWN_BATCH
+
+
 def int_value(value: str | None) -> int | None:
     try:
         return int(str(value).strip()) if value is not None else None
@@ -55,16 +81,21 @@ def int_value(value: str | None) -> int | None:
         return None
 
 
-class ConfigurationReader:
+class ChargerConfiguration:
     """Reads, keeps and persists each charger's configuration keys."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gw = gateway
+    def __init__(self, registry: Registry, history: HistoryStore, clock: Clock,
+                 requests: ChargerRequests, auth_keys: AuthKeys) -> None:
+        self.registry = registry
+        self.history = history
+        self.clock = clock
+        self.requests = requests
+        self.auth_keys = auth_keys
         self._reads: dict[str, asyncio.Task[Any]] = {}
 
-    # --- wiring ----------------------------------------------------------------------------
-    async def on_boot(self, session: Session, status: str) -> None:
-        """Boot hook: runs after the Boot answer is sent; a new boot restarts the read."""
+    # --- when it runs ----------------------------------------------------------------------
+    async def on_boot(self, session: ChargerSession, status: str) -> None:
+        """After an accepted boot, once the Boot answer is sent; a new boot restarts the read."""
         if status != "Accepted":
             return
         current = asyncio.current_task()
@@ -82,19 +113,19 @@ class ConfigurationReader:
                 del self._reads[session.charger_id]
 
     async def load_stored(self) -> None:
-        """Start hook: put the stored configuration of added chargers back into the model."""
-        for station in self.gw.registry.added_stations():
-            meta = await self.gw.history.kv_get(kv_scope(station.charger_id))
+        """At start: put the stored configuration of added chargers back into the model."""
+        for station in self.registry.added_stations():
+            meta = await self.history.kv_get(kv_scope(station.charger_id))
             current = set(json.loads(meta["keys"])) if meta.get("keys") else None
-            for row in await self.gw.history.load_config(station.charger_id):
+            for row in await self.history.load_config(station.charger_id):
                 if current is None or row["key"] in current:
-                    self.gw.registry.set_config(station, ConfigKey(
+                    self.registry.set_config(station, ConfigKey(
                         row["key"], row.get("value"), bool(row.get("readonly")), row.get("pending_value")))
             if meta.get("unknown_keys"):
                 station.unknown_config_keys = json.loads(meta["unknown_keys"])
 
     # --- the read --------------------------------------------------------------------------
-    async def read(self, session: Session, after_boot: bool = True) -> dict[str, Any]:
+    async def read(self, session: ChargerSession, after_boot: bool = True) -> dict[str, Any]:
         """Read every key the charger has; log one `ConfigurationRead` line; return a summary.
 
         After a boot a charger that cannot be read is logged and left; an operator's read
@@ -133,13 +164,13 @@ class ConfigurationReader:
             have = {k.lower() for k in found}  # key names are case-insensitive (EVlink: HeartBeatInterval)
             wanted = dict.fromkeys(k for k in (*STANDARD_KEYS, *station.config) if k.lower() not in have)
             stopped = await self._read_in_batches(session, list(wanted), max_keys, found, unknown)
-        await keep_entries(self.gw, station, found, unknown, method, boot_read=after_boot)
+        await keep_entries(self, station, found, unknown, method, boot_read=after_boot)
         text = f"{len(found)} key(s), {len(unknown)} unknown; {method} read"
         if max_keys:
             text += f"; GetConfigurationMaxKeys {max_keys}"
         if stopped:
             text += f"; incomplete: {stopped}"
-        self.gw.history.log(cid, "ConfigurationRead", text, "warning" if stopped else "info")
+        self.history.log(cid, "ConfigurationRead", text, "warning" if stopped else "info")
         return {"keys": len(found), "unknown_keys": sorted(unknown), "method": method,
                 "max_keys": max_keys, "incomplete": stopped,
                 "answer": {"configurationKey": [
@@ -147,7 +178,7 @@ class ConfigurationReader:
                     for e in found.values()], "unknownKey": sorted(unknown)}}
 
     def _give_up(self, cid: str, why: str) -> None:
-        self.gw.history.log(cid, "ConfigurationRead", f"not read: {why}", "warning")
+        self.history.log(cid, "ConfigurationRead", f"not read: {why}", "warning")
 
     @staticmethod
     def _looks_short(full: list[ConfigKey] | None, max_keys: int | None) -> bool:
@@ -159,10 +190,10 @@ class ConfigurationReader:
         keys = {e.key.lower() for e in full}
         return any(k.lower() not in keys for k in REQUIRED_CORE_KEYS)
 
-    async def _read_in_batches(self, session: Session, wanted: list[str], max_keys: int | None,
+    async def _read_in_batches(self, session: ChargerSession, wanted: list[str], max_keys: int | None,
                                found: dict[str, ConfigKey], unknown: set[str]) -> str:
         """Fill `found` and `unknown`; return why the read stopped early ("" when it did not)."""
-        size = max(1, max_keys) if max_keys else 10  # 10: the AC wallbox manual's default limit
+        size = batch_size(max_keys, capabilities_of(session.station))
         failed: list[str] = []
         dropped: list[str] = []
         for i in range(0, len(wanted), size):
@@ -183,7 +214,7 @@ class ConfigurationReader:
             dropped += [k for k in batch if k not in found and k not in unknown]
         return await self._read_singly(session, failed, dropped, found, unknown)
 
-    async def _read_singly(self, session: Session, failed: list[str], dropped: list[str],
+    async def _read_singly(self, session: ChargerSession, failed: list[str], dropped: list[str],
                            found: dict[str, ConfigKey], unknown: set[str]) -> str:
         """One key per call: for keys of failed batches, and for keys a batch left out.
 
@@ -214,7 +245,7 @@ class ConfigurationReader:
         return ""
 
 
-async def keep_entries(gateway: Gateway, station: Station, found: dict[str, ConfigKey],
+async def keep_entries(configuration: ChargerConfiguration, station: Station, found: dict[str, ConfigKey],
                        unknown: set[str], method: str | None, boot_read: bool) -> None:
     """Put read keys into the model and the database.
 
@@ -227,10 +258,10 @@ async def keep_entries(gateway: Gateway, station: Station, found: dict[str, Conf
             if not boot_read:
                 entry.pending_value = old.pending_value
             elif entry.value != old.pending_value:
-                gateway.history.log(station.charger_id, "ConfigurationPending",
+                configuration.history.log(station.charger_id, "ConfigurationPending",
                                     f"{key}: pending value {old.pending_value!r} not applied "
                                     f"after reboot (value {entry.value!r})", "warning")
-        gateway.registry.set_config(station, entry)
+        configuration.registry.set_config(station, entry)
     if method is not None:  # a whole read: its unknown keys replace the old list
         station.unknown_config_keys = sorted(unknown)
         # Keys the charger no longer has (a firmware update) leave the model: all keys a
@@ -238,24 +269,24 @@ async def keep_entries(gateway: Gateway, station: Station, found: dict[str, Conf
         gone = [k for k in station.config if k not in found and (method == "full" or k in unknown)]
         for key in gone:
             del station.config[key]
-            gateway.registry.publish(ChangeEvent("config", station.charger_id, None, key))
+            configuration.registry.publish(ConfigChanged(station.charger_id, key=key))
     else:
         station.unknown_config_keys = sorted((set(station.unknown_config_keys) | unknown) - set(found))
-    await save_entries(gateway, station, list(found.values()), method)
+    await save_entries(configuration, station, list(found.values()), method)
 
 
-async def save_entries(gateway: Gateway, station: Station, entries: list[ConfigKey],
+async def save_entries(configuration: ChargerConfiguration, station: Station, entries: list[ConfigKey],
                        method: str | None = None) -> None:
     """Persist keys (and the unknown-key list, and when a full read happened)."""
     rows = [{"key": e.key, "value": e.value, "readonly": int(e.readonly),
              "pending_value": e.pending_value} for e in entries]
-    await gateway.history.save_config(station.charger_id, rows)
+    await configuration.history.save_config(station.charger_id, rows)
     # The key list says which stored rows are current: rows of keys that left are not reloaded.
     meta = {"unknown_keys": json.dumps(station.unknown_config_keys),
             "keys": json.dumps(sorted(station.config))}
     if method is not None:
-        meta |= {"read_at": iso_z(gateway.clock()), "read_method": method}
-    await gateway.history.kv_put(kv_scope(station.charger_id), meta)
+        meta |= {"read_at": iso_z(configuration.clock()), "read_method": method}
+    await configuration.history.kv_put(kv_scope(station.charger_id), meta)
 
 
 def answer_entries(answer: dict[str, Any]) -> tuple[dict[str, ConfigKey], set[str]]:
@@ -263,10 +294,10 @@ def answer_entries(answer: dict[str, Any]) -> tuple[dict[str, ConfigKey], set[st
     return {e.key: e for e in _entries(answer)}, set(answer.get("unknownKey") or [])
 
 
-async def configuration_view(gateway: Gateway, station: Station,
+async def configuration_view(configuration: ChargerConfiguration, station: Station,
                              keys: list[str] | None = None) -> dict[str, Any]:
     """The kept configuration as the operator sees it (model plus when it was read)."""
-    meta = await gateway.history.kv_get(kv_scope(station.charger_id))
+    meta = await configuration.history.kv_get(kv_scope(station.charger_id))
     entries = sorted(station.config.values(), key=lambda e: e.key)
     if keys:
         entries = [e for e in entries if e.key in keys]
@@ -278,11 +309,16 @@ async def configuration_view(gateway: Gateway, station: Station,
         "unknown_keys": [k for k in station.unknown_config_keys if not keys or k in keys],
         "missing": [k for k in keys or [] if k not in station.config
                     and k not in station.unknown_config_keys],
+        # What the charger's quirk file recommends setting, with the value it has now (e.g. EVlink
+        # 6.3.3.2 note 1: truncateBootNotificationsSerialNumbers=true); an operator sends it.
+        "recommended": [{"key": k, "value": v, "current": station.config_value(k)}
+                        for k, v in capabilities_of(station).recommended_configuration.items()
+                        if not keys or k in keys],
     }
 
 
 # --- operator calls (re-exported by gateway.operator.actions) -------------------------------------
-async def get_configuration(gw: Gateway, charger_id: str,
+async def get_configuration(configuration: ChargerConfiguration, charger_id: str,
                             keys: list[str] | None = None) -> dict[str, Any]:
     """Ask the charger for the keys named and keep the answer.
 
@@ -293,19 +329,19 @@ async def get_configuration(gw: Gateway, charger_id: str,
     if isinstance(keys, str):
         raise ValueError("keys must be a list of key names")
     if not keys:
-        session = calls.session_for_action(gw, charger_id, "GetConfiguration")
-        summary = await ConfigurationReader(gw).read(session, after_boot=False)
+        session = configuration.requests.session_for_action(charger_id, "GetConfiguration")
+        summary = await configuration.read(session, after_boot=False)
         answer = summary.pop("answer")
         return calls.result("GetConfiguration", charger_id, answer, **summary)
-    out = await calls.call(gw, charger_id, "GetConfiguration", {"key": list(keys)})
+    out = await configuration.requests.call(charger_id, "GetConfiguration", {"key": list(keys)})
     found, unknown = answer_entries(out["answer"])
-    await keep_entries(gw, calls.station_of(gw, charger_id), found, unknown, None, boot_read=False)
+    await keep_entries(configuration, configuration.requests.station_of(charger_id), found, unknown, None, boot_read=False)
     out["keys"] = len(found)
     out["unknown_keys"] = sorted(unknown)
     return out
 
 
-async def change_configuration(gw: Gateway, charger_id: str, key: str, value: str,
+async def change_configuration(configuration: ChargerConfiguration, charger_id: str, key: str, value: str,
                                source: str = "api") -> dict[str, Any]:
     """Change a key; the kept value follows only an Accepted answer.
 
@@ -314,7 +350,7 @@ async def change_configuration(gw: Gateway, charger_id: str, key: str, value: st
     """
     payload = {"key": key, "value": str(value)}
     calls.validate("ChangeConfiguration", payload)
-    station = calls.station_of(gw, charger_id)
+    station = configuration.requests.station_of(charger_id)
     old = station.config.get(key)
     old_value = old.value if old is not None else None
     new_value = shown_value(key, str(value))  # what is kept and logged: never a password
@@ -322,28 +358,28 @@ async def change_configuration(gw: Gateway, charger_id: str, key: str, value: st
     if is_auth_key:
         # zappi (003 "AuthorizationKey") reconnects with a new key as soon as it accepts it, maybe
         # before its answer is handled here: let the new key in from now on.
-        gw.expect_auth_key(charger_id, str(value))
+        configuration.auth_keys.expect_auth_key(charger_id, str(value))
     status = None
     try:
-        out = await calls.call(gw, charger_id, "ChangeConfiguration", payload)
+        out = await configuration.requests.call(charger_id, "ChangeConfiguration", payload)
         status = out["status"]
     except ChargerCallError as exc:
-        await gw.history.record_config_change(charger_id, key, old_value, new_value,
+        await configuration.history.record_config_change(charger_id, key, old_value, new_value,
                                               f"CALLERROR {exc.code}", source)
         raise
     except ChargerTimeout:
-        await gw.history.record_config_change(charger_id, key, old_value, new_value, "Timeout", source)
+        await configuration.history.record_config_change(charger_id, key, old_value, new_value, "Timeout", source)
         raise
     finally:
         if is_auth_key:
             taken = status in ("Accepted", "RebootRequired")
-            await gw.settle_auth_key(charger_id, str(value) if taken else None)
+            await configuration.auth_keys.settle_auth_key(charger_id, str(value) if taken else None)
     if status in ("Accepted", "RebootRequired"):
         readonly = old.readonly if old is not None else False
         entry = (ConfigKey(key, new_value, readonly) if status == "Accepted"
                  else ConfigKey(key, old_value, readonly, pending_value=new_value))
-        gw.registry.set_config(station, entry)
-        await save_entries(gw, station, [entry])
-    await gw.history.record_config_change(charger_id, key, old_value, new_value, status, source)
+        configuration.registry.set_config(station, entry)
+        await save_entries(configuration, station, [entry])
+    await configuration.history.record_config_change(charger_id, key, old_value, new_value, status, source)
     out["old_value"] = old_value
     return out

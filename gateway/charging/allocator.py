@@ -23,7 +23,7 @@ _EPS = 1e-6
 
 
 @dataclass(frozen=True)
-class Session:
+class SessionDemand:
     """One connector with a car that may charge.
 
     ``measured_a`` is the highest phase current the car draws now, ``offered_a`` what the charger
@@ -104,7 +104,7 @@ class _Load:
         self.limit = limit
         self.voltage_v = voltage_v
 
-    def fits(self, amps: Mapping[Session, float]) -> bool:
+    def fits(self, amps: Mapping[SessionDemand, float]) -> bool:
         phase_a = [0.0, 0.0, 0.0]
         power_w = 0.0
         for session, a in amps.items():
@@ -119,7 +119,7 @@ class _Load:
 
 def allocate(
     limit: SiteLimit,
-    sessions: Sequence[Session],
+    sessions: Sequence[SessionDemand],
     nominal_voltage_v: float,
     state: RotationState | None = None,
     now: float = 0.0,
@@ -160,7 +160,7 @@ def allocate(
     return AllocationResult(MappingProxyType(allocations), _next_state(allocations, state, now))
 
 
-def _ceiling(s: Session, state: RotationState, config: AllocatorConfig) -> float:
+def _ceiling(s: SessionDemand, state: RotationState, config: AllocatorConfig) -> float:
     """The session's maximum, lowered to its draw plus a margin when it uses clearly less than offered."""
     offered = s.offered_a if s.offered_a is not None else state.allocated_a.get(s.key)
     if s.measured_a is None or offered is None or offered <= 0:
@@ -171,13 +171,13 @@ def _ceiling(s: Session, state: RotationState, config: AllocatorConfig) -> float
 
 
 def _admit(
-    sessions: Iterable[Session],
-    fixed: Mapping[Session, float],
+    sessions: Iterable[SessionDemand],
+    fixed: Mapping[SessionDemand, float],
     load: _Load,
     state: RotationState,
     now: float,
     config: AllocatorConfig,
-) -> list[Session]:
+) -> list[SessionDemand]:
     """Choose who charges: highest priority first, then by turn, as many as fit at their minimum.
 
     Within a priority: sessions resumed less than a rotation period ago keep running; then those
@@ -186,7 +186,7 @@ def _admit(
     session that costs least power, so the fewest are paused.
     """
 
-    def order(s: Session) -> tuple:
+    def order(s: SessionDemand) -> tuple:
         running = state.allocated_a.get(s.key, 0.0) > 0
         if running:
             since = state.running_since.get(s.key, now)
@@ -198,14 +198,14 @@ def _admit(
             turn = since  # longest waiting first
         return (-s.priority, group, turn, s.min_a * s.phases, s.key)
 
-    def margin(s: Session) -> float:
+    def margin(s: SessionDemand) -> float:
         # Only a session the allocator paused, and whose turn has not come, must see room to
         # spare: a limit hovering at the threshold then cannot pause and resume it every run.
         since = state.paused_since.get(s.key)
         waiting = since is not None and state.allocated_a.get(s.key, 0.0) <= 0
         return config.resume_margin_a if waiting and now - since < config.rotation_period_s else 0.0
 
-    admitted: dict[Session, float] = dict(fixed)
+    admitted: dict[SessionDemand, float] = dict(fixed)
     for s in sorted(sessions, key=order):
         trial = dict(admitted)
         trial[s] = s.min_a + margin(s)
@@ -215,8 +215,8 @@ def _admit(
 
 
 def _share(
-    admitted: list[Session], fixed: Mapping[Session, float], ceiling: Mapping[Session, float], load: _Load
-) -> dict[Session, float]:
+    admitted: list[SessionDemand], fixed: Mapping[SessionDemand, float], ceiling: Mapping[SessionDemand, float], load: _Load
+) -> dict[SessionDemand, float]:
     """Fill each priority level in turn: a common level x weight per session, clamped to min..ceiling."""
     amps = {**fixed, **{s: s.min_a for s in admitted}}
     for priority in sorted({s.priority for s in admitted}, reverse=True):
@@ -233,20 +233,20 @@ def _share(
 
 
 def _fill(
-    amps: Mapping[Session, float], tier: list[Session], ceiling: Mapping[Session, float], level: float
-) -> dict[Session, float]:
+    amps: Mapping[SessionDemand, float], tier: list[SessionDemand], ceiling: Mapping[SessionDemand, float], level: float
+) -> dict[SessionDemand, float]:
     filled = dict(amps)
     filled.update({s: min(ceiling[s], max(s.min_a, s.weight * level)) for s in tier})
     return filled
 
 
 def _hold(
-    amps: dict[Session, float],
-    fixed: Mapping[Session, float],
+    amps: dict[SessionDemand, float],
+    fixed: Mapping[SessionDemand, float],
     state: RotationState,
     load: _Load,
     config: AllocatorConfig,
-) -> set[Session]:
+) -> set[SessionDemand]:
     """Keep the previous amps where the change is under the hysteresis, if the limits still hold."""
     held = set()
     for s, a in amps.items():
@@ -262,7 +262,7 @@ def _hold(
     return held
 
 
-def _reason(s: Session, amps: float, ceiling: float, held: bool) -> str:
+def _reason(s: SessionDemand, amps: float, ceiling: float, held: bool) -> str:
     if amps == 0:
         return "paused: the limit cannot give it its minimum now; it gets a turn by rotation"
     if held:

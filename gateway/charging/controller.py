@@ -15,8 +15,9 @@ import contextlib
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.chargers.capabilities import ChargerCapabilities, capabilities_of
 from gateway.charging.allocator import RotationState, allocate
@@ -24,14 +25,27 @@ from gateway.charging.guard import WriteGuard
 from gateway.charging.inputs import ConnectorControl, counted_current, session_input
 from gateway.charging.limit import LimitRecord
 from gateway.charging.niagara import OperatorProfiles, settings_dict
-from gateway.charging.profiles import SmartChargingSettings
+from gateway.charging.profiles import NiagaraProfileSettings
 from gateway.charging.sending import SITE_PROFILE_ID, ProfileSender
 from gateway.charging.site import SiteWishes
 from gateway.model.station import ChangeEvent, Station
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
-    from gateway.ocpp.session import Session
+    from gateway.history.store import HistoryStore
+    from gateway.model.station import Clock, Registry
+    from gateway.ocpp.session import ChargerSession
+    from gateway.settings import Settings
+    from gateway.tasks import Spawn
+
+
+class ChargerLink(Protocol):
+    """How the controller reaches chargers (`gateway.ocpp.connections.Connections`)."""
+
+    async def call(self, charger_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Send one call; OperationError when the charger cannot take it or refuses."""
+
+    def is_connected(self, charger_id: str) -> bool:
+        """A session is open now."""
 
 log = logging.getLogger(__name__)
 WRITES_SCOPE = "profile_writes"  # charger id -> times of its profile writes in the last hour
@@ -41,11 +55,20 @@ REALLOCATE_MIN_INTERVAL_S = 0.1
 
 
 class ChargingController(ProfileSender):
-    def __init__(self, gateway: Gateway) -> None:
-        self.gw = gateway
+    def __init__(self, settings: Settings, registry: Registry, history: HistoryStore, clock: Clock,
+                 chargers: ChargerLink, device_of: Callable[[str], dict[str, Any]], spawn: Spawn,
+                 changed: Callable[[str | None], None] = lambda charger_id: None) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.history = history
+        self.clock = clock
+        self.chargers = chargers
+        self.device_of = device_of  # the device row (priority, weight) of a charger, {} for a guest
+        self.spawn = spawn
+        self.changed = changed  # told after each change (one charger's id, or None: the site)
         self.operator = OperatorProfiles(self)
         self.profiles = self.operator.settings  # (charger, connector) -> Niagara 6.3 settings
-        self.site = SiteWishes(gateway.settings.smart_charging, lambda: gateway.clock(), gateway.history,
+        self.site = SiteWishes(settings.smart_charging, lambda: self.clock(), history,
                                lambda: self.notify(None))
         self.rotation = RotationState()
         self.control: dict[tuple[str, int], ConnectorControl] = {}
@@ -55,21 +78,12 @@ class ChargingController(ProfileSender):
         self._dirty = asyncio.Event()
         self._lock = asyncio.Lock()
         self._earlier_writes: dict[str, list[float]] = {}  # stored before a restart, until used
-        self.listeners: list[Any] = []  # callables(charger_id | None) told after each change
 
-    # --- wiring --------------------------------------------------------------------------
-    def install(self) -> None:
-        gw = self.gw
-        gw.boot_hooks.append(self.on_boot)
-        gw.transaction_hooks.append(self.on_transaction)
-        gw.registry.subscribe(self._on_change)
-        gw.start_hooks.append(self.start)
-        gw.stop_hooks.append(self.stop)
-
+    # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         await self.operator.load()
         await self.site.load()
-        for key, text in (await self.gw.history.kv_get(SHARES_SCOPE)).items():
+        for key, text in (await self.history.kv_get(SHARES_SCOPE)).items():
             charger_id, _, connector = key.rpartition("/")
             if text in ("", "null"):
                 continue  # no session when it was stored
@@ -79,21 +93,21 @@ class ChargingController(ProfileSender):
                     transaction_id=tx, written_a=amps, written_tx=tx)
             except (ValueError, TypeError):
                 log.warning("ignoring unreadable site share of %s", key)
-        for charger_id, text in (await self.gw.history.kv_get(WRITES_SCOPE)).items():
+        for charger_id, text in (await self.history.kv_get(WRITES_SCOPE)).items():
             try:
                 self._earlier_writes[charger_id] = [float(t) for t in json.loads(text)]
             except (ValueError, TypeError):
                 log.warning("ignoring unreadable profile-write times of %s", charger_id)
-        self.gw.spawn(self._worker(), "smart charging")
+        self.spawn(self._worker(), "smart charging")
 
     async def stop(self) -> None:
         """Store the wishes and each charger's recent profile writes (its hourly budget goes on)."""
         await self.site.save()
-        now = self.gw.clock()
-        await self.gw.history.kv_put(WRITES_SCOPE, {
+        now = self.clock()
+        await self.history.kv_put(WRITES_SCOPE, {
             charger_id: json.dumps(guard.recent_writes(now)) for charger_id, guard in self.guards.items()})
         # What each charger applies goes on while the gateway is away: count it after the restart.
-        await self.gw.history.kv_put(SHARES_SCOPE, {
+        await self.history.kv_put(SHARES_SCOPE, {
             f"{c}/{n}": json.dumps([v.written_a, v.written_tx]) if v.transaction_id is not None else "null"
             for (c, n), v in self.control.items()})
 
@@ -112,21 +126,21 @@ class ChargingController(ProfileSender):
                 for guard in self.guards.values():
                     guard.clear_pending()
             await self.site.save()
-            self.gw.history.log("site", "SiteLimit", f"manual: power {power_kw} kW, current {current_a} A")
+            self.history.log("site", "SiteLimit", f"manual: power {power_kw} kW, current {current_a} A")
         self._dirty.set()
         self.notify(None)
         return self.in_force
 
-    def settings_for(self, charger_id: str, connector_id: int) -> SmartChargingSettings:
+    def settings_for(self, charger_id: str, connector_id: int) -> NiagaraProfileSettings:
         """The Niagara settings of a charger (connector 0) or connector; defaults when unset."""
         return self.operator.get(charger_id, connector_id)
 
-    async def configure(self, charger_id: str, connector_id: int, **changes: Any) -> SmartChargingSettings:
+    async def configure(self, charger_id: str, connector_id: int, **changes: Any) -> NiagaraProfileSettings:
         """Change Niagara smart-charging properties; sent when enabled, cleared when disabled."""
         return await self.operator.configure(charger_id, connector_id, **changes)
 
     # --- events -------------------------------------------------------------------------
-    async def on_boot(self, session: Session, status: str) -> None:
+    async def on_boot(self, session: ChargerSession, status: str) -> None:
         """A charger rebooted: it lost its profiles, so write them again."""
         if status != "Accepted":
             return
@@ -146,13 +160,13 @@ class ChargingController(ProfileSender):
         if station.slot is not None:  # guests take no share of the site limit
             self._dirty.set()
 
-    def _on_change(self, event: ChangeEvent) -> None:
+    def on_registry_change(self, event: ChangeEvent) -> None:
         if event.kind == "station":  # online or offline: its sessions are counted differently
             self._dirty.set()
             return
         if event.kind != "meter" or not any(k.measurand == "Current.Import" for k in event.key):
             return
-        station = self.gw.registry.get(event.charger_id)
+        station = self.registry.get(event.charger_id)
         if station is None or station.slot is None:
             return  # guests take no share of the site limit
         key = (event.charger_id, event.connector_id or 0)
@@ -160,7 +174,7 @@ class ChargingController(ProfileSender):
         if control is None or connector is None or connector.transaction_id is None:
             return
         measured = counted_current(station, key[1], connector.session_start, control.applied_at,
-                                   self.gw.settings.smart_charging.settle_s)
+                                   self.settings.smart_charging.settle_s)
         if measured is not None and abs(measured - self._measured.get(key, -100.0)) >= MEASURED_CHANGE_A:
             self._measured[key] = measured
             self._dirty.set()
@@ -169,7 +183,7 @@ class ChargingController(ProfileSender):
     async def _worker(self) -> None:
         """Re-allocate on demand, and once a second check the watchdog and held-back writes."""
         loop = asyncio.get_running_loop()
-        coalesce_s = self.gw.settings.smart_charging.coalesce_s
+        coalesce_s = self.settings.smart_charging.coalesce_s
         while True:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the event's result
             # when a cancel arrives just as the event fires, and the worker looped on after
@@ -197,14 +211,14 @@ class ChargingController(ProfileSender):
     async def reallocate(self) -> None:
         """Share the limit in force among charging sessions and write what changed."""
         async with self._lock:
-            now = self.gw.clock()
+            now = self.clock()
             sessions, stations = self._sessions(now)
             self._end_sessions(set(stations.values()))
             unlimited = self.site.in_force.limit.unlimited
             if unlimited and not self._site_profiles and not any(
                     c.requested_a is not None for c in self.control.values()):
                 return
-            voltage = self.gw.settings.smart_charging.nominal_voltage_v
+            voltage = self.settings.smart_charging.nominal_voltage_v
             result = allocate(self.site.in_force.limit, sessions, voltage, self.rotation, now)
             # A session pinned at what its charger still applies (write budget used) is counted at
             # that value; what it should get once it can be written is the unpinned share, kept in
@@ -222,7 +236,7 @@ class ChargingController(ProfileSender):
             for key, allocation in result.allocations.items():
                 control = self.control[stations[key]]
                 control.allocation_reason = allocation.reason
-                station = self.gw.registry.get(stations[key][0])
+                station = self.registry.get(stations[key][0])
                 if unlimited or station is None or not station.online:
                     continue  # an offline charger is counted at what it applies, and told later
                 control.requested_a = (wishes[key] if key in pinned else allocation).amps
@@ -244,8 +258,8 @@ class ChargingController(ProfileSender):
     def _sessions(self, now: float) -> tuple[list[Any], dict[str, tuple[str, int]]]:
         """One allocator session per connector with an active transaction on an added charger."""
         sessions, keys = [], {}
-        cfg = self.gw.settings.smart_charging
-        for station in self.gw.registry.added_stations():
+        cfg = self.settings.smart_charging
+        for station in self.registry.added_stations():
             caps = capabilities_of(station)
             if not caps.supports_action("SetChargingProfile"):
                 continue
@@ -265,7 +279,7 @@ class ChargingController(ProfileSender):
                 control.transaction_id = connector.transaction_id
                 sessions.append(session_input(
                     key, station, connector.connector_id, caps, control,
-                    self.gw.devices.get(station.charger_id, {}), default_phases=cfg.default_phases,
+                    self.device_of(station.charger_id), default_phases=cfg.default_phases,
                     settle_s=cfg.settle_s, pinned=pinned))
         return sessions, keys
 
@@ -284,21 +298,20 @@ class ChargingController(ProfileSender):
         self.notify(key[0])
 
     def _guard(self, charger_id: str, caps: ChargerCapabilities) -> WriteGuard:
-        default = self.gw.settings.smart_charging.profile_writes_per_hour
+        default = self.settings.smart_charging.profile_writes_per_hour
         guard = self.guards.get(charger_id)
         if guard is None:
             guard = self.guards[charger_id] = WriteGuard(caps, default_writes_per_hour=default)
-            guard.restore_writes(self._earlier_writes.pop(charger_id, []), self.gw.clock())
+            guard.restore_writes(self._earlier_writes.pop(charger_id, []), self.clock())
         # The budget follows what is known of the charger (its quirk may match only after its boot).
         guard.writes_per_hour = caps.profile_writes_per_hour or default
         return guard
 
     def utcnow(self) -> datetime:
-        return datetime.fromtimestamp(self.gw.clock(), UTC)
+        return datetime.fromtimestamp(self.clock(), UTC)
 
     def notify(self, charger_id: str | None) -> None:
-        for listener in list(self.listeners):
-            listener(charger_id)
+        self.changed(charger_id)
 
     # --- what operators and points see ------------------------------------------------------
     @property
@@ -313,7 +326,7 @@ class ChargingController(ProfileSender):
         guard = self.guards.get(charger_id)
         if guard is None:
             return {"total": 0, "last_hour": 0, "budget_per_hour": None, "pending": 0, "rejected": 0}
-        return {"total": guard.writes_total, "last_hour": guard.writes_in_window(self.gw.clock()),
+        return {"total": guard.writes_total, "last_hour": guard.writes_in_window(self.clock()),
                 "budget_per_hour": guard.writes_per_hour, "pending": len(guard.pending),
                 "rejected": guard.rejections_total}
 

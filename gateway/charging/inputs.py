@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.chargers.capabilities import ChargerCapabilities
-from gateway.charging.allocator import Session as AllocSession
+from gateway.charging.allocator import SessionDemand
 from gateway.model.station import Station
 
 # Outcome of the last site-profile write of a connector (the SC-SendState point's states).
@@ -89,7 +89,7 @@ def written_share(payload: dict[str, Any]) -> tuple[float | None, int | None]:
 
 def session_input(key: str, station: Station, connector_id: int, caps: ChargerCapabilities,
                   control: ConnectorControl, device: dict[str, Any], *, default_phases: int,
-                  settle_s: float, pinned: bool) -> AllocSession:
+                  settle_s: float, pinned: bool) -> SessionDemand:
     """One allocator session for a connector with an active transaction.
 
     The offer is what the charger accepted for this transaction; a measurement counts only once
@@ -106,7 +106,7 @@ def session_input(key: str, station: Station, connector_id: int, caps: ChargerCa
                                control.applied_at if accepted is not None else None, settle_s)
     if measured is not None:
         control.measured_a, control.measured_under_a = measured, accepted
-    return AllocSession(
+    return SessionDemand(
         key, phases=phases_of(station, connector_id, caps, default_phases),
         min_a=caps.min_current_a, max_a=caps.max_current_a,
         priority=int(device.get("priority") or 0), weight=float(device.get("weight") or 1.0),

@@ -18,8 +18,8 @@ from gateway.charging.profiles import (
     ChargingProfileKind,
     ChargingProfilePurpose,
     ChargingRateUnit,
+    NiagaraProfileSettings,
     ProfileNotSupported,
-    SmartChargingSettings,
     build_clear,
     build_profile,
 )
@@ -39,27 +39,27 @@ class OperatorProfiles:
 
     def __init__(self, controller: ChargingController) -> None:
         self.ctl = controller
-        self.gw = controller.gw
-        self.settings: dict[tuple[str, int], SmartChargingSettings] = {}
+        self.controller = controller
+        self.settings: dict[tuple[str, int], NiagaraProfileSettings] = {}
 
     async def load(self) -> None:
-        for key, text in (await self.gw.history.kv_get(PROFILE_SCOPE)).items():
+        for key, text in (await self.controller.history.kv_get(PROFILE_SCOPE)).items():
             charger_id, _, connector = key.rpartition("/")
             try:
                 self.settings[(charger_id, int(connector))] = settings_from_json(text)
             except (ValueError, TypeError, KeyError):
                 log.warning("ignoring unreadable smart-charging settings for %s", key)
 
-    def get(self, charger_id: str, connector_id: int) -> SmartChargingSettings:
+    def get(self, charger_id: str, connector_id: int) -> NiagaraProfileSettings:
         found = self.settings.get((charger_id, connector_id))
-        return found if found is not None else SmartChargingSettings(connector_id=connector_id)
+        return found if found is not None else NiagaraProfileSettings(connector_id=connector_id)
 
-    def enabled(self, charger_id: str) -> list[SmartChargingSettings]:
+    def enabled(self, charger_id: str) -> list[NiagaraProfileSettings]:
         return [s for (c, _n), s in self.settings.items() if c == charger_id and s.enabled]
 
-    async def configure(self, charger_id: str, connector_id: int, **changes: Any) -> SmartChargingSettings:
+    async def configure(self, charger_id: str, connector_id: int, **changes: Any) -> NiagaraProfileSettings:
         key = (charger_id, connector_id)
-        current = self.settings.get(key, SmartChargingSettings(connector_id=connector_id))
+        current = self.settings.get(key, NiagaraProfileSettings(connector_id=connector_id))
         converters = {"unit": ChargingRateUnit, "kind": ChargingProfileKind,
                       "purpose": ChargingProfilePurpose, "limit": float, "profile_id": int,
                       "stack_level": int, "enabled": bool}
@@ -74,20 +74,20 @@ class OperatorProfiles:
             return current
         self.settings[key] = updated
         self.ctl.notify(charger_id)
-        await self.gw.history.kv_put(PROFILE_SCOPE, {f"{charger_id}/{connector_id}": settings_to_json(updated)})
-        station = self.gw.registry.get(charger_id)
-        if station is not None and self.gw.sessions.get(charger_id):
+        await self.controller.history.kv_put(PROFILE_SCOPE, {f"{charger_id}/{connector_id}": settings_to_json(updated)})
+        station = self.controller.registry.get(charger_id)
+        if station is not None and self.controller.chargers.is_connected(charger_id):
             if updated.enabled:
                 await self.send(station, updated)
             elif current.enabled:
                 await self.clear(station, current)
         return self.settings[key]
 
-    async def send(self, station: Station, settings: SmartChargingSettings) -> None:
+    async def send(self, station: Station, settings: NiagaraProfileSettings) -> None:
         key = (station.charger_id, settings.connector_id)
         caps = capabilities_of(station)
         connector = station.connectors.get(settings.connector_id)
-        sc = self.gw.settings.smart_charging
+        sc = self.controller.settings.smart_charging
         try:
             plan = build_profile(settings, caps, phases_of(station, settings.connector_id, caps, sc.default_phases),
                                  sc.nominal_voltage_v, connector.transaction_id if connector else None,
@@ -98,11 +98,11 @@ class OperatorProfiles:
             status = await self.ctl.write(station.charger_id, plan.request(), None)
         self._status(key, settings, status)
 
-    async def clear(self, station: Station, settings: SmartChargingSettings) -> None:
+    async def clear(self, station: Station, settings: NiagaraProfileSettings) -> None:
         key = (station.charger_id, settings.connector_id)
         payload = build_clear(settings, capabilities_of(station))
         try:
-            answer = await self.gw.session_for(station.charger_id).call("ClearChargingProfile", payload)
+            answer = await self.controller.chargers.call(station.charger_id, "ClearChargingProfile", payload)
             status = f"cleared: {answer.get('status')}"
         except OperationError as exc:
             status = f"clear failed: {exc}"
@@ -111,11 +111,11 @@ class OperatorProfiles:
             guard.drop_slot(payload["connectorId"], settings.profile_id)
         self._status(key, settings, status)
 
-    def _status(self, key: tuple[str, int], settings: SmartChargingSettings, status: str) -> None:
+    def _status(self, key: tuple[str, int], settings: NiagaraProfileSettings, status: str) -> None:
         self.settings[key] = dataclasses.replace(self.settings.get(key, settings), send_status=status)
         self.ctl.notify(key[0])
 
-    def in_the_way(self, charger_id: str, connector_id: int, max_installed: int | None) -> SmartChargingSettings | None:
+    def in_the_way(self, charger_id: str, connector_id: int, max_installed: int | None) -> NiagaraProfileSettings | None:
         """The operator's profile that leaves no room for a site profile, if there is one.
 
         AC wallbox 001 3.2.1: MaxChargingProfilesInstalled 1, so a site profile next to an enabled
@@ -127,17 +127,17 @@ class OperatorProfiles:
         return next((s for s in enabled if s.connector_id in (0, connector_id)), None)
 
 
-def settings_dict(s: SmartChargingSettings) -> dict[str, Any]:
+def settings_dict(s: NiagaraProfileSettings) -> dict[str, Any]:
     return {k: (v.value if hasattr(v, "value") else v) for k, v in dataclasses.asdict(s).items()}
 
 
-def settings_to_json(s: SmartChargingSettings) -> str:
+def settings_to_json(s: NiagaraProfileSettings) -> str:
     return json.dumps(settings_dict(s))
 
 
-def settings_from_json(text: str) -> SmartChargingSettings:
+def settings_from_json(text: str) -> NiagaraProfileSettings:
     data = json.loads(text)
-    return SmartChargingSettings(
+    return NiagaraProfileSettings(
         enabled=bool(data["enabled"]), unit=ChargingRateUnit(data["unit"]), limit=float(data["limit"]),
         kind=ChargingProfileKind(data["kind"]), purpose=ChargingProfilePurpose(data["purpose"]),
         profile_id=int(data["profile_id"]), stack_level=int(data["stack_level"]),

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from gateway.chargers.capabilities import ChargerCapabilities
+from gateway.errors import ProfileNotSupported
 
 
 class ChargingRateUnit(StrEnum):
@@ -37,12 +38,8 @@ class ChargingProfilePurpose(StrEnum):
     TX = "TxProfile"
 
 
-class ProfileNotSupported(Exception):
-    """The charger does not take charging profiles at all (no SmartCharging, or a quirk says so)."""
-
-
 @dataclass(frozen=True)
-class SmartChargingSettings:
+class NiagaraProfileSettings:
     """The smart-charging settings of a charger (connector 0) or one connector.
 
     Fields and defaults follow the Niagara guide, section 6.3: Enable (false), Unit Type
@@ -82,7 +79,7 @@ class ProfilePlan:
 
 
 def build_profile(
-    settings: SmartChargingSettings,
+    settings: NiagaraProfileSettings,
     caps: ChargerCapabilities,
     phases: int,
     nominal_voltage_v: float,
@@ -181,7 +178,7 @@ def build_profile(
 
 
 def build_clear(
-    settings: SmartChargingSettings, caps: ChargerCapabilities, transaction_id: int | None = None
+    settings: NiagaraProfileSettings, caps: ChargerCapabilities, transaction_id: int | None = None
 ) -> dict[str, Any]:
     """The ClearChargingProfile.req payload for the profile ``build_profile`` would have written.
 
@@ -201,7 +198,7 @@ _NEAREST = {
 
 
 def _choose_purpose(
-    settings: SmartChargingSettings, caps: ChargerCapabilities, transaction_id: int | None, notes: list[str]
+    settings: NiagaraProfileSettings, caps: ChargerCapabilities, transaction_id: int | None, notes: list[str]
 ) -> tuple[ChargingProfilePurpose, int]:
     """Pick the purpose and connector the charger takes, closest to what the settings ask."""
     connector_id = settings.connector_id

@@ -18,15 +18,19 @@ from gateway.charging.inputs import ConnectorControl, phases_of, written_share
 from gateway.charging.profiles import (
     ChargingProfilePurpose,
     ChargingRateUnit,
+    NiagaraProfileSettings,
     ProfileNotSupported,
-    SmartChargingSettings,
     build_profile,
 )
 from gateway.errors import OperationError
 from gateway.model.station import Station
 
 if TYPE_CHECKING:
+    from gateway.charging.controller import ChargerLink
     from gateway.charging.niagara import OperatorProfiles
+    from gateway.model.station import Clock, Registry
+    from gateway.settings import Settings
+    from gateway.tasks import Spawn
 
 log = logging.getLogger(__name__)
 # Profiles the allocator writes use their own id and stack level so that an operator's Niagara
@@ -37,9 +41,13 @@ SITE_PROFILE_ID = 900000
 class ProfileSender:
     """The write side of `ChargingController` (its state is the controller's)."""
 
-    gw: Any  # the gateway (typed loosely: this room does not import the composition root)
+    settings: Settings
+    registry: Registry
+    clock: Clock
+    chargers: ChargerLink
+    spawn: Spawn
     operator: OperatorProfiles
-    profiles: dict[tuple[str, int], SmartChargingSettings]
+    profiles: dict[tuple[str, int], NiagaraProfileSettings]
     control: dict[tuple[str, int], ConnectorControl]
     guards: dict[str, WriteGuard]
     _site_profiles: set[tuple[str, int]]
@@ -58,11 +66,11 @@ class ProfileSender:
         that has room for it, so a session that starts takes that until its share arrives
         (otherwise it offers the charger's maximum for that while). Written once: the guard
         keeps it from being rewritten; lifted with the site limit."""
-        cfg = self.gw.settings.smart_charging
+        cfg = self.settings.smart_charging
         if cfg.start_limit_a is None:
             return []
         sends = []
-        for station in self.gw.registry.added_stations():
+        for station in self.registry.added_stations():
             caps = capabilities_of(station)
             room = caps.max_profiles_installed is None or caps.max_profiles_installed >= 2
             if (station.online and room and caps.supports_action("SetChargingProfile")
@@ -72,8 +80,8 @@ class ProfileSender:
         return sends
 
     async def _send_start_default(self, station: Station, caps: ChargerCapabilities, amps: float) -> None:
-        cfg = self.gw.settings.smart_charging
-        settings = SmartChargingSettings(
+        cfg = self.settings.smart_charging
+        settings = NiagaraProfileSettings(
             enabled=True, unit=ChargingRateUnit.A, limit=amps, purpose=ChargingProfilePurpose.TX_DEFAULT,
             profile_id=SITE_PROFILE_ID, stack_level=0, connector_id=0)
         try:
@@ -83,17 +91,17 @@ class ProfileSender:
         await self.write(station.charger_id, plan.request(), (station.charger_id, 0))
 
     async def _send_share(self, charger_id: str, connector_id: int, amps: float) -> None:
-        station = self.gw.registry.get(charger_id)
+        station = self.registry.get(charger_id)
         if station is None:
             return
         caps = capabilities_of(station)
         connector = station.connectors.get(connector_id)
-        cfg = self.gw.settings.smart_charging
+        cfg = self.settings.smart_charging
         phases = phases_of(station, connector_id, caps, cfg.default_phases)
         control = self.control.setdefault((charger_id, connector_id), ConnectorControl())
         operator = self.operator.in_the_way(charger_id, connector_id, caps.max_profiles_installed)
         if operator is None:
-            settings = SmartChargingSettings(
+            settings = NiagaraProfileSettings(
                 enabled=True, unit=ChargingRateUnit.A, limit=amps, purpose=ChargingProfilePurpose.TX,
                 profile_id=SITE_PROFILE_ID + connector_id, stack_level=caps.max_stack_level,
                 connector_id=connector_id)
@@ -115,7 +123,7 @@ class ProfileSender:
         key = (charger_id, connector_id)
         control = self.control.setdefault(key, ConnectorControl())
         self._site_profiles.discard(key)
-        station = self.gw.registry.get(charger_id)
+        station = self.registry.get(charger_id)
         operator = self.profiles.get((charger_id, control.in_place_of)) if control.in_place_of is not None else None
         if operator is not None and station is not None:
             control.in_place_of = None
@@ -123,7 +131,7 @@ class ProfileSender:
             control.send_status = f"operator profile restored: {self.profiles[(charger_id, operator.connector_id)].send_status}"
             return
         try:
-            answer = await self.gw.session_for(charger_id).call(
+            answer = await self.chargers.call(charger_id,
                 "ClearChargingProfile", {"id": SITE_PROFILE_ID + connector_id})
             control.send_status, control.send_state = f"cleared: {answer.get('status')}", "Cleared"
         except OperationError as exc:
@@ -135,11 +143,11 @@ class ProfileSender:
 
     async def write(self, charger_id: str, payload: dict[str, Any], key: tuple[str, int] | None) -> str:
         """Send one SetChargingProfile through the write guard; returns the send status."""
-        station = self.gw.registry.get(charger_id)
+        station = self.registry.get(charger_id)
         if station is None:
             return "unknown charger"
         guard = self._guard(charger_id, capabilities_of(station))
-        now = self.gw.clock()
+        now = self.clock()
         decision = guard.decide(payload, now)
         control = self.control.setdefault(key, ConnectorControl()) if key else None
         if not decision.write:
@@ -150,7 +158,7 @@ class ProfileSender:
         if control is not None:
             control.send_state = "Pending"
         try:
-            answer = await self.gw.session_for(charger_id).call("SetChargingProfile", payload)
+            answer = await self.chargers.call(charger_id, "SetChargingProfile", payload)
             status = str(answer.get("status", "?"))
         except OperationError as exc:
             guard.record_write(now, payload, accepted=False)
@@ -160,7 +168,7 @@ class ProfileSender:
         if control is not None:
             self._record_answer(key, control, payload, status)
         if status == "Accepted" and key is not None:
-            self.gw.spawn(self._verify(charger_id, key[1]), f"verify profile on {charger_id}")
+            self.spawn(self._verify(charger_id, key[1]), f"verify profile on {charger_id}")
         self.notify(charger_id)
         return status
 
@@ -170,20 +178,20 @@ class ProfileSender:
         if status != "Accepted":
             return
         control.written_a, control.written_tx = written_share(payload)
-        control.applied_at = self.gw.clock()
+        control.applied_at = self.clock()
         if control.written_tx is None:  # a TxDefault/ChargePointMax profile outlives the session
             self._site_profiles.add(key)
 
     async def _verify(self, charger_id: str, connector_id: int) -> None:
         """Ask the charger what it applies now (GetCompositeSchedule), where it can say."""
-        station = self.gw.registry.get(charger_id)
+        station = self.registry.get(charger_id)
         if station is None:
             return
         caps = capabilities_of(station)
         if not caps.supports_action("GetCompositeSchedule") or not caps.can_get_composite_schedule(connector_id):
             return
         try:
-            answer = await self.gw.session_for(charger_id).call(
+            answer = await self.chargers.call(charger_id,
                 "GetCompositeSchedule", {"connectorId": connector_id, "duration": 60,
                                          "chargingRateUnit": caps.allowed_rate_units[0]})
         except OperationError as exc:

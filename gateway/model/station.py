@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar
 
 # Appendix 2 of the Niagara guide / OCPP 1.6 ChargePointStatus, in spec order.
 CONNECTOR_STATUSES = (
@@ -104,17 +105,63 @@ class ConfigKey:
     pending_value: str | None = None  # set after a RebootRequired answer
 
 
-@dataclass(slots=True)
+class ChangeKind(StrEnum):
+    """The kinds of change the registry publishes; each has its own event type below."""
+
+    ADDED = "added"          # StationAdded: a charger seen for the first time
+    STATION = "station"      # StationChanged: boot, registration, online state, slot, ...
+    CONNECTOR = "connector"  # ConnectorChanged: status, transaction, availability of one connector
+    METER = "meter"          # MeterChanged: the readings of one MeterValues message
+    CONFIG = "config"        # ConfigChanged: one configuration key set or gone
+    REMOVED = "removed"      # StationRemoved: a guest dropped from the discovery list
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeEvent:
-    """What changed: kind is one of station, connector, meter, config, added, removed.
+    """What changed, for subscribers of `Registry.subscribe`; `kind` says which subclass it is."""
 
-    For "meter", `key` is a tuple of the MeterKeys one message updated.
-    """
-
-    kind: str
+    kind: ClassVar[ChangeKind]
     charger_id: str
     connector_id: int | None = None
     key: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class StationAdded(ChangeEvent):
+    kind: ClassVar[ChangeKind] = ChangeKind.ADDED
+
+
+@dataclass(frozen=True, slots=True)
+class StationRemoved(ChangeEvent):
+    kind: ClassVar[ChangeKind] = ChangeKind.REMOVED
+
+
+@dataclass(frozen=True, slots=True)
+class StationChanged(ChangeEvent):
+    kind: ClassVar[ChangeKind] = ChangeKind.STATION
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorChanged(ChangeEvent):
+    kind: ClassVar[ChangeKind] = ChangeKind.CONNECTOR
+    connector_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MeterChanged(ChangeEvent):
+    """`key`: the MeterKeys one message updated (one event per message, not per sampled value)."""
+
+    kind: ClassVar[ChangeKind] = ChangeKind.METER
+    connector_id: int = 0
+    key: tuple[MeterKey, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChanged(ChangeEvent):
+    """`key`: the configuration key set, or gone from the charger (then not in `Station.config`)."""
+
+    kind: ClassVar[ChangeKind] = ChangeKind.CONFIG
+    key: str = ""
 
 
 @dataclass(slots=True)
@@ -137,7 +184,6 @@ class Station:
     last_disconnect_at: float | None = None
     subprotocol: str = ""
     remote_address: str = ""
-    latency_ms: float | None = None
     clock_skew_s: float | None = None
     connectors: dict[int, Connector] = field(default_factory=dict)
     meters: dict[MeterKey, MeterReading] = field(default_factory=dict)
@@ -199,14 +245,14 @@ class Registry:
         station = self.stations.get(charger_id)
         if station is None:
             station = self.stations[charger_id] = Station(charger_id)
-            self.publish(ChangeEvent("added", charger_id))
+            self.publish(StationAdded(charger_id))
         return station
 
     def forget(self, charger_id: str) -> bool:
         """Drop a station from the live model (a guest the operator removed or the bound dropped)."""
         if self.stations.pop(charger_id, None) is None:
             return False
-        self.publish(ChangeEvent("removed", charger_id))
+        self.publish(StationRemoved(charger_id))
         return True
 
     def drop_oldest_guests(self, max_guests: int) -> list[str]:
@@ -242,7 +288,7 @@ class Registry:
             station.fault = fault_on_close
             station.connected_since = None
             station.last_disconnect, station.last_disconnect_at = reason, now
-        self.publish(ChangeEvent("station", station.charger_id))
+        self.publish(StationChanged(station.charger_id))
 
     def touch(self, station: Station) -> None:
         station.last_seen = self.clock()
@@ -250,14 +296,14 @@ class Registry:
     def update_station(self, station: Station, **changes: Any) -> None:
         for name, value in changes.items():
             setattr(station, name, value)
-        self.publish(ChangeEvent("station", station.charger_id))
+        self.publish(StationChanged(station.charger_id))
 
     def update_connector(self, station: Station, connector_id: int, **changes: Any) -> Connector:
         connector = station.connector(connector_id)
         for name, value in changes.items():
             setattr(connector, name, value)
         connector.last_update = self.clock()
-        self.publish(ChangeEvent("connector", station.charger_id, connector_id))
+        self.publish(ConnectorChanged(station.charger_id, connector_id))
         return connector
 
     def record_reading(self, station: Station, key: MeterKey, reading: MeterReading) -> None:
@@ -278,12 +324,12 @@ class Registry:
             if old is not None and _backwards(key, old, reading):
                 continue
             station.meters[key] = reading
-        self.publish(ChangeEvent("meter", station.charger_id, connector_id,
+        self.publish(MeterChanged(station.charger_id, connector_id,
                                  tuple(key for key, _ in readings)))
 
     def set_config(self, station: Station, entry: ConfigKey) -> None:
         station.config[entry.key] = entry
-        self.publish(ChangeEvent("config", station.charger_id, None, entry.key))
+        self.publish(ConfigChanged(station.charger_id, key=entry.key))
 
     def refresh_liveness(self, station: Station, multiple: float) -> bool:
         """Mark a silent charger offline (Niagara: ping fault without a closed socket)."""
@@ -293,7 +339,7 @@ class Registry:
             station.online, station.fault = False, True
             if station.connected:
                 station.last_disconnect = "no message within heartbeat timeout"
-            self.publish(ChangeEvent("station", station.charger_id))
+            self.publish(StationChanged(station.charger_id))
             return True
         return False
 

@@ -1,7 +1,7 @@
 """How an operator call reaches a charger: the checks before sending, and the result's shape.
 
-Shared by `gateway.operator.actions` and `gateway.chargers.configuration` so every action is refused, sent
-and answered the same way: unknown, offline, not accepted or missing its feature profile is a
+`ChargerRequests` is the one request helper of operator calls, shared by `gateway.operator.actions`
+and `gateway.chargers.configuration` so every action is refused, sent and answered the same way: unknown, offline, not accepted or missing its feature profile is a
 `ChargerUnavailable` before anything is sent; a payload the OCPP schema refuses is a
 `ValueError`; the answer comes back as `{"action", "charger_id", "status", "answer", ...}`.
 """
@@ -17,8 +17,9 @@ from gateway.model.timestamps import iso_z, parse_timestamp
 from gateway.ocpp import protocol
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
-    from gateway.ocpp.session import Session
+    from gateway.model.station import Registry
+    from gateway.ocpp.connections import Connections
+    from gateway.ocpp.session import ChargerSession
 
 # The feature profile of each central-system call (one table: capabilities.PROFILE_ACTIONS).
 FEATURE_PROFILE = {action: profile for profile, actions in PROFILE_ACTIONS.items() for action in actions}
@@ -39,31 +40,12 @@ def check_profile(station: Station, action: str) -> None:
             f"its SupportedFeatureProfiles ({station.config_value('SupportedFeatureProfiles')})")
 
 
-def session_for_action(gw: Gateway, charger_id: str, action: str) -> Session:
-    """The session that may take `action` now, or ChargerUnavailable saying why not."""
-    if gw.registry.get(charger_id) is None:
-        raise ChargerUnavailable(f"{charger_id} is unknown: it never connected and is not added")
-    session = gw.session_for(charger_id)
-    session.check_may_send(action)  # the registration rule (gateway/model/registration.py)
-    check_profile(session.station, action)
-    return session
-
-
 def validate(action: str, payload: dict[str, Any]) -> None:
     """Check a payload against the strict 1.6 schema before anything is sent."""
     try:
         protocol.validate(action, payload)
     except OcppError as exc:
         raise ValueError(f"invalid {action}: {exc.description}") from None
-
-
-async def call(gw: Gateway, charger_id: str, action: str, payload: dict[str, Any],
-               **derived: Any) -> dict[str, Any]:
-    """Validate, check the charger can take it, send, and shape the result."""
-    validate(action, payload)
-    session = session_for_action(gw, charger_id, action)
-    answer = await session.call(action, payload)
-    return result(action, charger_id, answer, **derived)
 
 
 def result(action: str, charger_id: str, answer: dict[str, Any], **derived: Any) -> dict[str, Any]:
@@ -82,9 +64,33 @@ def ocpp_time(text: str | None) -> str | None:
     return iso_z(ts)
 
 
-def station_of(gw: Gateway, charger_id: str) -> Station:
-    """The charger's live model entry (it exists once the charger connected or was added)."""
-    station = gw.registry.get(charger_id)
-    if station is None:
-        raise ChargerUnavailable(f"{charger_id} is unknown: it never connected and is not added")
-    return station
+class ChargerRequests:
+    """Operator calls to chargers: refused before sending when the charger cannot take them."""
+
+    def __init__(self, registry: Registry, connections: Connections) -> None:
+        self.registry = registry
+        self.connections = connections
+
+    def session_for_action(self, charger_id: str, action: str) -> ChargerSession:
+        """The session that may take `action` now, or ChargerUnavailable saying why not."""
+        if self.registry.get(charger_id) is None:
+            raise ChargerUnavailable(f"{charger_id} is unknown: it never connected and is not added")
+        session = self.connections.session_for(charger_id)
+        session.check_may_send(action)  # the registration rule (gateway/model/registration.py)
+        check_profile(session.station, action)
+        return session
+
+    async def call(self, charger_id: str, action: str, payload: dict[str, Any],
+                   **derived: Any) -> dict[str, Any]:
+        """Validate, check the charger can take it, send, and shape the result."""
+        validate(action, payload)
+        session = self.session_for_action(charger_id, action)
+        answer = await session.call(action, payload)
+        return result(action, charger_id, answer, **derived)
+
+    def station_of(self, charger_id: str) -> Station:
+        """The charger's live model entry (it exists once the charger connected or was added)."""
+        station = self.registry.get(charger_id)
+        if station is None:
+            raise ChargerUnavailable(f"{charger_id} is unknown: it never connected and is not added")
+        return station

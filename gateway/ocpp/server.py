@@ -21,11 +21,12 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from gateway.ocpp.logbudget import LogBudget
 from gateway.ocpp.login import LoginGuard, LoginOutcome
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.history.store import HistoryStore
+    from gateway.ocpp.connections import Connections
+    from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 SUBPROTOCOL = "ocpp1.6"
@@ -96,20 +97,20 @@ CLOSE_TIMEOUT_S = 2.0
 
 
 class OcppServer:
-    """Owns the websockets server and turns each accepted connection into a Session."""
+    """Owns the websockets server and hands each accepted connection to `Connections.run`."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gw = gateway
+    def __init__(self, settings: Settings, connections: Connections, login: LoginGuard,
+                 history: HistoryStore) -> None:
+        self.settings = settings
+        self.connections = connections
+        self.login = login  # security profile 1: who must send which password (gateway.ocpp.login)
+        self.history = history
         self.server: Server | None = None
-        # One budget per charger id across its connections: reconnecting does not refill it.
-        self.log_budget = LogBudget(gateway.settings.ocpp.log_budget_bytes_per_minute, gateway.clock,
-                                    gateway.settings.ocpp.log_line_max_chars)
-        self.login = LoginGuard(gateway, gateway.settings.ocpp, gateway.clock, gateway.history, gateway.spawn)
         # Whether each accepted connection logged in with valid credentials (read by _handle).
         self._authenticated: weakref.WeakKeyDictionary[ServerConnection, bool] = weakref.WeakKeyDictionary()
 
     async def start(self) -> int:
-        cfg = self.gw.settings.ocpp
+        cfg = self.settings.ocpp
         context = None
         if cfg.ssl_enabled:  # security profile 2: TLS with a server certificate
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -139,7 +140,7 @@ class OcppServer:
         upgrade = request.headers.get("Upgrade", "").lower()
         if upgrade != "websocket":
             return _text(connection, http.HTTPStatus.OK,
-                         PLAIN_PAGE.format(port=self.gw.settings.ocpp.port))
+                         PLAIN_PAGE.format(port=self.settings.ocpp.port))
         charger_id = last_path_segment(request.path)
         peer = _peer(connection)
         if not charger_id:
@@ -151,10 +152,10 @@ class OcppServer:
             log.warning("refused connection from %s: charger id %r: %s", peer, charger_id[:60], problem)
             return _text(connection, http.HTTPStatus.BAD_REQUEST,
                          f"Invalid charger identifier: {problem}.\n")
-        if len(self.gw.sessions) >= self.gw.settings.ocpp.max_connections and \
-                charger_id not in self.gw.sessions:
+        if len(self.connections.sessions) >= self.settings.ocpp.max_connections and \
+                charger_id not in self.connections.sessions:
             return _text(connection, http.HTTPStatus.SERVICE_UNAVAILABLE, "Too many connections.\n")
-        if self.gw.settings.ocpp.require_client_certificate:
+        if self.settings.ocpp.require_client_certificate:
             return self._check_certificate(connection, charger_id, peer)
         outcome = await self.login.check(charger_id, _host(connection), basic_credentials(request.headers))
         refusal = self._refusal(connection, charger_id, peer, outcome)
@@ -172,7 +173,7 @@ class OcppServer:
             return None
         reason = f"client certificate names {sorted(names) or 'nothing'}, not this charger"
         log.warning("refused %s from %s: %s (security profile 3)", charger_id, peer, reason)
-        self.gw.history.log(charger_id, "ConnectionRefused", f"{reason} from {peer}", "warning")
+        self.history.log(charger_id, "ConnectionRefused", f"{reason} from {peer}", "warning")
         return _text(connection, http.HTTPStatus.FORBIDDEN, "Client certificate does not name this charger.\n")
 
     def _refusal(self, connection: ServerConnection, charger_id: str, peer: str,
@@ -185,13 +186,13 @@ class OcppServer:
         if outcome.status == "refused":
             reason = outcome.reason
         else:
-            current = self.gw.sessions.get(charger_id)
+            current = self.connections.sessions.get(charger_id)
             if outcome.authenticated or current is None or not current.authenticated:
                 return None
             # Only a connection that proves it is the charger may take over its session.
             reason = "no credentials, and an authenticated connection of this charger is open"
         log.warning("refused %s from %s: %s (security profile 1)", charger_id, peer, reason)
-        self.gw.history.log(charger_id, "ConnectionRefused", f"{reason} from {peer}", "warning")
+        self.history.log(charger_id, "ConnectionRefused", f"{reason} from {peer}", "warning")
         return _text(connection, http.HTTPStatus.UNAUTHORIZED, "Authorization required.\n",
                      {"WWW-Authenticate": 'Basic realm="OCPP", charset="UTF-8"'})
 
@@ -203,7 +204,7 @@ class OcppServer:
             log.warning("%s offered subprotocols %s, not ocpp1.6; continuing without one", path, offered)
         else:
             log.info("%s offered no subprotocol; assuming OCPP 1.6-J", path)
-        if self.gw.settings.ocpp.require_subprotocol:
+        if self.settings.ocpp.require_subprotocol:
             from websockets.exceptions import NegotiationError
             raise NegotiationError("ocpp1.6 subprotocol required")
         return None
@@ -211,7 +212,7 @@ class OcppServer:
     async def _handle(self, connection: ServerConnection) -> None:
         charger_id = charger_id_from_path(connection.request.path)
         assert charger_id is not None  # process_request refused the rest
-        await self.gw.run_session(charger_id, connection, connection.subprotocol or "",
+        await self.connections.run(charger_id, connection, connection.subprotocol or "",
                                   _peer(connection), self._authenticated.pop(connection, False))
 
 

@@ -24,7 +24,7 @@ from gateway.ocpp import frames, meter_rows, protocol
 from gateway.ocpp.summaries import confirmation_summary, request_summary, safe_summary
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.ocpp.parts import SessionParts
 
 log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -38,12 +38,19 @@ _NO_TRANSACTION = frozenset({"Available", "Preparing"})
 _TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction"})
 
 
-class Session:
+class ChargerSession:
     """The websocket connection of one charger and the handlers for what it sends."""
 
-    def __init__(self, gateway: Gateway, station: Station, websocket: Any,
+    def __init__(self, parts: SessionParts, station: Station, websocket: Any,
                  authenticated: bool = False) -> None:
-        self.gw = gateway
+        self.settings = parts.settings
+        self.registry = parts.registry
+        self.history = parts.history
+        self.clock = parts.clock
+        self.policy = parts.policy  # registration answer and authorize (the device book)
+        self.events = parts.events  # boot follow-ups and transaction changes (gateway.main)
+        self.spawn = parts.spawn
+        self.log_budget = parts.log_budget  # general-log lines per charger a minute
         self.station = station
         self.ws = websocket
         self.authenticated = authenticated  # logged in with valid credentials (security profile 1)
@@ -89,7 +96,7 @@ class Session:
                 except Exception:  # never a 1011 close: a bug here must not end the session
                     log.exception("%s: frame not handled: %s", self.charger_id,
                                   frames.excerpt(message, 200))
-                await self.gw.history.room()  # backpressure: read no more while the writer is behind
+                await self.history.room()  # backpressure: read no more while the writer is behind
         except ConnectionClosed:
             pass
         finally:
@@ -100,8 +107,8 @@ class Session:
 
     async def handle_frame(self, message: str | bytes) -> None:
         """Check, then handle one message. Nothing reads a payload before `frames` and the schema."""
-        self.gw.registry.touch(self.station)
-        frame = frames.read_frame(message, self.gw.settings.ocpp.max_nesting_depth)
+        self.registry.touch(self.station)
+        frame = frames.read_frame(message, self.settings.ocpp.max_nesting_depth)
         if isinstance(frame, frames.Refusal):
             await self._refuse_frame(frame, message)
         elif isinstance(frame, protocol.Call):
@@ -111,7 +118,7 @@ class Session:
 
     async def _refuse_frame(self, refusal: frames.Refusal, message: str | bytes) -> None:
         reply = refusal.reply()
-        excerpt = frames.excerpt(message, self.gw.settings.ocpp.log_line_max_chars)
+        excerpt = frames.excerpt(message, self.settings.ocpp.log_line_max_chars)
         if self.log("FormationViolation", f"{refusal.description}: {excerpt}"
                     + ("" if reply else "; not answered (not a call)"), "warning"):
             log.warning("%s: malformed frame %s: %s", self.charger_id,
@@ -140,7 +147,7 @@ class Session:
         gets its first answer again (not a second effect)."""
         if await self._replay(call.unique_id, message):
             return
-        history = self.gw.history
+        history = self.history
         text = message if isinstance(message, str) else message.decode("utf-8", "replace")
         self._answered.clear()
         try:
@@ -158,7 +165,7 @@ class Session:
             self._recent.remember(call.unique_id, message, reply)
         while outcome == "answered" and self._after:
             work, what = self._after.pop(0)
-            self.gw.spawn(work(), f"{what} for {self.charger_id}")
+            self.spawn(work(), f"{what} for {self.charger_id}")
         self._after.clear()
 
     async def _answer(self, call: protocol.Call, message: str | bytes) -> tuple[str, str]:
@@ -170,10 +177,10 @@ class Session:
         essential = action in _TRANSACTION_ACTIONS
         try:
             handler = self._handler_for(action)
-            warning = frames.check_payload(self.station, action, call.payload, self.gw.settings.ocpp)
-            frames.check_connector(call.payload, self.gw.settings.ocpp.max_connector_id)
+            warning = frames.check_payload(self.station, action, call.payload, self.settings.ocpp)
+            frames.check_connector(call.payload, self.settings.ocpp.max_connector_id)
         except OcppError as exc:  # one line holds the answer and the frame that earned it
-            frame = frames.excerpt(message, self.gw.settings.ocpp.log_line_max_chars)
+            frame = frames.excerpt(message, self.settings.ocpp.log_line_max_chars)
             return self._refusal(uid, action, exc.code, exc.description, "warning", frame), "refused"
         self.log(f"{action}Request", safe_summary(request_summary, action, call.payload), "info", essential)
         if warning:
@@ -199,12 +206,12 @@ class Session:
 
     def registration(self) -> str:
         """The registration status this charger is under now (gateway/model/registration.py)."""
-        return registration_rule.registration_now(self.station.boot_status, self.gw.boot_response(self.station))
+        return registration_rule.registration_now(self.station.boot_status, self.policy.boot_response(self.station))
 
     def _check_may_receive(self, action: str) -> None:
         """A charger that is not Accepted sends only its boot and what we triggered (OCPP 1.6 4.2)."""
         registration = self.registration()
-        triggered = self.triggered.is_expected(action, self.gw.clock())
+        triggered = self.triggered.is_expected(action, self.clock())
         if not registration_rule.charger_may_send(registration, action, triggered):
             log.warning("%s: %s refused with SecurityError: registration is %s, not Accepted",
                         self.charger_id, action, registration)
@@ -231,7 +238,7 @@ class Session:
 
     def log(self, event: str, message: str, level: str = "info", essential: bool = False) -> bool:
         """One general-log line, cut and held to the charger's budget (`LogBudget.write`)."""
-        return self.gw.ocpp.log_budget.write(self.gw.history, self.charger_id, event, message, level, essential)
+        return self.log_budget.write(self.history, self.charger_id, event, message, level, essential)
 
     def after_answer(self, work: Callable[[], Awaitable[None]], what: str) -> None:
         """Run `work` in a task once the answer to the current CALL has been sent."""
@@ -268,11 +275,11 @@ class Session:
         protocol.validate(action, payload)  # strict in what we send: raises on our own bug
         self.check_may_send(action)
         if action == "TriggerMessage":
-            self.triggered.expect(payload["requestedMessage"], self.gw.clock())
+            self.triggered.expect(payload["requestedMessage"], self.clock())
             if payload.get("requestedMessage") == "BootNotification":
                 # Set before sending: the charger may boot before its answer reaches us.
                 self.boot_triggered = self.station.boot_status == "Accepted"
-        timeout = timeout if timeout is not None else self.gw.settings.ocpp.response_timeout_s
+        timeout = timeout if timeout is not None else self.settings.ocpp.response_timeout_s
         async with self._call_lock:
             if asyncio.current_task() is not self._reader:  # a handler's own call cannot wait for its answer
                 try:
@@ -299,7 +306,7 @@ class Session:
             finally:
                 self._pending.pop(uid, None)  # also when the caller was cancelled
         try:
-            warning = frames.check_payload(self.station, action, answer, self.gw.settings.ocpp, response=True)
+            warning = frames.check_payload(self.station, action, answer, self.settings.ocpp, response=True)
         except OcppError as exc:
             self.log(f"{action}Confirmation", f"invalid answer: {exc}", "warning")
             raise ChargerCallError(exc.code, f"invalid {action} answer: {exc.description}") from None
@@ -310,42 +317,42 @@ class Session:
 
     # --- inbound handlers ----------------------------------------------------------------
     async def on_boot_notification(self, p: dict[str, Any]) -> dict[str, Any]:
-        status = self.gw.boot_response(self.station)
-        interval = (self.gw.settings.ocpp.heartbeat_interval_s if status == "Accepted"
-                    else self.gw.settings.registration.guest_reconnect_interval_s)
+        status = self.policy.boot_response(self.station)
+        interval = (self.settings.ocpp.heartbeat_interval_s if status == "Accepted"
+                    else self.settings.registration.guest_reconnect_interval_s)
         # Triggered on a charger already Accepted: not a reboot, so no configuration read and no
         # profile rewrite (the charger's state is unchanged).
         reboot = not (self.boot_triggered and status == "Accepted" == self.station.boot_status)
         self.boot_triggered = False
-        self.gw.registry.update_station(self.station, boot=BootInfo.from_payload(p),
-                                        boot_status=status, last_boot=self.gw.clock(),
+        self.registry.update_station(self.station, boot=BootInfo.from_payload(p),
+                                        boot_status=status, last_boot=self.clock(),
                                         heartbeat_interval_s=interval)
         # Kept in the background: the answer must not wait for the device database.
-        self.gw.spawn(self.gw.remember_boot(self.station), f"remember boot of {self.charger_id}")
+        self.spawn(self.policy.remember_boot(self.station), f"remember boot of {self.charger_id}")
         self.status_seen, self.booted = False, True
         _log_boot(self.charger_id, p, status, self.station.slot)
         if reboot:
             self._reported_since_boot = set()
-            await self.gw.on_boot(self, status)
+            self.events.booted(self, status)
         else:
-            self.gw.history.log(self.charger_id, "BootNotification", "triggered boot: not a reboot")
+            self.history.log(self.charger_id, "BootNotification", "triggered boot: not a reboot")
         if status == "Accepted":  # some stacks send no StatusNotification after a (triggered) boot
-            self.after_answer(lambda: self.gw.ask_for_status(self, after_boot=True), "status check")
-        return {"status": status, "currentTime": iso_z(self.gw.clock()), "interval": interval}
+            self.after_answer(lambda: self.events.ask_for_status(self, after_boot=True), "status check")
+        return {"status": status, "currentTime": iso_z(self.clock()), "interval": interval}
 
     async def on_heartbeat(self, p: dict[str, Any]) -> dict[str, Any]:
-        now = self.gw.clock()
-        self.gw.registry.update_station(self.station, last_heartbeat=now)
+        now = self.clock()
+        self.registry.update_station(self.station, last_heartbeat=now)
         return {"currentTime": iso_z(now)}
 
     async def on_status_notification(self, p: dict[str, Any]) -> dict[str, Any]:
         ts = parse_timestamp(p.get("timestamp"))
         if ts is not None:
-            self.station.clock_skew_s = round(ts - self.gw.clock(), 3)
+            self.station.clock_skew_s = round(ts - self.clock(), 3)
         connector_id = int(p["connectorId"])
         self.status_seen = True
         forgotten = self._forgotten_transaction(connector_id, p["status"])
-        self.gw.registry.update_connector(
+        self.registry.update_connector(
             self.station, connector_id, status=p["status"], error_code=p["errorCode"],
             info=p.get("info", ""), vendor_id=p.get("vendorId", ""),
             vendor_error_code=p.get("vendorErrorCode", ""), restored=False)
@@ -364,31 +371,31 @@ class Session:
 
     async def _transaction_lost(self, connector_id: int, tx_id: int, status: str) -> None:
         """Stop counting a transaction the charger forgot; a StopTransaction still closes it later."""
-        await self.gw.history.mark_lost(self.charger_id, tx_id)
-        self.gw.registry.update_connector(self.station, connector_id, transaction_id=None,
+        await self.history.mark_lost(self.charger_id, tx_id)
+        self.registry.update_connector(self.station, connector_id, transaction_id=None,
                                           session_start=None)
-        self.gw.history.log(self.charger_id, "TransactionLost",
+        self.history.log(self.charger_id, "TransactionLost",
                             f"transaction {tx_id}: connector {connector_id} reported {status} after a "
                             "reboot without a StopTransaction; kept as lost unless one arrives", "warning")
-        await self.gw.on_transaction_change(self.station, connector_id)
+        self.events.transaction_changed(self.station, connector_id)
 
     async def on_authorize(self, p: dict[str, Any]) -> dict[str, Any]:
-        return {"idTagInfo": self.gw.authorize(p["idTag"])}
+        return {"idTagInfo": self.policy.authorize(p["idTag"])}
 
     async def on_start_transaction(self, p: dict[str, Any]) -> dict[str, Any]:
-        info = self.gw.authorize(p["idTag"])
+        info = self.policy.authorize(p["idTag"])
         ts = parse_timestamp(p.get("timestamp"))
         start_time = iso_z(ts) if ts is not None else str(p.get("timestamp"))
-        tx_id, is_new = await self.gw.history.start_transaction(
+        tx_id, is_new = await self.history.start_transaction(
             self.charger_id, int(p["connectorId"]), p["idTag"], float(p["meterStart"]),
             start_time, info["status"], p.get("reservationId"))
         if not is_new:
-            self.gw.history.log(self.charger_id, "StartTransactionRequest",
+            self.history.log(self.charger_id, "StartTransactionRequest",
                                 f"repeated start: answered with the same transaction {tx_id}", "warning")
-        self.gw.registry.update_connector(
+        self.registry.update_connector(
             self.station, int(p["connectorId"]), transaction_id=tx_id, id_tag=p["idTag"],
-            session_start=ts if ts is not None else self.gw.clock(), meter_start_wh=float(p["meterStart"]))
-        await self.gw.on_transaction_change(self.station, int(p["connectorId"]))
+            session_start=ts if ts is not None else self.clock(), meter_start_wh=float(p["meterStart"]))
+        self.events.transaction_changed(self.station, int(p["connectorId"]))
         log.info("%s: transaction %s started on connector %s by idTag %s (%s)", self.charger_id, tx_id,
                  p["connectorId"], p["idTag"], info["status"])
         return {"transactionId": tx_id, "idTagInfo": info}
@@ -398,38 +405,38 @@ class Session:
         stop_time = iso_z(ts) if ts is not None else str(p.get("timestamp"))
         tx_id = int(p["transactionId"])
         samples = [meter_rows.meter_row(self.charger_id, 0, tx_id, mv) for mv in p.get("transactionData") or []]
-        outcome = await self.gw.history.stop_transaction(
+        outcome = await self.history.stop_transaction(
             self.charger_id, tx_id, float(p["meterStop"]), stop_time, p.get("reason", "Local"),
             p.get("idTag"), samples)
         log.info("%s: transaction %s stopped (%s), meter %s Wh", self.charger_id, tx_id,
                  p.get("reason", "Local"), p["meterStop"])
         if outcome == "orphan":
-            self.gw.history.log(self.charger_id, "StopTransactionRequest",
+            self.history.log(self.charger_id, "StopTransactionRequest",
                                 f"unknown transaction {tx_id}: stored as an orphan stop", "warning")
         for connector in self.station.connectors.values():
             if connector.transaction_id == tx_id:
                 # meterStop is the energy register at the end (OCPP 1.6 6.49): the newest reading
                 # for a charger that sends no MeterValues outside transactions.
-                self.gw.registry.record_readings(self.station, connector.connector_id, [(
+                self.registry.record_readings(self.station, connector.connector_id, [(
                     MeterKey(connector.connector_id), MeterReading(
-                        float(p["meterStop"]), "Wh", ts if ts is not None else self.gw.clock(),
+                        float(p["meterStop"]), "Wh", ts if ts is not None else self.clock(),
                         "Transaction.End"))])
-                self.gw.registry.update_connector(self.station, connector.connector_id,
+                self.registry.update_connector(self.station, connector.connector_id,
                                                   transaction_id=None, session_start=None,
-                                                  session_end=ts if ts is not None else self.gw.clock())
-                await self.gw.on_transaction_change(self.station, connector.connector_id)
+                                                  session_end=ts if ts is not None else self.clock())
+                self.events.transaction_changed(self.station, connector.connector_id)
         answer: dict[str, Any] = {}
         if p.get("idTag"):
-            answer["idTagInfo"] = self.gw.authorize(p["idTag"])
+            answer["idTagInfo"] = self.policy.authorize(p["idTag"])
         return answer
 
     async def on_meter_values(self, p: dict[str, Any]) -> dict[str, Any]:
         connector_id = int(p["connectorId"])
         tx = p.get("transactionId")
         tx_id = int(tx) if tx is not None else None
-        registry, station, history = self.gw.registry, self.station, self.gw.history
+        registry, station, history = self.registry, self.station, self.history
         for mv in p["meterValue"]:
-            ts = parse_timestamp(mv.get("timestamp")) or self.gw.clock()
+            ts = parse_timestamp(mv.get("timestamp")) or self.clock()
             registry.record_readings(station, connector_id, meter_rows.readings(connector_id, mv, ts))
             history.queue_meter_value(meter_rows.meter_row(self.charger_id, connector_id, tx_id, mv))
         return {}
@@ -439,11 +446,11 @@ class Session:
         return {"status": "UnknownVendorId"}
 
     async def on_diagnostics_status(self, p: dict[str, Any]) -> dict[str, Any]:
-        self.gw.registry.update_station(self.station, diagnostics_status=p["status"])
+        self.registry.update_station(self.station, diagnostics_status=p["status"])
         return {}
 
     async def on_firmware_status(self, p: dict[str, Any]) -> dict[str, Any]:
-        self.gw.registry.update_station(self.station, firmware_status=p["status"])
+        self.registry.update_station(self.station, firmware_status=p["status"])
         return {}
 
 

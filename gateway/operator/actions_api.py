@@ -1,4 +1,4 @@
-"""Admin API routes for operator actions, and `install`, which wires operations into a gateway.
+"""Admin API routes for operator actions (added to the admin app by `gateway.main`).
 
     POST /api/chargers/{id}/actions/{Action}     JSON body -> the operation -> JSON result
     GET  /api/chargers/{id}/configuration         kept keys (?key=A&key=B to pick)
@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from gateway.chargers.configuration import ConfigurationReader, configuration_view
+from gateway.chargers.configuration import configuration_view
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable, OperationError
 from gateway.operator import actions as ops
-from gateway.operator.api import GATEWAY_KEY, _json_body
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
+from gateway.operator.api import PARTS_KEY, _json_body
 
 Operation = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -52,19 +49,10 @@ ACTIONS: dict[str, Operation] = {
 }
 
 
-def install(gateway: Gateway) -> ConfigurationReader:
-    """Read configuration after each accepted boot, load stored keys at start, add the routes."""
-    reader = ConfigurationReader(gateway)
-    gateway.boot_hooks.append(reader.on_boot)
-    gateway.start_hooks.append(reader.load_stored)
-    gateway.admin_routes.append(add_routes)
-    return reader
-
-
 def arguments(operation: Operation, body: dict[str, Any], source: str) -> dict[str, Any]:
     """Check a JSON body against the operation's keyword arguments (a bad body is a 400)."""
     params = inspect.signature(operation).parameters
-    accepted = [name for name in params if name not in ("gw", "charger_id", "source")]
+    accepted = [name for name in params if name not in ("parts", "charger_id", "source")]
     unknown = sorted(set(body) - set(accepted))
     if unknown:
         raise ValueError(f"unknown field(s) {', '.join(unknown)}; accepted: {', '.join(accepted)}")
@@ -82,17 +70,17 @@ def _json_error(status: int, message: str, **extra: Any) -> web.Response:
 
 
 async def run_action(request: web.Request) -> web.Response:
-    gw: Gateway = request.app[GATEWAY_KEY]
+    parts = request.app[PARTS_KEY]
     charger_id, action = request.match_info["charger_id"], request.match_info["action"]
     operation = ACTIONS.get(action)
     if operation is None:
         return _json_error(404, f"unknown action {action}; known: {', '.join(ACTIONS)}")
-    if gw.registry.get(charger_id) is None:
+    if parts.registry.get(charger_id) is None:
         return _json_error(404, f"unknown charger {charger_id}")
     body = await _json_body(request)
     source = str(body.pop("source", "api"))
     try:
-        return web.json_response(await operation(gw, charger_id, **arguments(operation, body, source)))
+        return web.json_response(await operation(parts.actions, charger_id, **arguments(operation, body, source)))
     except ChargerCallError as exc:
         return _json_error(502, str(exc), code=exc.code, description=exc.description)
     except ChargerTimeout as exc:
@@ -104,17 +92,17 @@ async def run_action(request: web.Request) -> web.Response:
 
 
 async def get_configuration(request: web.Request) -> web.Response:
-    gw: Gateway = request.app[GATEWAY_KEY]
-    station = gw.registry.get(request.match_info["charger_id"])
+    parts = request.app[PARTS_KEY]
+    station = parts.registry.get(request.match_info["charger_id"])
     if station is None:
         return _json_error(404, "unknown charger")
     keys = request.query.getall("key", [])
-    return web.json_response(await configuration_view(gw, station, keys or None))
+    return web.json_response(await configuration_view(parts.actions.configuration, station, keys or None))
 
 
 async def get_configuration_changes(request: web.Request) -> web.Response:
-    gw: Gateway = request.app[GATEWAY_KEY]
-    return web.json_response(await gw.history.config_changes(request.match_info["charger_id"]))
+    parts = request.app[PARTS_KEY]
+    return web.json_response(await parts.history.config_changes(request.match_info["charger_id"]))
 
 
 def add_routes(app: web.Application) -> None:

@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gateway.operator.cli import AdminClient, CliError, _print, _q, _table
+from gateway.errors import CliError
+from gateway.operator.cli import AdminClient, _print, _q, _table
 
 TRIGGER_MESSAGES = ("BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification",
                     "Heartbeat", "MeterValues", "StatusNotification")
@@ -112,6 +113,15 @@ def _add(sub: Any, name: str, help_text: str, build: Any) -> argparse.ArgumentPa
 
 def register(sub: Any) -> None:
     """Add the operator-action subcommands to the `ocpp-gateway` parser."""
+    _register_core(sub)
+    _register_config(sub)
+    _register_remote_trigger_and_firmware(sub)
+    _register_local_list_and_reservations(sub)
+    _register_smart_charging(sub)
+
+
+def _register_core(sub: Any) -> None:
+    """Core: reset, clear-cache, unlock, start, stop, availability."""
     p = _add(sub, "reset", "Reset a charger (Soft unless --hard)",
              lambda a: ("Reset", {"type": "Hard" if a.hard else "Soft"}))
     p.add_argument("--hard", action="store_true", help="full reboot instead of a soft restart")
@@ -141,6 +151,9 @@ def register(sub: Any) -> None:
     p.add_argument("type", choices=("operative", "inoperative"))
     p.add_argument("--connector", type=int, default=0, help="connector id; 0 (default) = whole charger")
 
+
+def _register_config(sub: Any) -> None:
+    """configuration keys: `config get|set|changes`."""
     config = sub.add_parser("config", help="configuration keys: kept values, changes")
     csub = config.add_subparsers(dest="config_action", required=True)
     g = csub.add_parser("get", help="kept values (all, or the keys named)")
@@ -155,6 +168,9 @@ def register(sub: Any) -> None:
     c.add_argument("charger_id")
     config.set_defaults(func=cmd_config)
 
+
+def _register_remote_trigger_and_firmware(sub: Any) -> None:
+    """TriggerMessage, DataTransfer, GetDiagnostics, UpdateFirmware."""
     p = _add(sub, "trigger", "TriggerMessage",
              lambda a: ("TriggerMessage", {"requested_message": a.message, "connector_id": a.connector}))
     p.add_argument("message", choices=TRIGGER_MESSAGES)
@@ -185,6 +201,9 @@ def register(sub: Any) -> None:
     p.add_argument("--retries", type=int)
     p.add_argument("--retry-interval", type=int)
 
+
+def _register_local_list_and_reservations(sub: Any) -> None:
+    """the local list, ReserveNow, CancelReservation."""
     ll = sub.add_parser("local-list", help="the charger's local authorization list")
     lsub = ll.add_subparsers(dest="local_list_action", required=True)
     send = lsub.add_parser("send", help="send the gateway whitelist (Full unless --differential)")
@@ -208,6 +227,9 @@ def register(sub: Any) -> None:
              lambda a: ("CancelReservation", {"reservation_id": a.reservation_id}))
     p.add_argument("reservation_id", type=int)
 
+
+def _register_smart_charging(sub: Any) -> None:
+    """GetCompositeSchedule, Set/ClearChargingProfile."""
     p = _add(sub, "composite-schedule", "GetCompositeSchedule",
              lambda a: ("GetCompositeSchedule", {"connector_id": a.connector, "duration": a.duration,
                                                  "charging_rate_unit": a.unit}))

@@ -3,32 +3,71 @@
 Bound to loopback by default; every request needs `Authorization: Bearer <admin token>` and a
 Host/Origin of this gateway (gateway/operator/auth.py). Errors come back as JSON
 `{"error": "..."}` with a 4xx code.
-Operator actions (issue 3) add their routes through `routes` before the app starts.
+`build_app` holds the core routes; the composition root (`gateway.main`) adds the routes of
+operator actions, smart charging and points to the same app before it starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gateway.errors import GatewayError
+from gateway import errors
 from gateway.history.exports import to_csv
 from gateway.history.store import REJECTED_COLUMNS, TRANSACTION_COLUMNS
 from gateway.model.station import Station
 from gateway.model.timestamps import absolute_time, iso_z, query_time
 from gateway.ocpp.server import valid_charger_id
 from gateway.operator.auth import install_guard
-from gateway.operator.token import ensure_admin_token
 from gateway.settings import REGISTRATION_STATUSES
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.chargers.devices import DeviceBook
+    from gateway.charging.controller import ChargingController
+    from gateway.history.store import HistoryStore
+    from gateway.model.station import Clock, Registry
+    from gateway.ocpp.connections import Connections
+    from gateway.operator.actions import ActionParts
+    from gateway.operator.live import LiveSettings
+    from gateway.settings import AdminSettings, Settings
+    from gateway.tasks import Spawn
+    from points.table import PointTable
 
 log = logging.getLogger(__name__)
-GATEWAY_KEY: web.AppKey[Gateway] = web.AppKey("gateway")
+
+
+@dataclass(frozen=True)
+class AdminParts:
+    """What the admin API reads and drives; built once by the composition root."""
+
+    settings: Settings
+    actions: ActionParts  # registry, history, device book, configuration, charger requests
+    connections: Connections
+    ports: dict[str, int]  # filled in as the servers start
+    charging: ChargingController
+    live: LiveSettings
+    clock: Clock
+    spawn: Spawn
+    points_table: PointTable  # what BACnet and Modbus serve (the web pages show a charger's points)
+
+    @property
+    def registry(self) -> Registry:
+        return self.actions.registry
+
+    @property
+    def history(self) -> HistoryStore:
+        return self.actions.history
+
+    @property
+    def device_book(self) -> DeviceBook:
+        return self.actions.device_book
+
+
+PARTS_KEY: web.AppKey[AdminParts] = web.AppKey("parts")
 LOG_COLUMNS = ("ts", "identifier", "message_type", "message", "level")
 
 
@@ -56,8 +95,8 @@ def station_view(station: Station) -> dict[str, Any]:
     }
 
 
-def _gw(request: web.Request) -> Gateway:
-    return request.app[GATEWAY_KEY]
+def _parts(request: web.Request) -> AdminParts:
+    return request.app[PARTS_KEY]
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
@@ -80,37 +119,37 @@ def _error(status: int, message: str) -> web.Response:
 async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         return await handler(request)
-    except GatewayError as exc:
+    except errors.GatewayError as exc:
         return _error(409, str(exc))
     except (KeyError, ValueError, TypeError) as exc:
         return _error(400, f"bad request: {exc}")
 
 
 def _station(request: web.Request) -> Station:
-    station = _gw(request).registry.get(request.match_info["charger_id"])
+    station = _parts(request).registry.get(request.match_info["charger_id"])
     if station is None:
         raise web.HTTPNotFound(text='{"error": "unknown charger"}', content_type="application/json")
     return station
 
 
 async def status(request: web.Request) -> web.Response:
-    gw = _gw(request)
-    stations = gw.registry.stations.values()
+    parts = _parts(request)
+    stations = parts.registry.stations.values()
     return web.json_response({
-        "ports": gw.ports, "chargers_known": len(gw.registry.stations),
-        "chargers_added": len(gw.devices), "chargers_online": sum(s.online for s in stations),
-        "sessions": len(gw.sessions), "authorize_policy": gw.settings.authorize.policy,
-        "guest_response": gw.settings.registration.guest_response,
-        "store": gw.history.writer.stats(),
-        "security": {"tls": gw.settings.ocpp.ssl_enabled,
-                     "require_password": gw.settings.ocpp.require_password,
-                     "require_client_certificate": gw.settings.ocpp.require_client_certificate},
+        "ports": parts.ports, "chargers_known": len(parts.registry.stations),
+        "chargers_added": len(parts.device_book.devices), "chargers_online": sum(s.online for s in stations),
+        "sessions": len(parts.connections.sessions), "authorize_policy": parts.settings.authorize.policy,
+        "guest_response": parts.settings.registration.guest_response,
+        "store": parts.history.writer.stats(),
+        "security": {"tls": parts.settings.ocpp.ssl_enabled,
+                     "require_password": parts.settings.ocpp.require_password,
+                     "require_client_certificate": parts.settings.ocpp.require_client_certificate},
     })
 
 
 async def list_chargers(request: web.Request) -> web.Response:
     """Discovery: every charger that connected since start, plus every added one."""
-    stations = sorted(_gw(request).registry.stations.values(), key=lambda s: s.charger_id)
+    stations = sorted(_parts(request).registry.stations.values(), key=lambda s: s.charger_id)
     if request.query.get("guests") == "1":
         stations = [s for s in stations if s.slot is None]
     return web.json_response([station_view(s) for s in stations])
@@ -122,13 +161,14 @@ async def get_charger(request: web.Request) -> web.Response:
 
 async def forget_guest(request: web.Request) -> web.Response:
     """Remove a guest from the discovery list (an added charger is removed from the devices)."""
-    if not await _gw(request).forget_guest(request.match_info["charger_id"]):
+    parts, charger_id = _parts(request), request.match_info["charger_id"]
+    if not await parts.connections.forget_guest(charger_id, added=charger_id in parts.device_book.devices):
         return _error(404, "unknown charger")
     return web.json_response({"removed": request.match_info["charger_id"]})
 
 
 async def list_devices(request: web.Request) -> web.Response:
-    return web.json_response([_public(d) for d in await _gw(request).history.devices()])
+    return web.json_response([_public(d) for d in await _parts(request).history.devices()])
 
 
 def _registration(body: dict[str, Any], default: str | None) -> str | None:
@@ -144,11 +184,11 @@ async def add_device(request: web.Request) -> web.Response:
     if not valid_charger_id(charger_id):
         raise ValueError(f"{charger_id!r} is not a charger id: 1 to 48 printable characters, "
                          "no space or '/' (OCPP 1.6 chargeBoxIdentity)")
-    gateway = _gw(request)
-    device = await gateway.add_device(charger_id, _registration(body, "Accepted") or "Accepted",
-                                      body.get("auth_key"))
+    parts = _parts(request)
+    device = await parts.device_book.add_device(charger_id, _registration(body, "Accepted") or "Accepted",
+                                                body.get("auth_key"))
     from points.capacity import not_exposed  # what BACnet and Modbus cannot show of this slot
-    return web.json_response({**_public(device), "warnings": not_exposed(device["slot"], gateway.settings)},
+    return web.json_response({**_public(device), "warnings": not_exposed(device["slot"], parts.settings)},
                              status=201)
 
 
@@ -164,12 +204,12 @@ async def update_device(request: web.Request) -> web.Response:
         fields["auth_key"] = body["auth_key"]
     if "quirk" in body:
         fields["quirk"] = body["quirk"] or None
-    device = await _gw(request).update_device(request.match_info["charger_id"], **fields)
+    device = await _parts(request).device_book.update_device(request.match_info["charger_id"], **fields)
     return web.json_response(_public(device))
 
 
 async def remove_device(request: web.Request) -> web.Response:
-    if not await _gw(request).remove_device(request.match_info["charger_id"]):
+    if not await _parts(request).device_book.remove_device(request.match_info["charger_id"]):
         return _error(404, "not in the device database")
     return web.json_response({"removed": request.match_info["charger_id"]})
 
@@ -181,11 +221,11 @@ def _public(device: dict[str, Any]) -> dict[str, Any]:
 
 
 async def list_tags(request: web.Request) -> web.Response:
-    return web.json_response(await _gw(request).history.tags())
+    return web.json_response(await _parts(request).history.tags())
 
 
 async def put_tag(request: web.Request) -> web.Response:
-    gw = _gw(request)
+    parts = _parts(request)
     body = await _json_body(request)
     listed = body.get("list", "whitelist")
     if listed not in ("whitelist", "blacklist"):
@@ -195,17 +235,17 @@ async def put_tag(request: web.Request) -> web.Response:
     for name, value in (("id tag", request.match_info["id_tag"]), ("parent id tag", body.get("parent_id_tag", ""))):
         if len(value) > 20:
             raise ValueError(f"{name} {value!r} is longer than 20 characters (OCPP 1.6 IdToken)")
-    await gw.history.put_tag(request.match_info["id_tag"], listed, absolute_time(body.get("expiry"), "expiry"),
+    await parts.history.put_tag(request.match_info["id_tag"], listed, absolute_time(body.get("expiry"), "expiry"),
                              body.get("parent_id_tag", ""), body.get("note", ""))
-    await gw.reload_tags()
+    await parts.device_book.reload_tags()
     return web.json_response({"id_tag": request.match_info["id_tag"], "list": listed})
 
 
 async def remove_tag(request: web.Request) -> web.Response:
-    gw = _gw(request)
-    if not await gw.history.remove_tag(request.match_info["id_tag"]):
+    parts = _parts(request)
+    if not await parts.history.remove_tag(request.match_info["id_tag"]):
         return _error(404, "unknown tag")
-    await gw.reload_tags()
+    await parts.device_book.reload_tags()
     return web.json_response({"removed": request.match_info["id_tag"]})
 
 
@@ -220,7 +260,7 @@ def _table_response(request: web.Request, rows: list[dict[str, Any]], columns: t
 async def general_log(request: web.Request) -> web.Response:
     q = request.query
     since, until = query_time(q.get("since"), "since"), query_time(q.get("until"), "until")
-    rows = await _gw(request).history.general_log(q.get("charger"), since, until,
+    rows = await _parts(request).history.general_log(q.get("charger"), since, until,
                                                   int(q.get("limit", "1000")), q.get("type"))
     return _table_response(request, rows, LOG_COLUMNS, "general_log")
 
@@ -228,7 +268,7 @@ async def general_log(request: web.Request) -> web.Response:
 async def transaction_log(request: web.Request) -> web.Response:
     q = request.query
     since, until = query_time(q.get("since"), "since"), query_time(q.get("until"), "until")
-    rows = await _gw(request).history.transactions(q.get("charger"), since, until,
+    rows = await _parts(request).history.transactions(q.get("charger"), since, until,
                                                    int(q.get("limit", "100000")))
     return _table_response(request, rows, TRANSACTION_COLUMNS, "transactions")
 
@@ -236,15 +276,15 @@ async def transaction_log(request: web.Request) -> web.Response:
 async def rejected_log(request: web.Request) -> web.Response:
     """Messages the database refused, kept with their raw frame (see docs/operations.md)."""
     q = request.query
-    rows = await _gw(request).history.rejected(q.get("charger"), int(q.get("limit", "1000")))
+    rows = await _parts(request).history.rejected(q.get("charger"), int(q.get("limit", "1000")))
     return _table_response(request, rows, REJECTED_COLUMNS, "rejected")
 
 
-def build_app(gateway: Gateway, token: str) -> web.Application:
+def build_app(parts: AdminParts, token: str) -> web.Application:
     """The admin app; `token` is the admin token every request must carry."""
     app = web.Application(middlewares=[_errors_as_json])
-    install_guard(app, token, gateway.settings.admin.allowed_hosts)
-    app[GATEWAY_KEY] = gateway
+    install_guard(app, token, parts.settings.admin.allowed_hosts)
+    app[PARTS_KEY] = parts
     app.router.add_get("/api/status", status)
     app.router.add_get("/api/chargers", list_chargers)
     app.router.add_get("/api/chargers/{charger_id}", get_charger)
@@ -259,20 +299,20 @@ def build_app(gateway: Gateway, token: str) -> web.Application:
     app.router.add_get("/api/history/log", general_log)
     app.router.add_get("/api/history/transactions", transaction_log)
     app.router.add_get("/api/history/rejected", rejected_log)
-    for register in gateway.admin_routes:
-        register(app)
     return app
 
 
 class AdminServer:
-    def __init__(self, gateway: Gateway) -> None:
-        self.gw = gateway
+    """Serves one built app on `admin.host:admin.port`."""
+
+    def __init__(self, settings: AdminSettings, app: web.Application) -> None:
+        self.settings = settings
+        self.app = app
         self.runner: web.AppRunner | None = None
 
     async def start(self) -> int:
-        cfg = self.gw.settings.admin
-        token = ensure_admin_token(self.gw.settings)
-        self.runner = web.AppRunner(build_app(self.gw, token), access_log=None)
+        cfg = self.settings
+        self.runner = web.AppRunner(self.app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, cfg.host, cfg.port)
         await site.start()

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
     from gateway.charging.controller import ChargingController
 
 SETTING_FIELDS = ("enabled", "unit", "limit", "kind", "purpose", "profile_id", "stack_level")
 
 
-def register_routes(gateway: Gateway, controller: ChargingController) -> None:
+def add_routes(app: web.Application, controller: ChargingController) -> None:
+    """Smart-charging routes of the admin app: status, the site limit, Niagara properties."""
+
     async def get_status(request: web.Request) -> web.Response:
         return web.json_response(controller.status())
 
@@ -27,18 +28,15 @@ def register_routes(gateway: Gateway, controller: ChargingController) -> None:
     async def put_profile(request: web.Request) -> web.Response:
         body = await request.json()
         charger_id = request.match_info["charger_id"]
-        if gateway.registry.get(charger_id) is None:
+        if controller.registry.get(charger_id) is None:
             return web.json_response({"error": "unknown charger"}, status=404)
         settings = await controller.configure(charger_id, int(request.match_info["connector_id"]),
                                               **{k: body[k] for k in SETTING_FIELDS if k in body})
         return web.json_response(controller.status()["profiles"][f"{charger_id}/{settings.connector_id}"])
 
-    def add(app: web.Application) -> None:
-        app.router.add_get("/api/smart-charging", get_status)
-        app.router.add_put("/api/site-limit", put_site)
-        app.router.add_put("/api/chargers/{charger_id}/smart-charging/{connector_id}", put_profile)
-
-    gateway.admin_routes.append(add)
+    app.router.add_get("/api/smart-charging", get_status)
+    app.router.add_put("/api/site-limit", put_site)
+    app.router.add_put("/api/chargers/{charger_id}/smart-charging/{connector_id}", put_profile)
 
 
 def _num(value: Any) -> float | None:

@@ -9,31 +9,24 @@ database file directly with --db, for exports when the gateway is stopped.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import errno
 import json
-import logging
 import re
-import signal
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from gateway.errors import ConfigError
+from gateway.errors import CliError, ConfigError
 from gateway.operator.token import read_admin_token, read_charger_password, token_path
 from gateway.settings import REGISTRATION_STATUSES, Settings, load_settings
 
-# Modules that add their own subcommands: each has `register(subparsers)`.
-EXTENSIONS: list[str] = ["gateway.simulator.cli", "gateway.operator.actions_cli", "gateway.operator.charging",
-                         "gateway.operator.settings_cli", "gateway.operator.exports_cli",
-                         "gateway.operator.init_cli", "points.cli"]
-
-
-class CliError(Exception):
-    """A message for the user; printed without a traceback, exit code 1."""
+# A run command: settings in, exit status out (the composition root's `gateway.main.serve`).
+Serve = Callable[[Settings], int]
+# A module's `register(subparsers)`, adding its own subcommands (actions, site, points, simulate).
+Register = Callable[[Any], None]
 
 
 class AdminClient:
@@ -92,49 +85,8 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-# --- run ---------------------------------------------------------------------------------
-def cmd_run(args: argparse.Namespace) -> int:
-    settings = args.settings
-    logging.basicConfig(level=settings.logging.level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # The library's own lines name no charger; the gateway logs connections with the charger id.
-    logging.getLogger("websockets").setLevel(logging.WARNING)
-    if settings.logging.filter_charger:
-        from gateway.history.logfilter import install_charger_filter
-        install_charger_filter(settings.logging.filter_charger)
-    from gateway.app import Gateway
-    from gateway.extensions import install_extensions
 
-    async def main() -> None:
-        gateway = Gateway(settings)
-        install_extensions(gateway)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await gateway.start()
-        except OSError as exc:
-            await gateway.stop()
-            raise CliError(_bind_error(settings, exc)) from None
-        print(f"ocpp-gateway running: OCPP ws{'s' if settings.ocpp.ssl_enabled else ''}://"
-              f"{settings.ocpp.host}:{gateway.ports['ocpp']}/ocpp/<charger id>; "
-              + "; ".join(f"{k} port {v}" for k, v in gateway.ports.items() if k != "ocpp")
-              + f"; database {settings.database.path}", flush=True)
-        print(security_summary(settings), flush=True)
-        if "admin" in gateway.ports:
-            host = settings.admin.host if settings.admin.host not in ("0.0.0.0", "::") else "127.0.0.1"
-            where = "admin.token" if settings.admin.token else str(token_path(settings))
-            print(f"web pages: http://{host}:{gateway.ports['admin']}/ui/ (log in with the admin token, "
-                  f"{where})", flush=True)
-        await stop.wait()
-        await gateway.stop()
-
-    asyncio.run(main())
-    return 0
-
-
-def _bind_error(settings: Settings, exc: OSError) -> str:
+def bind_error(settings: Settings, exc: OSError) -> str:
     """One line naming the setting whose port could not be bound (instead of a traceback)."""
     found = re.search(r"\(\'?([^',)]*)\'?, (\d+)\)", str(exc))
     port = int(found.group(2)) if found else None
@@ -255,7 +207,8 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(serve: Serve, commands: Sequence[Register] = ()) -> argparse.ArgumentParser:
+    """The whole command line: `run` (served by `serve`), the built-in commands and `commands`."""
     parser = OneLineParser(prog="ocpp-gateway", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--config", "-c", help="TOML settings file (defaults need none)")
@@ -269,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", "-c", dest="run_config", help="TOML settings file")
     run.add_argument("--set", action="append", default=[], dest="run_set", metavar="SECTION.KEY=VALUE",
                      help="override one setting (repeatable)")
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=lambda args: serve(args.settings))
 
     dev = sub.add_parser("devices", help="discovery and the device database")
     dsub = dev.add_subparsers(dest="devices_action", required=True)
@@ -308,19 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     trem.add_argument("id_tag")
     tags.set_defaults(func=cmd_tags)
 
-    for module_name in EXTENSIONS:
-        try:
-            module = __import__(module_name, fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue  # that part is not installed in this build
-            raise
-        module.register(sub)
+    for register in commands:
+        register(sub)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None, serve: Serve, commands: Sequence[Register] = ()) -> int:
+    """Parse and run one command (the console script is `gateway.main:main`, which passes `serve`)."""
+    parser = build_parser(serve, commands)
     argv = list(sys.argv[1:] if argv is None else argv)
     # --json anywhere (`history report --json` as well as `--json history report`).
     as_json = "--json" in argv
@@ -345,6 +293,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,8 +11,8 @@ from gateway.history.store import TRANSACTION_COLUMNS
 from gateway.model.timestamps import query_time
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
     from gateway.history.store import HistoryStore
+    from gateway.operator.api import AdminParts
 
 LOG_COLUMNS = ("ts", "identifier", "message_type", "message", "level")
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -40,16 +40,16 @@ def file_response(body: str | bytes, name: str, fmt: str) -> web.Response:
                         headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'})
 
 
-async def export_response(gw: Gateway, what: str, query: Any) -> web.Response:
+async def export_response(parts: AdminParts, what: str, query: Any) -> web.Response:
     """The download of the web page and of scripts: ?format=csv|xlsx|json."""
     fmt = query.get("format") or "json"
     if fmt not in ("csv", "xlsx", "json"):
         raise ValueError(f"format must be csv, xlsx or json, not {fmt!r}")
     if what == "transactions":
-        rows, columns = await transaction_rows(gw.history, query), TRANSACTION_COLUMNS
+        rows, columns = await transaction_rows(parts.history, query), TRANSACTION_COLUMNS
     else:
         by = query.get("by") or "tenant"
-        rows, columns = await report_rows(gw.history, query), exports.REPORT_COLUMNS[by]
+        rows, columns = await report_rows(parts.history, query), exports.REPORT_COLUMNS[by]
         what = f"report_by_{by}"
     if fmt == "json":
         return web.json_response(rows)
@@ -57,21 +57,21 @@ async def export_response(gw: Gateway, what: str, query: Any) -> web.Response:
     return file_response(body, what, fmt)
 
 
-def add_routes(gw: Gateway) -> None:
+def add_routes(app: web.Application, parts: AdminParts) -> None:
     def routes(app: web.Application) -> None:
         async def get_export(request: web.Request) -> web.Response:
             try:
-                return await export_response(gw, request.match_info["what"], request.query)
+                return await export_response(parts, request.match_info["what"], request.query)
             except ValueError as exc:
                 return web.json_response({"error": str(exc)}, status=400)
 
         async def list_tenants(request: web.Request) -> web.Response:
-            return web.json_response(await exports.tenants(gw.history))
+            return web.json_response(await exports.tenants(parts.history))
 
         async def put_tenant(request: web.Request) -> web.Response:
             body = await request.json()
             try:
-                row = await exports.set_tenant(gw.history, request.match_info["id_tag"],
+                row = await exports.set_tenant(parts.history, request.match_info["id_tag"],
                                                str(body.get("tenant", "")), str(body.get("cost_centre", "")))
             except ValueError as exc:
                 return web.json_response({"error": str(exc)}, status=400)
@@ -80,4 +80,4 @@ def add_routes(gw: Gateway) -> None:
         app.router.add_get("/api/exports/{what:transactions|report}", get_export)
         app.router.add_get("/api/tenants", list_tenants)
         app.router.add_put("/api/tenants/{id_tag}", put_tenant)
-    gw.admin_routes.append(routes)
+    routes(app)

@@ -16,7 +16,11 @@ from gateway.errors import ConfigError
 from gateway.settings import CHOICES, check_value, coerce
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.charging.controller import ChargingController
+    from gateway.history.store import HistoryStore
+    from gateway.model.station import Clock
+    from gateway.ocpp.connections import Connections
+    from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 SETTING_SCOPE = "setting"
@@ -42,17 +46,22 @@ LIVE_SETTINGS: dict[str, str] = {
 class LiveSettings:
     """The live settings of one gateway: read, change, reset; persisted and logged."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gw = gateway
+    def __init__(self, settings: Settings, history: HistoryStore, clock: Clock, connections: Connections,
+                 charging: ChargingController | None) -> None:
+        self.settings = settings
+        self.charging = charging  # a new safe limit is decided again at once
+        self.history = history
+        self.clock = clock
+        self.connections = connections  # a guest answer changed: the connected guests boot again
         # The values the file gave, to show what a reset goes back to.
-        self.initial = {k: v for k, v in gateway.settings.values().items() if k in LIVE_SETTINGS}
+        self.initial = {k: v for k, v in settings.values().items() if k in LIVE_SETTINGS}
         self.stored: dict[str, Any] = {}
         self.started_at: float | None = None
 
     async def start(self) -> None:
         """Stored changes win over the file (an operator's edit must survive a restart)."""
-        self.started_at = self.gw.clock()
-        for key, text in (await self.gw.history.kv_get(SETTING_SCOPE)).items():
+        self.started_at = self.clock()
+        for key, text in (await self.history.kv_get(SETTING_SCOPE)).items():
             if key not in LIVE_SETTINGS or not text:
                 continue
             try:
@@ -64,10 +73,10 @@ class LiveSettings:
             self._set(key, value)
 
     def view(self) -> list[dict[str, Any]]:
-        current = self.gw.settings.values()
+        current = self.settings.values()
         return [{"key": key, "value": current[key], "file_value": self.initial[key],
                  "changed": key in self.stored, "choices": list(CHOICES.get(key, ())),
-                 "type": self.gw.settings.field_type(key), "meaning": meaning}
+                 "type": self.settings.field_type(key), "meaning": meaning}
                 for key, meaning in LIVE_SETTINGS.items()]
 
     def _validated(self, key: str, value: Any) -> Any:
@@ -75,7 +84,7 @@ class LiveSettings:
             live = ", ".join(LIVE_SETTINGS)
             raise ConfigError(f"{key} is not a setting that changes while running "
                               f"(live: {live}); others are set in the file and need a restart")
-        value = coerce(key, self.gw.settings.field_type(key), value)
+        value = coerce(key, self.settings.field_type(key), value)
         problem = check_value(key, value)
         if problem:
             raise ConfigError(f"{key} {problem}")
@@ -84,30 +93,30 @@ class LiveSettings:
     async def change(self, key: str, raw: Any, by: str = "admin") -> dict[str, Any]:
         """Validate, apply at once, persist, log. Nothing changes when the value is refused."""
         value = self._validated(key, raw)
-        old = self.gw.settings.values()[key]
-        await self.gw.history.kv_put(SETTING_SCOPE, {key: json.dumps(value)})
+        old = self.settings.values()[key]
+        await self.history.kv_put(SETTING_SCOPE, {key: json.dumps(value)})
         self.stored[key] = value
         self._set(key, value)
         if old != value:
-            self.gw.history.log("admin", "SettingChanged", f"setting {key} changed from {old} to {value} by {by}")
+            self.history.log("admin", "SettingChanged", f"setting {key} changed from {old} to {value} by {by}")
             log.info("setting %s changed from %s to %s by %s", key, old, value, by)
         return next(row for row in self.view() if row["key"] == key)
 
     async def reset(self, key: str, by: str = "admin") -> dict[str, Any]:
         """Back to the file's (or default) value."""
         self._validated(key, self.initial.get(key))
-        await self.gw.history.kv_put(SETTING_SCOPE, {key: ""})
+        await self.history.kv_put(SETTING_SCOPE, {key: ""})
         self.stored.pop(key, None)
-        old = self.gw.settings.values()[key]
+        old = self.settings.values()[key]
         self._set(key, self.initial[key])
         if old != self.initial[key]:
-            self.gw.history.log("admin", "SettingChanged",
+            self.history.log("admin", "SettingChanged",
                                 f"setting {key} changed from {old} to {self.initial[key]} by {by} (reset)")
         return next(row for row in self.view() if row["key"] == key)
 
     def _set(self, key: str, value: Any) -> None:
         section, _, name = key.partition(".")
-        setattr(getattr(self.gw.settings, section), name, value)
+        setattr(getattr(self.settings, section), name, value)
         self._take_effect(key, value)
 
     def _take_effect(self, key: str, value: Any) -> None:
@@ -118,25 +127,11 @@ class LiveSettings:
             set_charger_filter(value)
         elif key == "logging.level":
             logging.getLogger().setLevel(str(value).upper())
-        elif key == "smart_charging.safe_power_limit_kw" and self.gw.charging is not None:
-            self.gw.charging.site.reconfigure()  # the once-a-second pass decides with it
+        elif key == "smart_charging.safe_power_limit_kw" and self.charging is not None:
+            self.charging.site.reconfigure()  # the once-a-second pass decides with it
         elif key == "registration.guest_response":
-            for charger_id, session in list(self.gw.sessions.items()):
+            for charger_id, session in list(self.connections.sessions.items()):
                 if session.station.slot is None:
                     session.station.registration = value
-                    self.gw._ask_for_new_boot(charger_id)  # a guest now Accepted boots at once
+                    self.connections.ask_for_new_boot(charger_id)  # a guest now Accepted boots at once
 
-
-def live_for(gateway: Gateway) -> LiveSettings:
-    """The gateway's live settings (made on first use; installed by `install`)."""
-    live = getattr(gateway, "live", None)
-    if live is None:
-        live = LiveSettings(gateway)
-        gateway.live = live  # type: ignore[attr-defined]
-    return live
-
-
-def install(gateway: Gateway) -> LiveSettings:
-    live = live_for(gateway)
-    gateway.start_hooks.insert(0, live.start)  # before smart charging reads its settings
-    return live

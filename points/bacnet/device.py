@@ -24,11 +24,11 @@ from bacpypes3.local.device import DeviceObject
 from bacpypes3.local.object import Object as LocalObject
 from bacpypes3.primitivedata import Null
 
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, WriteRefused
 from points.bacnet import services as bacnet_services
 from points.bacnet import speedup as bacpypes_speedup
 from points.bacnet.objects import CLASSES, DeviceView
-from points.catalog import UNITS, WriteRefused
+from points.catalog import UNITS
 from points.table import Point, PointTable
 
 bacpypes_speedup.install()

@@ -15,6 +15,8 @@ import struct
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 
+from gateway.errors import EncodeError
+
 
 class RegType(StrEnum):
     """The register encodings of the map; the value is the name the register map prints."""
@@ -41,10 +43,6 @@ NA_INT32 = 0x80000000
 
 _FIXED_SIZE = {RegType.FLOAT32: 2, RegType.UINT32: 2, RegType.INT32: 2, RegType.UINT16: 1,
                RegType.INT16: 1, RegType.ENUM16: 1, RegType.BOOL16: 1}
-
-
-class EncodeError(ValueError):
-    """A value that cannot be represented in its register type (answered as exception 03)."""
 
 
 def size_of(reg_type: RegType, length: int = 0) -> int:

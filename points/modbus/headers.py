@@ -31,7 +31,7 @@ def header_value(server: ModbusPointServer, key: str, station: Station | None, s
                  connector_id: int | None) -> object:
     if key in _CONSTANTS:
         return _CONSTANTS[key]
-    registry = server.gateway.registry
+    registry = server.registry
     added = [s for s in (registry.get(cid) for cid in server._added_ids) if s is not None]
     if key == "ChargersAdded":
         return min(len(added), 0xFFFE)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from gateway.errors import LayoutError
 from points.catalog import (
     CHARGER_SPECS,
     CONNECTOR_SPECS,
@@ -87,10 +88,6 @@ class Access(StrEnum):
 
     READ = "R"
     READ_WRITE = "R/W"
-
-
-class LayoutError(ValueError):
-    """The points do not fit their block: a map change that needs a new map version."""
 
 
 @dataclass(frozen=True)

@@ -16,19 +16,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import weakref
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
 
 from pymodbus.pdu.device import ModbusDeviceIdentification
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from gateway.errors import ConfigError
-from gateway.model.station import Station
+from gateway.errors import ConfigError, EncodeError, LayoutError
+from gateway.model.station import Registry, Station
 from gateway.settings import ModbusSettings
+from points.modbus import frames as modbus_frames
 from points.modbus.binding import Area
-from points.modbus.codec import EncodeError, encode
-from points.modbus.frames import GatewayModbusServer
+from points.modbus.codec import encode
 from points.modbus.headers import header_value
 from points.modbus.layout import (
     BLOCK_SIZE,
@@ -40,7 +38,6 @@ from points.modbus.layout import (
     MAX_FLAT_SLOT,
     MAX_UNIT_ID,
     UNIT_EXTRA_BASE,
-    LayoutError,
     ModbusMap,
     Register,
     Scope,
@@ -50,9 +47,6 @@ from points.modbus.layout import (
 from points.modbus.values import modbus_value
 from points.modbus.writes import ClientWrites
 from points.table import Point, PointTable
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +61,15 @@ class ModbusPointServer:
 
     FLAT_UNIT = FLAT_UNIT
 
-    def __init__(self, gateway: Gateway, table: PointTable, settings: ModbusSettings | None = None) -> None:
-        self.gateway = gateway
+    def __init__(self, registry: Registry, table: PointTable, settings: ModbusSettings) -> None:
+        self.registry = registry
         self.table = table
-        self.settings = settings or gateway.settings.modbus
+        self.settings = settings
         self.word_order = self.settings.word_order
         self.map: ModbusMap = modbus_map()
         self.flat_slots = MAX_FLAT_SLOT
         self.unit_slots = MAX_UNIT_ID if self.settings.unit_id_per_charger else 0
-        self._server: GatewayModbusServer | None = None
+        self._server: modbus_frames.GatewayModbusServer | None = None
         # What each device's registers hold, as we last pushed (or a client wrote) them:
         # {(unit, fc): list}; pushes are diffed against it so unchanged areas cost nothing.
         self._shadow: dict[tuple[int, int], list[int]] = {}
@@ -106,7 +100,7 @@ class ModbusPointServer:
             "VendorName": "ocpp-bms-gateway", "ProductCode": "OCPP-GW",
             "ProductName": "OCPP 1.6-J to Modbus TCP gateway", "ModelName": f"register map v{MAP_VERSION}",
             "MajorMinorRevision": "0.1"})
-        self._server = GatewayModbusServer(devices, address=(self.settings.host, self.settings.port),
+        self._server = modbus_frames.GatewayModbusServer(devices, address=(self.settings.host, self.settings.port),
                                        identity=identity)
         for (unit, fc), image in self._shadow.items():  # before listening: no client sees zeros
             await self._server.async_setValues(unit, fc, 0, list(image))
@@ -205,7 +199,7 @@ class ModbusPointServer:
     def _current_slots(self) -> dict[int, str]:
         served = {}
         self._added_ids = set()
-        for s in self.gateway.registry.stations.values():
+        for s in self.registry.stations.values():
             if s.slot is None:
                 continue
             self._added_ids.add(s.charger_id)
@@ -230,7 +224,7 @@ class ModbusPointServer:
 
     def station_in(self, slot: int) -> Station | None:
         charger_id = self._slots.get(slot)
-        return self.gateway.registry.get(charger_id) if charger_id else None
+        return self.registry.get(charger_id) if charger_id else None
 
     def _render(self, area: Area, initial: bool = False) -> list[tuple[int, int, int, list[int]]]:
         """Encode one area; update the shadow and return the (unit, fc, address, regs) runs that changed."""
@@ -340,27 +334,4 @@ def areas_of(point: Point) -> list[Area]:
     return areas
 
 
-def install(gateway: Gateway) -> ModbusPointServer:
-    """Add the Modbus server to a gateway: started after the point table, stopped first."""
-    from points.service import service_for
-
-    server = ModbusPointServer(gateway, service_for(gateway).table)
-
-    async def start() -> None:
-        gateway.ports["modbus"] = await server.start()
-
-    gateway.start_hooks.append(start)
-    gateway.stop_hooks.append(server.stop)
-    _servers[gateway] = server
-    return server
-
-
-_servers: weakref.WeakKeyDictionary[Any, ModbusPointServer] = weakref.WeakKeyDictionary()
-
-
-def server_for(gateway: Gateway) -> ModbusPointServer | None:
-    """The Modbus server installed in a gateway, if any (tests, the benchmark, the admin API)."""
-    return _servers.get(gateway)
-
-
-__all__ = ["ModbusPointServer", "areas_of", "install", "server_for"]
+__all__ = ["ModbusPointServer", "areas_of"]

@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING
 
 from pymodbus.constants import ExcCodes
 
-from points.catalog import WriteRefused
-from points.modbus.binding import WriteError
+from gateway.errors import LayoutError, ModbusWriteError, WriteRefused
 from points.modbus.codec import RegType, decode, is_sentinel
-from points.modbus.layout import LayoutError, Register, Scope, locate
+from points.modbus.layout import Register, Scope, locate
 from points.modbus.values import table_value
 from points.table import Point
 
@@ -31,9 +30,9 @@ CLIENT_WRITES = frozenset({6, 16, 23})  # write single, write multiple, read/wri
 OWN_PUSHES = frozenset({3, 4})          # server.async_setValues with the read function codes
 MASK_WRITE = 22
 RELINQUISH = object()  # a commandable point written with its "not available" value
-_REFUSAL = {"write-access-denied": WriteError.ADDRESS, "value-out-of-range": WriteError.VALUE,
-            "invalid-value": WriteError.VALUE, "charger-offline": WriteError.DEVICE,
-            "rejected": WriteError.DEVICE}
+_REFUSAL = {"write-access-denied": ModbusWriteError.ADDRESS, "value-out-of-range": ModbusWriteError.VALUE,
+            "invalid-value": ModbusWriteError.VALUE, "charger-offline": ModbusWriteError.DEVICE,
+            "rejected": ModbusWriteError.DEVICE}
 FLOAT32_MIN_NORMAL = 1.1754943508222875e-38
 
 
@@ -70,10 +69,10 @@ class ClientWrites:
             return ExcCodes.ILLEGAL_ADDRESS
         try:
             await self.apply(unit, address, [int(v) for v in set_values])
-        except WriteError as exc:
+        except ModbusWriteError as exc:
             log.info("Modbus write of %d register(s) at %d (unit %d) refused (exception %d): %s",
                      len(set_values), address, unit, int(exc.code), exc)
-            return exc.code
+            return ExcCodes(exc.code)
         except Exception:
             log.exception("Modbus write at %d failed", address)
             return ExcCodes.DEVICE_FAILURE
@@ -99,19 +98,19 @@ class ClientWrites:
         scope, slot, connector_id, offset = self._resolve(unit, address)
         reg = server.map.at(scope, offset)
         if reg is None or not reg.writable:
-            raise WriteError(WriteError.ADDRESS, f"address {address} is not a writable point")
+            raise ModbusWriteError(ModbusWriteError.ADDRESS, f"address {address} is not a writable point")
         if reg.offset != offset or reg.size > len(values):
-            raise WriteError(WriteError.ADDRESS, f"{reg.name()} takes {reg.size} registers from its first address")
+            raise ModbusWriteError(ModbusWriteError.ADDRESS, f"{reg.name()} takes {reg.size} registers from its first address")
         station = None
         if scope is not Scope.SITE:
             station = server.station_in(slot or 0)
             if station is None:
-                raise WriteError(WriteError.ADDRESS, f"slot {slot} holds no charger")
+                raise ModbusWriteError(ModbusWriteError.ADDRESS, f"slot {slot} holds no charger")
         regs = tuple(values[:reg.size])
         value = self.check_value(reg, regs, bool(reg.spec and reg.spec.commandable))
         point = server.point_of(reg, station, slot, connector_id)
         if point is None:
-            raise WriteError(WriteError.ADDRESS, f"{reg.name(slot or 0, connector_id)}: the charger has not reported it")
+            raise ModbusWriteError(ModbusWriteError.ADDRESS, f"{reg.name(slot or 0, connector_id)}: the charger has not reported it")
         return PlannedWrite(reg, point, value, slot, connector_id, address, regs)
 
     def _resolve(self, unit: int, address: int) -> tuple[Scope, int | None, int | None, int]:
@@ -119,11 +118,11 @@ class ClientWrites:
         try:
             scope, slot, connector_id, offset = locate(address, per_unit=per_unit)
         except LayoutError as exc:
-            raise WriteError(WriteError.ADDRESS, str(exc)) from None
+            raise ModbusWriteError(ModbusWriteError.ADDRESS, str(exc)) from None
         return scope, (unit if per_unit and scope is not Scope.SITE else slot), connector_id, offset
 
     def check_value(self, reg: Register, regs: Sequence[int], commandable: bool = False) -> object:
-        """The value the client means, or WriteError 03 before anything runs.
+        """The value the client means, or ModbusWriteError 03 before anything runs.
 
         A commandable point written with its "not available" value is relinquished (Modbus's
         NULL). Any other NaN, an infinity or a denormal float is refused: such a value is what
@@ -134,24 +133,24 @@ class ClientWrites:
         if is_sentinel(regs, reg.reg_type, self.server.word_order):
             if commandable:
                 return RELINQUISH
-            raise WriteError(WriteError.VALUE, f"{name}: 'not available' is not a value to write")
+            raise ModbusWriteError(ModbusWriteError.VALUE, f"{name}: 'not available' is not a value to write")
         codes = dict(reg.codes) if reg.codes else None
         value = decode(regs, reg.reg_type, word_order=self.server.word_order, codes=codes)
         if value is None:  # another NaN, or a UINT32 of 0xFFFFFFFF: no value to apply
-            raise WriteError(WriteError.VALUE, f"{name}: not a number")
+            raise ModbusWriteError(ModbusWriteError.VALUE, f"{name}: not a number")
         if reg.reg_type is RegType.FLOAT32:
             number = float(value)  # type: ignore[arg-type]
             if not math.isfinite(number) or (number != 0 and abs(number) < FLOAT32_MIN_NORMAL):
-                raise WriteError(WriteError.VALUE, f"{name}: {number!r} is not a normal finite float "
+                raise ModbusWriteError(ModbusWriteError.VALUE, f"{name}: {number!r} is not a normal finite float "
                                  "(check the word order)")
         if reg.reg_type is RegType.ENUM16 and not isinstance(value, str):
-            raise WriteError(WriteError.VALUE, f"{name}: no state has code {value}")
+            raise ModbusWriteError(ModbusWriteError.VALUE, f"{name}: no state has code {value}")
         if reg.reg_type is RegType.BOOL16 and regs[0] not in (0, 1):
-            raise WriteError(WriteError.VALUE, f"{name}: a flag is 0 or 1")
+            raise ModbusWriteError(ModbusWriteError.VALUE, f"{name}: a flag is 0 or 1")
         if isinstance(value, int | float) and not isinstance(value, bool):
             if (reg.minimum is not None and value < reg.minimum) or \
                     (reg.maximum is not None and value > reg.maximum):
-                raise WriteError(WriteError.VALUE, f"{name}: {value} outside {reg.minimum}..{reg.maximum}")
+                raise ModbusWriteError(ModbusWriteError.VALUE, f"{name}: {value} outside {reg.minimum}..{reg.maximum}")
         return value
 
     async def _apply_one(self, unit: int, planned: PlannedWrite) -> None:
@@ -172,7 +171,7 @@ class ClientWrites:
             else:
                 await table.write(planned.point, table_value(planned.register, planned.value), wait_s)
         except WriteRefused as exc:
-            raise WriteError(_REFUSAL.get(exc.code, WriteError.DEVICE), exc.reason) from None
+            raise ModbusWriteError(_REFUSAL.get(exc.code, ModbusWriteError.DEVICE), exc.reason) from None
         finally:
             # pymodbus stores the client's registers right after the action returns; the area is
             # rendered once more after that, so the registers end up holding the table's value.

@@ -1,7 +1,8 @@
 """A bench for the compatibility suite: the real gateway on loopback, one simulated charger.
 
 Synchronisation is by events only: the simulator's `wait_for` (re-checked after every message in
-or out of the charger) and `Watch`, which wakes on every change the gateway's registry publishes.
+or out of the charger) and `Watch`, which wakes the one wait helper (`tests/support/wait.py`) on
+every change the gateway's registry publishes.
 History rows need no waiting: Start/StopTransaction are committed before the charger is answered.
 """
 
@@ -12,11 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gateway.app import Gateway
+from gateway.main import Gateway
 from gateway.model.station import ChangeEvent, ConfigKey, Station
 from gateway.simulator import Simulator
 from tests.conftest import GatewayRunner
-from tests.ocpp_client import SITE_PASSWORD
+from tests.support.charger import SITE_PASSWORD
+from tests.support.wait import wait_until
 
 # The four chargers of shared/seeds: Smappee (000), AC wallbox (001), zappi (003), EVlink (004).
 PROFILES = ("smappee", "acwallbox", "zappi", "evlink")
@@ -31,18 +33,14 @@ class Watch:
     def __init__(self, gw: Gateway) -> None:
         self._changed = asyncio.Event()
         gw.registry.subscribe(self._on_change)
-        if gw.charging is not None:  # smart charging tells its listeners after each change
-            gw.charging.listeners.append(self._on_change)
+        told = gw.charging.changed  # smart charging tells the point table after each change; us too
+        gw.charging.changed = lambda charger_id: (told(charger_id), self._on_change(charger_id))
 
     def _on_change(self, event: ChangeEvent | str | None) -> None:
         self._changed.set()
 
     async def until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        async def wait() -> None:
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
-        await asyncio.wait_for(wait(), timeout)
+        await wait_until(predicate, timeout, wake=self._changed)
 
 
 class CompatRunner(GatewayRunner):
@@ -145,7 +143,7 @@ class Bench:
 async def whitelist(gw: Gateway, *id_tags: str) -> None:
     for id_tag in id_tags:
         await gw.history.put_tag(id_tag, "whitelist")
-    await gw.reload_tags()
+    await gw.device_book.reload_tags()
 
 
 async def start_bench(runner: GatewayRunner, profile: str, charger_id: str | None = None,
@@ -155,5 +153,5 @@ async def start_bench(runner: GatewayRunner, profile: str, charger_id: str | Non
     gw = await runner.start(**sections)
     await whitelist(gw, WHITELISTED)
     charger_id = charger_id or f"{profile.upper()}-1"
-    await gw.add_device(charger_id)
+    await gw.device_book.add_device(charger_id)
     return Bench(runner, gw, profile, charger_id)

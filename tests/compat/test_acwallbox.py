@@ -97,15 +97,15 @@ async def test_operator_assigns_the_ac_wallbox_quirk_and_reservations_reach_it(r
     gw, cid = bench.gw, bench.charger_id
     assert capabilities_of(bench.station).quirk_name is None
     with pytest.raises(OperationError, match="no quirk named"):
-        await gw.update_device(cid, quirk="ac-wallbox-typo")
-    await gw.update_device(cid, quirk="ac-wallbox")
+        await gw.device_book.update_device(cid, quirk="ac-wallbox-typo")
+    await gw.device_book.update_device(cid, quirk="ac-wallbox")
     caps = capabilities_of(bench.station)
     assert (caps.quirk_name, caps.max_stack_level, caps.send_local_list_max_length) == ("ac-wallbox", 1, 5)
-    answer = await ops.reserve_now(gw, cid, 1, WHITELISTED, "2030-01-01T00:00:00Z", 11)
+    answer = await ops.reserve_now(gw.actions, cid, 1, WHITELISTED, "2030-01-01T00:00:00Z", 11)
     assert answer["status"] == "Accepted" and sim.connectors[1].reservation_id == 11
     # The assignment is kept across a restart.
     await sim.go_offline()
     gw = await runner.restart(authorize={"policy": "none_except_whitelist"})
     assert capabilities_of(gw.registry.get(cid)).quirk_name == "ac-wallbox"
-    await gw.update_device(cid, quirk="")
+    await gw.device_book.update_device(cid, quirk="")
     assert capabilities_of(gw.registry.get(cid)).quirk_name is None

@@ -9,9 +9,8 @@ from __future__ import annotations
 import asyncio
 import csv
 
-from gateway.operator.cli import main
+from gateway.main import main
 from points.export.ede import EDE_COLUMNS
-from points.service import service_for
 from tests.compat.harness import PROFILES, Bench
 from tests.test_bacnet import free_udp_port
 
@@ -23,12 +22,12 @@ async def test_ede_of_the_four_chargers_lists_every_served_object(runner, tmp_pa
     gw = await runner.start(bacnet={"enabled": True, "address": "127.0.0.1/8", "port": free_udp_port()})
     for index, profile in enumerate(PROFILES, start=1):
         charger_id = f"{profile.upper()}-{index}"
-        await gw.add_device(charger_id)
+        await gw.device_book.add_device(charger_id)
         bench = Bench(runner, gw, profile, charger_id)
         sim = await bench.connect()
         await sim.send_meter_values(1)
         await bench.watch.until(lambda b=bench: any(k.connector_id == 1 for k in b.station.meters))
-    service = service_for(gw)
+    service = gw.points
     await bench.watch.until(lambda: set(service.bacnet.objects) == {p.uid for p in service.table.points()})
 
     code = await asyncio.to_thread(main, [*runner.cli_args, "points", "export",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.charging.controller import capabilities_of
+from gateway.chargers.configuration import configuration_view
 from gateway.operator import actions as ops
 from tests.compat.harness import start_bench
 
@@ -24,11 +24,12 @@ async def test_recommended_truncation_makes_the_next_boot_fit_the_schema(runner)
     bench = await start_bench(runner, "evlink")
     sim = await bench.connect()
     gw, cid = bench.gw, bench.charger_id
-    recommended = capabilities_of(bench.station).recommended_configuration
-    assert dict(recommended) == {"truncateBootNotificationsSerialNumbers": "true"}
+    view = await configuration_view(gw.configuration, bench.station)  # GET .../configuration
+    recommended = {r["key"]: r["value"] for r in view["recommended"]}
+    assert recommended == {"truncateBootNotificationsSerialNumbers": "true"}
     for key, value in recommended.items():
-        assert (await ops.change_configuration(gw, cid, key, value))["status"] == "Accepted"
-    await ops.reset(gw, cid, "Soft")
+        assert (await ops.change_configuration(gw.actions, cid, key, value))["status"] == "Accepted"
+    await ops.reset(gw.actions, cid, "Soft")
     await sim.wait_for(lambda: sim.boot_count == 2 and sim.ready.is_set())
     await bench.watch.until(lambda: bench.station.boot.charge_box_serial == SERIAL[:25])
     warnings = [r for r in await bench.log_lines("BootNotificationRequest") if r["level"] == "warning"]

@@ -26,7 +26,7 @@ async def test_session_running_across_a_gateway_restart_is_still_managed(runner,
     await gw.charging.reallocate()
     [profile_sent] = bench.received("SetChargingProfile")
     assert profile_sent["csChargingProfiles"].get("transactionId") == tx.transaction_id
-    stop = await ops.remote_stop_transaction(gw, bench.charger_id, connector_id=1)
+    stop = await ops.remote_stop_transaction(gw.actions, bench.charger_id, connector_id=1)
     assert (stop["status"], stop["transaction_id"]) == ("Accepted", tx.transaction_id)
     await sim.wait_for(lambda: not sim.pending and sim.connectors[1].transaction is None)
     [row] = await gw.history.transactions(bench.charger_id)

@@ -42,7 +42,7 @@ async def test_remote_reset_reboots_the_charger_and_its_configuration_is_read_ag
     bench = await bench_for(runner, profile)
     sim, gw = bench.sim, bench.gw
     before = dict(bench.station.config)
-    answer = await ops.reset(gw, bench.charger_id, "Soft")
+    answer = await ops.reset(gw.actions, bench.charger_id, "Soft")
     assert answer["status"] == "Accepted"
     await sim.wait_for(lambda: sim.boot_count == 2 and sim.ready.is_set())
     await bench.watch.until(lambda: bench.station.online and bench.station.boot_status == "Accepted")
@@ -89,13 +89,13 @@ async def test_configuration_is_read_completely_within_the_key_limit(runner, pro
 async def test_set_inoperative_makes_the_connector_unavailable_and_operative_again(runner, profile):
     bench = await bench_for(runner, profile)
     gw, cid = bench.gw, bench.charger_id
-    answer = await ops.change_availability(gw, cid, "Inoperative", 1)
+    answer = await ops.change_availability(gw.actions, cid, "Inoperative", 1)
     assert answer["status"] == "Accepted"
     connector = bench.station.connectors[1]
     await bench.watch.until(lambda: connector.status == "Unavailable")
     assert (connector.availability, connector.availability_answer) == ("Inoperative", "Accepted")
     assert await bench.sim.start_session(1, WHITELISTED) is None  # an inoperative connector does not charge
-    assert (await ops.change_availability(gw, cid, "Operative", 1))["status"] == "Accepted"
+    assert (await ops.change_availability(gw.actions, cid, "Operative", 1))["status"] == "Accepted"
     await bench.watch.until(lambda: connector.status == "Available")
     assert connector.availability == "Operative"
     await assert_no_errors_logged(bench)
@@ -107,7 +107,7 @@ async def test_set_inoperative_while_busy_is_scheduled_until_the_car_leaves(runn
     sim, gw, cid = bench.sim, bench.gw, bench.charger_id
     tx = await sim.start_session(1, WHITELISTED)
     await sim.wait_for(lambda: tx.transaction_id is not None)
-    answer = await ops.change_availability(gw, cid, "Inoperative", 1)
+    answer = await ops.change_availability(gw.actions, cid, "Inoperative", 1)
     connector = bench.station.connectors[1]
     assert answer["status"] == "Scheduled"
     assert (connector.availability, connector.availability_answer) == ("Inoperative", "Scheduled")
@@ -169,12 +169,12 @@ async def test_remote_start_and_remote_stop(runner, profile):
     bench = await bench_for(runner, profile)
     sim, gw, cid = bench.sim, bench.gw, bench.charger_id
     await sim.plug_in(1)
-    answer = await ops.remote_start_transaction(gw, cid, WHITELISTED, connector_id=1)
+    answer = await ops.remote_start_transaction(gw.actions, cid, WHITELISTED, connector_id=1)
     assert answer["status"] == "Accepted"
     connector = bench.station.connectors[1]
     await bench.watch.until(lambda: connector.transaction_id is not None and connector.status == "Charging")
     tx_id = connector.transaction_id
-    stop = await ops.remote_stop_transaction(gw, cid, connector_id=1)
+    stop = await ops.remote_stop_transaction(gw.actions, cid, connector_id=1)
     assert (stop["status"], stop["transaction_id"]) == ("Accepted", tx_id)
     await bench.watch.until(lambda: connector.transaction_id is None)
     [row] = await bench.transactions()

@@ -13,7 +13,6 @@ import time
 from gateway.operator import actions as ops
 from gateway.simulator import Simulator
 from gateway.simulator.profile import load_profile, with_firmware
-from points.service import service_for
 from tests.compat.harness import WHITELISTED, Bench, start_bench
 
 
@@ -89,7 +88,7 @@ async def test_at_an_unchanged_limit_a_ramping_session_gets_one_profile_write(ru
     t = [time.time()]
     bench = await start_bench(runner, "generic")
     gw = bench.gw
-    gw.clock = lambda: t[0]
+    gw.charging.clock = lambda: t[0]
     sim = await bench.connect(with_firmware(load_profile("generic"), ramp_s=10.0, clock_aligned_outside_tx=True))
     await gw.charging.set_site_limit(None, 20.0)
     await sim.send_meter_values(1, "Sample.Clock")  # Current.Import 0, just before the start
@@ -118,14 +117,14 @@ async def test_ended_sessions_lose_their_share_everywhere(runner):
     """Item 3: the shares listed in `site status`, the API and the points add up to the limit."""
     first = await start_bench(runner, "generic", "CP-A")
     gw = first.gw
-    await gw.add_device("CP-B")
+    await gw.device_book.add_device("CP-B")
     second = Bench(runner, gw, "generic", "CP-B")
     sim_a, sim_b = await first.connect(), await second.connect()
     await gw.charging.set_site_limit(None, 24.0)
     await charging(sim_a)
     await charging(sim_b)
     await gw.charging.reallocate()
-    table = service_for(gw).table
+    table = gw.points.table
     requested = {c: table.get(f"{p.name}") for c, p in (
         ("CP-A", _point(table, "CP-A", "SC-Requested")), ("CP-B", _point(table, "CP-B", "SC-Requested")))}
     assert [table.read(p) for p in requested.values()] == [12.0, 12.0]
@@ -153,7 +152,7 @@ async def test_a_restart_keeps_what_the_charger_is_so_evlink_profiles_stay_adapt
     bench.gw = gw = await runner.restart(authorize={"policy": "none_except_whitelist"})
     station = gw.registry.get(bench.charger_id)
     assert station.boot.vendor == profile.boot.charge_point_vendor
-    assert gw.devices[bench.charger_id]["quirk_matched"] == "schneider-evlink"
+    assert gw.device_book.devices[bench.charger_id]["quirk_matched"] == "schneider-evlink"
     await sim.go_online()
     assert [n for n, _p, _a in sim.sent_calls].count("BootNotification") == 1
     await gw.charging.set_site_limit(22.0, None)
@@ -174,7 +173,7 @@ async def test_a_triggered_boot_is_not_a_reboot(runner):
     await charging(sim)
     await gw.charging.reallocate()
     reads, writes = len(bench.received("GetConfiguration")), len(bench.received("SetChargingProfile"))
-    answer = await ops.trigger_message(gw, bench.charger_id, "BootNotification")
+    answer = await ops.trigger_message(gw.actions, bench.charger_id, "BootNotification")
     assert answer["status"] == "Accepted"
     await sim.wait_for(lambda: [n for n, _p, _a in sim.sent_calls].count("BootNotification") == 2)
     await sim.send_heartbeat()  # one more round trip: follow-up work would have started
@@ -205,7 +204,7 @@ async def test_a_charger_that_goes_offline_is_still_counted_at_what_it_applies(r
     others must not take its share (the soak benchmark saw the sum go over after restarts)."""
     first = await start_bench(runner, "generic", "CP-A")
     gw = first.gw
-    await gw.add_device("CP-B")
+    await gw.device_book.add_device("CP-B")
     second = Bench(runner, gw, "generic", "CP-B")
     sim_a, sim_b = await first.connect(), await second.connect()
     await gw.charging.set_site_limit(None, 24.0)

@@ -30,13 +30,13 @@ async def test_remote_stop_behaviour_decides_the_status_after_a_remote_stop(runn
     sim = await bench.connect()
     gw, cid = bench.gw, bench.charger_id
     assert bench.station.config_value("RemoteStopBehaviour") == "Finishing"
-    changed = await ops.change_configuration(gw, cid, "RemoteStopBehaviour", "Available")
+    changed = await ops.change_configuration(gw.actions, cid, "RemoteStopBehaviour", "Available")
     assert changed["status"] == "Accepted" and bench.station.config_value("RemoteStopBehaviour") == "Available"
     await sim.plug_in(1)
-    await ops.remote_start_transaction(gw, cid, WHITELISTED, connector_id=1)
+    await ops.remote_start_transaction(gw.actions, cid, WHITELISTED, connector_id=1)
     connector = bench.station.connectors[1]
     await bench.watch.until(lambda: connector.transaction_id is not None)
-    await ops.remote_stop_transaction(gw, cid, connector_id=1)
+    await ops.remote_stop_transaction(gw.actions, cid, connector_id=1)
     await bench.watch.until(lambda: connector.transaction_id is None and connector.status == "Available")
     [change] = await gw.history.config_changes(cid)
     assert (change["key"], change["old_value"], change["new_value"], change["result"]) == (

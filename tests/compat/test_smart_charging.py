@@ -38,7 +38,7 @@ async def four_chargers(runner: GatewayRunner) -> list[Bench]:
     benches = [first]
     for profile in PROFILES[1:]:
         charger_id = f"{profile.upper()}-1"
-        await first.gw.add_device(charger_id)
+        await first.gw.device_book.add_device(charger_id)
         benches.append(Bench(runner, first.gw, profile, charger_id))
     for bench in benches:
         await bench.connect()
@@ -108,7 +108,7 @@ async def test_zappi_write_budget_holds_when_the_site_limit_is_rewritten_every_m
     t = [time.time()]  # the gateway's clock, moved with the charger's (profiles start "now")
     bench = await start_bench(runner, "zappi")
     gw = bench.gw
-    gw.clock = lambda: t[0]
+    gw.charging.clock = lambda: t[0]
     sim: Simulator = await bench.connect()
     tx = await sim.start_session(1, WHITELISTED)
     await sim.wait_for(lambda: tx.transaction_id is not None)
@@ -143,8 +143,8 @@ async def test_site_limit_holds_while_zappi_write_budget_is_used_up(runner):
     t = [time.time()]
     zappi = await start_bench(runner, "zappi")
     gw = zappi.gw
-    gw.clock = lambda: t[0]
-    await gw.add_device("EVLINK-1")
+    gw.charging.clock = lambda: t[0]
+    await gw.device_book.add_device("EVLINK-1")
     evlink = Bench(runner, gw, "evlink", "EVLINK-1")
     for bench in (zappi, evlink):
         await bench.connect()

@@ -17,12 +17,12 @@ from tests.compat.harness import start_bench
 
 EXPIRY = "2030-01-01T00:00:00Z"
 CALLS = {
-    "TriggerMessage": lambda gw, cid: ops.trigger_message(gw, cid, "StatusNotification", 1),
-    "GetDiagnostics": lambda gw, cid: ops.get_diagnostics(gw, cid, "ftp://127.0.0.1/diag"),
-    "ReserveNow": lambda gw, cid: ops.reserve_now(gw, cid, 1, "TAG", EXPIRY, 7),
-    "SendLocalList": lambda gw, cid: ops.send_local_list(gw, cid),
-    "GetCompositeSchedule": lambda gw, cid: ops.get_composite_schedule(gw, cid, 1, 60),
-    "ClearCache": lambda gw, cid: ops.clear_cache(gw, cid),
+    "TriggerMessage": lambda gw, cid: ops.trigger_message(gw.actions, cid, "StatusNotification", 1),
+    "GetDiagnostics": lambda gw, cid: ops.get_diagnostics(gw.actions, cid, "ftp://127.0.0.1/diag"),
+    "ReserveNow": lambda gw, cid: ops.reserve_now(gw.actions, cid, 1, "TAG", EXPIRY, 7),
+    "SendLocalList": lambda gw, cid: ops.send_local_list(gw.actions, cid),
+    "GetCompositeSchedule": lambda gw, cid: ops.get_composite_schedule(gw.actions, cid, 1, 60),
+    "ClearCache": lambda gw, cid: ops.clear_cache(gw.actions, cid),
 }
 # What the manuals say: True = supported, so sent and answered; False = refused before sending.
 SUPPORTED = {

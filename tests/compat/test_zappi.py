@@ -13,7 +13,7 @@ from websockets.exceptions import InvalidStatus
 from gateway.operator import actions as ops
 from gateway.simulator import Simulator
 from tests.compat.harness import WHITELISTED, Bench, Watch, start_bench, whitelist
-from tests.ocpp_client import SITE_PASSWORD, TestCharger
+from tests.support.charger import SITE_PASSWORD, TestCharger
 
 ZAPPI = "91234567"  # the serial of the manual's boot example, the default identity
 
@@ -32,7 +32,7 @@ async def test_zappi_waits_while_pending_and_is_accepted_at_its_next_boot_once_a
     # Pending: zappi sends nothing but BootNotification, and the gateway asks it nothing.
     assert [a for a, _, _ in sim.sent_calls] == ["BootNotification"]
     assert sim.received_calls == []
-    await gw.add_device(ZAPPI)
+    await gw.device_book.add_device(ZAPPI)
     await sim.wait_for(lambda: sim.ready.is_set(), timeout=10)  # the retry after the 1 s interval
     assert sim.boot_count == 2 and sim.registration == "Accepted"
     await watch.until(lambda: station.slot == 1 and station.boot_status == "Accepted"
@@ -47,7 +47,7 @@ async def test_zappi_waits_while_pending_and_is_accepted_at_its_next_boot_once_a
 
 async def test_zappi_connects_with_its_authorization_key_and_a_wrong_key_is_refused(runner):
     gw = await runner.start()
-    await gw.add_device(ZAPPI, auth_key="zappi-secret-1")
+    await gw.device_book.add_device(ZAPPI, auth_key="zappi-secret-1")
     with pytest.raises(InvalidStatus) as refused:
         async with TestCharger(runner.url, ZAPPI, password="wrong"):
             pass
@@ -65,10 +65,10 @@ async def test_zappi_connects_with_its_authorization_key_and_a_wrong_key_is_refu
 async def test_a_new_authorization_key_set_by_the_operator_lets_zappi_reconnect_with_it(runner):
     """zappi reconnects with the key it was given; the gateway must expect that key from then on."""
     gw = await runner.start()
-    await gw.add_device(ZAPPI, auth_key="zappi-secret-1")
+    await gw.device_book.add_device(ZAPPI, auth_key="zappi-secret-1")
     bench = Bench(runner, gw, "zappi", ZAPPI)
     sim = await bench.connect(password="zappi-secret-1")
-    answer = await ops.change_configuration(gw, ZAPPI, "AuthorizationKey", "zappi-secret-2")
+    answer = await ops.change_configuration(gw.actions, ZAPPI, "AuthorizationKey", "zappi-secret-2")
     assert answer["status"] == "Accepted"
     await sim.wait_for(lambda: sim.boot_count == 2 and sim.ready.is_set())
     assert not [r for r in await bench.log_lines("ConnectionRefused")]

@@ -36,16 +36,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from gateway.errors import QuirkError
+
 BUNDLED_DIR = Path(__file__).parent
 
 PURPOSES = ("ChargePointMaxProfile", "TxDefaultProfile", "TxProfile")
 FEATURE_PROFILES = ("Core", "FirmwareManagement", "LocalAuthListManagement", "Reservation",
                     "SmartCharging", "RemoteTrigger")
 RATE_UNITS = ("A", "W")
-
-
-class QuirkError(ValueError):
-    """A quirk file that cannot be used (bad TOML, unknown key, wrong type)."""
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from gateway.operator.web.auth import (
 from gateway.operator.web.events import EventHub, stream
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.operator.api import AdminParts
 
 STATIC = {"live.js": "text/javascript", "style.css": "text/css"}
 # What a browser may fetch before it has logged in (an admin guard lets these through).
@@ -41,10 +41,10 @@ PUBLIC_PATHS = ("/", PREFIX, f"{PREFIX}/login", *(f"{PREFIX}/static/{name}" for 
 class WebUI:
     """One gateway's web pages: templates, logged-in sessions, the event hub."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gw = gateway
+    def __init__(self, parts: AdminParts) -> None:
+        self.parts = parts
         self.sessions = Sessions()
-        self.hub = EventHub(gateway)
+        self.hub = EventHub(parts)
         folder = Path(templates.__file__).parent / "web"
         # Lenient undefined: a field another part renames shows "-" instead of failing the page.
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(folder), autoescape=True,
@@ -55,8 +55,7 @@ class WebUI:
         self.static = {name: (folder / name).read_bytes() for name in STATIC}
 
     async def start(self) -> None:
-        ensure_admin_token(self.gw.settings)  # secure by default: a token exists before any page
-        self.hub.attach_charging()
+        ensure_admin_token(self.parts.settings)  # secure by default: a token exists before any page
 
     async def render(self, name: str, **context: Any) -> web.Response:
         """Render off the event loop: a big site's device list takes a few hundred ms of pure
@@ -135,12 +134,12 @@ class WebUI:
             return web.Response(status=403, text="cross-site login refused")
         if self.sessions.throttled():
             return await self.render("login.html.j2", error="Too many failed attempts; wait a minute.", next=nxt)
-        secrets = [read_admin_token(self.gw.settings) or "", self.gw.settings.admin.password]
+        secrets = [read_admin_token(self.parts.settings) or "", self.parts.settings.admin.password]
         sid = self.sessions.login(str(form.get("token", "")), [s for s in secrets if s])
         if sid is None:
-            self.gw.history.log("admin", "WebLogin", f"failed login from {request.remote}", "warning")
+            self.parts.history.log("admin", "WebLogin", f"failed login from {request.remote}", "warning")
             return await self.render("login.html.j2", error="That is not the admin token.", next=nxt)
-        self.gw.history.log("admin", "WebLogin", f"logged in from {request.remote}")
+        self.parts.history.log("admin", "WebLogin", f"logged in from {request.remote}")
         response = web.HTTPSeeOther(nxt)
         set_cookie(response, sid, secure=request.secure)
         raise response
@@ -159,10 +158,3 @@ def _when(value: Any) -> str:
     text = str(value)
     return text[:19].replace("T", " ") if len(text) >= 19 and text[10] == "T" else text
 
-
-def install(gateway: Gateway) -> WebUI:
-    ui = WebUI(gateway)
-    gateway.start_hooks.append(ui.start)
-    gateway.admin_routes.append(ui.add_routes)
-    gateway.web = ui  # type: ignore[attr-defined]
-    return ui

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
     from gateway.model.station import ChangeEvent
+    from gateway.operator.api import AdminParts
 
 log = logging.getLogger(__name__)
 COALESCE_S = 0.25  # at most four updates a second per page, however busy the chargers are
@@ -28,18 +28,14 @@ MAX_TOPICS = 50
 class EventHub:
     """Collects change topics from the live model, smart charging and the general log."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gw = gateway
+    def __init__(self, parts: AdminParts) -> None:
+        self.parts = parts
         self.clients: set[asyncio.Queue[list[str] | None]] = set()
         self.pending: set[str] = set()
         self.wake = asyncio.Event()
         self.task: asyncio.Task[Any] | None = None
         self.last_log_id: Any = None
-        gateway.registry.subscribe(self._on_change)
-
-    def attach_charging(self) -> None:
-        if self.gw.charging is not None:
-            self.gw.charging.listeners.append(self._on_charging)
+        parts.registry.subscribe(self._on_change)
 
     def _on_change(self, event: ChangeEvent) -> None:
         if self.clients:
@@ -49,7 +45,8 @@ class EventHub:
             self.pending.add(f"charger:{event.charger_id}")
             self.wake.set()
 
-    def _on_charging(self, charger_id: str | None) -> None:
+    def charging_changed(self, charger_id: str | None) -> None:
+        """Smart charging changed (told by the controller, wired in gateway.main)."""
         if self.clients:
             self.pending.update(("site",) if charger_id is None else ("site", f"charger:{charger_id}"))
             self.wake.set()
@@ -58,7 +55,7 @@ class EventHub:
         queue: asyncio.Queue[list[str] | None] = asyncio.Queue(maxsize=100)
         self.clients.add(queue)
         if self.task is None or self.task.done():
-            self.task = self.gw.spawn(self._run(), "web page events")
+            self.task = self.parts.spawn(self._run(), "web page events")
         return queue
 
     def leave(self, queue: asyncio.Queue[list[str] | None]) -> None:
@@ -89,7 +86,7 @@ class EventHub:
 
     async def _poll_log(self) -> None:
         try:
-            last = await self.gw.history.general_log(limit=1)
+            last = await self.parts.history.general_log(limit=1)
         except Exception:  # the store closing at shutdown; the next page load shows the log
             return
         newest = last[-1].get("id") if last else None

@@ -15,7 +15,6 @@ from gateway.errors import ChargerCallError, GatewayError
 from gateway.history import exports
 from gateway.model.timestamps import absolute_time
 from gateway.ocpp.server import valid_charger_id
-from gateway.operator.live import live_for
 from gateway.settings import REGISTRATION_STATUSES
 
 if TYPE_CHECKING:
@@ -92,34 +91,34 @@ class Forms:
     """The form handlers of one gateway; each returns the message shown on the page."""
 
     def __init__(self, ui: WebUI) -> None:
-        self.gw = ui.gw
+        self.parts = ui.parts
 
     async def change_setting(self, form: Any, request: web.Request) -> str:
-        row = await live_for(self.gw).change(_text(form, "key"), _text(form, "value"), BY)
+        row = await self.parts.live.change(_text(form, "key"), _text(form, "value"), BY)
         return f"{row['key']} is now {row['value']}"
 
     async def add_device(self, form: Any, request: web.Request) -> str:
         charger_id = _text(form, "charger_id")
         if not valid_charger_id(charger_id):
             raise ValueError(f"{charger_id!r} is not a charger id")
-        device = await self.gw.add_device(charger_id, _registration(form))
+        device = await self.parts.device_book.add_device(charger_id, _registration(form))
         return f"added {charger_id} in slot {device['slot']}"
 
     async def remove_device(self, form: Any, request: web.Request) -> str:
         charger_id = _text(form, "charger_id")
-        if not await self.gw.remove_device(charger_id):
+        if not await self.parts.device_book.remove_device(charger_id):
             raise ValueError(f"{charger_id} is not in the device database")
         return f"removed {charger_id} (its slot stays reserved for it)"
 
     async def forget_guest(self, form: Any, request: web.Request) -> str:
         charger_id = _text(form, "charger_id")
-        if not await self.gw.forget_guest(charger_id):
+        if not await self.parts.connections.forget_guest(charger_id, added=charger_id in self.parts.device_book.devices):
             raise ValueError(f"{charger_id} is not a guest any more")
         return f"forgot {charger_id}: it is off the discovery list until it connects again"
 
     async def set_registration(self, form: Any, request: web.Request) -> str:
         charger_id = request.match_info["charger_id"]
-        await self.gw.update_device(charger_id, registration=_registration(form))
+        await self.parts.device_book.update_device(charger_id, registration=_registration(form))
         return f"{charger_id}: registration response {_text(form, 'registration')}"
 
     async def run_action(self, form: Any, request: web.Request) -> str:
@@ -128,19 +127,19 @@ class Forms:
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}")
         operation = ACTIONS[action]
-        result = await operation(self.gw, charger_id, **arguments(operation, action_arguments(action, form), "web"))
+        result = await operation(self.parts.actions, charger_id, **arguments(operation, action_arguments(action, form), "web"))
         answer = json.dumps(result.get("answer"), default=str)
         return f"{action}: {result.get('status') or 'answered'}; the charger answered {answer}"
 
     async def change_config(self, form: Any, request: web.Request) -> str:
         from gateway.operator import actions as ops
         charger_id = request.match_info["charger_id"]
-        result = await ops.change_configuration(self.gw, charger_id, _text(form, "key"), str(form.get("value", "")),
+        result = await ops.change_configuration(self.parts.actions, charger_id, _text(form, "key"), str(form.get("value", "")),
                                                 source="web")
         return f"ChangeConfiguration {_text(form, 'key')}: {result.get('status')}"
 
     async def smart(self, form: Any, request: web.Request) -> str:
-        if self.gw.charging is None:
+        if self.parts.charging is None:
             raise ValueError("smart charging is not installed")
         changes: dict[str, Any] = {"enabled": form.get("enabled") == "on"}
         for name in ("unit", "kind", "purpose"):
@@ -151,7 +150,7 @@ class Forms:
             if value is not None:
                 changes[name] = kind(value)
         connector = int(_number(form, "connector_id") or 0)
-        await self.gw.charging.configure(request.match_info["charger_id"], connector, **changes)
+        await self.parts.charging.configure(request.match_info["charger_id"], connector, **changes)
         return f"smart-charging properties of {'the charge point' if connector == 0 else f'connector {connector}'} saved"
 
     async def put_tag(self, form: Any, request: web.Request) -> str:
@@ -161,28 +160,28 @@ class Forms:
         if listed not in ("whitelist", "blacklist"):
             raise ValueError("list must be whitelist or blacklist")
         expiry = absolute_time(_text(form, "expiry"), "expiry")
-        await self.gw.history.put_tag(id_tag, listed, expiry, _text(form, "parent_id_tag"), _text(form, "note"))
-        await self.gw.reload_tags()
-        self.gw.history.log("admin", "TagChanged", f"{id_tag} on the {listed} by {BY}")
+        await self.parts.history.put_tag(id_tag, listed, expiry, _text(form, "parent_id_tag"), _text(form, "note"))
+        await self.parts.device_book.reload_tags()
+        self.parts.history.log("admin", "TagChanged", f"{id_tag} on the {listed} by {BY}")
         return f"{id_tag} is on the {listed}"
 
     async def remove_tag(self, form: Any, request: web.Request) -> str:
-        if not await self.gw.history.remove_tag(_text(form, "id_tag")):
+        if not await self.parts.history.remove_tag(_text(form, "id_tag")):
             raise ValueError(f"unknown tag {_text(form, 'id_tag')}")
-        await self.gw.reload_tags()
-        self.gw.history.log("admin", "TagChanged", f"{_text(form, 'id_tag')} removed by {BY}")
+        await self.parts.device_book.reload_tags()
+        self.parts.history.log("admin", "TagChanged", f"{_text(form, 'id_tag')} removed by {BY}")
         return f"removed {_text(form, 'id_tag')}"
 
     async def tenant(self, form: Any, request: web.Request) -> str:
-        row = await exports.set_tenant(self.gw.history, _text(form, "id_tag"), _text(form, "tenant"),
+        row = await exports.set_tenant(self.parts.history, _text(form, "id_tag"), _text(form, "tenant"),
                                        _text(form, "cost_centre"))
         return f"{row['id_tag']}: {row.get('tenant') or 'no tenant'}"
 
     async def site_limit(self, form: Any, request: web.Request) -> str:
-        if self.gw.charging is None:
+        if self.parts.charging is None:
             raise ValueError("smart charging is not installed")
         power, current = (None, None) if form.get("clear") else (_number(form, "power_kw"), _number(form, "current_a"))
-        await self.gw.charging.set_site_limit(power, current, "manual")
+        await self.parts.charging.set_site_limit(power, current, "manual")
         return "site limit removed" if (power, current) == (None, None) else \
             f"site limit set: {power if power is not None else '-'} kW, {current if current is not None else '-'} A"
 

@@ -16,7 +16,6 @@ from gateway.history import exports
 from gateway.history.store import TRANSACTION_COLUMNS
 from gateway.model.timestamps import iso_z, query_time
 from gateway.operator.api import station_view
-from gateway.operator.live import live_for
 from gateway.operator.settings_api import overview
 from gateway.settings import AUTHORIZE_POLICIES, REGISTRATION_STATUSES
 
@@ -41,7 +40,7 @@ def _filters(request: web.Request) -> tuple[dict[str, str], str]:
 
 # --- parts -----------------------------------------------------------------------------------
 async def part_health(ui: WebUI, request: web.Request) -> dict[str, Any]:
-    return {"o": overview(ui.gw)}
+    return {"o": overview(ui.parts)}
 
 
 def _list_row(station: Any) -> dict[str, Any]:
@@ -59,14 +58,14 @@ def _list_row(station: Any) -> dict[str, Any]:
 
 
 async def part_chargers(ui: WebUI, request: web.Request) -> dict[str, Any]:
-    views = [_list_row(s) for s in sorted(ui.gw.registry.stations.values(),
+    views = [_list_row(s) for s in sorted(ui.parts.registry.stations.values(),
                                           key=lambda s: (s.slot is None, s.slot or 0, s.charger_id))]
     return {"guests": [v for v in views if not v["added"]], "devices": [v for v in views if v["added"]],
             "statuses": REGISTRATION_STATUSES}
 
 
 async def part_charger(ui: WebUI, request: web.Request) -> dict[str, Any]:
-    station = ui.gw.registry.get(request.query.get("charger") or request.match_info.get("charger_id", ""))
+    station = ui.parts.registry.get(request.query.get("charger") or request.match_info.get("charger_id", ""))
     if station is None:
         raise web.HTTPNotFound(text="unknown charger")
     return {"c": station_view(station)}
@@ -76,14 +75,14 @@ async def part_log(ui: WebUI, request: web.Request) -> dict[str, Any]:
     given, problem = _filters(request)
     rows: list[dict[str, Any]] = []
     if not problem:
-        rows = await ui.gw.history.general_log(
+        rows = await ui.parts.history.general_log(
             given["charger"] or None, query_time(given["since"], "since"), query_time(given["until"], "until"),
             LOG_TAIL, given["type"] or None)
     return {"rows": rows[::-1], "f": given, "problem": problem}
 
 
 async def part_site(ui: WebUI, request: web.Request) -> dict[str, Any]:
-    status = ui.gw.charging.status() if ui.gw.charging is not None else {"site": None, "connectors": {}}
+    status = ui.parts.charging.status() if ui.parts.charging is not None else {"site": None, "connectors": {}}
     return {"site": status["site"], "shares": status["connectors"], "writes": status.get("writes", {})}
 
 
@@ -114,7 +113,7 @@ def routes(ui: WebUI) -> list[tuple[str, Any]]:
 
     async def network(request: web.Request, session: WebSession) -> web.Response:
         return await ui.page(request, session, "network.html.j2", title="Network",
-                       settings=live_for(ui.gw).view(), **await _parts(ui, request, "health"))
+                       settings=ui.parts.live.view(), **await _parts(ui, request, "health"))
 
     async def devices(request: web.Request, session: WebSession) -> web.Response:
         return await ui.page(request, session, "devices.html.j2", title="Device manager",
@@ -126,8 +125,8 @@ def routes(ui: WebUI) -> list[tuple[str, Any]]:
 
     async def authorize_page(request: web.Request, session: WebSession) -> web.Response:
         return await ui.page(request, session, "authorize.html.j2", title="Authorize",
-                       policy=ui.gw.settings.authorize.policy, policies=AUTHORIZE_POLICIES,
-                       tags=await ui.gw.history.tags(), tenants=await exports.tenants(ui.gw.history))
+                       policy=ui.parts.settings.authorize.policy, policies=AUTHORIZE_POLICIES,
+                       tags=await ui.parts.history.tags(), tenants=await exports.tenants(ui.parts.history))
 
     async def history(request: web.Request, session: WebSession) -> web.Response:
         return await ui.page(request, session, "history.html.j2", title="General history",
@@ -135,7 +134,7 @@ def routes(ui: WebUI) -> list[tuple[str, Any]]:
 
     async def transactions(request: web.Request, session: WebSession) -> web.Response:
         given, problem = _filters(request)
-        rows = [] if problem else await ui.gw.history.transactions(
+        rows = [] if problem else await ui.parts.history.transactions(
             given["charger"] or None, query_time(given["since"], "since"), query_time(given["until"], "until"), 1000)
         return await ui.page(request, session, "transactions.html.j2", title="Transaction history", rows=rows[::-1],
                        columns=TRANSACTION_COLUMNS, f=given, problem=problem,
@@ -147,7 +146,7 @@ def routes(ui: WebUI) -> list[tuple[str, Any]]:
     async def export(request: web.Request, session: WebSession) -> web.Response:
         from gateway.operator.exports_api import export_response
         try:
-            return await export_response(ui.gw, request.match_info["what"], request.query)
+            return await export_response(ui.parts, request.match_info["what"], request.query)
         except ValueError as exc:
             return web.Response(status=400, text=str(exc))
 
@@ -161,15 +160,15 @@ async def device_context(ui: WebUI, request: web.Request) -> dict[str, Any]:
     from gateway.chargers.configuration import configuration_view
     from gateway.operator.actions_api import ACTIONS
     context = await part_charger(ui, request)
-    station = ui.gw.registry.get(context["c"]["charger_id"])
+    station = ui.parts.registry.get(context["c"]["charger_id"])
     assert station is not None
     smart = None
-    if ui.gw.charging is not None:
-        smart = ui.gw.charging.settings_for(station.charger_id, 0)
-    return {**context, "config": await configuration_view(ui.gw, station),
-            "changes": (await ui.gw.history.config_changes(station.charger_id))[-10:],
+    if ui.parts.charging is not None:
+        smart = ui.parts.charging.settings_for(station.charger_id, 0)
+    return {**context, "config": await configuration_view(ui.parts.actions.configuration, station),
+            "changes": (await ui.parts.history.config_changes(station.charger_id))[-10:],
             "actions": {name: [p for p in inspect.signature(fn).parameters
-                               if p not in ("gw", "charger_id", "source")] for name, fn in ACTIONS.items()},
+                               if p not in ("parts", "charger_id", "source")] for name, fn in ACTIONS.items()},
             "smart": dataclasses.asdict(smart) if smart is not None else None,
             "points": _points_of(ui, station.charger_id), "registers": _registers_of(ui, station),
             "statuses": REGISTRATION_STATUSES}
@@ -177,8 +176,7 @@ async def device_context(ui: WebUI, request: web.Request) -> dict[str, Any]:
 
 def _points_of(ui: WebUI, charger_id: str) -> list[dict[str, Any]]:
     """This charger's BACnet objects with their present value (only its own: a site has thousands)."""
-    from points.service import service_for
-    table = service_for(ui.gw).table
+    table = ui.parts.points_table
     return [{"object_type": p.spec.bacnet_type, "instance": p.instance, "name": p.name,
              "description": p.spec.description, "units": p.spec.units, "writable": p.spec.writable,
              "value": table.read(p) if table.reliable(p) else None}
@@ -189,5 +187,5 @@ def _registers_of(ui: WebUI, station: Any) -> list[dict[str, Any]]:
     if station.slot is None:
         return []
     from points.export.register_map import rows
-    return [r.cells() for r in rows([(station.slot, station.charger_id)], ui.gw.settings.modbus)
+    return [r.cells() for r in rows([(station.slot, station.charger_id)], ui.parts.settings.modbus)
             if r.charger_id == station.charger_id]

@@ -1,0 +1,65 @@
+"""What the OCPP room needs from the rest of the gateway, as small interfaces.
+
+The composition root (`gateway.main`) hands each session these collaborators; a test hands it
+plain objects. Nothing here knows which part implements them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from gateway.history.store import HistoryStore
+from gateway.model.station import Clock, Registry, Station
+from gateway.ocpp.logbudget import LogBudget
+from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from gateway.ocpp.session import ChargerSession
+
+
+class RegistrationPolicy(Protocol):
+    """The device database's answers, and its record of a boot (`gateway.chargers.devices.DeviceBook`)."""
+
+    def boot_response(self, station: Station) -> str:
+        """Accepted, Pending or Rejected: what this charger's BootNotification is answered."""
+
+    def authorize(self, id_tag: str) -> dict[str, str]:
+        """The idTagInfo for an Authorize, StartTransaction or StopTransaction."""
+
+    async def remember_boot(self, station: Station) -> None:
+        """Keep what an added charger says it is (and the quirk that matched it)."""
+
+
+class SessionEvents(Protocol):
+    """What the rest of the gateway does when a charger boots or a transaction changes."""
+
+    def booted(self, session: ChargerSession, status: str) -> None:
+        """Queue follow-up work with `session.after_answer` (it runs after the Boot answer)."""
+
+    def transaction_changed(self, station: Station, connector_id: int) -> None:
+        """A transaction started, stopped or was lost on this connector."""
+
+    async def ask_for_status(self, session: ChargerSession, after_boot: bool) -> None:
+        """Ask for StatusNotification when the charger has not reported its connectors."""
+
+
+Spawn = Callable[[Coroutine[Any, Any, Any], str], "asyncio.Task[Any]"]
+
+
+@dataclass(frozen=True)
+class SessionParts:
+    """The collaborators every session of one gateway shares."""
+
+    settings: Settings
+    registry: Registry
+    history: HistoryStore
+    clock: Clock
+    policy: RegistrationPolicy
+    events: SessionEvents
+    spawn: Spawn
+    # One budget per charger id across its connections: reconnecting does not refill it.
+    log_budget: LogBudget

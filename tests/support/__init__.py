@@ -1,0 +1,1 @@
+"""What tests share: one fake charger (`charger`) and one wait helper (`wait`)."""
