@@ -72,24 +72,31 @@ class BacnetClient:
                               type=type_, priority=priority)
 
 
-@pytest.fixture
-async def bms(runner: GatewayRunner) -> AsyncIterator[tuple[GatewayRunner, BacnetClient]]:
-    """A gateway with BACnet on a free loopback port, and a client process on another."""
-    port = free_udp_port()
-    await runner.start(bacnet={"enabled": True, "address": "127.0.0.1/8", "port": port})
+@contextlib.asynccontextmanager
+async def client_process(runner: GatewayRunner, server_port: int) -> AsyncIterator[BacnetClient]:
+    """The BACnet client in its own process, on its own free port, talking to `server_port`."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(CLIENT), f"127.0.0.1/8:{free_udp_port()}", cwd=str(runner.tmp_path),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
     assert proc.stdout is not None
     assert json.loads(await asyncio.wait_for(proc.stdout.readline(), 20)) == {"ready": True}
-    client = BacnetClient(proc, port)
+    client = BacnetClient(proc, server_port)
     try:
-        yield runner, client
+        yield client
     finally:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await proc.wait()
         client._reader.cancel()
+
+
+@pytest.fixture
+async def bms(runner: GatewayRunner) -> AsyncIterator[tuple[GatewayRunner, BacnetClient]]:
+    """A gateway with BACnet on a free loopback port, and a client process on another."""
+    port = free_udp_port()
+    await runner.start(bacnet={"enabled": True, "address": "127.0.0.1/8", "port": port})
+    async with client_process(runner, port) as client:
+        yield runner, client
 
 
 async def added_charger(runner: GatewayRunner, charger_id: str) -> TestCharger:

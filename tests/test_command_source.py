@@ -7,10 +7,6 @@ Real gateway, BACnet client in its own process (tests/bacnet_client.py), pymodbu
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,7 +14,7 @@ import pytest
 
 from points.modbus.codec import NAN_F32, RegType, decode, encode
 from tests.conftest import GatewayRunner
-from tests.test_bacnet import CLIENT, BacnetClient, free_udp_port
+from tests.test_bacnet import BacnetClient, client_process, free_udp_port
 from tests.test_modbus import modbus, register_address
 
 LIMIT = "analog-value,1"  # Site-PowerLimit
@@ -29,19 +25,8 @@ async def both(runner: GatewayRunner) -> AsyncIterator[tuple[Any, BacnetClient]]
     port = free_udp_port()
     gateway = await runner.start(bacnet={"enabled": True, "address": "127.0.0.1/8", "port": port},
                                  modbus={"enabled": True, "port": 0, "bacnet_priority": 10})
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(CLIENT), f"127.0.0.1/8:{free_udp_port()}", cwd=str(runner.tmp_path),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-    assert proc.stdout is not None
-    assert json.loads(await asyncio.wait_for(proc.stdout.readline(), 20)) == {"ready": True}
-    client = BacnetClient(proc, port)
-    try:
+    async with client_process(runner, port) as client:
         yield gateway, client
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        client._reader.cancel()
 
 
 async def _modbus_limit(gateway: Any, regs: list[int]) -> int | None:
