@@ -306,6 +306,26 @@ def test_a_payload_rejected_again_and_again_backs_off_exponentially_not_once_a_s
     assert guard.rejected_count(tx_request(16, 7)) == len(sent)
 
 
+def test_the_back_off_belongs_to_the_transaction_so_a_changed_share_for_it_waits_too():
+    """Issue 13: a TxProfile for a dead transaction backed off, but a changed share for the same
+    transaction (another session arrived, the limit moved) was tried at once."""
+    guard = WriteGuard()
+    assert guard.decide(tx_request(16, 7), 0).write
+    guard.record_write(0, tx_request(16, 7), accepted=False)
+    changed = guard.decide(tx_request(12, 7), 1)
+    assert (changed.write, changed.rejected, changed.retry_at) == (False, True, 5.0)
+    assert guard.pending == [tx_request(12, 7)]  # the newest wish waits
+    assert guard.due(4.9) == [] and guard.due(5) == [tx_request(12, 7)]
+    assert guard.decide(tx_request(12, 7), 5).write
+    guard.record_write(5, tx_request(12, 7), accepted=False)
+    assert guard.rejected_count(tx_request(10, 7)) == 2  # counted per transaction, not per payload
+    assert guard.decide(tx_request(10, 7), 14).retry_at == 15.0  # doubled
+    other = guard.decide(tx_request(10, 8), 14)  # the next transaction is not held back
+    assert other.write
+    assert guard.drop_transaction(7) == 1
+    assert guard.pending == [] and guard.rejected_count(tx_request(10, 7)) == 0
+
+
 def test_pending_writes_of_an_ended_transaction_are_dropped():
     guard = WriteGuard(writes_per_hour=1)
     write(guard, tx_request(16, 7), 0)

@@ -69,6 +69,30 @@ async def test_a_dead_transaction_gets_no_profile_storm_and_the_next_session_its
     assert sim.connectors[1].offered_a == 16.0
 
 
+async def test_a_changed_share_for_a_dead_transaction_waits_out_the_back_off_too(runner):
+    """The back-off belongs to the charger's connector and transaction, not to one payload: a
+    new limit (a new share) for the transaction the charger rejected is not tried at once."""
+    bench = await start_bench(runner, "generic")
+    sim = await bench.connect(with_firmware(load_profile("generic"), reject_unknown_transaction=True))
+    gw = bench.gw
+    t = [time.time()]
+    gw.charging.clock = lambda: t[0]
+    tx = await charging(sim)
+    sim.connectors[1].transaction.transaction_id = tx + 100  # the charger lost track of it
+    await gw.charging.set_site_limit(None, 16.0)
+    await gw.charging.reallocate()
+    assert [limits(p) for p in for_tx(bench, tx)] == [[16.0]]
+    for amps in (12.0, 10.0, 14.0):  # the BMS moves the limit within the back-off
+        t[0] += 1
+        await gw.charging.set_site_limit(None, amps)
+        await gw.charging.reallocate()
+    assert len(for_tx(bench, tx)) == 1
+    assert gw.charging.status()["connectors"][f"{bench.charger_id}/1"]["send_state"] == "Rejected"
+    t[0] += 5  # the back-off is over: the newest share goes out once
+    await gw.charging.reallocate()
+    assert [limits(p) for p in for_tx(bench, tx)] == [[16.0], [14.0]]
+
+
 async def test_clearing_the_limit_drops_a_rejected_wish(runner):
     bench = await start_bench(runner, "generic")
     sim = await bench.connect(with_firmware(load_profile("generic"), reject_unknown_transaction=True))
