@@ -15,14 +15,14 @@ import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.chargers.capabilities import ChargerCapabilities, capabilities_of
 from gateway.charging.allocator import RotationState, allocate
 from gateway.charging.guard import WriteGuard
-from gateway.charging.inputs import ConnectorControl, counted_current, session_input
+from gateway.charging.inputs import ConnectorControl, counted_current, session_input, written_share
 from gateway.charging.limit import LimitRecord
 from gateway.charging.niagara import OperatorProfiles, settings_dict
 from gateway.charging.profiles import NiagaraProfileSettings
@@ -48,8 +48,10 @@ class ChargerLink(Protocol):
         """A session is open now."""
 
 log = logging.getLogger(__name__)
-WRITES_SCOPE = "profile_writes"  # charger id -> times of its profile writes in the last hour
-SHARES_SCOPE = "site_shares"  # charger/connector -> [share the charger accepted, its transaction]
+# charger id -> {"writes": times of its profile writes in the last hour, "held": the profiles it
+# accepted last, per slot}: stored after every write, so a restarted gateway neither rewrites an
+# unchanged profile nor starts the charger's hourly budget from zero.
+HELD_SCOPE = "profiles_held"
 MEASURED_CHANGE_A = 1.0  # re-allocate when a session's current moves by this much
 REALLOCATE_MIN_INTERVAL_S = 0.1
 
@@ -77,39 +79,60 @@ class ChargingController(ProfileSender):
         self._site_profiles: set[tuple[str, int]] = set()  # site profiles that outlive a transaction
         self._dirty = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._earlier_writes: dict[str, list[float]] = {}  # stored before a restart, until used
+        self._earlier: dict[str, tuple[list[float], list[dict[str, Any]]]] = {}  # stored before a restart
 
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         await self.operator.load()
         await self.site.load()
-        for key, text in (await self.history.kv_get(SHARES_SCOPE)).items():
-            charger_id, _, connector = key.rpartition("/")
-            if text in ("", "null"):
-                continue  # no session when it was stored
+        for charger_id, text in (await self.history.kv_get(HELD_SCOPE)).items():
             try:
-                amps, tx = json.loads(text)
-                self.control[(charger_id, int(connector))] = ConnectorControl(
-                    transaction_id=tx, written_a=amps, written_tx=tx)
-            except (ValueError, TypeError):
-                log.warning("ignoring unreadable site share of %s", key)
-        for charger_id, text in (await self.history.kv_get(WRITES_SCOPE)).items():
-            try:
-                self._earlier_writes[charger_id] = [float(t) for t in json.loads(text)]
-            except (ValueError, TypeError):
-                log.warning("ignoring unreadable profile-write times of %s", charger_id)
+                stored = json.loads(text)
+                times, held = [float(t) for t in stored["writes"]], [dict(p) for p in stored["held"]]
+            except (ValueError, TypeError, KeyError):
+                log.warning("ignoring unreadable stored profiles of %s", charger_id)
+                continue
+            self._earlier[charger_id] = (times, held)
+            self._restore_shares(charger_id, held)
         self.spawn(self._worker(), "smart charging")
 
-    async def stop(self) -> None:
-        """Store the wishes and each charger's recent profile writes (its hourly budget goes on)."""
-        await self.site.save()
+    def _restore_shares(self, charger_id: str, held: list[dict[str, Any]]) -> None:
+        """The shares a charger accepted before the restart: it goes on applying them (also while
+        offline), and the allocator starts from them (its hysteresis holds small changes)."""
         now = self.clock()
-        await self.history.kv_put(WRITES_SCOPE, {
-            charger_id: json.dumps(guard.recent_writes(now)) for charger_id, guard in self.guards.items()})
-        # What each charger applies goes on while the gateway is away: count it after the restart.
-        await self.history.kv_put(SHARES_SCOPE, {
-            f"{c}/{n}": json.dumps([v.written_a, v.written_tx]) if v.transaction_id is not None else "null"
-            for (c, n), v in self.control.items()})
+        for payload in held:
+            amps, tx = written_share(payload)
+            connector_id = int(payload.get("connectorId") or 0)
+            if tx is None or connector_id == 0:
+                continue
+            self.control[(charger_id, connector_id)] = ConnectorControl(
+                transaction_id=tx, written_a=amps, written_tx=tx, applied_at=now,
+                send_status="Accepted", send_state="Accepted")
+            if amps is not None:
+                key = f"{charger_id}/{connector_id}"
+                self.rotation = dataclasses.replace(
+                    self.rotation, allocated_a={**self.rotation.allocated_a, key: amps},
+                    running_since={**self.rotation.running_since, key: now})
+
+    async def stop(self) -> None:
+        """Store the wishes, and what each charger holds and its recent writes (its budget goes on)."""
+        await self.site.save()
+        await self._store_held(*self.guards)
+
+    async def _store_held(self, *charger_ids: str) -> None:
+        """Durably record what these chargers accepted and when they were written."""
+        await self.history.kv_put(HELD_SCOPE, self._held_rows(charger_ids))
+
+    def _remember_held(self, charger_id: str) -> None:
+        """The same after a write, in the background: the write path does not wait for the disk
+        (the rows are taken now and committed in order)."""
+        self.spawn(self.history.kv_put(HELD_SCOPE, self._held_rows([charger_id])), "store profiles held")
+
+    def _held_rows(self, charger_ids: Iterable[str]) -> dict[str, str]:
+        now = self.clock()
+        return {charger_id: json.dumps({"writes": self.guards[charger_id].recent_writes(now),
+                                        "held": self.guards[charger_id].held()})
+                for charger_id in charger_ids if charger_id in self.guards}
 
     # --- commands (CLI, admin API, BMS points) --------------------------------------------
     async def set_site_limit(self, power_kw: float | None, current_a: float | None,
@@ -147,6 +170,7 @@ class ChargingController(ProfileSender):
         guard = self.guards.get(session.charger_id)
         if guard is not None:
             guard.forget()
+            self._remember_held(session.charger_id)
         for (charger_id, _connector), control in self.control.items():
             if charger_id == session.charger_id:
                 control.written_a = control.written_tx = control.applied_at = None
@@ -302,7 +326,9 @@ class ChargingController(ProfileSender):
         guard = self.guards.get(charger_id)
         if guard is None:
             guard = self.guards[charger_id] = WriteGuard(caps, default_writes_per_hour=default)
-            guard.restore_writes(self._earlier_writes.pop(charger_id, []), self.clock())
+            times, held = self._earlier.pop(charger_id, ([], []))
+            guard.restore_writes(times, self.clock())
+            guard.restore_held(held)
         # The budget follows what is known of the charger (its quirk may match only after its boot).
         guard.writes_per_hour = caps.profile_writes_per_hour or default
         return guard

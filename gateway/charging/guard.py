@@ -88,6 +88,15 @@ class WriteGuard:
         """Count writes sent before a gateway restart against the budget (zappi counts them too)."""
         self._times = deque(sorted(float(t) for t in times if now - self.window_s < float(t) <= now))
 
+    def held(self) -> list[dict[str, Any]]:
+        """What the charger accepted last, per slot (kept across a gateway restart)."""
+        return [dict(p) for p in self._written.values()]
+
+    def restore_held(self, payloads: list[dict[str, Any]]) -> None:
+        """What the charger accepted before a gateway restart: an unchanged profile is not rewritten
+        (the charger keeps its profiles while the central system is away)."""
+        self._written = {_normalize(p)[0]: dict(p) for p in payloads}
+
     @property
     def pending(self) -> list[dict[str, Any]]:
         """Values held back (budget or rejection back-off), newest wish per slot."""

@@ -58,6 +58,12 @@ class ProfileSender:
     def notify(self, charger_id: str | None) -> None:
         raise NotImplementedError
 
+    async def _store_held(self, *charger_ids: str) -> None:
+        raise NotImplementedError
+
+    def _remember_held(self, charger_id: str) -> None:
+        raise NotImplementedError
+
     def utcnow(self) -> datetime:
         raise NotImplementedError
 
@@ -140,6 +146,7 @@ class ProfileSender:
         if guard is not None:
             guard.drop_slot(connector_id, SITE_PROFILE_ID + connector_id)
             guard.forget()
+            await self._store_held(charger_id)
 
     async def write(self, charger_id: str, payload: dict[str, Any], key: tuple[str, int] | None) -> str:
         """Send one SetChargingProfile through the write guard; returns the send status."""
@@ -167,6 +174,7 @@ class ProfileSender:
             guard.record_write(now, payload, accepted=status == "Accepted")
         if control is not None:
             self._record_answer(key, control, payload, status)
+        self._remember_held(charger_id)  # what it holds and its budget survive a restart
         if status == "Accepted" and key is not None:
             self.spawn(self._verify(charger_id, key[1]), f"verify profile on {charger_id}")
         self.notify(charger_id)

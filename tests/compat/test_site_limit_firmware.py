@@ -188,6 +188,33 @@ async def test_a_restart_keeps_what_the_charger_is_so_evlink_profiles_stay_adapt
     assert gw.charging.status()["connectors"][f"{bench.charger_id}/1"]["send_state"] == "Accepted"
 
 
+async def test_a_restarted_gateway_does_not_rewrite_the_profile_a_charger_already_holds(runner):
+    """What each charger accepted (per connector and transaction) and its write budget are in the
+    device database: after a gateway restart an unchanged share is not written again (it was,
+    once per session per restart), while a changed one is."""
+    bench = await start_bench(runner, "generic")
+    sim = await bench.connect(with_firmware(load_profile("generic"), boot_on_reconnect=False))
+    gw = bench.gw
+    await gw.charging.set_site_limit(None, 16.0)
+    tx = await charging(sim)
+    await gw.charging.reallocate()
+    assert [limits(p) for p in for_tx(bench, tx)] == [[16.0]]
+    for _ in range(2):
+        await sim.go_offline()
+        bench.gw = gw = await runner.restart(authorize={"policy": "none_except_whitelist"})
+        await sim.go_online()
+        await bench.watch.until(lambda: bench.station.online)
+        for _ in range(3):
+            await gw.charging.reallocate()
+        assert len(bench.received("SetChargingProfile")) == 1
+        connector = gw.charging.status()["connectors"][f"{bench.charger_id}/1"]
+        assert (connector["written_a"], connector["send_state"]) == (16.0, "Accepted")
+        assert gw.charging.writes_of(bench.charger_id)["last_hour"] == 1
+    await gw.charging.set_site_limit(None, 10.0)
+    await gw.charging.reallocate()
+    assert [limits(p) for p in for_tx(bench, tx)] == [[16.0], [10.0]]
+
+
 async def test_a_triggered_boot_is_not_a_reboot(runner):
     """Item 9: no configuration read again, no profile rewrite."""
     bench = await start_bench(runner, "generic")
