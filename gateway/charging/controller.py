@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -26,7 +27,7 @@ from gateway.charging.inputs import ConnectorControl, counted_current, session_i
 from gateway.charging.limit import LimitRecord
 from gateway.charging.niagara import OperatorProfiles, settings_dict
 from gateway.charging.profiles import NiagaraProfileSettings
-from gateway.charging.sending import SITE_PROFILE_ID, ProfileSender
+from gateway.charging.sending import ProfileSender, Send
 from gateway.charging.site import SiteWishes
 from gateway.model.station import ChangeEvent, Station
 
@@ -251,12 +252,14 @@ class ChargingController(ProfileSender):
             wishes = allocate(self.site.in_force.limit, [dataclasses.replace(s, fixed_a=None) for s in sessions],
                               voltage, self.rotation, now).allocations if pinned else {}
             self.rotation = result.state
-            sends = []
+            cuts: list[Send] = []
+            others: list[Send] = []
+            raises: list[Send] = []
             if unlimited:  # the limit was lifted: remove the site profiles still on the chargers
                 for key in sorted(self._site_profiles | {k for k, c in self.control.items()
                                                          if c.requested_a is not None}):
                     self.control.setdefault(key, ConnectorControl()).requested_a = None
-                    sends.append(self._clear_site_profile(*key))
+                    raises.append(functools.partial(self._clear_site_profile, *key))
             for key, allocation in result.allocations.items():
                 control = self.control[stations[key]]
                 control.allocation_reason = allocation.reason
@@ -264,20 +267,13 @@ class ChargingController(ProfileSender):
                 if unlimited or station is None or not station.online:
                     continue  # an offline charger is counted at what it applies, and told later
                 control.requested_a = (wishes[key] if key in pinned else allocation).amps
-                sends.append(self._send_share(*stations[key], control.requested_a))
+                send = functools.partial(self._send_share, *stations[key], control.requested_a)
+                # A pinned session was counted at what it applies: its newest wish need not land.
+                (others if key in pinned else cuts if control.lowers_to(control.requested_a) else raises).append(send)
             if not unlimited:
-                sends += self._start_defaults()
-            await asyncio.gather(*sends)
-            await self._write_due(now)
+                others += self._start_defaults()
+            await self._send_in_order(cuts, others, raises, now)
             self.notify(None)
-
-    async def _write_due(self, now: float) -> None:
-        """Held-back writes whose budget or back-off has freed."""
-        for charger_id, guard in list(self.guards.items()):
-            for payload in guard.due(now):
-                connector_id = int(payload["connectorId"])
-                site = payload["csChargingProfiles"]["chargingProfileId"] == SITE_PROFILE_ID + connector_id
-                await self.write(charger_id, payload, (charger_id, connector_id) if site else None)
 
     def _sessions(self, now: float) -> tuple[list[Any], dict[str, tuple[str, int]]]:
         """One allocator session per connector with an active transaction on an added charger."""
@@ -289,9 +285,8 @@ class ChargingController(ProfileSender):
                 continue
             guard = self._guard(station.charger_id, caps)
             # Pinned at what it applies: a charger that cannot take a new value now (budget used)
-            # or cannot be told (offline: it goes on charging at its last profile).
-            pinned = not station.online or (
-                bool(guard.pending) and guard.writes_in_window(now) >= guard.writes_per_hour)
+            # or cannot be told (offline: it goes on charging at its last profile)...
+            budget_used = bool(guard.pending) and guard.writes_in_window(now) >= guard.writes_per_hour
             for connector in station.connectors.values():
                 if connector.connector_id == 0 or connector.transaction_id is None:
                     continue
@@ -301,10 +296,12 @@ class ChargingController(ProfileSender):
                 if control.transaction_id not in (None, connector.transaction_id):
                     self._end_session(keys[key], control)
                 control.transaction_id = connector.transaction_id
+                # Or it refused its share for this transaction (it goes on at what it applies).
+                refused = control.send_state in ("Rejected", "Failed")
                 sessions.append(session_input(
                     key, station, connector.connector_id, caps, control,
                     self.device_of(station.charger_id), default_phases=cfg.default_phases,
-                    settle_s=cfg.settle_s, pinned=pinned))
+                    settle_s=cfg.settle_s, pinned=not station.online or budget_used or refused))
         return sessions, keys
 
     def _end_sessions(self, live: set[tuple[str, int]]) -> None:

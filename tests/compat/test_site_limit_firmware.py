@@ -166,6 +166,52 @@ def _point(table, charger_id: str, key: str):
                 and p.connector_id == 1)
 
 
+async def two_charging(runner, limit_a: float, **firmware) -> tuple[Bench, Simulator, Simulator, list[str]]:
+    """CP-A and CP-B charging under a site current limit; one log of the profiles they receive."""
+    first = await start_bench(runner, "generic", "CP-A")
+    gw = first.gw
+    await gw.device_book.add_device("CP-B")
+    second = Bench(runner, gw, "generic", "CP-B")
+    profile = with_firmware(load_profile("generic"), **firmware)
+    sim_a, sim_b = await first.connect(profile), await second.connect(profile)
+    received: list[str] = []
+    for sim in (sim_a, sim_b):
+        sim.on_event = lambda line, cid=sim.charger_id: received.append(cid) if "<- SetChargingProfile" in line else None
+    await gw.charging.set_site_limit(None, limit_a)
+    await charging(sim_a)
+    await charging(sim_b)
+    await gw.charging.reallocate()
+    assert (sim_a.connectors[1].offered_a, sim_b.connectors[1].offered_a) == (limit_a / 2, limit_a / 2)
+    received.clear()
+    return first, sim_a, sim_b, received
+
+
+async def test_the_chargers_that_must_come_down_are_written_before_any_raise(runner):
+    """Lower first, then raise: in between, the chargers never offer more than the limit."""
+    bench, sim_a, sim_b, received = await two_charging(runner, 24.0)
+    await bench.gw.device_book.update_device("CP-A", weight=3.0)  # CP-A up to 18 A, CP-B down to 6 A
+    await bench.gw.charging.reallocate()
+    assert received == ["CP-B", "CP-A"]
+    assert (sim_a.connectors[1].offered_a, sim_b.connectors[1].offered_a) == (18.0, 6.0)
+    await bench.gw.device_book.update_device("CP-A", weight=1.0)  # and the other way round
+    await bench.gw.device_book.update_device("CP-B", weight=3.0)
+    await bench.gw.charging.reallocate()
+    assert received == ["CP-B", "CP-A", "CP-A", "CP-B"]
+    assert (sim_a.connectors[1].offered_a, sim_b.connectors[1].offered_a) == (6.0, 18.0)
+
+
+async def test_a_cut_the_charger_refuses_holds_back_the_raise_it_would_pay_for(runner):
+    bench, sim_a, sim_b, received = await two_charging(runner, 24.0, reject_unknown_transaction=True)
+    gw = bench.gw
+    sim_b.connectors[1].transaction.transaction_id += 100  # CP-B lost track of its transaction
+    await gw.device_book.update_device("CP-A", weight=3.0)
+    for _ in range(3):
+        await gw.charging.reallocate()
+    assert received == ["CP-B"]  # refused, then backed off; CP-A is not raised on its account
+    assert sim_a.connectors[1].offered_a == 12.0
+    assert gw.charging.status()["connectors"]["CP-B/1"]["allocation_reason"].startswith("fixed")
+
+
 async def test_a_restart_keeps_what_the_charger_is_so_evlink_profiles_stay_adapted(runner):
     """Item 5: EVlink takes amperes only and no numberPhases; after a gateway restart it
     reconnects without a BootNotification, and its first profile must still be adapted."""
