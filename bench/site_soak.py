@@ -29,13 +29,13 @@ import asyncio
 import json
 import logging
 import random
-import re
 import socket
 import sys
 import time
 from collections import defaultdict
 from typing import Any
 
+from bench import site_soak_report as report
 from bench.bms_harness import Agent, free_udp_port, machine, percentiles, tempdir
 
 PROFILES = ("smappee", "acwallbox", "zappi", "evlink")
@@ -65,6 +65,8 @@ class Soak:
         self.samples: list[tuple[float, float, float | None, float]] = []  # (time, offered, limit, unprofiled)
         self.restarted_at: list[float] = []
         self.received_at: list[float] = []
+        self.limit_changes: list[tuple[float, float | None, float | None]] = []  # (time, before, after)
+        self.passes: list[tuple[float, float]] = []  # smart-charging passes (start, end)
 
     def settings(self) -> Any:
         from gateway.settings import Settings
@@ -74,6 +76,9 @@ class Soak:
         s.admin.enabled = False
         s.bacnet.address, s.bacnet.port = "127.0.0.1/8", self.ports["bacnet"]
         s.modbus.enabled, s.modbus.host, s.modbus.port = True, "127.0.0.1", self.ports["modbus"]
+        # The BACnet BMS writes at priority 8; the Modbus EMS commands the same slot, so the last
+        # writer wins (at the default 10 every Modbus write would sit below the BACnet command).
+        s.modbus.bacnet_priority = 8
         s.database.path = self.db
         s.smart_charging.start_limit_a = self.args.start_limit
         return s.validate()
@@ -84,12 +89,21 @@ class Soak:
         await self.gw.start()
         # When each BMS write reached the controller (the BMS client's own send time includes
         # its first-request address resolution: about a second for bacpypes3).
-        original = self.gw.charging.set_site_limit
+        charging = self.gw.charging
+        original, reallocate = charging.set_site_limit, charging.reallocate
 
         async def traced(*args: Any, **kwargs: Any) -> Any:
             self.received_at.append(time.time())
-            return await original(*args, **kwargs)
-        self.gw.charging.set_site_limit = traced
+            before = charging.in_force.limit.current_a
+            result = await original(*args, **kwargs)
+            self.limit_changes.append((time.time(), before, charging.in_force.limit.current_a))
+            return result
+
+        async def traced_pass() -> None:  # when each smart-charging pass starts and ends
+            start = time.time()
+            await reallocate()
+            self.passes.append((start, time.time()))
+        charging.set_site_limit, charging.reallocate = traced, traced_pass
 
     async def restart(self) -> None:
         self.restarted_at.append(time.time())
@@ -186,99 +200,32 @@ class Soak:
             for sim in self.sims:
                 await sim.stop()
             await self.gw.stop()
+        if args.dump:
+            with open(args.dump, "w") as out:
+                json.dump({"events": self.events, "passes": self.passes, "limit_changes": self.limit_changes,
+                           "limit_writes": self.limit_writes, "received_at": self.received_at,
+                           "restarted_at": self.restarted_at}, out)
         return self.report(time.time() - t0)
 
     def report(self, wall_s: float) -> dict[str, Any]:
-        over = [(off - lim) for _t, off, lim, _u in self.samples if lim is not None and off > lim + 1e-6]
-        managed = [(off - un - lim) for _t, off, lim, un in self.samples
-                   if lim is not None and off - un > lim + 1e-6]
-        after_write = [(t, off - lim) for t, off, lim, _u in self.samples if lim is not None and off > lim + 1e-6
-                       and any(0 <= t - w < 2.0 for w, _a, _v in self.limit_writes)]
-        writes_per_tx, rejected_loops = self._writes_per_transaction()
-        latencies, per_write = self._latencies(sorted(t for t, _a, _v in self.limit_writes))
-        from_receipt, _per = self._latencies(sorted(self.received_at))
-        per_hour = {cid: round(sum(1 for _t, line in ev if "<- SetChargingProfile" in line) * 3600 / wall_s, 1)
-                    for cid, ev in self.events.items()}
-        strict = sum(1 for w, allowed, _a in writes_per_tx if w <= allowed)
-        shared = sum(1 for w, _s, allowed in writes_per_tx if w <= allowed)
-        counts = {cid: sum(1 for _t, line in ev if "<- SetChargingProfile" in line) for cid, ev in self.events.items()}
+        per_session, rejected_loops = report.writes_per_session(self)
+        latencies, per_write, away = report.latencies(self, sorted(t for t, _a, _v in self.limit_writes))
+        from_receipt, _per, _away = report.latencies(self, sorted(self.received_at))
         return {
             "benchmark": "site_soak", "chargers": len(self.ids), "minutes": self.args.minutes,
             "limit_writes": len(self.limit_writes), "restarts": self.args.restarts,
             "sessions": len(self.sessions),
-            "offered_over_limit": {"samples": len(self.samples), "above": len(over),
-                                   "max_excess_a": round(max(over), 1) if over else 0.0,
-                                   "above_within_2_s_of_a_limit_write": len(after_write),
-                                   "above_counting_only_sessions_with_a_profile": len(managed),
-                                   "max_excess_of_those_a": round(max(managed), 1) if managed else 0.0},
-            "writes_per_session": {
-                "sessions": len(writes_per_tx), "max": max((w for w, _s, _a in writes_per_tx), default=0),
-                "within_1_plus_limit_changes": strict,
-                "max_over_1_plus_limit_changes": max((w - a for w, a, _s in writes_per_tx), default=0),
-                "within_1_plus_limit_changes_plus_share_changes": shared,
-                "max_over_that": max((w - a for w, _s, a in writes_per_tx), default=0)},
-            "limit_to_profile": {**percentiles(latencies), "per_write_max_ms": per_write},
+            "offered_over_limit": report.over_limit(self),
+            "writes_per_session": per_session,
+            "limit_to_profile": {**percentiles(latencies), "per_write_max_ms": per_write,
+                                 "chargers_not_connected_at_the_write": away},
             "limit_received_to_profile": percentiles(from_receipt),
+            "timeline_ms": report.timeline(self),
             "rejected_loops": rejected_loops,
             "rejections": sum(1 for ev in self.events.values() for _t, line in ev
                               if "SetChargingProfile rejected" in line),
-            "writes_per_charger": {"max_in_run": max(counts.values(), default=0),
-                                   "per_hour_extrapolated_max": max(per_hour.values(), default=0),
-                                   "per_hour_extrapolated_mean": round(sum(per_hour.values()) / max(len(per_hour), 1), 1),
-                                   "budget_per_hour": {"zappi": 26, "others": 60}},
+            "writes_per_charger": report.writes_per_charger(self, wall_s),
             "wall_s": round(wall_s, 1), "machine": machine()}
-
-    def _writes_per_transaction(self) -> tuple[list[tuple[int, int, int]], int]:
-        """(writes, 1 + limit changes, 1 + limit changes + other sessions' starts and stops +
-        gateway restarts) during each transaction."""
-        result, loops = [], 0
-        for sim in self.sims:
-            per_tx: dict[Any, int] = defaultdict(int)
-            for action, payload in sim.received_calls:
-                if action == "SetChargingProfile":
-                    per_tx[payload["csChargingProfiles"].get("transactionId")] += 1
-            rejected: dict[Any, int] = defaultdict(int)
-            for _t, line in self.events[sim.charger_id]:
-                if "unknown transaction" in line or "without an active transaction" in line:
-                    rejected[line] += 1
-            loops += sum(1 for count in rejected.values() if count >= 3)
-            for tx_id, writes in per_tx.items():
-                if tx_id is None:
-                    continue
-                span = self._tx_span(sim, tx_id)
-                changes = sum(1 for t, _a, _v in self.limit_writes if span[0] <= t <= span[1])
-                others = sum(1 for t in self._session_events(exclude=sim.charger_id) if span[0] < t <= span[1])
-                restarts = sum(1 for t in self.restarted_at if span[0] < t <= span[1])
-                result.append((writes, 1 + changes, 1 + changes + others + restarts))
-        return result, loops
-
-    def _session_events(self, exclude: str = "") -> list[float]:
-        """When sessions started or stopped (each one moves every other session's share)."""
-        return sorted(t for (cid, _tx), span in self.sessions.items() if cid != exclude for t in span if t)
-
-    def _tx_span(self, sim: Any, tx_id: int) -> tuple[float, float]:
-        """When a transaction ran, from the StartTransaction answer the charger logged."""
-        mark = re.compile(rf"transaction_id={tx_id}\b")
-        times = [t for t, line in self.events[sim.charger_id] if "StartTransaction" in line and mark.search(line)]
-        start = times[0] if times else 0.0
-        stops = [t for t, line in self.events[sim.charger_id] if "StopTransaction" in line and mark.search(line)]
-        return start, stops[-1] if stops else time.time()
-
-    def _latencies(self, times: list[float]) -> tuple[list[float], list[float]]:
-        """Per charger and write: ms to the first SetChargingProfile after the write (within 10 s)."""
-        others = self._session_events() + self.restarted_at
-        all_ms, per_write = [], []
-        for i, t in enumerate(times):
-            # Profiles after a session started or stopped, or a restart, are not this write's.
-            until = min([t + 10.0, *(times[i + 1:i + 2]), *(e for e in others if e > t)])
-            got = []
-            for ev in self.events.values():
-                first = next((e for e, line in ev if t <= e < until and "<- SetChargingProfile" in line), None)
-                if first is not None:
-                    got.append((first - t) * 1000)
-            all_ms += got
-            per_write.append(round(max(got), 1) if got else None)
-        return all_ms, per_write
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -291,6 +238,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--idle-s", type=float, default=30.0, help="mean idle time between sessions")
     parser.add_argument("--meter-interval", type=int, default=10, help="MeterValueSampleInterval of every charger")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--dump", default=None, help="also write every charger event and pass to this JSON file")
     parser.add_argument("--start-limit", type=float, default=None,
                         help="smart_charging.start_limit_a (a new session's current until its share arrives)")
     return parser.parse_args(argv)

@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 HELD_SCOPE = "profiles_held"
 MEASURED_CHANGE_A = 1.0  # re-allocate when a session's current moves by this much
 REALLOCATE_MIN_INTERVAL_S = 0.1
+STARTING_S = 5.0  # a start whose answer was never sent (the charger went away) counts after this
 
 
 class ChargingController(ProfileSender):
@@ -80,6 +81,7 @@ class ChargingController(ProfileSender):
         self._site_profiles: set[tuple[str, int]] = set()  # site profiles that outlive a transaction
         self._dirty = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._starting: dict[tuple[str, int], float] = {}  # connector -> when its start was being answered
         self._earlier: dict[str, tuple[list[float], list[dict[str, Any]]]] = {}  # stored before a restart
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -181,7 +183,12 @@ class ChargingController(ProfileSender):
             await self.operator.send(session.station, settings)
         self._dirty.set()
 
+    def starting(self, charger_id: str, connector_id: int) -> None:
+        """A StartTransaction is being answered: no share for it until the charger has the answer."""
+        self._starting[(charger_id, connector_id)] = self.clock()
+
     async def on_transaction(self, station: Station, connector_id: int) -> None:
+        self._starting.pop((station.charger_id, connector_id), None)
         if station.slot is not None:  # guests take no share of the site limit
             self._dirty.set()
 
@@ -288,7 +295,8 @@ class ChargingController(ProfileSender):
             # or cannot be told (offline: it goes on charging at its last profile)...
             budget_used = bool(guard.pending) and guard.writes_in_window(now) >= guard.writes_per_hour
             for connector in station.connectors.values():
-                if connector.connector_id == 0 or connector.transaction_id is None:
+                if connector.connector_id == 0 or connector.transaction_id is None \
+                        or now - self._starting.get((station.charger_id, connector.connector_id), -1e9) < STARTING_S:
                     continue
                 key = f"{station.charger_id}/{connector.connector_id}"
                 keys[key] = (station.charger_id, connector.connector_id)
