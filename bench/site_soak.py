@@ -81,6 +81,7 @@ class Soak:
         s.modbus.bacnet_priority = 8
         s.database.path = self.db
         s.smart_charging.start_limit_a = self.args.start_limit
+        s.smart_charging.newcomer_reserve_a = self.args.reserve
         return s.validate()
 
     async def start_gateway(self) -> None:
@@ -238,6 +239,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--idle-s", type=float, default=30.0, help="mean idle time between sessions")
     parser.add_argument("--meter-interval", type=int, default=10, help="MeterValueSampleInterval of every charger")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--reserve", type=float, default=0.0,
+                        help="smart_charging.newcomer_reserve_a (left free for a car that arrives)")
     parser.add_argument("--dump", default=None, help="also write every charger event and pass to this JSON file")
     parser.add_argument("--start-limit", type=float, default=None,
                         help="smart_charging.start_limit_a (a new session's current until its share arrives)")

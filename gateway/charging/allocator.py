@@ -64,6 +64,7 @@ class RotationState:
     paused_since: Mapping[str, float] = field(default_factory=_frozen)
     running_since: Mapping[str, float] = field(default_factory=_frozen)
     allocated_a: Mapping[str, float] = field(default_factory=_frozen)
+    limit: SiteLimit | None = None  # the limit of the last run: a new one re-shares every session
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,13 @@ class AllocatorConfig:
     # Smaller raises are not made either: lowering holds the limit and must go out, a raise only
     # passes on what another session freed, and every write wears the charger's flash.
     raise_hysteresis_a: float = 2.0
+    # While the limit is unchanged, a running session keeps its value when others come and go:
+    # it is raised only by at least this fraction of it (and raise_hysteresis_a), and cut only
+    # when the limit needs it or its own draw fell (issue 13: writes per session <= 1 + limit changes).
+    steady_raise_fraction: float = 0.25
+    # Shares leave this much per phase free (where the minimums allow) for a car that arrives:
+    # it starts from it without cutting everyone (the controller sets it while a connector is idle).
+    newcomer_reserve_a: float = 0.0
     resume_margin_a: float = 1.0  # a paused session resumes only if min + this fits (no flapping)
     step_a: float = 0.1  # allocations are rounded down to this step
 
@@ -149,15 +157,16 @@ def allocate(
         reasons.update({s.key: "no site limit: charger maximum" for s in usable})
     else:
         admitted = _admit(usable, fixed, load, state, now, config)
-        amps = _share(admitted, fixed, ceiling, load)
+        shares = _shares_load(load, admitted, fixed, config.newcomer_reserve_a)
+        amps = _share(admitted, fixed, ceiling, shares)
         amps = {s: _round_down(a, config.step_a) for s, a in amps.items()}
-        held = _hold(amps, fixed, state, load, config)
+        held = _hold(amps, fixed, ceiling, state, (load, shares), config, limit)
         for s in usable:
             reasons[s.key] = _reason(s, amps.get(s, 0.0), ceiling[s], s in held)
 
     amps.update(fixed)
     allocations = {s.key: Allocation(amps.get(s, 0.0), reasons[s.key]) for s in sessions}
-    return AllocationResult(MappingProxyType(allocations), _next_state(allocations, state, now))
+    return AllocationResult(MappingProxyType(allocations), _next_state(allocations, state, now, limit))
 
 
 def _ceiling(s: SessionDemand, state: RotationState, config: AllocatorConfig) -> float:
@@ -243,23 +252,86 @@ def _fill(
 def _hold(
     amps: dict[SessionDemand, float],
     fixed: Mapping[SessionDemand, float],
+    ceiling: Mapping[SessionDemand, float],
     state: RotationState,
-    load: _Load,
+    loads: tuple[_Load, _Load],
     config: AllocatorConfig,
+    limit: SiteLimit,
 ) -> set[SessionDemand]:
-    """Keep the previous amps where the change is under the hysteresis, if the limits still hold."""
-    held = set()
+    """Keep running sessions at their previous amps where a change is not worth a profile write.
+
+    On a new limit every session is re-shared (changes under the hysteresis aside). While the
+    limit is unchanged a running session keeps its value when others come and go: newcomers
+    take what is free (down to their minimum); only if even that does not fit are the running
+    sessions re-shared, all at once (of `shares`: the limit less the newcomer reserve).
+    """
+    load, shares = loads
+    new_limit = state.limit != limit
+    held: dict[SessionDemand, float] = {}
     for s, a in amps.items():
         previous = state.allocated_a.get(s.key, 0.0)
-        small = abs(a - previous) < config.hysteresis_a or 0 < a - previous < config.raise_hysteresis_a
-        if 0 < previous <= s.max_a and a > 0 and previous != a and small:
-            held.add(s)
-    trial = {**fixed, **amps, **{s: state.allocated_a[s.key] for s in held}}
+        if not 0 < previous <= s.max_a or a <= 0 or previous == a:
+            continue
+        if new_limit:
+            keep = abs(a - previous) < config.hysteresis_a or 0 < a - previous < config.raise_hysteresis_a
+        elif a < previous:
+            keep = ceiling[s] >= previous  # a cut for others' sake: only if the limit needs it
+        else:
+            keep = a - previous < max(config.raise_hysteresis_a, config.steady_raise_fraction * previous)
+        if keep:
+            held[s] = previous
+    fresh = [s for s, a in amps.items() if a > 0 and s not in held and state.allocated_a.get(s.key, 0.0) <= 0]
+    if not new_limit and fresh and not load.fits({**fixed, **amps, **held}):
+        at_min = {**fixed, **amps, **held, **{s: s.min_a for s in fresh}}
+        if load.fits(at_min):  # the newcomers take what is free
+            amps.update(_squeeze(amps, fresh, {**fixed, **amps, **held}, load, config.step_a))
+        else:  # they cannot: everyone is re-shared, leaving room for the next newcomer
+            amps.update(_reshare(amps, fixed, ceiling, load, shares, config.step_a))
+            held = {}
+    trial = {**fixed, **amps, **held}
     if not load.fits(trial):
         # Keeping a higher value broke a limit: only keep those that stay lower.
-        held = {s for s in held if state.allocated_a[s.key] < amps[s]}
-    amps.update({s: state.allocated_a[s.key] for s in held})
-    return held
+        held = {s: v for s, v in held.items() if v < amps[s]}
+    amps.update(held)
+    return set(held)
+
+
+def _squeeze(amps: Mapping[SessionDemand, float], fresh: list[SessionDemand],
+             base: Mapping[SessionDemand, float], load: _Load, step_a: float) -> dict[SessionDemand, float]:
+    """The newcomers' amps lowered together (not below their minimum) until they fit beside `base`."""
+    def at(level: float) -> dict[SessionDemand, float]:
+        return {s: max(s.min_a, min(amps[s], level)) for s in fresh}
+    low, high = 0.0, max(amps[s] for s in fresh)
+    for _ in range(40):
+        mid = (low + high) / 2
+        low, high = (mid, high) if load.fits({**base, **at(mid)}) else (low, mid)
+    return {s: _round_down(a, step_a) for s, a in at(low).items()}
+
+
+def _shares_load(load: _Load, admitted: list[SessionDemand], fixed: Mapping[SessionDemand, float],
+                 reserve_a: float) -> _Load:
+    """The limit the shares are made of: the site limit less the newcomer reserve, as far as the
+    admitted sessions' minimums leave room for it."""
+    if reserve_a <= 0:
+        return load
+    at_min = {**fixed, **{s: s.min_a for s in admitted}}
+    limit = load.limit
+    for reserve in (reserve_a, reserve_a / 2):
+        smaller = _Load(SiteLimit(
+            None if limit.current_a is None else max(0.0, limit.current_a - reserve),
+            None if limit.power_w is None else max(0.0, limit.power_w - 3 * reserve * load.voltage_v)),
+            load.voltage_v)
+        if smaller.fits(at_min):
+            return smaller
+    return load
+
+
+def _reshare(amps: Mapping[SessionDemand, float], fixed: Mapping[SessionDemand, float],
+             ceiling: Mapping[SessionDemand, float], load: _Load, shares: _Load, step_a: float) -> dict[SessionDemand, float]:
+    """Everyone's fair share again (of `shares`: the limit less the reserve), within the limit."""
+    fair = _share([s for s, a in amps.items() if a > 0], fixed, ceiling, shares)
+    fair = {s: _round_down(a, step_a) for s, a in fair.items()}
+    return fair if load.fits({**fixed, **amps, **fair}) else dict(amps)
 
 
 def _reason(s: SessionDemand, amps: float, ceiling: float, held: bool) -> str:
@@ -281,7 +353,8 @@ def _round_down(amps: float, step: float) -> float:
     return round(steps * step, 6)
 
 
-def _next_state(allocations: Mapping[str, Allocation], state: RotationState, now: float) -> RotationState:
+def _next_state(allocations: Mapping[str, Allocation], state: RotationState, now: float,
+                limit: SiteLimit) -> RotationState:
     paused_since: dict[str, float] = {}
     running_since: dict[str, float] = {}
     for key, allocation in allocations.items():
@@ -294,4 +367,5 @@ def _next_state(allocations: Mapping[str, Allocation], state: RotationState, now
         paused_since=_frozen(paused_since),
         running_since=_frozen(running_since),
         allocated_a=_frozen({k: a.amps for k, a in allocations.items()}),
+        limit=limit,
     )

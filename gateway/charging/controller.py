@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.chargers.capabilities import ChargerCapabilities, capabilities_of
-from gateway.charging.allocator import RotationState, allocate
+from gateway.charging.allocator import AllocatorConfig, RotationState, allocate
 from gateway.charging.guard import WriteGuard
 from gateway.charging.inputs import ConnectorControl, counted_current, session_input, written_share
 from gateway.charging.limit import LimitRecord
@@ -115,7 +115,7 @@ class ChargingController(ProfileSender):
                 key = f"{charger_id}/{connector_id}"
                 self.rotation = dataclasses.replace(
                     self.rotation, allocated_a={**self.rotation.allocated_a, key: amps},
-                    running_since={**self.rotation.running_since, key: now})
+                    running_since={**self.rotation.running_since, key: now}, limit=self.site.in_force.limit)
 
     async def stop(self) -> None:
         """Store the wishes, and what each charger holds and its recent writes (its budget goes on)."""
@@ -251,13 +251,14 @@ class ChargingController(ProfileSender):
                     c.requested_a is not None for c in self.control.values()):
                 return
             voltage = self.settings.smart_charging.nominal_voltage_v
-            result = allocate(self.site.in_force.limit, sessions, voltage, self.rotation, now)
+            config = AllocatorConfig(newcomer_reserve_a=self._reserve_a())
+            result = allocate(self.site.in_force.limit, sessions, voltage, self.rotation, now, config)
             # A session pinned at what its charger still applies (write budget used) is counted at
             # that value; what it should get once it can be written is the unpinned share, kept in
             # its write guard as the newest wish.
             pinned = {s.key for s in sessions if s.fixed_a is not None}
             wishes = allocate(self.site.in_force.limit, [dataclasses.replace(s, fixed_a=None) for s in sessions],
-                              voltage, self.rotation, now).allocations if pinned else {}
+                              voltage, self.rotation, now, config).allocations if pinned else {}
             self.rotation = result.state
             cuts: list[Send] = []
             others: list[Send] = []
@@ -311,6 +312,12 @@ class ChargingController(ProfileSender):
                     self.device_of(station.charger_id), default_phases=cfg.default_phases,
                     settle_s=cfg.settle_s, pinned=not station.online or budget_used or refused))
         return sessions, keys
+
+    def _reserve_a(self) -> float:
+        """The newcomer reserve while a connector of an online charger is free to start a session."""
+        idle = any(station.online and connector.connector_id > 0 and connector.transaction_id is None
+                   for station in self.registry.added_stations() for connector in station.connectors.values())
+        return self.settings.smart_charging.newcomer_reserve_a if idle else 0.0
 
     def _end_sessions(self, live: set[tuple[str, int]]) -> None:
         for key, control in self.control.items():
