@@ -13,6 +13,7 @@ unknown, to stay safe) and takes 10 A x U watts.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -65,6 +66,8 @@ class RotationState:
     running_since: Mapping[str, float] = field(default_factory=_frozen)
     allocated_a: Mapping[str, float] = field(default_factory=_frozen)
     limit: SiteLimit | None = None  # the limit of the last run: a new one re-shares every session
+    ceiling_a: Mapping[str, float] = field(default_factory=_frozen)  # capped near their draw, or max
+    terms: Mapping[str, tuple[float, int]] = field(default_factory=_frozen)  # weight and priority
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,9 @@ class AllocatorConfig:
     # Shares leave this much per phase free (where the minimums allow) for a car that arrives:
     # it starts from it without cutting everyone (the controller sets it while a connector is idle).
     newcomer_reserve_a: float = 0.0
+    # A car that arrives when not even its minimum is free waits (paused) this long for current
+    # to free up or the limit to change, before everyone is re-shared to make room for it.
+    newcomer_wait_s: float = 120.0
     resume_margin_a: float = 1.0  # a paused session resumes only if min + this fits (no flapping)
     step_a: float = 0.1  # allocations are rounded down to this step
 
@@ -160,13 +166,16 @@ def allocate(
         shares = _shares_load(load, admitted, fixed, config.newcomer_reserve_a)
         amps = _share(admitted, fixed, ceiling, shares)
         amps = {s: _round_down(a, config.step_a) for s, a in amps.items()}
-        held = _hold(amps, fixed, ceiling, state, (load, shares), config, limit)
+        held = _hold(amps, fixed, ceiling, state, (load, shares), config, (limit, now))
         for s in usable:
             reasons[s.key] = _reason(s, amps.get(s, 0.0), ceiling[s], s in held)
 
     amps.update(fixed)
     allocations = {s.key: Allocation(amps.get(s, 0.0), reasons[s.key]) for s in sessions}
-    return AllocationResult(MappingProxyType(allocations), _next_state(allocations, state, now, limit))
+    state = _next_state(allocations, state, now, limit)
+    return AllocationResult(MappingProxyType(allocations), dataclasses.replace(
+        state, ceiling_a=_frozen({s.key: c for s, c in ceiling.items()}),
+        terms=MappingProxyType({s.key: (s.weight, s.priority) for s in sessions})))
 
 
 def _ceiling(s: SessionDemand, state: RotationState, config: AllocatorConfig) -> float:
@@ -256,17 +265,20 @@ def _hold(
     state: RotationState,
     loads: tuple[_Load, _Load],
     config: AllocatorConfig,
-    limit: SiteLimit,
+    limit_now: tuple[SiteLimit, float],
 ) -> set[SessionDemand]:
     """Keep running sessions at their previous amps where a change is not worth a profile write.
 
     On a new limit every session is re-shared (changes under the hysteresis aside). While the
     limit is unchanged a running session keeps its value when others come and go: newcomers
-    take what is free (down to their minimum); only if even that does not fit are the running
-    sessions re-shared, all at once (of `shares`: the limit less the newcomer reserve).
+    take what is free (down to their minimum); if even that does not fit they wait, paused, for
+    up to `newcomer_wait_s`; then the running sessions are re-shared, all at once (of `shares`:
+    the limit less the newcomer reserve).
     """
-    load, shares = loads
-    new_limit = state.limit != limit
+    (load, shares), (limit, now) = loads, limit_now
+    # A new limit, or an operator's new weight or priority for a session: everyone is re-shared.
+    new_limit = state.limit != limit or any(
+        state.terms.get(s.key, (s.weight, s.priority)) != (s.weight, s.priority) for s in amps)
     held: dict[SessionDemand, float] = {}
     for s, a in amps.items():
         previous = state.allocated_a.get(s.key, 0.0)
@@ -281,11 +293,21 @@ def _hold(
         if keep:
             held[s] = previous
     fresh = [s for s, a in amps.items() if a > 0 and s not in held and state.allocated_a.get(s.key, 0.0) <= 0]
+    if not new_limit and not load.fits({**fixed, **amps, **held}):
+        # Passing on what others freed is never worth a cut (a car whose cap came off takes it back).
+        held.update({s: state.allocated_a[s.key] for s, a in amps.items()
+                     if 0 < state.allocated_a.get(s.key, 0.0) < a and s not in held
+                     and state.ceiling_a.get(s.key, s.max_a) >= ceiling[s]})
     if not new_limit and fresh and not load.fits({**fixed, **amps, **held}):
-        at_min = {**fixed, **amps, **held, **{s: s.min_a for s in fresh}}
-        if load.fits(at_min):  # the newcomers take what is free
+        if not load.fits({**fixed, **amps, **held, **{s: s.min_a for s in fresh}}):
+            waiting = [s for s in fresh if now - state.paused_since.get(s.key, now) < config.newcomer_wait_s]
+            amps.update({s: 0.0 for s in waiting})  # no current free for them yet
+            fresh = [s for s in fresh if s not in waiting]
+        if not fresh:
+            pass
+        elif load.fits({**fixed, **amps, **held, **{s: s.min_a for s in fresh}}):  # they take what is free
             amps.update(_squeeze(amps, fresh, {**fixed, **amps, **held}, load, config.step_a))
-        else:  # they cannot: everyone is re-shared, leaving room for the next newcomer
+        else:  # they waited long enough: everyone is re-shared
             amps.update(_reshare(amps, fixed, ceiling, load, shares, config.step_a))
             held = {}
     trial = {**fixed, **amps, **held}
