@@ -213,6 +213,20 @@ def test_unchanged_profile_is_never_written_again_even_with_a_new_start_time():
     assert guard.writes_total == 1
 
 
+def test_a_limit_in_amperes_is_not_rewritten_for_its_number_of_phases_alone():
+    """The phases come from the car's meter values: 1 while it draws on one phase, the charger's
+    3 again while it is paused; the soak saw the same limit written again for each flip."""
+    guard = WriteGuard()
+    three = request(16)
+    one = json.loads(json.dumps(three))
+    one["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["numberPhases"] = 1
+    assert write(guard, three, 0).write
+    assert write(guard, one, 1).reason == "unchanged"
+    watts, watts_one = request(7000, unit=ChargingRateUnit.W), request(7000, unit=ChargingRateUnit.W)
+    watts_one["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["numberPhases"] = 1
+    assert write(guard, watts, 2).write and write(guard, watts_one, 3).write  # in watts it is a change
+
+
 def test_small_raises_inside_the_deadband_are_not_written_but_every_cut_is():
     guard = WriteGuard(deadband_a=0.5, deadband_w=100)
     write(guard, request(16), 0)

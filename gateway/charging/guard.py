@@ -224,8 +224,11 @@ def _normalize(payload: Mapping[str, Any]) -> tuple[tuple, Any, tuple[float, ...
     schedule = profile.get("chargingSchedule", {})
     schedule.pop("startSchedule", None)  # moves with the clock; not a change of the limit
     limits = []
+    amperes = schedule.get("chargingRateUnit", "A") == "A"
     for period in schedule.get("chargingSchedulePeriod", []):
         limits.append(round(float(period.pop("limit", 0.0)), 3))
+        if amperes:  # a limit per phase: how many phases the car uses (read from its meter values,
+            period.pop("numberPhases", None)  # 1 while it draws on one, 3 when paused) is no change
     shape = (payload.get("connectorId"), json.dumps(profile, sort_keys=True))
     return slot, shape, tuple(limits), str(schedule.get("chargingRateUnit", "A"))
 
