@@ -300,6 +300,9 @@ def meter_spec(measurand: str, phase: str, location: str) -> PointSpec:
                      + f":{location}")
 
 
+# One spec per key serves every charger (200 wallboxes with the same ~40 keys: 40 specs, not
+# 8,000); keys are bounded by their offsets (points.identity.CONFIG_MAX).
+@functools.cache
 def config_spec(key: str, writable: bool) -> PointSpec:
     def source(c: Ctx) -> str:
         entry = c.station.config.get(key) if c.station is not None else None
@@ -310,6 +313,7 @@ def config_spec(key: str, writable: bool) -> PointSpec:
                      ocpp_source=f"GetConfiguration:{key}")
 
 
+@functools.cache
 def config_result_spec(key: str) -> PointSpec:
     return PointSpec(key, "config_result", 0, "characterstring-value", "string",
                      source=lambda c: c.state.results.get((c.point.charger_id, None, CONFIG_PREFIX + key), ""),
