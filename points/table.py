@@ -61,16 +61,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.chargers.standard_keys import standard_key
+from gateway.errors import WriteRefused
 from gateway.model.station import ChangeEvent, ChangeKind, ConfigKey, MeterKey, Registry
 from points.catalog import (
     CHARGER_SPECS,
     CONNECTOR_SPECS,
-    MEASURAND_UNITS,
     SITE_SPECS,
     STANDARD_CONFIG_KEYS,
-    PointSpec,
-    PointState,
-    WriteRefused,
     config_result_spec,
     config_spec,
     meter_spec,
@@ -89,6 +86,7 @@ from points.identity import (
     safe_name,
     standard_meter_index,
 )
+from points.spec import MEASURAND_UNITS, PointSpec, PointState
 from points.table_values import NO_FAULT, NOT_AVAILABLE, STALE, TableValues
 from points.table_writes import COMMAND_REFRESH_S, PointWriter, TableWrites
 

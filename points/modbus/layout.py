@@ -26,16 +26,14 @@ from gateway.errors import LayoutError
 from points.catalog import (
     CHARGER_SPECS,
     CONNECTOR_SPECS,
-    MODBUS_METERS,
-    MODBUS_STRING_REGISTERS,
     SITE_SPECS,
     STANDARD_CONFIG_KEYS,
-    STANDARD_CONFIG_TYPES,
-    PointSpec,
     config_spec,
     meter_spec,
 )
+from points.catalog_modbus import MODBUS_METERS, MODBUS_STRING_REGISTERS, STANDARD_CONFIG_TYPES
 from points.modbus.codec import RegType, size_of
+from points.spec import PointSpec
 from points.table import Point, point_name, standard_meter_index
 
 # Bumped whenever an address or a type in the map changes; served at site register 0.
