@@ -57,6 +57,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
                      "points.table_values", "points.table_writes"), POINT_TABLE_FREE_OF),
     "points.modbus.codec": IO_LIBRARIES,
     "points.modbus.layout": IO_LIBRARIES,
+    "points.modbus.registers": IO_LIBRARIES,
     "points.bacnet": ("pymodbus", "points.modbus", "websockets", "gateway.operator"),
     "points.modbus": ("BAC0", "bacpypes3", "points.bacnet", "websockets", "gateway.operator"),
     "points.export": ("BAC0", "bacpypes3", "pymodbus", "websockets", "points.bacnet", "points.modbus.server"),
