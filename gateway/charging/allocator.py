@@ -91,6 +91,7 @@ class AllocatorConfig:
     # A car that arrives when not even its minimum is free waits (paused) this long for current
     # to free up or the limit to change, before everyone is re-shared to make room for it.
     newcomer_wait_s: float = 120.0
+    newcomer_wait_min_running: int = 4  # ...when so many running sessions would be rewritten
     resume_margin_a: float = 1.0  # a paused session resumes only if min + this fits (no flapping)
     step_a: float = 0.1  # allocations are rounded down to this step
 
@@ -272,8 +273,9 @@ def _hold(
     On a new limit every session is re-shared (changes under the hysteresis aside). While the
     limit is unchanged a running session keeps its value when others come and go: newcomers
     take what is free (down to their minimum); if even that does not fit they wait, paused, for
-    up to `newcomer_wait_s`; then the running sessions are re-shared, all at once (of `shares`:
-    the limit less the newcomer reserve).
+    up to `newcomer_wait_s` (where `newcomer_wait_min_running` or more sessions would otherwise be
+    rewritten: a pause and a resume are two writes); then the running sessions are re-shared, all
+    at once (of `shares`: the limit less the newcomer reserve).
     """
     (load, shares), (limit, now) = loads, limit_now
     # A new limit, or an operator's new weight or priority for a session: everyone is re-shared.
@@ -299,7 +301,9 @@ def _hold(
                      if 0 < state.allocated_a.get(s.key, 0.0) < a and s not in held
                      and state.ceiling_a.get(s.key, s.max_a) >= ceiling[s]})
     if not new_limit and fresh and not load.fits({**fixed, **amps, **held}):
-        if not load.fits({**fixed, **amps, **held, **{s: s.min_a for s in fresh}}):
+        running = sum(1 for s in amps if state.allocated_a.get(s.key, 0.0) > 0)
+        if running >= config.newcomer_wait_min_running and not load.fits(
+                {**fixed, **amps, **held, **{s: s.min_a for s in fresh}}):
             waiting = [s for s in fresh if now - state.paused_since.get(s.key, now) < config.newcomer_wait_s]
             amps.update({s: 0.0 for s in waiting})  # no current free for them yet
             fresh = [s for s in fresh if s not in waiting]

@@ -193,8 +193,7 @@ async def test_the_chargers_that_must_come_down_are_written_before_any_raise(run
     await bench.gw.charging.reallocate()
     assert received == ["CP-B", "CP-A"]
     assert (sim_a.connectors[1].offered_a, sim_b.connectors[1].offered_a) == (18.0, 6.0)
-    await bench.gw.device_book.update_device("CP-A", weight=1.0)  # and the other way round
-    await bench.gw.device_book.update_device("CP-B", weight=3.0)
+    await bench.gw.device_book.update_device("CP-B", weight=9.0)  # and the other way round
     await bench.gw.charging.reallocate()
     assert received == ["CP-B", "CP-A", "CP-A", "CP-B"]
     assert (sim_a.connectors[1].offered_a, sim_b.connectors[1].offered_a) == (6.0, 18.0)
