@@ -86,47 +86,24 @@ def tx_span(soak: Any, charger_id: str, tx_id: int) -> tuple[float, float]:
     return (times[0] if times else 0.0), (stops[-1] if stops else time.time())
 
 
-def connected_at(events: list[tuple[float, str]], t: float) -> bool:
-    """Whether the charger had a connection at `t` (a charger away cannot be told anything)."""
-    state = False
-    for e, line in events:
-        if e > t:
-            break
-        text = line.split(" ", 1)[-1]  # "<charger id> <what happened>"
-        if text.startswith("connected to"):
-            state = True
-        elif text in ("disconnected", "offline") or text.startswith("connection failed"):
-            state = False
-    return state
-
-
-def latencies(soak: Any, times: list[float]) -> tuple[list[float], list[float | None], int]:
-    """Per charger connected at the write: ms to the first SetChargingProfile after it (within 10 s,
-    before any session started or stopped or the gateway restarted). Also how many chargers were
-    left out because they were not connected."""
-    others = session_events(soak) + soak.restarted_at
-    all_ms: list[float] = []
+def latencies(soak: Any) -> tuple[list[float], list[float], list[float | None]]:
+    """Per limit write and charger written by the pass that took it: ms from the BMS client's send
+    (and from the write's arrival at the controller) to the SetChargingProfile the charger got
+    (its answer follows at once). The pass is the first one that started after the arrival."""
+    from_send: list[float] = []
+    from_receipt: list[float] = []
     per_write: list[float | None] = []
-    away = 0
-    for i, t in enumerate(times):
-        until = min([t + 10.0, *(times[i + 1:i + 2]), *(e for e in others if e > t)])
+    for sent, _amps, _via in soak.limit_writes:
+        received = next((r for r in soak.received_at if r >= sent - 0.05), None)
+        window = next(((s, e) for s, e in soak.passes if received is not None and s >= received), None)
         got = []
-        for events in soak.events.values():
-            first = next((e for e, line in events if t <= e < until and PROFILE in line), None)
-            if first is None:
-                continue
-            if not connected_at(events, t):
-                away += 1
-                continue
-            got.append((first - t) * 1000)
-        all_ms += got
-        per_write.append(round(max(got), 1) if got else None)
-    return all_ms, per_write, away
-
-
-def session_events(soak: Any) -> list[float]:
-    """When sessions started or stopped (each one may move other sessions' shares)."""
-    return sorted(t for span in soak.sessions.values() for t in span if t)
+        if window is not None:
+            for events in soak.events.values():
+                got += [e for e, line in events if window[0] <= e <= window[1] and PROFILE in line][:1]
+        from_send += [(e - sent) * 1000 for e in got]
+        from_receipt += [(e - received) * 1000 for e in got if received is not None]
+        per_write.append(round(max(got) * 1000 - sent * 1000, 1) if got else None)
+    return from_send, from_receipt, per_write
 
 
 def timeline(soak: Any) -> dict[str, Any]:
