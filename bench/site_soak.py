@@ -66,6 +66,7 @@ class Soak:
         self.received_at: list[float] = []
         self.limit_changes: list[tuple[float, float | None, float | None]] = []  # (time, before, after)
         self.passes: list[tuple[float, float]] = []  # smart-charging passes (start, end)
+        self.above: list[tuple[float, list[Any]]] = []  # samples above the limit, per charger
 
     def settings(self) -> Any:
         from gateway.settings import Settings
@@ -167,6 +168,9 @@ class Soak:
             if self.gw is not None and self.gw.charging is not None and self.gw.started.is_set():
                 last_limit = self.gw.charging.in_force.limit.current_a
             self.samples.append((time.time(), offered, last_limit, unprofiled))
+            if last_limit is not None and offered - unprofiled > last_limit:  # for --dump: who offers what
+                self.above.append((time.time(), [(s.charger_id, s.connectors[1].offered_a, s.limit_a(1),
+                                                  s.connectors[1].transaction.transaction_id) for s in charging]))
             await asyncio.sleep(1.0)
 
     async def run(self) -> dict[str, Any]:
@@ -204,7 +208,7 @@ class Soak:
             with open(args.dump, "w") as out:
                 json.dump({"events": self.events, "passes": self.passes, "limit_changes": self.limit_changes,
                            "limit_writes": self.limit_writes, "received_at": self.received_at,
-                           "restarted_at": self.restarted_at}, out)
+                           "restarted_at": self.restarted_at, "above": self.above}, out)
         return self.report(time.time() - t0)
 
     def report(self, wall_s: float) -> dict[str, Any]:

@@ -256,7 +256,7 @@ class ChargingController(ProfileSender):
             # A session pinned at what its charger still applies (write budget used) is counted at
             # that value; what it should get once it can be written is the unpinned share, kept in
             # its write guard as the newest wish.
-            pinned = {s.key for s in sessions if s.fixed_a is not None}
+            pinned = {s.key: s.fixed_a for s in sessions if s.fixed_a is not None}
             wishes = allocate(self.site.in_force.limit, [dataclasses.replace(s, fixed_a=None) for s in sessions],
                               voltage, self.rotation, now, config).allocations if pinned else {}
             self.rotation = result.state
@@ -275,9 +275,11 @@ class ChargingController(ProfileSender):
                 if unlimited or station is None or not station.online:
                     continue  # an offline charger is counted at what it applies, and told later
                 control.requested_a = (wishes[key] if key in pinned else allocation).amps
-                send = functools.partial(self._send_share, *stations[key], control.requested_a)
-                # A pinned session was counted at what it applies: its newest wish need not land.
-                (others if key in pinned else cuts if control.lowers_to(control.requested_a) else raises).append(send)
+                # A pinned session was counted at what it applies: it may be told less (a cut that
+                # need not land), never more; its full wish waits until it is no longer pinned.
+                amps = min(control.requested_a, pinned[key] or 0.0) if key in pinned else control.requested_a
+                send = functools.partial(self._send_share, *stations[key], amps)
+                (others if key in pinned else cuts if control.lowers_to(amps) else raises).append(send)
             if not unlimited:
                 others += self._start_defaults()
             await self._send_in_order(cuts, others, raises, now)
