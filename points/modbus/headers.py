@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gateway.model.station import Station
-from points.modbus.layout import (
+from points.modbus.registers import (
     CHARGER_AREA,
     CHARGER_BASE,
     CHARGER_STRIDE,

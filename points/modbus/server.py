@@ -28,7 +28,8 @@ from points.modbus import frames as modbus_frames
 from points.modbus.binding import Area
 from points.modbus.codec import encode
 from points.modbus.headers import header_value
-from points.modbus.layout import (
+from points.modbus.layout import area_base
+from points.modbus.registers import (
     BLOCK_SIZE,
     CHARGER_STRIDE,
     EXTRA_BASE,
@@ -41,7 +42,6 @@ from points.modbus.layout import (
     ModbusMap,
     Register,
     Scope,
-    area_base,
     modbus_map,
 )
 from points.modbus.values import modbus_value

@@ -17,7 +17,8 @@ from pymodbus.constants import ExcCodes
 
 from gateway.errors import LayoutError, ModbusWriteError, WriteRefused
 from points.modbus.codec import RegType, decode, is_sentinel
-from points.modbus.layout import Register, Scope, locate
+from points.modbus.layout import locate
+from points.modbus.registers import Register, Scope
 from points.modbus.values import table_value
 from points.table import Point
 
