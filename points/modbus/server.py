@@ -222,6 +222,10 @@ class ModbusPointServer:
         for slot in range(1, max(self.flat_slots, self.unit_slots) + 1):
             yield from self._slot_areas(slot)
 
+    def added_stations(self) -> list[Station]:
+        """The chargers with a slot, as of the last slot scan (the site header counts them)."""
+        return [s for s in (self.registry.get(cid) for cid in self._added_ids) if s is not None]
+
     def station_in(self, slot: int) -> Station | None:
         charger_id = self._slots.get(slot)
         return self.registry.get(charger_id) if charger_id else None
