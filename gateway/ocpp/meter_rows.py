@@ -1,17 +1,55 @@
-"""A MeterValues meterValue as the live model's readings and as a history row (OCPP 1.6 7.17).
+"""A MeterValues meterValue as the live model's readings and as a history row (OCPP 1.6 7.17),
+and the bounds on what one message may make the gateway store.
 
 Pure: the payload has passed the schema (gateway.ocpp.frames) before it gets here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from typing import Any
 
+from gateway.errors import OcppError
 from gateway.model.station import MeterKey, MeterReading
+from gateway.settings import OcppSettings
 
 ENERGY = "Energy.Active.Import.Register"  # the default measurand (7.31)
+# The 1.6 schema bounds no sampled-value string. The longest enum value (measurand
+# "Energy.Reactive.Export.Register") has 31 characters and a timestamp about 30: a peer whose
+# schema is relaxed (a quirk, `ocpp.validate_schemas` off) still gets no more than this.
+FIELD_MAX_CHARS = 64
+
+
+def check_sizes(meter_values: list[dict[str, Any]], ocpp: OcppSettings, where: str = "meterValue") -> None:
+    """Refuse what no meter sends (issue 12: one 250 KB value was stored whole).
+
+    A reading is a number as text: `ocpp.meter_value_max_chars`; signed meter data (format
+    SignedData, e.g. OCMF) may be longer: `ocpp.signed_meter_value_max_chars`. Too many sampled
+    values in one message: OccurenceConstraintViolation; a string too long: PropertyConstraintViolation.
+    """
+    count = sum(len(mv["sampledValue"]) for mv in meter_values)
+    if count > ocpp.max_sampled_values_per_message:
+        raise OcppError("OccurenceConstraintViolation", f"{count} sampled values in one message: at most "
+                        f"{ocpp.max_sampled_values_per_message}")
+    for i, mv in enumerate(meter_values):
+        for key, field in mv.items():
+            if isinstance(field, str) and len(field) > FIELD_MAX_CHARS:
+                raise _too_long(f"{where}[{i}].{key}", field, FIELD_MAX_CHARS)
+        for j, sv in enumerate(mv["sampledValue"]):
+            signed = sv.get("format") == "SignedData"
+            for key, field in sv.items():
+                if not isinstance(field, str):
+                    continue
+                limit = FIELD_MAX_CHARS if key != "value" else (
+                    ocpp.signed_meter_value_max_chars if signed else ocpp.meter_value_max_chars)
+                if len(field) > limit:
+                    raise _too_long(f"{where}[{i}].sampledValue[{j}].{key}", field, limit)
+
+
+def _too_long(path: str, text: str, limit: int) -> OcppError:
+    return OcppError("PropertyConstraintViolation", f"{path} has {len(text)} characters: at most {limit}")
 
 
 def number(sv: dict[str, Any]) -> float | None:
@@ -40,10 +78,25 @@ def readings(connector_id: int, mv: dict[str, Any], ts: float) -> list[tuple[Met
 
 
 def meter_row(charger_id: str, connector_id: int, tx_id: int | None, mv: dict[str, Any]) -> tuple:
-    """One meterValue as a history row, with the energy register pulled out for queries."""
+    """One meterValue as a history row, with the energy register pulled out for queries, and the
+    key that makes a re-sent one stored once (`sample_key`)."""
     values = mv.get("sampledValue", [])
     energy = next((number(sv) for sv in values
                    if sv.get("measurand", ENERGY) == ENERGY and sv.get("location", "Outlet") == "Outlet"
                    and not sv.get("phase")), None)
-    return (charger_id, connector_id, tx_id, mv.get("timestamp"), energy,
-            json.dumps(values, separators=(",", ":")))
+    text = json.dumps(values, separators=(",", ":"))
+    return (charger_id, connector_id, tx_id, mv.get("timestamp"), energy, text, sample_key(text))
+
+
+def sample_key(sampled_values_json: str) -> int:
+    """64 bits of a hash of the sampled values: with the charger, connector, transaction and
+    timestamp it names one meterValue. A charger that got no answer (the gateway was killed after
+    the commit) sends the same message again; a unique index on this stores it once. A charger
+    never sends two identical meterValue elements for one timestamp of one transaction."""
+    digest = hashlib.blake2b(sampled_values_json.encode("utf-8", "backslashreplace"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def stored_bytes(rows: list[tuple]) -> int:
+    """What `rows` (from `meter_row`) add to the database, about: the per-charger budget counts it."""
+    return sum(len(row[5]) + len(str(row[3])) + 32 for row in rows)

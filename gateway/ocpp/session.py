@@ -51,6 +51,7 @@ class ChargerSession:
         self.events = parts.events  # boot follow-ups and transaction changes (gateway.main)
         self.spawn = parts.spawn
         self.log_budget = parts.log_budget  # general-log lines per charger a minute
+        self.meter_budget = parts.meter_budget  # meter-value bytes per charger an hour
         self.station = station
         self.ws = websocket
         self.authenticated = authenticated  # logged in with valid credentials (security profile 1)
@@ -404,7 +405,7 @@ class ChargerSession:
         ts = parse_timestamp(p.get("timestamp"))
         stop_time = iso_z(ts) if ts is not None else str(p.get("timestamp"))
         tx_id = int(p["transactionId"])
-        samples = [meter_rows.meter_row(self.charger_id, 0, tx_id, mv) for mv in p.get("transactionData") or []]
+        samples = self._transaction_data(tx_id, p.get("transactionData") or [])
         outcome = await self.history.stop_transaction(
             self.charger_id, tx_id, float(p["meterStop"]), stop_time, p.get("reason", "Local"),
             p.get("idTag"), samples)
@@ -435,11 +436,35 @@ class ChargerSession:
         tx = p.get("transactionId")
         tx_id = int(tx) if tx is not None else None
         registry, station, history = self.registry, self.station, self.history
-        for mv in p["meterValue"]:
+        meter_rows.check_sizes(p["meterValue"], self.settings.ocpp)
+        rows = [meter_rows.meter_row(self.charger_id, connector_id, tx_id, mv) for mv in p["meterValue"]]
+        if self._over_meter_budget(rows):  # not kept, so not shown either: the charger may send it again
+            raise OcppError("GenericError", "over this charger's meter-value budget of "
+                            f"{self.settings.ocpp.meter_budget_bytes_per_hour} bytes an hour: not stored")
+        for mv, row in zip(p["meterValue"], rows, strict=True):
             ts = parse_timestamp(mv.get("timestamp")) or self.clock()
             registry.record_readings(station, connector_id, meter_rows.readings(connector_id, mv, ts))
-            history.queue_meter_value(meter_rows.meter_row(self.charger_id, connector_id, tx_id, mv))
+            history.queue_meter_value(row)
         return {}
+
+    def _over_meter_budget(self, rows: list[tuple]) -> bool:
+        budget = self.meter_budget
+        return budget is not None and not budget.admit(self.charger_id, meter_rows.stored_bytes(rows))
+
+    def _transaction_data(self, tx_id: int, data: list[dict[str, Any]]) -> list[tuple]:
+        """A StopTransaction's transactionData as rows; left out (with a warning line) when it is
+        over the bounds or the charger's budget: the stop itself is always kept (it closes the bill)."""
+        try:
+            meter_rows.check_sizes(data, self.settings.ocpp, "transactionData")
+        except OcppError as exc:
+            why = exc.description
+        else:
+            samples = [meter_rows.meter_row(self.charger_id, 0, tx_id, mv) for mv in data]
+            if not self._over_meter_budget(samples):
+                return samples
+            why = f"over this charger's meter-value budget of {self.settings.ocpp.meter_budget_bytes_per_hour} bytes an hour"
+        self.log("StopTransactionRequest", f"transaction {tx_id}: transactionData not kept: {why}", "warning", True)
+        return []
 
     async def on_data_transfer(self, p: dict[str, Any]) -> dict[str, Any]:
         # No vendor extensions are known; the spec answer for that is UnknownVendorId (6.17).
