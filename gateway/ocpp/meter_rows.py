@@ -22,34 +22,54 @@ ENERGY = "Energy.Active.Import.Register"  # the default measurand (7.31)
 FIELD_MAX_CHARS = 64
 
 
-def check_sizes(meter_values: list[dict[str, Any]], ocpp: OcppSettings, where: str = "meterValue") -> None:
-    """Refuse what no meter sends (issue 12: one 250 KB value was stored whole).
+# Fields of a sampled value (value, context, format, measurand, phase, location, unit) and of a
+# meterValue (timestamp, sampledValue), with room for a vendor's extra one when the schema is relaxed.
+SAMPLED_VALUE_MAX_FIELDS = 8
+METER_VALUE_MAX_FIELDS = 4
+
+
+def check_sizes(meter_values: list[dict[str, Any]], ocpp: OcppSettings, where: str = "meterValue") -> int:
+    """Refuse what no meter sends (issue 12: one 250 KB value was stored whole); return about
+    how many bytes the rows will take, for the charger's budget, without building them.
 
     A reading is a number as text: `ocpp.meter_value_max_chars`; signed meter data (format
-    SignedData, e.g. OCMF) may be longer: `ocpp.signed_meter_value_max_chars`. Too many sampled
-    values in one message: OccurenceConstraintViolation; a string too long: PropertyConstraintViolation.
+    SignedData, e.g. OCMF) may be longer: `ocpp.signed_meter_value_max_chars`; every other field
+    is a short string (`FIELD_MAX_CHARS`), also when a relaxed schema lets extra fields in. Too
+    many sampled values or fields: OccurenceConstraintViolation; a string too long:
+    PropertyConstraintViolation; an extra field that is not a string: TypeConstraintViolation.
     """
     count = sum(len(mv["sampledValue"]) for mv in meter_values)
     if count > ocpp.max_sampled_values_per_message:
         raise OcppError("OccurenceConstraintViolation", f"{count} sampled values in one message: at most "
                         f"{ocpp.max_sampled_values_per_message}")
+    size = 0
     for i, mv in enumerate(meter_values):
-        for key, field in mv.items():
-            if isinstance(field, str) and len(field) > FIELD_MAX_CHARS:
-                raise _too_long(f"{where}[{i}].{key}", field, FIELD_MAX_CHARS)
+        size += 64 + _check_fields(f"{where}[{i}]", mv, METER_VALUE_MAX_FIELDS, {"sampledValue": 0})
         for j, sv in enumerate(mv["sampledValue"]):
             signed = sv.get("format") == "SignedData"
-            for key, field in sv.items():
-                if not isinstance(field, str):
-                    continue
-                limit = FIELD_MAX_CHARS if key != "value" else (
-                    ocpp.signed_meter_value_max_chars if signed else ocpp.meter_value_max_chars)
-                if len(field) > limit:
-                    raise _too_long(f"{where}[{i}].sampledValue[{j}].{key}", field, limit)
+            value_limit = ocpp.signed_meter_value_max_chars if signed else ocpp.meter_value_max_chars
+            size += 2 + _check_fields(f"{where}[{i}].sampledValue[{j}]", sv, SAMPLED_VALUE_MAX_FIELDS,
+                                      {"value": value_limit})
+    return size
 
 
-def _too_long(path: str, text: str, limit: int) -> OcppError:
-    return OcppError("PropertyConstraintViolation", f"{path} has {len(text)} characters: at most {limit}")
+def _check_fields(path: str, obj: dict[str, Any], max_fields: int, limits: dict[str, int]) -> int:
+    """Check one object's fields (strings of FIELD_MAX_CHARS unless `limits` says otherwise; 0:
+    not a string, checked elsewhere); their size as JSON, about."""
+    if len(obj) > max_fields:
+        raise OcppError("OccurenceConstraintViolation", f"{path} has {len(obj)} fields: at most {max_fields}")
+    size = 0
+    for key, field in obj.items():
+        limit = limits.get(key, FIELD_MAX_CHARS)
+        if limit == 0:
+            continue
+        if not isinstance(field, str):
+            raise OcppError("TypeConstraintViolation", f"{path}.{key} must be a string")
+        if len(field) > limit or len(key) > FIELD_MAX_CHARS:
+            raise OcppError("PropertyConstraintViolation", f"{path}.{key[:FIELD_MAX_CHARS]} has {len(field)} "
+                            f"characters: at most {limit}")
+        size += len(key) + len(field) + 6
+    return size
 
 
 def number(sv: dict[str, Any]) -> float | None:
@@ -95,8 +115,3 @@ def sample_key(sampled_values_json: str) -> int:
     never sends two identical meterValue elements for one timestamp of one transaction."""
     digest = hashlib.blake2b(sampled_values_json.encode("utf-8", "backslashreplace"), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
-
-
-def stored_bytes(rows: list[tuple]) -> int:
-    """What `rows` (from `meter_row`) add to the database, about: the per-charger budget counts it."""
-    return sum(len(row[5]) + len(str(row[3])) + 32 for row in rows)

@@ -436,32 +436,29 @@ class ChargerSession:
         tx = p.get("transactionId")
         tx_id = int(tx) if tx is not None else None
         registry, station, history = self.registry, self.station, self.history
-        meter_rows.check_sizes(p["meterValue"], self.settings.ocpp)
-        rows = [meter_rows.meter_row(self.charger_id, connector_id, tx_id, mv) for mv in p["meterValue"]]
-        if self._over_meter_budget(rows):  # not kept, so not shown either: the charger may send it again
+        size = meter_rows.check_sizes(p["meterValue"], self.settings.ocpp)
+        if self._over_meter_budget(size):  # not kept, so not shown either: the charger may send it again
             raise OcppError("GenericError", "over this charger's meter-value budget of "
                             f"{self.settings.ocpp.meter_budget_bytes_per_hour} bytes an hour: not stored")
-        for mv, row in zip(p["meterValue"], rows, strict=True):
+        for mv in p["meterValue"]:
             ts = parse_timestamp(mv.get("timestamp")) or self.clock()
             registry.record_readings(station, connector_id, meter_rows.readings(connector_id, mv, ts))
-            history.queue_meter_value(row)
+            history.queue_meter_value(meter_rows.meter_row(self.charger_id, connector_id, tx_id, mv))
         return {}
 
-    def _over_meter_budget(self, rows: list[tuple]) -> bool:
-        budget = self.meter_budget
-        return budget is not None and not budget.admit(self.charger_id, meter_rows.stored_bytes(rows))
+    def _over_meter_budget(self, size: int) -> bool:
+        return self.meter_budget is not None and not self.meter_budget.admit(self.charger_id, size)
 
     def _transaction_data(self, tx_id: int, data: list[dict[str, Any]]) -> list[tuple]:
         """A StopTransaction's transactionData as rows; left out (with a warning line) when it is
         over the bounds or the charger's budget: the stop itself is always kept (it closes the bill)."""
         try:
-            meter_rows.check_sizes(data, self.settings.ocpp, "transactionData")
+            size = meter_rows.check_sizes(data, self.settings.ocpp, "transactionData")
         except OcppError as exc:
             why = exc.description
         else:
-            samples = [meter_rows.meter_row(self.charger_id, 0, tx_id, mv) for mv in data]
-            if not self._over_meter_budget(samples):
-                return samples
+            if not self._over_meter_budget(size):
+                return [meter_rows.meter_row(self.charger_id, 0, tx_id, mv) for mv in data]
             why = f"over this charger's meter-value budget of {self.settings.ocpp.meter_budget_bytes_per_hour} bytes an hour"
         self.log("StopTransactionRequest", f"transaction {tx_id}: transactionData not kept: {why}", "warning", True)
         return []
