@@ -44,27 +44,29 @@ def check_sizes(meter_values: list[dict[str, Any]], ocpp: OcppSettings, where: s
                         f"{ocpp.max_sampled_values_per_message}")
     size = 0
     for i, mv in enumerate(meter_values):
-        size += 64 + _check_fields(f"{where}[{i}]", mv, METER_VALUE_MAX_FIELDS, {"sampledValue": 0})
+        size += 64 + _check_fields(f"{where}[{i}]", mv, METER_VALUE_MAX_FIELDS, "sampledValue", 0)
         for j, sv in enumerate(mv["sampledValue"]):
-            signed = sv.get("format") == "SignedData"
-            value_limit = ocpp.signed_meter_value_max_chars if signed else ocpp.meter_value_max_chars
-            size += 2 + _check_fields(f"{where}[{i}].sampledValue[{j}]", sv, SAMPLED_VALUE_MAX_FIELDS,
-                                      {"value": value_limit})
+            limit = (ocpp.signed_meter_value_max_chars if sv.get("format") == "SignedData"
+                     else ocpp.meter_value_max_chars)
+            size += _check_fields(f"{where}[{i}].sampledValue[{j}]", sv, SAMPLED_VALUE_MAX_FIELDS, "value", limit)
     return size
 
 
-def _check_fields(path: str, obj: dict[str, Any], max_fields: int, limits: dict[str, int]) -> int:
-    """Check one object's fields (strings of FIELD_MAX_CHARS unless `limits` says otherwise; 0:
-    not a string, checked elsewhere); their size as JSON, about."""
+def _check_fields(path: str, obj: dict[str, Any], max_fields: int, long_key: str, long_limit: int) -> int:
+    """Check one object's fields: strings of FIELD_MAX_CHARS, `long_key` of `long_limit` (0: not
+    a string, checked elsewhere). Their size as JSON, about. Runs for every sampled value: plain."""
     if len(obj) > max_fields:
         raise OcppError("OccurenceConstraintViolation", f"{path} has {len(obj)} fields: at most {max_fields}")
-    size = 0
+    size = 2
     for key, field in obj.items():
-        limit = limits.get(key, FIELD_MAX_CHARS)
-        if limit == 0:
-            continue
-        if not isinstance(field, str):
-            raise OcppError("TypeConstraintViolation", f"{path}.{key} must be a string")
+        if key == long_key:
+            if long_limit == 0:
+                continue
+            limit = long_limit
+        else:
+            limit = FIELD_MAX_CHARS
+        if type(field) is not str:
+            raise OcppError("TypeConstraintViolation", f"{path}.{key[:FIELD_MAX_CHARS]} must be a string")
         if len(field) > limit or len(key) > FIELD_MAX_CHARS:
             raise OcppError("PropertyConstraintViolation", f"{path}.{key[:FIELD_MAX_CHARS]} has {len(field)} "
                             f"characters: at most {limit}")
