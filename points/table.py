@@ -58,19 +58,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from gateway.chargers.standard_keys import standard_key
-from gateway.model.station import ChangeEvent, ChangeKind, ConfigKey, Connector, MeterKey, Registry
+from gateway.model.station import ChangeEvent, ChangeKind, ConfigKey, MeterKey, Registry
 from points.catalog import (
     CHARGER_SPECS,
-    CONFIG_PREFIX,
     CONNECTOR_SPECS,
     MEASURAND_UNITS,
-    RESULT_TEXT_MAX,
     SITE_SPECS,
     STANDARD_CONFIG_KEYS,
-    Ctx,
     PointSpec,
     PointState,
     WriteRefused,
@@ -92,28 +89,29 @@ from points.identity import (
     safe_name,
     standard_meter_index,
 )
+from points.table_values import NO_FAULT, NOT_AVAILABLE, STALE, TableValues
+from points.table_writes import COMMAND_REFRESH_S, PointWriter, TableWrites
 
 __all__ = [
-    "CHARGER_SPECS", "CONNECTOR_SPECS", "MAX_SLOT", "MEASURAND_UNITS", "OFFSETS_SCOPE",
-    "SITE_SPECS", "Point", "PointSpec", "PointState", "PointTable", "WriteRefused", "local_index",
-    "object_instance", "point_name", "safe_name", "standard_meter_index",
+    "CHARGER_SPECS", "COMMAND_REFRESH_S", "CONNECTOR_SPECS", "MAX_SLOT", "MEASURAND_UNITS", "NOT_AVAILABLE",
+    "NO_FAULT", "OFFSETS_SCOPE", "SITE_SPECS", "STALE", "Point", "PointSpec", "PointState", "PointTable",
+    "PointWriter", "WriteRefused", "local_index", "object_instance", "point_name", "safe_name",
+    "standard_meter_index",
 ]
 
 OFFSETS_SCOPE = "points.offsets"
-# Reliability of a point's value (BACnet property names; Modbus shows them as valid flags).
-# A commandable point's writer runs when the value in force changes; an unchanged value written
-# again reaches it at most this often (a refresh the smart-charging BMS watchdog counts), so a
-# burst of repeated BMS writes is one call, not one per write (issue 13 item 6).
-COMMAND_REFRESH_S = 60.0
-NO_FAULT, STALE, NOT_AVAILABLE = "noFaultDetected", "communicationFailure", "unreliableOther"
 log = logging.getLogger(__name__)
 
 Listener = Callable[[list["Point"]], None]
 
 
 @dataclass
-class PointTable:
-    """Every point of the running gateway, kept in step with the registry."""
+class PointTable(TableValues, TableWrites):
+    """Every point of the running gateway, kept in step with the registry.
+
+    Reading (`TableValues`, points/table_values.py) and writing (`TableWrites`,
+    points/table_writes.py) are inherited; this class builds the points and follows the model.
+    """
 
     clock: Callable[[], float]
     state: PointState = field(default_factory=PointState)
@@ -129,8 +127,7 @@ class PointTable:
     _stations: dict[str, Any] = field(default_factory=dict)
     _names: dict[str, Point] = field(default_factory=dict)
     _warned: set[str] = field(default_factory=set)
-    # Commandable points: the 16-level priority array both protocols write (BACnet at the
-    # priority of the request, Modbus at `modbus.bacnet_priority`), so they show one value.
+    # Commandable points' priority arrays and when their writer last ran (points/table_writes.py).
     _priorities: dict[tuple[str, int], list[Any]] = field(default_factory=dict)
     _commanded_at: dict[tuple[str, int], float] = field(default_factory=dict)
 
@@ -317,21 +314,7 @@ class PointTable:
     def has(self, point: Point) -> bool:
         return self._points.get(point.uid) is point
 
-    def set_result(self, point: Point, text: str) -> None:
-        """Show a write outcome in the point's result point (and its own value).
-
-        Outcomes are short words (RESULT_TEXT_MAX characters, docs/bacnet.md "Writes"), so the
-        same text fits a BACnet string and a Modbus result register; reasons go to the log.
-        """
-        if len(text) > RESULT_TEXT_MAX:
-            log.warning("result text %r of %s cut to %d characters", text, point.name, RESULT_TEXT_MAX)
-            text = text[:RESULT_TEXT_MAX]
-        self.state.results[_result_key(point)] = text
-        self.notify([p for p in self._by_charger.get(point.charger_id, {}).values()
-                     if p.spec.kind in ("config_result", "charger", "connector", "site")
-                     and _result_key(p) == _result_key(point)] or [point])
-
-    # --- reading ---------------------------------------------------------------------------
+    # --- finding -----------------------------------------------------------------------------
     def points(self) -> list[Point]:
         return sorted(self._points.values(), key=lambda p: (p.instance, p.spec.bacnet_type))
 
@@ -346,150 +329,6 @@ class PointTable:
         """The table's point with this identity (object type, instance), if it has one."""
         return self._points.get(uid)
 
-    def read(self, point: Point) -> Any:
-        return point.spec.source(self._ctx(point)) if point.spec.source else None
-
-    def _ctx(self, point: Point) -> Ctx:
-        station = self._stations.get(point.charger_id)
-        connector = None
-        if station is not None and point.connector_id is not None:
-            # Connector 0 or an outlet not reported yet reads as a fresh connector (Niagara 6.2:
-            # not every charger implements connector 0), never as a missing value.
-            connector = station.connectors.get(point.connector_id) or Connector(point.connector_id)
-        return Ctx(point, station, connector, self.state, self.clock())
-
-    def read_default(self, point: Point) -> Any:
-        """Relinquish default of a commandable point (what applies when no BMS commands it)."""
-        fn = point.spec.relinquish_default
-        return fn(self._ctx(point)) if fn is not None else self.read(point)
-
-    def reliable(self, point: Point) -> bool:
-        """A live value: read now from the charger (or held by the gateway)."""
-        return self.reliability(point) == NO_FAULT
-
-    def reliability(self, point: Point, value: Any = ...) -> str:
-        """One meaning on both protocols (docs/bacnet.md, docs/modbus.md, "Not available"):
-
-        no-fault-detected: a live value; communication-failure: the last known value, stale
-        (charger offline) or kept from before a restart and not yet confirmed by the charger;
-        unreliable-other: no value at all ("not available").
-        """
-        if (self.read(point) if value is ... else value) is None:  # callers that read pass the value
-            return NOT_AVAILABLE
-        if point.spec.kind == "site":
-            return NO_FAULT
-        station = self._stations.get(point.charger_id)
-        if station is None:
-            return NO_FAULT
-        if point.spec.ocpp_source.startswith("BootNotification:") and station.last_boot is None:
-            return STALE  # identity kept from before a restart: no BootNotification since
-        if not point.spec.stale_when_offline:
-            return NO_FAULT
-        if not station.online or self._restored(point, station):
-            return STALE
-        return NO_FAULT
-
-    def _restored(self, point: Point, station: Any) -> bool:
-        """A value restored after a restart that the charger has not sent again since."""
-        if point.spec.kind == "meter":
-            reading = station.meters.get(MeterKey(point.connector_id or 0, *point.subject))
-            return reading is not None and reading.restored and _may_have_moved(
-                station.connectors.get(point.connector_id or 0))
-        if point.spec.kind == "connector":
-            connector = station.connectors.get(point.connector_id)
-            return connector is not None and connector.restored
-        return False
-
-    def connector_confirmed(self, station: Any, connector_id: int) -> bool:
-        """The Modbus valid flag: online, reported since the start, no restored reading left."""
-        connector = station.connectors.get(connector_id)
-        if not station.online or connector is None or connector.restored:
-            return False
-        return not (_may_have_moved(connector)
-                    and any(r.restored for k, r in station.meters.items() if k.connector_id == connector_id))
-
-    # --- commands (priority arrays) ---------------------------------------------------------
-    def priority_array(self, point: Point) -> list[Any]:
-        """The 16 command slots of a commandable point (None: relinquished)."""
-        return list(self._priorities.get(point.uid, [None] * 16))
-
-    def restore_command(self, point: Point, value: Any, priority: int) -> None:
-        """Put back a command kept across a restart, without running the writer again."""
-        slots = self.priority_array(point)
-        slots[priority - 1] = point.spec.coerce(value)
-        self._priorities[point.uid] = slots
-        self._commanded_at[point.uid] = self.clock()
-        self.notify([point])
-
-    def commanding_priority(self, point: Point) -> int | None:
-        """The priority whose value is in force (BACnet current-command-priority), or None."""
-        return next((i + 1 for i, v in enumerate(self.priority_array(point)) if v is not None), None)
-
-    def effective(self, point: Point) -> Any:
-        """The commanded value in force: the highest priority slot, else the relinquish default."""
-        commanded = next((v for v in self.priority_array(point) if v is not None), None)
-        return self.read_default(point) if commanded is None else commanded
-
-    async def command(self, point: Point, value: Any, priority: int, wait_s: float | None = None) -> str:
-        """Write (value None: relinquish) one priority of a commandable point (BACnet 19.2).
-
-        The point's writer runs when the value in force changes (and, for an unchanged value,
-        at most every COMMAND_REFRESH_S), so a burst of BMS writes is one call per change.
-        A refused write stores nothing.
-        """
-        if not point.spec.commandable:
-            raise WriteRefused("point is not commandable", "write-access-denied")
-        if not 1 <= priority <= 16:
-            raise WriteRefused(f"priority {priority} outside 1..16", "value-out-of-range")
-        slots = self.priority_array(point)
-        slots[priority - 1] = None if value is None else point.spec.coerce(value)
-        effective = next((v for v in slots if v is not None), None)
-        if effective is None:
-            effective = self.read_default(point)
-        text = ""
-        now = self.clock()
-        before = self.priority_array(point)
-        changed = effective != self.effective(point)
-        self._priorities[point.uid] = slots  # the writer sees the array it acts on (its priority)
-        if changed or now - self._commanded_at.get(point.uid, -COMMAND_REFRESH_S) >= COMMAND_REFRESH_S:
-            try:
-                text = await self.write(point, effective, wait_s)
-            except WriteRefused:
-                self._priorities[point.uid] = before  # refused: nothing stored
-                self.notify([point])  # a protocol that showed the array meanwhile shows it again
-                raise
-            self._commanded_at[point.uid] = now
-        self.notify([point])
-        return text
-
-    # --- writing ---------------------------------------------------------------------------
-    async def write(self, point: Point, value: Any, wait_s: float | None = None) -> str:
-        """Apply a BMS write: refuse what cannot be applied, else hand it to the writer.
-
-        Waits up to `wait_s` for the charger's answer so a quick refusal reaches the BMS as an
-        error; a slower answer lands in the result point when it arrives.
-        """
-        spec = point.spec
-        if not spec.writable or not spec.on_write:
-            raise WriteRefused("point is read-only", "write-access-denied")
-        value = spec.coerce(value)
-        if self.writer is None:
-            raise WriteRefused(f"{spec.on_write} is not available in this build", "write-access-denied")
-        return await self.writer.write(self, point, value, wait_s if wait_s is not None else self.write_wait_s)
-
-
-class PointWriter(Protocol):
-    """Carries out a checked write and shows its result (`points.commands.PointWrites`)."""
-
-    async def write(self, table: PointTable, point: Point, value: Any, wait_s: float) -> str:
-        """The result text, or WriteRefused."""
-
-
-def _may_have_moved(connector: Any) -> bool:
-    """Whether a reading kept from before a restart may be out of date: unless the charger has
-    confirmed the connector idle since (no transaction: no energy flows), it may."""
-    return connector is None or connector.restored or connector.transaction_id is not None
-
 
 def _tell(listeners: list[Listener], points: list[Point]) -> None:
     """Call each listener; one protocol's failure must not stop the others or the caller."""
@@ -500,11 +339,3 @@ def _tell(listeners: list[Listener], points: list[Point]) -> None:
             listener(points)
         except Exception:
             log.exception("point listener %r failed", listener)
-
-
-def _result_key(point: Point) -> tuple[str, int | None, str]:
-    """Which result a point shows or writes: config keys by key, others by result_of."""
-    if point.spec.kind in ("config", "config_result"):
-        return (point.charger_id, None, f"{CONFIG_PREFIX}{point.subject}")
-    return (point.charger_id, point.connector_id, point.spec.result_of or point.spec.key)
-
