@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.model.station import Connector, MeterKey
-from points.catalog import Ctx, PointState
 from points.identity import Point
+from points.spec import Ctx, PointState
 
 # Reliability of a point's value (BACnet property names; Modbus shows them as valid flags).
 NO_FAULT, STALE, NOT_AVAILABLE = "noFaultDetected", "communicationFailure", "unreliableOther"

@@ -11,8 +11,9 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from points.catalog import CONFIG_PREFIX, RESULT_TEXT_MAX, PointState, WriteRefused
+from gateway.errors import WriteRefused
 from points.identity import Point
+from points.spec import CONFIG_PREFIX, RESULT_TEXT_MAX, PointState
 
 # A commandable point's writer runs when the value in force changes; an unchanged value written
 # again reaches it at most this often (a refresh the smart-charging BMS watchdog counts), so a
