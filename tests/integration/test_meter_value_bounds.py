@@ -174,6 +174,24 @@ async def test_a_meter_values_re_sent_after_a_restart_is_stored_once(runner: Gat
     assert [(r[0], len(json.loads(r[2]))) for r in rows] == [(tx_id, 2), (tx_id, 1), (None, 2)]
 
 
+async def test_a_stop_re_sent_after_a_restart_keeps_its_transaction_data_once(runner: GatewayRunner):
+    gw = await runner.start()
+    await gw.device_book.add_device("CP1")
+    stop_at = "2026-11-20T09:00:00Z"
+    data = [{"timestamp": stop_at, "sampledValue": [{"value": "5200", "context": "Transaction.End"}]}]
+    async with TestCharger(runner.url, "CP1") as cp:
+        tx_id = await start(cp)
+        stop = {"transactionId": tx_id, "meterStop": 5200, "timestamp": stop_at, "transactionData": data}
+        await cp.call("StopTransaction", stop)
+    await runner.stop()
+    gw = await runner.start()
+    async with TestCharger(runner.url, "CP1") as cp:
+        await cp.boot()
+        await cp.call("StopTransaction", stop)  # its answer was lost: the same stop again
+    assert [(r[0], r[1]) for r in await stored_rows(gw, "CP1")] == [(tx_id, stop_at)]
+    assert (await gw.history.transaction(tx_id))["status"] == "stopped"
+
+
 async def test_a_database_from_before_the_key_gets_it_and_keeps_its_rows(tmp_path):
     """Rows stored by an older gateway have no key: they stay, and new re-sends are stored once."""
     import sqlite3
