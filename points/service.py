@@ -59,7 +59,8 @@ class PointsService:
         self._slots: dict[str, int | None] = {}  # charger id -> slot, for the not-exposed counts
 
     async def start(self) -> None:
-        """Load what was persisted, build the points of every added charger, start BACnet."""
+        """Load what was persisted and build the points of every added charger (the table both
+        protocols serve); `start_bacnet` follows once the OCPP port is open."""
         table, settings = self.table, self.settings
         await load_state(table, self.history)
         sc = settings.smart_charging
@@ -82,19 +83,32 @@ class PointsService:
         table.writer = PointWrites(self.commands.run)
         table.write_wait_s = settings.bacnet.write_wait_s
         table.added.append(self._remember)
-        self._statuses = await restore_last_known(self.history, self.registry.added_stations())
-        self.registry.subscribe(self.on_registry_change)
+        # The gateway opens its OCPP port before this runs: chargers may already be reporting.
+        # The points seen before the restart come back first, then registry events are followed
+        # (no await in between), then the kept statuses and readings fill what no charger has
+        # reported yet; `sync` adds what was reported before the subscription.
         seen = await self.history.kv_get(SEEN_SCOPE)
         for station in self.registry.added_stations():
             table.restore(station, _record(seen, station.charger_id))
+        self.registry.subscribe(self.on_registry_change)
+        self._statuses = await restore_last_known(self.history, self.registry.added_stations())
         table.sync(self.registry)
+        for station in self.registry.added_stations():
+            self._keep_statuses(station.charger_id)  # reported before the subscription
         self._restore_bms_command()
         self._slots = {s.charger_id: s.slot for s in self.registry.added_stations()}
         self._count_not_exposed()
         self.spawn(self._refresh_dynamic(), "points: values that change with time")
-        if settings.bacnet.enabled:
-            from points.bacnet.device import BacnetServer
-            self.bacnet = BacnetServer(settings.bacnet, table, self.spawn)
+
+    async def start_bacnet(self) -> None:
+        """The BACnet device, with every object built before it answers (`BacnetServer.start`).
+
+        The gateway calls this after opening the OCPP port: building ~49,000 objects for 418
+        chargers takes seconds, and chargers reconnecting meanwhile fill their points in."""
+        if self.settings.bacnet.enabled:
+            import importlib  # in a worker thread: bacpypes3's import takes about half a second
+            device = await asyncio.to_thread(importlib.import_module, "points.bacnet.device")
+            self.bacnet = device.BacnetServer(self.settings.bacnet, self.table, self.spawn)
             self.port = await self.bacnet.start()
 
     def _restore_bms_command(self) -> None:
