@@ -117,8 +117,8 @@ class Client:
         while waiting and time.time() < deadline:
             sweeps += 1
             names = list(waiting)
-            for i in range(0, len(names), 12):  # about 25 objects per request
-                chunk = names[i:i + 12]
+            for i in range(0, len(names), 20):  # about 40 objects per request
+                chunk = names[i:i + 20]
                 states = await self._read_live([o for n in chunk for o in waiting[n]])
                 at = time.time()
                 for n in chunk:
@@ -126,7 +126,7 @@ class Client:
                         live[n] = at
                         del waiting[n]
             if waiting:
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.2)
         return {"live_at": live, "not_live": sorted(waiting)[:10], "not_live_count": len(waiting), "sweeps": sweeps}
 
     async def _read_live(self, objects: list[list[Any]]) -> dict[tuple[str, int], bool]:

@@ -90,13 +90,13 @@ class PointsService:
         seen = await self.history.kv_get(SEEN_SCOPE)
         for station in self.registry.added_stations():
             table.restore(station, _record(seen, station.charger_id))
+        self._slots = {s.charger_id: s.slot for s in self.registry.added_stations()}
         self.registry.subscribe(self.on_registry_change)
         self._statuses = await restore_last_known(self.history, self.registry.added_stations())
         table.sync(self.registry)
         for station in self.registry.added_stations():
             self._keep_statuses(station.charger_id)  # reported before the subscription
         self._restore_bms_command()
-        self._slots = {s.charger_id: s.slot for s in self.registry.added_stations()}
         self._count_not_exposed()
         self.spawn(self._refresh_dynamic(), "points: values that change with time")
 

@@ -98,11 +98,11 @@ async def test_a_charger_that_leaves_unknown_keys_out_is_not_asked_key_by_key(ga
         assert table.requests[-1] == ["AuthorizeRemoteTxRequests"]
 
 
-async def test_configuration_is_read_again_after_each_reboot(gateway, runner):
+async def test_configuration_is_read_again_after_a_reboot_into_new_firmware(gateway, runner):
     table = ConfigTable(standard_config(HeartbeatInterval="300"))
     async with accepted_charger(gateway, runner, table=table) as cp:
         table.values["HeartbeatInterval"] = "60"
-        await cp.boot()
+        await cp.boot(firmwareVersion="1.1")
         await read_finished(gateway, "CP1", reads=2)
         assert gateway.registry.get("CP1").config_value("HeartbeatInterval") == "60"
         assert table.requests.count(["GetConfigurationMaxKeys"]) == 2
@@ -142,7 +142,7 @@ async def test_keys_a_charger_no_longer_has_leave_the_model_and_stay_gone_after_
     table = ConfigTable(standard_config(OldVendorKey="1"))
     async with accepted_charger(gw, runner, table=table) as cp:
         del table.values["OldVendorKey"]  # a firmware update dropped it
-        await cp.boot()
+        await cp.boot(firmwareVersion="2.0")
         await read_finished(gw, "CP1", reads=2)
         assert "OldVendorKey" not in gw.registry.get("CP1").config
     await runner.stop()
