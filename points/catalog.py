@@ -300,6 +300,7 @@ def meter_spec(measurand: str, phase: str, location: str) -> PointSpec:
                      + f":{location}")
 
 
+@functools.cache  # one spec per key: each charger that has the key asks again (restarts, boots)
 def config_spec(key: str, writable: bool) -> PointSpec:
     def source(c: Ctx) -> str:
         entry = c.station.config.get(key) if c.station is not None else None
@@ -310,6 +311,7 @@ def config_spec(key: str, writable: bool) -> PointSpec:
                      ocpp_source=f"GetConfiguration:{key}")
 
 
+@functools.cache
 def config_result_spec(key: str) -> PointSpec:
     return PointSpec(key, "config_result", 0, "characterstring-value", "string",
                      source=lambda c: c.state.results.get((c.point.charger_id, None, CONFIG_PREFIX + key), ""),

@@ -284,7 +284,10 @@ class PointTable:
         station = registry.get(event.charger_id)
         if station is None:
             return
-        if event.kind in (ChangeKind.ADDED, ChangeKind.STATION) or station.charger_id not in self._by_charger:
+        if event.kind == ChangeKind.ADDED or not self._same_slot(station):
+            # Only a slot decides which points a station has; connectors, meters and keys come
+            # as their own events. Rebuilding ~118 points per connect, boot or heartbeat cost
+            # most of a restart's reconnect storm (docs/benchmarks.md, "Restart").
             self.sync_station(station)
         elif event.kind == ChangeKind.CONNECTOR and event.connector_id is not None:
             self._add(self._connector_points(station, event.connector_id))
@@ -297,6 +300,10 @@ class PointTable:
         elif event.kind == ChangeKind.CONFIG and event.key in station.config:
             self._add(self._config_points(station, station.config[event.key]))
         self.notify(self.affected(event))
+
+    def _same_slot(self, station: Any) -> bool:
+        current = self._by_charger.get(station.charger_id)
+        return bool(current) and next(iter(current.values())).slot == station.slot
 
     def affected(self, event: ChangeEvent) -> list[Point]:
         """Points whose value may have changed with this event."""
