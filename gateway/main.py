@@ -170,6 +170,7 @@ class Gateway:
 
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
+        self.gc_policy.prepare()
         await self.history.open()
         site_password = ensure_charger_password(self.settings)
         if site_password:

@@ -30,7 +30,7 @@ from points.bacnet import services as bacnet_services
 from points.bacnet import speedup as bacpypes_speedup
 from points.bacnet.factory import ObjectFactory, register
 from points.bacnet.objects import CLASSES, DeviceView
-from points.catalog import UNITS
+from points.catalog import UNITS, PointSpec
 from points.table import Point, PointTable
 
 bacpypes_speedup.install()
@@ -96,6 +96,8 @@ def to_bacnet(point: Point, value: Any) -> Any:
     t = point.spec.bacnet_type
     if t.startswith("analog"):
         return NOT_AVAILABLE_REAL if value is None else float(value)
+    if t.startswith("characterstring"):
+        return "" if value is None else str(value)
     if value is None:
         return "inactive" if t.startswith("binary") else 1 if t.startswith("multi-state") else ""
     if t.startswith("binary"):
@@ -129,6 +131,7 @@ class BacnetServer:
         self.device_view: Any = None
         self.objects: dict[tuple[str, int], Any] = {}
         self.factory = ObjectFactory()
+        self._fixed_by_spec: dict[int, tuple[PointSpec, int, dict[str, Any]]] = {}
         self._queue: list[Point] = []
         self._wake = asyncio.Event()
         self.port: int = settings.port
@@ -241,40 +244,48 @@ class BacnetServer:
         spec = point.spec
         cls = CLASSES[(spec.bacnet_type, spec.commandable)]
         value = self.table.read(point)
-        kwargs: dict[str, Any] = {
+        reliability = self.table.reliability(point, value)
+        varying: dict[str, Any] = {
             "objectIdentifier": point.uid, "objectName": point.name,
             "description": f"{point.charger_id} {spec.description}".strip()[:200],
-            "eventState": "normal", "outOfService": False, "reliability": self.table.reliability(point, value),
+            "reliability": reliability,
+            "presentValue": to_bacnet(point, bool(value) if spec.bacnet_type.startswith("binary") else value),
         }
-        if spec.is_analog:
-            kwargs["units"] = UNITS[spec.units][0]
-            kwargs["covIncrement"] = spec.cov_increment or 1.0
-            kwargs["presentValue"] = to_bacnet(point, value)
-            if spec.min_value is not None and spec.bacnet_type == "analog-value":
-                kwargs["minPresValue"], kwargs["maxPresValue"] = spec.min_value, spec.max_value
-        elif spec.bacnet_type.startswith("binary"):
-            kwargs["presentValue"] = to_bacnet(point, bool(value))
-            if spec.bacnet_type == "binary-input":
-                kwargs["polarity"] = "normal"
-            if spec.states:
-                kwargs["inactiveText"], kwargs["activeText"] = spec.states
-        elif spec.bacnet_type.startswith("multi-state"):
-            kwargs["numberOfStates"] = len(spec.states)
-            kwargs["stateText"] = list(spec.states)
-            kwargs["presentValue"] = to_bacnet(point, value)
-        else:
-            kwargs["presentValue"] = "" if value is None else str(value)
         if spec.commandable and spec.relinquish_default is not None:
-            kwargs["relinquishDefault"] = to_bacnet(point, self.table.read_default(point))
+            varying["relinquishDefault"] = to_bacnet(point, self.table.read_default(point))
+        key, fixed = self._fixed(spec)
         # `_gw_pushed` None: unknown, the first push compares with the object itself.
-        obj = self.factory.make(cls, kwargs, _gw_point=point, _gw_server=self, _gw_pushed=None,
-                                _gw_reliable=kwargs["reliability"])
+        obj = self.factory.make(cls, key, fixed, varying, _gw_point=point, _gw_server=self,
+                                _gw_pushed=None, _gw_reliable=reliability)
         if spec.commandable:
             obj._gw_commands = [None] * 16  # what the table's priority array held when last synced
             self._sync_commands(point, obj)
         self.objects[point.uid] = obj
         if self.app is not None:  # running: a new charger's objects appear as they are made
             self._register([obj])
+
+    def _fixed(self, spec: PointSpec) -> tuple[int, dict[str, Any]]:
+        """The properties every object of this spec has (once per spec, not per object)."""
+        known = self._fixed_by_spec.get(id(spec))
+        if known is not None and known[0] is spec:  # the spec itself is kept: its id is not reused
+            return known[1], known[2]
+        fixed: dict[str, Any] = {"eventState": "normal", "outOfService": False}
+        if spec.is_analog:
+            fixed["units"] = UNITS[spec.units][0]
+            fixed["covIncrement"] = spec.cov_increment or 1.0
+            if spec.min_value is not None and spec.bacnet_type == "analog-value":
+                fixed["minPresValue"], fixed["maxPresValue"] = spec.min_value, spec.max_value
+        elif spec.bacnet_type.startswith("binary"):
+            if spec.bacnet_type == "binary-input":
+                fixed["polarity"] = "normal"
+            if spec.states:
+                fixed["inactiveText"], fixed["activeText"] = spec.states
+        elif spec.bacnet_type.startswith("multi-state"):
+            fixed["numberOfStates"] = len(spec.states)
+            fixed["stateText"] = list(spec.states)
+        key = self.factory.kind(fixed)
+        self._fixed_by_spec[id(spec)] = (spec, key, fixed)
+        return key, fixed
 
     def _register(self, objects: list[Any]) -> None:
         for obj in register(self.app, objects):

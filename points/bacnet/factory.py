@@ -25,8 +25,9 @@ from collections import defaultdict
 from typing import Any
 
 from bacpypes3.local.cmd import Commandable
+from bacpypes3.primitivedata import ElementMetaclass
 
-# Properties that differ from object to object (everything else given is fixed per prototype).
+# Properties that differ from object to object (the others given are fixed per prototype).
 VARYING = ("objectIdentifier", "objectName", "description", "presentValue", "reliability", "relinquishDefault")
 # local.object.Object keeps these two behind properties, in name-mangled attributes.
 _PRIVATE = {"objectName": "_Object__objectName", "objectIdentifier": "_Object__objectIdentifier"}
@@ -46,37 +47,42 @@ class ObjectFactory:
     """Makes served objects; one prototype per (class, fixed properties)."""
 
     def __init__(self) -> None:
-        self._prototypes: dict[tuple[Any, ...], _Prototype] = {}
+        self._prototypes: dict[tuple[type, int], _Prototype] = {}
+        self._kinds: dict[tuple[Any, ...], int] = {}
         self._shared: dict[tuple[Any, Any, Any], Any] = {}
         self.copied = self.constructed = 0
 
-    def make(self, cls: type, kwargs: dict[str, Any], **private: Any) -> Any:
-        """An object of `cls` with these properties (`kwargs`, as for the constructor) and these
-        private attributes (the gateway's `_gw_*`, set without `__setattr__`'s checks)."""
-        fixed = tuple(sorted((k, _hashable(v)) for k, v in kwargs.items() if k not in VARYING))
-        key = (cls, fixed)
+    def kind(self, fixed: dict[str, Any]) -> int:
+        """A number for a set of fixed properties: equal sets get the same number."""
+        signature = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in fixed.items()))
+        return self._kinds.setdefault(signature, len(self._kinds))
+
+    def make(self, cls: type, kind: int, fixed: dict[str, Any], varying: dict[str, Any], **private: Any) -> Any:
+        """An object of `cls` with these properties (as for the constructor; `kind` from
+        `kind(fixed)`) and these private attributes (the gateway's `_gw_*`, set without
+        `__setattr__`'s checks)."""
+        key = (cls, kind)
         prototype = self._prototypes.get(key)
         if prototype is None:
-            obj = cls(**kwargs)
+            obj = cls(**fixed, **varying)
             self._prototypes[key] = _Prototype(obj)
             self.constructed += 1
         else:
             self.copied += 1
-            obj = self._copy(cls, prototype, kwargs)
+            obj = self._copy(cls, prototype, varying)
         obj.__dict__.update(private)
         return obj
 
-    def _copy(self, cls: Any, prototype: _Prototype, kwargs: dict[str, Any]) -> Any:
+    def _copy(self, cls: Any, prototype: _Prototype, varying: dict[str, Any]) -> Any:
         """A new object with the prototype's state and its own varying values, cast as
         `Sequence.__init__` casts them. Lists of the prototype (state texts) are shared: nothing
         changes them in place, and BMS writes reach present-value only (`objects._Served`)."""
         state = dict(prototype.state)
         state["_property_monitors"] = defaultdict(list)
         elements = cls._elements
-        for attr in VARYING:
-            value = kwargs.get(attr)
+        for attr, value in varying.items():
             if value is not None:
-                state[_PRIVATE.get(attr, attr)] = self._cast(elements[attr], attr, value)
+                state[_PRIVATE.get(attr, attr)] = self._cast(elements[attr], value)
         obj = object.__new__(cls)
         object.__setattr__(obj, "__dict__", state)
         if prototype.commandable:
@@ -87,25 +93,35 @@ class ObjectFactory:
             list.extend(fresh, array)
             fresh.__dict__.update(array.__dict__, _obj=obj)
             state["priorityArray"] = fresh
-            if kwargs.get("relinquishDefault") is None:
+            if varying.get("relinquishDefault") is None:
                 state["relinquishDefault"] = state["presentValue"]  # as Commandable.__init__ does
         return obj
 
-    def _cast(self, element: Any, attr: str, value: Any) -> Any:
+    def _cast(self, element: Any, value: Any) -> Any:
+        """`element(element.cast(value))`, as `Sequence.__init__` makes it; small immutable values
+        (reliabilities, states, short texts) are made once and shared."""
         if value.__class__ == element:
             return value
         if isinstance(value, tuple):  # an identifier: its object type cast once, not per object
-            value = (self._cast(element.object_type_class, "objectType", value[0]), value[1])
-            return element(element.cast(value))
-        if isinstance(value, float) or (isinstance(value, str) and len(value) > 40):
-            return element(element.cast(value))
-        key = (element, value.__class__, value)
-        shared = self._shared.get(key)
-        if shared is None:
-            shared = element(element.cast(value))
-            if len(self._shared) < _SHARED_MAX:
-                self._shared[key] = shared
-        return shared
+            value = (self._cast(element.object_type_class, value[0]), value[1])
+        elif not (isinstance(value, float) or (isinstance(value, str) and len(value) > 40)):
+            key = (element, value.__class__, value)
+            shared = self._shared.get(key)
+            if shared is None:
+                shared = _make(element, value)
+                if len(self._shared) < _SHARED_MAX:
+                    self._shared[key] = shared
+            return shared
+        return _make(element, value)
+
+
+def _make(element: Any, value: Any) -> Any:
+    """What `element(value)` makes; for plain atomic types without its metaclass's second cast
+    (bacpypes3 primitivedata.py, `ElementMetaclass.__call__` casts a value that is not yet an
+    instance, after the caller has cast it already)."""
+    if type(element) is ElementMetaclass:
+        return type.__call__(element, element.cast(value))
+    return element(element.cast(value))
 
 
 def register(app: Any, objects: list[Any]) -> list[Any]:
@@ -123,7 +139,3 @@ def register(app: Any, objects: list[Any]) -> list[Any]:
         names[name] = identifiers[identifier] = obj
         state["_app"] = app
     return refused
-
-
-def _hashable(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
