@@ -113,6 +113,7 @@ class Client:
 
     async def watch(self, groups: dict[str, list[list[Any]]], within: float) -> dict[str, Any]:
         deadline, live, sweeps = time.time() + within, {}, 0
+        states: dict[tuple[str, int], bool] | None = {}
         waiting = dict(groups)
         while waiting and time.time() < deadline:
             sweeps += 1
@@ -120,24 +121,26 @@ class Client:
             for i in range(0, len(names), 20):  # about 40 objects per request
                 chunk = names[i:i + 20]
                 states = await self._read_live([o for n in chunk for o in waiting[n]])
+                if states is None:  # the device does not answer (yet): start over at once
+                    break
                 at = time.time()
                 for n in chunk:
                     if all(states.get((o[0], o[1]), False) for o in waiting[n]):
                         live[n] = at
                         del waiting[n]
             if waiting:
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.2 if states is not None else 0.02)
         return {"live_at": live, "not_live": sorted(waiting)[:10], "not_live_count": len(waiting), "sweeps": sweeps}
 
-    async def _read_live(self, objects: list[list[Any]]) -> dict[tuple[str, int], bool]:
-        """Whether each object reads live now (False for any object the device does not answer)."""
+    async def _read_live(self, objects: list[list[Any]]) -> dict[tuple[str, int], bool] | None:
+        """Whether each object reads live now; None when the device did not answer."""
         args: list[Any] = []
         for obj in objects:
             args += [ObjectIdentifier(tuple(obj)), ["presentValue", "reliability"]]
         try:
             result = await asyncio.wait_for(self.app.read_property_multiple(self.server, args), 1.0)
         except (Exception, ErrorRejectAbortNack):
-            return {}
+            return None
         seen: dict[tuple[str, int], dict[str, Any]] = {}
         for oid, prop, _index, value in result:
             seen.setdefault((str(oid[0]), int(oid[1])), {})[str(prop)] = value

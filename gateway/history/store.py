@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-import sqlite_utils
+from gateway.history.sqlite_import import sqlite_utils
 
 from gateway.history import schema
 from gateway.history import transactions as tx_rows
