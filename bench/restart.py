@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import procstat
 from bench.bms_harness import Agent, add_devices, free_udp_port, machine, tempdir
 from bench.run import free_port
 
@@ -63,6 +64,7 @@ port = {modbus_port}
 address = "127.0.0.1/8"
 port = {bacnet_port}
 """
+
 CHARGER_POINTS = ("Online",)  # read for every charger
 BOOT_POINTS = ("C0-Status", "C1-Status", "Vendor")  # confirmed again by a BootNotification
 STATUS_POINTS = ("C0-Status", "C1-Status")
@@ -78,9 +80,11 @@ class Rig:
         self.booting = [c for i, c in enumerate(self.ids) if every and i % every == 0]
         self.port, self.bacnet_port = free_port("127.0.0.1"), free_udp_port()
         self.config = work / "gateway.toml"
-        self.config.write_text(CONFIG.format(
-            port=self.port, data_dir=work, admin_port=free_port("127.0.0.1"),
-            modbus_port=free_port("127.0.0.1"), bacnet_port=self.bacnet_port))
+        config = CONFIG.format(port=self.port, data_dir=work, admin_port=free_port("127.0.0.1"),
+                               modbus_port=free_port("127.0.0.1"), bacnet_port=self.bacnet_port)
+        if args.status_trigger_after_s is not None:  # in [ocpp], before the next section
+            config = config.replace("\n[database]", f"status_trigger_after_s = {args.status_trigger_after_s}\n\n[database]")
+        self.config.write_text(config)
         self.url = f"ws://127.0.0.1:{self.port}/ocpp/"
         self.proc: asyncio.subprocess.Process | None = None
         self.chargers: Agent | None = None
@@ -146,10 +150,15 @@ class Rig:
         statuses = self.watch_groups(STATUS_POINTS)
         within = self.args.within
         profile = str(Path(self.args.py_spy) / f"restart-{number}.txt") if self.args.py_spy else None
+        agents = [self.chargers.proc.pid, self.bacnet.proc.pid]
+        cpu0, machine0, t0 = [procstat.cpu_seconds(p) for p in agents], procstat.machine_times(), time.perf_counter()
         started_at = await self.start_gateway(profile)
+        assert self.proc is not None
+        gateway_pid = self.proc.pid
         chargers = asyncio.ensure_future(self.chargers.ask(
             "reconnect", url=self.url, port=self.port, started_at=started_at, within=within, timeout=within + 60))
         live = await self.bacnet.ask("watch", groups=online, within=within, timeout=within + 60)
+        cpu = _cpu_window(gateway_pid, agents, cpu0, machine0, time.perf_counter() - t0)
         confirmed = await self.bacnet.ask("watch", groups=statuses, within=within, timeout=within + 60)
         reconnect = await chargers
         reads = await self.chargers.ask("config_reads")
@@ -165,6 +174,7 @@ class Rig:
             "statuses_confirmed": len(confirmed["live_at"]),
             "all_statuses_confirmed_s": _since(max(confirmed["live_at"].values(), default=None), started_at),
             "get_configuration_calls": reads["get_configuration_calls"],
+            **cpu,
         }
 
     async def close(self) -> None:
@@ -172,6 +182,19 @@ class Rig:
         for agent in (self.chargers, self.bacnet):
             if agent is not None:
                 await agent.close()
+
+
+def _cpu_window(gateway_pid: int, agents: list[int], cpu0: list[float | None],
+                machine0: Any, wall_s: float) -> dict[str, Any]:
+    """From the gateway's start until every charger was live: the CPU the gateway, the chargers
+    and the BACnet client used, and what every other program on the machine used (100 = one core)."""
+    gateway_s = procstat.cpu_seconds(gateway_pid)
+    agents_s = [b - a for a, b in zip(cpu0, [procstat.cpu_seconds(p) for p in agents], strict=True)
+                if a is not None and b is not None]
+    own = (gateway_s or 0.0) + sum(agents_s)
+    return {"gateway_cpu_s": round(gateway_s, 2) if gateway_s is not None else None,
+            "clients_cpu_s": round(sum(agents_s), 2),
+            **procstat.others_percent(machine0, procstat.machine_times(), own, wall_s)}
 
 
 def _children(pid: int) -> list[int]:
@@ -219,6 +242,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--booting", type=float, default=0.5,
                         help="share of chargers that send BootNotification on reconnecting (0..1)")
+    parser.add_argument("--status-trigger-after-s", type=float,
+                        help="ocpp.status_trigger_after_s for the gateway (its default when not given)")
     parser.add_argument("--within", type=float, default=60.0, help="seconds a round may take")
     parser.add_argument("--log-dir", help="keep the gateway's output here")
     parser.add_argument("--py-spy", metavar="DIR",
