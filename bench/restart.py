@@ -16,8 +16,8 @@ What a site sees when its gateway restarts (a crash, an update, a power cut of t
    * `all_accepted_s`: the last charger accepted (its BootNotification answered Accepted, or its
      Heartbeat answered);
    * `all_online_live_s`: the last charger whose `Online` point reads active and reliable over
-     BACnet (a BACnet client in its own process, ReadPropertyMultiple), with every point of
-     booting chargers (connector status, identity) confirmed, so reliable, too;
+     BACnet (a BACnet client in its own process, ReadPropertyMultiple), and for booting
+     chargers their connector 1 status too (reported again, so reliable);
    * `all_statuses_confirmed_s`: the last charger whose connectors' status points read reliable
      (for chargers that do not boot: after the gateway asked them);
    * `get_configuration_calls`: configuration reads the restart caused.
@@ -66,7 +66,7 @@ port = {bacnet_port}
 """
 
 CHARGER_POINTS = ("Online",)  # read for every charger
-BOOT_POINTS = ("C0-Status", "C1-Status", "Vendor")  # confirmed again by a BootNotification
+BOOT_POINTS = ("C1-Status",)  # reported again after a BootNotification
 STATUS_POINTS = ("C0-Status", "C1-Status")
 
 
@@ -129,15 +129,13 @@ class Rig:
 
     def watch_groups(self, points: tuple[str, ...], only: list[str] | None = None) -> dict[str, list[list[Any]]]:
         """The BACnet objects to read per charger (chargers with BACnet points only)."""
-        types = {"Online": "binary-input", "C0-Status": "multi-state-input", "C1-Status": "multi-state-input",
-                 "Vendor": "characterstring-value"}
-        instances = {"Online": 5000, "C0-Status": 0, "C1-Status": 500, "Vendor": None}
+        types = {"Online": "binary-input", "C0-Status": "multi-state-input", "C1-Status": "multi-state-input"}
+        instances = {"Online": 5000, "C0-Status": 0, "C1-Status": 500}  # docs/bacnet.md, "Numbering"
         groups = {}
         for slot, charger_id in enumerate(self.ids, start=1):
             if slot > 418 or (only is not None and charger_id not in only):
                 continue
-            groups[charger_id] = [[types[p], slot * 10000 + (instances[p] if instances[p] is not None
-                                                              else _vendor_offset())] for p in points]
+            groups[charger_id] = [[types[p], slot * 10000 + instances[p]] for p in points]
         return groups
 
     async def round(self, number: int) -> dict[str, Any]:
@@ -202,13 +200,6 @@ def _children(pid: int) -> list[int]:
         return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         return []
-
-
-def _vendor_offset() -> int:
-    from points.catalog import CHARGER_SPECS
-    from points.identity import CHARGER_BASE
-    spec = next(s for s in CHARGER_SPECS if s.key == "Vendor")
-    return CHARGER_BASE + spec.offset
 
 
 def _since(at: float | None, started_at: float) -> float | None:
