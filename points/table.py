@@ -316,6 +316,10 @@ class PointTable:
                     and (p.subject in subjects or p.spec.key in ("SessionEnergy", "SessionDuration"))]
         if event.kind == ChangeKind.CONFIG:
             return [p for p in pts if p.subject == event.key]
+        if event.kind == ChangeKind.STATION and event.key and "online" not in event.key:
+            # Fields of the station itself (boot, heartbeat, registration, ...) are read by its
+            # charger points only; the others read its online state alone (reliability).
+            return [p for p in pts if p.spec.kind == "charger"]
         return list(pts)
 
     def notify(self, pts: list[Point]) -> None:
