@@ -182,8 +182,6 @@ class Gateway:
         await self.charging.start()
         await self.web.start()
         self.ports["ocpp"] = await self.ocpp.start()
-        log.info("OCPP central system listening on %s:%s (%s)", self.settings.ocpp.host,
-                 self.ports["ocpp"], "wss" if self.settings.ocpp.ssl_enabled else "ws")
         if self.settings.admin.enabled:
             self.admin = AdminServer(self.settings.admin, self._admin_app(ensure_admin_token(self.settings)))
             self.ports["admin"] = await self.admin.start()
@@ -198,6 +196,8 @@ class Gateway:
         self.gc_policy.start(self.clock())
         self.tasks.spawn(self._housekeeping(), "housekeeping")
         self.started.set()
+        log.info("OCPP central system listening on %s:%s (%s)", self.settings.ocpp.host,
+                 self.ports["ocpp"], "wss" if self.settings.ocpp.ssl_enabled else "ws")
 
     async def stop(self) -> None:
         """Admin, BACnet and Modbus first, then the points' persisting and smart charging's, OCPP,

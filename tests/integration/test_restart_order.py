@@ -27,11 +27,10 @@ async def test_ocpp_opens_before_the_bms_side_and_bacnet_starts_with_every_known
 
     caplog.set_level(logging.INFO)
     gw = await runner.start(bacnet=bacnet)
-    messages = [r.getMessage() for r in caplog.records]
-    listening = next(i for i, m in enumerate(messages) if m.startswith("OCPP central system listening"))
-    served = next(i for i, m in enumerate(messages) if m.startswith("BACnet/IP device"))
-    assert listening < served
-    assert f"with {len(known)} objects" in messages[served]
+    opened = list(gw.ports)  # in the order they opened (Modbus is off in the tests' settings)
+    assert opened[:2] == ["ocpp", "admin"] and opened[-1] == "bacnet"
+    [served] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("BACnet/IP device")]
+    assert f"with {len(known)} objects" in served
     assert set(gw.points.bacnet.objects) == known
     async with client_process(runner, bacnet["port"]) as client:
         listed = {(t, int(n)) for t, n in await client.read(f"device,{DEVICE_ID}", "objectList")}
