@@ -43,6 +43,7 @@ from typing import Any
 from bench import procstat
 from bench.bms_harness import Agent, add_devices, free_udp_port, machine, tempdir
 from bench.run import free_port
+from points.identity import MAX_SLOT
 
 CONFIG = """\
 # Written by bench.restart.
@@ -50,7 +51,7 @@ CONFIG = """\
 host = "127.0.0.1"
 port = {port}
 require_password = false  # the chargers send no password: this measures the restart, not scrypt
-
+{ocpp_extra}
 [database]
 path = "{data_dir}/gateway.sqlite"
 
@@ -80,11 +81,11 @@ class Rig:
         self.booting = [c for i, c in enumerate(self.ids) if every and i % every == 0]
         self.port, self.bacnet_port = free_port("127.0.0.1"), free_udp_port()
         self.config = work / "gateway.toml"
-        config = CONFIG.format(port=self.port, data_dir=work, admin_port=free_port("127.0.0.1"),
-                               modbus_port=free_port("127.0.0.1"), bacnet_port=self.bacnet_port)
-        if args.status_trigger_after_s is not None:  # in [ocpp], before the next section
-            config = config.replace("\n[database]", f"status_trigger_after_s = {args.status_trigger_after_s}\n\n[database]")
-        self.config.write_text(config)
+        trigger = args.status_trigger_after_s
+        self.config.write_text(CONFIG.format(
+            port=self.port, data_dir=work, admin_port=free_port("127.0.0.1"),
+            modbus_port=free_port("127.0.0.1"), bacnet_port=self.bacnet_port,
+            ocpp_extra=f"status_trigger_after_s = {trigger}\n" if trigger is not None else ""))
         self.url = f"ws://127.0.0.1:{self.port}/ocpp/"
         self.proc: asyncio.subprocess.Process | None = None
         self.chargers: Agent | None = None
@@ -133,7 +134,7 @@ class Rig:
         instances = {"Online": 5000, "C0-Status": 0, "C1-Status": 500}  # docs/bacnet.md, "Numbering"
         groups = {}
         for slot, charger_id in enumerate(self.ids, start=1):
-            if slot > 418 or (only is not None and charger_id not in only):
+            if slot > MAX_SLOT or (only is not None and charger_id not in only):
                 continue
             groups[charger_id] = [[types[p], slot * 10000 + instances[p]] for p in points]
         return groups
@@ -152,11 +153,12 @@ class Rig:
         cpu0, machine0, t0 = [procstat.cpu_seconds(p) for p in agents], procstat.machine_times(), time.perf_counter()
         started_at = await self.start_gateway(profile)
         assert self.proc is not None
-        gateway_pid = self.proc.pid
+        gateway_pid = self.proc.pid  # under py-spy: the profiler's (see _cpu_window)
         chargers = asyncio.ensure_future(self.chargers.ask(
             "reconnect", url=self.url, port=self.port, started_at=started_at, within=within, timeout=within + 60))
         live = await self.bacnet.ask("watch", groups=online, within=within, timeout=within + 60)
-        cpu = _cpu_window(gateway_pid, agents, cpu0, machine0, time.perf_counter() - t0)
+        cpu = _cpu_window(_children(gateway_pid)[0] if profile else gateway_pid, agents, cpu0, machine0,
+                          time.perf_counter() - t0)
         confirmed = await self.bacnet.ask("watch", groups=statuses, within=within, timeout=within + 60)
         reconnect = await chargers
         reads = await self.chargers.ask("config_reads")
