@@ -57,11 +57,14 @@ class PointsService:
         self._saver: asyncio.Task[None] | None = None
         self._statuses: dict[str, str] = {}
         self._slots: dict[str, int | None] = {}  # charger id -> slot, for the not-exposed counts
+        self._bacnet_import: asyncio.Future[Any] | None = None
 
     async def start(self) -> None:
         """Load what was persisted and build the points of every added charger (the table both
         protocols serve); `start_bacnet` follows once the OCPP port is open."""
         table, settings = self.table, self.settings
+        if settings.bacnet.enabled:  # meanwhile, in a worker thread (it waits for the store as well)
+            self._bacnet_import = asyncio.ensure_future(asyncio.to_thread(_import_bacnet))
         await load_state(table, self.history)
         sc = settings.smart_charging
         site = table.state.site
@@ -106,8 +109,7 @@ class PointsService:
         The gateway calls this after opening the OCPP port: building ~49,000 objects for 418
         chargers takes seconds, and chargers reconnecting meanwhile fill their points in."""
         if self.settings.bacnet.enabled:
-            import importlib  # in a worker thread: bacpypes3's import takes about half a second
-            device = await asyncio.to_thread(importlib.import_module, "points.bacnet.device")
+            device = await (self._bacnet_import or asyncio.to_thread(_import_bacnet))
             self.bacnet = device.BacnetServer(self.settings.bacnet, self.table, self.spawn)
             self.port = await self.bacnet.start()
 
@@ -232,6 +234,13 @@ class PointsService:
         app.router.add_get("/api/points", list_points)
         app.router.add_get("/api/points/meta", meta)
 
+
+
+def _import_bacnet() -> Any:
+    """bacpypes3 and BAC0 (about half a second of imports, notes 1.4), for a worker thread."""
+    import importlib
+    importlib.import_module("BAC0")
+    return importlib.import_module("points.bacnet.device")
 
 
 def _record(seen: dict[str, str], charger_id: str) -> dict[str, Any]:

@@ -145,8 +145,8 @@ class BacnetServer:
         object-list (docs/bacnet.md, "After a restart"). The gateway opens its OCPP port first
         and calls this after, so chargers reconnect while the objects are built.
         """
-        # Imported in a worker thread: `import BAC0` takes about a second (notes 1.4) that the
-        # event loop, already serving chargers, keeps running through.
+        # Imported in a worker thread (the points service starts it early): `import BAC0` takes
+        # about a second (notes 1.4) that the event loop, already serving chargers, runs through.
         bac0 = await asyncio.to_thread(importlib.import_module, "BAC0")
         bac0.log_level("silence")
         cfg = self.settings
