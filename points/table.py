@@ -351,6 +351,10 @@ class PointTable(TableValues, TableWrites):
     def points(self) -> list[Point]:
         return sorted(self._points.values(), key=lambda p: (p.instance, p.spec.bacnet_type))
 
+    def points_of(self, charger_id: str) -> list[Point]:
+        """One charger's points ("": the site's), unsorted: no walk over every charger's."""
+        return list(self._by_charger.get(charger_id, {}).values())
+
     def get(self, name: str) -> Point | None:
         return self._names.get(name)
 

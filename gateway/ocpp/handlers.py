@@ -11,10 +11,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from gateway.errors import OcppError
 from gateway.history.store import HistoryStore
 from gateway.model.station import BootInfo, Clock, MeterKey, MeterReading, Registry, Station
 from gateway.model.timestamps import iso_z, parse_timestamp
 from gateway.ocpp import meter_rows
+from gateway.ocpp.logbudget import MeterBudget
 from gateway.ocpp.parts import RegistrationPolicy, SessionEvents, Spawn
 from gateway.settings import Settings
 
@@ -44,6 +46,8 @@ class InboundHandlers:
     booted: bool  # a BootNotification arrived on this connection
     _reported_since_boot: set[int] | None  # connectors with a status since boot
     after_answer: Callable[[Callable[[], Awaitable[None]], str], None]
+    meter_budget: MeterBudget | None  # meter-value bytes per charger an hour
+    log: Callable[[str, str, str, bool], bool]  # one general-log line, held to the log budget
 
     def handler_table(self) -> dict[str, Handler]:
         """The action -> handler table the session dispatches on (OCPP 1.6 section 4, charger to CS)."""
@@ -148,7 +152,7 @@ class InboundHandlers:
         ts = parse_timestamp(p.get("timestamp"))
         stop_time = iso_z(ts) if ts is not None else str(p.get("timestamp"))
         tx_id = int(p["transactionId"])
-        samples = [meter_rows.meter_row(self.charger_id, 0, tx_id, mv) for mv in p.get("transactionData") or []]
+        samples = self._transaction_data(tx_id, p.get("transactionData") or [])
         outcome = await self.history.stop_transaction(
             self.charger_id, tx_id, float(p["meterStop"]), stop_time, p.get("reason", "Local"),
             p.get("idTag"), samples)
@@ -179,11 +183,32 @@ class InboundHandlers:
         tx = p.get("transactionId")
         tx_id = int(tx) if tx is not None else None
         registry, station, history = self.registry, self.station, self.history
+        size = meter_rows.check_sizes(p["meterValue"], self.settings.ocpp)
+        if self._over_meter_budget(size):  # not kept, so not shown either: the charger may send it again
+            raise OcppError("GenericError", "over this charger's meter-value budget of "
+                            f"{self.settings.ocpp.meter_budget_bytes_per_hour} bytes an hour: not stored")
         for mv in p["meterValue"]:
             ts = parse_timestamp(mv.get("timestamp")) or self.clock()
             registry.record_readings(station, connector_id, meter_rows.readings(connector_id, mv, ts))
             history.queue_meter_value(meter_rows.meter_row(self.charger_id, connector_id, tx_id, mv))
         return {}
+
+    def _over_meter_budget(self, size: int) -> bool:
+        return self.meter_budget is not None and not self.meter_budget.admit(self.charger_id, size)
+
+    def _transaction_data(self, tx_id: int, data: list[dict[str, Any]]) -> list[tuple]:
+        """A StopTransaction's transactionData as rows; left out (with a warning line) when it is
+        over the bounds or the charger's budget: the stop itself is always kept (it closes the bill)."""
+        try:
+            size = meter_rows.check_sizes(data, self.settings.ocpp, "transactionData")
+        except OcppError as exc:
+            why = exc.description
+        else:
+            if not self._over_meter_budget(size):
+                return [meter_rows.meter_row(self.charger_id, 0, tx_id, mv) for mv in data]
+            why = f"over this charger's meter-value budget of {self.settings.ocpp.meter_budget_bytes_per_hour} bytes an hour"
+        self.log("StopTransactionRequest", f"transaction {tx_id}: transactionData not kept: {why}", "warning", True)
+        return []
 
     async def on_data_transfer(self, p: dict[str, Any]) -> dict[str, Any]:
         # No vendor extensions are known; the spec answer for that is UnknownVendorId (6.17).

@@ -47,6 +47,7 @@ class ChargerSession(InboundHandlers):
         self.events = parts.events  # boot follow-ups and transaction changes (gateway.main)
         self.spawn = parts.spawn
         self.log_budget = parts.log_budget  # general-log lines per charger a minute
+        self.meter_budget = parts.meter_budget  # meter-value bytes per charger an hour
         self.station = station
         self.ws = websocket
         self.authenticated = authenticated  # logged in with valid credentials (security profile 1)
