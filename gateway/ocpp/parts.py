@@ -57,7 +57,7 @@ class SessionEvents(Protocol):
     def transaction_changed(self, station: Station, connector_id: int) -> None:
         """A transaction stopped or was lost on this connector."""
 
-    def transaction_started(self, session: ChargerSession, connector_id: int) -> None:
+    def transaction_started(self, session: BootedSession, connector_id: int) -> None:
         """A transaction started on this connector; the charger learns its id from our answer."""
 
     async def ask_for_status(self, session: BootedSession, after_boot: bool) -> None:
