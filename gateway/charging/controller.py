@@ -73,6 +73,7 @@ class ChargingController(ProfileSender):
         self._site_profiles: set[tuple[str, int]] = set()  # site profiles that outlive a transaction
         self._dirty = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._restored: set[tuple[str, int]] = set()  # shares from before a restart, not yet verified
         self._starting: dict[tuple[str, int], float] = {}  # connector -> when its start was being answered
         self._earlier: dict[str, tuple[list[float], list[dict[str, Any]]]] = {}  # stored before a restart
 
@@ -103,11 +104,28 @@ class ChargingController(ProfileSender):
             self.control[(charger_id, connector_id)] = ConnectorControl(
                 transaction_id=tx, written_a=amps, written_tx=tx, applied_at=now,
                 send_status="Accepted", send_state="Accepted")
+            self._restored.add((charger_id, connector_id))
             if amps is not None:
                 key = f"{charger_id}/{connector_id}"
                 self.rotation = dataclasses.replace(
                     self.rotation, allocated_a={**self.rotation.allocated_a, key: amps},
                     running_since={**self.rotation.running_since, key: now}, limit=self.site.in_force.limit)
+
+    async def _verify_restored(self, charger_id: str, connector_id: int) -> None:
+        """Where the charger can say (GetCompositeSchedule), check that it still applies the share
+        it accepted before the restart; if it offers more, that share is written again."""
+        await self._verify(charger_id, connector_id)
+        control = self.control.get((charger_id, connector_id))
+        if control is None or control.written_a is None or control.applied_limit is None \
+                or control.applied_unit != "A" or control.applied_limit <= control.written_a + 0.05:
+            return
+        log.info("%s/%s applies %s A, not the %s A it accepted before the restart: written again",
+                 charger_id, connector_id, control.applied_limit, control.written_a)
+        guard = self.guards.get(charger_id)
+        if guard is not None and control.written_tx is not None:
+            guard.forget_transaction(control.written_tx)
+        control.written_a = control.written_tx = None
+        self._dirty.set()
 
     async def stop(self) -> None:
         """Store the wishes, and what each charger holds and its recent writes (its budget goes on)."""
@@ -238,6 +256,9 @@ class ChargingController(ProfileSender):
             now = self.clock()
             sessions, stations = self._sessions(now)
             self._end_sessions(set(stations.values()))
+            for key in [k for k in self._restored if k in stations.values() and self.registry.get(k[0]).online]:
+                self._restored.discard(key)
+                self.spawn(self._verify_restored(*key), f"verify the restored share of {key[0]}")
             unlimited = self.site.in_force.limit.unlimited
             if unlimited and not self._site_profiles and not any(
                     c.requested_a is not None for c in self.control.values()):
@@ -324,6 +345,7 @@ class ChargingController(ProfileSender):
         if guard is not None and control.transaction_id is not None:
             guard.drop_transaction(control.transaction_id)
         self._measured.pop(key, None)
+        self._restored.discard(key)
         control.end_session()
         self.notify(key[0])
 

@@ -191,6 +191,11 @@ class WriteGuard:
         self._pending.clear()
         self._rejected.clear()
 
+    def forget_transaction(self, transaction_id: int) -> None:
+        """The charger does not apply what it accepted for this transaction: write it again."""
+        for slot in [s for s, p in self._written.items() if _transaction_of(p) == transaction_id]:
+            del self._written[slot]
+
     def forget(self) -> None:
         """The charger lost its profiles (reboot, ClearChargingProfile): write the next value again."""
         self._written.clear()

@@ -261,6 +261,26 @@ async def test_a_restarted_gateway_does_not_rewrite_the_profile_a_charger_alread
     assert [limits(p) for p in for_tx(bench, tx)] == [[16.0], [10.0]]
 
 
+async def test_a_charger_that_lost_its_profile_while_the_gateway_was_away_gets_it_again(runner):
+    """Where the charger can say (GetCompositeSchedule), a restarted gateway checks that it still
+    applies the share it accepted; one that offers more is written again."""
+    bench = await start_bench(runner, "generic")
+    sim = await bench.connect(with_firmware(load_profile("generic"), boot_on_reconnect=False))
+    gw = bench.gw
+    await gw.charging.set_site_limit(None, 16.0)
+    tx = await charging(sim)
+    await gw.charging.reallocate()
+    await sim.go_offline()
+    sim.profiles.clear(900001, None, None, None)  # lost, without a reboot the gateway could see
+    bench.gw = gw = await runner.restart(authorize={"policy": "none_except_whitelist"})
+    await sim.go_online()
+    await bench.watch.until(lambda: bench.station.online)
+    await gw.charging.reallocate()
+    await sim.wait_for(lambda: len(for_tx(bench, tx)) == 2)
+    assert [limits(p) for p in for_tx(bench, tx)] == [[16.0], [16.0]]
+    await sim.wait_for(lambda: sim.limit_a(1) == 16.0)
+
+
 async def test_a_triggered_boot_is_not_a_reboot(runner):
     """Item 9: no configuration read again, no profile rewrite."""
     bench = await start_bench(runner, "generic")
