@@ -281,19 +281,7 @@ def _hold(
     # A new limit, or an operator's new weight or priority for a session: everyone is re-shared.
     new_limit = state.limit != limit or any(
         state.terms.get(s.key, (s.weight, s.priority)) != (s.weight, s.priority) for s in amps)
-    held: dict[SessionDemand, float] = {}
-    for s, a in amps.items():
-        previous = state.allocated_a.get(s.key, 0.0)
-        if not 0 < previous <= s.max_a or a <= 0 or previous == a:
-            continue
-        if new_limit:
-            keep = abs(a - previous) < config.hysteresis_a or 0 < a - previous < config.raise_hysteresis_a
-        elif a < previous:
-            keep = ceiling[s] >= previous  # a cut for others' sake: only if the limit needs it
-        else:
-            keep = a - previous < max(config.raise_hysteresis_a, config.steady_raise_fraction * previous)
-        if keep:
-            held[s] = previous
+    held = _small_changes(amps, ceiling, state, config, new_limit)
     fresh = [s for s, a in amps.items() if a > 0 and s not in held and state.allocated_a.get(s.key, 0.0) <= 0]
     if not new_limit and not load.fits({**fixed, **amps, **held}):
         # Passing on what others freed is never worth a cut (a car whose cap came off takes it back).
@@ -320,6 +308,25 @@ def _hold(
         held = {s: v for s, v in held.items() if v < amps[s]}
     amps.update(held)
     return set(held)
+
+
+def _small_changes(amps: Mapping[SessionDemand, float], ceiling: Mapping[SessionDemand, float],
+                   state: RotationState, config: AllocatorConfig, new_limit: bool) -> dict[SessionDemand, float]:
+    """The running sessions whose change is not worth a write, at their previous amps."""
+    held: dict[SessionDemand, float] = {}
+    for s, a in amps.items():
+        previous = state.allocated_a.get(s.key, 0.0)
+        if not 0 < previous <= s.max_a or a <= 0 or previous == a:
+            continue
+        if new_limit:
+            keep = abs(a - previous) < config.hysteresis_a or 0 < a - previous < config.raise_hysteresis_a
+        elif a < previous:
+            keep = ceiling[s] >= previous  # a cut for others' sake: only if the limit needs it
+        else:
+            keep = a - previous < max(config.raise_hysteresis_a, config.steady_raise_fraction * previous)
+        if keep:
+            held[s] = previous
+    return held
 
 
 def _squeeze(amps: Mapping[SessionDemand, float], fresh: list[SessionDemand],
