@@ -234,22 +234,34 @@ async def test_a_restart_keeps_what_the_charger_is_so_evlink_profiles_stay_adapt
     assert gw.charging.status()["connectors"][f"{bench.charger_id}/1"]["send_state"] == "Accepted"
 
 
+async def holding_16_a(runner) -> tuple[Bench, Simulator, int]:
+    """A charger in a transaction that accepted a 16 A share; it reconnects without booting."""
+    bench = await start_bench(runner, "generic")
+    sim = await bench.connect(with_firmware(load_profile("generic"), boot_on_reconnect=False))
+    await bench.gw.charging.set_site_limit(None, 16.0)
+    tx = await charging(sim)
+    await bench.gw.charging.reallocate()
+    return bench, sim, tx
+
+
+async def restart_while_away(runner, bench: Bench, sim: Simulator, lost=lambda: None):
+    """Restart the gateway while the charger is away (`lost`: what happens to it meanwhile)."""
+    await sim.go_offline()
+    lost()
+    bench.gw = await runner.restart(authorize={"policy": "none_except_whitelist"})
+    await sim.go_online()
+    await bench.watch.until(lambda: bench.station.online)
+    return bench.gw
+
+
 async def test_a_restarted_gateway_does_not_rewrite_the_profile_a_charger_already_holds(runner):
     """What each charger accepted (per connector and transaction) and its write budget are in the
     device database: after a gateway restart an unchanged share is not written again (it was,
     once per session per restart), while a changed one is."""
-    bench = await start_bench(runner, "generic")
-    sim = await bench.connect(with_firmware(load_profile("generic"), boot_on_reconnect=False))
-    gw = bench.gw
-    await gw.charging.set_site_limit(None, 16.0)
-    tx = await charging(sim)
-    await gw.charging.reallocate()
+    bench, sim, tx = await holding_16_a(runner)
     assert [limits(p) for p in for_tx(bench, tx)] == [[16.0]]
     for _ in range(2):
-        await sim.go_offline()
-        bench.gw = gw = await runner.restart(authorize={"policy": "none_except_whitelist"})
-        await sim.go_online()
-        await bench.watch.until(lambda: bench.station.online)
+        gw = await restart_while_away(runner, bench, sim)
         for _ in range(3):
             await gw.charging.reallocate()
         assert len(bench.received("SetChargingProfile")) == 1
@@ -264,17 +276,9 @@ async def test_a_restarted_gateway_does_not_rewrite_the_profile_a_charger_alread
 async def test_a_charger_that_lost_its_profile_while_the_gateway_was_away_gets_it_again(runner):
     """Where the charger can say (GetCompositeSchedule), a restarted gateway checks that it still
     applies the share it accepted; one that offers more is written again."""
-    bench = await start_bench(runner, "generic")
-    sim = await bench.connect(with_firmware(load_profile("generic"), boot_on_reconnect=False))
-    gw = bench.gw
-    await gw.charging.set_site_limit(None, 16.0)
-    tx = await charging(sim)
-    await gw.charging.reallocate()
-    await sim.go_offline()
-    sim.profiles.clear(900001, None, None, None)  # lost, without a reboot the gateway could see
-    bench.gw = gw = await runner.restart(authorize={"policy": "none_except_whitelist"})
-    await sim.go_online()
-    await bench.watch.until(lambda: bench.station.online)
+    bench, sim, tx = await holding_16_a(runner)
+    # Lost without a reboot the gateway could see.
+    gw = await restart_while_away(runner, bench, sim, lambda: sim.profiles.clear(900001, None, None, None))
     await gw.charging.reallocate()
     await sim.wait_for(lambda: len(for_tx(bench, tx)) == 2)
     assert [limits(p) for p in for_tx(bench, tx)] == [[16.0], [16.0]]
