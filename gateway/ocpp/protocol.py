@@ -55,6 +55,7 @@ class Call:
     unique_id: str
     action: str
     payload: dict[str, Any]
+    checked: bool = False  # the payload already passed its strict schema (gateway.ocpp.fastcheck)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +118,11 @@ def dump_error(unique_id: str, code: str, description: str, details: dict | None
 def _schema(name: str) -> dict[str, Any]:
     text = resources.files("ocpp.v16").joinpath("schemas", f"{name}.json").read_text("utf-8")
     return json.loads(text)
+
+
+def request_schema(action: str) -> dict[str, Any]:
+    """The OCPP 1.6 JSON schema of an action's request (FileNotFoundError for no such action)."""
+    return _schema(action)
 
 
 def _relax(node: Any, key: str | None = None) -> Any:
