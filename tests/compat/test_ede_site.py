@@ -12,7 +12,7 @@ import csv
 from gateway.main import main
 from points.export.ede import EDE_COLUMNS
 from tests.compat.harness import PROFILES, Bench
-from tests.test_bacnet import free_udp_port
+from tests.integration.test_bacnet import free_udp_port
 
 BACNET_TYPE_CODES = {"analog-input": "0", "analog-value": "2", "binary-input": "3", "binary-value": "5",
                      "multi-state-input": "13", "multi-state-value": "19", "characterstring-value": "40"}

@@ -99,7 +99,7 @@ async def test_availability_answer_is_shown_in_the_charger_view(gateway, runner)
 
 
 def test_every_action_is_documented_with_its_cli_form():
-    text = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
     assert set(ACTIONS) == set(FEATURE_PROFILE)
     assert [a for a in ACTIONS if f"| {a} | {FEATURE_PROFILE[a]}" not in text] == []
     commands = ["reset", "clear-cache", "unlock", "start", "stop", "availability", "config get",
@@ -110,7 +110,7 @@ def test_every_action_is_documented_with_its_cli_form():
 
 
 def test_documented_signatures_match_the_code():
-    text = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
     for operation in ACTIONS.values():
         name = operation.__name__
         [line] = [ln for ln in text.splitlines() if ln.startswith(f"{name}(")]

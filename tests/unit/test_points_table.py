@@ -199,7 +199,7 @@ def test_table_and_catalog_import_no_protocol_library():
     """Both BACnet and Modbus build on the table; it must not pull either in (style guide)."""
     import ast
     from pathlib import Path
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     for module in ("points/table.py", "points/catalog.py"):
         tree = ast.parse((root / module).read_text())
         imported = {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gateway.settings import settings_reference
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_setting_is_documented():

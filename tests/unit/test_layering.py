@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("gateway", "points")
 
 IO_LIBRARIES = ("asyncio", "websockets", "ocpp", "BAC0", "bacpypes3", "pymodbus", "sqlite3",

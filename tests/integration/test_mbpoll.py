@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import GatewayRunner
-from tests.test_modbus import charging_charger, settled
+from tests.integration.test_modbus import charging_charger, settled
 
 pytestmark = pytest.mark.skipif(shutil.which("mbpoll") is None,
                                 reason="mbpoll is not installed (apt-get install mbpoll; CI installs it)")
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "modbus.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "modbus.md"
 
 
 def documented_commands() -> list[tuple[list[str], str]]:

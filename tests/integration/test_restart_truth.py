@@ -16,9 +16,9 @@ from gateway.simulator import Simulator
 from points.modbus.codec import NA_UINT16, RegType, decode
 from points.table import NO_FAULT, NOT_AVAILABLE, STALE
 from tests.conftest import GatewayRunner, wait_until
+from tests.integration.test_bacnet import bms  # noqa: F401  (fixture)
+from tests.integration.test_modbus import modbus, read_input, register_address, settled
 from tests.support.charger import SITE_PASSWORD, TestCharger
-from tests.test_bacnet import bms  # noqa: F401  (fixture)
-from tests.test_modbus import modbus, read_input, register_address, settled
 
 T0 = "2026-11-21T08:00:00Z"
 CHARGERS = ("CP1", "CP2")

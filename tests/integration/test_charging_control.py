@@ -129,7 +129,7 @@ async def test_a_site_limit_written_over_modbus_reaches_every_charging_session(r
     """The EMS writes the site current limit register; each session gets its share (issue 7)."""
     from pymodbus.client import AsyncModbusTcpClient
 
-    from tests.test_modbus import site_address
+    from tests.integration.test_modbus import site_address
 
     gw = await runner.start(modbus={"enabled": True, "port": 0})
     await gw.device_book.add_device("CP1")

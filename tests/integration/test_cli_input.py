@@ -14,7 +14,7 @@ import pytest
 from gateway.main import main
 from tests.support.charger import TestCharger
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _one_error_line(err: str) -> str:

@@ -24,7 +24,7 @@ from bench.floor import FloorServer
 from bench.stats import Stage, percentiles_ms
 from bench.summary import stage_rows, storm_rows
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = Path(ocpp.__file__).parent / "v16" / "schemas"
 
 

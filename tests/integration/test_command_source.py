@@ -2,7 +2,7 @@
 commandable object, at `modbus.bacnet_priority`; Modbus can relinquish; both show one value; a
 burst of Modbus writes is one controller call per change.
 
-Real gateway, BACnet client in its own process (tests/bacnet_client.py), pymodbus client.
+Real gateway, BACnet client in its own process (tests/support/bacnet_client.py), pymodbus client.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 
 from points.modbus.codec import NAN_F32, RegType, decode, encode
 from tests.conftest import GatewayRunner
-from tests.test_bacnet import BacnetClient, client_process, free_udp_port
-from tests.test_modbus import modbus, register_address
+from tests.integration.test_bacnet import BacnetClient, client_process, free_udp_port
+from tests.integration.test_modbus import modbus, register_address
 
 LIMIT = "analog-value,1"  # Site-PowerLimit
 

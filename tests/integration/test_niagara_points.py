@@ -10,8 +10,8 @@ import csv
 from gateway.main import main
 from points.modbus.codec import RegType, decode
 from tests.conftest import wait_until
-from tests.test_bacnet import added_charger, bms  # noqa: F401  (fixture)
-from tests.test_modbus import modbus, read_input, register_address, settled
+from tests.integration.test_bacnet import added_charger, bms  # noqa: F401  (fixture)
+from tests.integration.test_modbus import modbus, read_input, register_address, settled
 
 BOOT = {"iccid": "8931440400012345678", "imsi": "204043456789012", "meterType": "EM340 DIN",
         "meterSerialNumber": "KZ1234567890123456789012"}

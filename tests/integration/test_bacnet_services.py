@@ -1,5 +1,5 @@
 """BACnet services answered as the standard says (issue 14 items 4 and 5), checked with an
-independent client (bacpypes3's client in its own process, tests/bacnet_client.py).
+independent client (bacpypes3's client in its own process, tests/support/bacnet_client.py).
 
 ANSI/ASHRAE 135: WritePropertyMultiple answers the first failed write (15.10.1.3.1); a value of
 the wrong datatype is the error INVALID_DATA_TYPE, an unknown property UNKNOWN_PROPERTY (15.9);
@@ -9,7 +9,7 @@ only the services it executes (Protocol_Services_Supported, 12.11.20).
 
 from __future__ import annotations
 
-from tests.test_bacnet import DEVICE_ID, bms  # noqa: F401  (fixture)
+from tests.integration.test_bacnet import DEVICE_ID, bms  # noqa: F401  (fixture)
 
 POWER, CURRENT = "analog-value,1", "analog-value,2"
 

@@ -12,7 +12,7 @@ import socket
 import struct
 
 from tests.conftest import GatewayRunner
-from tests.test_bacnet import free_udp_port
+from tests.integration.test_bacnet import free_udp_port
 
 GARBAGE = [b"\x81\x0a\x00\x08\x01\x00\xff\xff", b"\x81\x0b\x00\x05\x01", b"\x01\x02\x03", b"\x81\x0a\x00\x40" + bytes(60),
            b"\x81\x0a\x00\x0c\x01\x04\x02\x05\x01\x0c\x0c\x02"]

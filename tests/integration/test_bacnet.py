@@ -1,6 +1,6 @@
 """The BACnet/IP device seen by a BACnet client in another process, over loopback (issue 5).
 
-The client (tests/bacnet_client.py, bacpypes3) binds its own UDP port: bacpypes3 0.0.110 never
+The client (tests/support/bacnet_client.py, bacpypes3) binds its own UDP port: bacpypes3 0.0.110 never
 sends to a 127.x address on its own port (notes 1.4). Everything is loopback and bounded.
 """
 
@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import GatewayRunner, wait_until
 from tests.support.charger import TestCharger
 
-CLIENT = Path(__file__).with_name("bacnet_client.py")
+CLIENT = Path(__file__).resolve().parents[1] / "support" / "bacnet_client.py"
 DEVICE_ID = 88870
 
 

@@ -1,6 +1,6 @@
 """Hostile and malformed input over the real server: a CALLERROR, never a closed session (issue 12).
 
-The frames themselves are checked without a socket in tests/test_frames.py; here the point is
+The frames themselves are checked without a socket in tests/unit/test_frames.py; here the point is
 that the session stays up, the charger's other data is kept, and the general log says what came
 and what was answered, within bounds.
 """

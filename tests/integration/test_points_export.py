@@ -15,8 +15,8 @@ from gateway.model.station import ConfigKey
 from points.export.ede import EDE_COLUMNS
 from points.service import point_rows
 from tests.conftest import wait_until
+from tests.integration.test_bacnet import free_udp_port
 from tests.support.charger import TestCharger
-from tests.test_bacnet import free_udp_port
 
 
 async def cli(capsys, runner, *argv: str) -> tuple[int, str]:

@@ -2,7 +2,7 @@
 
 Each test hands `gateway.ocpp.frames` the text a charger (or anyone who connects) could send and
 checks the frame or the CALLERROR that comes back. The same frames over the real server are in
-tests/test_hostile_input.py.
+tests/integration/test_hostile_input.py.
 """
 
 from __future__ import annotations

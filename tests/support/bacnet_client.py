@@ -1,6 +1,6 @@
 """A BACnet/IP client in its own process, driven by JSON lines on stdin (tests only).
 
-Usage: python tests/bacnet_client.py 127.0.0.1/8:<client port>
+Usage: python tests/support/bacnet_client.py 127.0.0.1/8:<client port>
 It must bind another UDP port than the server: bacpypes3 0.0.110 never sends to a 127.x
 address on its own port (notes 1.4). Each request line {"id", "op", ...} gets one answer line
 {"id", "ok", "value" | "error"}; COV notifications arrive as {"cov": "<object>", "values"}.

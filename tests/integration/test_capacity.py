@@ -7,8 +7,8 @@ import asyncio
 
 from gateway.main import main
 from tests.conftest import GatewayRunner
-from tests.test_bacnet import free_udp_port
-from tests.test_modbus import modbus, read_input, register_address, settled
+from tests.integration.test_bacnet import free_udp_port
+from tests.integration.test_modbus import modbus, read_input, register_address, settled
 
 
 async def _taken_slots(gateway, last: int) -> None:
