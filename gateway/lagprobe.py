@@ -34,6 +34,7 @@ class LagProbe:
         self.lag_max_s = 0.0  # since start, for a caller that wants one figure
         self._lags: list[float] = []
         self._gc_max_s = 0.0
+        self._gc_max_generation: int | None = None
         self._gc_count = 0
         self._gc_started = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -66,7 +67,9 @@ class LagProbe:
             self._gc_started = time.perf_counter()
         else:
             self._gc_count += 1
-            self._gc_max_s = max(self._gc_max_s, time.perf_counter() - self._gc_started)
+            took = time.perf_counter() - self._gc_started
+            if took > self._gc_max_s:
+                self._gc_max_s, self._gc_max_generation = took, info.get("generation")
 
     async def _run(self) -> None:
         wall0, mono0 = time.time(), time.perf_counter()
@@ -88,10 +91,11 @@ class LagProbe:
             "t0": round(wall0, 3), "t1": round(wall1, 3), "ticks": len(lags),
             "lag_max_ms": round(lags[-1] * 1000.0, 1) if lags else None,
             "lag_p99_ms": round(lags[min(len(lags) - 1, int(0.99 * len(lags)))] * 1000.0, 1) if lags else None,
-            "gc_max_ms": round(self._gc_max_s * 1000.0, 1), "gc_collections": self._gc_count,
+            "gc_max_ms": round(self._gc_max_s * 1000.0, 1), "gc_max_generation": self._gc_max_generation,
+            "gc_collections": self._gc_count,
         }
         self._lags.clear()
-        self._gc_max_s, self._gc_count = 0.0, 0
+        self._gc_max_s, self._gc_count, self._gc_max_generation = 0.0, 0, None
         return line
 
     def _write(self, line: dict[str, Any]) -> None:
@@ -105,13 +109,15 @@ def summarise(lines: list[dict[str, Any]], start: float, end: float) -> dict[str
     inside = [ln for ln in lines if ln["t1"] > start and ln["t0"] < end and ln.get("lag_max_ms") is not None]
     if not inside:
         return {"seconds": 0, "lag_max_ms": None, "lag_p99_max_ms": None, "seconds_over_50ms": None,
-                "gc_max_ms": None}
+                "gc_max_ms": None, "gc_max_generation": None}
+    worst_gc = max(inside, key=lambda ln: ln["gc_max_ms"])
     return {
         "seconds": len(inside),
         "lag_max_ms": max(ln["lag_max_ms"] for ln in inside),
         "lag_p99_max_ms": max(ln["lag_p99_ms"] for ln in inside),
         "seconds_over_50ms": sum(1 for ln in inside if ln["lag_max_ms"] > 50.0),
-        "gc_max_ms": max(ln["gc_max_ms"] for ln in inside),
+        "gc_max_ms": worst_gc["gc_max_ms"],
+        "gc_max_generation": worst_gc.get("gc_max_generation"),
     }
 
 
