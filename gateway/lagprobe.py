@@ -32,6 +32,7 @@ class LagProbe:
         self.tick_s = tick_s
         self.period_s = period_s
         self.lag_max_s = 0.0  # since start, for a caller that wants one figure
+        self.ticks = 0  # wake-ups since start
         self._lags: list[float] = []
         self._gc_max_s = 0.0
         self._gc_max_generation: int | None = None
@@ -79,6 +80,7 @@ class LagProbe:
             now = time.perf_counter()
             lag = max(0.0, now - t - self.tick_s)
             self._lags.append(lag)
+            self.ticks += 1
             self.lag_max_s = max(self.lag_max_s, lag)
             if now - mono0 >= self.period_s:
                 wall1 = time.time()
