@@ -4,8 +4,10 @@ Measured (docs/benchmarks.md): with 1,000 chargers and 45,000 BACnet objects, CP
 collections paused the loop for 0.75-0.86 s, which was the whole COV and ReadPropertyMultiple
 tail. Objects that survive a while (stations, points, BACnet objects, sessions) are moved out of
 the collector's view with `gc.freeze()` after a collection, so automatic collections only scan
-what is new. Every `full_every_s` the frozen set is released and collected once, so cyclic
-garbage that was frozen (closed sessions) cannot pile up: one pause per hour instead of many.
+what is new. Frozen often (every 2 s by default), so a reconnect storm's objects are out of view
+within seconds and no collection walks them again. Every `full_every_s` the frozen set is released
+and collected once, so cyclic garbage that was frozen (closed sessions) cannot pile up: one pause
+per hour instead of many.
 """
 
 from __future__ import annotations
@@ -41,9 +43,11 @@ class GcPolicy:
             gc.freeze()
             self._last_full = self._last_freeze = now
         elif now - self._last_freeze >= self.freeze_every_s:
-            # The young generations only: what survived them since the last freeze (a storm's
-            # thousands of new sessions) is frozen unscanned. A full collection here scanned all
-            # of it at once: a 0.3 s stall right after a 1,000-charger storm (docs/benchmarks.md).
-            gc.collect(1)
+            # The youngest generation only (young garbage, cycles included, goes now); what
+            # survived it since the last freeze (a storm's thousands of new sessions) is frozen
+            # unscanned. A full collection here scanned all of it at once: a 0.3 s stall right
+            # after a 1,000-charger storm, and automatic collections of the older generations
+            # walked the same objects again and again during the storm (docs/benchmarks.md).
+            gc.collect(0)
             gc.freeze()
             self._last_freeze = now
