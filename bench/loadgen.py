@@ -55,6 +55,7 @@ class LoadGen:
         self.outstanding = 0
         self.disconnects = 0
         self.late_answers = 0
+        self.meter_values_answered = 0  # CALLRESULTs to our MeterValues, warm-up and drain included
         self.bad_frames = 0
         self.reader_errors = 0
         self.storm_errors: Counter[str] = Counter()
@@ -344,6 +345,7 @@ class LoadGen:
             "counters": {
                 "disconnects": self.disconnects,
                 "late_answers": self.late_answers,
+                "meter_values_answered": self.meter_values_answered,
                 "bad_frames": self.bad_frames,
                 "reader_errors": self.reader_errors,
                 "server_calls": dict(self.server_calls),

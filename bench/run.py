@@ -18,6 +18,7 @@ import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -292,11 +293,25 @@ def measure(
         if env:
             add_loop_lag(result, lagprobe.read_lines(str(lag_log)))
         result["log"] = str(server.log) if args.log_dir else None
-        return result
     except RuntimeError as exc:
         return {"error": str(exc), "command": argv}
     finally:
         server.stop()
+    if name == "gateway":
+        result["durability"] = durability(work / "gateway-data" / "gateway.sqlite", result)
+    return result
+
+
+def durability(database: Path, result: dict[str, Any]) -> dict[str, Any] | None:
+    """Every MeterValues the gateway answered is in its database (read after it stopped): the
+    throughput does not come from skipping the commit that precedes each answer."""
+    if not database.exists():
+        return None  # a --gateway-cmd that keeps no database
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+        stored = conn.execute("SELECT COUNT(*) FROM meter_values").fetchone()[0]
+    answered = result.get("counters", {}).get("meter_values_answered")
+    return {"meter_values_answered": answered, "meter_value_rows_stored": stored,
+            "all_answered_stored": answered is not None and stored >= answered}
 
 
 def add_loop_lag(result: dict[str, Any], lines: list[dict[str, Any]]) -> None:
