@@ -8,7 +8,7 @@ expects none is followed by a Heartbeat probe: its answer proves the frame was p
 Prints one JSON object: per category the answers got and whether they were the expected ones,
 close codes seen (1011 must be 0), the honest chargers' StopTransaction latency in the quiet,
 hostile and after phases, the gateway's RSS before, at the peak and after, and the general log
-written per peer.
+and meter values stored per kind of peer.
 """
 
 from __future__ import annotations
@@ -232,7 +232,8 @@ async def load(args: argparse.Namespace, url: str, pid: int) -> dict[str, Any]:
     return {
         "frames_sent": len(probes) + len(closing), "hostile_seconds": round(hostile_s, 1),
         "categories": {name: {"expected": expected[name], "answers": dict(got),
-                              "as_expected": got.get(expected[name], 0), "total": sum(got.values())}
+                              "as_expected": sum(got.get(e, 0) for e in expected[name].split(" or ")),
+                              "total": sum(got.values())}
                        for name, got in sorted(answers.items())},
         "close_codes_on_hostile_connections": dict(closes),
         "honest_stop_transaction_ms": {ph: percentiles_ms(sum((h.stops[ph] for h in honest), []))
@@ -249,11 +250,15 @@ def stored(data_dir: Path) -> dict[str, Any]:
         log = {kind: db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(message)), 0) FROM general_log "
                                 "WHERE identifier LIKE ?", (f"{kind}-%",)).fetchone()
                for kind in ("HONEST", "HOSTILE")}
+        meters = {kind: db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(sampled_values)), 0) FROM meter_values "
+                                   "WHERE identifier LIKE ?", (f"{kind}-%",)).fetchone()
+                  for kind in ("HONEST", "HOSTILE")}
         stopped = db.execute("SELECT COUNT(*) FROM transactions WHERE identifier LIKE 'HONEST-%' "
                              "AND status = 'stopped'").fetchone()[0]
     finally:
         db.close()
     return {"general_log_rows_and_chars": {k: list(v) for k, v in log.items()},
+            "meter_value_rows_and_chars": {k: list(v) for k, v in meters.items()},
             "honest_transactions_stopped": stopped,
             "database_bytes": sum(f.stat().st_size for f in data_dir.glob("gateway.sqlite*"))}
 

@@ -3,7 +3,8 @@
 Issue 12 lists the categories: malformed JSON, wrong types and containers, huge and deeply
 nested frames, unknown actions, out-of-range integers, binary frames, invalid UTF-8,
 duplicate ids, CALLRESULTs for unknown ids. `expected` is what the gateway ought to answer:
-a CALLERROR code, "CALLRESULT", "no answer" (an answer is never answered), or a close code
+a CALLERROR code, "CALLRESULT", either of two ("CALLRESULT or GenericError": accepted until
+the peer's meter-value budget is spent, refused after), "no answer" (an answer is never answered), or a close code
 (only invalid UTF-8, 1007, and a frame over ocpp.max_message_bytes, 1009).
 """
 
@@ -33,6 +34,11 @@ def _call(uid: str, action: str, payload: object) -> str:
 
 def _meter(uid: str, meter_value: object, connector: object = 1) -> str:
     return _call(uid, "MeterValues", {"connectorId": connector, "meterValue": meter_value})
+
+
+def _ts(n: int) -> str:
+    """A timestamp of its own for the n-th frame."""
+    return f"2026-11-{20 + n // 86400 % 8}T{n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d}Z"
 
 
 def probe(category: str, n: int) -> Probe:
@@ -76,6 +82,13 @@ def probe(category: str, n: int) -> Probe:
             "chargePointVendor": "V" * HUGE, "chargePointModel": "M"}), uid, "PropertyConstraintViolation"),
         "huge string, valid (DataTransfer)": lambda: Probe(category, _call(uid, "DataTransfer", {
             "vendorId": "x", "data": "D" * HUGE}), uid, "CALLRESULT"),
+        "huge sampled value (200 KB)": lambda: Probe(category, _meter(uid, [{"timestamp": T0, "sampledValue": [
+            {"value": "9" * HUGE}]}]), uid, "PropertyConstraintViolation"),
+        "thousands of sampled values": lambda: Probe(category, _meter(uid, [{"timestamp": T0, "sampledValue": [
+            {"value": str(i)} for i in range(5000)]}]), uid, "OccurenceConstraintViolation"),
+        "valid MeterValues of 100 KB each (the charger's budget)": lambda: Probe(category, _meter(uid, [{
+            "timestamp": _ts(n), "sampledValue": [{"value": f"{n % 1000}.{i:090d}"} for i in range(999)]}]), uid,
+            "CALLRESULT or GenericError"),
         "half a surrogate pair": lambda: Probe(category, f'[2,"{uid}","Authorize",{{"idTag":"\\ud800"}}]', uid,
                                                "FormationViolation"),
         "binary frame": lambda: Probe(category, _call(uid, "Heartbeat", {}).encode(), uid, "FormationViolation",
@@ -99,7 +112,8 @@ WEIGHTS: dict[str, int] = {
     "missing required field": 50, "connectorId no charger has": 30, "integer beyond 64 bits": 70, "NaN / Infinity": 30,
     "unknown action": 50, "central-system action sent to us": 20, "deep nesting with an id": 30,
     "deep nesting without an id": 20, "huge string, over the schema": 3,
-    "huge string, valid (DataTransfer)": 3, "half a surrogate pair": 30, "binary frame": 50, "CALLRESULT for an unknown id": 50,
+    "huge string, valid (DataTransfer)": 3, "huge sampled value (200 KB)": 3, "thousands of sampled values": 3,
+    "valid MeterValues of 100 KB each (the charger's budget)": 3, "half a surrogate pair": 30, "binary frame": 50, "CALLRESULT for an unknown id": 50,
     "CALLERROR for an unknown id": 30,
 }
 # Categories that end the connection: a fixed count each, on connections of their own.

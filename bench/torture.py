@@ -5,9 +5,12 @@ starts the gateway as a real process (``python -m gateway.main run``), lets ever
 charger connect for the first time (AC wallbox configuration keys, so each gets its points),
 then runs transactions with MeterValues. At random moments (after a random number of answers)
 the gateway is killed with SIGKILL and started again on the same data directory; the chargers
-reconnect and carry on. At the end the gateway is stopped with SIGTERM under load, and every
+reconnect and carry on, sending again the message that got no answer (the same payload, as
+chargers do with transaction messages). At the end the gateway is stopped with SIGTERM under load, and every
 Start, Stop and MeterValues that got a CALLRESULT is looked up in the database, whose
-`PRAGMA integrity_check` must say ok. Prints one JSON report (docs/reliability.md).
+`PRAGMA integrity_check` must say ok; a message stored twice (committed, then the kill came
+before its answer, then sent again) is counted as a duplicate. Prints one JSON report
+(docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -106,6 +109,7 @@ class Ledger:
     meters: set[tuple[str, int, str]] = field(default_factory=set)
     sent: Counter[str] = field(default_factory=Counter)
     refused: Counter[str] = field(default_factory=Counter)
+    resent: Counter[str] = field(default_factory=Counter)  # sent again after a kill left them unanswered
     first_start_s: list[float] = field(default_factory=list)
     progress: asyncio.Event = field(default_factory=asyncio.Event)
     acked: int = 0
@@ -144,6 +148,7 @@ class TortureCharger:
         self.tx_id: int | None = None
         self.meters_sent = 0
         self.first_start = True
+        self.unanswered: tuple[str, dict[str, Any]] | None = None  # sent, no answer yet: sent again
         self._uids = itertools.count(1)
         self._pending: dict[str, asyncio.Future[list[Any]]] = {}
 
@@ -210,46 +215,47 @@ class TortureCharger:
         await self._call(ws, "BootNotification", {"chargePointVendor": "AC EV Wallbox", "chargePointModel": "AC Wallbox"})
         await self._call(ws, "StatusNotification", {"connectorId": 1, "status": "Available", "errorCode": "NoError"})
         while not self.link.stopping:
-            if self.tx_id is None:
-                await self._start(ws)
-            elif self.meters_sent < self.meters_per_tx:
-                await self._meter(ws)
-            else:
-                await self._stop(ws)
+            if self.unanswered is None:
+                self.unanswered = self._next_message()
+            else:  # no answer came (the gateway was killed): the same message again, as chargers do
+                self.ledger.resent[self.unanswered[0]] += 1
+            action, payload = self.unanswered
+            t0 = time.perf_counter()
+            answer = await self._call(ws, action, payload)  # raises if the connection is lost
+            self.unanswered = None
+            if answer is not None:
+                self._acknowledged(action, payload, answer, time.perf_counter() - t0)
 
-    async def _start(self, ws: Any) -> None:
-        t0 = time.perf_counter()
-        answer = await self._call(ws, "StartTransaction", {"connectorId": 1, "idTag": "TORTURE", "meterStart": self.energy_wh,
-                                                           "timestamp": self._ts()})
-        if answer is None:
-            return
-        if self.first_start:
-            self.first_start = False
-            self.ledger.first_start_s.append(time.perf_counter() - t0)
-        self.tx_id, self.meters_sent = int(answer["transactionId"]), 0
-        self.ledger.starts.add((self.charger_id, self.tx_id))
-        self.ledger.ack()
+    def _next_message(self) -> tuple[str, dict[str, Any]]:
+        """The charger's next transaction message: Start, `meters_per_tx` MeterValues, Stop."""
+        if self.tx_id is None:
+            return "StartTransaction", {"connectorId": 1, "idTag": "TORTURE", "meterStart": self.energy_wh,
+                                        "timestamp": self._ts()}
+        if self.meters_sent < self.meters_per_tx:
+            self.energy_wh += 100
+            sampled = [{"value": str(self.energy_wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+                       {"value": "7360", "measurand": "Power.Active.Import", "unit": "W"},
+                       {"value": "32", "measurand": "Current.Import", "unit": "A", "phase": "L1"}]
+            return "MeterValues", {"connectorId": 1, "transactionId": self.tx_id,
+                                   "meterValue": [{"timestamp": self._ts(), "sampledValue": sampled}]}
+        return "StopTransaction", {"transactionId": self.tx_id, "meterStop": self.energy_wh, "timestamp": self._ts(),
+                                   "reason": "Local"}
 
-    async def _meter(self, ws: Any) -> None:
-        assert self.tx_id is not None
-        self.energy_wh += 100
-        ts = self._ts()
-        sampled = [{"value": str(self.energy_wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
-                   {"value": "7360", "measurand": "Power.Active.Import", "unit": "W"},
-                   {"value": "32", "measurand": "Current.Import", "unit": "A", "phase": "L1"}]
-        payload = {"connectorId": 1, "transactionId": self.tx_id, "meterValue": [{"timestamp": ts, "sampledValue": sampled}]}
-        if await self._call(ws, "MeterValues", payload) is not None:
+    def _acknowledged(self, action: str, payload: dict[str, Any], answer: dict[str, Any], took_s: float) -> None:
+        """Record what got a CALLRESULT (and so will never be sent again)."""
+        if action == "StartTransaction":
+            if self.first_start:
+                self.first_start = False
+                self.ledger.first_start_s.append(took_s)
+            self.tx_id, self.meters_sent = int(answer["transactionId"]), 0
+            self.ledger.starts.add((self.charger_id, self.tx_id))
+        elif action == "MeterValues":
             self.meters_sent += 1
-            self.ledger.meters.add((self.charger_id, self.tx_id, ts))
-            self.ledger.ack()
-
-    async def _stop(self, ws: Any) -> None:
-        assert self.tx_id is not None
-        payload = {"transactionId": self.tx_id, "meterStop": self.energy_wh, "timestamp": self._ts(), "reason": "Local"}
-        if await self._call(ws, "StopTransaction", payload) is not None:
-            self.ledger.stops[(self.charger_id, self.tx_id)] = float(self.energy_wh)
+            self.ledger.meters.add((self.charger_id, payload["transactionId"], payload["meterValue"][0]["timestamp"]))
+        else:
+            self.ledger.stops[(self.charger_id, payload["transactionId"])] = float(payload["meterStop"])
             self.tx_id = None
-            self.ledger.ack()
+        self.ledger.ack()
 
 
 def check_database(db: Path, ledger: Ledger) -> dict[str, Any]:
@@ -259,7 +265,12 @@ def check_database(db: Path, ledger: Ledger) -> dict[str, Any]:
         integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
         txs = {(r[0], r[1]): (r[2], r[3]) for r in conn.execute(
             "SELECT identifier, transaction_id, status, stop_meter_wh FROM transactions")}
-        meters = set(conn.execute("SELECT identifier, transaction_id, ts FROM meter_values"))
+        meter_rows = conn.execute("SELECT identifier, transaction_id, ts FROM meter_values").fetchall()
+        meters = set(meter_rows)
+        # Every message of a charger has its own timestamp: a second row for one is a duplicate.
+        starts = conn.execute("SELECT COUNT(*), COUNT(DISTINCT identifier || ' ' || connector_id || ' ' || start_time) "
+                              "FROM transactions WHERE status != 'orphan'").fetchone()
+        orphans = conn.execute("SELECT COUNT(*) FROM transactions WHERE status = 'orphan'").fetchone()[0]
         try:
             rejected = conn.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
         except sqlite3.OperationalError:  # a gateway from before the rejected table
@@ -274,10 +285,14 @@ def check_database(db: Path, ledger: Ledger) -> dict[str, Any]:
     }
     acked = {"StartTransaction": len(ledger.starts), "MeterValues": len(ledger.meters),
              "StopTransaction": len(ledger.stops)}
-    by_type = {k: {"sent": ledger.sent[k], "acknowledged": acked[k], "stored": stored[k],
-                   "lost": acked[k] - stored[k]} for k in KINDS}
+    # A stop stored twice would be an orphan row beside the stopped one (a stop updates its row).
+    duplicates = {"StartTransaction": starts[0] - starts[1], "MeterValues": len(meter_rows) - len(meters),
+                  "StopTransaction": orphans}
+    by_type = {k: {"sent": ledger.sent[k], "resent": ledger.resent[k], "acknowledged": acked[k], "stored": stored[k],
+                   "lost": acked[k] - stored[k], "duplicates": duplicates[k]} for k in KINDS}
     return {"integrity_check": integrity, "by_type": by_type, "rejected_rows": rejected,
-            "lost_total": sum(v["lost"] for v in by_type.values())}
+            "lost_total": sum(v["lost"] for v in by_type.values()),
+            "duplicates_total": sum(duplicates.values())}
 
 
 async def add_chargers(db: Path, ids: list[str]) -> None:
@@ -353,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     report = asyncio.run(run_torture(data_dir, args.chargers, args.kills, args.meters_per_transaction, seed=args.seed))
     report["data_dir"] = str(data_dir)
     print(json.dumps(report))
-    return 0 if report["lost_total"] == 0 and report["integrity_check"] == "ok" else 1
+    ok = report["lost_total"] == 0 and report["duplicates_total"] == 0 and report["integrity_check"] == "ok"
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from gateway.lagprobe import LagProbe
 from gateway.model.credentials import stored_key
 from gateway.model.station import Registry, Station
 from gateway.ocpp.connections import Connections
-from gateway.ocpp.logbudget import LogBudget
+from gateway.ocpp.logbudget import LogBudget, MeterBudget
 from gateway.ocpp.login import LoginGuard
 from gateway.ocpp.parts import SessionParts
 from gateway.ocpp.requests import ChargerRequests
@@ -123,7 +123,8 @@ class Gateway:
         log_budget = LogBudget(settings.ocpp.log_budget_bytes_per_minute, clock, settings.ocpp.log_line_max_chars)
         self.connections = Connections(SessionParts(
             settings, self.registry, self.history, clock, policy=self.device_book, events=follow_ups,
-            spawn=self.tasks.spawn, log_budget=log_budget))
+            spawn=self.tasks.spawn, log_budget=log_budget,
+            meter_budget=MeterBudget(settings.ocpp.meter_budget_bytes_per_hour, clock)))
         self.requests = ChargerRequests(self.registry, self.connections)
         self.configuration = ChargerConfiguration(self.registry, self.history, clock, self.requests,
                                                   self.device_book)

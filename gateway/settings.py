@@ -61,6 +61,13 @@ class OcppSettings:
     # Transaction lines are always kept.
     log_line_max_chars: int = 1000
     log_budget_bytes_per_minute: int = 65536
+    # Meter values (issue 12): a reading's text, signed meter data (OCMF), sampled values in one
+    # message, and what each charger may add to the meter-value rows an hour (an hour's worth may
+    # come at once, e.g. a queue sent after a network outage). Beyond: a CALLERROR.
+    meter_value_max_chars: int = 100
+    signed_meter_value_max_chars: int = 8192
+    max_sampled_values_per_message: int = 1000
+    meter_budget_bytes_per_hour: int = 2097152
     # Freeze long-lived objects out of the garbage collector this often (0: Python's default
     # collector); see gateway/gc_policy.py for the measured pauses this avoids.
     gc_freeze_interval_s: float = 2.0
@@ -191,7 +198,9 @@ class Settings:
             problems.append("admin.password must be at least 12 characters")
         if self.ocpp.ssl_enabled and not (self.ocpp.ssl_certfile and self.ocpp.ssl_keyfile):
             problems.append("ocpp.ssl_enabled needs ocpp.ssl_certfile and ocpp.ssl_keyfile")
-        for name in ("max_nesting_depth", "max_connector_id", "log_line_max_chars", "log_budget_bytes_per_minute"):
+        for name in ("max_nesting_depth", "max_connector_id", "log_line_max_chars", "log_budget_bytes_per_minute",
+                     "meter_value_max_chars", "signed_meter_value_max_chars", "max_sampled_values_per_message",
+                     "meter_budget_bytes_per_hour"):
             if getattr(self.ocpp, name) < 1:
                 problems.append(f"ocpp.{name} must be at least 1")
         if self.ocpp.require_client_certificate and not (self.ocpp.ssl_enabled and self.ocpp.ssl_cafile):

@@ -15,10 +15,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable, OcppError, OperationError
+from gateway.errors import (
+    ChargerCallError,
+    ChargerTimeout,
+    ChargerUnavailable,
+    OcppError,
+    OperationError,
+    WriteRefused,
+)
 from gateway.operator import actions as operations
 from gateway.operator.actions import ActionParts
-from points.catalog import (
+from points.spec import (
     AVAILABILITY_STATES,
     REGISTRATION_STATES,
     RESET_STATES,
@@ -27,7 +34,6 @@ from points.catalog import (
     SC_PURPOSE_STATES,
     SC_UNIT_STATES,
     WriteCommand,
-    WriteRefused,
 )
 from points.table import Point, PointTable
 

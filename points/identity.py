@@ -9,6 +9,7 @@ is ever renumbered. The Modbus register of a point is `points.modbus.layout.poin
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -103,11 +104,7 @@ def point_name(slot: int, connector_id: int | None, spec: PointSpec, subject: An
     if spec.kind == "charger":
         return f"{head}-{spec.key}"
     if spec.kind in ("config", "config_result"):
-        key = standard_key(str(subject)) or str(subject)  # one name whatever the charger's spelling
-        part = safe_name(key)
-        if part != key:  # keep names unique when two vendor keys sanitize alike
-            part = f"{part}-{sum(key.encode()) % 1000}"
-        return f"{head}-Cfg-{part}" + ("-Result" if spec.kind == "config_result" else "")
+        return f"{head}-Cfg-{_config_name_part(str(subject))}" + ("-Result" if spec.kind == "config_result" else "")
     conn = f"{head}-C{connector_id}"
     if spec.kind == "meter":
         measurand, phase, location = subject
@@ -118,6 +115,17 @@ def point_name(slot: int, connector_id: int | None, spec: PointSpec, subject: An
             name += f"-{safe_name(location)}"
         return name
     return f"{conn}-{spec.key}"
+
+
+@functools.cache  # keys are bounded by their offsets (CONFIG_MAX)
+def _config_name_part(subject: str) -> str:
+    """The name part of a configuration key: one name whatever the charger's spelling (computed
+    once per key, not once per charger)."""
+    key = standard_key(subject) or subject
+    part = safe_name(key)
+    if part != key:  # keep names unique when two vendor keys sanitize alike
+        part = f"{part}-{sum(key.encode()) % 1000}"
+    return part
 
 
 def standard_meter_index(measurand: str, phase: str, location: str) -> int | None:

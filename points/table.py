@@ -58,22 +58,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from gateway.chargers.standard_keys import standard_key
-from gateway.model.station import ChangeEvent, ChangeKind, ConfigKey, Connector, MeterKey, Registry
+from gateway.errors import WriteRefused
+from gateway.model.station import ChangeEvent, ChangeKind, ConfigKey, MeterKey, Registry
 from points.catalog import (
     CHARGER_SPECS,
-    CONFIG_PREFIX,
     CONNECTOR_SPECS,
-    MEASURAND_UNITS,
-    RESULT_TEXT_MAX,
     SITE_SPECS,
     STANDARD_CONFIG_KEYS,
-    Ctx,
-    PointSpec,
-    PointState,
-    WriteRefused,
     config_result_spec,
     config_spec,
     meter_spec,
@@ -92,28 +86,30 @@ from points.identity import (
     safe_name,
     standard_meter_index,
 )
+from points.spec import MEASURAND_UNITS, PointSpec, PointState
+from points.table_values import NO_FAULT, NOT_AVAILABLE, STALE, TableValues
+from points.table_writes import COMMAND_REFRESH_S, PointWriter, TableWrites
 
 __all__ = [
-    "CHARGER_SPECS", "CONNECTOR_SPECS", "MAX_SLOT", "MEASURAND_UNITS", "OFFSETS_SCOPE",
-    "SITE_SPECS", "Point", "PointSpec", "PointState", "PointTable", "WriteRefused", "local_index",
-    "object_instance", "point_name", "safe_name", "standard_meter_index",
+    "CHARGER_SPECS", "COMMAND_REFRESH_S", "CONNECTOR_SPECS", "MAX_SLOT", "MEASURAND_UNITS", "NOT_AVAILABLE",
+    "NO_FAULT", "OFFSETS_SCOPE", "SITE_SPECS", "STALE", "Point", "PointSpec", "PointState", "PointTable",
+    "PointWriter", "WriteRefused", "local_index", "object_instance", "point_name", "safe_name",
+    "standard_meter_index",
 ]
 
 OFFSETS_SCOPE = "points.offsets"
-# Reliability of a point's value (BACnet property names; Modbus shows them as valid flags).
-# A commandable point's writer runs when the value in force changes; an unchanged value written
-# again reaches it at most this often (a refresh the smart-charging BMS watchdog counts), so a
-# burst of repeated BMS writes is one call, not one per write (issue 13 item 6).
-COMMAND_REFRESH_S = 60.0
-NO_FAULT, STALE, NOT_AVAILABLE = "noFaultDetected", "communicationFailure", "unreliableOther"
 log = logging.getLogger(__name__)
 
 Listener = Callable[[list["Point"]], None]
 
 
 @dataclass
-class PointTable:
-    """Every point of the running gateway, kept in step with the registry."""
+class PointTable(TableValues, TableWrites):
+    """Every point of the running gateway, kept in step with the registry.
+
+    Reading (`TableValues`, points/table_values.py) and writing (`TableWrites`,
+    points/table_writes.py) are inherited; this class builds the points and follows the model.
+    """
 
     clock: Callable[[], float]
     state: PointState = field(default_factory=PointState)
@@ -129,8 +125,13 @@ class PointTable:
     _stations: dict[str, Any] = field(default_factory=dict)
     _names: dict[str, Point] = field(default_factory=dict)
     _warned: set[str] = field(default_factory=set)
-    # Commandable points: the 16-level priority array both protocols write (BACnet at the
-    # priority of the request, Modbus at `modbus.bacnet_priority`), so they show one value.
+    # What each charger has points for, so that an event about something known builds nothing:
+    # ("connector", id), ("meter", connector id, subject), ("config", key, writable).
+    _subjects: dict[str, set[tuple[Any, ...]]] = field(default_factory=dict)
+    # The station object and slot each charger's points were last built for (`sync_station`).
+    _built: dict[str, tuple[Any, int | None]] = field(default_factory=dict)
+    _unsaved_offsets: dict[str, str] = field(default_factory=dict)  # persisted with the next points
+    # Commandable points' priority arrays and when their writer last ran (points/table_writes.py).
     _priorities: dict[tuple[str, int], list[Any]] = field(default_factory=dict)
     _commanded_at: dict[tuple[str, int], float] = field(default_factory=dict)
 
@@ -154,8 +155,7 @@ class PointTable:
             log.warning("no free point offset for %s: not exposed", key)
             return None
         self._offsets[key] = nxt
-        if self.persist is not None:
-            self.persist({key: str(nxt)})
+        self._unsaved_offsets[key] = str(nxt)  # persisted in one write with the points (`_add`)
         return nxt
 
     def meter_index(self, measurand: str, phase: str, location: str) -> int | None:
@@ -182,6 +182,7 @@ class PointTable:
     def sync_station(self, station: Any) -> list[Point]:
         """Points for one station: none for guests or slots out of range; removed when dropped."""
         self._stations[station.charger_id] = station
+        self._built[station.charger_id] = (station, station.slot)
         slot = station.slot
         current = self._by_charger.get(station.charger_id, {})
         if slot is not None and not 1 <= slot <= MAX_SLOT and station.charger_id not in self._warned:
@@ -257,16 +258,25 @@ class PointTable:
         return pts
 
     def _add(self, wanted: list[Point]) -> list[Point]:
+        """Keep the points not kept yet; persist the offsets they took and announce them, once."""
+        if self._unsaved_offsets:
+            unsaved, self._unsaved_offsets = self._unsaved_offsets, {}
+            if self.persist is not None:
+                self.persist(unsaved)
         new = []
         for p in wanted:
-            existing = self._points.get(p.uid)
+            uid = p.uid
+            existing = self._points.get(uid)
             if existing is not None and existing.spec.writable == p.spec.writable:
                 continue
             if existing is not None:  # a configuration key turned writable or read-only
                 self._remove([existing])
-            self._points[p.uid] = p
+            self._points[uid] = p
             self._names[p.name] = p
-            self._by_charger.setdefault(p.charger_id, {})[p.uid] = p
+            self._by_charger.setdefault(p.charger_id, {})[uid] = p
+            subject = _subject_of(p)
+            if subject is not None:
+                self._subjects.setdefault(p.charger_id, set()).add(subject)
             new.append(p)
         _tell(self.added, new)
         return new
@@ -276,6 +286,7 @@ class PointTable:
             self._points.pop(p.uid, None)
             self._names.pop(p.name, None)
             self._by_charger.get(p.charger_id, {}).pop(p.uid, None)
+            self._subjects.get(p.charger_id, set()).discard(_subject_of(p))
         _tell(self.removed, gone)
 
     # --- events ----------------------------------------------------------------------------
@@ -285,18 +296,32 @@ class PointTable:
         if station is None:
             return
         if event.kind in (ChangeKind.ADDED, ChangeKind.STATION) or station.charger_id not in self._by_charger:
-            self.sync_station(station)
-        elif event.kind == ChangeKind.CONNECTOR and event.connector_id is not None:
-            self._add(self._connector_points(station, event.connector_id))
-        elif event.kind == ChangeKind.METER and event.key:
-            meter = [p for key in event.key for p in self._meter_points(station, key)]
-            # Known meter values came with their connector's points: nothing to add. Building
-            # and comparing ~27 points per sampled value cost a fifth of the loop at 1,500 msg/s.
-            if not meter or any(p.uid not in self._points for p in meter):
-                self._add(self._connector_points(station, event.connector_id or 0) + meter)
-        elif event.kind == ChangeKind.CONFIG and event.key in station.config:
-            self._add(self._config_points(station, station.config[event.key]))
+            built = self._built.get(station.charger_id)
+            # Only a new station object or a new slot changes which points a charger has: every
+            # connector, meter value and key arrives with an event of its own.
+            if built is None or built[0] is not station or built[1] != station.slot:
+                self.sync_station(station)
+        else:
+            self._add_new(event, station)
         self.notify(self.affected(event))
+
+    def _add_new(self, event: ChangeEvent, station: Any) -> None:
+        """The points of what this event shows for the first time; nothing is built for what
+        has points already (a busy loop: ~27 points per sampled value, 1,500 messages a second)."""
+        known = self._subjects.get(station.charger_id, set())
+        if event.kind == ChangeKind.CONNECTOR and event.connector_id is not None:
+            if ("connector", event.connector_id) not in known:
+                self._add(self._connector_points(station, event.connector_id))
+        elif event.kind == ChangeKind.METER and event.key:
+            connector_id = event.connector_id or 0
+            new = [k for k in event.key if ("meter", k.connector_id, (k.measurand, k.phase, k.location)) not in known]
+            if new or ("connector", connector_id) not in known:
+                self._add(self._connector_points(station, connector_id)
+                          + [p for key in new for p in self._meter_points(station, key)])
+        elif event.kind == ChangeKind.CONFIG:  # one event for a whole configuration read
+            entries = [station.config[key] for key in event.key if key in station.config]
+            self._add([p for entry in entries if ("config", entry.key, not entry.readonly) not in known
+                       for p in self._config_points(station, entry)])
 
     def affected(self, event: ChangeEvent) -> list[Point]:
         """Points whose value may have changed with this event."""
@@ -308,7 +333,8 @@ class PointTable:
             return [p for p in pts if p.connector_id == event.connector_id
                     and (p.subject in subjects or p.spec.key in ("SessionEnergy", "SessionDuration"))]
         if event.kind == ChangeKind.CONFIG:
-            return [p for p in pts if p.subject == event.key]
+            keys = set(event.key)
+            return [p for p in pts if p.spec.kind in ("config", "config_result") and p.subject in keys]
         return list(pts)
 
     def notify(self, pts: list[Point]) -> None:
@@ -317,23 +343,13 @@ class PointTable:
     def has(self, point: Point) -> bool:
         return self._points.get(point.uid) is point
 
-    def set_result(self, point: Point, text: str) -> None:
-        """Show a write outcome in the point's result point (and its own value).
-
-        Outcomes are short words (RESULT_TEXT_MAX characters, docs/bacnet.md "Writes"), so the
-        same text fits a BACnet string and a Modbus result register; reasons go to the log.
-        """
-        if len(text) > RESULT_TEXT_MAX:
-            log.warning("result text %r of %s cut to %d characters", text, point.name, RESULT_TEXT_MAX)
-            text = text[:RESULT_TEXT_MAX]
-        self.state.results[_result_key(point)] = text
-        self.notify([p for p in self._by_charger.get(point.charger_id, {}).values()
-                     if p.spec.kind in ("config_result", "charger", "connector", "site")
-                     and _result_key(p) == _result_key(point)] or [point])
-
-    # --- reading ---------------------------------------------------------------------------
+    # --- finding -----------------------------------------------------------------------------
     def points(self) -> list[Point]:
         return sorted(self._points.values(), key=lambda p: (p.instance, p.spec.bacnet_type))
+
+    def points_of(self, charger_id: str) -> list[Point]:
+        """One charger's points ("": the site's), unsorted: no walk over every charger's."""
+        return list(self._by_charger.get(charger_id, {}).values())
 
     def get(self, name: str) -> Point | None:
         return self._names.get(name)
@@ -342,149 +358,17 @@ class PointTable:
         """The table's point with this identity (object type, instance), if it has one."""
         return self._points.get(uid)
 
-    def read(self, point: Point) -> Any:
-        return point.spec.source(self._ctx(point)) if point.spec.source else None
 
-    def _ctx(self, point: Point) -> Ctx:
-        station = self._stations.get(point.charger_id)
-        connector = None
-        if station is not None and point.connector_id is not None:
-            # Connector 0 or an outlet not reported yet reads as a fresh connector (Niagara 6.2:
-            # not every charger implements connector 0), never as a missing value.
-            connector = station.connectors.get(point.connector_id) or Connector(point.connector_id)
-        return Ctx(point, station, connector, self.state, self.clock())
-
-    def read_default(self, point: Point) -> Any:
-        """Relinquish default of a commandable point (what applies when no BMS commands it)."""
-        fn = point.spec.relinquish_default
-        return fn(self._ctx(point)) if fn is not None else self.read(point)
-
-    def reliable(self, point: Point) -> bool:
-        """A live value: read now from the charger (or held by the gateway)."""
-        return self.reliability(point) == NO_FAULT
-
-    def reliability(self, point: Point, value: Any = ...) -> str:
-        """One meaning on both protocols (docs/bacnet.md, docs/modbus.md, "Not available"):
-
-        no-fault-detected: a live value; communication-failure: the last known value, stale
-        (charger offline) or kept from before a restart and not yet confirmed by the charger;
-        unreliable-other: no value at all ("not available").
-        """
-        if (self.read(point) if value is ... else value) is None:  # callers that read pass the value
-            return NOT_AVAILABLE
-        if point.spec.kind == "site":
-            return NO_FAULT
-        station = self._stations.get(point.charger_id)
-        if station is None:
-            return NO_FAULT
-        if point.spec.ocpp_source.startswith("BootNotification:") and station.last_boot is None:
-            return STALE  # identity kept from before a restart: no BootNotification since
-        if not point.spec.stale_when_offline:
-            return NO_FAULT
-        if not station.online or self._restored(point, station):
-            return STALE
-        return NO_FAULT
-
-    def _restored(self, point: Point, station: Any) -> bool:
-        """A value restored after a restart that the charger has not sent again since."""
-        if point.spec.kind == "meter":
-            reading = station.meters.get(MeterKey(point.connector_id or 0, *point.subject))
-            return reading is not None and reading.restored and _may_have_moved(
-                station.connectors.get(point.connector_id or 0))
-        if point.spec.kind == "connector":
-            connector = station.connectors.get(point.connector_id)
-            return connector is not None and connector.restored
-        return False
-
-    def connector_confirmed(self, station: Any, connector_id: int) -> bool:
-        """The Modbus valid flag: online, reported since the start, no restored reading left."""
-        connector = station.connectors.get(connector_id)
-        if not station.online or connector is None or connector.restored:
-            return False
-        return not (_may_have_moved(connector)
-                    and any(r.restored for k, r in station.meters.items() if k.connector_id == connector_id))
-
-    # --- commands (priority arrays) ---------------------------------------------------------
-    def priority_array(self, point: Point) -> list[Any]:
-        """The 16 command slots of a commandable point (None: relinquished)."""
-        return list(self._priorities.get(point.uid, [None] * 16))
-
-    def restore_command(self, point: Point, value: Any, priority: int) -> None:
-        """Put back a command kept across a restart, without running the writer again."""
-        slots = self.priority_array(point)
-        slots[priority - 1] = point.spec.coerce(value)
-        self._priorities[point.uid] = slots
-        self._commanded_at[point.uid] = self.clock()
-        self.notify([point])
-
-    def commanding_priority(self, point: Point) -> int | None:
-        """The priority whose value is in force (BACnet current-command-priority), or None."""
-        return next((i + 1 for i, v in enumerate(self.priority_array(point)) if v is not None), None)
-
-    def effective(self, point: Point) -> Any:
-        """The commanded value in force: the highest priority slot, else the relinquish default."""
-        commanded = next((v for v in self.priority_array(point) if v is not None), None)
-        return self.read_default(point) if commanded is None else commanded
-
-    async def command(self, point: Point, value: Any, priority: int, wait_s: float | None = None) -> str:
-        """Write (value None: relinquish) one priority of a commandable point (BACnet 19.2).
-
-        The point's writer runs when the value in force changes (and, for an unchanged value,
-        at most every COMMAND_REFRESH_S), so a burst of BMS writes is one call per change.
-        A refused write stores nothing.
-        """
-        if not point.spec.commandable:
-            raise WriteRefused("point is not commandable", "write-access-denied")
-        if not 1 <= priority <= 16:
-            raise WriteRefused(f"priority {priority} outside 1..16", "value-out-of-range")
-        slots = self.priority_array(point)
-        slots[priority - 1] = None if value is None else point.spec.coerce(value)
-        effective = next((v for v in slots if v is not None), None)
-        if effective is None:
-            effective = self.read_default(point)
-        text = ""
-        now = self.clock()
-        before = self.priority_array(point)
-        changed = effective != self.effective(point)
-        self._priorities[point.uid] = slots  # the writer sees the array it acts on (its priority)
-        if changed or now - self._commanded_at.get(point.uid, -COMMAND_REFRESH_S) >= COMMAND_REFRESH_S:
-            try:
-                text = await self.write(point, effective, wait_s)
-            except WriteRefused:
-                self._priorities[point.uid] = before  # refused: nothing stored
-                self.notify([point])  # a protocol that showed the array meanwhile shows it again
-                raise
-            self._commanded_at[point.uid] = now
-        self.notify([point])
-        return text
-
-    # --- writing ---------------------------------------------------------------------------
-    async def write(self, point: Point, value: Any, wait_s: float | None = None) -> str:
-        """Apply a BMS write: refuse what cannot be applied, else hand it to the writer.
-
-        Waits up to `wait_s` for the charger's answer so a quick refusal reaches the BMS as an
-        error; a slower answer lands in the result point when it arrives.
-        """
-        spec = point.spec
-        if not spec.writable or not spec.on_write:
-            raise WriteRefused("point is read-only", "write-access-denied")
-        value = spec.coerce(value)
-        if self.writer is None:
-            raise WriteRefused(f"{spec.on_write} is not available in this build", "write-access-denied")
-        return await self.writer.write(self, point, value, wait_s if wait_s is not None else self.write_wait_s)
-
-
-class PointWriter(Protocol):
-    """Carries out a checked write and shows its result (`points.commands.PointWrites`)."""
-
-    async def write(self, table: PointTable, point: Point, value: Any, wait_s: float) -> str:
-        """The result text, or WriteRefused."""
-
-
-def _may_have_moved(connector: Any) -> bool:
-    """Whether a reading kept from before a restart may be out of date: unless the charger has
-    confirmed the connector idle since (no transaction: no energy flows), it may."""
-    return connector is None or connector.restored or connector.transaction_id is not None
+def _subject_of(point: Point) -> tuple[Any, ...] | None:
+    """What a point shows, as `PointTable._subjects` keeps it (None: always built with its charger)."""
+    kind = point.spec.kind
+    if kind == "connector":
+        return ("connector", point.connector_id)
+    if kind == "meter":
+        return ("meter", point.connector_id, point.subject)
+    if kind == "config":
+        return ("config", point.subject, point.spec.writable)
+    return None
 
 
 def _tell(listeners: list[Listener], points: list[Point]) -> None:
@@ -496,11 +380,3 @@ def _tell(listeners: list[Listener], points: list[Point]) -> None:
             listener(points)
         except Exception:
             log.exception("point listener %r failed", listener)
-
-
-def _result_key(point: Point) -> tuple[str, int | None, str]:
-    """Which result a point shows or writes: config keys by key, others by result_of."""
-    if point.spec.kind in ("config", "config_result"):
-        return (point.charger_id, None, f"{CONFIG_PREFIX}{point.subject}")
-    return (point.charger_id, point.connector_id, point.spec.result_of or point.spec.key)
-

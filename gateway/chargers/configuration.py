@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from gateway.chargers.capabilities import ChargerCapabilities, capabilities_of
 from gateway.chargers.standard_keys import REQUIRED_CORE_KEYS, STANDARD_KEYS, standard_key
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable
-from gateway.model.station import ConfigChanged, ConfigKey, Station
+from gateway.model.station import ConfigKey, Station
 from gateway.model.timestamps import iso_z
 from gateway.ocpp import requests as calls
 from gateway.ocpp.summaries import shown_value
@@ -117,10 +117,10 @@ class ChargerConfiguration:
         for station in self.registry.added_stations():
             meta = await self.history.kv_get(kv_scope(station.charger_id))
             current = set(json.loads(meta["keys"])) if meta.get("keys") else None
-            for row in await self.history.load_config(station.charger_id):
-                if current is None or row["key"] in current:
-                    self.registry.set_config(station, ConfigKey(
-                        row["key"], row.get("value"), bool(row.get("readonly")), row.get("pending_value")))
+            self.registry.set_configs(station, [
+                ConfigKey(row["key"], row.get("value"), bool(row.get("readonly")), row.get("pending_value"))
+                for row in await self.history.load_config(station.charger_id)
+                if current is None or row["key"] in current])
             if meta.get("unknown_keys"):
                 station.unknown_config_keys = json.loads(meta["unknown_keys"])
 
@@ -261,15 +261,13 @@ async def keep_entries(configuration: ChargerConfiguration, station: Station, fo
                 configuration.history.log(station.charger_id, "ConfigurationPending",
                                     f"{key}: pending value {old.pending_value!r} not applied "
                                     f"after reboot (value {entry.value!r})", "warning")
-        configuration.registry.set_config(station, entry)
+    configuration.registry.set_configs(station, found.values())  # one event for the whole read
     if method is not None:  # a whole read: its unknown keys replace the old list
         station.unknown_config_keys = sorted(unknown)
         # Keys the charger no longer has (a firmware update) leave the model: all keys a
         # complete unkeyed read left out, and keys a batched read was told are unknown.
-        gone = [k for k in station.config if k not in found and (method == "full" or k in unknown)]
-        for key in gone:
-            del station.config[key]
-            configuration.registry.publish(ConfigChanged(station.charger_id, key=key))
+        configuration.registry.drop_configs(station, [
+            k for k in station.config if k not in found and (method == "full" or k in unknown)])
     else:
         station.unknown_config_keys = sorted((set(station.unknown_config_keys) | unknown) - set(found))
     await save_entries(configuration, station, list(found.values()), method)

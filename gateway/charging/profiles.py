@@ -9,7 +9,7 @@ Pure code: no I/O, the clock is passed in.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -105,8 +105,39 @@ def build_profile(
         unit = ChargingRateUnit.W if unit is ChargingRateUnit.A else ChargingRateUnit.A
         notes.append(f"unit {settings.unit} not accepted: converted to {unit} with "
                      f"{nominal_voltage_v:g} V x {phases} phase(s)")
-    watts_per_amp = nominal_voltage_v * phases
+    convert = _converter(settings, caps, unit, nominal_voltage_v * phases, notes)
+    wanted = list(periods) if periods else [(0, settings.limit)]
+    schedule_periods, duration = _fit_periods(
+        _merge([(start, convert(limit)) for start, limit in sorted(wanted)]), caps, notes)
+    stack_level = max(0, min(settings.stack_level, caps.max_stack_level))
+    if stack_level != settings.stack_level:
+        notes.append(f"stack level {settings.stack_level} clamped to {stack_level}")
+    schedule = _schedule(settings, caps, unit, schedule_periods, duration, phases, convert, now, notes)
+    profile: dict[str, Any] = {
+        "chargingProfileId": settings.profile_id,
+        "stackLevel": stack_level,
+        "chargingProfilePurpose": purpose.value,
+        "chargingProfileKind": settings.kind.value,
+    }
+    if settings.kind is ChargingProfileKind.RECURRING:
+        profile["recurrencyKind"] = "Daily"
+    if purpose is ChargingProfilePurpose.TX:
+        profile["transactionId"] = transaction_id
+    profile["chargingSchedule"] = schedule
+    return ProfilePlan(
+        connector_id=connector_id,
+        cs_charging_profiles=profile,
+        purpose=purpose,
+        unit=unit,
+        limit=schedule_periods[0][1],
+        paused=all(limit == 0 for _, limit in schedule_periods),
+        notes=tuple(dict.fromkeys(notes)),
+    )
 
+
+def _converter(settings: NiagaraProfileSettings, caps: ChargerCapabilities, unit: ChargingRateUnit,
+               watts_per_amp: float, notes: list[str]) -> Callable[[float], float]:
+    """A limit in ``settings.unit`` as the charger takes it: in ``unit``, a pause under its minimum."""
     def convert(value: float) -> float:
         amps = value if settings.unit is ChargingRateUnit.A else value / watts_per_amp
         if 0 < amps < caps.min_current_a:
@@ -118,20 +149,25 @@ def build_profile(
         if unit is ChargingRateUnit.A:
             return math.floor(amps * 10 + 1e-9) / 10
         return float(math.floor(amps * watts_per_amp + 1e-6))
+    return convert
 
-    wanted = list(periods) if periods else [(0, settings.limit)]
-    schedule_periods = _merge([(start, convert(limit)) for start, limit in sorted(wanted)])
-    duration = None
-    if len(schedule_periods) > caps.max_periods:
-        duration = schedule_periods[caps.max_periods][0]
-        notes.append(f"{len(schedule_periods)} periods, charger takes {caps.max_periods}: "
-                     f"schedule ends after {duration} s")
-        schedule_periods = schedule_periods[: caps.max_periods]
 
-    stack_level = max(0, min(settings.stack_level, caps.max_stack_level))
-    if stack_level != settings.stack_level:
-        notes.append(f"stack level {settings.stack_level} clamped to {stack_level}")
+def _fit_periods(schedule_periods: list[tuple[int, float]], caps: ChargerCapabilities,
+                 notes: list[str]) -> tuple[list[tuple[int, float]], int | None]:
+    """The periods the charger takes (its ChargingScheduleMaxPeriods), and the duration that ends
+    the schedule where the rest was cut (None: not cut)."""
+    if len(schedule_periods) <= caps.max_periods:
+        return schedule_periods, None
+    duration = schedule_periods[caps.max_periods][0]
+    notes.append(f"{len(schedule_periods)} periods, charger takes {caps.max_periods}: "
+                 f"schedule ends after {duration} s")
+    return schedule_periods[: caps.max_periods], duration
 
+
+def _schedule(settings: NiagaraProfileSettings, caps: ChargerCapabilities, unit: ChargingRateUnit,
+              schedule_periods: list[tuple[int, float]], duration: int | None, phases: int,
+              convert: Callable[[float], float], now: datetime, notes: list[str]) -> dict[str, Any]:
+    """The chargingSchedule (OCPP 1.6 7.13), without the fields this charger rejects."""
     period_dicts = []
     for start, limit in schedule_periods:
         period: dict[str, Any] = {"startPeriod": start, "limit": limit}
@@ -140,7 +176,6 @@ def build_profile(
         period_dicts.append(period)
     if "numberPhases" in caps.rejected_schedule_fields:
         notes.append("numberPhases left out: the charger rejects it")
-
     schedule: dict[str, Any] = {}
     if duration is not None:
         schedule["duration"] = duration
@@ -153,28 +188,7 @@ def build_profile(
             notes.append("minChargingRate left out: the charger rejects it")
         else:
             schedule["minChargingRate"] = convert(settings.min_charging_rate)
-
-    profile: dict[str, Any] = {
-        "chargingProfileId": settings.profile_id,
-        "stackLevel": stack_level,
-        "chargingProfilePurpose": purpose.value,
-        "chargingProfileKind": settings.kind.value,
-    }
-    if settings.kind is ChargingProfileKind.RECURRING:
-        profile["recurrencyKind"] = "Daily"
-    if purpose is ChargingProfilePurpose.TX:
-        profile["transactionId"] = transaction_id
-    profile["chargingSchedule"] = schedule
-    first_limit = schedule_periods[0][1]
-    return ProfilePlan(
-        connector_id=connector_id,
-        cs_charging_profiles=profile,
-        purpose=purpose,
-        unit=unit,
-        limit=first_limit,
-        paused=all(limit == 0 for _, limit in schedule_periods),
-        notes=tuple(dict.fromkeys(notes)),
-    )
+    return schedule
 
 
 def build_clear(

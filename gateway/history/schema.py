@@ -38,7 +38,8 @@ TABLES = (
     "CREATE INDEX IF NOT EXISTS transactions_id_start ON transactions(identifier, start_time)",
     """CREATE TABLE IF NOT EXISTS meter_values (
         id INTEGER PRIMARY KEY, identifier TEXT NOT NULL, connector_id INTEGER NOT NULL,
-        transaction_id INTEGER, ts TEXT, energy_wh REAL, sampled_values TEXT NOT NULL)""",
+        transaction_id INTEGER, ts TEXT, energy_wh REAL, sampled_values TEXT NOT NULL,
+        sample_key INTEGER)""",
     "CREATE INDEX IF NOT EXISTS meter_values_tx ON meter_values(transaction_id)",
     # the newest rows of one charger, read per charger at start (points restore its readings)
     "CREATE INDEX IF NOT EXISTS meter_values_id_desc ON meter_values(identifier, id)",
@@ -58,6 +59,23 @@ TABLES = (
 )
 
 
+# After `_add_columns`. A meterValue re-sent because its answer was lost (the gateway was killed
+# between the commit and the answer) is stored once: `sample_key` is a hash of its sampled values
+# (gateway.ocpp.meter_rows.sample_key). Rows from before the column have NULL there and never clash.
+INDEXES = (
+    """CREATE UNIQUE INDEX IF NOT EXISTS meter_values_once ON meter_values(
+        identifier, connector_id, coalesce(transaction_id, -1), ts, sample_key)""",
+)
+# Columns added since the first release: (table, column, declaration), added to older databases.
+ADDED_COLUMNS = (("meter_values", "sample_key", "INTEGER"),)
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    for table, column, declaration in ADDED_COLUMNS:
+        if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+
 def connect(path: str) -> sqlite3.Connection:
     """The one connection, in autocommit mode: the writer opens every transaction explicitly."""
     if path != ":memory:":
@@ -67,5 +85,8 @@ def connect(path: str) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=FULL")  # a committed transaction survives power loss
     conn.execute("PRAGMA busy_timeout=5000")
     for statement in TABLES:
+        conn.execute(statement)
+    _add_columns(conn)
+    for statement in INDEXES:
         conn.execute(statement)
     return conn

@@ -139,7 +139,8 @@ class HistoryStore:
                     identifier, message_type)
 
     def queue_meter_value(self, row: MeterRow) -> None:
-        """One meterValue (identifier, connector, transaction, ts, energy Wh, JSON values)."""
+        """One meterValue (identifier, connector, transaction, ts, energy Wh, JSON values, sample key);
+        stored once even when the charger sends it again."""
         self._queue(("meter_values", row), row[0], "MeterValues")
 
     async def flush_log(self) -> int:

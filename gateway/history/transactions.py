@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import sqlite3
 
-MeterRow = tuple[str, int, int | None, str | None, float | None, str]
+# identifier, connector, transaction, timestamp, energy Wh, sampled values (JSON), sample key
+MeterRow = tuple[str, int, int | None, str | None, float | None, str, int]
 
 _METER_INSERT_UNLESS_STORED = (
-    "INSERT INTO meter_values(identifier, connector_id, transaction_id, ts, energy_wh, sampled_values) "
-    "SELECT ?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM meter_values WHERE transaction_id = ? AND ts = ?)")
+    "INSERT INTO meter_values(identifier, connector_id, transaction_id, ts, energy_wh, sampled_values, "
+    "sample_key) SELECT ?,?,?,?,?,?,? WHERE NOT EXISTS "
+    "(SELECT 1 FROM meter_values WHERE transaction_id = ? AND ts = ?) ON CONFLICT DO NOTHING")
 
 
 def start(conn: sqlite3.Connection, now: str, identifier: str, connector_id: int, id_tag: str,

@@ -45,9 +45,10 @@ HIGH, NORMAL, LOW = 0, 1, 2
 # must win it back: per-row statements made answers wait on a busy loop).
 INSERTS: dict[str, tuple[str, int, str]] = {
     "general_log": ("INSERT INTO general_log(ts, identifier, message_type, message, level) VALUES ", 5, ""),
-    # One row per OCPP meterValue element, its sampled values kept raw (JSON).
+    # One row per OCPP meterValue element, its sampled values kept raw (JSON); one re-sent after a
+    # lost answer is already there (schema index meter_values_once) and is not stored again.
     "meter_values": ("INSERT INTO meter_values(identifier, connector_id, transaction_id, ts, energy_wh, "
-                     "sampled_values) VALUES ", 6, ""),
+                     "sampled_values, sample_key) VALUES ", 7, " ON CONFLICT DO NOTHING"),
     "kv": ("INSERT INTO kv(scope, key, value) VALUES ", 3,
            " ON CONFLICT(scope, key) DO UPDATE SET value = excluded.value"),
     "config_values": ("INSERT INTO config_values(identifier, key, value, readonly, pending_value) VALUES ", 5,

@@ -8,7 +8,7 @@ through `Registry.subscribe`. The clock is injected so tests can drive time.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, NamedTuple
@@ -116,7 +116,7 @@ class ChangeKind(StrEnum):
     STATION = "station"      # StationChanged: boot, registration, online state, slot, ...
     CONNECTOR = "connector"  # ConnectorChanged: status, transaction, availability of one connector
     METER = "meter"          # MeterChanged: the readings of one MeterValues message
-    CONFIG = "config"        # ConfigChanged: one configuration key set or gone
+    CONFIG = "config"        # ConfigChanged: the configuration keys one read set, or that are gone
     REMOVED = "removed"      # StationRemoved: a guest dropped from the discovery list
 
 
@@ -162,10 +162,11 @@ class MeterChanged(ChangeEvent):
 
 @dataclass(frozen=True, slots=True)
 class ConfigChanged(ChangeEvent):
-    """`key`: the configuration key set, or gone from the charger (then not in `Station.config`)."""
+    """`key`: the configuration keys set, or gone from the charger (then not in `Station.config`);
+    one event per configuration read or change, not per key (a wallbox reports ~40 keys)."""
 
     kind: ClassVar[ChangeKind] = ChangeKind.CONFIG
-    key: str = ""
+    key: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -342,8 +343,22 @@ class Registry:
                                  tuple(key for key, _ in readings)))
 
     def set_config(self, station: Station, entry: ConfigKey) -> None:
-        station.config[entry.key] = entry
-        self.publish(ConfigChanged(station.charger_id, key=entry.key))
+        self.set_configs(station, [entry])
+
+    def set_configs(self, station: Station, entries: Iterable[ConfigKey]) -> None:
+        """Store the keys one configuration read found and publish ONE event for all of them."""
+        keys = []
+        for entry in entries:
+            station.config[entry.key] = entry
+            keys.append(entry.key)
+        if keys:
+            self.publish(ConfigChanged(station.charger_id, key=tuple(keys)))
+
+    def drop_configs(self, station: Station, keys: Iterable[str]) -> None:
+        """Forget keys the charger no longer has (a firmware update); ONE event for all of them."""
+        gone = tuple(key for key in keys if station.config.pop(key, None) is not None)
+        if gone:
+            self.publish(ConfigChanged(station.charger_id, key=gone))
 
     def refresh_liveness(self, station: Station, multiple: float) -> bool:
         """Mark a silent charger offline (Niagara: ping fault without a closed socket)."""

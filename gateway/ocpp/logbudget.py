@@ -5,6 +5,8 @@ Lines past the budget are counted, not kept: the first one of a minute is replac
 saying the budget was reached, and the next line after the minute says how many were left
 out. Transaction lines (`essential`) are always kept; they still count. No I/O of its own: the
 clock is injected and `write` is handed the general log to write to.
+
+`MeterBudget` does the same for meter values, per hour, with a burst of an hour's worth.
 """
 
 from __future__ import annotations
@@ -93,3 +95,37 @@ def clip(text: str, limit: int, raw_size: int | None = None) -> str:
         return text
     size = raw_size if raw_size is not None else len(text.encode("utf-8", "replace"))
     return f"{text[:limit]}…({size} bytes)"
+
+
+class MeterBudget:
+    """Bytes of meter values each charger may store: a token bucket of `bytes_per_hour` that
+    refills continuously, so an hour's worth may arrive at once (a charger's queue after an
+    outage) but no peer fills the disk (issue 12). No I/O; the clock is injected."""
+
+    def __init__(self, bytes_per_hour: int, clock: Callable[[], float]) -> None:
+        self.capacity = bytes_per_hour
+        self.per_second = bytes_per_hour / 3600.0
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # charger id -> (bytes left, when)
+        self.refused = 0  # messages past the budget since start, all chargers
+
+    def admit(self, charger_id: str, size: int) -> bool:
+        """Spend `size` bytes of this charger's budget, or say no (and spend nothing)."""
+        now = self.clock()
+        left, then = self._buckets.get(charger_id, (self.capacity, now))
+        left = min(self.capacity, left + (now - then) * self.per_second)
+        if size > left:
+            self._buckets[charger_id] = (left, now)
+            self.refused += 1
+            return False
+        if len(self._buckets) > _PRUNE_ABOVE:
+            self._prune(now)
+        self._buckets[charger_id] = (left - size, now)
+        return True
+
+    def _prune(self, now: float) -> None:
+        """Forget chargers whose bucket is full again (they start full anyway)."""
+        full = [cid for cid, (left, then) in self._buckets.items()
+                if left + (now - then) * self.per_second >= self.capacity]
+        for cid in full:
+            del self._buckets[cid]

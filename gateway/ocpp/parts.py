@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.history.store import HistoryStore
 from gateway.model.station import Clock, Registry, Station
-from gateway.ocpp.logbudget import LogBudget
+from gateway.ocpp.logbudget import LogBudget, MeterBudget
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
@@ -63,3 +63,5 @@ class SessionParts:
     spawn: Spawn
     # One budget per charger id across its connections: reconnecting does not refill it.
     log_budget: LogBudget
+    # Meter-value bytes per charger an hour (None: unbounded, for tests that build parts by hand).
+    meter_budget: MeterBudget | None = None

@@ -1,6 +1,7 @@
 """One connected charger: reads its frames, answers its calls, and carries the calls we send.
 
-Inbound handlers follow the style guide: decode, one call into the model or a policy, answer.
+The per-action handlers live in `handlers.py` (decode, one call into the model or a policy,
+answer); this module checks each frame before a handler reads it, commits, answers and sends.
 Frames are handled one at a time per charger (OCPP-J allows one outstanding CALL each way), but
 answers to our own calls are matched as soon as they arrive, so a pending operator call never
 blocks the charger's messages and vice versa.
@@ -18,28 +19,23 @@ from websockets.exceptions import ConnectionClosed
 
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable, OcppError
 from gateway.model import registration as registration_rule
-from gateway.model.station import BootInfo, MeterKey, MeterReading, Station
-from gateway.model.timestamps import iso_z, parse_timestamp
-from gateway.ocpp import frames, meter_rows, protocol
+from gateway.model.station import Station
+from gateway.ocpp import frames, protocol
+from gateway.ocpp.handlers import Handler, InboundHandlers
 from gateway.ocpp.summaries import confirmation_summary, request_summary, safe_summary
 
 if TYPE_CHECKING:
     from gateway.ocpp.parts import SessionParts
 
 log = logging.getLogger(__name__)
-Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 _ids = itertools.count(1)
 
-# Statuses that say a connector has no transaction (OCPP 1.6 section 7.7). Reported after a reboot
-# for a connector we believe busy, the transaction ended without a StopTransaction (AC wallbox,
-# manual 001 section 3.1: "Hard reset ... the data of the charging transaction ... will be lost").
-_NO_TRANSACTION = frozenset({"Available", "Preparing"})
 # Their log lines are part of the transaction record: never dropped by the log budget.
 _TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction"})
 
 
-class ChargerSession:
-    """The websocket connection of one charger and the handlers for what it sends."""
+class ChargerSession(InboundHandlers):
+    """The websocket connection of one charger; the handlers for what it sends are inherited."""
 
     def __init__(self, parts: SessionParts, station: Station, websocket: Any,
                  authenticated: bool = False) -> None:
@@ -51,6 +47,7 @@ class ChargerSession:
         self.events = parts.events  # boot follow-ups and transaction changes (gateway.main)
         self.spawn = parts.spawn
         self.log_budget = parts.log_budget  # general-log lines per charger a minute
+        self.meter_budget = parts.meter_budget  # meter-value bytes per charger an hour
         self.station = station
         self.ws = websocket
         self.authenticated = authenticated  # logged in with valid credentials (security profile 1)
@@ -73,18 +70,7 @@ class ChargerSession:
         # firmware keeps its state, transactions and profiles; shared notes on real firmware).
         self.boot_triggered = False
         self.triggered = registration_rule.TriggeredMessages()  # what we asked for with TriggerMessage
-        self.handlers: dict[str, Handler] = {
-            "BootNotification": self.on_boot_notification,
-            "Heartbeat": self.on_heartbeat,
-            "StatusNotification": self.on_status_notification,
-            "Authorize": self.on_authorize,
-            "StartTransaction": self.on_start_transaction,
-            "StopTransaction": self.on_stop_transaction,
-            "MeterValues": self.on_meter_values,
-            "DataTransfer": self.on_data_transfer,
-            "DiagnosticsStatusNotification": self.on_diagnostics_status,
-            "FirmwareStatusNotification": self.on_firmware_status,
-        }
+        self.handlers: dict[str, Handler] = self.handler_table()
 
     # --- the read loop ---------------------------------------------------------------------
     async def serve(self) -> None:
@@ -315,154 +301,3 @@ class ChargerSession:
             self.log(f"{action}Confirmation", f"tolerated: {warning}", "warning")
         self.log(f"{action}Confirmation", safe_summary(confirmation_summary, action, answer))
         return answer
-
-    # --- inbound handlers ----------------------------------------------------------------
-    async def on_boot_notification(self, p: dict[str, Any]) -> dict[str, Any]:
-        status = self.policy.boot_response(self.station)
-        interval = (self.settings.ocpp.heartbeat_interval_s if status == "Accepted"
-                    else self.settings.registration.guest_reconnect_interval_s)
-        # Triggered on a charger already Accepted: not a reboot, so no configuration read and no
-        # profile rewrite (the charger's state is unchanged).
-        reboot = not (self.boot_triggered and status == "Accepted" == self.station.boot_status)
-        self.boot_triggered = False
-        self.registry.update_station(self.station, boot=BootInfo.from_payload(p),
-                                        boot_status=status, last_boot=self.clock(),
-                                        heartbeat_interval_s=interval)
-        # Kept in the background: the answer must not wait for the device database.
-        self.spawn(self.policy.remember_boot(self.station), f"remember boot of {self.charger_id}")
-        self.status_seen, self.booted = False, True
-        _log_boot(self.charger_id, p, status, self.station.slot)
-        if reboot:
-            self._reported_since_boot = set()
-            self.events.booted(self, status)
-        else:
-            self.history.log(self.charger_id, "BootNotification", "triggered boot: not a reboot")
-        if status == "Accepted":  # some stacks send no StatusNotification after a (triggered) boot
-            self.after_answer(lambda: self.events.ask_for_status(self, after_boot=True), "status check")
-        return {"status": status, "currentTime": iso_z(self.clock()), "interval": interval}
-
-    async def on_heartbeat(self, p: dict[str, Any]) -> dict[str, Any]:
-        now = self.clock()
-        self.registry.update_station(self.station, last_heartbeat=now)
-        return {"currentTime": iso_z(now)}
-
-    async def on_status_notification(self, p: dict[str, Any]) -> dict[str, Any]:
-        ts = parse_timestamp(p.get("timestamp"))
-        if ts is not None:
-            self.station.clock_skew_s = round(ts - self.clock(), 3)
-        connector_id = int(p["connectorId"])
-        self.status_seen = True
-        forgotten = self._forgotten_transaction(connector_id, p["status"])
-        self.registry.update_connector(
-            self.station, connector_id, status=p["status"], error_code=p["errorCode"],
-            info=p.get("info", ""), vendor_id=p.get("vendorId", ""),
-            vendor_error_code=p.get("vendorErrorCode", ""), restored=False)
-        if forgotten is not None:
-            await self._transaction_lost(connector_id, forgotten, p["status"])
-        return {}
-
-    def _forgotten_transaction(self, connector_id: int, status: str) -> int | None:
-        """The transaction we hold on a connector whose first status after a boot says it has none."""
-        seen = self._reported_since_boot
-        if seen is None or connector_id in seen:
-            return None
-        seen.add(connector_id)
-        known = self.station.connectors.get(connector_id)
-        return known.transaction_id if known is not None and status in _NO_TRANSACTION else None
-
-    async def _transaction_lost(self, connector_id: int, tx_id: int, status: str) -> None:
-        """Stop counting a transaction the charger forgot; a StopTransaction still closes it later."""
-        await self.history.mark_lost(self.charger_id, tx_id)
-        self.registry.update_connector(self.station, connector_id, transaction_id=None,
-                                          session_start=None)
-        self.history.log(self.charger_id, "TransactionLost",
-                            f"transaction {tx_id}: connector {connector_id} reported {status} after a "
-                            "reboot without a StopTransaction; kept as lost unless one arrives", "warning")
-        self.events.transaction_changed(self.station, connector_id)
-
-    async def on_authorize(self, p: dict[str, Any]) -> dict[str, Any]:
-        return {"idTagInfo": self.policy.authorize(p["idTag"])}
-
-    async def on_start_transaction(self, p: dict[str, Any]) -> dict[str, Any]:
-        info = self.policy.authorize(p["idTag"])
-        ts = parse_timestamp(p.get("timestamp"))
-        start_time = iso_z(ts) if ts is not None else str(p.get("timestamp"))
-        tx_id, is_new = await self.history.start_transaction(
-            self.charger_id, int(p["connectorId"]), p["idTag"], float(p["meterStart"]),
-            start_time, info["status"], p.get("reservationId"))
-        if not is_new:
-            self.history.log(self.charger_id, "StartTransactionRequest",
-                                f"repeated start: answered with the same transaction {tx_id}", "warning")
-        self.registry.update_connector(
-            self.station, int(p["connectorId"]), transaction_id=tx_id, id_tag=p["idTag"],
-            session_start=ts if ts is not None else self.clock(), meter_start_wh=float(p["meterStart"]))
-        self.events.transaction_changed(self.station, int(p["connectorId"]))
-        log.info("%s: transaction %s started on connector %s by idTag %s (%s)", self.charger_id, tx_id,
-                 p["connectorId"], p["idTag"], info["status"])
-        return {"transactionId": tx_id, "idTagInfo": info}
-
-    async def on_stop_transaction(self, p: dict[str, Any]) -> dict[str, Any]:
-        ts = parse_timestamp(p.get("timestamp"))
-        stop_time = iso_z(ts) if ts is not None else str(p.get("timestamp"))
-        tx_id = int(p["transactionId"])
-        samples = [meter_rows.meter_row(self.charger_id, 0, tx_id, mv) for mv in p.get("transactionData") or []]
-        outcome = await self.history.stop_transaction(
-            self.charger_id, tx_id, float(p["meterStop"]), stop_time, p.get("reason", "Local"),
-            p.get("idTag"), samples)
-        log.info("%s: transaction %s stopped (%s), meter %s Wh", self.charger_id, tx_id,
-                 p.get("reason", "Local"), p["meterStop"])
-        if outcome == "orphan":
-            self.history.log(self.charger_id, "StopTransactionRequest",
-                                f"unknown transaction {tx_id}: stored as an orphan stop", "warning")
-        for connector in self.station.connectors.values():
-            if connector.transaction_id == tx_id:
-                # meterStop is the energy register at the end (OCPP 1.6 6.49): the newest reading
-                # for a charger that sends no MeterValues outside transactions.
-                self.registry.record_readings(self.station, connector.connector_id, [(
-                    MeterKey(connector.connector_id), MeterReading(
-                        float(p["meterStop"]), "Wh", ts if ts is not None else self.clock(),
-                        "Transaction.End"))])
-                self.registry.update_connector(self.station, connector.connector_id,
-                                                  transaction_id=None, session_start=None,
-                                                  session_end=ts if ts is not None else self.clock())
-                self.events.transaction_changed(self.station, connector.connector_id)
-        answer: dict[str, Any] = {}
-        if p.get("idTag"):
-            answer["idTagInfo"] = self.policy.authorize(p["idTag"])
-        return answer
-
-    async def on_meter_values(self, p: dict[str, Any]) -> dict[str, Any]:
-        connector_id = int(p["connectorId"])
-        tx = p.get("transactionId")
-        tx_id = int(tx) if tx is not None else None
-        registry, station, history = self.registry, self.station, self.history
-        for mv in p["meterValue"]:
-            ts = parse_timestamp(mv.get("timestamp")) or self.clock()
-            registry.record_readings(station, connector_id, meter_rows.readings(connector_id, mv, ts))
-            history.queue_meter_value(meter_rows.meter_row(self.charger_id, connector_id, tx_id, mv))
-        return {}
-
-    async def on_data_transfer(self, p: dict[str, Any]) -> dict[str, Any]:
-        # No vendor extensions are known; the spec answer for that is UnknownVendorId (6.17).
-        return {"status": "UnknownVendorId"}
-
-    async def on_diagnostics_status(self, p: dict[str, Any]) -> dict[str, Any]:
-        self.registry.update_station(self.station, diagnostics_status=p["status"])
-        return {}
-
-    async def on_firmware_status(self, p: dict[str, Any]) -> dict[str, Any]:
-        self.registry.update_station(self.station, firmware_status=p["status"])
-        return {}
-
-
-
-def _log_boot(charger_id: str, p: dict[str, Any], status: str, slot: int | None) -> None:
-    """The one process-log line an operator watches for while commissioning."""
-    what = f"{p.get('chargePointVendor', '?')} {p.get('chargePointModel', '?')}"
-    if status == "Accepted":
-        log.info("%s: booted (%s), accepted in slot %s", charger_id, what, slot)
-    elif slot is None:
-        log.info("%s: booted (%s), answered %s: a guest; add it with `ocpp-gateway devices add %s`",
-                 charger_id, what, status, charger_id)
-    else:
-        log.info("%s: booted (%s), answered %s (its registration response)", charger_id, what, status)

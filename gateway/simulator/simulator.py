@@ -56,13 +56,17 @@ class Simulator(Sessions):
         # many chargers send neither BootNotification nor StatusNotification.
         self.boot_on_reconnect = boot_on_reconnect
         self.time_offset = timedelta(0)
-        p = self.profile
+        self.password = password
+        self._init_charger(self.profile)
+        self._init_connection()
+
+    def _init_charger(self, p: ChargerProfile) -> None:
+        """What the charger holds: configuration, profiles, meter, connectors, lists, statuses."""
         self.config = ConfigStore(p.keys)
         if "CSMSUrl" in self.config.values:
             self.config.set_internal("CSMSUrl", self.url)  # Smappee: "Current websocket URL"
-        self.password = password
-        if password and p.quirks.authorization_key:
-            self.config.set_internal(p.quirks.authorization_key, password)
+        if self.password and p.quirks.authorization_key:
+            self.config.set_internal(p.quirks.authorization_key, self.password)
         self.profiles = ProfileStore(p.smart_charging, p.phases, p.voltage_v, p.max_current_a)
         self.meter = Meter(p.phases, p.voltage_v, p.max_current_a, p.smart_charging.min_current_a,
                            p.firmware.ramp_s)
@@ -76,6 +80,10 @@ class Simulator(Sessions):
         self.sent_calls: list[tuple[str, dict[str, Any], Any]] = []
         self.events: list[str] = []
         self.last_sent: dict[str, Any] = {}  # action -> payload (zappi TriggerMessage relays it)
+        self.malformed_transaction_data = False  # see Sessions.malformed_transaction_data
+
+    def _init_connection(self) -> None:
+        """The connection's state and what tests and tasks wait on."""
         self.pending: deque[Queued] = deque()
         self.registration: str | None = None
         self.boot_interval_s = 0
@@ -94,7 +102,6 @@ class Simulator(Sessions):
         self._cp: SimChargePoint | None = None
         self._next_delay_s = 0.0
         self._stopping = False
-        self.malformed_transaction_data = False  # see Sessions.malformed_transaction_data
         self._powered = False  # booted since the last power cycle: a reconnect need not boot
         self._meter_task: asyncio.Task[None] | None = None
 

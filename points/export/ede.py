@@ -16,7 +16,7 @@ import jinja2
 
 import templates
 from gateway.history.exports import inert_cell
-from points.catalog import BACNET_TYPE_CODES, UNITS
+from points.spec import BACNET_TYPE_CODES, UNITS
 
 EDE_COLUMNS = (
     "keyname", "device obj.-instance", "object-name", "object-type", "object-instance",

@@ -66,7 +66,8 @@ async def test_a_dead_transaction_gets_no_profile_storm_and_the_next_session_its
     following = await charging(sim)
     await gw.charging.reallocate()
     assert limits(for_tx(bench, following)[-1]) == [16.0]
-    assert sim.connectors[1].offered_a == 16.0
+    # The simulator applies an accepted profile after its answer (deferred): wait for it.
+    await bench.watch.until(lambda: sim.connectors[1].offered_a == 16.0)
 
 
 async def test_clearing_the_limit_drops_a_rejected_wish(runner):

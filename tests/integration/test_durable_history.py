@@ -149,13 +149,13 @@ async def test_a_batch_that_fails_is_retried_unit_by_unit_and_only_the_bad_one_i
     try:
         async with HeldWriter(store):
             store.log("CP1", "Note", "before")
-            store.queue_meter_value(("CP1", 1, 7, T0, 10.0, "[]"))
+            store.queue_meter_value(("CP1", 1, 7, T0, 10.0, "[]", 1))
             bad = store.exchange("GUEST", "MeterValues", '[2,"x","MeterValues",{"connectorId":18446744073709551616}]')
             with bad:
-                store.queue_meter_value(("GUEST", TOO_BIG, None, T0, None, "[]"))
+                store.queue_meter_value(("GUEST", TOO_BIG, None, T0, None, "[]", 1))
                 bad_commit = asyncio.create_task(bad.commit())
             store.log("CP1", "Note", "bad \ud800 surrogate")  # a lone surrogate SQLite cannot encode
-            store.queue_meter_value(("CP1", 1, 7, "2026-11-20T08:01:00Z", 11.0, "[]"))
+            store.queue_meter_value(("CP1", 1, 7, "2026-11-20T08:01:00Z", 11.0, "[]", 1))
             start = asyncio.create_task(store.start_transaction("CP1", 1, "TAG", 0.0, T0, "Accepted", None))
             await wait_until(lambda: store.writer.queued_units() >= 5)
         tx_id, is_new = await start

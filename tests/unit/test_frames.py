@@ -128,8 +128,14 @@ def test_over_long_strings_are_refused_strictly_and_tolerated_when_relaxed():
     assert "chargePointSerialNumber" in warning
 
 
+# Answered by the session, not the frame checks: the meter-value bounds and the per-charger
+# budget (tests/test_meter_value_bounds.py runs them over a socket).
+SESSION_CATEGORIES = ("huge sampled value (200 KB)", "thousands of sampled values",
+                      "valid MeterValues of 100 KB each (the charger's budget)")
+
+
 @pytest.mark.parametrize("category", [c for c in corpus.WEIGHTS if c not in (
-    "central-system action sent to us", "huge string, valid (DataTransfer)")])
+    "central-system action sent to us", "huge string, valid (DataTransfer)", *SESSION_CATEGORIES)])
 def test_every_category_of_the_hostile_benchmark_gets_its_answer_without_a_socket(category):
     """bench/hostile_corpus.py, frame by frame: what bench.hostile measures over the network."""
     p = corpus.probe(category, 1)

@@ -22,6 +22,9 @@ IO_LIBRARIES = ("asyncio", "websockets", "ocpp", "BAC0", "bacpypes3", "pymodbus"
                 "sqlite_utils", "aiohttp")
 BMS_LIBRARIES = ("BAC0", "bacpypes3", "pymodbus")
 UPPER_ROOMS = ("gateway.main", "gateway.operator", "points")
+# the shared point table and its catalog are protocol-free; each protocol face keeps to itself
+POINT_TABLE_FREE_OF = IO_LIBRARIES + ("points.bacnet", "points.modbus", "points.export", "gateway.operator",
+                                      "gateway.main")
 
 # room -> what it must not import (a prefix matches the module and everything below it).
 # More specific rooms come first; a module is checked against every room it belongs to.
@@ -50,13 +53,11 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
                                           "gateway.main", "gateway.model", "gateway.ocpp",
                                           "gateway.history", "gateway.charging", "gateway.chargers",
                                           "gateway.operator"),
-    # the shared point table is protocol-free; each protocol face keeps to itself
-    "points.catalog": IO_LIBRARIES + ("points.bacnet", "points.modbus", "points.export",
-                                      "gateway.operator", "gateway.main"),
-    "points.table": IO_LIBRARIES + ("points.bacnet", "points.modbus", "points.export",
-                                    "gateway.operator", "gateway.main"),
+    **dict.fromkeys(("points.catalog", "points.catalog_modbus", "points.spec", "points.sources", "points.table",
+                     "points.table_values", "points.table_writes"), POINT_TABLE_FREE_OF),
     "points.modbus.codec": IO_LIBRARIES,
     "points.modbus.layout": IO_LIBRARIES,
+    "points.modbus.registers": IO_LIBRARIES,
     "points.bacnet": ("pymodbus", "points.modbus", "websockets", "gateway.operator"),
     "points.modbus": ("BAC0", "bacpypes3", "points.bacnet", "websockets", "gateway.operator"),
     "points.export": ("BAC0", "bacpypes3", "pymodbus", "websockets", "points.bacnet", "points.modbus.server"),

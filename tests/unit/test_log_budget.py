@@ -47,3 +47,18 @@ def test_a_written_line_is_cut_with_its_size_and_an_invented_event_name_is_cut_t
     assert budget.write(lines, "CP1", "X" * 500 + "Error", "é" * 100, "warning")
     [(cid, event, text, level)] = lines.rows
     assert text == "é" * 10 + "…(200 bytes)" and len(event) == 65 and level == "warning"
+
+
+def test_the_meter_budget_allows_an_hour_at_once_then_refills_over_the_hour():
+    from gateway.ocpp.logbudget import MeterBudget
+    clock = Clock()
+    budget = MeterBudget(3600, clock)
+    assert budget.admit("CP1", 3000)  # a queue sent after an outage: an hour's worth at once
+    assert not budget.admit("CP1", 700) and budget.refused == 1  # refused: nothing spent
+    assert budget.admit("CP1", 600)
+    assert budget.admit("CP2", 3600)  # another charger has its own
+    clock.now += 100  # 1 byte a second
+    assert not budget.admit("CP1", 101)
+    assert budget.admit("CP1", 100)
+    clock.now += 10 * 3600  # never more than an hour's worth saved up
+    assert not budget.admit("CP1", 3601)

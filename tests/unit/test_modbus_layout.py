@@ -17,7 +17,6 @@ from points.modbus.layout import (
     MAX_FLAT_SLOT,
     LayoutError,
     Scope,
-    _packed,
     charger_block_base,
     connector_area_base,
     locate,
@@ -26,6 +25,7 @@ from points.modbus.layout import (
     site_locations,
     slot_locations,
 )
+from points.modbus.registers import _packed
 from points.table import Point
 
 

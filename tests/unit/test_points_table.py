@@ -6,6 +6,7 @@ Table-level tests on plain objects: no BACnet, no sockets (style guide: two tier
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -165,6 +166,30 @@ def test_a_new_point_is_announced_to_listeners():
     assert seen == ["CP1-C1-Voltage-L1-N"]
 
 
+def test_a_new_chargers_configuration_read_is_one_event_one_offset_write_and_one_announcement():
+    """200 wallboxes connecting for the first time (issue 12): each reads ~40 keys after its
+    boot. The read reaches the table as ONE event, its new vendor-key offsets are persisted in
+    ONE write, and its new points are announced ONCE (not once per key)."""
+    registry, table = Registry(clock=lambda: 1000.0), PointTable(clock=lambda: 1000.0)
+    events: list[Any] = []
+    persisted: list[dict[str, str]] = []
+    announced: list[list[str]] = []
+    registry.subscribe(events.append)
+    registry.subscribe(lambda e: table.handle(e, registry))
+    table.persist = persisted.append
+    table.added.append(lambda pts: announced.append([p.name for p in pts]))
+    station = registry.ensure("WALLBOX")
+    registry.update_station(station, slot=1, online=True)
+    events.clear(), announced.clear()
+    registry.set_configs(station, [ConfigKey("HeartbeatInterval", "60", readonly=False),
+                                   ConfigKey("VendorLed", "on", readonly=False),
+                                   ConfigKey("VendorSerial", "X1", readonly=True)])
+    assert [e.key for e in events] == [("HeartbeatInterval", "VendorLed", "VendorSerial")]
+    assert persisted == [{"config:VendorLed": "100", "config:VendorSerial": "101"}]
+    assert announced == [["CP1-Cfg-HeartbeatInterval", "CP1-Cfg-HeartbeatInterval-Result", "CP1-Cfg-VendorLed",
+                          "CP1-Cfg-VendorLed-Result", "CP1-Cfg-VendorSerial"]]
+
+
 def test_write_validation_refuses_before_anything_runs():
     _, table, _ = build(["A"], {"A": 1})
     limit = table.get("Site-PowerLimit").spec
@@ -200,7 +225,8 @@ def test_table_and_catalog_import_no_protocol_library():
     import ast
     from pathlib import Path
     root = Path(__file__).resolve().parents[2]
-    for module in ("points/table.py", "points/catalog.py"):
+    for module in ("points/table.py", "points/table_values.py", "points/table_writes.py", "points/catalog.py",
+                   "points/catalog_modbus.py", "points/spec.py", "points/sources.py"):
         tree = ast.parse((root / module).read_text())
         imported = {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         imported |= {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
