@@ -133,5 +133,6 @@ def test_the_hostile_corpus_is_left_to_the_full_way() -> None:
 
 def test_only_a_clean_call_is_taken() -> None:
     for text in ['[3,"u1",{}]', '[2,"u1","MeterValues"]', '[2.0,"u1","Heartbeat",{}]', '[2,"u1","Heartbeat",{},1]',
-                 '[2,"u1","SetChargingProfile",{}]', '[2,"u1","NoSuchAction",{}]', '\ufeff[2,"u1","Heartbeat",{}]']:
+                 '[2,"u1","SetChargingProfile",{}]', '[2,"u1","NoSuchAction",{}]', '\ufeff[2,"u1","Heartbeat",{}]',
+                 json.dumps([2, "u1", "X" * 100_000, {}])]:
         assert fastcheck.read_call(text) is None, text
