@@ -190,7 +190,8 @@ async def bench_rpm(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def bench_modbus(args: argparse.Namespace) -> dict[str, Any]:
-    from points.modbus.layout import MAX_FLAT_SLOT, connector_area_base
+    from points.modbus.layout import connector_area_base
+    from points.modbus.registers import MAX_FLAT_SLOT
     with tempdir() as tmp:
         rig = Rig(args, tmp)
         try:

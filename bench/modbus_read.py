@@ -103,7 +103,8 @@ async def churn(gateway: Any, chargers: int, connectors: int, per_s: float, stop
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     from gateway.main import Gateway
     from gateway.settings import Settings
-    from points.modbus.layout import MAX_FLAT_SLOT, connector_area_base
+    from points.modbus.layout import connector_area_base
+    from points.modbus.registers import MAX_FLAT_SLOT
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings()

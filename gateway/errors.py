@@ -17,7 +17,8 @@
     │   └── EncodeError          a value that does not fit its register type (exception 03)
     └── CliError                 a message for the command-line user (exit code 1)
 
-QuirkError, LayoutError and EncodeError are also ValueErrors (bad data). A bad argument to a
+QuirkError, LayoutError and EncodeError are also ValueErrors (bad data). OcppError and
+ChargerCallError keep a CALLERROR's fields the same way (`CallErrorFields`). A bad argument to a
 function (our bug or an operator's input, checked before anything is sent) is the built-in
 ValueError or TypeError; the admin API answers those with 400.
 """
@@ -41,14 +42,22 @@ class LayoutError(ConfigError, ValueError):
     """The fields do not fit their block: a map change that needs a bigger block (new version)."""
 
 
-class OcppError(GatewayError):
-    """An error that becomes an OCPP CALLERROR; `code` is an OCPP 1.6 error code (spec 4.2.3)."""
+class CallErrorFields(Exception):
+    """The fields of an OCPP-J CALLERROR (spec 4.2.3): `code` (an OCPP 1.6 error code),
+    `description` and `details`; kept by the errors below that stand for one."""
 
-    def __init__(self, code: str, description: str, details: dict | None = None) -> None:
-        super().__init__(f"{code}: {description}")
+    def __init__(self, message: str, code: str, description: str, details: dict | None = None) -> None:
+        super().__init__(message)
         self.code = code
         self.description = description
         self.details = details or {}
+
+
+class OcppError(CallErrorFields, GatewayError):
+    """An error that becomes an OCPP CALLERROR; `code` is an OCPP 1.6 error code (spec 4.2.3)."""
+
+    def __init__(self, code: str, description: str, details: dict | None = None) -> None:
+        super().__init__(f"{code}: {description}", code, description, details)
 
 
 class OperationError(GatewayError):
@@ -63,14 +72,11 @@ class ChargerTimeout(OperationError):
     """The charger did not answer within the response timeout."""
 
 
-class ChargerCallError(OperationError):
+class ChargerCallError(CallErrorFields, OperationError):
     """The charger answered with a CALLERROR."""
 
     def __init__(self, code: str, description: str, details: dict | None = None) -> None:
-        super().__init__(f"charger answered CALLERROR {code}: {description}")
-        self.code = code
-        self.description = description
-        self.details = details or {}
+        super().__init__(f"charger answered CALLERROR {code}: {description}", code, description, details)
 
 
 class ProfileNotSupported(GatewayError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from points.modbus.layout import MAX_FLAT_SLOT, MAX_UNIT_ID
+from points.modbus.registers import MAX_FLAT_SLOT, MAX_UNIT_ID
 from points.table import MAX_SLOT
 
 

@@ -10,6 +10,7 @@ catalog had before its split is importable from here.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from gateway.chargers.standard_keys import STANDARD_CONFIG_KEYS
@@ -103,6 +104,15 @@ def config_result_spec(key: str) -> PointSpec:
                      ocpp_source="ChangeConfiguration.conf:status")
 
 
+def _boot_text(key: str, offset: int, ocpp_field: str, read: Callable[[Any], Any],
+               description: str = "") -> PointSpec:
+    """A BootNotification field as a charger text point (Niagara 6 device properties); it keeps
+    its last value while the charger is offline (the field changes only with a new boot)."""
+    return PointSpec(key, "charger", offset, "characterstring-value", "string", stale_when_offline=False,
+                     source=of_station(read), description=description or ocpp_field,
+                     ocpp_source=f"BootNotification:{ocpp_field}")
+
+
 def _cmd(key: str, offset: int, bacnet_type: str, on_write: str, description: str,
          states: tuple[str, ...] = (), value: Any = False, kind: str = "connector",
          outlets_only: bool = True) -> tuple[PointSpec, PointSpec]:
@@ -163,18 +173,10 @@ CHARGER_SPECS: tuple[PointSpec, ...] = (
               source=of_station(lambda s: state_number(REGISTRATION_STATES, s.registration)),
               description="BootNotification answer this charger gets",
               ocpp_source="BootNotification.conf:status"),
-    PointSpec("Vendor", "charger", 2, "characterstring-value", "string", stale_when_offline=False,
-              source=of_station(lambda s: s.boot.vendor), description="chargePointVendor",
-              ocpp_source="BootNotification:chargePointVendor"),
-    PointSpec("Model", "charger", 3, "characterstring-value", "string", stale_when_offline=False,
-              source=of_station(lambda s: s.boot.model), description="chargePointModel",
-              ocpp_source="BootNotification:chargePointModel"),
-    PointSpec("Serial", "charger", 4, "characterstring-value", "string", stale_when_offline=False,
-              source=of_station(serial_of), description="chargePointSerialNumber",
-              ocpp_source="BootNotification:chargePointSerialNumber"),
-    PointSpec("Firmware", "charger", 5, "characterstring-value", "string", stale_when_offline=False,
-              source=of_station(lambda s: s.boot.firmware_version), description="firmwareVersion",
-              ocpp_source="BootNotification:firmwareVersion"),
+    _boot_text("Vendor", 2, "chargePointVendor", lambda s: s.boot.vendor),
+    _boot_text("Model", 3, "chargePointModel", lambda s: s.boot.model),
+    _boot_text("Serial", 4, "chargePointSerialNumber", serial_of),
+    _boot_text("Firmware", 5, "firmwareVersion", lambda s: s.boot.firmware_version),
     # dynamic: the model publishes no event for a Heartbeat, so the servers refresh it.
     PointSpec("LastHeartbeat", "charger", 6, "characterstring-value", "string", dynamic=True,
               stale_when_offline=False, source=of_station(lambda s: iso_second(s.last_heartbeat)),
@@ -198,19 +200,11 @@ CHARGER_SPECS: tuple[PointSpec, ...] = (
     *_cmd("ClearCache", 22, "binary-value", "clear_cache",
           "Write active to clear the authorization cache", ("Idle", "Clear"), False, "charger", False),
     # Niagara guide 6 device properties still missing (issue 14 item 12): BootNotification fields.
-    PointSpec("ICCID", "charger", 30, "characterstring-value", "string", stale_when_offline=False,
-              source=of_station(lambda s: s.boot.iccid), description="ICCID of the modem's SIM card",
-              ocpp_source="BootNotification:iccid"),
-    PointSpec("IMSI", "charger", 31, "characterstring-value", "string", stale_when_offline=False,
-              source=of_station(lambda s: s.boot.imsi), description="IMSI of the modem's SIM card",
-              ocpp_source="BootNotification:imsi"),
-    PointSpec("MeterType", "charger", 32, "characterstring-value", "string", stale_when_offline=False,
-              source=of_station(lambda s: s.boot.meter_type), description="Type of the main electrical meter",
-              ocpp_source="BootNotification:meterType"),
-    PointSpec("MeterSerial", "charger", 33, "characterstring-value", "string", stale_when_offline=False,
-              source=of_station(lambda s: s.boot.meter_serial),
-              description="Serial number of the main electrical meter",
-              ocpp_source="BootNotification:meterSerialNumber"),
+    _boot_text("ICCID", 30, "iccid", lambda s: s.boot.iccid, "ICCID of the modem's SIM card"),
+    _boot_text("IMSI", 31, "imsi", lambda s: s.boot.imsi, "IMSI of the modem's SIM card"),
+    _boot_text("MeterType", 32, "meterType", lambda s: s.boot.meter_type, "Type of the main electrical meter"),
+    _boot_text("MeterSerial", 33, "meterSerialNumber", lambda s: s.boot.meter_serial,
+               "Serial number of the main electrical meter"),
 )
 
 CONNECTOR_SPECS: tuple[PointSpec, ...] = (

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -241,12 +242,22 @@ class _KeyReader:
 
 
 def capabilities_of(station: Station) -> ChargerCapabilities:
-    """What this charger can do, from its configuration keys and its quirk profile."""
-    keys = {k: v.value for k, v in station.config.items()}
+    """What this charger can do, from its configuration keys and its quirk profile.
+
+    Asked for every charger on every smart-charging pass (200 chargers: 200 asks a pass): the
+    answer, immutable, is kept per configuration and identity and made again when either changes.
+    """
+    boot = station.boot
+    return _capabilities(tuple((k, v.value) for k, v in station.config.items()), boot.vendor, boot.model,
+                         boot.firmware_version or None, station.quirk_name)
+
+
+@lru_cache(maxsize=4096)
+def _capabilities(keys: tuple[tuple[str, str | None], ...], vendor: str, model: str, firmware: str | None,
+                  quirk_name: str | None) -> ChargerCapabilities:
     # A quirk an operator assigned by name (the AC wallbox's has no [match]) wins over matching.
-    assigned = bundled_quirks().by_name(station.quirk_name) if station.quirk_name else None
-    return ChargerCapabilities.from_configuration(keys, station.boot.vendor, station.boot.model,
-                                                  station.boot.firmware_version or None, quirks=assigned)
+    assigned = bundled_quirks().by_name(quirk_name) if quirk_name else None
+    return ChargerCapabilities.from_configuration(dict(keys), vendor, model, firmware, quirks=assigned)
 
 
 def schema_relaxations(station: Station, boot: Mapping[str, Any] | None = None) -> frozenset[str]:

@@ -17,13 +17,14 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from gateway.chargers.capabilities import ChargerCapabilities, capabilities_of
 from gateway.charging.allocator import RotationState, allocate
 from gateway.charging.guard import WriteGuard
 from gateway.charging.inputs import ConnectorControl, counted_current, session_input
 from gateway.charging.limit import LimitRecord
+from gateway.charging.link import ChargerLink
 from gateway.charging.niagara import OperatorProfiles, settings_dict
 from gateway.charging.profiles import NiagaraProfileSettings
 from gateway.charging.sending import SITE_PROFILE_ID, ProfileSender
@@ -37,15 +38,6 @@ if TYPE_CHECKING:
     from gateway.settings import Settings
     from gateway.tasks import Spawn
 
-
-class ChargerLink(Protocol):
-    """How the controller reaches chargers (`gateway.ocpp.connections.Connections`)."""
-
-    async def call(self, charger_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Send one call; OperationError when the charger cannot take it or refuses."""
-
-    def is_connected(self, charger_id: str) -> bool:
-        """A session is open now."""
 
 log = logging.getLogger(__name__)
 WRITES_SCOPE = "profile_writes"  # charger id -> times of its profile writes in the last hour

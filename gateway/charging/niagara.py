@@ -10,10 +10,13 @@ import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from gateway.chargers.capabilities import capabilities_of
+from gateway.charging.guard import WriteGuard
 from gateway.charging.inputs import phases_of
+from gateway.charging.link import ChargerLink
 from gateway.charging.profiles import (
     ChargingProfileKind,
     ChargingProfilePurpose,
@@ -24,20 +27,38 @@ from gateway.charging.profiles import (
     build_profile,
 )
 from gateway.errors import OperationError
-from gateway.model.station import Station
-
-if TYPE_CHECKING:
-    from gateway.charging.controller import ChargingController
+from gateway.history.store import HistoryStore
+from gateway.model.station import Registry, Station
+from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 PROFILE_SCOPE = "smart_charging"
 Write = Callable[[str, dict[str, Any], Any], Awaitable[str]]
 
 
+class ProfileWriter(Protocol):
+    """What the operator's profiles need of the smart-charging controller (`ChargingController`)."""
+
+    history: HistoryStore
+    registry: Registry
+    settings: Settings
+    chargers: ChargerLink
+    guards: dict[str, WriteGuard]
+
+    def notify(self, charger_id: str | None) -> None:
+        """Tell the points and web pages that this charger's smart-charging values changed."""
+
+    def utcnow(self) -> datetime:
+        """Now, from the controller's clock."""
+
+    async def write(self, charger_id: str, payload: dict[str, Any], key: tuple[str, int] | None) -> str:
+        """Send one SetChargingProfile through the write guard; the send status."""
+
+
 class OperatorProfiles:
     """The Niagara 6.3 settings of every charger and connector, and sending them."""
 
-    def __init__(self, controller: ChargingController) -> None:
+    def __init__(self, controller: ProfileWriter) -> None:
         self.ctl = controller
         self.controller = controller
         self.settings: dict[tuple[str, int], NiagaraProfileSettings] = {}

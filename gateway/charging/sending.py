@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from gateway.chargers.capabilities import ChargerCapabilities, capabilities_of
 from gateway.charging.guard import WriteGuard
 from gateway.charging.inputs import ConnectorControl, phases_of, written_share
+from gateway.charging.link import ChargerLink
+from gateway.charging.niagara import OperatorProfiles
 from gateway.charging.profiles import (
     ChargingProfilePurpose,
     ChargingRateUnit,
@@ -26,8 +28,6 @@ from gateway.errors import OperationError
 from gateway.model.station import Station
 
 if TYPE_CHECKING:
-    from gateway.charging.controller import ChargerLink
-    from gateway.charging.niagara import OperatorProfiles
     from gateway.model.station import Clock, Registry
     from gateway.settings import Settings
     from gateway.tasks import Spawn

@@ -6,7 +6,7 @@ plain objects. Nothing here knows which part implements them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -17,8 +17,6 @@ from gateway.settings import Settings
 
 if TYPE_CHECKING:
     import asyncio
-
-    from gateway.ocpp.session import ChargerSession
 
 
 class RegistrationPolicy(Protocol):
@@ -34,16 +32,32 @@ class RegistrationPolicy(Protocol):
         """Keep what an added charger says it is (and the quirk that matched it)."""
 
 
+class BootedSession(Protocol):
+    """What a boot's follow-ups need of the charger's session (`gateway.ocpp.session.ChargerSession`)."""
+
+    charger_id: str
+    station: Station
+    closed: asyncio.Event  # set once the connection has ended
+    status_seen: bool  # a StatusNotification arrived since the connection or the last boot
+    booted: bool  # a BootNotification arrived on this connection
+
+    def after_answer(self, work: Callable[[], Awaitable[None]], what: str) -> None:
+        """Run `work` in a task once the answer to the current CALL has been sent."""
+
+    async def call(self, action: str, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """Send a CALL to the charger; a typed error on CALLERROR or timeout."""
+
+
 class SessionEvents(Protocol):
     """What the rest of the gateway does when a charger boots or a transaction changes."""
 
-    def booted(self, session: ChargerSession, status: str) -> None:
+    def booted(self, session: BootedSession, status: str) -> None:
         """Queue follow-up work with `session.after_answer` (it runs after the Boot answer)."""
 
     def transaction_changed(self, station: Station, connector_id: int) -> None:
         """A transaction started, stopped or was lost on this connector."""
 
-    async def ask_for_status(self, session: ChargerSession, after_boot: bool) -> None:
+    async def ask_for_status(self, session: BootedSession, after_boot: bool) -> None:
         """Ask for StatusNotification when the charger has not reported its connectors."""
 
 

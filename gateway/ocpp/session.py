@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
@@ -22,10 +22,8 @@ from gateway.model import registration as registration_rule
 from gateway.model.station import Station
 from gateway.ocpp import frames, protocol
 from gateway.ocpp.handlers import Handler, InboundHandlers
+from gateway.ocpp.parts import SessionParts
 from gateway.ocpp.summaries import confirmation_summary, request_summary, safe_summary
-
-if TYPE_CHECKING:
-    from gateway.ocpp.parts import SessionParts
 
 log = logging.getLogger(__name__)
 _ids = itertools.count(1)

@@ -12,7 +12,7 @@ import contextlib
 import json
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ocpp.exceptions import NotImplementedError as OcppNotImplemented
 from ocpp.exceptions import OccurenceConstraintViolationError
@@ -22,10 +22,8 @@ from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
 
 from .charging import Profile
+from .ocpp_side import SimulatedCharger
 from .optional_profiles import OptionalProfiles
-
-if TYPE_CHECKING:
-    from .simulator import Simulator
 
 Deferred = Callable[[], Awaitable[Any]]
 
@@ -33,7 +31,7 @@ Deferred = Callable[[], Awaitable[Any]]
 class SimChargePoint(ChargePoint, OptionalProfiles):
     """The ocpp-library side of a `Simulator`; holds no state of its own."""
 
-    def __init__(self, id: str, connection: Any, sim: Simulator) -> None:
+    def __init__(self, id: str, connection: Any, sim: SimulatedCharger) -> None:
         super().__init__(id, connection, response_timeout=30)
         self.sim = sim
         self._deferred: list[Deferred] = []
@@ -242,7 +240,7 @@ async def _nothing() -> None:
     return None
 
 
-def _profile_allowed(sim: Simulator, profile: Profile) -> bool:
+def _profile_allowed(sim: SimulatedCharger, profile: Profile) -> bool:
     spec = sim.profile.smart_charging
     sched = profile.schedule
     return (sched.unit in spec.rate_units

@@ -9,7 +9,7 @@ the charger then sends until the answer is on the wire.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ocpp.routing import on
 from ocpp.v16 import call, call_result
@@ -17,15 +17,13 @@ from ocpp.v16.enums import Action
 
 from .charging import Profile
 from .model import iso
-
-if TYPE_CHECKING:
-    from .simulator import Simulator
+from .ocpp_side import SimulatedCharger
 
 
 class OptionalProfiles:
     """Handlers of the optional feature profiles; `SimChargePoint` provides `sim` and `defer`."""
 
-    sim: Simulator
+    sim: SimulatedCharger
     defer: Callable[[Callable[[], Awaitable[Any]]], None]
 
     # ----- Local Auth List Management --------------------------------------------------------
@@ -155,13 +153,13 @@ class OptionalProfiles:
         return call_result.TriggerMessage(status="Accepted")
 
 
-async def _refresh_all(sim: Simulator) -> None:
+async def _refresh_all(sim: SimulatedCharger) -> None:
     for c in sim.connectors.values():
         if c.id:
             await sim.refresh(c.id)
 
 
-async def _triggered(sim: Simulator, message: str, connector_id: int | None) -> None:
+async def _triggered(sim: SimulatedCharger, message: str, connector_id: int | None) -> None:
     """Send the requested message; OCPP 1.6 4.2 allows triggered messages while Pending."""
     targets = [connector_id] if connector_id is not None else list(sim.connectors)
     if message == "BootNotification":

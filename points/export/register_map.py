@@ -21,7 +21,8 @@ import jinja2
 import templates
 from gateway.settings import ModbusSettings
 from points.modbus.codec import NA_UINT16, RegType
-from points.modbus.layout import (
+from points.modbus.layout import Location, site_locations, slot_locations
+from points.modbus.registers import (
     CHARGER_AREA,
     CHARGER_BASE,
     CHARGER_STRIDE,
@@ -33,10 +34,7 @@ from points.modbus.layout import (
     MAX_FLAT_SLOT,
     MAX_READ,
     MAX_UNIT_ID,
-    Location,
     Scope,
-    site_locations,
-    slot_locations,
 )
 
 CSV_COLUMNS = ["address", "hex", "register", "reference", "table", "function_codes", "access", "size",

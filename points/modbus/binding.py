@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from points.modbus.layout import Scope
+from points.modbus.registers import Scope
 
 Area = tuple[Scope, int | None, int | None]  # (scope, slot, connector_id): one block area to render

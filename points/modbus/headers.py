@@ -7,10 +7,10 @@ restart" and "stale" mean the same on both protocols.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from gateway.model.station import Station
-from points.modbus.layout import (
+from points.modbus.registers import (
     CHARGER_AREA,
     CHARGER_BASE,
     CHARGER_STRIDE,
@@ -18,21 +18,27 @@ from points.modbus.layout import (
     MAP_VERSION,
     MAX_CONNECTOR_ID,
 )
-
-if TYPE_CHECKING:
-    from points.modbus.server import ModbusPointServer
+from points.table import PointTable
 
 _CONSTANTS = {"MapVersion": MAP_VERSION, "ChargerBase": CHARGER_BASE, "ChargerStride": CHARGER_STRIDE,
               "ConnectorArea": CHARGER_AREA, "ConnectorStride": CONNECTOR_STRIDE,
               "MaxConnectorId": MAX_CONNECTOR_ID}
 
 
-def header_value(server: ModbusPointServer, key: str, station: Station | None, slot: int | None,
+class ServedSite(Protocol):
+    """What the header values read of the Modbus server (`points.modbus.server.ModbusPointServer`)."""
+
+    table: PointTable
+
+    def added_stations(self) -> list[Station]:
+        """The chargers with a slot, as of the server's last slot scan."""
+
+
+def header_value(server: ServedSite, key: str, station: Station | None, slot: int | None,
                  connector_id: int | None) -> object:
     if key in _CONSTANTS:
         return _CONSTANTS[key]
-    registry = server.registry
-    added = [s for s in (registry.get(cid) for cid in server._added_ids) if s is not None]
+    added = server.added_stations()
     if key == "ChargersAdded":
         return min(len(added), 0xFFFE)
     if key == "ChargersOnline":

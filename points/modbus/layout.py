@@ -21,39 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from gateway.errors import LayoutError
-from points.modbus.registers import (
-    ADDRESS_SPACE,
-    BLOCK_SIZE,
-    CHARGER_AREA,
-    CHARGER_BASE,
-    CHARGER_STRIDE,
-    CONNECTOR_STRIDE,
-    EXTRA_BASE,
-    EXTRA_STRIDE,
-    MAP_VERSION,
-    MAX_CONNECTOR_ID,
-    MAX_FLAT_SLOT,
-    MAX_READ,
-    MAX_UNIT_ID,
-    SITE_BASE,
-    UNIT_EXTRA_BASE,
-    ModbusMap,
-    Register,
-    Scope,
-    kind_of,
-    modbus_map,
-    reg_type_of,
-)
+from points.modbus import registers
+from points.modbus.registers import Register, Scope, modbus_map
 from points.table import Point
-
-# The map's words (points.modbus.registers), named here as the server and exports import them.
-__all__ = [
-    "ADDRESS_SPACE", "BLOCK_SIZE", "CHARGER_AREA", "CHARGER_BASE", "CHARGER_STRIDE", "CONNECTOR_STRIDE",
-    "EXTRA_BASE", "EXTRA_STRIDE", "MAP_VERSION", "MAX_CONNECTOR_ID", "MAX_FLAT_SLOT", "MAX_READ", "MAX_UNIT_ID",
-    "LayoutError", "Location", "ModbusMap", "Register", "Scope", "UNIT_EXTRA_BASE", "area_base",
-    "charger_block_base", "connector_area_base", "extra_area_base", "kind_of", "locate", "modbus_map",
-    "point_address", "reg_type_of", "register_address", "site_locations", "slot_locations",
-]
 
 
 # --- addresses: the one function per identity ---------------------------------------------
@@ -62,30 +32,30 @@ def charger_block_base(slot: int, *, per_unit: bool = False) -> int:
     if slot < 1:
         raise ValueError(f"slots start at 1, not {slot}")
     if per_unit:
-        return CHARGER_BASE
-    if slot > MAX_FLAT_SLOT:
-        raise LayoutError(f"slot {slot} is beyond the flat map (max {MAX_FLAT_SLOT}); use unit-id addressing")
-    return CHARGER_BASE + (slot - 1) * CHARGER_STRIDE
+        return registers.CHARGER_BASE
+    if slot > registers.MAX_FLAT_SLOT:
+        raise LayoutError(f"slot {slot} is beyond the flat map (max {registers.MAX_FLAT_SLOT}); use unit-id addressing")
+    return registers.CHARGER_BASE + (slot - 1) * registers.CHARGER_STRIDE
 
 
 def connector_area_base(slot: int, connector_id: int, *, per_unit: bool = False) -> int:
-    if not 0 <= connector_id <= MAX_CONNECTOR_ID:
-        raise LayoutError(f"connector {connector_id} is outside 0..{MAX_CONNECTOR_ID}")
-    return (charger_block_base(slot, per_unit=per_unit) + CHARGER_AREA
-            + connector_id * CONNECTOR_STRIDE)
+    if not 0 <= connector_id <= registers.MAX_CONNECTOR_ID:
+        raise LayoutError(f"connector {connector_id} is outside 0..{registers.MAX_CONNECTOR_ID}")
+    return (charger_block_base(slot, per_unit=per_unit) + registers.CHARGER_AREA
+            + connector_id * registers.CONNECTOR_STRIDE)
 
 
 def extra_area_base(slot: int, *, per_unit: bool = False) -> int:
     """First register of a slot's extension area (charger points beyond the charger area)."""
     if per_unit:
-        return UNIT_EXTRA_BASE
+        return registers.UNIT_EXTRA_BASE
     charger_block_base(slot)  # the same range check
-    return EXTRA_BASE + (slot - 1) * EXTRA_STRIDE
+    return registers.EXTRA_BASE + (slot - 1) * registers.EXTRA_STRIDE
 
 
 def area_base(scope: Scope, slot: int | None, connector_id: int | None, *, per_unit: bool = False) -> int:
     if scope is Scope.SITE:
-        return SITE_BASE
+        return registers.SITE_BASE
     assert slot is not None
     if scope is Scope.CHARGER:
         return charger_block_base(slot, per_unit=per_unit)
@@ -141,7 +111,7 @@ def slot_locations(slot: int, *, per_unit: bool = False) -> Iterator[Location]:
     regs = modbus_map().blocks
     for reg in regs[Scope.CHARGER]:
         yield Location(reg, register_address(reg, slot, per_unit=per_unit), slot, None)
-    for connector_id in range(MAX_CONNECTOR_ID + 1):
+    for connector_id in range(registers.MAX_CONNECTOR_ID + 1):
         for reg in regs[Scope.CONNECTOR]:
             yield Location(reg, register_address(reg, slot, connector_id, per_unit=per_unit), slot, connector_id)
     for reg in regs[Scope.EXTRA]:
@@ -158,21 +128,21 @@ def locate(address: int, *, per_unit: bool = False) -> tuple[Scope, int | None, 
 
     With per_unit, the slot is the unit id's and the answer's slot is None.
     """
-    if not 0 <= address < ADDRESS_SPACE:
+    if not 0 <= address < registers.ADDRESS_SPACE:
         raise LayoutError(f"address {address} is outside the Modbus address space")
-    if address < CHARGER_BASE:
-        return Scope.SITE, None, None, address - SITE_BASE
-    extra = UNIT_EXTRA_BASE if per_unit else EXTRA_BASE
+    if address < registers.CHARGER_BASE:
+        return Scope.SITE, None, None, address - registers.SITE_BASE
+    extra = registers.UNIT_EXTRA_BASE if per_unit else registers.EXTRA_BASE
     if address >= extra:
         rel = address - extra
-        slot = None if per_unit else rel // EXTRA_STRIDE + 1
-        if (per_unit and rel >= EXTRA_STRIDE) or (slot is not None and slot > MAX_FLAT_SLOT):
+        slot = None if per_unit else rel // registers.EXTRA_STRIDE + 1
+        if (per_unit and rel >= registers.EXTRA_STRIDE) or (slot is not None and slot > registers.MAX_FLAT_SLOT):
             raise LayoutError(f"address {address} is beyond the map")
-        return Scope.EXTRA, slot, None, rel % EXTRA_STRIDE
-    rel = address - CHARGER_BASE
-    slot = None if per_unit else rel // CHARGER_STRIDE + 1
-    rel %= CHARGER_STRIDE
-    if rel < CHARGER_AREA:
+        return Scope.EXTRA, slot, None, rel % registers.EXTRA_STRIDE
+    rel = address - registers.CHARGER_BASE
+    slot = None if per_unit else rel // registers.CHARGER_STRIDE + 1
+    rel %= registers.CHARGER_STRIDE
+    if rel < registers.CHARGER_AREA:
         return Scope.CHARGER, slot, None, rel
-    rel -= CHARGER_AREA
-    return Scope.CONNECTOR, slot, rel // CONNECTOR_STRIDE, rel % CONNECTOR_STRIDE
+    rel -= registers.CHARGER_AREA
+    return Scope.CONNECTOR, slot, rel // registers.CONNECTOR_STRIDE, rel % registers.CONNECTOR_STRIDE

@@ -67,8 +67,6 @@ SUB_AREAS: dict[str, tuple[tuple[Scope, int, int], ...]] = {
     "connector": ((Scope.CONNECTOR, HEADER_SIZE, METER_AREA[0]),
                   (Scope.CONNECTOR, METER_AREA[1], CONNECTOR_STRIDE)),
 }
-_KIND_OF_SCOPE = {Scope.SITE: "site", Scope.CHARGER: "charger", Scope.EXTRA: "charger",
-                  Scope.CONNECTOR: "connector"}
 
 
 class Access(StrEnum):
@@ -310,7 +308,3 @@ def modbus_map() -> ModbusMap:
     for scope in Scope:
         result.blocks[scope].sort(key=lambda r: r.offset)
     return result
-
-
-def kind_of(scope: Scope) -> str:
-    return _KIND_OF_SCOPE[scope]

@@ -28,7 +28,8 @@ from points.modbus import frames as modbus_frames
 from points.modbus.binding import Area
 from points.modbus.codec import encode
 from points.modbus.headers import header_value
-from points.modbus.layout import (
+from points.modbus.layout import area_base
+from points.modbus.registers import (
     BLOCK_SIZE,
     CHARGER_STRIDE,
     EXTRA_BASE,
@@ -41,7 +42,6 @@ from points.modbus.layout import (
     ModbusMap,
     Register,
     Scope,
-    area_base,
     modbus_map,
 )
 from points.modbus.values import modbus_value
@@ -221,6 +221,10 @@ class ModbusPointServer:
         yield (Scope.SITE, None, None)
         for slot in range(1, max(self.flat_slots, self.unit_slots) + 1):
             yield from self._slot_areas(slot)
+
+    def added_stations(self) -> list[Station]:
+        """The chargers with a slot, as of the last slot scan (the site header counts them)."""
+        return [s for s in (self.registry.get(cid) for cid in self._added_ids) if s is not None]
 
     def station_in(self, slot: int) -> Station | None:
         charger_id = self._slots.get(slot)

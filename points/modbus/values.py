@@ -7,7 +7,7 @@ register; an energy point is kWh in the table and also a Wh counter in a registe
 from __future__ import annotations
 
 from points.modbus.codec import RegType
-from points.modbus.layout import Register
+from points.modbus.registers import Register
 
 
 def modbus_value(reg: Register, value: object) -> object:

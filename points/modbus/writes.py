@@ -11,18 +11,18 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pymodbus.constants import ExcCodes
 
 from gateway.errors import LayoutError, ModbusWriteError, WriteRefused
+from gateway.model.station import Station
+from gateway.settings import ModbusSettings
 from points.modbus.codec import RegType, decode, is_sentinel
-from points.modbus.layout import Register, Scope, locate
+from points.modbus.layout import locate
+from points.modbus.registers import ModbusMap, Register, Scope
 from points.modbus.values import table_value
-from points.table import Point
-
-if TYPE_CHECKING:
-    from points.modbus.server import ModbusPointServer
+from points.table import Point, PointTable
 
 log = logging.getLogger("points.modbus.server")
 
@@ -34,6 +34,29 @@ _REFUSAL = {"write-access-denied": ModbusWriteError.ADDRESS, "value-out-of-range
             "invalid-value": ModbusWriteError.VALUE, "charger-offline": ModbusWriteError.DEVICE,
             "rejected": ModbusWriteError.DEVICE}
 FLOAT32_MIN_NORMAL = 1.1754943508222875e-38
+
+
+class WriteTarget(Protocol):
+    """What a client write needs of the Modbus server (`points.modbus.server.ModbusPointServer`)."""
+
+    FLAT_UNIT: int  # the unit id of the flat map (every other id is a charger's, with unit-id addressing)
+    map: ModbusMap
+    table: PointTable
+    settings: ModbusSettings
+    word_order: str
+
+    def station_in(self, slot: int) -> Station | None:
+        """The added charger in a slot, if any."""
+
+    def point_of(self, reg: Register, station: Station | None, slot: int | None,
+                 connector_id: int | None) -> Point | None:
+        """The table's point a register shows in this block."""
+
+    def note_client_registers(self, unit: int, address: int, regs: Sequence[int]) -> None:
+        """Keep what pymodbus stored for an accepted write."""
+
+    def show_table_value(self, reg: Register, slot: int | None, connector_id: int | None) -> None:
+        """Push the register's table value after a write."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +73,7 @@ class PlannedWrite:
 class ClientWrites:
     """The write path of one server: resolve addresses, check values, run the points' commands."""
 
-    def __init__(self, server: ModbusPointServer) -> None:
+    def __init__(self, server: WriteTarget) -> None:
         self.server = server
 
     async def action(self, unit: int, function_code: int, start_address: int, address: int,

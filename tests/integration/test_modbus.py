@@ -21,13 +21,8 @@ from pymodbus.pdu import ExceptionResponse
 from gateway.main import Gateway
 from gateway.model.station import ConfigKey
 from points.modbus.codec import RegType, decode
-from points.modbus.layout import (
-    CHARGER_BASE,
-    MAP_VERSION,
-    connector_area_base,
-    site_locations,
-    slot_locations,
-)
+from points.modbus.layout import connector_area_base, site_locations, slot_locations
+from points.modbus.registers import CHARGER_BASE, MAP_VERSION
 from tests.conftest import GatewayRunner
 from tests.support.charger import TestCharger
 

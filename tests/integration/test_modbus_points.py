@@ -16,7 +16,8 @@ from points.catalog import (
     SITE_SPECS,
 )
 from points.modbus.codec import RegType
-from points.modbus.layout import MAP_VERSION, Scope, modbus_map, reg_type_of, site_locations, slot_locations
+from points.modbus.layout import site_locations, slot_locations
+from points.modbus.registers import MAP_VERSION, Scope, modbus_map, reg_type_of
 
 
 @pytest.mark.parametrize("specs", [SITE_SPECS, CHARGER_SPECS, CONNECTOR_SPECS])

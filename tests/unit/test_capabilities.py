@@ -236,3 +236,22 @@ def test_a_batched_configuration_read_asks_as_many_keys_as_the_charger_or_its_qu
     assert batch_size(None, caps({"GetConfigurationMaxKeys": "3"}, quirks=four)) == 3
     assert batch_size(7, caps({}, quirks=four)) == 7  # what the charger reported in this read
     assert batch_size(None, caps({})) == 10  # nothing known: the AC wallbox manual's default
+
+
+def test_capabilities_follow_the_charger_whenever_its_configuration_or_quirk_changes():
+    """Capabilities are kept per configuration (asked every smart-charging pass); a changed key,
+    boot or assigned quirk gives the new answer at once (OCPP 1.6 9.4 ChargeProfileMaxStackLevel)."""
+    from gateway.chargers.capabilities import capabilities_of
+    from gateway.model.station import BootInfo, ConfigKey, Registry
+
+    registry = Registry()
+    station = registry.ensure("CP1")
+    registry.set_config(station, ConfigKey("ChargeProfileMaxStackLevel", "3", readonly=True))
+    assert capabilities_of(station).max_stack_level == 3
+    assert capabilities_of(station) is capabilities_of(station)
+    registry.set_config(station, ConfigKey("ChargeProfileMaxStackLevel", "5", readonly=True))
+    assert capabilities_of(station).max_stack_level == 5
+    station.boot = BootInfo(vendor="Schneider Electric", model="EVlink")
+    assert capabilities_of(station).vendor == "Schneider Electric"
+    station.quirk_name = "ac-wallbox"
+    assert capabilities_of(station).quirk_name == "ac-wallbox"

@@ -6,6 +6,15 @@ import pytest
 
 from points.catalog import CHARGER_SPECS, CONNECTOR_SPECS, PointSpec
 from points.modbus.layout import (
+    LayoutError,
+    charger_block_base,
+    connector_area_base,
+    locate,
+    point_address,
+    site_locations,
+    slot_locations,
+)
+from points.modbus.registers import (
     ADDRESS_SPACE,
     CHARGER_AREA,
     CHARGER_BASE,
@@ -15,17 +24,10 @@ from points.modbus.layout import (
     EXTRA_STRIDE,
     MAX_CONNECTOR_ID,
     MAX_FLAT_SLOT,
-    LayoutError,
     Scope,
-    charger_block_base,
-    connector_area_base,
-    locate,
+    _packed,
     modbus_map,
-    point_address,
-    site_locations,
-    slot_locations,
 )
-from points.modbus.registers import _packed
 from points.table import Point
 
 
@@ -101,7 +103,7 @@ def test_a_table_point_has_one_address_and_the_name_bacnet_gives_it():
     assert loc.register.name(7, 1) == status.name == "CP7-C1-Status"
 
 
-@pytest.mark.parametrize("module", ["points/modbus/codec.py", "points/modbus/layout.py"])
+@pytest.mark.parametrize("module", ["points/modbus/codec.py", "points/modbus/layout.py", "points/modbus/registers.py"])
 def test_encodings_and_addresses_import_no_io_library(module):
     """Register addresses and encodings are plain functions (style guide: a core without I/O)."""
     import ast

@@ -246,3 +246,13 @@ def test_every_point_with_a_register_has_the_same_name_in_the_register_map():
     served = [(p, a) for p, a in served if a is not None]
     assert len(served) > 40
     assert all(by_address[address] == p.name for p, address in served)
+
+
+def test_the_first_connection_benchmark_builds_each_chargers_points_once():
+    """bench/table_first_connection.py measures what this table does for new chargers; it must
+    keep building the same points (a charger block with its configuration keys) to mean anything."""
+    from bench.table_first_connection import first_connections
+
+    result = first_connections(2)
+    assert result["config_keys"] > 30
+    assert result["points"] > 2 * (len(CHARGER_SPECS) + result["config_keys"])

@@ -15,10 +15,10 @@ from gateway.errors import ChargerCallError, GatewayError
 from gateway.history import exports
 from gateway.model.timestamps import absolute_time
 from gateway.ocpp.server import valid_charger_id
+from gateway.operator.web.view import WebView
 from gateway.settings import REGISTRATION_STATUSES
 
 if TYPE_CHECKING:
-    from gateway.operator.web import WebUI
     from gateway.operator.web.auth import WebSession
 
 BY = "admin (web)"
@@ -90,7 +90,7 @@ def handler(work: Any) -> Any:
 class Forms:
     """The form handlers of one gateway; each returns the message shown on the page."""
 
-    def __init__(self, ui: WebUI) -> None:
+    def __init__(self, ui: WebView) -> None:
         self.parts = ui.parts
 
     async def change_setting(self, form: Any, request: web.Request) -> str:
@@ -186,7 +186,7 @@ class Forms:
             f"site limit set: {power if power is not None else '-'} kW, {current if current is not None else '-'} A"
 
 
-def routes(ui: WebUI) -> list[tuple[str, Any]]:
+def routes(ui: WebView) -> list[tuple[str, Any]]:
     forms = Forms(ui)
     return [(path, handler(work)) for path, work in (
         ("/settings", forms.change_setting), ("/devices/add", forms.add_device), ("/devices/remove", forms.remove_device),

@@ -17,10 +17,10 @@ from gateway.history.store import TRANSACTION_COLUMNS
 from gateway.model.timestamps import iso_z, query_time
 from gateway.operator.api import station_view
 from gateway.operator.settings_api import overview
+from gateway.operator.web.view import WebView
 from gateway.settings import AUTHORIZE_POLICIES, REGISTRATION_STATUSES
 
 if TYPE_CHECKING:
-    from gateway.operator.web import WebUI
     from gateway.operator.web.auth import WebSession
 
 LOG_TAIL = 200
@@ -39,7 +39,7 @@ def _filters(request: web.Request) -> tuple[dict[str, str], str]:
 
 
 # --- parts -----------------------------------------------------------------------------------
-async def part_health(ui: WebUI, request: web.Request) -> dict[str, Any]:
+async def part_health(ui: WebView, request: web.Request) -> dict[str, Any]:
     return {"o": overview(ui.parts)}
 
 
@@ -57,21 +57,21 @@ def _list_row(station: Any) -> dict[str, Any]:
                            for _, c in sorted(station.connectors.items())]}
 
 
-async def part_chargers(ui: WebUI, request: web.Request) -> dict[str, Any]:
+async def part_chargers(ui: WebView, request: web.Request) -> dict[str, Any]:
     views = [_list_row(s) for s in sorted(ui.parts.registry.stations.values(),
                                           key=lambda s: (s.slot is None, s.slot or 0, s.charger_id))]
     return {"guests": [v for v in views if not v["added"]], "devices": [v for v in views if v["added"]],
             "statuses": REGISTRATION_STATUSES}
 
 
-async def part_charger(ui: WebUI, request: web.Request) -> dict[str, Any]:
+async def part_charger(ui: WebView, request: web.Request) -> dict[str, Any]:
     station = ui.parts.registry.get(request.query.get("charger") or request.match_info.get("charger_id", ""))
     if station is None:
         raise web.HTTPNotFound(text="unknown charger")
     return {"c": station_view(station)}
 
 
-async def part_log(ui: WebUI, request: web.Request) -> dict[str, Any]:
+async def part_log(ui: WebView, request: web.Request) -> dict[str, Any]:
     given, problem = _filters(request)
     rows: list[dict[str, Any]] = []
     if not problem:
@@ -81,7 +81,7 @@ async def part_log(ui: WebUI, request: web.Request) -> dict[str, Any]:
     return {"rows": rows[::-1], "f": given, "problem": problem}
 
 
-async def part_site(ui: WebUI, request: web.Request) -> dict[str, Any]:
+async def part_site(ui: WebView, request: web.Request) -> dict[str, Any]:
     status = ui.parts.charging.status() if ui.parts.charging is not None else {"site": None, "connectors": {}}
     return {"site": status["site"], "shares": status["connectors"], "writes": status.get("writes", {})}
 
@@ -95,7 +95,7 @@ PARTS: dict[str, tuple[str, Any]] = {
 }
 
 
-async def _parts(ui: WebUI, request: web.Request, *names: str) -> dict[str, Any]:
+async def _parts(ui: WebView, request: web.Request, *names: str) -> dict[str, Any]:
     context: dict[str, Any] = {}
     for name in names:
         context.update(await PARTS[name][1](ui, request))
@@ -103,7 +103,7 @@ async def _parts(ui: WebUI, request: web.Request, *names: str) -> dict[str, Any]
 
 
 # --- pages -----------------------------------------------------------------------------------
-def routes(ui: WebUI) -> list[tuple[str, Any]]:
+def routes(ui: WebView) -> list[tuple[str, Any]]:
     async def part(request: web.Request, session: WebSession) -> web.Response:
         name = request.match_info["name"]
         if name not in PARTS:
@@ -155,7 +155,7 @@ def routes(ui: WebUI) -> list[tuple[str, Any]]:
             ("/site", site), ("/export/{what:transactions|report}", export)]
 
 
-async def device_context(ui: WebUI, request: web.Request) -> dict[str, Any]:
+async def device_context(ui: WebView, request: web.Request) -> dict[str, Any]:
     """Everything the device page shows besides the live part."""
     from gateway.chargers.configuration import configuration_view
     from gateway.operator.actions_api import ACTIONS
@@ -174,7 +174,7 @@ async def device_context(ui: WebUI, request: web.Request) -> dict[str, Any]:
             "statuses": REGISTRATION_STATUSES}
 
 
-def _points_of(ui: WebUI, charger_id: str) -> list[dict[str, Any]]:
+def _points_of(ui: WebView, charger_id: str) -> list[dict[str, Any]]:
     """This charger's BACnet objects with their present value (only its own: a site has thousands)."""
     table = ui.parts.points_table
     return [{"object_type": p.spec.bacnet_type, "instance": p.instance, "name": p.name,
@@ -183,7 +183,7 @@ def _points_of(ui: WebUI, charger_id: str) -> list[dict[str, Any]]:
             for p in table.points() if p.charger_id == charger_id]
 
 
-def _registers_of(ui: WebUI, station: Any) -> list[dict[str, Any]]:
+def _registers_of(ui: WebView, station: Any) -> list[dict[str, Any]]:
     if station.slot is None:
         return []
     from points.export.register_map import rows
