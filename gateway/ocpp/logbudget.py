@@ -40,6 +40,7 @@ class LogBudget:
         self.clock = clock
         self.line_max_chars = line_max_chars
         self._windows: dict[str, _Window] = {}
+        self._pruned_at: float | None = None
         self.dropped_lines = 0  # since start, all chargers (the benchmark reports it)
 
     def admit(self, charger_id: str, size: int, essential: bool = False) -> tuple[bool, list[str]]:
@@ -52,8 +53,9 @@ class LogBudget:
                 notes.append(f"{window.dropped_lines} line(s), {window.dropped_bytes} bytes of general log "
                              f"not kept in the minute before: over the general-log budget of "
                              f"{self.bytes_per_minute} bytes per minute")
-            if len(self._windows) > _PRUNE_ABOVE:
-                self._prune(now)
+            if len(self._windows) > _PRUNE_ABOVE and (self._pruned_at is None
+                                                      or now - self._pruned_at >= WINDOW_S):
+                self._prune(now)  # once a minute at most: each prune looks at every charger
             window = self._windows[charger_id] = _Window(now)
         fits = window.spent + size <= self.bytes_per_minute
         if fits or essential:
@@ -81,6 +83,7 @@ class LogBudget:
         return keep
 
     def _prune(self, now: float) -> None:
+        self._pruned_at = now
         stale = [cid for cid, w in self._windows.items() if now - w.start >= 2 * WINDOW_S]
         for cid in stale:
             del self._windows[cid]

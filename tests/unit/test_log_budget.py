@@ -62,3 +62,23 @@ def test_the_meter_budget_allows_an_hour_at_once_then_refills_over_the_hour():
     assert budget.admit("CP1", 100)
     clock.now += 10 * 3600  # never more than an hour's worth saved up
     assert not budget.admit("CP1", 3601)
+
+
+def test_stale_windows_are_forgotten_at_most_once_a_minute_with_thousands_of_chargers():
+    """Past 4,096 chargers the stale windows are dropped, but not by looking at every charger on
+    each new charger's first line (a 10,000-charger storm made that quadratic)."""
+    now = [0.0]
+    budget = LogBudget(1000, lambda: now[0])
+    for i in range(5000):
+        budget.admit(f"OLD{i}", 10)
+    now[0] = 200.0  # every window is now stale
+    budget.admit("NEW0", 10)
+    assert len(budget._windows) == 1  # pruned on the first new window
+    for i in range(5000):
+        budget.admit(f"NEW{i}", 10)
+    now[0] = 230.0  # within the same minute: no second look at every charger
+    budget.admit("LATE", 10)
+    assert len(budget._windows) == 5001
+    now[0] = 400.0
+    budget.admit("AFTER", 10)
+    assert list(budget._windows) == ["AFTER"]
