@@ -360,3 +360,38 @@ async def test_with_a_start_limit_a_new_session_starts_at_it_not_at_the_maximum(
     await gw.charging.set_site_limit(None, None)
     await gw.charging.reallocate()
     assert sorted(p["id"] for p in bench.received("ClearChargingProfile")) == [900000, 900001]
+
+
+def record_offered(sims: list[Simulator]) -> list[float]:
+    """The sum of what the simulated chargers offer, after every change of any one of them."""
+    sums: list[float] = []
+    for sim in sims:
+        advance = sim.meter.advance
+
+        def recorded(c, now, limit_a, charging, advance=advance) -> None:
+            advance(c, now, limit_a, charging)
+            sums.append(sum(s.connectors[1].offered_a for s in sims))
+        sim.meter.advance = recorded
+    return sums
+
+
+async def test_a_new_session_never_takes_the_site_over_its_limit_before_its_share_arrives(runner):
+    """Issue 13 (the soak's "new sessions"): with the default settings, a binding limit fully
+    shared by a running session, a car that starts on another charger must not offer the
+    charger's maximum until its share arrives: the sum of offered currents stays within it."""
+    first = await start_bench(runner, "generic", "CP-A")
+    gw = first.gw
+    await gw.device_book.add_device("CP-B")
+    second = Bench(runner, gw, "generic", "CP-B")
+    sim_a, sim_b = await first.connect(), await second.connect()
+    await gw.charging.set_site_limit(None, 24.0)
+    await charging(sim_a)
+    await gw.charging.reallocate()
+    await first.watch.until(lambda: sim_a.connectors[1].offered_a == 24.0)
+    sums = record_offered([sim_a, sim_b])
+    await charging(sim_b)  # the newcomer, before any pass gave it a share
+    assert sim_b.connectors[1].offered_a == 0.0  # it waits for its share
+    await gw.charging.reallocate()
+    await second.watch.until(lambda: sim_b.connectors[1].offered_a > 0.0)
+    await first.watch.until(lambda: sim_a.connectors[1].offered_a + sim_b.connectors[1].offered_a == 24.0)
+    assert sums and max(sums) <= 24.0, sums
