@@ -176,9 +176,10 @@ class SmartChargingSettings:
     # Per phase, left free by the shares while a connector is idle: a car that arrives starts from
     # it, and the running sessions are not all rewritten. 0: the shares take the whole limit.
     newcomer_reserve_a: float = 0.0
-    # While a site limit is in force, a TxDefaultProfile at this current on every charger that
-    # has room for it: a new session takes it until its share arrives. None: off.
-    start_limit_a: float | None = None
+    # While a site limit is in force, a TxDefaultProfile at this current on connector 0 of every
+    # charger that has room for it: a new session takes it until its share arrives, instead of
+    # the charger's maximum. 0 (default): it waits for its share; None: off.
+    start_limit_a: float | None = 0.0
 
 
 @dataclass

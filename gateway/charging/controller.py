@@ -28,7 +28,7 @@ from gateway.charging.limit import LimitRecord
 from gateway.charging.link import ChargerLink
 from gateway.charging.niagara import OperatorProfiles, settings_dict
 from gateway.charging.profiles import NiagaraProfileSettings
-from gateway.charging.sending import ProfileSender, Send
+from gateway.charging.sending import SITE_PROFILE_ID, ProfileSender, Send
 from gateway.charging.site import SiteWishes
 from gateway.model.station import ChangeEvent, Station
 
@@ -99,6 +99,9 @@ class ChargingController(ProfileSender):
         for payload in held:
             amps, tx = written_share(payload)
             connector_id = int(payload.get("connectorId") or 0)
+            if connector_id == 0 and payload["csChargingProfiles"].get("chargingProfileId") == SITE_PROFILE_ID:
+                self._site_profiles.add((charger_id, 0))  # its start limit (lifted with the limit)
+                self.control[(charger_id, 0)] = ConnectorControl(written_a=amps, send_state="Accepted")
             if tx is None or connector_id == 0:
                 continue
             self.control[(charger_id, connector_id)] = ConnectorControl(
@@ -113,11 +116,13 @@ class ChargingController(ProfileSender):
 
     async def _verify_restored(self, charger_id: str, connector_id: int) -> None:
         """Where the charger can say (GetCompositeSchedule), check that it still applies the share
-        it accepted before the restart; if it offers more, that share is written again."""
+        it accepted before the restart; if it offers another value, that share is written again
+        (more: the site limit would not hold; less: it lost the share and applies its start
+        limit, so the car waits)."""
         await self._verify(charger_id, connector_id)
         control = self.control.get((charger_id, connector_id))
         if control is None or control.written_a is None or control.applied_limit is None \
-                or control.applied_unit != "A" or control.applied_limit <= control.written_a + 0.05:
+                or control.applied_unit != "A" or abs(control.applied_limit - control.written_a) <= 0.05:
             return
         log.info("%s/%s applies %s A, not the %s A it accepted before the restart: written again",
                  charger_id, connector_id, control.applied_limit, control.written_a)
@@ -292,7 +297,8 @@ class ChargingController(ProfileSender):
                 # need not land), never more; its full wish waits until it is no longer pinned.
                 amps = min(control.requested_a, pinned[key] or 0.0) if key in pinned else control.requested_a
                 send = functools.partial(self._send_share, *stations[key], amps)
-                (others if key in pinned else cuts if control.lowers_to(amps) else raises).append(send)
+                lowers = control.lowers_to(amps, self._start_held(stations[key][0]))
+                (others if key in pinned else cuts if lowers else raises).append(send)
             if not unlimited:
                 others += self._start_defaults()
             await self._send_in_order(cuts, others, raises, now)
@@ -325,8 +331,16 @@ class ChargingController(ProfileSender):
                 sessions.append(session_input(
                     key, station, connector.connector_id, caps, control,
                     self.device_of(station.charger_id), default_phases=cfg.default_phases,
-                    settle_s=cfg.settle_s, pinned=not station.online or budget_used or refused))
+                    settle_s=cfg.settle_s, pinned=not station.online or budget_used or refused,
+                    start_a=self._start_held(station.charger_id)))
         return sessions, keys
+
+    def _start_held(self, charger_id: str) -> float | None:
+        """The start limit this charger accepted (its connector-0 TxDefaultProfile), if it holds
+        one: what a session applies there until its own share lands."""
+        if (charger_id, 0) not in self._site_profiles:
+            return None
+        return self.control[(charger_id, 0)].written_a
 
     def _reserve_a(self) -> float:
         """The newcomer reserve while a connector of an online charger is free to start a session."""

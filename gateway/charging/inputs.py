@@ -43,10 +43,12 @@ class ConnectorControl:
     applied_limit: float | None = None  # from GetCompositeSchedule
     applied_unit: str = ""
 
-    def lowers_to(self, amps: float) -> bool:
-        """Whether `amps` is a cut of what the charger applies for this session: any value is, while
-        no share of this transaction was accepted (it offers its maximum, or a start limit)."""
+    def lowers_to(self, amps: float, start_a: float | None = None) -> bool:
+        """Whether `amps` is a cut of what the charger applies for this session. While no share of
+        this transaction was accepted it applies the start limit it holds (`start_a`), or, without
+        one, its maximum: then any value is a cut."""
         held = self.written_a if self.written_tx in (None, self.transaction_id) else None
+        held = held if held is not None else start_a
         return held is None or amps < held
 
     def end_session(self) -> None:
@@ -95,19 +97,20 @@ def written_share(payload: dict[str, Any]) -> tuple[float | None, int | None]:
 
 def session_input(key: str, station: Station, connector_id: int, caps: ChargerCapabilities,
                   control: ConnectorControl, device: dict[str, Any], *, default_phases: int,
-                  settle_s: float, pinned: bool) -> SessionDemand:
+                  settle_s: float, pinned: bool, start_a: float | None = None) -> SessionDemand:
     """One allocator session for a connector with an active transaction.
 
     The offer is what the charger accepted for this transaction; a measurement counts only once
     that offer settled, and is then compared with that offer (kept until the next one settles).
     While the charger cannot take a new value (write budget used up, or offline) the session is
-    pinned at what the charger still applies: the accepted share, or its maximum when it
-    accepted none (zappi charges at 32 A without a profile).
+    pinned at what the charger still applies: the accepted share, else the start limit the
+    charger holds (`start_a`), else its maximum (zappi charges at 32 A without a profile).
     """
     connector = station.connectors[connector_id]
     tx = connector.transaction_id
     accepted = control.written_a if control.written_tx in (None, tx) else None
-    fixed = (accepted if accepted is not None else caps.max_current_a) if pinned else None
+    applies = accepted if accepted is not None else start_a if start_a is not None else caps.max_current_a
+    fixed = applies if pinned else None
     measured = counted_current(station, connector_id, connector.session_start,
                                control.applied_at if accepted is not None else None, settle_s)
     if measured is not None:

@@ -139,6 +139,11 @@ class Bench:
         assert self.sim is not None
         return [payload for name, payload in self.sim.received_calls if name == action]
 
+    def shares(self) -> list[dict[str, Any]]:
+        """The site shares written to the charger's connectors (SetChargingProfile), in order; not
+        the start limit it holds on connector 0 while a site limit is in force."""
+        return [p for p in self.received("SetChargingProfile") if p["connectorId"] != 0]
+
 
 async def whitelist(gw: Gateway, *id_tags: str) -> None:
     for id_tag in id_tags:

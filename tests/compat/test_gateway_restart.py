@@ -24,7 +24,7 @@ async def test_session_running_across_a_gateway_restart_is_still_managed(runner,
     await sim.go_online()
     await gw.charging.set_site_limit(None, 16.0)
     await gw.charging.reallocate()
-    [profile_sent] = bench.received("SetChargingProfile")
+    [profile_sent] = bench.shares()
     assert profile_sent["csChargingProfiles"].get("transactionId") == tx.transaction_id
     stop = await ops.remote_stop_transaction(gw.actions, bench.charger_id, connector_id=1)
     assert (stop["status"], stop["transaction_id"]) == ("Accepted", tx.transaction_id)

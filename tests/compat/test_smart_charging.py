@@ -57,7 +57,7 @@ async def test_site_limit_reaches_every_charger_as_a_profile_it_accepts(runner):
     status = gw.charging.status()
     for bench in benches:
         sim = bench.sim
-        [payload] = bench.received("SetChargingProfile")
+        [payload] = bench.shares()
         check_accepted_form(bench.profile, payload)
         assert payload["csChargingProfiles"]["chargingProfilePurpose"] == "TxProfile"
         control = status["connectors"][f"{bench.charger_id}/1"]
@@ -81,7 +81,9 @@ async def test_site_limit_reaches_every_charger_as_a_profile_it_accepts(runner):
     await gw.charging.set_site_limit(None, None)
     await gw.charging.reallocate()
     for bench in benches:
-        assert [p["id"] for p in bench.received("ClearChargingProfile")] == [900001], bench.profile
+        # With the start limit on connector 0 (900000), where the charger has room for it.
+        site_ids = [900001] if bench.profile == "acwallbox" else [900000, 900001]
+        assert sorted(p["id"] for p in bench.received("ClearChargingProfile")) == site_ids, bench.profile
         assert bench.sim.connectors[1].offered_a == 32.0
         assert gw.charging.status()["connectors"][f"{bench.charger_id}/1"]["send_status"] == "cleared: Accepted"
 

@@ -27,6 +27,13 @@ async def next_call(cp: TestCharger, action: str) -> dict:
             return payload
 
 
+async def next_share(cp: TestCharger) -> dict:
+    """The next site share the charger received (not the start limit it holds on connector 0)."""
+    while (payload := await next_call(cp, "SetChargingProfile"))["connectorId"] == 0:
+        pass
+    return payload
+
+
 async def charging(cp: TestCharger, connector: int = 1) -> int:
     await cp.boot()
     await cp.status(connector, "Charging")
@@ -41,7 +48,7 @@ async def test_site_limit_is_shared_equally_between_charging_sessions(gateway, r
     async with accepting(TestCharger(runner.url, "CP1")) as cp1, accepting(TestCharger(runner.url, "CP2")) as cp2:
         tx1, tx2 = await charging(cp1), await charging(cp2)
         await gateway.charging.set_site_limit(None, 32.0, source="bms")
-        p1, p2 = await next_call(cp1, "SetChargingProfile"), await next_call(cp2, "SetChargingProfile")
+        p1, p2 = await next_share(cp1), await next_share(cp2)
         for payload, tx in ((p1, tx1), (p2, tx2)):
             profile = payload["csChargingProfiles"]
             assert profile["chargingProfilePurpose"] == "TxProfile" and profile["transactionId"] == tx
@@ -59,10 +66,10 @@ async def test_a_session_that_stops_gives_its_share_to_the_others(gateway, runne
         await charging(cp1)
         tx2 = await charging(cp2)
         await gateway.charging.set_site_limit(None, 24.0)
-        await next_call(cp1, "SetChargingProfile")
-        await next_call(cp2, "SetChargingProfile")
+        await next_share(cp1)
+        await next_share(cp2)
         await cp2.call("StopTransaction", {"transactionId": tx2, "meterStop": 10, "timestamp": T0})
-        again = await next_call(cp1, "SetChargingProfile")
+        again = await next_share(cp1)
         assert again["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 24.0
 
 
@@ -73,14 +80,14 @@ async def test_fallback_limit_applies_when_the_bms_goes_silent(runner):
     await gw.device_book.add_device("CP1")
     async with accepting(TestCharger(runner.url, "CP1")) as cp:
         await charging(cp)
-        after_start = await next_call(cp, "SetChargingProfile")  # no BMS value yet: the safe limit
+        after_start = await next_share(cp)  # no BMS value yet: the safe limit
         assert after_start["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 6.0
         assert gw.charging.status()["site"]["source"] == "safe"
         await gw.charging.set_site_limit(None, 20.0, source="bms")
-        first = await next_call(cp, "SetChargingProfile")
+        first = await next_share(cp)
         assert first["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 20.0
         clock[0] += 61
-        fallback = await next_call(cp, "SetChargingProfile")
+        fallback = await next_share(cp)
         # 4.14 kW over 3 phases at 230 V is 6 A
         assert fallback["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 6.0
         assert gw.charging.status()["site"]["reason"].startswith("fallback")
@@ -147,7 +154,7 @@ async def test_a_site_limit_written_over_modbus_reaches_every_charging_session(r
         finally:
             client.close()
         for cp in (cp1, cp2):
-            sent = await next_call(cp, "SetChargingProfile")
+            sent = await next_share(cp)
             assert sent["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 10.0
         assert gw.charging.status()["site"]["reason"] == "bms (priority 10)"  # modbus.bacnet_priority
 
@@ -167,7 +174,7 @@ async def test_a_lapsed_bms_limit_without_a_safe_limit_keeps_the_last_value_and_
     async with accepting(TestCharger(runner.url, "CP1")) as cp:
         await charging(cp)
         await gw.charging.set_site_limit(None, 20.0, source="bms", priority=8)
-        first = await next_call(cp, "SetChargingProfile")
+        first = await next_share(cp)
         assert first["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 20.0
         assert read(site["BMS-WatchdogExpired"]) is False
         clock[0] += 61
@@ -202,8 +209,9 @@ async def test_no_tx_profile_reaches_a_charger_before_its_start_transaction_answ
     charging_.starting = a_pass_races_the_answer
     async with accepting(TestCharger(runner.url, "CP1")) as cp:
         answered_before: list[bool] = []
-        cp.answers["SetChargingProfile"] = lambda p: (answered_before.append(not cp._pending), {"status": "Accepted"})[1]
+        cp.answers["SetChargingProfile"] = lambda p: (
+            p["connectorId"] == 0 or answered_before.append(not cp._pending), {"status": "Accepted"})[1]
         tx = await charging(cp)
-        profile = await next_call(cp, "SetChargingProfile")
+        profile = await next_share(cp)
         assert profile["csChargingProfiles"]["transactionId"] == tx
         assert answered_before == [True]
