@@ -36,6 +36,7 @@ from typing import Any
 
 from bench import site_soak_report as report
 from bench.bms_harness import Agent, free_udp_port, machine, percentiles, tempdir
+from gateway.settings import SmartChargingSettings
 
 PROFILES = ("smappee", "acwallbox", "zappi", "evlink")
 SITE_CURRENT_LIMIT = ["analog-value", 2]  # points.catalog SITE_SPECS: slot 0, offset 2
@@ -240,11 +241,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--idle-s", type=float, default=30.0, help="mean idle time between sessions")
     parser.add_argument("--meter-interval", type=int, default=10, help="MeterValueSampleInterval of every charger")
     parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--reserve", type=float, default=0.0,
+    parser.add_argument("--reserve", type=float, default=SmartChargingSettings().newcomer_reserve_a,
                         help="smart_charging.newcomer_reserve_a (left free for a car that arrives)")
     parser.add_argument("--dump", default=None, help="also write every charger event and pass to this JSON file")
-    parser.add_argument("--start-limit", type=float, default=None,
-                        help="smart_charging.start_limit_a (a new session's current until its share arrives)")
+    parser.add_argument("--start-limit", type=float, default=SmartChargingSettings().start_limit_a,
+                        help="smart_charging.start_limit_a (a new session's current until its share arrives; "
+                             "default: the setting's default)")
+    parser.add_argument("--no-start-limit", dest="start_limit", action="store_const", const=None,
+                        help="no start limit (a new session offers the charger's maximum until its share)")
     return parser.parse_args(argv)
 
 
