@@ -38,7 +38,7 @@ from gateway.history.store import HistoryStore
 from gateway.model.credentials import stored_key
 from gateway.model.station import Registry, Station
 from gateway.ocpp.connections import Connections
-from gateway.ocpp.logbudget import LogBudget, MeterBudget
+from gateway.ocpp.logbudget import LogBudget, MeterBudget, OrphanStops
 from gateway.ocpp.login import LoginGuard
 from gateway.ocpp.parts import SessionParts
 from gateway.ocpp.requests import ChargerRequests
@@ -123,7 +123,8 @@ class Gateway:
         self.connections = Connections(SessionParts(
             settings, self.registry, self.history, clock, policy=self.device_book, events=follow_ups,
             spawn=self.tasks.spawn, log_budget=log_budget,
-            meter_budget=MeterBudget(settings.ocpp.meter_budget_bytes_per_hour, clock)))
+            meter_budget=MeterBudget(settings.ocpp.meter_budget_bytes_per_hour, clock),
+            orphan_stops=OrphanStops(settings.ocpp.orphan_stops_per_hour, clock)))
         self.requests = ChargerRequests(self.registry, self.connections)
         self.configuration = ChargerConfiguration(self.registry, self.history, clock, self.requests,
                                                   self.device_book)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.history.store import HistoryStore
 from gateway.model.station import Clock, Registry, Station
-from gateway.ocpp.logbudget import LogBudget, MeterBudget
+from gateway.ocpp.logbudget import LogBudget, MeterBudget, OrphanStops
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
@@ -79,3 +79,5 @@ class SessionParts:
     log_budget: LogBudget
     # Meter-value bytes per charger an hour (None: unbounded, for tests that build parts by hand).
     meter_budget: MeterBudget | None = None
+    # Orphan StopTransaction rows per charger an hour (None: unbounded).
+    orphan_stops: OrphanStops | None = None
