@@ -50,15 +50,11 @@ _INT64 = (-(2**63), 2**63 - 1)
 _ID_LIMIT = 36  # OCPP-J 4.1.4: the unique id is at most 36 characters
 _ANSWER_KEPT_MAX = 4096  # characters of an answer `RecentAnswers` keeps for a re-send
 _HEAD = re.compile(r'\s*\[\s*"?(\d+)"?\s*,\s*"((?:[^"\\]|\\.){1,' + str(_ID_LIMIT) + '})"')
-# A JSON string: cut out before brackets are counted. An unterminated one is left, and may only
-# make a frame that is not JSON anyway look deeper than it is.
-_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _INNERMOST = re.compile(r"\[\]|\{\}")
-# What JSON has outside strings besides brackets; anything else left means it is not JSON.
 # "\ud800" alone decodes to a str that no UTF-8 text (the log, SQLite, a BMS string) can hold.
 _LONE_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
                              r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
-_NOT_BRACKETS = str.maketrans("", "", " \t\r\n,:-+.0123456789eEtrufalsn")
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')  # deleted by `_structure`
 
 
 def _parse_int(text: str) -> int | OutOfRange:
@@ -181,19 +177,44 @@ class RecentAnswers:
 def _too_deep(text: str, limit: int) -> bool:
     """Whether brackets nest deeper than `limit` outside strings.
 
-    Cheap for honest frames (a count of brackets). Otherwise the strings are cut out and the
-    innermost bracket pairs removed, one level per pass, `limit` passes at most, all in C: about
-    4 ms for the worst 256 KiB frame (decoding it takes as long). Brackets that never pair up
-    (not JSON) count as too deep.
+    Cheap for honest frames (a count of brackets). Otherwise the brackets outside strings are
+    taken (`_structure`, byte operations in C), and the innermost pairs are removed with
+    `bytes.replace`, which may take two levels a pass ("[{}]"): empty after `limit // 2` passes
+    means no deeper than `limit` (a wide frame, e.g. a MeterValues of 999 sampled values, ends
+    here in about 0.07 ms; cutting strings with a regex took 0.7-1.6 ms). Otherwise one level a
+    pass, `limit` passes at most: about 4 ms for the worst 256 KiB frame. Brackets that never
+    pair up (not JSON) count as too deep.
     """
     if text.count("[") + text.count("{") <= limit:
         return False
-    brackets = _STRINGS.sub("", text).translate(_NOT_BRACKETS)
+    brackets = _structure(text)
+    quick = brackets
+    for _ in range(limit // 2):
+        quick = quick.replace(b"{}", b"").replace(b"[]", b"")
+        if not quick:
+            return False
+    exact = brackets.decode("ascii")
     for _ in range(limit):
-        brackets = _INNERMOST.sub("", brackets)
-        if not brackets:
+        exact = _INNERMOST.sub("", exact)
+        if not exact:
             return False
     return True
+
+
+def _structure(text: str) -> bytes:
+    """The brackets of `text` that are outside JSON strings, as bytes.
+
+    Escaped backslashes, then escaped quotes are dropped (left to right, as JSON reads them),
+    then every byte but brackets and quotes (UTF-8 continuation bytes are never ASCII); "" joins
+    two strings with nothing between them, and what is left between quotes is inside a string.
+    Where the frame stops being JSON this may differ from a parser, but the decoder stops there.
+    """
+    data = text.encode("utf-8", "surrogatepass")
+    if b"\\" in data:
+        data = data.replace(b"\\\\", b"")
+    if b"\\" in data:
+        data = data.replace(b'\\"', b"")
+    return b"".join(data.translate(None, _NOT_STRUCTURE).replace(b'""', b"").split(b'"')[::2])
 
 
 def _refuse(text: str, description: str) -> Refusal:
