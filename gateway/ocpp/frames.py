@@ -26,6 +26,7 @@ import math
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 from gateway.chargers.capabilities import schema_relaxations
@@ -50,11 +51,11 @@ _INT64 = (-(2**63), 2**63 - 1)
 _ID_LIMIT = 36  # OCPP-J 4.1.4: the unique id is at most 36 characters
 _ANSWER_KEPT_MAX = 4096  # characters of an answer `RecentAnswers` keeps for a re-send
 _HEAD = re.compile(r'\s*\[\s*"?(\d+)"?\s*,\s*"((?:[^"\\]|\\.){1,' + str(_ID_LIMIT) + '})"')
-_INNERMOST = re.compile(r"\[\]|\{\}")
 # "\ud800" alone decodes to a str that no UTF-8 text (the log, SQLite, a BMS string) can hold.
 _LONE_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
                              r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')  # deleted by `_structure`
+_DEPTH_STEP = [1 if b in b"[{" else -1 if b in b"]}" else 0 for b in range(256)]
 
 
 def _parse_int(text: str) -> int | OutOfRange:
@@ -175,30 +176,24 @@ class RecentAnswers:
 
 
 def _too_deep(text: str, limit: int) -> bool:
-    """Whether brackets nest deeper than `limit` outside strings.
+    """Whether brackets nest deeper than `limit` outside strings (where the decoder would recurse).
 
     Cheap for honest frames (a count of brackets). Otherwise the brackets outside strings are
-    taken (`_structure`, byte operations in C), and the innermost pairs are removed with
-    `bytes.replace`, which may take two levels a pass ("[{}]"): empty after `limit // 2` passes
-    means no deeper than `limit` (a wide frame, e.g. a MeterValues of 999 sampled values, ends
-    here in about 0.07 ms; cutting strings with a regex took 0.7-1.6 ms). Otherwise one level a
-    pass, `limit` passes at most: about 4 ms for the worst 256 KiB frame. Brackets that never
-    pair up (not JSON) count as too deep.
+    taken (`_structure`, byte operations in C); a wide frame empties when its innermost pairs
+    are removed a few times (a MeterValues of 999 sampled values: about 0.07 ms), else their
+    running depth is summed in C (a 2 KB frame nested 1,000 deep: about 0.1 ms). Cutting strings
+    with a regex and removing pairs one level a pass took 0.7-1.6 ms for either. Up to
+    a bracket that does not close what is open, the running depth is the decoder's; past it
+    the decoder has already refused the frame.
     """
     if text.count("[") + text.count("{") <= limit:
         return False
-    brackets = _structure(text)
-    quick = brackets
-    for _ in range(limit // 2):
+    brackets = quick = _structure(text)
+    for _ in range(limit // 2):  # innermost pairs, one or two levels a pass: empty means shallow
         quick = quick.replace(b"{}", b"").replace(b"[]", b"")
         if not quick:
             return False
-    exact = brackets.decode("ascii")
-    for _ in range(limit):
-        exact = _INNERMOST.sub("", exact)
-        if not exact:
-            return False
-    return True
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0) > limit
 
 
 def _structure(text: str) -> bytes:
