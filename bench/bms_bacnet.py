@@ -12,6 +12,10 @@ never sends to a 127.x address on its own port (notes 1.4). Ops:
 * `wait_read` (object, within): ReadProperty presentValue until the device answers; the
   wall time of the first answer (start-up benchmark);
 * `write` (object, value, priority): WriteProperty presentValue (REAL); send and ack times.
+* `watch` (groups, within): ReadPropertyMultiple of presentValue and reliability of every
+  object of every group, over and over, until each group is live: each of its objects answers
+  with reliability no-fault-detected, and a BI/BV at present-value active. The wall time each
+  group first was (restart benchmark: a group is one charger's points).
 """
 
 from __future__ import annotations
@@ -107,6 +111,49 @@ class Client:
             await asyncio.sleep(0.02)
         return {"answered_at": None, "tries": tries}
 
+    async def watch(self, groups: dict[str, list[list[Any]]], within: float) -> dict[str, Any]:
+        deadline, live, sweeps = time.time() + within, {}, 0
+        states: dict[tuple[str, int], bool] | None = {}
+        waiting = dict(groups)
+        while waiting and time.time() < deadline:
+            sweeps += 1
+            names = list(waiting)
+            for i in range(0, len(names), 20):  # about 40 objects per request
+                chunk = names[i:i + 20]
+                states = await self._read_live([o for n in chunk for o in waiting[n]])
+                if states is None:  # the device does not answer (yet): start over at once
+                    break
+                at = time.time()
+                for n in chunk:
+                    if all(states.get((o[0], o[1]), False) for o in waiting[n]):
+                        live[n] = at
+                        del waiting[n]
+            if waiting:
+                await asyncio.sleep(0.2 if states is not None else 0.02)
+        return {"live_at": live, "not_live": sorted(waiting)[:10], "not_live_count": len(waiting), "sweeps": sweeps}
+
+    async def _read_live(self, objects: list[list[Any]]) -> dict[tuple[str, int], bool] | None:
+        """Whether each object reads live now; None when the device did not answer."""
+        args: list[Any] = []
+        for obj in objects:
+            args += [ObjectIdentifier(tuple(obj)), ["presentValue", "reliability"]]
+        try:
+            result = await asyncio.wait_for(self.app.read_property_multiple(self.server, args), 1.0)
+        except (Exception, ErrorRejectAbortNack):
+            return None
+        seen: dict[tuple[str, int], dict[str, Any]] = {}
+        for oid, prop, _index, value in result:
+            seen.setdefault((str(oid[0]), int(oid[1])), {})[str(prop)] = value
+        states = {}
+        for obj in objects:
+            props = seen.get((obj[0], obj[1]), {})
+            reliability, value = props.get("reliability"), props.get("present-value")
+            ok = reliability is not None and str(reliability) == "no-fault-detected"
+            if obj[0] in ("binary-input", "binary-value"):
+                ok = ok and str(value) == "active"
+            states[(obj[0], obj[1])] = ok
+        return states
+
     async def write(self, obj: list[Any], value: float, priority: int) -> dict[str, Any]:
         sent = time.time()
         answer = await self.app.write_property(self.server, ObjectIdentifier(tuple(obj)), "presentValue",
@@ -135,6 +182,8 @@ async def main(spec: dict[str, Any]) -> None:
                 emit(await client.rpm(req["objects"], req["requests"]))
             elif op == "wait_read":
                 emit(await client.wait_read(req["object"], req.get("within", 60)))
+            elif op == "watch":
+                emit(await client.watch(req["groups"], req.get("within", 60)))
             elif op == "write":
                 emit(await client.write(req["object"], req["value"], req.get("priority", 8)))
             else:

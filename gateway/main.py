@@ -13,8 +13,10 @@ the wiring is all here, in the order it runs:
     PointsService (+ BACnet), ModbusPointServer    the point table and the BMS protocols
     OcppServer, AdminServer                        the network edges
 
-Start: store, device book, active transactions, stored configuration, smart charging, points,
-Modbus, OCPP, admin. Stop in reverse.
+Start: store, device book, active transactions, live settings, stored configuration, smart
+charging, web pages, OCPP, admin; then, while chargers reconnect, the point table, Modbus and the
+BACnet device, whose objects (tens of thousands on a large site) are all built before it answers
+(docs/architecture.md, "Start order"). Stop in reverse.
 """
 
 from __future__ import annotations
@@ -170,6 +172,7 @@ class Gateway:
 
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
+        self.gc_policy.prepare()
         await self.history.open()
         site_password = ensure_charger_password(self.settings)
         if site_password:
@@ -179,16 +182,19 @@ class Gateway:
         await self.live.start()  # stored live settings win over the file, before anything reads them
         await self.configuration.load_stored()
         await self.charging.start()
-        await self.points.start()
-        if self.points.port is not None:
-            self.ports["bacnet"] = self.points.port
-        if self.modbus is not None:
-            self.ports["modbus"] = await self.modbus.start()
         await self.web.start()
         self.ports["ocpp"] = await self.ocpp.start()
         if self.settings.admin.enabled:
             self.admin = AdminServer(self.settings.admin, self._admin_app(ensure_admin_token(self.settings)))
             self.ports["admin"] = await self.admin.start()
+        # The BMS side follows while chargers reconnect (issue 17): each protocol starts with
+        # every point known before the restart, and the values fill in as chargers report.
+        await self.points.start()
+        if self.modbus is not None:
+            self.ports["modbus"] = await self.modbus.start()
+        await self.points.start_bacnet()
+        if self.points.port is not None:
+            self.ports["bacnet"] = self.points.port
         self.gc_policy.start(self.clock())
         self.tasks.spawn(self._housekeeping(), "housekeeping")
         self.started.set()
@@ -247,6 +253,9 @@ def serve(settings: Settings) -> int:
         except OSError as exc:
             await gateway.stop()
             raise CliError(cli.bind_error(settings, exc)) from None
+        except BaseException:  # e.g. BACnet refused after the OCPP port opened: close that too
+            await gateway.stop()
+            raise
         print(started_text(settings, gateway.ports), flush=True)
         await stop.wait()
         await gateway.stop()

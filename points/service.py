@@ -62,10 +62,14 @@ class PointsService:
         self._dynamic: dict[tuple[str, int], Point] = {}
         table.added.append(self._track_dynamic)
         table.removed.append(self._untrack_dynamic)
+        self._bacnet_import: asyncio.Future[Any] | None = None
 
     async def start(self) -> None:
-        """Load what was persisted, build the points of every added charger, start BACnet."""
+        """Load what was persisted and build the points of every added charger (the table both
+        protocols serve); `start_bacnet` follows once the OCPP port is open."""
         table, settings = self.table, self.settings
+        if settings.bacnet.enabled:  # meanwhile, in a worker thread (it waits for the store as well)
+            self._bacnet_import = asyncio.ensure_future(asyncio.to_thread(_import_bacnet))
         await load_state(table, self.history)
         sc = settings.smart_charging
         site = table.state.site
@@ -87,21 +91,34 @@ class PointsService:
         table.writer = PointWrites(self.commands.run)
         table.write_wait_s = settings.bacnet.write_wait_s
         table.added.append(self._remember)
-        self._statuses = await restore_last_known(self.history, self.registry.added_stations())
-        self.registry.subscribe(self.on_registry_change)
+        # The gateway opens its OCPP port before this runs: chargers may already be reporting.
+        # The points seen before the restart come back first, then registry events are followed
+        # (no await in between), then the kept statuses and readings fill what no charger has
+        # reported yet; `sync` adds what was reported before the subscription.
         seen = await self.history.kv_get(SEEN_SCOPE)
         for station in self.registry.added_stations():
             table.restore(station, _record(seen, station.charger_id))
-        table.sync(self.registry)
-        self._restore_bms_command()
         self._slots = {s.charger_id: s.slot for s in self.registry.added_stations()}
+        # Counted once here; each slot change then adjusts the counts (`_count_not_exposed`).
         self.table.state.not_exposed = capacity.counts([s for s in self._slots.values() if s is not None],
                                                        self.settings)
+        self.registry.subscribe(self.on_registry_change)
+        self._statuses = await restore_last_known(self.history, self.registry.added_stations())
+        table.sync(self.registry)
+        for station in self.registry.added_stations():
+            self._keep_statuses(station.charger_id)  # reported before the subscription
+        self._restore_bms_command()
         self._notify_not_exposed()
         self.spawn(self._refresh_dynamic(), "points: values that change with time")
-        if settings.bacnet.enabled:
-            from points.bacnet.device import BacnetServer
-            self.bacnet = BacnetServer(settings.bacnet, table, self.spawn)
+
+    async def start_bacnet(self) -> None:
+        """The BACnet device, with every object built before it answers (`BacnetServer.start`).
+
+        The gateway calls this after opening the OCPP port: building ~49,000 objects for 418
+        chargers takes seconds, and chargers reconnecting meanwhile fill their points in."""
+        if self.settings.bacnet.enabled:
+            device = await (self._bacnet_import or asyncio.to_thread(_import_bacnet))
+            self.bacnet = device.BacnetServer(self.settings.bacnet, self.table, self.spawn)
             self.port = await self.bacnet.start()
 
     def _restore_bms_command(self) -> None:
@@ -248,6 +265,13 @@ class PointsService:
         app.router.add_get("/api/points", list_points)
         app.router.add_get("/api/points/meta", meta)
 
+
+
+def _import_bacnet() -> Any:
+    """bacpypes3 and BAC0 (about half a second of imports, notes 1.4), for a worker thread."""
+    import importlib
+    importlib.import_module("BAC0")
+    return importlib.import_module("points.bacnet.device")
 
 
 def _record(seen: dict[str, str], charger_id: str) -> dict[str, Any]:

@@ -335,6 +335,10 @@ class PointTable(TableValues, TableWrites):
         if event.kind == ChangeKind.CONFIG:
             keys = set(event.key)
             return [p for p in pts if p.spec.kind in ("config", "config_result") and p.subject in keys]
+        if event.kind == ChangeKind.STATION and event.key and "online" not in event.key:
+            # Fields of the station itself (boot, heartbeat, registration, ...) are read by its
+            # charger points only; the others read its online state alone (reliability).
+            return [p for p in pts if p.spec.kind == "charger"]
         return list(pts)
 
     def notify(self, pts: list[Point]) -> None:

@@ -8,6 +8,12 @@ in two ways (shared/notes/other-central-systems.md section 8, pain point 2): som
 then tries a full read, and when that comes back short it asks for the standard OCPP 1.6 keys
 (spec 9.1-9.4, Niagara Appendix 3) plus every key seen so far in batches of at most that limit,
 and one key at a time for a batch that fails.
+
+A complete read is kept with the boot identity it was made under (vendor, model, serial numbers,
+firmware). A later boot with the same identity reads nothing: the kept keys are the charger's,
+since every change the gateway makes is stored when the charger accepts it. A changed identity
+(a firmware update may add, drop or reset keys), a change still pending a reboot, an incomplete
+or missing read, or an operator's read (`config get --refresh`) reads again (docs/configuration.md).
 """
 
 from __future__ import annotations
@@ -55,6 +61,15 @@ def kv_scope(charger_id: str) -> str:
     return f"configuration:{charger_id}"
 
 
+IDENTITY_FIELDS = ("vendor", "model", "charge_point_serial", "charge_box_serial", "firmware_version")
+
+
+def boot_identity(station: Station) -> str:
+    """What a configuration read is kept under: a charger that says the same after a reboot has
+    the same keys (BootNotification fields, OCPP 1.6 section 6.2)."""
+    return json.dumps([getattr(station.boot, f) for f in IDENTITY_FIELDS])
+
+
 def _entries(answer: dict[str, Any]) -> list[ConfigKey]:
     out = []
     for item in answer.get("configurationKey") or []:
@@ -92,6 +107,7 @@ class ChargerConfiguration:
         self.requests = requests
         self.auth_keys = auth_keys
         self._reads: dict[str, asyncio.Task[Any]] = {}
+        self._kept: dict[str, str] = {}  # charger id -> identity its last complete read was made under
 
     # --- when it runs ----------------------------------------------------------------------
     async def on_boot(self, session: ChargerSession, status: str) -> None:
@@ -105,6 +121,11 @@ class ChargerConfiguration:
         if current is not None:
             self._reads[session.charger_id] = current
         try:
+            if self._unchanged(session.station):
+                self.history.log(session.charger_id, "ConfigurationRead",
+                                 f"{len(session.station.config)} key(s) kept: not read again "
+                                 "(boot identity unchanged, nothing pending)")
+                return
             await self.read(session)
         except ChargerUnavailable as exc:
             log.info("%s: configuration read stopped: %s", session.charger_id, exc)
@@ -112,10 +133,19 @@ class ChargerConfiguration:
             if self._reads.get(session.charger_id) is current:
                 del self._reads[session.charger_id]
 
+    def _unchanged(self, station: Station) -> bool:
+        """Whether the kept keys are still the charger's: a complete read made under the identity
+        it booted with now, and no change of ours waiting for this reboot to apply."""
+        kept = self._kept.get(station.charger_id)
+        return (kept is not None and kept == boot_identity(station) and bool(station.config)
+                and all(e.pending_value is None for e in station.config.values()))
+
     async def load_stored(self) -> None:
         """At start: put the stored configuration of added chargers back into the model."""
         for station in self.registry.added_stations():
             meta = await self.history.kv_get(kv_scope(station.charger_id))
+            if meta.get("identity"):
+                self._kept[station.charger_id] = meta["identity"]
             current = set(json.loads(meta["keys"])) if meta.get("keys") else None
             self.registry.set_configs(station, [
                 ConfigKey(row["key"], row.get("value"), bool(row.get("readonly")), row.get("pending_value"))
@@ -164,7 +194,12 @@ class ChargerConfiguration:
             have = {k.lower() for k in found}  # key names are case-insensitive (EVlink: HeartBeatInterval)
             wanted = dict.fromkeys(k for k in (*STANDARD_KEYS, *station.config) if k.lower() not in have)
             stopped = await self._read_in_batches(session, list(wanted), max_keys, found, unknown)
-        await keep_entries(self, station, found, unknown, method, boot_read=after_boot)
+        identity = "" if stopped else boot_identity(station)  # an incomplete read is done again
+        await keep_entries(self, station, found, unknown, method, boot_read=after_boot, identity=identity)
+        if identity:
+            self._kept[cid] = identity
+        else:
+            self._kept.pop(cid, None)
         text = f"{len(found)} key(s), {len(unknown)} unknown; {method} read"
         if max_keys:
             text += f"; GetConfigurationMaxKeys {max_keys}"
@@ -246,7 +281,7 @@ class ChargerConfiguration:
 
 
 async def keep_entries(configuration: ChargerConfiguration, station: Station, found: dict[str, ConfigKey],
-                       unknown: set[str], method: str | None, boot_read: bool) -> None:
+                       unknown: set[str], method: str | None, boot_read: bool, identity: str = "") -> None:
     """Put read keys into the model and the database.
 
     After a boot the read is the truth: a RebootRequired value still pending is dropped (and
@@ -270,12 +305,13 @@ async def keep_entries(configuration: ChargerConfiguration, station: Station, fo
             k for k in station.config if k not in found and (method == "full" or k in unknown)])
     else:
         station.unknown_config_keys = sorted((set(station.unknown_config_keys) | unknown) - set(found))
-    await save_entries(configuration, station, list(found.values()), method)
+    await save_entries(configuration, station, list(found.values()), method, identity)
 
 
 async def save_entries(configuration: ChargerConfiguration, station: Station, entries: list[ConfigKey],
-                       method: str | None = None) -> None:
-    """Persist keys (and the unknown-key list, and when a full read happened)."""
+                       method: str | None = None, identity: str = "") -> None:
+    """Persist keys (and the unknown-key list, and when a whole read happened and under which
+    boot identity; "" for an incomplete one)."""
     rows = [{"key": e.key, "value": e.value, "readonly": int(e.readonly),
              "pending_value": e.pending_value} for e in entries]
     await configuration.history.save_config(station.charger_id, rows)
@@ -283,7 +319,7 @@ async def save_entries(configuration: ChargerConfiguration, station: Station, en
     meta = {"unknown_keys": json.dumps(station.unknown_config_keys),
             "keys": json.dumps(sorted(station.config))}
     if method is not None:
-        meta |= {"read_at": iso_z(configuration.clock()), "read_method": method}
+        meta |= {"read_at": iso_z(configuration.clock()), "read_method": method, "identity": identity}
     await configuration.history.kv_put(kv_scope(station.charger_id), meta)
 
 

@@ -19,8 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-import sqlite_utils
-
 from gateway.history import schema
 from gateway.history import transactions as tx_rows
 from gateway.history.queries import (  # noqa: F401  (re-exported: callers import them from here)
@@ -30,6 +28,7 @@ from gateway.history.queries import (  # noqa: F401  (re-exported: callers impor
     select_rows,
     transaction_view,
 )
+from gateway.history.sqlite_import import sqlite_utils
 from gateway.history.transactions import MeterRow
 from gateway.history.writer import (
     HIGH,

@@ -297,7 +297,9 @@ class Registry:
     def update_station(self, station: Station, **changes: Any) -> None:
         for name, value in changes.items():
             setattr(station, name, value)
-        self.publish(StationChanged(station.charger_id))
+        # `key`: the fields changed, so the point table refreshes only the points that read
+        # them (set_online and refresh_liveness publish no key: online touches every point).
+        self.publish(StationChanged(station.charger_id, key=tuple(changes)))
 
     def update_connector(self, station: Station, connector_id: int, **changes: Any) -> Connector:
         connector = station.connector(connector_id)

@@ -13,7 +13,6 @@ import re
 import sys
 
 from .profile import PROFILE_NAMES
-from .simulator import Simulator
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -46,6 +45,7 @@ def charger_ids(base: str, count: int) -> list[str]:
 
 
 async def simulate(args: argparse.Namespace) -> int:
+    from .simulator import Simulator  # here: `ocpp-gateway run` imports this module too
     sims = [Simulator(args.profile, cid, args.url, args.password, meter_loop=True,
                       on_event=lambda line: print(line, flush=True))
             for cid in charger_ids(args.charger_id, args.count)]

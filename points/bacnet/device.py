@@ -13,6 +13,7 @@ Not imported by the gateway unless `bacnet.enabled`: `import BAC0` reads `./.env
 from __future__ import annotations
 
 import asyncio
+import importlib
 import importlib.metadata
 import logging
 import math
@@ -27,8 +28,9 @@ from bacpypes3.primitivedata import Null
 from gateway.errors import ConfigError, WriteRefused
 from points.bacnet import services as bacnet_services
 from points.bacnet import speedup as bacpypes_speedup
+from points.bacnet.factory import ObjectFactory, register
 from points.bacnet.objects import CLASSES, DeviceView
-from points.catalog import UNITS
+from points.catalog import UNITS, PointSpec
 from points.table import Point, PointTable
 
 bacpypes_speedup.install()
@@ -46,7 +48,7 @@ ERRORS = {
     "charger-offline": ("device", "operationalProblem"),
     "rejected": ("services", "serviceRequestDenied"),
 }
-BUILD_CHUNK = 50  # objects created between yields (1.6 ms each on 3.11, notes 1.6)
+BUILD_CHUNK = 200  # objects created between yields (about 30 us each, points/bacnet/factory.py)
 NOT_AVAILABLE_REAL = float("nan")  # present value of an analog point without a value
 
 
@@ -94,6 +96,8 @@ def to_bacnet(point: Point, value: Any) -> Any:
     t = point.spec.bacnet_type
     if t.startswith("analog"):
         return NOT_AVAILABLE_REAL if value is None else float(value)
+    if t.startswith("characterstring"):
+        return "" if value is None else str(value)
     if value is None:
         return "inactive" if t.startswith("binary") else 1 if t.startswith("multi-state") else ""
     if t.startswith("binary"):
@@ -126,21 +130,37 @@ class BacnetServer:
         self.app: Any = None
         self.device_view: Any = None
         self.objects: dict[tuple[str, int], Any] = {}
+        self.factory = ObjectFactory()
+        self._fixed_by_spec: dict[int, tuple[PointSpec, int, dict[str, Any]]] = {}
         self._queue: list[Point] = []
         self._wake = asyncio.Event()
         self.port: int = settings.port
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> int:
-        import BAC0  # here, not at the top: side effects, see the module docstring
-        BAC0.log_level("silence")
+        """Build the objects of every known point, then start the device with all of them.
+
+        The device answers nothing until every object a BMS knew before the restart is there:
+        a half-built device would answer `unknown-object` for points that exist and show a short
+        object-list (docs/bacnet.md, "After a restart"). The gateway opens its OCPP port first
+        and calls this after, so chargers reconnect while the objects are built.
+        """
+        # Imported in a worker thread (the points service starts it early): `import BAC0` takes
+        # about a second (notes 1.4) that the event loop, already serving chargers, runs through.
+        bac0 = await asyncio.to_thread(importlib.import_module, "BAC0")
+        bac0.log_level("silence")
         cfg = self.settings
         if not cfg.address or "/" not in cfg.address:
             # Without an address BAC0 picks the LAN interface and announces itself there (notes 1.4).
             raise ConfigError("bacnet.address must be an interface address with mask, e.g. 192.168.10.5/24")
         fix_device_class()
+        self.table.added.append(self._on_added)
+        self.table.removed.append(self._on_removed)
+        self.table.changed.append(self._on_changed)
+        self._queue.extend(self.table.points())
+        await self._build()  # not on the network yet: nothing is added to an application
         try:
-            self.bacnet = self._start_bac0(BAC0)
+            self.bacnet = self._start_bac0(bac0)
         except Exception as exc:  # BAC0 says "invalid address ... 47808" whatever the cause
             raise ConfigError(f"cannot start BACnet on {cfg.address} port {cfg.port}: {exc}; is another "
                               "BACnet application using this address and port?") from exc
@@ -153,11 +173,7 @@ class BacnetServer:
         dev.location = cfg.location
         dev.modelName = "ocpp-bms-gateway"
         dev.applicationSoftwareVersion = _version()
-        self.table.added.append(self._on_added)
-        self.table.removed.append(self._on_removed)
-        self.table.changed.append(self._on_changed)
-        self._queue.extend(self.table.points())
-        await self._build()
+        self._register(list(self.objects.values()))  # all at once, before the loop runs again
         self.spawn(self._builder(), "bacnet object builder")
         where = cfg.address.split("/")[0]
         log.info("BACnet/IP device %s %r on %s port %s with %d objects%s", cfg.device_id,
@@ -194,7 +210,7 @@ class BacnetServer:
         removed = 0
         for p in points:
             obj = self.objects.pop(p.uid, None)
-            if obj is not None and self.app is not None:
+            if obj is not None and self.app is not None and obj._app is not None:
                 self.app.delete_object(obj)
                 removed += 1
         self._queue = [q for q in self._queue if self.table.has(q)]
@@ -211,15 +227,16 @@ class BacnetServer:
         """Create queued objects in chunks, so OCPP traffic keeps flowing (notes 1.6)."""
         created = 0
         while self._queue:
-            batch, self._queue = self._queue[:BUILD_CHUNK], self._queue[BUILD_CHUNK:]
-            for p in batch:
+            queue, self._queue = self._queue, []
+            for i, p in enumerate(queue):
+                if i % BUILD_CHUNK == BUILD_CHUNK - 1:
+                    await asyncio.sleep(0)
                 if p.uid not in self.objects and self.table.has(p):
                     try:
                         self._create(p)
                         created += 1
                     except Exception:  # one bad object must not stop the others
                         log.exception("cannot create BACnet object %s %s", p.uid, p.name)
-            await asyncio.sleep(0)
         if created:
             self._bump_revision()
 
@@ -227,41 +244,54 @@ class BacnetServer:
         spec = point.spec
         cls = CLASSES[(spec.bacnet_type, spec.commandable)]
         value = self.table.read(point)
-        kwargs: dict[str, Any] = {
+        reliability = self.table.reliability(point, value)
+        varying: dict[str, Any] = {
             "objectIdentifier": point.uid, "objectName": point.name,
             "description": f"{point.charger_id} {spec.description}".strip()[:200],
-            "eventState": "normal", "outOfService": False, "reliability": self.table.reliability(point, value),
+            "reliability": reliability,
+            "presentValue": to_bacnet(point, bool(value) if spec.bacnet_type.startswith("binary") else value),
         }
-        if spec.is_analog:
-            kwargs["units"] = UNITS[spec.units][0]
-            kwargs["covIncrement"] = spec.cov_increment or 1.0
-            kwargs["presentValue"] = to_bacnet(point, value)
-            if spec.min_value is not None and spec.bacnet_type == "analog-value":
-                kwargs["minPresValue"], kwargs["maxPresValue"] = spec.min_value, spec.max_value
-        elif spec.bacnet_type.startswith("binary"):
-            kwargs["presentValue"] = to_bacnet(point, bool(value))
-            if spec.bacnet_type == "binary-input":
-                kwargs["polarity"] = "normal"
-            if spec.states:
-                kwargs["inactiveText"], kwargs["activeText"] = spec.states
-        elif spec.bacnet_type.startswith("multi-state"):
-            kwargs["numberOfStates"] = len(spec.states)
-            kwargs["stateText"] = list(spec.states)
-            kwargs["presentValue"] = to_bacnet(point, value)
-        else:
-            kwargs["presentValue"] = "" if value is None else str(value)
         if spec.commandable and spec.relinquish_default is not None:
-            kwargs["relinquishDefault"] = to_bacnet(point, self.table.read_default(point))
-        obj = cls(**kwargs)
-        obj._gw_point = point
-        obj._gw_server = self
-        obj._gw_pushed = None  # unknown: the first push compares with the object itself
-        obj._gw_reliable = kwargs["reliability"]
+            varying["relinquishDefault"] = to_bacnet(point, self.table.read_default(point))
+        key, fixed = self._fixed(spec)
+        # `_gw_pushed` None: unknown, the first push compares with the object itself.
+        obj = self.factory.make(cls, key, fixed, varying, _gw_point=point, _gw_server=self,
+                                _gw_pushed=None, _gw_reliable=reliability)
         if spec.commandable:
             obj._gw_commands = [None] * 16  # what the table's priority array held when last synced
             self._sync_commands(point, obj)
-        self.app.add_object(obj)
         self.objects[point.uid] = obj
+        if self.app is not None:  # running: a new charger's objects appear as they are made
+            self._register([obj])
+
+    def _fixed(self, spec: PointSpec) -> tuple[int, dict[str, Any]]:
+        """The properties every object of this spec has (once per spec, not per object)."""
+        known = self._fixed_by_spec.get(id(spec))
+        if known is not None and known[0] is spec:  # the spec itself is kept: its id is not reused
+            return known[1], known[2]
+        fixed: dict[str, Any] = {"eventState": "normal", "outOfService": False}
+        if spec.is_analog:
+            fixed["units"] = UNITS[spec.units][0]
+            fixed["covIncrement"] = spec.cov_increment or 1.0
+            if spec.min_value is not None and spec.bacnet_type == "analog-value":
+                fixed["minPresValue"], fixed["maxPresValue"] = spec.min_value, spec.max_value
+        elif spec.bacnet_type.startswith("binary"):
+            if spec.bacnet_type == "binary-input":
+                fixed["polarity"] = "normal"
+            if spec.states:
+                fixed["inactiveText"], fixed["activeText"] = spec.states
+        elif spec.bacnet_type.startswith("multi-state"):
+            fixed["numberOfStates"] = len(spec.states)
+            fixed["stateText"] = list(spec.states)
+        key = self.factory.kind(fixed)
+        self._fixed_by_spec[id(spec)] = (spec, key, fixed)
+        return key, fixed
+
+    def _register(self, objects: list[Any]) -> None:
+        for obj in register(self.app, objects):
+            point = obj._gw_point
+            self.objects.pop(point.uid, None)
+            log.error("cannot serve BACnet object %s %s: name or identifier taken", point.uid, point.name)
 
     def _bump_revision(self) -> None:
         """Tell BMS tools the object set changed (notes 3.3: database-revision)."""

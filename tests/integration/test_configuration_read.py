@@ -98,11 +98,11 @@ async def test_a_charger_that_leaves_unknown_keys_out_is_not_asked_key_by_key(ga
         assert table.requests[-1] == ["AuthorizeRemoteTxRequests"]
 
 
-async def test_configuration_is_read_again_after_each_reboot(gateway, runner):
+async def test_configuration_is_read_again_after_a_reboot_into_new_firmware(gateway, runner):
     table = ConfigTable(standard_config(HeartbeatInterval="300"))
     async with accepted_charger(gateway, runner, table=table) as cp:
         table.values["HeartbeatInterval"] = "60"
-        await cp.boot()
+        await cp.boot(firmwareVersion="1.1")
         await read_finished(gateway, "CP1", reads=2)
         assert gateway.registry.get("CP1").config_value("HeartbeatInterval") == "60"
         assert table.requests.count(["GetConfigurationMaxKeys"]) == 2
@@ -142,7 +142,7 @@ async def test_keys_a_charger_no_longer_has_leave_the_model_and_stay_gone_after_
     table = ConfigTable(standard_config(OldVendorKey="1"))
     async with accepted_charger(gw, runner, table=table) as cp:
         del table.values["OldVendorKey"]  # a firmware update dropped it
-        await cp.boot()
+        await cp.boot(firmwareVersion="2.0")
         await read_finished(gw, "CP1", reads=2)
         assert "OldVendorKey" not in gw.registry.get("CP1").config
     await runner.stop()
@@ -190,3 +190,79 @@ def test_standard_keys_are_matched_whatever_the_chargers_spelling():
     assert standard_key("HeartBeatInterval") == "HeartbeatInterval"
     assert standard_key("meterValueSampleInterval") == "MeterValueSampleInterval"
     assert standard_key("EVlinkVendorKey") is None
+
+
+# --- no re-read for a reboot that changed nothing (issue 17 item 2) ----------------------------
+
+async def test_a_reboot_with_the_same_identity_reads_nothing_a_new_firmware_reads_again(gateway, runner):
+    table = ConfigTable(standard_config(VendorLedColour="blue"))
+    async with accepted_charger(gateway, runner, table=table) as cp:
+        assert table.requests == [["GetConfigurationMaxKeys"], None]
+        table.requests.clear()
+        await cp.boot()  # a reboot: same vendor, model, serial and firmware
+        [_, kept] = await read_finished(gateway, "CP1", reads=2)
+        assert table.requests == []
+        assert "not read again" in kept["message"]
+        assert gateway.registry.get("CP1").config_value("VendorLedColour") == "blue"
+        await cp.boot(firmwareVersion="2.0")  # a firmware update may add, drop or reset keys
+        await read_finished(gateway, "CP1", reads=3)
+        assert table.requests == [["GetConfigurationMaxKeys"], None]
+
+
+async def test_a_gateway_restart_keeps_the_configuration_and_an_unchanged_reboot_reads_nothing(runner):
+    gw = await runner.start()
+    table = ConfigTable(standard_config(VendorLedColour="blue"))
+    async with accepted_charger(gw, runner, table=table):
+        pass
+    await runner.stop()
+    gw = await runner.start()
+    table.requests.clear()
+    async with TestCharger(runner.url, "CP1") as cp:
+        cp.answers["GetConfiguration"] = table.answer
+        await cp.boot()
+        await read_finished(gw, "CP1", reads=2)
+        assert table.requests == []
+        assert gw.registry.get("CP1").config_value("VendorLedColour") == "blue"
+        await cp.boot(chargePointSerialNumber="SN-2")  # another unit under the same id: read it
+        await read_finished(gw, "CP1", reads=3)
+        assert table.requests == [["GetConfigurationMaxKeys"], None]
+
+
+async def test_our_change_is_kept_without_a_read_but_a_pending_change_is_read_after_the_reboot(gateway, runner):
+    from gateway.operator import actions as ops
+    table = ConfigTable(standard_config(VendorLedColour="blue"))
+    async with accepted_charger(gateway, runner, table=table) as cp:
+        cp.answers["ChangeConfiguration"] = table.change("Accepted")
+        await ops.change_configuration(gateway.actions, "CP1", "VendorLedColour", "green")
+        table.requests.clear()
+        await cp.boot()
+        await read_finished(gateway, "CP1", reads=2)
+        assert table.requests == []
+        assert gateway.registry.get("CP1").config_value("VendorLedColour") == "green"
+        cp.answers["ChangeConfiguration"] = table.change("RebootRequired")
+        await ops.change_configuration(gateway.actions, "CP1", "HeartbeatInterval", "120")
+        await cp.boot()  # only a read tells whether the charger applied it
+        await read_finished(gateway, "CP1", reads=3)
+        assert table.requests == [["GetConfigurationMaxKeys"], None]
+
+
+async def test_an_incomplete_read_is_done_again_at_the_next_boot(runner):
+    gw = await runner.start(ocpp={"response_timeout_s": 0.3})
+    values = standard_config()
+    del values["GetConfigurationMaxKeys"]
+    table = ConfigTable(values, unkeyed="never", batch="error")
+    silent = iter([True, True])
+
+    def answer(payload):  # the one-key reads time out: the read stops incomplete
+        keys = payload.get("key") or []
+        if len(keys) == 1 and keys != ["GetConfigurationMaxKeys"] and next(silent, False):
+            return None
+        return table.answer(payload)
+    async with accepted_charger(gw, runner, table=table, GetConfiguration=answer) as cp:
+        [line] = await read_finished(gw, "CP1")
+        assert "incomplete" in line["message"]
+        table.requests.clear()
+        cp.answers["GetConfiguration"] = table.answer
+        await cp.boot()
+        await read_finished(gw, "CP1", reads=2)
+        assert table.requests[:2] == [["GetConfigurationMaxKeys"], None]
