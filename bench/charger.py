@@ -176,6 +176,7 @@ class Charger:
         stage = self.gen.stage
         if stage is not None:
             stage.record(self.inflight_sched, self.inflight_sent, now, kind == 3)
+        self.gen.meter_values_answered += kind == 3  # bench.run checks each one is stored
         await self.finish_meter()
 
     async def _answer_server_call(self, uid: str, action: str, request: Any) -> None:

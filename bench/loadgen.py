@@ -55,6 +55,7 @@ class LoadGen:
         self.outstanding = 0
         self.disconnects = 0
         self.late_answers = 0
+        self.meter_values_answered = 0  # CALLRESULTs to our MeterValues, warm-up and drain included
         self.bad_frames = 0
         self.reader_errors = 0
         self.storm_errors: Counter[str] = Counter()
@@ -139,6 +140,7 @@ class LoadGen:
         t0 = time.perf_counter()
         results = await asyncio.gather(*(self._setup_one(c, gate, lat) for c in self.chargers))
         seconds = time.perf_counter() - t0
+        wall_end = time.time()
         cpu1, gen_cpu1, machine1 = (
             self._server_cpu(),
             procstat.cpu_seconds(os.getpid()),
@@ -147,6 +149,8 @@ class LoadGen:
         calls = len(lat["all_calls"])
         return {
             "seconds": round(seconds, 3),
+            # Wall-clock window, to match the server's loop-lag probe (bench.run, gateway.lagprobe).
+            "wall_window": [round(wall_end - seconds, 3), round(wall_end, 3)],
             "chargers_ok": sum(results),
             "calls": calls,
             "calls_per_s": round(calls / seconds, 1) if seconds > 0 else None,
@@ -203,9 +207,11 @@ class LoadGen:
         self.stage = None
         achieved = stage.completed_in_window / window if window > 0 else 0.0
         error_total = sum(stage.errors.values())
+        to_wall = time.time() - time.perf_counter()
         return {
             "offered_rate": rate,
             "achieved_rate": round(achieved, 1),
+            "wall_window": [round(stage.window_start + to_wall, 3), round(stage.window_end + to_wall, 3)],
             "scheduled": stage.scheduled,
             "measured": len(stage.latencies),
             "latency_ms": percentiles_ms(stage.latencies),
@@ -339,6 +345,7 @@ class LoadGen:
             "counters": {
                 "disconnects": self.disconnects,
                 "late_answers": self.late_answers,
+                "meter_values_answered": self.meter_values_answered,
                 "bad_frames": self.bad_frames,
                 "reader_errors": self.reader_errors,
                 "server_calls": dict(self.server_calls),

@@ -18,6 +18,7 @@ import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.loadgen import parse_rates, raise_fd_limit
+from gateway import lagprobe
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -153,8 +155,10 @@ def library_command(host: str, port: int) -> list[str]:
 class ServerUnderTest:
     """A server subprocess: started pinned, awaited on its port, stopped with SIGTERM."""
 
-    def __init__(self, name: str, argv: list[str], host: str, port: int, log: Path, cpus: set[int] | None):
+    def __init__(self, name: str, argv: list[str], host: str, port: int, log: Path, cpus: set[int] | None,
+                 env: dict[str, str] | None = None):
         self.name = name
+        self.env = env or {}
         self.argv = argv
         self.host = host
         self.port = port
@@ -170,7 +174,7 @@ class ServerUnderTest:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=REPO_ROOT,
-                env=_child_env(),
+                env={**_child_env(), **self.env},
                 preexec_fn=_pin(self.cpus),  # safe: the runner starts no threads
             )
         deadline = time.monotonic() + timeout_s
@@ -273,7 +277,11 @@ def measure(
         argv = gateway_command(args.gateway_cmd, config, args.host, port, data_dir)
     log_dir = Path(args.log_dir) if args.log_dir else work
     log_dir.mkdir(parents=True, exist_ok=True)
-    server = ServerUnderTest(name, argv, args.host, port, log_dir / f"{name}.log", plan[0] if plan else None)
+    # The gateway measures its own loop lag (gateway/lagprobe.py); the other servers have no probe.
+    lag_log = log_dir / f"{name}-loop-lag.jsonl"
+    lag_log.unlink(missing_ok=True)
+    env = {lagprobe.ENV_VAR: str(lag_log)} if name == "gateway" else {}
+    server = ServerUnderTest(name, argv, args.host, port, log_dir / f"{name}.log", plan[0] if plan else None, env)
     try:
         # Other programs on the machine move every figure; record how busy it was.
         loadavg_before = list(os.getloadavg())
@@ -282,12 +290,36 @@ def measure(
         result = run_loadgen(args, f"ws://{args.host}:{port}/ocpp/", pid, plan[1] if plan else None)
         result["command"] = argv
         result["loadavg_before"] = loadavg_before
+        if env:
+            add_loop_lag(result, lagprobe.read_lines(str(lag_log)))
         result["log"] = str(server.log) if args.log_dir else None
-        return result
     except RuntimeError as exc:
         return {"error": str(exc), "command": argv}
     finally:
         server.stop()
+    if name == "gateway":
+        result["durability"] = durability(work / "gateway-data" / "gateway.sqlite", result)
+    return result
+
+
+def durability(database: Path, result: dict[str, Any]) -> dict[str, Any] | None:
+    """Every MeterValues the gateway answered is in its database (read after it stopped): the
+    throughput does not come from skipping the commit that precedes each answer."""
+    if not database.exists():
+        return None  # a --gateway-cmd that keeps no database
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+        stored = conn.execute("SELECT COUNT(*) FROM meter_values").fetchone()[0]
+    answered = result.get("counters", {}).get("meter_values_answered")
+    return {"meter_values_answered": answered, "meter_value_rows_stored": stored,
+            "all_answered_stored": answered is not None and stored >= answered}
+
+
+def add_loop_lag(result: dict[str, Any], lines: list[dict[str, Any]]) -> None:
+    """The server's own loop lag during the storm and each stage (`loop_lag`), from its probe."""
+    for part in [result.get("storm", {}), *result.get("stages", [])]:
+        window = part.get("wall_window")
+        if window:
+            part["loop_lag"] = lagprobe.summarise(lines, window[0], window[1])
 
 
 def _ratio(a: Any, b: Any) -> float | None:

@@ -23,14 +23,29 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+SERVERS = ("gateway", "floor", "ocpplib")
+
+
+def _lag(part: dict[str, Any]) -> str:
+    """The server's own worst loop lag in the window (gateway only: its probe, gateway/lagprobe.py)."""
+    lag = part.get("loop_lag") or {}
+    return _fmt(lag.get("lag_max_ms"))
+
+
+def _cpu_us(stage: dict[str, Any]) -> str:
+    """Server CPU per answered message, in microseconds (100% = one core)."""
+    cpu, rate = stage.get("server_cpu_pct"), stage.get("achieved_rate")
+    return _fmt(cpu / 100.0 / rate * 1e6, 0) if cpu is not None and rate else "–"
+
+
 def storm_rows(reports: Iterable[tuple[str, dict[str, Any]]]) -> list[str]:
     rows = [
         "| run | server | N | storm s | calls/s | setup call p50 / p99 ms | connect p99 ms "
-        "| server CPU % | gen CPU % | others CPU % | KiB/charger | storm errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| server CPU % | gen CPU % | others CPU % | KiB/charger | server loop lag max ms | storm errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, report in reports:
-        for server in ("gateway", "floor"):
+        for server in SERVERS:
             r = report.get(server)
             if not r or "error" in r:
                 continue
@@ -40,7 +55,7 @@ def storm_rows(reports: Iterable[tuple[str, dict[str, Any]]]) -> list[str]:
                 f"| {label} | {server} | {_fmt(r['chargers'])} | {_fmt(s['seconds'], 2)} | {_fmt(s['calls_per_s'], 0)} "
                 f"| {_fmt(calls['p50'])} / {_fmt(calls['p99'])} | {_fmt(s['latency_ms']['connect']['p99'])} "
                 f"| {_fmt(s['server_cpu_pct'])} | {_fmt(s.get('gen_cpu_pct'))} | {_fmt(s.get('others_cpu_pct'))} "
-                f"| {_fmt(r['server']['rss_kib_per_charger'])} | {s['error_total']} |"
+                f"| {_fmt(r['server']['rss_kib_per_charger'])} | {_lag(s)} | {s['error_total']} |"
             )
     return rows
 
@@ -48,11 +63,11 @@ def storm_rows(reports: Iterable[tuple[str, dict[str, Any]]]) -> list[str]:
 def stage_rows(reports: Iterable[tuple[str, dict[str, Any]]]) -> list[str]:
     rows = [
         "| run | server | N | offered msg/s | achieved | p50 ms | p99 ms | max ms | server CPU % "
-        "| gen CPU % | others CPU % | gen lag max ms | errors | sustained |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| server µs/msg | gen CPU % | others CPU % | gen lag max ms | server loop lag max ms | errors | sustained |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, report in reports:
-        for server in ("gateway", "floor"):
+        for server in SERVERS:
             r = report.get(server)
             if not r or "error" in r:
                 continue
@@ -61,8 +76,8 @@ def stage_rows(reports: Iterable[tuple[str, dict[str, Any]]]) -> list[str]:
                 rows.append(
                     f"| {label} | {server} | {_fmt(r['chargers'])} | {_fmt(st['offered_rate'], 0)} "
                     f"| {_fmt(st['achieved_rate'], 0)} | {_fmt(lat['p50'], 2)} | {_fmt(lat['p99'], 1)} "
-                    f"| {_fmt(lat['max'], 1)} | {_fmt(st['server_cpu_pct'])} | {_fmt(st['gen_cpu_pct'])} "
-                    f"| {_fmt(st.get('others_cpu_pct'))} | {_fmt(st.get('gen_loop_lag_max_ms'))} "
+                    f"| {_fmt(lat['max'], 1)} | {_fmt(st['server_cpu_pct'])} | {_cpu_us(st)} | {_fmt(st['gen_cpu_pct'])} "
+                    f"| {_fmt(st.get('others_cpu_pct'))} | {_fmt(st.get('gen_loop_lag_max_ms'))} | {_lag(st)} "
                     f"| {st['error_total'] + st['unfinished']} | {'yes' if st['sustained'] else 'no'} |"
                 )
     return rows

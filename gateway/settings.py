@@ -75,7 +75,7 @@ class OcppSettings:
     orphan_stops_per_hour: int = 60
     # Freeze long-lived objects out of the garbage collector this often (0: Python's default
     # collector); see gateway/gc_policy.py for the measured pauses this avoids.
-    gc_freeze_interval_s: float = 10.0
+    gc_freeze_interval_s: float = 2.0
     # A charger that sent no StatusNotification this long after connecting or booting is asked
     # for one (TriggerMessage): many reconnect without BootNotification or StatusNotification.
     status_trigger_after_s: float = 10.0

@@ -30,6 +30,8 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
+from functools import cache
+from itertools import chain
 from typing import Any
 
 from gateway.errors import OcppError
@@ -76,6 +78,14 @@ class Unit:
     identifier: str = ""
     origin: str = ""  # the OCPP action, or what queued a background line
     frame: str = ""  # the raw frame, kept with the unit if it is refused
+
+
+@cache
+def _statement(table: str, rows: int) -> str:
+    """The multi-row INSERT of `rows` rows into `table` (a few sizes recur: cached, and SQLite's
+    own statement cache then finds it again)."""
+    head, width, tail = INSERTS[table]
+    return head + ",".join(["(" + ",".join("?" * width) + ")"] * rows) + tail
 
 
 def _safe_text(value: Any) -> str:
@@ -257,11 +267,10 @@ class Writer:
         for table, params in rows:
             by_table.setdefault(table, []).append(params)
         for table, params_list in by_table.items():
-            head, width, tail = INSERTS[table]
             for i in range(0, len(params_list), ROWS_PER_STATEMENT):
                 chunk = params_list[i:i + ROWS_PER_STATEMENT]
-                values = ",".join(["(" + ",".join("?" * width) + ")"] * len(chunk))
-                conn.execute(head + values + tail, [value for params in chunk for value in params])
+                # This thread holds the GIL the event loop needs: the flattening runs in C.
+                conn.execute(_statement(table, len(chunk)), tuple(chain.from_iterable(chunk)))
 
     def _apply_together(self, conn: sqlite3.Connection, units: list[Unit]) -> list[tuple[Any, BaseException | None]]:
         """The fast path: every row in a few multi-row statements, then the jobs; raises if

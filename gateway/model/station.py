@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 # Appendix 2 of the Niagara guide / OCPP 1.6 ChargePointStatus, in spec order.
 CONNECTOR_STATUSES = (
@@ -78,9 +78,13 @@ class Connector:
     session_end: float | None = None  # StopTransaction timestamp of the last transaction
 
 
-@dataclass(frozen=True, slots=True)
-class MeterKey:
-    """Readings are kept raw, keyed the way OCPP qualifies them; totals are derived on read."""
+class MeterKey(NamedTuple):
+    """Readings are kept raw, keyed the way OCPP qualifies them; totals are derived on read.
+
+    A named tuple, not a dataclass: hashed and compared in C, and built for every sampled value
+    of every MeterValues (a frozen dataclass's hash and __init__ were 5% of the loop at
+    thousands of messages a second, docs/benchmarks.md).
+    """
 
     connector_id: int
     measurand: str = "Energy.Active.Import.Register"
@@ -95,6 +99,13 @@ class MeterReading:
     timestamp: float
     context: str = "Sample.Periodic"
     restored: bool = False  # the last reading from before a gateway restart, not yet sent again
+
+    def take(self, newer: MeterReading) -> None:
+        """Become `newer` (the registry updates a kept reading in place: a new object for every
+        sampled value lived until the charger's next message, and every young garbage collection
+        walked tens of thousands of them at 5,000 chargers; docs/benchmarks.md)."""
+        self.value, self.unit, self.timestamp = newer.value, newer.unit, newer.timestamp
+        self.context, self.restored = newer.context, newer.restored
 
 
 @dataclass(slots=True)
@@ -231,6 +242,10 @@ class Registry:
         self.clock = clock
         self.stations: dict[str, Station] = {}
         self._subscribers: list[Callable[[ChangeEvent], None]] = []
+        # False once a look found no guest `drop_oldest_guests` may drop; a disconnect or a slot
+        # change may make one. Spares a look at every station on each guest's connect (a storm of
+        # 10,000 new guests made that quadratic).
+        self._idle_guests_possible = True
 
     def subscribe(self, callback: Callable[[ChangeEvent], None]) -> None:
         self._subscribers.append(callback)
@@ -259,11 +274,14 @@ class Registry:
     def drop_oldest_guests(self, max_guests: int) -> list[str]:
         """Keep at most `max_guests` guests (not in the device database): forget the ones seen
         longest ago first; a connected guest is never dropped. Returns the forgotten ids."""
+        if len(self.stations) <= max_guests or not self._idle_guests_possible:
+            return []
         guests = [s for s in self.stations.values() if s.slot is None]
         excess = len(guests) - max_guests
         if excess <= 0:
             return []
         idle = sorted((s for s in guests if not s.connected), key=lambda s: s.last_seen or 0.0)
+        self._idle_guests_possible = len(idle) > excess
         dropped = [s.charger_id for s in idle[:excess]]
         for charger_id in dropped:
             self.forget(charger_id)
@@ -285,6 +303,7 @@ class Registry:
             station.fault, station.connected_since, station.last_seen = False, now, now
         else:
             station.connected = False
+            self._idle_guests_possible = True
             station.online = not fault_on_close and station.online
             station.fault = fault_on_close
             station.connected_since = None
@@ -295,6 +314,8 @@ class Registry:
         station.last_seen = self.clock()
 
     def update_station(self, station: Station, **changes: Any) -> None:
+        if "slot" in changes:
+            self._idle_guests_possible = True
         for name, value in changes.items():
             setattr(station, name, value)
         # `key`: the fields changed, so the point table refreshes only the points that read
@@ -324,9 +345,10 @@ class Registry:
                 # Queued readings replayed after an outage arrive with their old timestamps
                 # (real-firmware notes): they are history, not the present value.
                 continue
-            if old is not None and _backwards(key, old, reading):
-                continue
-            station.meters[key] = reading
+            if old is None:
+                station.meters[key] = reading
+            elif not _backwards(key, old, reading):
+                old.take(reading)
         self.publish(MeterChanged(station.charger_id, connector_id,
                                  tuple(key for key, _ in readings)))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 # Before this a charger's clock is not set yet (MicroOcpp#311: 1970 timestamps before boot).
 EARLIEST_PLAUSIBLE = datetime(2010, 1, 1, tzinfo=UTC).timestamp()
@@ -12,6 +13,11 @@ def parse_timestamp(text: object) -> float | None:
     """Epoch seconds, or None when the text is not a usable date."""
     if not isinstance(text, str) or not text:
         return None
+    return _parse(text)
+
+
+@lru_cache(maxsize=1024)  # a hot path: chargers reporting in the same second send the same text
+def _parse(text: str) -> float | None:
     raw = text.strip().replace(" ", "T", 1)
     if raw.endswith(("Z", "z")):
         raw = raw[:-1] + "+00:00"

@@ -32,7 +32,7 @@ from typing import Any
 from gateway.chargers.capabilities import schema_relaxations
 from gateway.errors import OcppError
 from gateway.model.station import Station
-from gateway.ocpp import protocol
+from gateway.ocpp import fastcheck, protocol
 from gateway.ocpp.logbudget import clip
 from gateway.ocpp.protocol import OutOfRange
 from gateway.settings import OcppSettings
@@ -104,6 +104,9 @@ def read_frame(message: str | bytes, max_depth: int = MAX_DEPTH) -> protocol.Fra
         return _refuse(message, f"nested deeper than {max_depth} levels")
     if "\\u" in message and _LONE_SURROGATE.search(message):
         return _refuse(message, "a \\u escape of half a UTF-16 surrogate pair: no character (RFC 8259 8.2)")
+    checked = fastcheck.read_call(message)  # a clean CALL, decoded and checked at once
+    if checked is not None:
+        return checked
     try:
         msg = _DECODER.decode(message)
     except (ValueError, RecursionError) as exc:

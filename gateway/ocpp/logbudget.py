@@ -42,6 +42,7 @@ class LogBudget:
         self.clock = clock
         self.line_max_chars = line_max_chars
         self._windows: dict[str, _Window] = {}
+        self._pruned_at: float | None = None
         self.dropped_lines = 0  # since start, all chargers (the benchmark reports it)
         self.refused_by: dict[str, int] = {}  # lines not kept since start, per charger
 
@@ -55,8 +56,9 @@ class LogBudget:
                 notes.append(f"{window.dropped_lines} line(s), {window.dropped_bytes} bytes of general log "
                              f"not kept in the minute before: over the general-log budget of "
                              f"{self.bytes_per_minute} bytes per minute")
-            if len(self._windows) > _PRUNE_ABOVE:
-                self._prune(now)
+            if len(self._windows) > _PRUNE_ABOVE and (self._pruned_at is None
+                                                      or now - self._pruned_at >= WINDOW_S):
+                self._prune(now)  # once a minute at most: each prune looks at every charger
             window = self._windows[charger_id] = _Window(now)
         fits = window.spent + size <= self.bytes_per_minute
         if fits or essential:
@@ -85,6 +87,7 @@ class LogBudget:
         return keep
 
     def _prune(self, now: float) -> None:
+        self._pruned_at = now
         stale = [cid for cid, w in self._windows.items() if now - w.start >= 2 * WINDOW_S]
         for cid in stale:
             del self._windows[cid]
@@ -157,6 +160,7 @@ class OrphanStops:
         self.clock = clock
         self.orphans_per_hour = orphans_per_hour
         self._minutes: dict[str, _Window] = {}
+        self._pruned_at = float("-inf")
         self.refused_by = self.rows.refused_by
 
     def may_store(self, charger_id: str) -> bool:
@@ -176,7 +180,8 @@ class OrphanStops:
             window.dropped_lines += 1
             return None
         before = window.dropped_lines if window is not None else 0
-        if len(self._minutes) > _PRUNE_ABOVE:
+        if len(self._minutes) > _PRUNE_ABOVE and now - self._pruned_at >= WINDOW_S:  # once a minute at most
+            self._pruned_at = now
             self._minutes = {cid: w for cid, w in self._minutes.items() if now - w.start < WINDOW_S}
         self._minutes[charger_id] = _Window(now)
         more = f"; {before} more in the minute before" if before else ""

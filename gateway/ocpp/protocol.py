@@ -22,6 +22,7 @@ from importlib import resources
 from typing import Any
 
 import fastjsonschema
+import orjson
 
 from gateway.errors import OcppError
 
@@ -54,6 +55,7 @@ class Call:
     unique_id: str
     action: str
     payload: dict[str, Any]
+    checked: bool = False  # the payload already passed its strict schema (gateway.ocpp.fastcheck)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,23 +93,36 @@ def frame_of(msg: Any) -> Frame:
     raise OcppError("FormationViolation", f"bad message type or shape: {str(msg)[:80]}")
 
 
+def dumps(value: Any) -> str:
+    """Compact JSON text: orjson (several times faster than `json`), and `json` for what orjson
+    refuses (an integer beyond 64 bits, a lone surrogate: escaped, not an error)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"))
+
+
 def dump_call(unique_id: str, action: str, payload: dict[str, Any]) -> str:
-    return json.dumps([CALL, unique_id, action, payload], separators=(",", ":"))
+    return dumps([CALL, unique_id, action, payload])
 
 
 def dump_result(unique_id: str, payload: dict[str, Any]) -> str:
-    return json.dumps([CALLRESULT, unique_id, payload], separators=(",", ":"))
+    return dumps([CALLRESULT, unique_id, payload])
 
 
 def dump_error(unique_id: str, code: str, description: str, details: dict | None = None) -> str:
-    return json.dumps([CALLERROR, unique_id, code, description[:255], details or {}],
-                      separators=(",", ":"))
+    return dumps([CALLERROR, unique_id, code, description[:255], details or {}])
 
 
 @cache
 def _schema(name: str) -> dict[str, Any]:
     text = resources.files("ocpp.v16").joinpath("schemas", f"{name}.json").read_text("utf-8")
     return json.loads(text)
+
+
+def request_schema(action: str) -> dict[str, Any]:
+    """The OCPP 1.6 JSON schema of an action's request (FileNotFoundError for no such action)."""
+    return _schema(action)
 
 
 def _relax(node: Any, key: str | None = None) -> Any:

@@ -33,14 +33,17 @@ def _scalars(payload: dict[str, Any]) -> str:
 
 
 def _meter_values(p: dict[str, Any]) -> str:
-    samples = [sv for mv in p.get("meterValue", []) for sv in mv.get("sampledValue", [])]
-    energy = [sv.get("value") for sv in samples
-              if sv.get("measurand", "Energy.Active.Import.Register") == "Energy.Active.Import.Register"]
-    text = f"Connector: {p.get('connectorId')}; {len(samples)} value(s)"
+    count, energy, found = 0, None, False  # one pass, no lists: a line for every MeterValues
+    for mv in p.get("meterValue", []):
+        for sv in mv.get("sampledValue", []):
+            count += 1
+            if sv.get("measurand", "Energy.Active.Import.Register") == "Energy.Active.Import.Register":
+                energy, found = sv.get("value"), True
+    text = f"Connector: {p.get('connectorId')}; {count} value(s)"
     if p.get("transactionId") is not None:
         text += f"; Transaction: {p['transactionId']}"
-    if energy:
-        text += f"; Energy: {energy[-1]} Wh"
+    if found:
+        text += f"; Energy: {energy} Wh"
     return text
 
 

@@ -176,6 +176,12 @@ def test_gateway_smoke_run_accepts_bench_chargers_without_errors() -> None:
     """The gateway as `python -m gateway.main ... run` starts it (the ocpp-gateway entry point)."""
     report = _smoke_run("gateway", ["--startup-timeout", "15"])
     _assert_complete_and_clean(report["gateway"])
+    # The gateway's own loop-lag probe (gateway/lagprobe.py), matched to the storm and the stage.
+    for part in (report["gateway"]["storm"], report["gateway"]["stages"][0]):
+        assert part["loop_lag"]["seconds"] >= 1 and part["loop_lag"]["lag_max_ms"] is not None
+    # Every answered MeterValues is in the gateway's database: nothing answered before its commit.
+    kept = report["gateway"]["durability"]
+    assert kept["meter_values_answered"] > 0 and kept["all_answered_stored"], kept
 
 
 def test_runner_compares_a_gateway_command_with_the_floor() -> None:

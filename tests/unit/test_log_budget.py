@@ -80,3 +80,23 @@ def test_orphan_stops_past_the_budget_are_counted_in_one_line_a_minute():
     assert orphans.refused_by == {"CP1": 6}
     now[0] = 61.0 + 1800.0  # half an hour refills one row of two an hour
     assert orphans.may_store("CP1")
+
+
+def test_stale_windows_are_forgotten_at_most_once_a_minute_with_thousands_of_chargers():
+    """Past 4,096 chargers the stale windows are dropped, but not by looking at every charger on
+    each new charger's first line (a 10,000-charger storm made that quadratic)."""
+    now = [0.0]
+    budget = LogBudget(1000, lambda: now[0])
+    for i in range(5000):
+        budget.admit(f"OLD{i}", 10)
+    now[0] = 200.0  # every window is now stale
+    budget.admit("NEW0", 10)
+    assert len(budget._windows) == 1  # pruned on the first new window
+    for i in range(5000):
+        budget.admit(f"NEW{i}", 10)
+    now[0] = 230.0  # within the same minute: no second look at every charger
+    budget.admit("LATE", 10)
+    assert len(budget._windows) == 5001
+    now[0] = 400.0
+    budget.admit("AFTER", 10)
+    assert list(budget._windows) == ["AFTER"]
