@@ -242,3 +242,18 @@ WIDE_METER_VALUES = json.dumps([2, "w1", "MeterValues", {"connectorId": 1, "mete
 def test_the_depth_check_agrees_with_reading_one_character_at_a_time(text):
     from gateway.ocpp.frames import _too_deep
     assert _too_deep(text, 20) == (_depth(text) > 20)
+
+
+def test_a_clean_wide_call_is_read_without_the_depth_check_and_a_deep_one_is_still_refused(monkeypatch):
+    """A CALL the fast path accepts fits a 1.6 schema (6 levels at most): counting its brackets
+    again was half the cost of reading a 100 KB MeterValues."""
+    from gateway.ocpp import frames
+    checked: list[str] = []
+    real = frames._too_deep
+    monkeypatch.setattr(frames, "_too_deep", lambda text, limit: checked.append(text) or real(text, limit))
+    assert isinstance(read_frame(WIDE_METER_VALUES), protocol.Call)
+    assert checked == []
+    deep = '[2,"d1","DataTransfer",{"vendorId":"x","data":' + "[" * 1000 + "]" * 1000 + "}]"
+    refusal = read_frame(deep)
+    assert isinstance(refusal, Refusal) and "nested deeper" in refusal.description
+    assert checked == [deep]
