@@ -106,6 +106,14 @@ class FollowUps:
             self.spawn(self.charging.on_transaction(station, connector_id),
                        f"transaction hook for {station.charger_id}")
 
+    def transaction_started(self, session: ChargerSession, connector_id: int) -> None:
+        """No TxProfile before the charger has our StartTransaction answer: it would not know the
+        transaction id yet and reject the profile (real firmware does)."""
+        charging = self.charging
+        if charging is not None:
+            charging.starting(session.charger_id, connector_id)
+            session.after_answer(lambda: charging.on_transaction(session.station, connector_id), "transaction hook")
+
 
 class Gateway:
     """The running gateway: every part, built and wired here; `start` and `stop` run them."""

@@ -177,7 +177,10 @@ class SmartChargingSettings:
     setpoint_timeout_s: float = 900.0  # BMS watchdog; 0 = none
     profile_writes_per_hour: int = 60
     settle_s: float = 10.0  # a reading counts against an offer only this long after it was applied
-    coalesce_s: float = 0.3  # BMS limit writes closer than this are one change (the last wins)
+    coalesce_s: float = 0.1  # BMS limit writes closer than this are one change (the last wins)
+    # Per phase, left free by the shares while a connector is idle: a car that arrives starts from
+    # it, and the running sessions are not all rewritten. 0: the shares take the whole limit.
+    newcomer_reserve_a: float = 0.0
     # While a site limit is in force, a TxDefaultProfile at this current on every charger that
     # has room for it: a new session takes it until its share arrives. None: off.
     start_limit_a: float | None = None
@@ -250,6 +253,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "smart_charging.site_power_limit_kw": (0, 100000), "smart_charging.site_current_limit_a": (0, 100000),
     "smart_charging.safe_power_limit_kw": (0, 100000), "smart_charging.setpoint_timeout_s": (0, 10**7),
     "smart_charging.settle_s": (0, 3600), "smart_charging.coalesce_s": (0, 60),
+    "smart_charging.newcomer_reserve_a": (0, 1000),
     "smart_charging.start_limit_a": (0, 1000),
     "smart_charging.profile_writes_per_hour": (1, 100000),
     "modbus.bacnet_priority": (1, 16), "ocpp.status_trigger_after_s": (0, 86400),

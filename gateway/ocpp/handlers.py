@@ -145,7 +145,7 @@ class InboundHandlers:
         self.registry.update_connector(
             self.station, int(p["connectorId"]), transaction_id=tx_id, id_tag=p["idTag"],
             session_start=ts if ts is not None else self.clock(), meter_start_wh=float(p["meterStart"]))
-        self.events.transaction_changed(self.station, int(p["connectorId"]))
+        self.events.transaction_started(self, int(p["connectorId"]))
         log.info("%s: transaction %s started on connector %s by idTag %s (%s)", self.charger_id, tx_id,
                  p["connectorId"], p["idTag"], info["status"])
         return {"transactionId": tx_id, "idTagInfo": info}

@@ -55,7 +55,10 @@ class SessionEvents(Protocol):
         """Queue follow-up work with `session.after_answer` (it runs after the Boot answer)."""
 
     def transaction_changed(self, station: Station, connector_id: int) -> None:
-        """A transaction started, stopped or was lost on this connector."""
+        """A transaction stopped or was lost on this connector."""
+
+    def transaction_started(self, session: BootedSession, connector_id: int) -> None:
+        """A transaction started on this connector; the charger learns its id from our answer."""
 
     async def ask_for_status(self, session: BootedSession, after_boot: bool) -> None:
         """Ask for StatusNotification when the charger has not reported its connectors."""
