@@ -68,6 +68,11 @@ class OcppSettings:
     signed_meter_value_max_chars: int = 8192
     max_sampled_values_per_message: int = 1000
     meter_budget_bytes_per_hour: int = 2097152
+    # StopTransactions for a transaction the gateway does not know, stored as orphan rows per
+    # charger an hour (an hour's worth at once). Past it they are answered (OCPP 1.6 6.49: the
+    # charger may then delete them) but not stored, and counted in one line a minute. A stop of
+    # a known transaction is always stored.
+    orphan_stops_per_hour: int = 60
     # Freeze long-lived objects out of the garbage collector this often (0: Python's default
     # collector); see gateway/gc_policy.py for the measured pauses this avoids.
     gc_freeze_interval_s: float = 2.0
@@ -204,7 +209,7 @@ class Settings:
             problems.append("ocpp.ssl_enabled needs ocpp.ssl_certfile and ocpp.ssl_keyfile")
         for name in ("max_nesting_depth", "max_connector_id", "log_line_max_chars", "log_budget_bytes_per_minute",
                      "meter_value_max_chars", "signed_meter_value_max_chars", "max_sampled_values_per_message",
-                     "meter_budget_bytes_per_hour"):
+                     "meter_budget_bytes_per_hour", "orphan_stops_per_hour"):
             if getattr(self.ocpp, name) < 1:
                 problems.append(f"ocpp.{name} must be at least 1")
         if self.ocpp.require_client_certificate and not (self.ocpp.ssl_enabled and self.ocpp.ssl_cafile):
