@@ -131,6 +131,10 @@ class PointTable(TableValues, TableWrites):
     # The station object and slot each charger's points were last built for (`sync_station`).
     _built: dict[str, tuple[Any, int | None]] = field(default_factory=dict)
     _unsaved_offsets: dict[str, str] = field(default_factory=dict)  # persisted with the next points
+    # Each connector's points a MeterValues changes, by (charger, connector, subject): a meter
+    # point's subject is (measurand, phase, location), the session points' is SESSION. So
+    # `affected` looks up the event's keys instead of filtering every point of the charger.
+    _meter_index: dict[tuple[str, int | None, Any], list[Point]] = field(default_factory=dict)
     # Commandable points' priority arrays and when their writer last ran (points/table_writes.py).
     _priorities: dict[tuple[str, int], list[Any]] = field(default_factory=dict)
     _commanded_at: dict[tuple[str, int], float] = field(default_factory=dict)
@@ -277,6 +281,9 @@ class PointTable(TableValues, TableWrites):
             subject = _subject_of(p)
             if subject is not None:
                 self._subjects.setdefault(p.charger_id, set()).add(subject)
+            metered = _metered_by(p)
+            if metered is not None:
+                self._meter_index.setdefault(metered, []).append(p)
             new.append(p)
         _tell(self.added, new)
         return new
@@ -287,6 +294,11 @@ class PointTable(TableValues, TableWrites):
             self._names.pop(p.name, None)
             self._by_charger.get(p.charger_id, {}).pop(p.uid, None)
             self._subjects.get(p.charger_id, set()).discard(_subject_of(p))
+            metered = _metered_by(p)
+            if metered is not None and p in self._meter_index.get(metered, ()):
+                self._meter_index[metered].remove(p)
+                if not self._meter_index[metered]:
+                    del self._meter_index[metered]
         _tell(self.removed, gone)
 
     # --- events ----------------------------------------------------------------------------
@@ -295,11 +307,14 @@ class PointTable(TableValues, TableWrites):
         station = registry.get(event.charger_id)
         if station is None:
             return
+        built = self._built.get(station.charger_id)
+        # Only a new station object or a new slot changes which points a charger has: every
+        # connector, meter value and key arrives with an event of its own.
+        unchanged = built is not None and built[0] is station and built[1] == station.slot
+        if unchanged and station.charger_id not in self._by_charger:
+            return  # a guest (or a slot out of range) as it was built: no points, nothing to tell
         if event.kind in (ChangeKind.ADDED, ChangeKind.STATION) or station.charger_id not in self._by_charger:
-            built = self._built.get(station.charger_id)
-            # Only a new station object or a new slot changes which points a charger has: every
-            # connector, meter value and key arrives with an event of its own.
-            if built is None or built[0] is not station or built[1] != station.slot:
+            if not unchanged:
                 self.sync_station(station)
         else:
             self._add_new(event, station)
@@ -329,9 +344,11 @@ class PointTable(TableValues, TableWrites):
         if event.kind == ChangeKind.CONNECTOR:
             return [p for p in pts if p.connector_id == event.connector_id and p.spec.kind == "connector"]
         if event.kind == ChangeKind.METER:
-            subjects = {(k.measurand, k.phase, k.location) for k in event.key}
-            return [p for p in pts if p.connector_id == event.connector_id
-                    and (p.subject in subjects or p.spec.key in ("SessionEnergy", "SessionDuration"))]
+            index, charger_id, connector_id = self._meter_index, event.charger_id, event.connector_id
+            found: list[Point] = []
+            for key in dict.fromkeys((k.measurand, k.phase, k.location) for k in event.key):
+                found += index.get((charger_id, connector_id, key), ())
+            return found + index.get((charger_id, connector_id, SESSION), [])
         if event.kind == ChangeKind.CONFIG:
             keys = set(event.key)
             return [p for p in pts if p.spec.kind in ("config", "config_result") and p.subject in keys]
@@ -372,6 +389,19 @@ def _subject_of(point: Point) -> tuple[Any, ...] | None:
         return ("meter", point.connector_id, point.subject)
     if kind == "config":
         return ("config", point.subject, point.spec.writable)
+    return None
+
+
+SESSION = "session"  # the subject of the connector points every MeterValues may change
+_SESSION_SPECS = ("SessionEnergy", "SessionDuration")
+
+
+def _metered_by(point: Point) -> tuple[str, int | None, Any] | None:
+    """Where `PointTable._meter_index` files a point a MeterValues changes (None: elsewhere)."""
+    if point.spec.kind == "meter":
+        return (point.charger_id, point.connector_id, point.subject)
+    if point.spec.key in _SESSION_SPECS:
+        return (point.charger_id, point.connector_id, SESSION)
     return None
 
 
