@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.chargers import configuration
+from gateway.chargers import configuration, configuration_calls
 from gateway.chargers.capabilities import capabilities_of
 from gateway.chargers.configuration import ChargerConfiguration
 from gateway.chargers.devices import DeviceBook
@@ -49,13 +49,13 @@ class ActionParts:
 async def get_configuration(parts: ActionParts, charger_id: str,
                             keys: list[str] | None = None) -> dict[str, Any]:
     """Read the keys named (all of them without keys) and keep the answer (`gateway.chargers`)."""
-    return await configuration.get_configuration(parts.configuration, charger_id, keys)
+    return await configuration_calls.get_configuration(parts.configuration, charger_id, keys)
 
 
 async def change_configuration(parts: ActionParts, charger_id: str, key: str, value: str,
                                source: str = "api") -> dict[str, Any]:
     """Change one key; the kept value follows only an Accepted answer (`gateway.chargers`)."""
-    return await configuration.change_configuration(parts.configuration, charger_id, key, value, source)
+    return await configuration_calls.change_configuration(parts.configuration, charger_id, key, value, source)
 
 
 # --- Core ----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.chargers.configuration import configuration_view
+from gateway.chargers.configuration_calls import configuration_view
 from gateway.errors import ChargerCallError, ChargerTimeout, ChargerUnavailable, OperationError
 from gateway.operator import actions as ops
 from gateway.operator.api import PARTS_KEY, _json_body

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.chargers.configuration import configuration_view
+from gateway.chargers.configuration_calls import configuration_view
 from gateway.operator import actions as ops
 from tests.compat.harness import start_bench
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from gateway.chargers.configuration import change_configuration
+from gateway.chargers.configuration_calls import change_configuration
 from tests.compat.harness import Watch
 from tests.support.charger import TestCharger
 

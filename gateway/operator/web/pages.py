@@ -157,7 +157,7 @@ def routes(ui: WebView) -> list[tuple[str, Any]]:
 
 async def device_context(ui: WebView, request: web.Request) -> dict[str, Any]:
     """Everything the device page shows besides the live part."""
-    from gateway.chargers.configuration import configuration_view
+    from gateway.chargers.configuration_calls import configuration_view
     from gateway.operator.actions_api import ACTIONS
     context = await part_charger(ui, request)
     station = ui.parts.registry.get(context["c"]["charger_id"])
