@@ -1,23 +1,22 @@
-"""Site-limit soak: `python -m bench.site_soak --chargers 20 --minutes 3 --limit-every 20 --restarts 2`.
+"""Site-limit soak: `python -m bench.site_soak --chargers 50 --minutes 10 --limit-every 60 --restarts 2`.
 
 Simulated chargers of the four manual profiles (`gateway.simulator`, with the real-firmware
 behaviours on: a car ramps up over seconds, a TxProfile for an unknown transaction is rejected,
 sampling goes on while the central system is away and is replayed before the StopTransaction,
 a reconnect sends no BootNotification) charge in sessions that start and end at random. Every
 `--limit-every` seconds a BMS writes a new site current limit, alternately over BACnet (another
-process, WriteProperty at priority 8) and Modbus (FC16); the gateway is restarted `--restarts`
-times. Printed as one JSON line:
+process, WriteProperty at priority 8) and Modbus (FC16, commanding the same priority); the
+gateway is restarted `--restarts` times. Printed as one JSON line (`bench/site_soak_report.py`):
 
 * `offered_over_limit`: once a second, the sum of what the charging sessions' chargers offer
-  (amperes per phase) against the limit in force; the largest excess, and how many samples
-  were above it; also counted without sessions that no profile applies to yet (a new session
-  offers the charger's maximum until its first profile arrives), and within 2 s of a write;
-* `writes_per_session`: profile writes for each transaction against 1 + the limit changes
-  during it, and against that plus the other sessions' starts and stops and the restarts
-  during it (each of those moves every share);
-* `limit_to_profile`: from each limit write to the first profile each charger received after it,
-  before any session started or stopped (chargers whose share did not change get none), from
-  the BMS client's send and from the write's arrival at the smart-charging controller;
+  (amperes per phase) against the limit in force; samples above it, split into new sessions no
+  profile applies to yet, a lowering in flight (within 2 s of a change and not above the old
+  limit) and violations (anything else);
+* `writes_per_session`: profile writes for each transaction against the issue's goal, 1 + the
+  changes of the limit in force during it;
+* `limit_to_profile`: from each limit write (BMS client's send) to the profile each charger got
+  from the pass that took it; `limit_received_to_profile` from its arrival at the controller;
+  `timeline_ms` where the time goes (send, arrival, pass start, first/last profile, pass length);
 * `rejected_loops`: transactions with 3 or more rejected profile writes (goal 0);
 * `writes_per_charger`: profile writes of each charger in the run, and scaled to an hour.
 """
@@ -29,13 +28,13 @@ import asyncio
 import json
 import logging
 import random
-import re
 import socket
 import sys
 import time
 from collections import defaultdict
 from typing import Any
 
+from bench import site_soak_report as report
 from bench.bms_harness import Agent, free_udp_port, machine, percentiles, tempdir
 
 PROFILES = ("smappee", "acwallbox", "zappi", "evlink")
@@ -65,6 +64,9 @@ class Soak:
         self.samples: list[tuple[float, float, float | None, float]] = []  # (time, offered, limit, unprofiled)
         self.restarted_at: list[float] = []
         self.received_at: list[float] = []
+        self.limit_changes: list[tuple[float, float | None, float | None]] = []  # (time, before, after)
+        self.passes: list[tuple[float, float]] = []  # smart-charging passes (start, end)
+        self.above: list[tuple[float, list[Any]]] = []  # samples above the limit, per charger
 
     def settings(self) -> Any:
         from gateway.settings import Settings
@@ -74,8 +76,12 @@ class Soak:
         s.admin.enabled = False
         s.bacnet.address, s.bacnet.port = "127.0.0.1/8", self.ports["bacnet"]
         s.modbus.enabled, s.modbus.host, s.modbus.port = True, "127.0.0.1", self.ports["modbus"]
+        # The BACnet BMS writes at priority 8; the Modbus EMS commands the same slot, so the last
+        # writer wins (at the default 10 every Modbus write would sit below the BACnet command).
+        s.modbus.bacnet_priority = 8
         s.database.path = self.db
         s.smart_charging.start_limit_a = self.args.start_limit
+        s.smart_charging.newcomer_reserve_a = self.args.reserve
         return s.validate()
 
     async def start_gateway(self) -> None:
@@ -84,12 +90,21 @@ class Soak:
         await self.gw.start()
         # When each BMS write reached the controller (the BMS client's own send time includes
         # its first-request address resolution: about a second for bacpypes3).
-        original = self.gw.charging.set_site_limit
+        charging = self.gw.charging
+        original, reallocate = charging.set_site_limit, charging.reallocate
 
         async def traced(*args: Any, **kwargs: Any) -> Any:
             self.received_at.append(time.time())
-            return await original(*args, **kwargs)
-        self.gw.charging.set_site_limit = traced
+            before = charging.in_force.limit.current_a
+            result = await original(*args, **kwargs)
+            self.limit_changes.append((time.time(), before, charging.in_force.limit.current_a))
+            return result
+
+        async def traced_pass() -> None:  # when each smart-charging pass starts and ends
+            start = time.time()
+            await reallocate()
+            self.passes.append((start, time.time()))
+        charging.set_site_limit, charging.reallocate = traced, traced_pass
 
     async def restart(self) -> None:
         self.restarted_at.append(time.time())
@@ -153,6 +168,9 @@ class Soak:
             if self.gw is not None and self.gw.charging is not None and self.gw.started.is_set():
                 last_limit = self.gw.charging.in_force.limit.current_a
             self.samples.append((time.time(), offered, last_limit, unprofiled))
+            if last_limit is not None and offered - unprofiled > last_limit:  # for --dump: who offers what
+                self.above.append((time.time(), [(s.charger_id, s.connectors[1].offered_a, s.limit_a(1),
+                                                  s.connectors[1].transaction.transaction_id) for s in charging]))
             await asyncio.sleep(1.0)
 
     async def run(self) -> dict[str, Any]:
@@ -186,99 +204,30 @@ class Soak:
             for sim in self.sims:
                 await sim.stop()
             await self.gw.stop()
+        if args.dump:
+            with open(args.dump, "w") as out:
+                json.dump({"events": self.events, "passes": self.passes, "limit_changes": self.limit_changes,
+                           "limit_writes": self.limit_writes, "received_at": self.received_at,
+                           "restarted_at": self.restarted_at, "above": self.above}, out)
         return self.report(time.time() - t0)
 
     def report(self, wall_s: float) -> dict[str, Any]:
-        over = [(off - lim) for _t, off, lim, _u in self.samples if lim is not None and off > lim + 1e-6]
-        managed = [(off - un - lim) for _t, off, lim, un in self.samples
-                   if lim is not None and off - un > lim + 1e-6]
-        after_write = [(t, off - lim) for t, off, lim, _u in self.samples if lim is not None and off > lim + 1e-6
-                       and any(0 <= t - w < 2.0 for w, _a, _v in self.limit_writes)]
-        writes_per_tx, rejected_loops = self._writes_per_transaction()
-        latencies, per_write = self._latencies(sorted(t for t, _a, _v in self.limit_writes))
-        from_receipt, _per = self._latencies(sorted(self.received_at))
-        per_hour = {cid: round(sum(1 for _t, line in ev if "<- SetChargingProfile" in line) * 3600 / wall_s, 1)
-                    for cid, ev in self.events.items()}
-        strict = sum(1 for w, allowed, _a in writes_per_tx if w <= allowed)
-        shared = sum(1 for w, _s, allowed in writes_per_tx if w <= allowed)
-        counts = {cid: sum(1 for _t, line in ev if "<- SetChargingProfile" in line) for cid, ev in self.events.items()}
+        per_session, rejected_loops = report.writes_per_session(self)
+        latencies, from_receipt, per_write = report.latencies(self)
         return {
             "benchmark": "site_soak", "chargers": len(self.ids), "minutes": self.args.minutes,
             "limit_writes": len(self.limit_writes), "restarts": self.args.restarts,
             "sessions": len(self.sessions),
-            "offered_over_limit": {"samples": len(self.samples), "above": len(over),
-                                   "max_excess_a": round(max(over), 1) if over else 0.0,
-                                   "above_within_2_s_of_a_limit_write": len(after_write),
-                                   "above_counting_only_sessions_with_a_profile": len(managed),
-                                   "max_excess_of_those_a": round(max(managed), 1) if managed else 0.0},
-            "writes_per_session": {
-                "sessions": len(writes_per_tx), "max": max((w for w, _s, _a in writes_per_tx), default=0),
-                "within_1_plus_limit_changes": strict,
-                "max_over_1_plus_limit_changes": max((w - a for w, a, _s in writes_per_tx), default=0),
-                "within_1_plus_limit_changes_plus_share_changes": shared,
-                "max_over_that": max((w - a for w, _s, a in writes_per_tx), default=0)},
+            "offered_over_limit": report.over_limit(self),
+            "writes_per_session": per_session,
             "limit_to_profile": {**percentiles(latencies), "per_write_max_ms": per_write},
             "limit_received_to_profile": percentiles(from_receipt),
+            "timeline_ms": report.timeline(self),
             "rejected_loops": rejected_loops,
             "rejections": sum(1 for ev in self.events.values() for _t, line in ev
                               if "SetChargingProfile rejected" in line),
-            "writes_per_charger": {"max_in_run": max(counts.values(), default=0),
-                                   "per_hour_extrapolated_max": max(per_hour.values(), default=0),
-                                   "per_hour_extrapolated_mean": round(sum(per_hour.values()) / max(len(per_hour), 1), 1),
-                                   "budget_per_hour": {"zappi": 26, "others": 60}},
+            "writes_per_charger": report.writes_per_charger(self, wall_s),
             "wall_s": round(wall_s, 1), "machine": machine()}
-
-    def _writes_per_transaction(self) -> tuple[list[tuple[int, int, int]], int]:
-        """(writes, 1 + limit changes, 1 + limit changes + other sessions' starts and stops +
-        gateway restarts) during each transaction."""
-        result, loops = [], 0
-        for sim in self.sims:
-            per_tx: dict[Any, int] = defaultdict(int)
-            for action, payload in sim.received_calls:
-                if action == "SetChargingProfile":
-                    per_tx[payload["csChargingProfiles"].get("transactionId")] += 1
-            rejected: dict[Any, int] = defaultdict(int)
-            for _t, line in self.events[sim.charger_id]:
-                if "unknown transaction" in line or "without an active transaction" in line:
-                    rejected[line] += 1
-            loops += sum(1 for count in rejected.values() if count >= 3)
-            for tx_id, writes in per_tx.items():
-                if tx_id is None:
-                    continue
-                span = self._tx_span(sim, tx_id)
-                changes = sum(1 for t, _a, _v in self.limit_writes if span[0] <= t <= span[1])
-                others = sum(1 for t in self._session_events(exclude=sim.charger_id) if span[0] < t <= span[1])
-                restarts = sum(1 for t in self.restarted_at if span[0] < t <= span[1])
-                result.append((writes, 1 + changes, 1 + changes + others + restarts))
-        return result, loops
-
-    def _session_events(self, exclude: str = "") -> list[float]:
-        """When sessions started or stopped (each one moves every other session's share)."""
-        return sorted(t for (cid, _tx), span in self.sessions.items() if cid != exclude for t in span if t)
-
-    def _tx_span(self, sim: Any, tx_id: int) -> tuple[float, float]:
-        """When a transaction ran, from the StartTransaction answer the charger logged."""
-        mark = re.compile(rf"transaction_id={tx_id}\b")
-        times = [t for t, line in self.events[sim.charger_id] if "StartTransaction" in line and mark.search(line)]
-        start = times[0] if times else 0.0
-        stops = [t for t, line in self.events[sim.charger_id] if "StopTransaction" in line and mark.search(line)]
-        return start, stops[-1] if stops else time.time()
-
-    def _latencies(self, times: list[float]) -> tuple[list[float], list[float]]:
-        """Per charger and write: ms to the first SetChargingProfile after the write (within 10 s)."""
-        others = self._session_events() + self.restarted_at
-        all_ms, per_write = [], []
-        for i, t in enumerate(times):
-            # Profiles after a session started or stopped, or a restart, are not this write's.
-            until = min([t + 10.0, *(times[i + 1:i + 2]), *(e for e in others if e > t)])
-            got = []
-            for ev in self.events.values():
-                first = next((e for e, line in ev if t <= e < until and "<- SetChargingProfile" in line), None)
-                if first is not None:
-                    got.append((first - t) * 1000)
-            all_ms += got
-            per_write.append(round(max(got), 1) if got else None)
-        return all_ms, per_write
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -291,6 +240,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--idle-s", type=float, default=30.0, help="mean idle time between sessions")
     parser.add_argument("--meter-interval", type=int, default=10, help="MeterValueSampleInterval of every charger")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--reserve", type=float, default=0.0,
+                        help="smart_charging.newcomer_reserve_a (left free for a car that arrives)")
+    parser.add_argument("--dump", default=None, help="also write every charger event and pass to this JSON file")
     parser.add_argument("--start-limit", type=float, default=None,
                         help="smart_charging.start_limit_a (a new session's current until its share arrives)")
     return parser.parse_args(argv)

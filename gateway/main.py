@@ -41,7 +41,7 @@ from gateway.lagprobe import LagProbe
 from gateway.model.credentials import stored_key
 from gateway.model.station import Registry, Station
 from gateway.ocpp.connections import Connections
-from gateway.ocpp.logbudget import LogBudget, MeterBudget
+from gateway.ocpp.logbudget import LogBudget, MeterBudget, OrphanStops
 from gateway.ocpp.login import LoginGuard
 from gateway.ocpp.parts import SessionParts
 from gateway.ocpp.requests import ChargerRequests
@@ -106,6 +106,14 @@ class FollowUps:
             self.spawn(self.charging.on_transaction(station, connector_id),
                        f"transaction hook for {station.charger_id}")
 
+    def transaction_started(self, session: ChargerSession, connector_id: int) -> None:
+        """No TxProfile before the charger has our StartTransaction answer: it would not know the
+        transaction id yet and reject the profile (real firmware does)."""
+        charging = self.charging
+        if charging is not None:
+            charging.starting(session.charger_id, connector_id)
+            session.after_answer(lambda: charging.on_transaction(session.station, connector_id), "transaction hook")
+
 
 class Gateway:
     """The running gateway: every part, built and wired here; `start` and `stop` run them."""
@@ -126,7 +134,8 @@ class Gateway:
         self.connections = Connections(SessionParts(
             settings, self.registry, self.history, clock, policy=self.device_book, events=follow_ups,
             spawn=self.tasks.spawn, log_budget=log_budget,
-            meter_budget=MeterBudget(settings.ocpp.meter_budget_bytes_per_hour, clock)))
+            meter_budget=MeterBudget(settings.ocpp.meter_budget_bytes_per_hour, clock),
+            orphan_stops=OrphanStops(settings.ocpp.orphan_stops_per_hour, clock)))
         self.requests = ChargerRequests(self.registry, self.connections)
         self.configuration = ChargerConfiguration(self.registry, self.history, clock, self.requests,
                                                   self.device_book)

@@ -68,6 +68,11 @@ class OcppSettings:
     signed_meter_value_max_chars: int = 8192
     max_sampled_values_per_message: int = 1000
     meter_budget_bytes_per_hour: int = 2097152
+    # StopTransactions for a transaction the gateway does not know, stored as orphan rows per
+    # charger an hour (an hour's worth at once). Past it they are answered (OCPP 1.6 6.49: the
+    # charger may then delete them) but not stored, and counted in one line a minute. A stop of
+    # a known transaction is always stored.
+    orphan_stops_per_hour: int = 60
     # Freeze long-lived objects out of the garbage collector this often (0: Python's default
     # collector); see gateway/gc_policy.py for the measured pauses this avoids.
     gc_freeze_interval_s: float = 2.0
@@ -172,7 +177,10 @@ class SmartChargingSettings:
     setpoint_timeout_s: float = 900.0  # BMS watchdog; 0 = none
     profile_writes_per_hour: int = 60
     settle_s: float = 10.0  # a reading counts against an offer only this long after it was applied
-    coalesce_s: float = 0.3  # BMS limit writes closer than this are one change (the last wins)
+    coalesce_s: float = 0.1  # BMS limit writes closer than this are one change (the last wins)
+    # Per phase, left free by the shares while a connector is idle: a car that arrives starts from
+    # it, and the running sessions are not all rewritten. 0: the shares take the whole limit.
+    newcomer_reserve_a: float = 0.0
     # While a site limit is in force, a TxDefaultProfile at this current on every charger that
     # has room for it: a new session takes it until its share arrives. None: off.
     start_limit_a: float | None = None
@@ -200,7 +208,7 @@ class Settings:
             problems.append("ocpp.ssl_enabled needs ocpp.ssl_certfile and ocpp.ssl_keyfile")
         for name in ("max_nesting_depth", "max_connector_id", "log_line_max_chars", "log_budget_bytes_per_minute",
                      "meter_value_max_chars", "signed_meter_value_max_chars", "max_sampled_values_per_message",
-                     "meter_budget_bytes_per_hour"):
+                     "meter_budget_bytes_per_hour", "orphan_stops_per_hour"):
             if getattr(self.ocpp, name) < 1:
                 problems.append(f"ocpp.{name} must be at least 1")
         if self.ocpp.require_client_certificate and not (self.ocpp.ssl_enabled and self.ocpp.ssl_cafile):
@@ -245,6 +253,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "smart_charging.site_power_limit_kw": (0, 100000), "smart_charging.site_current_limit_a": (0, 100000),
     "smart_charging.safe_power_limit_kw": (0, 100000), "smart_charging.setpoint_timeout_s": (0, 10**7),
     "smart_charging.settle_s": (0, 3600), "smart_charging.coalesce_s": (0, 60),
+    "smart_charging.newcomer_reserve_a": (0, 1000),
     "smart_charging.start_limit_a": (0, 1000),
     "smart_charging.profile_writes_per_hour": (1, 100000),
     "modbus.bacnet_priority": (1, 16), "ocpp.status_trigger_after_s": (0, 86400),

@@ -57,6 +57,11 @@ class PointsService:
         self._saver: asyncio.Task[None] | None = None
         self._statuses: dict[str, str] = {}
         self._slots: dict[str, int | None] = {}  # charger id -> slot, for the not-exposed counts
+        # Points whose value changes with time alone, kept as the table adds and removes them,
+        # so the refresh never walks (or sorts) every point of every charger.
+        self._dynamic: dict[tuple[str, int], Point] = {}
+        table.added.append(self._track_dynamic)
+        table.removed.append(self._untrack_dynamic)
         self._bacnet_import: asyncio.Future[Any] | None = None
 
     async def start(self) -> None:
@@ -94,13 +99,16 @@ class PointsService:
         for station in self.registry.added_stations():
             table.restore(station, _record(seen, station.charger_id))
         self._slots = {s.charger_id: s.slot for s in self.registry.added_stations()}
+        # Counted once here; each slot change then adjusts the counts (`_count_not_exposed`).
+        self.table.state.not_exposed = capacity.counts([s for s in self._slots.values() if s is not None],
+                                                       self.settings)
         self.registry.subscribe(self.on_registry_change)
         self._statuses = await restore_last_known(self.history, self.registry.added_stations())
         table.sync(self.registry)
         for station in self.registry.added_stations():
             self._keep_statuses(station.charger_id)  # reported before the subscription
         self._restore_bms_command()
-        self._count_not_exposed()
+        self._notify_not_exposed()
         self.spawn(self._refresh_dynamic(), "points: values that change with time")
 
     async def start_bacnet(self) -> None:
@@ -139,7 +147,19 @@ class PointsService:
         to both protocols as one change, from here."""
         while True:
             await asyncio.sleep(DYNAMIC_REFRESH_S)
-            self.table.notify([p for p in self.table.points() if p.spec.dynamic])
+            self.tell_dynamic()
+
+    def tell_dynamic(self) -> None:
+        """Tell both protocols the time-dependent points once (kept by `_track_dynamic`)."""
+        self.table.notify(list(self._dynamic.values()))
+
+    def _track_dynamic(self, points: list[Point]) -> None:
+        self._dynamic.update((p.uid, p) for p in points if p.spec.dynamic)
+
+    def _untrack_dynamic(self, points: list[Point]) -> None:
+        for p in points:
+            if self._dynamic.get(p.uid) is p:
+                del self._dynamic[p.uid]
 
     def _persist(self, scope: str, values: dict[str, str]) -> None:
         """Gather new offsets and seen records: a new charger's points (38 for an AC wallbox) go
@@ -193,18 +213,26 @@ class PointsService:
         except Exception:
             log.exception("point table update failed for %s (%s)", event.charger_id, event.kind)
 
-    def _count_not_exposed(self, charger_id: str | None = None) -> None:
-        """Keep the site's "not on BACnet / Modbus" counts; only a slot change recounts."""
-        station = self.registry.get(charger_id) if charger_id else None
-        slot = station.slot if station is not None else None
-        if charger_id is not None and self._slots.get(charger_id) == slot:
+    def _count_not_exposed(self, charger_id: str) -> None:
+        """Keep the site's "not on BACnet / Modbus" counts up to date when one charger's slot
+        changes: its old slot's share out, its new slot's in (no recount over every charger)."""
+        station = self.registry.get(charger_id)
+        slot = station.slot if station is not None and station.slot is not None else None
+        old = self._slots.get(charger_id)
+        if old == slot:
             return
-        if charger_id is not None:
-            self._slots[charger_id] = slot
-        new = capacity.counts([s for s in self._slots.values() if s is not None], self.settings)
-        if new != self.table.state.not_exposed:
+        self._slots[charger_id] = slot
+        before = self.table.state.not_exposed
+        gone = capacity.counts([old] if old is not None else [], self.settings)
+        came = capacity.counts([slot] if slot is not None else [], self.settings)
+        new = {k: before.get(k, 0) - gone[k] + came[k] for k in gone}
+        if new != before:
             self.table.state.not_exposed = new
-            self.table.notify([p for p in self.table.points() if p.spec.key.startswith("Chargers-")])
+            self._notify_not_exposed()
+
+    def _notify_not_exposed(self) -> None:
+        """The site's counts are site points (charger id ""): only those are looked at."""
+        self.table.notify([p for p in self.table.points_of("") if p.spec.key.startswith("Chargers-")])
 
     def _keep_statuses(self, charger_id: str) -> None:
         """Persist a device's connector statuses when they change (restored after a restart)."""

@@ -13,6 +13,7 @@ unknown, to stay safe) and takes 10 A x U watts.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -64,6 +65,9 @@ class RotationState:
     paused_since: Mapping[str, float] = field(default_factory=_frozen)
     running_since: Mapping[str, float] = field(default_factory=_frozen)
     allocated_a: Mapping[str, float] = field(default_factory=_frozen)
+    limit: SiteLimit | None = None  # the limit of the last run: a new one re-shares every session
+    ceiling_a: Mapping[str, float] = field(default_factory=_frozen)  # capped near their draw, or max
+    terms: Mapping[str, tuple[float, int]] = field(default_factory=_frozen)  # weight and priority
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,17 @@ class AllocatorConfig:
     # Smaller raises are not made either: lowering holds the limit and must go out, a raise only
     # passes on what another session freed, and every write wears the charger's flash.
     raise_hysteresis_a: float = 2.0
+    # While the limit is unchanged, a running session keeps its value when others come and go:
+    # it is raised only by at least this fraction of it (and raise_hysteresis_a), and cut only
+    # when the limit needs it or its own draw fell (issue 13: writes per session <= 1 + limit changes).
+    steady_raise_fraction: float = 0.25
+    # Shares leave this much per phase free (where the minimums allow) for a car that arrives:
+    # it starts from it without cutting everyone (the controller sets it while a connector is idle).
+    newcomer_reserve_a: float = 0.0
+    # A car that arrives when not even its minimum is free waits (paused) this long for current
+    # to free up or the limit to change, before everyone is re-shared to make room for it.
+    newcomer_wait_s: float = 120.0
+    newcomer_wait_min_running: int = 4  # ...when so many running sessions would be rewritten
     resume_margin_a: float = 1.0  # a paused session resumes only if min + this fits (no flapping)
     step_a: float = 0.1  # allocations are rounded down to this step
 
@@ -149,15 +164,19 @@ def allocate(
         reasons.update({s.key: "no site limit: charger maximum" for s in usable})
     else:
         admitted = _admit(usable, fixed, load, state, now, config)
-        amps = _share(admitted, fixed, ceiling, load)
+        shares = _shares_load(load, admitted, fixed, config.newcomer_reserve_a)
+        amps = _share(admitted, fixed, ceiling, shares)
         amps = {s: _round_down(a, config.step_a) for s, a in amps.items()}
-        held = _hold(amps, fixed, state, load, config)
+        held = _hold(amps, fixed, ceiling, state, (load, shares), config, (limit, now))
         for s in usable:
             reasons[s.key] = _reason(s, amps.get(s, 0.0), ceiling[s], s in held)
 
     amps.update(fixed)
     allocations = {s.key: Allocation(amps.get(s, 0.0), reasons[s.key]) for s in sessions}
-    return AllocationResult(MappingProxyType(allocations), _next_state(allocations, state, now))
+    state = _next_state(allocations, state, now, limit)
+    return AllocationResult(MappingProxyType(allocations), dataclasses.replace(
+        state, ceiling_a=_frozen({s.key: c for s, c in ceiling.items()}),
+        terms=MappingProxyType({s.key: (s.weight, s.priority) for s in sessions})))
 
 
 def _ceiling(s: SessionDemand, state: RotationState, config: AllocatorConfig) -> float:
@@ -243,23 +262,109 @@ def _fill(
 def _hold(
     amps: dict[SessionDemand, float],
     fixed: Mapping[SessionDemand, float],
+    ceiling: Mapping[SessionDemand, float],
     state: RotationState,
-    load: _Load,
+    loads: tuple[_Load, _Load],
     config: AllocatorConfig,
+    limit_now: tuple[SiteLimit, float],
 ) -> set[SessionDemand]:
-    """Keep the previous amps where the change is under the hysteresis, if the limits still hold."""
-    held = set()
-    for s, a in amps.items():
-        previous = state.allocated_a.get(s.key, 0.0)
-        small = abs(a - previous) < config.hysteresis_a or 0 < a - previous < config.raise_hysteresis_a
-        if 0 < previous <= s.max_a and a > 0 and previous != a and small:
-            held.add(s)
-    trial = {**fixed, **amps, **{s: state.allocated_a[s.key] for s in held}}
+    """Keep running sessions at their previous amps where a change is not worth a profile write.
+
+    On a new limit every session is re-shared (changes under the hysteresis aside). While the
+    limit is unchanged a running session keeps its value when others come and go: newcomers
+    take what is free (down to their minimum); if even that does not fit they wait, paused, for
+    up to `newcomer_wait_s` (where `newcomer_wait_min_running` or more sessions would otherwise be
+    rewritten: a pause and a resume are two writes); then the running sessions are re-shared, all
+    at once (of `shares`: the limit less the newcomer reserve).
+    """
+    (load, shares), (limit, now) = loads, limit_now
+    # A new limit, or an operator's new weight or priority for a session: everyone is re-shared.
+    new_limit = state.limit != limit or any(
+        state.terms.get(s.key, (s.weight, s.priority)) != (s.weight, s.priority) for s in amps)
+    held = _small_changes(amps, ceiling, state, config, new_limit)
+    fresh = [s for s, a in amps.items() if a > 0 and s not in held and state.allocated_a.get(s.key, 0.0) <= 0]
+    if not new_limit and not load.fits({**fixed, **amps, **held}):
+        # Passing on what others freed is never worth a cut (a car whose cap came off takes it back).
+        held.update({s: state.allocated_a[s.key] for s, a in amps.items()
+                     if 0 < state.allocated_a.get(s.key, 0.0) < a and s not in held
+                     and state.ceiling_a.get(s.key, s.max_a) >= ceiling[s]})
+    if not new_limit and fresh and not load.fits({**fixed, **amps, **held}):
+        running = sum(1 for s in amps if state.allocated_a.get(s.key, 0.0) > 0)
+        if running >= config.newcomer_wait_min_running and not load.fits(
+                {**fixed, **amps, **held, **{s: s.min_a for s in fresh}}):
+            waiting = [s for s in fresh if now - state.paused_since.get(s.key, now) < config.newcomer_wait_s]
+            amps.update({s: 0.0 for s in waiting})  # no current free for them yet
+            fresh = [s for s in fresh if s not in waiting]
+        if not fresh:
+            pass
+        elif load.fits({**fixed, **amps, **held, **{s: s.min_a for s in fresh}}):  # they take what is free
+            amps.update(_squeeze(amps, fresh, {**fixed, **amps, **held}, load, config.step_a))
+        else:  # they waited long enough: everyone is re-shared
+            amps.update(_reshare(amps, fixed, ceiling, load, shares, config.step_a))
+            held = {}
+    trial = {**fixed, **amps, **held}
     if not load.fits(trial):
         # Keeping a higher value broke a limit: only keep those that stay lower.
-        held = {s for s in held if state.allocated_a[s.key] < amps[s]}
-    amps.update({s: state.allocated_a[s.key] for s in held})
+        held = {s: v for s, v in held.items() if v < amps[s]}
+    amps.update(held)
+    return set(held)
+
+
+def _small_changes(amps: Mapping[SessionDemand, float], ceiling: Mapping[SessionDemand, float],
+                   state: RotationState, config: AllocatorConfig, new_limit: bool) -> dict[SessionDemand, float]:
+    """The running sessions whose change is not worth a write, at their previous amps."""
+    held: dict[SessionDemand, float] = {}
+    for s, a in amps.items():
+        previous = state.allocated_a.get(s.key, 0.0)
+        if not 0 < previous <= s.max_a or a <= 0 or previous == a:
+            continue
+        if new_limit:
+            keep = abs(a - previous) < config.hysteresis_a or 0 < a - previous < config.raise_hysteresis_a
+        elif a < previous:
+            keep = ceiling[s] >= previous  # a cut for others' sake: only if the limit needs it
+        else:
+            keep = a - previous < max(config.raise_hysteresis_a, config.steady_raise_fraction * previous)
+        if keep:
+            held[s] = previous
     return held
+
+
+def _squeeze(amps: Mapping[SessionDemand, float], fresh: list[SessionDemand],
+             base: Mapping[SessionDemand, float], load: _Load, step_a: float) -> dict[SessionDemand, float]:
+    """The newcomers' amps lowered together (not below their minimum) until they fit beside `base`."""
+    def at(level: float) -> dict[SessionDemand, float]:
+        return {s: max(s.min_a, min(amps[s], level)) for s in fresh}
+    low, high = 0.0, max(amps[s] for s in fresh)
+    for _ in range(40):
+        mid = (low + high) / 2
+        low, high = (mid, high) if load.fits({**base, **at(mid)}) else (low, mid)
+    return {s: _round_down(a, step_a) for s, a in at(low).items()}
+
+
+def _shares_load(load: _Load, admitted: list[SessionDemand], fixed: Mapping[SessionDemand, float],
+                 reserve_a: float) -> _Load:
+    """The limit the shares are made of: the site limit less the newcomer reserve, as far as the
+    admitted sessions' minimums leave room for it."""
+    if reserve_a <= 0:
+        return load
+    at_min = {**fixed, **{s: s.min_a for s in admitted}}
+    limit = load.limit
+    for reserve in (reserve_a, reserve_a / 2):
+        smaller = _Load(SiteLimit(
+            None if limit.current_a is None else max(0.0, limit.current_a - reserve),
+            None if limit.power_w is None else max(0.0, limit.power_w - 3 * reserve * load.voltage_v)),
+            load.voltage_v)
+        if smaller.fits(at_min):
+            return smaller
+    return load
+
+
+def _reshare(amps: Mapping[SessionDemand, float], fixed: Mapping[SessionDemand, float],
+             ceiling: Mapping[SessionDemand, float], load: _Load, shares: _Load, step_a: float) -> dict[SessionDemand, float]:
+    """Everyone's fair share again (of `shares`: the limit less the reserve), within the limit."""
+    fair = _share([s for s, a in amps.items() if a > 0], fixed, ceiling, shares)
+    fair = {s: _round_down(a, step_a) for s, a in fair.items()}
+    return fair if load.fits({**fixed, **amps, **fair}) else dict(amps)
 
 
 def _reason(s: SessionDemand, amps: float, ceiling: float, held: bool) -> str:
@@ -281,7 +386,8 @@ def _round_down(amps: float, step: float) -> float:
     return round(steps * step, 6)
 
 
-def _next_state(allocations: Mapping[str, Allocation], state: RotationState, now: float) -> RotationState:
+def _next_state(allocations: Mapping[str, Allocation], state: RotationState, now: float,
+                limit: SiteLimit) -> RotationState:
     paused_since: dict[str, float] = {}
     running_since: dict[str, float] = {}
     for key, allocation in allocations.items():
@@ -294,4 +400,5 @@ def _next_state(allocations: Mapping[str, Allocation], state: RotationState, now
         paused_since=_frozen(paused_since),
         running_since=_frozen(running_since),
         allocated_a=_frozen({k: a.amps for k, a in allocations.items()}),
+        limit=limit,
     )

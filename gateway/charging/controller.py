@@ -13,21 +13,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from gateway.chargers.capabilities import ChargerCapabilities, capabilities_of
-from gateway.charging.allocator import RotationState, allocate
+from gateway.charging.allocator import AllocatorConfig, RotationState, allocate
 from gateway.charging.guard import WriteGuard
-from gateway.charging.inputs import ConnectorControl, counted_current, session_input
+from gateway.charging.inputs import ConnectorControl, counted_current, session_input, written_share
 from gateway.charging.limit import LimitRecord
 from gateway.charging.link import ChargerLink
 from gateway.charging.niagara import OperatorProfiles, settings_dict
 from gateway.charging.profiles import NiagaraProfileSettings
-from gateway.charging.sending import SITE_PROFILE_ID, ProfileSender
+from gateway.charging.sending import ProfileSender, Send
 from gateway.charging.site import SiteWishes
 from gateway.model.station import ChangeEvent, Station
 
@@ -40,10 +41,13 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
-WRITES_SCOPE = "profile_writes"  # charger id -> times of its profile writes in the last hour
-SHARES_SCOPE = "site_shares"  # charger/connector -> [share the charger accepted, its transaction]
+# charger id -> {"writes": times of its profile writes in the last hour, "held": the profiles it
+# accepted last, per slot}: stored after every write, so a restarted gateway neither rewrites an
+# unchanged profile nor starts the charger's hourly budget from zero.
+HELD_SCOPE = "profiles_held"
 MEASURED_CHANGE_A = 1.0  # re-allocate when a session's current moves by this much
 REALLOCATE_MIN_INTERVAL_S = 0.1
+STARTING_S = 5.0  # a start whose answer was never sent (the charger went away) counts after this
 
 
 class ChargingController(ProfileSender):
@@ -69,39 +73,79 @@ class ChargingController(ProfileSender):
         self._site_profiles: set[tuple[str, int]] = set()  # site profiles that outlive a transaction
         self._dirty = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._earlier_writes: dict[str, list[float]] = {}  # stored before a restart, until used
+        self._restored: set[tuple[str, int]] = set()  # shares from before a restart, not yet verified
+        self._starting: dict[tuple[str, int], float] = {}  # connector -> when its start was being answered
+        self._earlier: dict[str, tuple[list[float], list[dict[str, Any]]]] = {}  # stored before a restart
 
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         await self.operator.load()
         await self.site.load()
-        for key, text in (await self.history.kv_get(SHARES_SCOPE)).items():
-            charger_id, _, connector = key.rpartition("/")
-            if text in ("", "null"):
-                continue  # no session when it was stored
+        for charger_id, text in (await self.history.kv_get(HELD_SCOPE)).items():
             try:
-                amps, tx = json.loads(text)
-                self.control[(charger_id, int(connector))] = ConnectorControl(
-                    transaction_id=tx, written_a=amps, written_tx=tx)
-            except (ValueError, TypeError):
-                log.warning("ignoring unreadable site share of %s", key)
-        for charger_id, text in (await self.history.kv_get(WRITES_SCOPE)).items():
-            try:
-                self._earlier_writes[charger_id] = [float(t) for t in json.loads(text)]
-            except (ValueError, TypeError):
-                log.warning("ignoring unreadable profile-write times of %s", charger_id)
+                stored = json.loads(text)
+                times, held = [float(t) for t in stored["writes"]], [dict(p) for p in stored["held"]]
+            except (ValueError, TypeError, KeyError):
+                log.warning("ignoring unreadable stored profiles of %s", charger_id)
+                continue
+            self._earlier[charger_id] = (times, held)
+            self._restore_shares(charger_id, held)
         self.spawn(self._worker(), "smart charging")
 
-    async def stop(self) -> None:
-        """Store the wishes and each charger's recent profile writes (its hourly budget goes on)."""
-        await self.site.save()
+    def _restore_shares(self, charger_id: str, held: list[dict[str, Any]]) -> None:
+        """The shares a charger accepted before the restart: it goes on applying them (also while
+        offline), and the allocator starts from them (its hysteresis holds small changes)."""
         now = self.clock()
-        await self.history.kv_put(WRITES_SCOPE, {
-            charger_id: json.dumps(guard.recent_writes(now)) for charger_id, guard in self.guards.items()})
-        # What each charger applies goes on while the gateway is away: count it after the restart.
-        await self.history.kv_put(SHARES_SCOPE, {
-            f"{c}/{n}": json.dumps([v.written_a, v.written_tx]) if v.transaction_id is not None else "null"
-            for (c, n), v in self.control.items()})
+        for payload in held:
+            amps, tx = written_share(payload)
+            connector_id = int(payload.get("connectorId") or 0)
+            if tx is None or connector_id == 0:
+                continue
+            self.control[(charger_id, connector_id)] = ConnectorControl(
+                transaction_id=tx, written_a=amps, written_tx=tx, applied_at=now,
+                send_status="Accepted", send_state="Accepted")
+            self._restored.add((charger_id, connector_id))
+            if amps is not None:
+                key = f"{charger_id}/{connector_id}"
+                self.rotation = dataclasses.replace(
+                    self.rotation, allocated_a={**self.rotation.allocated_a, key: amps},
+                    running_since={**self.rotation.running_since, key: now}, limit=self.site.in_force.limit)
+
+    async def _verify_restored(self, charger_id: str, connector_id: int) -> None:
+        """Where the charger can say (GetCompositeSchedule), check that it still applies the share
+        it accepted before the restart; if it offers more, that share is written again."""
+        await self._verify(charger_id, connector_id)
+        control = self.control.get((charger_id, connector_id))
+        if control is None or control.written_a is None or control.applied_limit is None \
+                or control.applied_unit != "A" or control.applied_limit <= control.written_a + 0.05:
+            return
+        log.info("%s/%s applies %s A, not the %s A it accepted before the restart: written again",
+                 charger_id, connector_id, control.applied_limit, control.written_a)
+        guard = self.guards.get(charger_id)
+        if guard is not None and control.written_tx is not None:
+            guard.forget_transaction(control.written_tx)
+        control.written_a = control.written_tx = None
+        self._dirty.set()
+
+    async def stop(self) -> None:
+        """Store the wishes, and what each charger holds and its recent writes (its budget goes on)."""
+        await self.site.save()
+        await self._store_held(*self.guards)
+
+    async def _store_held(self, *charger_ids: str) -> None:
+        """Durably record what these chargers accepted and when they were written."""
+        await self.history.kv_put(HELD_SCOPE, self._held_rows(charger_ids))
+
+    def _remember_held(self, charger_id: str) -> None:
+        """The same after a write, in the background: the write path does not wait for the disk
+        (the rows are taken now and committed in order)."""
+        self.spawn(self.history.kv_put(HELD_SCOPE, self._held_rows([charger_id])), "store profiles held")
+
+    def _held_rows(self, charger_ids: Iterable[str]) -> dict[str, str]:
+        now = self.clock()
+        return {charger_id: json.dumps({"writes": self.guards[charger_id].recent_writes(now),
+                                        "held": self.guards[charger_id].held()})
+                for charger_id in charger_ids if charger_id in self.guards}
 
     # --- commands (CLI, admin API, BMS points) --------------------------------------------
     async def set_site_limit(self, power_kw: float | None, current_a: float | None,
@@ -139,6 +183,7 @@ class ChargingController(ProfileSender):
         guard = self.guards.get(session.charger_id)
         if guard is not None:
             guard.forget()
+            self._remember_held(session.charger_id)
         for (charger_id, _connector), control in self.control.items():
             if charger_id == session.charger_id:
                 control.written_a = control.written_tx = control.applied_at = None
@@ -148,7 +193,12 @@ class ChargingController(ProfileSender):
             await self.operator.send(session.station, settings)
         self._dirty.set()
 
+    def starting(self, charger_id: str, connector_id: int) -> None:
+        """A StartTransaction is being answered: no share for it until the charger has the answer."""
+        self._starting[(charger_id, connector_id)] = self.clock()
+
     async def on_transaction(self, station: Station, connector_id: int) -> None:
+        self._starting.pop((station.charger_id, connector_id), None)
         if station.slot is not None:  # guests take no share of the site limit
             self._dirty.set()
 
@@ -206,25 +256,31 @@ class ChargingController(ProfileSender):
             now = self.clock()
             sessions, stations = self._sessions(now)
             self._end_sessions(set(stations.values()))
+            for key in [k for k in self._restored if k in stations.values() and self.registry.get(k[0]).online]:
+                self._restored.discard(key)
+                self.spawn(self._verify_restored(*key), f"verify the restored share of {key[0]}")
             unlimited = self.site.in_force.limit.unlimited
             if unlimited and not self._site_profiles and not any(
                     c.requested_a is not None for c in self.control.values()):
                 return
             voltage = self.settings.smart_charging.nominal_voltage_v
-            result = allocate(self.site.in_force.limit, sessions, voltage, self.rotation, now)
+            config = AllocatorConfig(newcomer_reserve_a=self._reserve_a())
+            result = allocate(self.site.in_force.limit, sessions, voltage, self.rotation, now, config)
             # A session pinned at what its charger still applies (write budget used) is counted at
             # that value; what it should get once it can be written is the unpinned share, kept in
             # its write guard as the newest wish.
-            pinned = {s.key for s in sessions if s.fixed_a is not None}
+            pinned = {s.key: s.fixed_a for s in sessions if s.fixed_a is not None}
             wishes = allocate(self.site.in_force.limit, [dataclasses.replace(s, fixed_a=None) for s in sessions],
-                              voltage, self.rotation, now).allocations if pinned else {}
+                              voltage, self.rotation, now, config).allocations if pinned else {}
             self.rotation = result.state
-            sends = []
+            cuts: list[Send] = []
+            others: list[Send] = []
+            raises: list[Send] = []
             if unlimited:  # the limit was lifted: remove the site profiles still on the chargers
                 for key in sorted(self._site_profiles | {k for k, c in self.control.items()
                                                          if c.requested_a is not None}):
                     self.control.setdefault(key, ConnectorControl()).requested_a = None
-                    sends.append(self._clear_site_profile(*key))
+                    raises.append(functools.partial(self._clear_site_profile, *key))
             for key, allocation in result.allocations.items():
                 control = self.control[stations[key]]
                 control.allocation_reason = allocation.reason
@@ -232,20 +288,15 @@ class ChargingController(ProfileSender):
                 if unlimited or station is None or not station.online:
                     continue  # an offline charger is counted at what it applies, and told later
                 control.requested_a = (wishes[key] if key in pinned else allocation).amps
-                sends.append(self._send_share(*stations[key], control.requested_a))
+                # A pinned session was counted at what it applies: it may be told less (a cut that
+                # need not land), never more; its full wish waits until it is no longer pinned.
+                amps = min(control.requested_a, pinned[key] or 0.0) if key in pinned else control.requested_a
+                send = functools.partial(self._send_share, *stations[key], amps)
+                (others if key in pinned else cuts if control.lowers_to(amps) else raises).append(send)
             if not unlimited:
-                sends += self._start_defaults()
-            await asyncio.gather(*sends)
-            await self._write_due(now)
+                others += self._start_defaults()
+            await self._send_in_order(cuts, others, raises, now)
             self.notify(None)
-
-    async def _write_due(self, now: float) -> None:
-        """Held-back writes whose budget or back-off has freed."""
-        for charger_id, guard in list(self.guards.items()):
-            for payload in guard.due(now):
-                connector_id = int(payload["connectorId"])
-                site = payload["csChargingProfiles"]["chargingProfileId"] == SITE_PROFILE_ID + connector_id
-                await self.write(charger_id, payload, (charger_id, connector_id) if site else None)
 
     def _sessions(self, now: float) -> tuple[list[Any], dict[str, tuple[str, int]]]:
         """One allocator session per connector with an active transaction on an added charger."""
@@ -257,11 +308,11 @@ class ChargingController(ProfileSender):
                 continue
             guard = self._guard(station.charger_id, caps)
             # Pinned at what it applies: a charger that cannot take a new value now (budget used)
-            # or cannot be told (offline: it goes on charging at its last profile).
-            pinned = not station.online or (
-                bool(guard.pending) and guard.writes_in_window(now) >= guard.writes_per_hour)
+            # or cannot be told (offline: it goes on charging at its last profile)...
+            budget_used = bool(guard.pending) and guard.writes_in_window(now) >= guard.writes_per_hour
             for connector in station.connectors.values():
-                if connector.connector_id == 0 or connector.transaction_id is None:
+                if connector.connector_id == 0 or connector.transaction_id is None \
+                        or now - self._starting.get((station.charger_id, connector.connector_id), -1e9) < STARTING_S:
                     continue
                 key = f"{station.charger_id}/{connector.connector_id}"
                 keys[key] = (station.charger_id, connector.connector_id)
@@ -269,11 +320,19 @@ class ChargingController(ProfileSender):
                 if control.transaction_id not in (None, connector.transaction_id):
                     self._end_session(keys[key], control)
                 control.transaction_id = connector.transaction_id
+                # Or it refused its share for this transaction (it goes on at what it applies).
+                refused = control.send_state in ("Rejected", "Failed")
                 sessions.append(session_input(
                     key, station, connector.connector_id, caps, control,
                     self.device_of(station.charger_id), default_phases=cfg.default_phases,
-                    settle_s=cfg.settle_s, pinned=pinned))
+                    settle_s=cfg.settle_s, pinned=not station.online or budget_used or refused))
         return sessions, keys
+
+    def _reserve_a(self) -> float:
+        """The newcomer reserve while a connector of an online charger is free to start a session."""
+        idle = any(station.online and connector.connector_id > 0 and connector.transaction_id is None
+                   for station in self.registry.added_stations() for connector in station.connectors.values())
+        return self.settings.smart_charging.newcomer_reserve_a if idle else 0.0
 
     def _end_sessions(self, live: set[tuple[str, int]]) -> None:
         for key, control in self.control.items():
@@ -286,6 +345,7 @@ class ChargingController(ProfileSender):
         if guard is not None and control.transaction_id is not None:
             guard.drop_transaction(control.transaction_id)
         self._measured.pop(key, None)
+        self._restored.discard(key)
         control.end_session()
         self.notify(key[0])
 
@@ -294,7 +354,9 @@ class ChargingController(ProfileSender):
         guard = self.guards.get(charger_id)
         if guard is None:
             guard = self.guards[charger_id] = WriteGuard(caps, default_writes_per_hour=default)
-            guard.restore_writes(self._earlier_writes.pop(charger_id, []), self.clock())
+            times, held = self._earlier.pop(charger_id, ([], []))
+            guard.restore_writes(times, self.clock())
+            guard.restore_held(held)
         # The budget follows what is known of the charger (its quirk may match only after its boot).
         guard.writes_per_hour = caps.profile_writes_per_hour or default
         return guard

@@ -3,10 +3,12 @@
 Every SetChargingProfile wears the charger's flash (zappi 003: 26 slot writes per 60 minutes),
 so the guard decides whether a payload is worth writing at all. A value held back by the budget
 is kept as the slot's newest wish and goes out once the budget frees, so the last wanted value
-always arrives. A payload the charger rejected is not re-sent each pass: the same payload waits
-an exponentially growing time (real firmware rejects a TxProfile for a transaction it no longer
-knows every time). A wish belongs to its transaction: `drop_transaction` forgets it when the
-transaction ends. Pure code: no I/O, the clock is passed in.
+always arrives. A rejected profile is not re-sent each pass: every further payload for the same
+connector and transaction (or, without a transaction, the same slot) waits an exponentially
+growing time, whatever its limit (real firmware rejects a TxProfile for a transaction it no
+longer knows every time, and a changed share does not make it known). A wish belongs to its
+transaction: `drop_transaction` forgets it, and its back-off, when the transaction ends. Pure
+code: no I/O, the clock is passed in.
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ class _Rejection:
 
 class WriteGuard:
     """Profiles are compared per slot (connector, purpose, stack level, profile id); the budget is
-    shared by the whole charger. Call ``decide`` with what you want on the charger; after sending,
-    ``record_write``."""
+    shared by the whole charger; a rejection backs off the connector's transaction (`_backoff_key`).
+    Call ``decide`` with what you want on the charger; after sending, ``record_write``."""
 
     def __init__(
         self,
@@ -86,6 +88,15 @@ class WriteGuard:
         """Count writes sent before a gateway restart against the budget (zappi counts them too)."""
         self._times = deque(sorted(float(t) for t in times if now - self.window_s < float(t) <= now))
 
+    def held(self) -> list[dict[str, Any]]:
+        """What the charger accepted last, per slot (kept across a gateway restart)."""
+        return [dict(p) for p in self._written.values()]
+
+    def restore_held(self, payloads: list[dict[str, Any]]) -> None:
+        """What the charger accepted before a gateway restart: an unchanged profile is not rewritten
+        (the charger keeps its profiles while the central system is away)."""
+        self._written = {_normalize(p)[0]: dict(p) for p in payloads}
+
     @property
     def pending(self) -> list[dict[str, Any]]:
         """Values held back (budget or rejection back-off), newest wish per slot."""
@@ -95,11 +106,11 @@ class WriteGuard:
         """Pending values that may be written now (pass each to ``decide`` again)."""
         if self.writes_in_window(now) >= self.writes_per_hour:
             return []
-        return [p for slot, p in self._pending.items() if self._backoff_over(slot, p, now)]
+        return [p for p in self._pending.values() if self._backoff_over(p, now)]
 
-    def _backoff_over(self, slot: tuple, payload: Mapping[str, Any], now: float) -> bool:
-        rejection = self._rejected.get(slot)
-        return rejection is None or not _same(rejection.payload, payload) or now >= rejection.retry_at
+    def _backoff_over(self, payload: Mapping[str, Any], now: float) -> bool:
+        rejection = self._rejected.get(_backoff_key(payload))
+        return rejection is None or now >= rejection.retry_at
 
     def decide(self, payload: Mapping[str, Any], now: float) -> Decision:
         """Whether ``payload`` (a SetChargingProfile.req) should be written at ``now``."""
@@ -114,8 +125,8 @@ class WriteGuard:
             if shape == last_shape and _within(limits, last_limits, self.deadband.get(unit, 0.0)):
                 self._pending.pop(slot, None)
                 return Decision(False, f"change within the {self.deadband.get(unit)} {unit} deadband")
-        rejection = self._rejected.get(slot)
-        if rejection is not None and _same(rejection.payload, payload) and now < rejection.retry_at:
+        rejection = self._rejected.get(_backoff_key(payload))
+        if rejection is not None and now < rejection.retry_at:
             self._pending[slot] = dict(payload)
             return Decision(False, f"rejected {rejection.count}x: retry after back-off", rejection.retry_at)
         if self.writes_in_window(now) >= self.writes_per_hour:
@@ -130,7 +141,7 @@ class WriteGuard:
 
         Every sent write counts against the budget; only an accepted one becomes the value the
         charger holds. A rejected one stays the slot's wish and is tried again after a back-off
-        that doubles with each rejection of the same payload.
+        that doubles with each rejection for the same connector and transaction.
         """
         sent = dict(payload) if payload is not None else self._approved
         self._times.append(now)
@@ -138,44 +149,52 @@ class WriteGuard:
         self._approved = None
         if sent is None:
             return
-        slot = _normalize(sent)[0]
+        slot, key = _normalize(sent)[0], _backoff_key(sent)
         if accepted:
             self._written[slot] = sent
-            self._rejected.pop(slot, None)
+            self._rejected.pop(key, None)
             if slot in self._pending and _same(self._pending[slot], sent):
                 del self._pending[slot]
             return
         self.rejections_total += 1
-        before = self._rejected.get(slot)
-        count = before.count + 1 if before is not None and _same(before.payload, sent) else 1
+        before = self._rejected.get(key)
+        count = before.count + 1 if before is not None else 1
         wait = min(REJECT_BACKOFF_S * 2 ** (count - 1), REJECT_BACKOFF_MAX_S)
-        self._rejected[slot] = _Rejection(sent, count, now + wait)
+        self._rejected[key] = _Rejection(sent, count, now + wait)
         self._pending.setdefault(slot, sent)
 
     def rejected_count(self, payload: Mapping[str, Any]) -> int:
-        """How often this very payload was rejected in a row (0: not rejected)."""
-        rejection = self._rejected.get(_normalize(payload)[0])
-        return rejection.count if rejection is not None and _same(rejection.payload, payload) else 0
+        """How often profiles for this payload's connector and transaction were rejected in a row."""
+        rejection = self._rejected.get(_backoff_key(payload))
+        return rejection.count if rejection is not None else 0
 
     def drop_transaction(self, transaction_id: int) -> int:
         """The transaction ended or is gone: its profiles can never be written. Returns how many."""
         dropped = [slot for slot, p in self._pending.items() if _transaction_of(p) == transaction_id]
         for slot in dropped:
             del self._pending[slot]
-        for slot in [s for s, r in self._rejected.items() if _transaction_of(r.payload) == transaction_id]:
-            del self._rejected[slot]
+        for key in [k for k, r in self._rejected.items() if _transaction_of(r.payload) == transaction_id]:
+            del self._rejected[key]
         return len(dropped)
 
     def drop_slot(self, connector_id: int, profile_id: int) -> None:
         """Forget every wish for one profile (it was cleared on purpose)."""
-        for table in (self._pending, self._rejected, self._written):
+        for table in (self._pending, self._written):
             for slot in [s for s in table if (s[0], s[3]) == (connector_id, profile_id)]:
                 del table[slot]
+        for key in [k for k, r in self._rejected.items()
+                    if _normalize(r.payload)[0][0::3] == (connector_id, profile_id)]:
+            del self._rejected[key]
 
     def clear_pending(self) -> None:
         """Drop every held-back wish (the operator lifted the limit)."""
         self._pending.clear()
         self._rejected.clear()
+
+    def forget_transaction(self, transaction_id: int) -> None:
+        """The charger does not apply what it accepted for this transaction: write it again."""
+        for slot in [s for s, p in self._written.items() if _transaction_of(p) == transaction_id]:
+            del self._written[slot]
 
     def forget(self) -> None:
         """The charger lost its profiles (reboot, ClearChargingProfile): write the next value again."""
@@ -184,6 +203,15 @@ class WriteGuard:
 
 def _transaction_of(payload: Mapping[str, Any]) -> int | None:
     return payload.get("csChargingProfiles", {}).get("transactionId")
+
+
+def _backoff_key(payload: Mapping[str, Any]) -> tuple:
+    """What a rejection backs off: the connector and transaction of a TxProfile (any share for a
+    transaction the charger does not know is rejected alike), else the profile's slot."""
+    transaction_id = _transaction_of(payload)
+    if transaction_id is not None:
+        return ("transaction", payload.get("connectorId"), transaction_id)
+    return ("slot", *_normalize(payload)[0])
 
 
 def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -201,8 +229,11 @@ def _normalize(payload: Mapping[str, Any]) -> tuple[tuple, Any, tuple[float, ...
     schedule = profile.get("chargingSchedule", {})
     schedule.pop("startSchedule", None)  # moves with the clock; not a change of the limit
     limits = []
+    amperes = schedule.get("chargingRateUnit", "A") == "A"
     for period in schedule.get("chargingSchedulePeriod", []):
         limits.append(round(float(period.pop("limit", 0.0)), 3))
+        if amperes:  # a limit per phase: how many phases the car uses (read from its meter values,
+            period.pop("numberPhases", None)  # 1 while it draws on one, 3 when paused) is no change
     shape = (payload.get("connectorId"), json.dumps(profile, sort_keys=True))
     return slot, shape, tuple(limits), str(schedule.get("chargingRateUnit", "A"))
 

@@ -43,6 +43,12 @@ class ConnectorControl:
     applied_limit: float | None = None  # from GetCompositeSchedule
     applied_unit: str = ""
 
+    def lowers_to(self, amps: float) -> bool:
+        """Whether `amps` is a cut of what the charger applies for this session: any value is, while
+        no share of this transaction was accepted (it offers its maximum, or a start limit)."""
+        held = self.written_a if self.written_tx in (None, self.transaction_id) else None
+        return held is None or amps < held
+
     def end_session(self) -> None:
         """The session ended or was found gone: it holds no share any more (issue 13 item 3)."""
         self.transaction_id = self.requested_a = self.written_a = self.written_tx = None

@@ -7,8 +7,11 @@ GetCompositeSchedule where the charger can say what it applies.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
     from gateway.tasks import Spawn
 
 log = logging.getLogger(__name__)
+Send = Callable[[], Awaitable[Any]]  # one write, started when its turn comes
 # Profiles the allocator writes use their own id and stack level so that an operator's Niagara
 # profile (a ChargePointMaxProfile, say) and the site share combine on the charger (the lower wins).
 SITE_PROFILE_ID = 900000
@@ -51,6 +55,7 @@ class ProfileSender:
     control: dict[tuple[str, int], ConnectorControl]
     guards: dict[str, WriteGuard]
     _site_profiles: set[tuple[str, int]]
+    _dirty: asyncio.Event
 
     def _guard(self, charger_id: str, caps: ChargerCapabilities) -> WriteGuard:
         raise NotImplementedError
@@ -58,10 +63,38 @@ class ProfileSender:
     def notify(self, charger_id: str | None) -> None:
         raise NotImplementedError
 
+    async def _store_held(self, *charger_ids: str) -> None:
+        raise NotImplementedError
+
+    def _remember_held(self, charger_id: str) -> None:
+        raise NotImplementedError
+
     def utcnow(self) -> datetime:
         raise NotImplementedError
 
-    def _start_defaults(self) -> list[Any]:
+    async def _send_in_order(self, cuts: list[Send], others: list[Send], raises: list[Send], now: float) -> None:
+        """Lower first, then raise, each group in parallel across chargers: the sum of what the
+        chargers offer stays within the higher of the old and the new limit while the new shares
+        go out. If a cut did not land (rejected, held back, failed), no raise goes out in this
+        pass: the next one counts that session at what its charger still applies (pinned).
+        `others` (start limits, pinned sessions' wishes) go with the cuts; nothing waits on them."""
+        landed = await asyncio.gather(*(send() for send in cuts), *(send() for send in others))
+        if all(_landed(status) for status in landed[:len(cuts)]):
+            await asyncio.gather(*(send() for send in raises))
+            await self._write_due(now)  # after: a slot's due value and its new one are not both sent
+        elif raises:
+            self._dirty.set()
+
+    async def _write_due(self, now: float) -> None:
+        """Held-back writes whose budget or back-off has freed (in parallel across chargers)."""
+        async def due(charger_id: str, guard: WriteGuard) -> None:
+            for payload in guard.due(now):
+                connector_id = int(payload["connectorId"])
+                site = payload["csChargingProfiles"]["chargingProfileId"] == SITE_PROFILE_ID + connector_id
+                await self.write(charger_id, payload, (charger_id, connector_id) if site else None)
+        await asyncio.gather(*(due(c, g) for c, g in list(self.guards.items())))
+
+    def _start_defaults(self) -> list[Send]:
         """A TxDefaultProfile at `smart_charging.start_limit_a` on connector 0 of every charger
         that has room for it, so a session that starts takes that until its share arrives
         (otherwise it offers the charger's maximum for that while). Written once: the guard
@@ -76,7 +109,7 @@ class ProfileSender:
             if (station.online and room and caps.supports_action("SetChargingProfile")
                     and caps.accepts_purpose(ChargingProfilePurpose.TX_DEFAULT.value)
                     and not self.operator.enabled(station.charger_id)):
-                sends.append(self._send_start_default(station, caps, cfg.start_limit_a))
+                sends.append(functools.partial(self._send_start_default, station, caps, cfg.start_limit_a))
         return sends
 
     async def _send_start_default(self, station: Station, caps: ChargerCapabilities, amps: float) -> None:
@@ -90,10 +123,11 @@ class ProfileSender:
             return
         await self.write(station.charger_id, plan.request(), (station.charger_id, 0))
 
-    async def _send_share(self, charger_id: str, connector_id: int, amps: float) -> None:
+    async def _send_share(self, charger_id: str, connector_id: int, amps: float) -> str:
+        """Send one session's share; returns the send status (or why nothing was sent)."""
         station = self.registry.get(charger_id)
         if station is None:
-            return
+            return "unknown charger"
         caps = capabilities_of(station)
         connector = station.connectors.get(connector_id)
         cfg = self.settings.smart_charging
@@ -116,8 +150,8 @@ class ProfileSender:
                                  connector.transaction_id if connector else None, now=self.utcnow())
         except ProfileNotSupported as exc:
             control.send_status, control.send_state = str(exc), "Failed"
-            return
-        await self.write(charger_id, plan.request(), (charger_id, connector_id))
+            return control.send_status
+        return await self.write(charger_id, plan.request(), (charger_id, connector_id))
 
     async def _clear_site_profile(self, charger_id: str, connector_id: int) -> None:
         key = (charger_id, connector_id)
@@ -140,6 +174,7 @@ class ProfileSender:
         if guard is not None:
             guard.drop_slot(connector_id, SITE_PROFILE_ID + connector_id)
             guard.forget()
+            await self._store_held(charger_id)
 
     async def write(self, charger_id: str, payload: dict[str, Any], key: tuple[str, int] | None) -> str:
         """Send one SetChargingProfile through the write guard; returns the send status."""
@@ -167,6 +202,7 @@ class ProfileSender:
             guard.record_write(now, payload, accepted=status == "Accepted")
         if control is not None:
             self._record_answer(key, control, payload, status)
+        self._remember_held(charger_id)  # what it holds and its budget survive a restart
         if status == "Accepted" and key is not None:
             self.spawn(self._verify(charger_id, key[1]), f"verify profile on {charger_id}")
         self.notify(charger_id)
@@ -205,3 +241,8 @@ class ProfileSender:
             control.applied_limit = float(periods[0]["limit"])
             control.applied_unit = schedule.get("chargingRateUnit", "")
         self.notify(charger_id)
+
+
+def _landed(status: str) -> bool:
+    """The charger holds the value now: it accepted it, or it already had it."""
+    return status in ("Accepted", "unchanged", "unknown charger") or status.startswith("change within")

@@ -253,10 +253,10 @@ class HistoryStore:
 
     async def stop_transaction(self, identifier: str, transaction_id: int, meter_stop_wh: float,
                                stop_time: str, reason: str, id_tag: str | None,
-                               samples: Iterable[MeterRow] = ()) -> str:
+                               samples: Iterable[MeterRow] = (), keep_orphan: bool = True) -> str:
         """Close the row (or store an orphan stop for an unknown id) and commit; what was done."""
         return await self._job(tx_rows.stop, iso(self.clock()), identifier, transaction_id, meter_stop_wh,
-                               stop_time, reason, id_tag, list(samples))
+                               stop_time, reason, id_tag, list(samples), keep_orphan)
 
     async def mark_lost(self, identifier: str, transaction_id: int) -> bool:
         """An active transaction the charger forgot (no StopTransaction will come, as far as we know)."""

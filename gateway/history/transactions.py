@@ -42,8 +42,10 @@ def start(conn: sqlite3.Connection, now: str, identifier: str, connector_id: int
 
 
 def stop(conn: sqlite3.Connection, now: str, identifier: str, transaction_id: int, meter_stop: float,
-         stop_time: str, reason: str, id_tag: str | None, samples: list[MeterRow]) -> str:
-    """Close the row (or store an orphan stop for an unknown id); return what was done."""
+         stop_time: str, reason: str, id_tag: str | None, samples: list[MeterRow],
+         keep_orphan: bool = True) -> str:
+    """Close the row (or store an orphan stop for an unknown id); return what was done:
+    "stopped", "repeated", "orphan", or "orphan not stored" (unknown id, not `keep_orphan`)."""
     row = conn.execute("SELECT identifier, status, connector_id FROM transactions "
                        "WHERE transaction_id=?", (transaction_id,)).fetchone()
     connector_id = 0
@@ -57,6 +59,8 @@ def stop(conn: sqlite3.Connection, now: str, identifier: str, transaction_id: in
                 (meter_stop, stop_time, now, reason, id_tag, transaction_id))
             outcome = "stopped"
         tx_ref, connector_id = transaction_id, row[2]
+    elif not keep_orphan:  # over the charger's orphan budget (gateway.ocpp.logbudget.OrphanStops)
+        return "orphan not stored"
     else:
         # Unknown id (steve#156: an InternalError makes chargers resend forever): keep the data
         # as an orphan row so billing can reconcile it, and answer normally.

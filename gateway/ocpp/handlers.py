@@ -16,7 +16,7 @@ from gateway.history.store import HistoryStore
 from gateway.model.station import BootInfo, Clock, MeterKey, MeterReading, Registry, Station
 from gateway.model.timestamps import iso_z, parse_timestamp
 from gateway.ocpp import meter_rows
-from gateway.ocpp.logbudget import MeterBudget
+from gateway.ocpp.logbudget import MeterBudget, OrphanStops
 from gateway.ocpp.parts import RegistrationPolicy, SessionEvents, Spawn
 from gateway.settings import Settings
 
@@ -47,6 +47,8 @@ class InboundHandlers:
     _reported_since_boot: set[int] | None  # connectors with a status since boot
     after_answer: Callable[[Callable[[], Awaitable[None]], str], None]
     meter_budget: MeterBudget | None  # meter-value bytes per charger an hour
+    orphan_stops: OrphanStops | None  # orphan StopTransaction rows per charger an hour
+    orphan_not_stored: bool  # the last StopTransaction was an orphan past that budget
     log: Callable[[str, str, str, bool], bool]  # one general-log line, held to the log budget
 
     def handler_table(self) -> dict[str, Handler]:
@@ -143,7 +145,7 @@ class InboundHandlers:
         self.registry.update_connector(
             self.station, int(p["connectorId"]), transaction_id=tx_id, id_tag=p["idTag"],
             session_start=ts if ts is not None else self.clock(), meter_start_wh=float(p["meterStart"]))
-        self.events.transaction_changed(self.station, int(p["connectorId"]))
+        self.events.transaction_started(self, int(p["connectorId"]))
         log.info("%s: transaction %s started on connector %s by idTag %s (%s)", self.charger_id, tx_id,
                  p["connectorId"], p["idTag"], info["status"])
         return {"transactionId": tx_id, "idTagInfo": info}
@@ -153,14 +155,26 @@ class InboundHandlers:
         stop_time = iso_z(ts) if ts is not None else str(p.get("timestamp"))
         tx_id = int(p["transactionId"])
         samples = self._transaction_data(tx_id, p.get("transactionData") or [])
+        orphans = self.orphan_stops
+        keep_orphan = orphans is None or orphans.may_store(self.charger_id)
         outcome = await self.history.stop_transaction(
             self.charger_id, tx_id, float(p["meterStop"]), stop_time, p.get("reason", "Local"),
-            p.get("idTag"), samples)
+            p.get("idTag"), samples, keep_orphan)
+        if outcome == "orphan not stored" and orphans is not None:
+            # Answered all the same (a spec answer; the charger may delete it), never a real stop.
+            self.orphan_not_stored = True
+            note = orphans.not_stored(self.charger_id)
+            if note is not None:
+                self.log("OrphanStopBudget", note, "warning", True)
+                log.warning("%s: %s", self.charger_id, note)
+            return {}
         log.info("%s: transaction %s stopped (%s), meter %s Wh", self.charger_id, tx_id,
                  p.get("reason", "Local"), p["meterStop"])
         if outcome == "orphan":
-            self.history.log(self.charger_id, "StopTransactionRequest",
-                                f"unknown transaction {tx_id}: stored as an orphan stop", "warning")
+            if orphans is not None:
+                orphans.stored(self.charger_id)
+            self.log("StopTransactionRequest", f"unknown transaction {tx_id}: stored as an orphan stop",
+                     "warning", True)
         for connector in self.station.connectors.values():
             if connector.transaction_id == tx_id:
                 # meterStop is the energy register at the end (OCPP 1.6 6.49): the newest reading

@@ -6,7 +6,9 @@ saying the budget was reached, and the next line after the minute says how many 
 out. Transaction lines (`essential`) are always kept; they still count. No I/O of its own: the
 clock is injected and `write` is handed the general log to write to.
 
-`MeterBudget` does the same for meter values, per hour, with a burst of an hour's worth.
+`MeterBudget` does the same for meter values, per hour, with a burst of an hour's worth;
+`OrphanStops` holds StopTransactions for unknown transactions to one such budget of rows.
+Each keeps per-charger counts of what it refused (`refused_by`), shown by `/api/status`.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class LogBudget:
         self._windows: dict[str, _Window] = {}
         self._pruned_at: float | None = None
         self.dropped_lines = 0  # since start, all chargers (the benchmark reports it)
+        self.refused_by: dict[str, int] = {}  # lines not kept since start, per charger
 
     def admit(self, charger_id: str, size: int, essential: bool = False) -> tuple[bool, list[str]]:
         """Whether to keep a line of `size` bytes, and notes to write before it."""
@@ -67,6 +70,7 @@ class LogBudget:
         window.dropped_lines += 1
         window.dropped_bytes += size
         self.dropped_lines += 1
+        count(self.refused_by, charger_id)
         return False, notes
 
     def write(self, general_log: GeneralLog, charger_id: str, event: str, message: str, level: str = "info",
@@ -89,6 +93,13 @@ class LogBudget:
             del self._windows[cid]
 
 
+def count(counts: dict[str, int], charger_id: str) -> None:
+    """One more refusal for this charger; ids past `_PRUNE_ABOVE` are only in the totals (a peer
+    inventing ids must not grow the table)."""
+    if charger_id in counts or len(counts) < _PRUNE_ABOVE:
+        counts[charger_id] = counts.get(charger_id, 0) + 1
+
+
 def clip(text: str, limit: int, raw_size: int | None = None) -> str:
     """`text` cut to about `limit` characters, noting the size of what was sent."""
     if len(text) <= limit:
@@ -108,6 +119,13 @@ class MeterBudget:
         self.clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}  # charger id -> (bytes left, when)
         self.refused = 0  # messages past the budget since start, all chargers
+        self.refused_by: dict[str, int] = {}  # the same per charger
+
+    def has_room(self, charger_id: str, size: int) -> bool:
+        """Whether `size` would be admitted now, spending nothing."""
+        now = self.clock()
+        left, then = self._buckets.get(charger_id, (self.capacity, now))
+        return size <= min(self.capacity, left + (now - then) * self.per_second)
 
     def admit(self, charger_id: str, size: int) -> bool:
         """Spend `size` bytes of this charger's budget, or say no (and spend nothing)."""
@@ -117,6 +135,7 @@ class MeterBudget:
         if size > left:
             self._buckets[charger_id] = (left, now)
             self.refused += 1
+            count(self.refused_by, charger_id)
             return False
         if len(self._buckets) > _PRUNE_ABOVE:
             self._prune(now)
@@ -129,3 +148,42 @@ class MeterBudget:
                 if left + (now - then) * self.per_second >= self.capacity]
         for cid in full:
             del self._buckets[cid]
+
+
+class OrphanStops:
+    """StopTransactions for unknown transactions (issue 12: each added an orphan row and two
+    always-kept log lines, without limit): `orphans_per_hour` rows per charger (a `MeterBudget`
+    of rows); past it, one line a minute says how many were answered but not stored."""
+
+    def __init__(self, orphans_per_hour: int, clock: Callable[[], float]) -> None:
+        self.rows = MeterBudget(orphans_per_hour, clock)
+        self.clock = clock
+        self.orphans_per_hour = orphans_per_hour
+        self._minutes: dict[str, _Window] = {}
+        self._pruned_at = float("-inf")
+        self.refused_by = self.rows.refused_by
+
+    def may_store(self, charger_id: str) -> bool:
+        """Whether an orphan row may be stored now (spends nothing: most stops are not orphans)."""
+        return self.rows.has_room(charger_id, 1)
+
+    def stored(self, charger_id: str) -> None:
+        self.rows.admit(charger_id, 1)
+
+    def not_stored(self, charger_id: str) -> str | None:
+        """Count one orphan past the budget; the line to write, at most one a minute per charger."""
+        self.rows.refused += 1
+        count(self.refused_by, charger_id)
+        now = self.clock()
+        window = self._minutes.get(charger_id)
+        if window is not None and now - window.start < WINDOW_S:
+            window.dropped_lines += 1
+            return None
+        before = window.dropped_lines if window is not None else 0
+        if len(self._minutes) > _PRUNE_ABOVE and now - self._pruned_at >= WINDOW_S:  # once a minute at most
+            self._pruned_at = now
+            self._minutes = {cid: w for cid, w in self._minutes.items() if now - w.start < WINDOW_S}
+        self._minutes[charger_id] = _Window(now)
+        more = f"; {before} more in the minute before" if before else ""
+        return (f"StopTransaction for an unknown transaction answered but not stored: over this charger's "
+                f"budget of {self.orphans_per_hour} orphan stops an hour{more}")

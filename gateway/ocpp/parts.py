@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.history.store import HistoryStore
 from gateway.model.station import Clock, Registry, Station
-from gateway.ocpp.logbudget import LogBudget, MeterBudget
+from gateway.ocpp.logbudget import LogBudget, MeterBudget, OrphanStops
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
@@ -55,11 +55,16 @@ class SessionEvents(Protocol):
         """Queue follow-up work with `session.after_answer` (it runs after the Boot answer)."""
 
     def transaction_changed(self, station: Station, connector_id: int) -> None:
-        """A transaction started, stopped or was lost on this connector."""
+        """A transaction stopped or was lost on this connector."""
+
+    def transaction_started(self, session: BootedSession, connector_id: int) -> None:
+        """A transaction started on this connector; the charger learns its id from our answer."""
 
     async def ask_for_status(self, session: BootedSession, after_boot: bool) -> None:
         """Ask for StatusNotification when the charger has not reported its connectors."""
 
+
+REFUSAL_KINDS = ("log_lines", "meter_values", "orphan_stops")
 
 Spawn = Callable[[Coroutine[Any, Any, Any], str], "asyncio.Task[Any]"]
 
@@ -79,3 +84,16 @@ class SessionParts:
     log_budget: LogBudget
     # Meter-value bytes per charger an hour (None: unbounded, for tests that build parts by hand).
     meter_budget: MeterBudget | None = None
+    # Orphan StopTransaction rows per charger an hour (None: unbounded).
+    orphan_stops: OrphanStops | None = None
+
+    def budget_refusals(self) -> dict[str, dict[str, int]]:
+        """Per charger, what its budgets refused since start (general-log lines, meter values,
+        orphan stops): shown where an operator looks (`/api/status`, `ocpp-gateway status`, the
+        device page), not only in the general log."""
+        out: dict[str, dict[str, int]] = {}
+        for name, budget in (("log_lines", self.log_budget), ("meter_values", self.meter_budget),
+                             ("orphan_stops", self.orphan_stops)):
+            for charger_id, refused in (budget.refused_by.items() if budget is not None else ()):
+                out.setdefault(charger_id, dict.fromkeys(REFUSAL_KINDS, 0))[name] = refused
+        return out

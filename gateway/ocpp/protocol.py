@@ -148,13 +148,21 @@ def schema_exists(action: str) -> bool:
     return resources.files("ocpp.v16").joinpath("schemas", f"{action}.json").is_file()
 
 
+def _bare_schema(name: str) -> dict[str, Any]:
+    return {k: v for k, v in _schema(name).items() if k != "$schema"}
+
+
 @cache
-def _validators(name: str) -> tuple[Any, Any]:
-    schema = _schema(name)
-    schema = {k: v for k, v in schema.items() if k != "$schema"}
-    strict = fastjsonschema.compile(schema)
-    relaxed = fastjsonschema.compile(_relax(copy.deepcopy(schema)))
-    return strict, relaxed
+def _strict_validator(name: str) -> Any:
+    """Compiled on first use: every payload is checked against it."""
+    return fastjsonschema.compile(_bare_schema(name))
+
+
+@cache
+def _relaxed_validator(name: str) -> Any:
+    """Compiled only when a quirk relaxes this action and a payload fails the strict schema:
+    most actions never need it, and compiling it cost a first connection's loop time."""
+    return fastjsonschema.compile(_relax(copy.deepcopy(_bare_schema(name))))
 
 
 def _error_code(exc: fastjsonschema.JsonSchemaValueException) -> str:
@@ -182,7 +190,7 @@ def validate(action: str, payload: dict[str, Any], *, response: bool = False,
     """
     name = f"{action}Response" if response else action
     try:
-        strict, loose = _validators(name)
+        strict = _strict_validator(name)
     except FileNotFoundError:
         raise OcppError("NotImplemented", f"unknown action {action}") from None
     try:
@@ -192,7 +200,7 @@ def validate(action: str, payload: dict[str, Any], *, response: bool = False,
         if not relaxed:
             raise OcppError(_error_code(strict_exc), _describe(strict_exc)) from None
         try:
-            loose(payload)
+            _relaxed_validator(name)(payload)
         except fastjsonschema.JsonSchemaValueException as exc:
             raise OcppError(_error_code(exc), _describe(exc)) from None
         return strict_exc.message

@@ -46,6 +46,8 @@ class ChargerSession(InboundHandlers):
         self.spawn = parts.spawn
         self.log_budget = parts.log_budget  # general-log lines per charger a minute
         self.meter_budget = parts.meter_budget  # meter-value bytes per charger an hour
+        self.orphan_stops = parts.orphan_stops  # orphan StopTransaction rows per charger an hour
+        self.orphan_not_stored = False
         self.station = station
         self.ws = websocket
         self.authenticated = authenticated  # logged in with valid credentials (security profile 1)
@@ -167,10 +169,16 @@ class ChargerSession(InboundHandlers):
         except OcppError as exc:  # one line holds the answer and the frame that earned it
             frame = frames.excerpt(message, self.settings.ocpp.log_line_max_chars)
             return self._refusal(uid, action, exc.code, exc.description, "warning", frame), "refused"
-        self.log(f"{action}Request", safe_summary(request_summary, action, call.payload), "info", essential)
+        request = safe_summary(request_summary, action, call.payload)
+        # A StopTransaction's lines are written after its handler: they are transaction data (always
+        # kept) unless it was an orphan past the charger's budget, which only the store can tell.
+        late = action == "StopTransaction"
+        if not late:
+            self.log(f"{action}Request", request, "info", essential)
         if warning:
             self.log(f"{action}Request", f"accepted despite schema violation: {warning}", "warning")
             log.warning("%s: %s tolerated (quirk): %s", self.charger_id, action, warning)
+        self.orphan_not_stored = False
         try:
             answer = await handler(call.payload)
         except OcppError as exc:
@@ -178,6 +186,10 @@ class ChargerSession(InboundHandlers):
         except Exception as exc:  # a handler bug must not end the charger's session
             log.exception("%s: handler for %s failed", self.charger_id, action)
             return self._refusal(uid, action, "InternalError", f"central system error: {exc}", "error"), "failed"
+        finally:
+            essential = essential and not self.orphan_not_stored
+            if late:
+                self.log(f"{action}Request", request, "info", essential)
         self.log(f"{action}Confirmation", safe_summary(confirmation_summary, action, answer), "info", essential)
         return protocol.dump_result(uid, answer), "answered"
 

@@ -141,6 +141,7 @@ async def status(request: web.Request) -> web.Response:
         "sessions": len(parts.connections.sessions), "authorize_policy": parts.settings.authorize.policy,
         "guest_response": parts.settings.registration.guest_response,
         "store": parts.history.writer.stats(),
+        "budget_refusals": parts.connections.parts.budget_refusals(),
         "security": {"tls": parts.settings.ocpp.ssl_enabled,
                      "require_password": parts.settings.ocpp.require_password,
                      "require_client_certificate": parts.settings.ocpp.require_client_certificate},

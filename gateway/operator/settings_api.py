@@ -27,6 +27,7 @@ def overview(parts: AdminParts) -> dict[str, Any]:
         "site_limit": site, "endpoints": endpoints(parts),
         "authorize_policy": parts.settings.authorize.policy,
         "guest_response": parts.settings.registration.guest_response,
+        "budget_refusals": parts.connections.parts.budget_refusals(),
     }
 
 

@@ -40,7 +40,21 @@ def status_text(d: dict[str, Any]) -> str:
              f"site limit: {limit}",
              f"authorize policy: {d['authorize_policy']}; guest response: {d['guest_response']}"]
     lines += [f"{name}: {where}" for name, where in d["endpoints"].items()]
-    return "\n".join(lines)
+    return "\n".join(lines + _refusal_lines(d.get("budget_refusals") or {}))
+
+
+def _refusal_lines(refusals: dict[str, dict[str, int]], most: int = 10) -> list[str]:
+    """The chargers whose budgets refused most since start (general-log lines, meter values,
+    orphan stops; docs/reliability.md), most first."""
+    if not refusals:
+        return []
+    ranked = sorted(refusals.items(), key=lambda item: (-sum(item[1].values()), item[0]))
+    lines = [f"over budget since start ({len(refusals)} charger(s)):"]
+    lines += [f"  {cid}: {r.get('log_lines', 0)} log lines, {r.get('meter_values', 0)} meter values, "
+              f"{r.get('orphan_stops', 0)} orphan stops not kept" for cid, r in ranked[:most]]
+    if len(ranked) > most:
+        lines.append(f"  ... and {len(ranked) - most} more (ocpp-gateway --json status)")
+    return lines
 
 
 def cmd_status(args: argparse.Namespace) -> int:

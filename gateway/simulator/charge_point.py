@@ -8,6 +8,7 @@ list is answered CALLERROR NotImplemented in one place (`route_message`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections import deque
@@ -35,6 +36,7 @@ class SimChargePoint(ChargePoint, OptionalProfiles):
         super().__init__(id, connection, response_timeout=30)
         self.sim = sim
         self._deferred: list[Deferred] = []
+        self._answer_routed = False  # the last frame was an answer to one of our calls
 
     async def close(self) -> None:
         await self._connection.close()
@@ -45,6 +47,7 @@ class SimChargePoint(ChargePoint, OptionalProfiles):
         except ValueError:
             frame = None
         if isinstance(frame, list) and len(frame) == 4 and frame[0] == 2:
+            await self._digest_answers()
             action, payload = frame[2], frame[3]
             self.sim.received_calls.append((action, payload))
             self.sim.emit(f"<- {action} {payload}")
@@ -53,10 +56,21 @@ class SimChargePoint(ChargePoint, OptionalProfiles):
                 error = OcppNotImplemented(description=f"{action} is not supported by {self.sim.profile.name}")
                 await self._send(msg.create_call_error(error).to_json())
                 return
+        self._answer_routed = isinstance(frame, list) and bool(frame) and frame[0] in (3, 4)
         await super().route_message(raw_msg)
         deferred, self._deferred = self._deferred, []
         for job in deferred:
             self.sim.spawn(job())
+
+    async def _digest_answers(self) -> None:
+        """Real firmware handles an answer before the next frame (a StartTransaction answer gives
+        it the transaction id a TxProfile right behind it names): let our caller take the answer
+        and do its bookkeeping before a call that followed it on the wire is handled."""
+        if not self._answer_routed:
+            return
+        self._answer_routed = False
+        for _ in range(5):  # the queue hand-over and the caller's wait_for: a few loop turns
+            await asyncio.sleep(0)
 
     def defer(self, job: Deferred) -> None:
         """Run `job` once the answer to the current call has been sent."""

@@ -70,6 +70,30 @@ async def test_a_dead_transaction_gets_no_profile_storm_and_the_next_session_its
     await bench.watch.until(lambda: sim.connectors[1].offered_a == 16.0)
 
 
+async def test_a_changed_share_for_a_dead_transaction_waits_out_the_back_off_too(runner):
+    """The back-off belongs to the charger's connector and transaction, not to one payload: a
+    new limit (a new share) for the transaction the charger rejected is not tried at once."""
+    bench = await start_bench(runner, "generic")
+    sim = await bench.connect(with_firmware(load_profile("generic"), reject_unknown_transaction=True))
+    gw = bench.gw
+    t = [time.time()]
+    gw.charging.clock = lambda: t[0]
+    tx = await charging(sim)
+    sim.connectors[1].transaction.transaction_id = tx + 100  # the charger lost track of it
+    await gw.charging.set_site_limit(None, 16.0)
+    await gw.charging.reallocate()
+    assert [limits(p) for p in for_tx(bench, tx)] == [[16.0]]
+    for amps in (12.0, 10.0, 14.0):  # the BMS moves the limit within the back-off
+        t[0] += 1
+        await gw.charging.set_site_limit(None, amps)
+        await gw.charging.reallocate()
+    assert len(for_tx(bench, tx)) == 1
+    assert gw.charging.status()["connectors"][f"{bench.charger_id}/1"]["send_state"] == "Rejected"
+    t[0] += 5  # the back-off is over: the newest share goes out once
+    await gw.charging.reallocate()
+    assert [limits(p) for p in for_tx(bench, tx)] == [[16.0], [14.0]]
+
+
 async def test_clearing_the_limit_drops_a_rejected_wish(runner):
     bench = await start_bench(runner, "generic")
     sim = await bench.connect(with_firmware(load_profile("generic"), reject_unknown_transaction=True))
@@ -143,6 +167,51 @@ def _point(table, charger_id: str, key: str):
                 and p.connector_id == 1)
 
 
+async def two_charging(runner, limit_a: float, **firmware) -> tuple[Bench, Simulator, Simulator, list[str]]:
+    """CP-A and CP-B charging under a site current limit; one log of the profiles they receive."""
+    first = await start_bench(runner, "generic", "CP-A")
+    gw = first.gw
+    await gw.device_book.add_device("CP-B")
+    second = Bench(runner, gw, "generic", "CP-B")
+    profile = with_firmware(load_profile("generic"), **firmware)
+    sim_a, sim_b = await first.connect(profile), await second.connect(profile)
+    received: list[str] = []
+    for sim in (sim_a, sim_b):
+        sim.on_event = lambda line, cid=sim.charger_id: received.append(cid) if "<- SetChargingProfile" in line else None
+    await gw.charging.set_site_limit(None, limit_a)
+    await charging(sim_a)
+    await charging(sim_b)
+    await gw.charging.reallocate()
+    assert (sim_a.connectors[1].offered_a, sim_b.connectors[1].offered_a) == (limit_a / 2, limit_a / 2)
+    received.clear()
+    return first, sim_a, sim_b, received
+
+
+async def test_the_chargers_that_must_come_down_are_written_before_any_raise(runner):
+    """Lower first, then raise: in between, the chargers never offer more than the limit."""
+    bench, sim_a, sim_b, received = await two_charging(runner, 24.0)
+    await bench.gw.device_book.update_device("CP-A", weight=3.0)  # CP-A up to 18 A, CP-B down to 6 A
+    await bench.gw.charging.reallocate()
+    assert received == ["CP-B", "CP-A"]
+    assert (sim_a.connectors[1].offered_a, sim_b.connectors[1].offered_a) == (18.0, 6.0)
+    await bench.gw.device_book.update_device("CP-B", weight=9.0)  # and the other way round
+    await bench.gw.charging.reallocate()
+    assert received == ["CP-B", "CP-A", "CP-A", "CP-B"]
+    assert (sim_a.connectors[1].offered_a, sim_b.connectors[1].offered_a) == (6.0, 18.0)
+
+
+async def test_a_cut_the_charger_refuses_holds_back_the_raise_it_would_pay_for(runner):
+    bench, sim_a, sim_b, received = await two_charging(runner, 24.0, reject_unknown_transaction=True)
+    gw = bench.gw
+    sim_b.connectors[1].transaction.transaction_id += 100  # CP-B lost track of its transaction
+    await gw.device_book.update_device("CP-A", weight=3.0)
+    for _ in range(3):
+        await gw.charging.reallocate()
+    assert received == ["CP-B"]  # refused, then backed off; CP-A is not raised on its account
+    assert sim_a.connectors[1].offered_a == 12.0
+    assert gw.charging.status()["connectors"]["CP-B/1"]["allocation_reason"].startswith("fixed")
+
+
 async def test_a_restart_keeps_what_the_charger_is_so_evlink_profiles_stay_adapted(runner):
     """Item 5: EVlink takes amperes only and no numberPhases; after a gateway restart it
     reconnects without a BootNotification, and its first profile must still be adapted."""
@@ -163,6 +232,57 @@ async def test_a_restart_keeps_what_the_charger_is_so_evlink_profiles_stay_adapt
     assert all("numberPhases" not in p for p in payload["csChargingProfiles"]["chargingSchedule"][
         "chargingSchedulePeriod"])
     assert gw.charging.status()["connectors"][f"{bench.charger_id}/1"]["send_state"] == "Accepted"
+
+
+async def holding_16_a(runner) -> tuple[Bench, Simulator, int]:
+    """A charger in a transaction that accepted a 16 A share; it reconnects without booting."""
+    bench = await start_bench(runner, "generic")
+    sim = await bench.connect(with_firmware(load_profile("generic"), boot_on_reconnect=False))
+    await bench.gw.charging.set_site_limit(None, 16.0)
+    tx = await charging(sim)
+    await bench.gw.charging.reallocate()
+    return bench, sim, tx
+
+
+async def restart_while_away(runner, bench: Bench, sim: Simulator, lost=lambda: None):
+    """Restart the gateway while the charger is away (`lost`: what happens to it meanwhile)."""
+    await sim.go_offline()
+    lost()
+    bench.gw = await runner.restart(authorize={"policy": "none_except_whitelist"})
+    await sim.go_online()
+    await bench.watch.until(lambda: bench.station.online)
+    return bench.gw
+
+
+async def test_a_restarted_gateway_does_not_rewrite_the_profile_a_charger_already_holds(runner):
+    """What each charger accepted (per connector and transaction) and its write budget are in the
+    device database: after a gateway restart an unchanged share is not written again (it was,
+    once per session per restart), while a changed one is."""
+    bench, sim, tx = await holding_16_a(runner)
+    assert [limits(p) for p in for_tx(bench, tx)] == [[16.0]]
+    for _ in range(2):
+        gw = await restart_while_away(runner, bench, sim)
+        for _ in range(3):
+            await gw.charging.reallocate()
+        assert len(bench.received("SetChargingProfile")) == 1
+        connector = gw.charging.status()["connectors"][f"{bench.charger_id}/1"]
+        assert (connector["written_a"], connector["send_state"]) == (16.0, "Accepted")
+        assert gw.charging.writes_of(bench.charger_id)["last_hour"] == 1
+    await gw.charging.set_site_limit(None, 10.0)
+    await gw.charging.reallocate()
+    assert [limits(p) for p in for_tx(bench, tx)] == [[16.0], [10.0]]
+
+
+async def test_a_charger_that_lost_its_profile_while_the_gateway_was_away_gets_it_again(runner):
+    """Where the charger can say (GetCompositeSchedule), a restarted gateway checks that it still
+    applies the share it accepted; one that offers more is written again."""
+    bench, sim, tx = await holding_16_a(runner)
+    # Lost without a reboot the gateway could see.
+    gw = await restart_while_away(runner, bench, sim, lambda: sim.profiles.clear(900001, None, None, None))
+    await gw.charging.reallocate()
+    await sim.wait_for(lambda: len(for_tx(bench, tx)) == 2)
+    assert [limits(p) for p in for_tx(bench, tx)] == [[16.0], [16.0]]
+    await sim.wait_for(lambda: sim.limit_a(1) == 16.0)
 
 
 async def test_a_triggered_boot_is_not_a_reboot(runner):

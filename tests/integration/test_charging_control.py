@@ -185,3 +185,25 @@ async def test_a_lapsed_bms_limit_without_a_safe_limit_keeps_the_last_value_and_
     gw = await runner.start(smart_charging={"setpoint_timeout_s": 60.0})
     site_status = gw.charging.status()["site"]
     assert (site_status["source"], site_status["in_force_current_a"]) == ("bms", 25.0)
+
+
+async def test_no_tx_profile_reaches_a_charger_before_its_start_transaction_answer(gateway, runner):
+    """Real firmware learns its transaction id from the StartTransaction answer and rejects a
+    TxProfile for an id it does not know: the soak saw a pass (another charger's event, the
+    1-second tick) write the new session's share while its answer was still being stored."""
+    await gateway.device_book.add_device("CP1")
+    await gateway.charging.set_site_limit(None, 16.0)
+    charging_ = gateway.charging
+    starting = charging_.starting
+
+    def a_pass_races_the_answer(charger_id: str, connector_id: int) -> None:
+        starting(charger_id, connector_id)
+        asyncio.get_running_loop().create_task(charging_.reallocate())
+    charging_.starting = a_pass_races_the_answer
+    async with accepting(TestCharger(runner.url, "CP1")) as cp:
+        answered_before: list[bool] = []
+        cp.answers["SetChargingProfile"] = lambda p: (answered_before.append(not cp._pending), {"status": "Accepted"})[1]
+        tx = await charging(cp)
+        profile = await next_call(cp, "SetChargingProfile")
+        assert profile["csChargingProfiles"]["transactionId"] == tx
+        assert answered_before == [True]

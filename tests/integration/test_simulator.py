@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from ocpp.exceptions import NotImplementedError as OcppNotImplemented
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
 from websockets.asyncio.server import ServerConnection, serve
@@ -66,8 +67,18 @@ class FakeCentralSystem(ChargePoint):
     @on(Action.start_transaction)
     def on_start(self, **payload: Any) -> call_result.StartTransaction:
         self._record("StartTransaction", payload)
-        return call_result.StartTransaction(transaction_id=next(self.owner.tx_ids),
+        self.owner.tx_ids_given.append(next(self.owner.tx_ids))
+        return call_result.StartTransaction(transaction_id=self.owner.tx_ids_given[-1],
                                             id_tag_info={"status": "Accepted"})
+
+    @after(Action.start_transaction)
+    async def after_start(self, **payload: Any) -> None:
+        """A TxProfile right behind the answer, in the same burst (`owner.profile_after_start`)."""
+        if self.owner.profile_after_start is not None:
+            tx_id = next(iter(self.owner.tx_ids_given[-1:]), None)
+            profile = {**tx_profile(self.owner.profile_after_start, purpose="TxProfile"), "transactionId": tx_id}
+            await self._connection.send(json.dumps(
+                [2, "profile-after-start", "SetChargingProfile", {"connectorId": 1, "csChargingProfiles": profile}]))
 
     @on(Action.stop_transaction)
     def on_stop(self, **payload: Any) -> call_result.StopTransaction:
@@ -97,6 +108,8 @@ class CentralSystem:
         self.received: list[tuple[str, str, dict[str, Any]]] = []
         self.boot_answers: list[tuple[str, int]] = []
         self.tx_ids = itertools.count(100)
+        self.tx_ids_given: list[int] = []
+        self.profile_after_start: float | None = None  # send a TxProfile right behind the answer
         self.cps: dict[str, FakeCentralSystem] = {}
         self.connections: dict[str, ServerConnection] = {}
         self.auth: dict[str, str | None] = {}
@@ -581,3 +594,18 @@ async def test_data_transfer_knows_only_its_vendor(cs: CentralSystem, make_sim: 
     await make_sim("smappee")
     assert (await cs.send(call.DataTransfer(vendor_id="Smappee"))).status == "Accepted"
     assert (await cs.send(call.DataTransfer(vendor_id="Other"))).status == "UnknownVendorId"
+
+
+async def test_a_tx_profile_right_behind_the_start_answer_names_a_known_transaction(cs: CentralSystem,
+                                                                                     make_sim: Any) -> None:
+    """Real firmware handles the StartTransaction answer (and learns the transaction id) before
+    the frame behind it; the simulator rejected such a TxProfile as for an unknown transaction."""
+    from gateway.simulator.profile import with_firmware
+    cs.profile_after_start = 10.0
+    sim = await make_sim(with_firmware(load_profile("generic"), reject_unknown_transaction=True))
+    tx = await sim.start_session(1, "TAG1")
+    await sim.wait_for(lambda: any("<- SetChargingProfile" in e for e in sim.events))
+    await sim.send_heartbeat()  # one more round trip: the profile's answer went out before it
+    assert tx.transaction_id == 100
+    assert not [e for e in sim.events if "rejected" in e]
+    assert sim.limit_a(1) == 10.0

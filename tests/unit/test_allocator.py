@@ -294,5 +294,53 @@ def test_a_small_raise_is_not_made_but_a_cut_always_is():
     assert {a.amps for a in left.allocations.values()} == {10.0}
     two_left = allocate(limit, sessions[2:], 230.0, left.state, now=2.0)  # 12.5 A: raised
     assert {a.amps for a in two_left.allocations.values()} == {12.5}
-    back = allocate(limit, sessions[1:], 230.0, two_left.state, now=3.0)  # 11.1 A: cut at once
-    assert {a.amps for a in back.allocations.values()} == {11.1}
+    back = allocate(limit, sessions[1:], 230.0, two_left.state, now=3.0)  # no room for 6 A: it waits
+    assert amps(back) == {**{f"s{i}": 12.5 for i in range(2, 10)}, "s1": 0.0}
+    later = allocate(limit, sessions[1:], 230.0, back.state, now=123.0)  # it waited 2 minutes: all cut
+    assert {a.amps for a in later.allocations.values()} == {11.1}
+
+
+def test_while_the_limit_holds_running_sessions_keep_their_value_and_newcomers_take_what_is_free():
+    """Issue 13: every arrival moved every share, so writes per session grew with the arrivals,
+    not with the limit changes. Shares leave a reserve free; a newcomer starts from the free
+    current; running sessions are written again only when the limit changes, or when there is
+    not even a newcomer's minimum free for 2 minutes (then all at once, leaving the reserve free)."""
+    limit, config = SiteLimit(current_a=100.0), AllocatorConfig(newcomer_reserve_a=6.0)
+    cars = [SessionDemand(f"s{i}") for i in range(11)]
+
+    def step(cars, state, now, limit=limit):
+        return allocate(limit, cars, V, state, now, config)
+    result = step(cars[:8], None, 0)
+    assert set(amps(result).values()) == {11.7}  # (100 - 6) / 8
+    result = step(cars[1:8], result.state, 1)  # one leaves: 13.4 each would be a raise under 25 %
+    assert set(amps(result).values()) == {11.7}
+    result = step(cars[1:9], result.state, 2)  # a newcomer takes the free current
+    assert set(amps(result).values()) == {11.7}
+    result = step(cars[1:10], result.state, 3)  # the next one: the reserve, the others unchanged
+    assert amps(result)["s9"] == 6.4 and {amps(result)[f"s{i}"] for i in range(1, 9)} == {11.7}
+    result = step(cars[1:11], result.state, 4)  # nothing free: the next one waits, paused...
+    assert amps(result)["s10"] == 0.0 and amps(result)["s9"] == 6.4
+    result = step(cars[1:11], result.state, 124)  # ...2 minutes: all re-shared, the reserve free again
+    assert set(amps(result).values()) == {9.4}
+    result = step(cars[1:11], result.state, 125, SiteLimit(current_a=80.0))  # a new limit
+    assert set(amps(result).values()) == {7.4}
+
+
+@pytest.mark.parametrize("reserve_a", [0.0, 6.0])
+def test_arrivals_departures_and_limit_changes_never_take_the_sum_above_the_limit(reserve_a):
+    rng, config = random.Random(13), AllocatorConfig(newcomer_reserve_a=reserve_a)
+    state, live, limit = None, [], SiteLimit(current_a=60.0)
+    cars = [SessionDemand(f"s{i}", phases=rng.choice([1, 3]), max_a=rng.choice([16.0, 32.0])) for i in range(40)]
+    for step in range(400):
+        roll = rng.random()
+        if roll < 0.05:
+            limit = SiteLimit(current_a=float(rng.randrange(20, 200)), power_w=rng.choice([None, 40000.0]))
+        elif roll < 0.5 and len(live) < len(cars):
+            live.append(rng.choice([c for c in cars if c not in live]))
+        elif live:
+            live.remove(rng.choice(live))
+        result = allocate(limit, live, V, state, float(step), config)
+        phase, power = load(result, live)
+        assert phase <= limit.current_a + 1e-6 and (limit.power_w is None or power <= limit.power_w + 1e-6)
+        assert all(a.amps == 0 or a.amps >= 6.0 for a in result.allocations.values())
+        state = result.state

@@ -229,3 +229,63 @@ def test_recent_answers_do_not_keep_an_answer_too_large():
     recent = frames.RecentAnswers()
     recent.remember("big", _call("big"), "x" * 5000)
     assert recent.lookup("big", _call("big")) == ("new", None)
+
+
+def _depth(text: str) -> int:
+    """Reference: the deepest nesting outside strings, read one character at a time."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+WIDE_METER_VALUES = json.dumps([2, "w1", "MeterValues", {"connectorId": 1, "meterValue": [{
+    "timestamp": "2026-12-05T00:00:00Z", "sampledValue": [{"value": f"{i}.5"} for i in range(999)]}]}])
+
+
+@pytest.mark.parametrize("text", [
+    WIDE_METER_VALUES,
+    "[" * 21 + "]" * 21,
+    "[" * 20 + "]" * 20,
+    "[{" * 10 + "}]" * 10,
+    "[{" * 10 + "[]" + "}]" * 10,
+    '["' + "[" * 40 + '"' + ",{}" * 30 + "]",  # brackets inside a string do not count
+    '["\\"' + "[" * 40 + '"' + ",{}" * 30 + "]",  # an escaped quote does not end the string
+    '["\\\\",' + "[" * 25 + "]" * 25 + "]",  # an escaped backslash, then the string ends
+    '["\\\\\\"[[[[[[[[[[[[[[[[[[[[[[[[",' + "{}," * 30 + "1]",  # \\ then \" : still inside
+    '["", "", ' + "[" * 22 + "]" * 22 + "]",
+    '["a""b", ' + "[" * 22 + "]" * 22 + "]",
+    '["ü€" , ' + "{" * 21 + "}" * 21 + "]",
+])
+def test_the_depth_check_agrees_with_reading_one_character_at_a_time(text):
+    from gateway.ocpp.frames import _too_deep
+    assert _too_deep(text, 20) == (_depth(text) > 20)
+
+
+def test_a_clean_wide_call_is_read_without_the_depth_check_and_a_deep_one_is_still_refused(monkeypatch):
+    """A CALL the fast path accepts fits a 1.6 schema (6 levels at most): counting its brackets
+    again was half the cost of reading a 100 KB MeterValues."""
+    from gateway.ocpp import frames
+    checked: list[str] = []
+    real = frames._too_deep
+    monkeypatch.setattr(frames, "_too_deep", lambda text, limit: checked.append(text) or real(text, limit))
+    assert isinstance(read_frame(WIDE_METER_VALUES), protocol.Call)
+    assert checked == []
+    deep = '[2,"d1","DataTransfer",{"vendorId":"x","data":' + "[" * 1000 + "]" * 1000 + "}]"
+    refusal = read_frame(deep)
+    assert isinstance(refusal, Refusal) and "nested deeper" in refusal.description
+    assert checked == [deep]

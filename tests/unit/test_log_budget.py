@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.ocpp.logbudget import LogBudget
+from gateway.ocpp.logbudget import LogBudget, OrphanStops
 
 
 class Clock:
@@ -62,6 +62,24 @@ def test_the_meter_budget_allows_an_hour_at_once_then_refills_over_the_hour():
     assert budget.admit("CP1", 100)
     clock.now += 10 * 3600  # never more than an hour's worth saved up
     assert not budget.admit("CP1", 3601)
+
+
+def test_orphan_stops_past_the_budget_are_counted_in_one_line_a_minute():
+    now = [0.0]
+    orphans = OrphanStops(2, lambda: now[0])
+    for _ in range(2):
+        assert orphans.may_store("CP1")
+        orphans.stored("CP1")
+    assert not orphans.may_store("CP1") and orphans.may_store("CP2")
+    notes = [orphans.not_stored("CP1") for _ in range(5)]
+    assert notes[0] is not None and "budget of 2 orphan stops an hour" in notes[0]
+    assert notes[1:] == [None] * 4
+    now[0] = 61.0
+    note = orphans.not_stored("CP1")
+    assert note is not None and "4 more in the minute before" in note
+    assert orphans.refused_by == {"CP1": 6}
+    now[0] = 61.0 + 1800.0  # half an hour refills one row of two an hour
+    assert orphans.may_store("CP1")
 
 
 def test_stale_windows_are_forgotten_at_most_once_a_minute_with_thousands_of_chargers():

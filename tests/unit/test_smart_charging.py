@@ -213,6 +213,20 @@ def test_unchanged_profile_is_never_written_again_even_with_a_new_start_time():
     assert guard.writes_total == 1
 
 
+def test_a_limit_in_amperes_is_not_rewritten_for_its_number_of_phases_alone():
+    """The phases come from the car's meter values: 1 while it draws on one phase, the charger's
+    3 again while it is paused; the soak saw the same limit written again for each flip."""
+    guard = WriteGuard()
+    three = request(16)
+    one = json.loads(json.dumps(three))
+    one["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["numberPhases"] = 1
+    assert write(guard, three, 0).write
+    assert write(guard, one, 1).reason == "unchanged"
+    watts, watts_one = request(7000, unit=ChargingRateUnit.W), request(7000, unit=ChargingRateUnit.W)
+    watts_one["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["numberPhases"] = 1
+    assert write(guard, watts, 2).write and write(guard, watts_one, 3).write  # in watts it is a change
+
+
 def test_small_raises_inside_the_deadband_are_not_written_but_every_cut_is():
     guard = WriteGuard(deadband_a=0.5, deadband_w=100)
     write(guard, request(16), 0)
@@ -304,6 +318,26 @@ def test_a_payload_rejected_again_and_again_backs_off_exponentially_not_once_a_s
                 sent.append(second)
     assert sent[:4] == [0, 5, 15, 35] and len(sent) <= 12
     assert guard.rejected_count(tx_request(16, 7)) == len(sent)
+
+
+def test_the_back_off_belongs_to_the_transaction_so_a_changed_share_for_it_waits_too():
+    """Issue 13: a TxProfile for a dead transaction backed off, but a changed share for the same
+    transaction (another session arrived, the limit moved) was tried at once."""
+    guard = WriteGuard()
+    assert guard.decide(tx_request(16, 7), 0).write
+    guard.record_write(0, tx_request(16, 7), accepted=False)
+    changed = guard.decide(tx_request(12, 7), 1)
+    assert (changed.write, changed.rejected, changed.retry_at) == (False, True, 5.0)
+    assert guard.pending == [tx_request(12, 7)]  # the newest wish waits
+    assert guard.due(4.9) == [] and guard.due(5) == [tx_request(12, 7)]
+    assert guard.decide(tx_request(12, 7), 5).write
+    guard.record_write(5, tx_request(12, 7), accepted=False)
+    assert guard.rejected_count(tx_request(10, 7)) == 2  # counted per transaction, not per payload
+    assert guard.decide(tx_request(10, 7), 14).retry_at == 15.0  # doubled
+    other = guard.decide(tx_request(10, 8), 14)  # the next transaction is not held back
+    assert other.write
+    assert guard.drop_transaction(7) == 1
+    assert guard.pending == [] and guard.rejected_count(tx_request(10, 7)) == 0
 
 
 def test_pending_writes_of_an_ended_transaction_are_dropped():

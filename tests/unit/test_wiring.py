@@ -78,6 +78,9 @@ class Events:
     def transaction_changed(self, station: Station, connector_id: int) -> None:
         pass
 
+    def transaction_started(self, session: ChargerSession, connector_id: int) -> None:
+        pass
+
     async def ask_for_status(self, session: ChargerSession, after_boot: bool) -> None:
         pass
 

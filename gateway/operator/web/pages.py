@@ -68,7 +68,8 @@ async def part_charger(ui: WebView, request: web.Request) -> dict[str, Any]:
     station = ui.parts.registry.get(request.query.get("charger") or request.match_info.get("charger_id", ""))
     if station is None:
         raise web.HTTPNotFound(text="unknown charger")
-    return {"c": station_view(station)}
+    refused = ui.parts.connections.parts.budget_refusals().get(station.charger_id)
+    return {"c": station_view(station), "refused": refused}
 
 
 async def part_log(ui: WebView, request: web.Request) -> dict[str, Any]:
@@ -180,7 +181,7 @@ def _points_of(ui: WebView, charger_id: str) -> list[dict[str, Any]]:
     return [{"object_type": p.spec.bacnet_type, "instance": p.instance, "name": p.name,
              "description": p.spec.description, "units": p.spec.units, "writable": p.spec.writable,
              "value": table.read(p) if table.reliable(p) else None}
-            for p in table.points() if p.charger_id == charger_id]
+            for p in sorted(table.points_of(charger_id), key=lambda p: (p.instance, p.spec.bacnet_type))]
 
 
 def _registers_of(ui: WebView, station: Any) -> list[dict[str, Any]]:
