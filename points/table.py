@@ -1,50 +1,13 @@
-"""The point catalog: every value the gateway exposes to a BMS, with a stable address.
+"""The point table: every value the gateway exposes to a BMS, with a stable address.
 
-One table of specs (`SITE_SPECS`, `CHARGER_SPECS`, `CONNECTOR_SPECS`, plus specs made per meter
-value and per configuration key) is iterated by BACnet (`points.bacnet.device`), Modbus
-(`points.modbus.server`) and the exports; none of them defines a point itself. Free of network I/O:
-the installer (`points.service`) feeds it registry events and persists what it allocates.
-
-Public API (used by points.bacnet.device, points.modbus.server, points.export.ede; a running gateway's table is
-`gateway.points.table`, built by `gateway.main` and ready once the gateway has started):
-
-    PointSpec(key, kind, offset, bacnet_type, modbus_type, units="", writable=False,
-              commandable=False, source=None, on_write="", states=(), description="",
-              stale_when_offline=True, min_value=None, max_value=None, cov_increment=None,
-              outlets_only=False, dynamic=False, result_of="", relinquish_default=None,
-              ocpp_source="")                  .coerce(value) validates a write
-    Point(spec, charger_id, slot, connector_id, subject, subject_index)
-        .name .instance .index .uid            identities, each from one function below
-    object_instance(slot, local_index) -> int       the BACnet instance (one function)
-    local_index(spec, connector_id, subject_index) -> int   offset inside a charger block
-    point_name(slot, connector_id, spec, subject) -> str    the Object_Name / EDE name
-    PointTable(clock)
-        .load(offsets: dict[str, str])         persisted offsets (kv scope OFFSETS_SCOPE)
-        .persist: Callable[[dict[str, str]], None] | None   told about new offsets/seen data
-        .sync(registry)                        (re)build every point from the live model
-        .restore(station, record) / .seen(charger_id)   points seen before a restart
-        .handle(event, registry)               one registry ChangeEvent -> added/changed points
-        .points() -> list[Point]               in (instance) order; .get(name) -> Point | None
-        .read(point) -> Any                    present value: float | bool | int (1-based
-                                               state) | str | None (unknown)
-        .read_default(point) -> Any            relinquish default of a commandable point
-        .has(point) -> bool                    still in the table
-        .reliable(point) -> bool               False while the charger is offline (stale)
-        .write(point, value) -> str            validate, then the writer carries out `on_write`;
-                                               result text, or raises WriteRefused(reason, code)
-        .writer: PointWriter | None            `points.commands.PointWrites` in a running gateway
-        .added / .removed / .changed: list[Callable[[list[Point]], None]]   listeners
-        .state: PointState                     results, smart-charging settings, site limits
-
-Specs and value sources live in `points.catalog` (UNITS with BACnet codes, state texts,
-MEASURANDS, STANDARD_CONFIG_KEYS, PointSpec.coerce for write validation, WriteRefused codes:
-write-access-denied, value-out-of-range, invalid-value, charger-offline, rejected).
-For Modbus: `spec.modbus_type` is float32 | uint16 | uint32 | string; multi-state values are
-1-based state numbers; `points.modbus.layout` places every catalog spec in the register map and
-finds the table's point of a register by its identity (`find(uid)`). Writes from any protocol go
-through `await table.write(point, value)`; commandable points through `await table.command(point,
-value, priority)`, so both protocols share one priority array. Both protocols listen to
-`changed` only: each change reaches each protocol once.
+The specs live in `points.catalog`; this table makes a `Point` of each spec for the site, each
+added charger, each connector, meter value and configuration key it has seen, and follows the
+live model (`handle(event, registry)`: one registry event in, the added and changed points out
+to the `added` / `removed` / `changed` listeners). BACnet (`points.bacnet.device`), Modbus
+(`points.modbus.server`) and the exports iterate it; none of them defines a point itself. Free of
+network I/O: the installer (`points.service`) feeds it and persists what it allocates (`persist`,
+`load`, kv scope `OFFSETS_SCOPE`). Reading and reliability are in `points.table_values`; writes and
+the one priority array both protocols share (`write`, `command`) in `points.table_writes`.
 
 Numbering (docs/bacnet.md): instance = slot * SLOT_STRIDE + local index; site points use
 slot 0. Inside a slot: connector c (0..9) owns [c*500, c*500+500): fixed points at 0..99,
