@@ -5,7 +5,7 @@ collection) or from the machine; only a probe inside the process tells them apar
 sleeps in short ticks and records how late each wake-up is, plus how long each garbage
 collection took (`gc.callbacks`), and appends one JSON line per second to a file:
 ``{"t0": wall start, "t1": wall end, "ticks": n, "lag_max_ms": ..., "lag_p99_ms": ...,
-"gc_max_ms": ..., "gc_collections": n}``. The benchmark matches the lines to its storm and
+"gc_max_ms": ..., "gc_collections": n, "frozen": objects the GC policy froze}``. The benchmark matches the lines to its storm and
 stages by wall-clock time (the processes share one host clock).
 
 Off unless the environment names the file (`OCPP_GATEWAY_LAG_LOG`); it costs one wake-up every
@@ -94,7 +94,7 @@ class LagProbe:
             "lag_max_ms": round(lags[-1] * 1000.0, 1) if lags else None,
             "lag_p99_ms": round(lags[min(len(lags) - 1, int(0.99 * len(lags)))] * 1000.0, 1) if lags else None,
             "gc_max_ms": round(self._gc_max_s * 1000.0, 1), "gc_max_generation": self._gc_max_generation,
-            "gc_collections": self._gc_count,
+            "gc_collections": self._gc_count, "frozen": gc.get_freeze_count(),
         }
         self._lags.clear()
         self._gc_max_s, self._gc_count, self._gc_max_generation = 0.0, 0, None

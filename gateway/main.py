@@ -125,7 +125,7 @@ class Gateway:
         self.tasks = TaskSet()
         self.ports: dict[str, int] = {}
         self.started = asyncio.Event()
-        self.gc_policy = GcPolicy(settings.ocpp.gc_freeze_interval_s)
+        self.gc_policy = GcPolicy.from_env(settings.ocpp.gc_freeze_interval_s)
         # Registration answers and tags; a changed answer asks the connected charger to boot again.
         self.device_book = DeviceBook(settings, self.registry, self.history,
                                       ask_for_new_boot=lambda charger_id: self.connections.ask_for_new_boot(charger_id))

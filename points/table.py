@@ -1,50 +1,13 @@
-"""The point catalog: every value the gateway exposes to a BMS, with a stable address.
+"""The point table: every value the gateway exposes to a BMS, with a stable address.
 
-One table of specs (`SITE_SPECS`, `CHARGER_SPECS`, `CONNECTOR_SPECS`, plus specs made per meter
-value and per configuration key) is iterated by BACnet (`points.bacnet.device`), Modbus
-(`points.modbus.server`) and the exports; none of them defines a point itself. Free of network I/O:
-the installer (`points.service`) feeds it registry events and persists what it allocates.
-
-Public API (used by points.bacnet.device, points.modbus.server, points.export.ede; a running gateway's table is
-`gateway.points.table`, built by `gateway.main` and ready once the gateway has started):
-
-    PointSpec(key, kind, offset, bacnet_type, modbus_type, units="", writable=False,
-              commandable=False, source=None, on_write="", states=(), description="",
-              stale_when_offline=True, min_value=None, max_value=None, cov_increment=None,
-              outlets_only=False, dynamic=False, result_of="", relinquish_default=None,
-              ocpp_source="")                  .coerce(value) validates a write
-    Point(spec, charger_id, slot, connector_id, subject, subject_index)
-        .name .instance .index .uid            identities, each from one function below
-    object_instance(slot, local_index) -> int       the BACnet instance (one function)
-    local_index(spec, connector_id, subject_index) -> int   offset inside a charger block
-    point_name(slot, connector_id, spec, subject) -> str    the Object_Name / EDE name
-    PointTable(clock)
-        .load(offsets: dict[str, str])         persisted offsets (kv scope OFFSETS_SCOPE)
-        .persist: Callable[[dict[str, str]], None] | None   told about new offsets/seen data
-        .sync(registry)                        (re)build every point from the live model
-        .restore(station, record) / .seen(charger_id)   points seen before a restart
-        .handle(event, registry)               one registry ChangeEvent -> added/changed points
-        .points() -> list[Point]               in (instance) order; .get(name) -> Point | None
-        .read(point) -> Any                    present value: float | bool | int (1-based
-                                               state) | str | None (unknown)
-        .read_default(point) -> Any            relinquish default of a commandable point
-        .has(point) -> bool                    still in the table
-        .reliable(point) -> bool               False while the charger is offline (stale)
-        .write(point, value) -> str            validate, then the writer carries out `on_write`;
-                                               result text, or raises WriteRefused(reason, code)
-        .writer: PointWriter | None            `points.commands.PointWrites` in a running gateway
-        .added / .removed / .changed: list[Callable[[list[Point]], None]]   listeners
-        .state: PointState                     results, smart-charging settings, site limits
-
-Specs and value sources live in `points.catalog` (UNITS with BACnet codes, state texts,
-MEASURANDS, STANDARD_CONFIG_KEYS, PointSpec.coerce for write validation, WriteRefused codes:
-write-access-denied, value-out-of-range, invalid-value, charger-offline, rejected).
-For Modbus: `spec.modbus_type` is float32 | uint16 | uint32 | string; multi-state values are
-1-based state numbers; `points.modbus.layout` places every catalog spec in the register map and
-finds the table's point of a register by its identity (`find(uid)`). Writes from any protocol go
-through `await table.write(point, value)`; commandable points through `await table.command(point,
-value, priority)`, so both protocols share one priority array. Both protocols listen to
-`changed` only: each change reaches each protocol once.
+The specs live in `points.catalog`; this table makes a `Point` of each spec for the site, each
+added charger, each connector, meter value and configuration key it has seen, and follows the
+live model (`handle(event, registry)`: one registry event in, the added and changed points out
+to the `added` / `removed` / `changed` listeners). BACnet (`points.bacnet.device`), Modbus
+(`points.modbus.server`) and the exports iterate it; none of them defines a point itself. Free of
+network I/O: the installer (`points.service`) feeds it and persists what it allocates (`persist`,
+`load`, kv scope `OFFSETS_SCOPE`). Reading and reliability are in `points.table_values`; writes and
+the one priority array both protocols share (`write`, `command`) in `points.table_writes`.
 
 Numbering (docs/bacnet.md): instance = slot * SLOT_STRIDE + local index; site points use
 slot 0. Inside a slot: connector c (0..9) owns [c*500, c*500+500): fixed points at 0..99,
@@ -131,6 +94,10 @@ class PointTable(TableValues, TableWrites):
     # The station object and slot each charger's points were last built for (`sync_station`).
     _built: dict[str, tuple[Any, int | None]] = field(default_factory=dict)
     _unsaved_offsets: dict[str, str] = field(default_factory=dict)  # persisted with the next points
+    # Each connector's points a MeterValues changes, by (charger, connector, subject): a meter
+    # point's subject is (measurand, phase, location), the session points' is SESSION. So
+    # `affected` looks up the event's keys instead of filtering every point of the charger.
+    _meter_index: dict[tuple[str, int | None, Any], list[Point]] = field(default_factory=dict)
     # Commandable points' priority arrays and when their writer last ran (points/table_writes.py).
     _priorities: dict[tuple[str, int], list[Any]] = field(default_factory=dict)
     _commanded_at: dict[tuple[str, int], float] = field(default_factory=dict)
@@ -277,6 +244,9 @@ class PointTable(TableValues, TableWrites):
             subject = _subject_of(p)
             if subject is not None:
                 self._subjects.setdefault(p.charger_id, set()).add(subject)
+            metered = _metered_by(p)
+            if metered is not None:
+                self._meter_index.setdefault(metered, []).append(p)
             new.append(p)
         _tell(self.added, new)
         return new
@@ -287,6 +257,11 @@ class PointTable(TableValues, TableWrites):
             self._names.pop(p.name, None)
             self._by_charger.get(p.charger_id, {}).pop(p.uid, None)
             self._subjects.get(p.charger_id, set()).discard(_subject_of(p))
+            metered = _metered_by(p)
+            if metered is not None and p in self._meter_index.get(metered, ()):
+                self._meter_index[metered].remove(p)
+                if not self._meter_index[metered]:
+                    del self._meter_index[metered]
         _tell(self.removed, gone)
 
     # --- events ----------------------------------------------------------------------------
@@ -295,11 +270,14 @@ class PointTable(TableValues, TableWrites):
         station = registry.get(event.charger_id)
         if station is None:
             return
+        built = self._built.get(station.charger_id)
+        # Only a new station object or a new slot changes which points a charger has: every
+        # connector, meter value and key arrives with an event of its own.
+        unchanged = built is not None and built[0] is station and built[1] == station.slot
+        if unchanged and station.charger_id not in self._by_charger:
+            return  # a guest (or a slot out of range) as it was built: no points, nothing to tell
         if event.kind in (ChangeKind.ADDED, ChangeKind.STATION) or station.charger_id not in self._by_charger:
-            built = self._built.get(station.charger_id)
-            # Only a new station object or a new slot changes which points a charger has: every
-            # connector, meter value and key arrives with an event of its own.
-            if built is None or built[0] is not station or built[1] != station.slot:
+            if not unchanged:
                 self.sync_station(station)
         else:
             self._add_new(event, station)
@@ -329,9 +307,11 @@ class PointTable(TableValues, TableWrites):
         if event.kind == ChangeKind.CONNECTOR:
             return [p for p in pts if p.connector_id == event.connector_id and p.spec.kind == "connector"]
         if event.kind == ChangeKind.METER:
-            subjects = {(k.measurand, k.phase, k.location) for k in event.key}
-            return [p for p in pts if p.connector_id == event.connector_id
-                    and (p.subject in subjects or p.spec.key in ("SessionEnergy", "SessionDuration"))]
+            index, charger_id, connector_id = self._meter_index, event.charger_id, event.connector_id
+            found: list[Point] = []
+            for key in dict.fromkeys((k.measurand, k.phase, k.location) for k in event.key):
+                found += index.get((charger_id, connector_id, key), ())
+            return found + index.get((charger_id, connector_id, SESSION), [])
         if event.kind == ChangeKind.CONFIG:
             keys = set(event.key)
             return [p for p in pts if p.spec.kind in ("config", "config_result") and p.subject in keys]
@@ -372,6 +352,19 @@ def _subject_of(point: Point) -> tuple[Any, ...] | None:
         return ("meter", point.connector_id, point.subject)
     if kind == "config":
         return ("config", point.subject, point.spec.writable)
+    return None
+
+
+SESSION = "session"  # the subject of the connector points every MeterValues may change
+_SESSION_SPECS = ("SessionEnergy", "SessionDuration")
+
+
+def _metered_by(point: Point) -> tuple[str, int | None, Any] | None:
+    """Where `PointTable._meter_index` files a point a MeterValues changes (None: elsewhere)."""
+    if point.spec.kind == "meter":
+        return (point.charger_id, point.connector_id, point.subject)
+    if point.spec.key in _SESSION_SPECS:
+        return (point.charger_id, point.connector_id, SESSION)
     return None
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
@@ -155,16 +154,22 @@ def check_connector(payload: dict[str, Any], max_connector_id: int) -> None:
 
 
 class RecentAnswers:
-    """The last answers sent on one connection, by message id.
+    """The last few answers sent on one connection, by message id.
 
     OCPP-J 4.1.4: a message id is unique per connection. The same frame under a known id is a
     re-send (the charger missed our answer): it gets the first answer again, not a second
     effect. A different frame under a used id is handled as new (and noted by the caller).
+
+    Only the last `size` (4) are kept: a charger has one CALL outstanding at a time (OCPP-J
+    4.1.1), so what it re-sends is its last unanswered frame, and 4 leaves room for a charger
+    that re-sends after sending a few more. Keeping 32 cost 9-11 KiB per charger once full, about
+    a quarter of a charger's memory at 10,000 chargers (docs/benchmarks.md "Issue 17"). A plain
+    dict (insertion order, first key evicted) is smaller than an OrderedDict.
     """
 
-    def __init__(self, size: int = 32) -> None:
+    def __init__(self, size: int = 4) -> None:
         self.size = size
-        self._by_id: OrderedDict[str, tuple[int, str]] = OrderedDict()  # id -> (frame hash, answer)
+        self._by_id: dict[str, tuple[int, str]] = {}  # id -> (frame hash, answer), oldest first
 
     def lookup(self, uid: str, message: str | bytes) -> tuple[str, str | None]:
         """("new", None), ("resent", the answer sent before) or ("reused", None)."""
@@ -176,10 +181,10 @@ class RecentAnswers:
     def remember(self, uid: str, message: str | bytes, answer: str) -> None:
         if len(answer) > _ANSWER_KEPT_MAX:  # an id far beyond 36 characters: not worth the memory
             return
+        self._by_id.pop(uid, None)  # a reused id moves to the newest place
         self._by_id[uid] = (hash(message), answer)
-        self._by_id.move_to_end(uid)
         if len(self._by_id) > self.size:
-            self._by_id.popitem(last=False)
+            del self._by_id[next(iter(self._by_id))]
 
 
 def _too_deep(text: str, limit: int) -> bool:

@@ -133,6 +133,10 @@ class BacnetServer:
         self.factory = ObjectFactory()
         self._fixed_by_spec: dict[int, tuple[PointSpec, int, dict[str, Any]]] = {}
         self._queue: list[Point] = []
+        # Changed points waiting for this loop turn's push, by identity: one MeterValues tells
+        # the table several times (meter points, session points) and Modbus batches the same way.
+        self._changed: dict[tuple[str, int], Point] = {}
+        self._push_handle: asyncio.Handle | None = None
         self._wake = asyncio.Event()
         self.port: int = settings.port
 
@@ -197,6 +201,9 @@ class BacnetServer:
                               (self.table.changed, self._on_changed)):
             if fn in listeners:
                 listeners.remove(fn)
+        if self._push_handle is not None:
+            self._push_handle.cancel()
+            self._push_handle = None
         if self.bacnet is not None:
             await self.bacnet._disconnect()  # BAC0's only way to free the socket (notes 1.7)
             self.bacnet = None
@@ -301,9 +308,19 @@ class BacnetServer:
 
     # --- values ----------------------------------------------------------------------------
     def _on_changed(self, points: list[Point]) -> None:
+        """Table listener: push each changed point once per loop turn."""
+        changed = self._changed
         for p in points:
-            obj = self.objects.get(p.uid)
-            if obj is not None:
+            changed[p.uid] = p
+        if self._push_handle is None:
+            self._push_handle = asyncio.get_running_loop().call_soon(self._push_changed)
+
+    def _push_changed(self) -> None:
+        self._push_handle = None
+        changed, self._changed = self._changed, {}
+        for uid, p in changed.items():
+            obj = self.objects.get(uid)
+            if obj is not None:  # not removed since
                 self._push(p, obj)
 
     def _push(self, point: Point, obj: Any) -> None:

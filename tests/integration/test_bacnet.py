@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from gateway.model.station import MeterKey, MeterReading
 from tests.conftest import GatewayRunner, wait_until
 from tests.support.charger import TestCharger
 
@@ -367,3 +368,28 @@ async def test_the_limit_in_force_and_its_source_are_never_stale_on_bacnet(bms):
     await wait_until(lambda: runner.gateway.charging.in_force.source == "none")
     assert math.isnan(await client.read("analog-input,4"))  # not available, not a stale 20 A
     assert await client.read("multi-state-input,6") == 1  # none
+
+
+async def test_changes_in_one_loop_turn_reach_an_object_once_with_the_last_value(bms):
+    """Issue 17: the table's changes are pushed to BACnet objects once per loop turn (as Modbus
+    flushes), so two readings of one message do not make two pushes and two COV notifications."""
+    runner, client = bms
+    gw = runner.gateway
+    charger = await added_charger(runner, "CP-A")
+    try:
+        await charger.call("MeterValues", {"connectorId": 1, "meterValue": [{
+            "timestamp": "2026-11-21T06:00:00Z",
+            "sampledValue": [{"value": "7200", "measurand": "Power.Active.Import", "unit": "W"}]}]})
+        power = "analog-input,10743"
+        await wait_until_read(client, power, 7200.0)
+        point = gw.points.table.get("CP1-C1-Power-Active-Import")
+        obj = gw.points.bacnet.objects[point.uid]
+        pushed: list[float] = []
+        obj._property_monitors["presentValue"].append(lambda old, new: pushed.append(float(new)))
+        station, key = gw.registry.get("CP-A"), MeterKey(1, "Power.Active.Import")
+        for n, watts in enumerate((9000.0, 11000.0)):  # one loop turn
+            gw.registry.record_reading(station, key, MeterReading(watts, "W", station.meters[key].timestamp + n + 1))
+        await wait_until_read(client, power, 11000.0)
+        assert pushed == [11000.0]
+    finally:
+        await charger.close()

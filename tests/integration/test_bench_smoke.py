@@ -200,3 +200,13 @@ def test_ocpp_library_reference_server_answers_the_same_load() -> None:
     """The third reference of the benchmark table: a central system on the ocpp library's defaults."""
     report = _smoke_run("ocpplib")
     _assert_complete_and_clean(report["ocpplib"])
+
+
+def test_gc_stall_times_each_step_of_the_policy() -> None:
+    """`python -m bench.gc_stall` (docs/benchmarks.md, issue 17) runs small and reports each step."""
+    done = subprocess.run([sys.executable, "-m", "bench.gc_stall", "--objects", "20000"],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["frozen"] >= 20000
+    assert {"old_hourly_full_ms", "policy_freeze_tick_ms", "policy_hourly_tick_ms"} <= report.keys()

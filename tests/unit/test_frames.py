@@ -13,7 +13,7 @@ import pytest
 
 from bench import hostile_corpus as corpus
 from gateway.errors import OcppError
-from gateway.ocpp import protocol
+from gateway.ocpp import frames, protocol
 from gateway.ocpp.frames import Refusal, check_call, read_frame
 
 T0 = "2026-11-20T08:00:00Z"
@@ -197,6 +197,38 @@ def test_half_a_surrogate_pair_is_refused_before_it_reaches_the_log_or_the_store
         assert json.loads(frame.reply())[:3] == [4, "s1", "FormationViolation"]
     else:
         frame.payload["idTag"].encode("utf-8")
+
+
+# --- the answers kept for re-sent frames (issue 17: memory at 10,000 chargers) -------------------
+def _call(uid: str) -> str:
+    return f'[2,"{uid}","Heartbeat",{{}}]'
+
+
+def test_recent_answers_keep_the_last_four_and_answer_their_re_sends():
+    recent = frames.RecentAnswers()
+    for n in range(10):
+        recent.remember(f"m{n}", _call(f"m{n}"), f"answer {n}")
+    for n in range(6, 10):  # the last four: a re-send gets the first answer again
+        assert recent.lookup(f"m{n}", _call(f"m{n}")) == ("resent", f"answer {n}")
+    assert recent.lookup("m5", _call("m5")) == ("new", None)  # older ones are forgotten
+    assert recent.lookup("m9", '[2,"m9","Authorize",{"idTag":"T"}]') == ("reused", None)
+
+
+def test_recent_answers_a_reused_id_becomes_the_newest():
+    recent = frames.RecentAnswers(size=2)
+    recent.remember("a", _call("a"), "A")
+    recent.remember("b", _call("b"), "B")
+    recent.remember("a", '[2,"a","Authorize",{"idTag":"T"}]', "A2")  # the id reused for a new frame
+    recent.remember("c", _call("c"), "C")
+    assert recent.lookup("b", _call("b")) == ("new", None)  # "b" was the oldest
+    assert recent.lookup("a", '[2,"a","Authorize",{"idTag":"T"}]') == ("resent", "A2")
+    assert recent.lookup("c", _call("c")) == ("resent", "C")
+
+
+def test_recent_answers_do_not_keep_an_answer_too_large():
+    recent = frames.RecentAnswers()
+    recent.remember("big", _call("big"), "x" * 5000)
+    assert recent.lookup("big", _call("big")) == ("new", None)
 
 
 def _depth(text: str) -> int:

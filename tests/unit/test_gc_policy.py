@@ -57,3 +57,84 @@ def test_young_garbage_is_collected_before_a_freeze_while_there_is_much_of_it():
         gc.enable()
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def _frozen_cycles(count: int) -> None:
+    """Cyclic garbage that was alive at the last freeze (a session closed after it)."""
+    cycles = []
+    for _ in range(count):
+        cycle: list = []
+        cycle.append(cycle)
+        cycles.append(cycle)
+    gc.freeze()
+    cycles.clear()  # the cycles are garbage now, but frozen
+
+
+def test_the_hourly_step_collects_a_small_frozen_set():
+    before = gc.get_threshold()
+    policy = GcPolicy(freeze_every_s=2, full_every_s=3600, full_max_frozen=10_000_000)
+    try:
+        policy.start(now=0.0)
+        _frozen_cycles(5000)
+        frozen = gc.get_freeze_count()
+        policy.tick(now=3600.0)
+        assert gc.get_freeze_count() <= frozen - 5000  # released, the cycles freed, the rest frozen again
+        assert policy.full_skipped == 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
+def test_the_hourly_step_never_walks_a_large_frozen_set():
+    """Issue 17: releasing and collecting millions of frozen objects stalls every charger for
+    seconds; above `full_max_frozen` the step is skipped and the tick only freezes what is new."""
+    before = gc.get_threshold()
+    policy = GcPolicy(freeze_every_s=2, full_every_s=3600, full_max_frozen=1000)
+    generations: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            generations.append(info["generation"])
+
+    try:
+        policy.start(now=0.0)
+        _frozen_cycles(5000)
+        frozen = gc.get_freeze_count()
+        gc.callbacks.append(seen)
+        keep = [[i] for i in range(100)]  # noqa: F841 (new long-lived objects)
+        policy.tick(now=3600.0)
+        assert policy.full_skipped == 1
+        assert 2 not in generations  # no full collection
+        assert gc.get_freeze_count() >= frozen + 100  # the frozen garbage stays; the new is frozen
+        policy.tick(now=7200.0)
+        assert policy.full_skipped == 2 and 2 not in generations
+    finally:
+        if seen in gc.callbacks:
+            gc.callbacks.remove(seen)
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
+def test_the_periodic_walk_is_a_gen_1_collection():
+    """Young garbage that outlived one young collection is still found before the freeze."""
+    before = gc.get_threshold()
+    policy = GcPolicy(freeze_every_s=2, walk_every_s=30)
+    generations: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            generations.append(info["generation"])
+
+    try:
+        policy.start(now=0.0)
+        policy.tick(now=2.0)  # walked: nothing found yet
+        gc.callbacks.append(seen)
+        policy.tick(now=4.0)  # little garbage found last time: frozen without a walk
+        assert generations == [] or max(generations) == 0  # (an automatic young collection at most)
+        policy.tick(now=40.0)
+        assert 1 in generations and 2 not in generations
+    finally:
+        if seen in gc.callbacks:
+            gc.callbacks.remove(seen)
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -256,3 +256,41 @@ def test_the_first_connection_benchmark_builds_each_chargers_points_once():
     result = first_connections(2)
     assert result["config_keys"] > 30
     assert result["points"] > 2 * (len(CHARGER_SPECS) + result["config_keys"])
+
+
+# --- the points one MeterValues changes (issue 17: looked up, not filtered) ---------------------
+def _changed_names(table: PointTable) -> list[str]:
+    seen: list[str] = []
+    table.changed.append(lambda pts: seen.extend(p.name for p in pts))
+    return seen
+
+
+def test_a_meter_values_changes_its_keys_points_and_its_connectors_session_points_only():
+    registry, table, _ = build(["A"], {"A": 1})
+    s = registry.get("A")
+    registry.record_reading(s, MeterKey(2, "Power.Active.Import", "", "Outlet"), MeterReading(1.0, "W", 2))
+    seen = _changed_names(table)
+    power = MeterKey(1, "Power.Active.Import", "", "Outlet")
+    registry.record_readings(s, 1, [(power, MeterReading(2.0, "W", 3)), (power, MeterReading(3.0, "W", 3))])
+    assert sorted(seen) == ["CP1-C1-Power-Active-Import", "CP1-C1-SessionDuration", "CP1-C1-SessionEnergy"]
+
+
+def test_points_removed_with_a_slot_are_no_longer_changed_and_new_ones_are():
+    registry, table, _ = build(["A"], {"A": 1})
+    s = registry.get("A")
+    registry.update_station(s, slot=2)  # every point rebuilt in slot 2
+    seen = _changed_names(table)
+    registry.record_reading(s, MeterKey(1, "Power.Active.Import", "", "Outlet"), MeterReading(4.0, "W", 5))
+    assert sorted(seen) == ["CP2-C1-Power-Active-Import", "CP2-C1-SessionDuration", "CP2-C1-SessionEnergy"]
+    assert all(table.has(p) for p in table.points_of("A"))
+
+
+def test_a_guests_messages_build_and_tell_nothing():
+    registry, table, _ = build([], {})
+    added, seen = [], _changed_names(table)
+    table.added.append(added.extend)
+    g = registry.ensure("GUEST")
+    for n in range(3):
+        registry.record_reading(g, MeterKey(1, "Power.Active.Import"), MeterReading(float(n), "W", n))
+        registry.update_connector(g, 1, status="Charging")
+    assert added == [] and seen == [] and table.points_of("GUEST") == []
