@@ -6,7 +6,9 @@ WriteProperty to analog-value 1 `Site-PowerLimit` at priority 8, or Modbus FC16 
 registers 10-11); the time to propagate is from the write's send to the arrival of the LAST
 charger's SetChargingProfile (`time.time()` in both processes). Several writes of different
 values; after each, the run waits `--settle` seconds more and counts the profiles each charger
-got, so repeated writes to one charger (churn) show.
+got, so repeated writes to one charger (churn) show. Only the session shares count: the start
+limit each charger holds on connector 0 (smart_charging.start_limit_a, written once when a limit
+comes into force) is not a share.
 """
 
 from __future__ import annotations
@@ -83,12 +85,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 deadline = time.time() + args.timeout
                 while time.time() < deadline:
                     profiles = (await rig.chargers.ask("profiles"))["profiles"]
-                    if all(any(t > sent for t, _p in got) for got in profiles.values()):
+                    if all(any(t > sent and p.get("connectorId") != 0 for t, p in got) for got in profiles.values()):
                         break
                     await asyncio.sleep(0.05)
                 await asyncio.sleep(args.settle)
                 profiles = (await rig.chargers.ask("profiles"))["profiles"]
-                after = {cid: [(t, p) for t, p in got if t > sent] for cid, got in profiles.items()}
+                after = {cid: [(t, p) for t, p in got if t > sent and p.get("connectorId") != 0]
+                         for cid, got in profiles.items()}
                 firsts = [got[0][0] for got in after.values() if got]
                 lasts = {cid: got[-1][1] for cid, got in after.items() if got}
                 counts = [len(got) for got in after.values()]
