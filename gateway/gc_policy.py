@@ -12,10 +12,11 @@ collection. Every `full_every_s` the frozen set is released and collected, but o
 small (`full_max_frozen` objects): that walk is proportional to everything the process holds,
 and at 10,000 chargers (1.5 million frozen objects) it stalled every charger's messages for
 1.2 s (docs/benchmarks.md "Issue 17"). Above that size the frozen set is never collected on
-the loop. What that leaves is small: 100 sessions closed after a freeze left 6-8 garbage
-objects each (about 0.5 KiB: transport and socket wrappers; counted by releasing and collecting,
-with the test chargers in the same process). The periodic young walk is a gen-1 collection, so
-garbage that outlived one young collection before a freeze is still found.
+the loop. So a closed or refused connection must leave no reference cycle: refcounting frees it
+whatever is frozen (tests/integration/test_closed_connections_leave_no_cycles.py counts them
+with the collector off; the hostile corpus's frames leave none either). The periodic young walk
+is a gen-1 collection, so garbage that outlived one young collection before a freeze is still
+found.
 """
 
 from __future__ import annotations

@@ -51,20 +51,26 @@ class InboundHandlers:
     orphan_not_stored: bool  # the last StopTransaction was an orphan past that budget
     log: Callable[[str, str, str, bool], bool]  # one general-log line, held to the log budget
 
-    def handler_table(self) -> dict[str, Handler]:
-        """The action -> handler table the session dispatches on (OCPP 1.6 section 4, charger to CS)."""
-        return {
-            "BootNotification": self.on_boot_notification,
-            "Heartbeat": self.on_heartbeat,
-            "StatusNotification": self.on_status_notification,
-            "Authorize": self.on_authorize,
-            "StartTransaction": self.on_start_transaction,
-            "StopTransaction": self.on_stop_transaction,
-            "MeterValues": self.on_meter_values,
-            "DataTransfer": self.on_data_transfer,
-            "DiagnosticsStatusNotification": self.on_diagnostics_status,
-            "FirmwareStatusNotification": self.on_firmware_status,
-        }
+    # The action -> handler method the session dispatches on (OCPP 1.6 section 4, charger to CS).
+    # Method names, bound at each lookup: a table of bound methods kept on the session would be
+    # a reference cycle, which outlives the closed session once the collector is frozen.
+    HANDLER_NAMES = {
+        "BootNotification": "on_boot_notification",
+        "Heartbeat": "on_heartbeat",
+        "StatusNotification": "on_status_notification",
+        "Authorize": "on_authorize",
+        "StartTransaction": "on_start_transaction",
+        "StopTransaction": "on_stop_transaction",
+        "MeterValues": "on_meter_values",
+        "DataTransfer": "on_data_transfer",
+        "DiagnosticsStatusNotification": "on_diagnostics_status",
+        "FirmwareStatusNotification": "on_firmware_status",
+    }
+
+    def handler(self, action: str) -> Handler | None:
+        """The handler of a CALL `action`, or None when the central system takes no such call."""
+        name = self.HANDLER_NAMES.get(action)
+        return getattr(self, name) if name is not None else None
 
     async def on_boot_notification(self, p: dict[str, Any]) -> dict[str, Any]:
         status = self.policy.boot_response(self.station)

@@ -96,6 +96,26 @@ def _text(connection: ServerConnection, status: http.HTTPStatus, body: str,
 CLOSE_TIMEOUT_S = 2.0
 
 
+class OcppConnection(ServerConnection):
+    """websockets' server connection, leaving no reference cycle once its socket has closed.
+
+    Given `select_subprotocol`, websockets 17 (asyncio/server.py, protocol_factory) stores on the
+    Sans-I/O protocol a method bound to that protocol, whose closure holds this connection: two
+    cycles per connection, refused handshakes included. The collector is frozen every few seconds
+    (gateway.gc_policy), so such cycles would stay for good; without them refcounting frees a
+    closed connection at once.
+    """
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        vars(self.protocol).pop("select_subprotocol", None)  # the class's own method again
+        # CPython's selector transport keeps a method bound to itself for reading (3.11
+        # asyncio/selector_events.py, `_read_ready_cb`), kept after close. The loop has stopped
+        # reading this socket before it reports the loss, so the callback is never due again.
+        if getattr(self.transport, "_read_ready_cb", None) is not None:
+            self.transport._read_ready_cb = None
+
+
 class OcppServer:
     """Owns the websockets server and hands each accepted connection to `Connections.run`."""
 
@@ -125,7 +145,7 @@ class OcppServer:
             process_request=self._process_request, select_subprotocol=self._select_subprotocol,
             ping_interval=cfg.ping_interval_s, ping_timeout=cfg.ping_timeout_s,
             max_size=cfg.max_message_bytes, max_queue=16, compression=None, backlog=1024,
-            close_timeout=CLOSE_TIMEOUT_S,
+            close_timeout=CLOSE_TIMEOUT_S, create_connection=OcppConnection,
         )
         sock = next(iter(self.server.sockets))
         return int(sock.getsockname()[1])

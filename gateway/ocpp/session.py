@@ -27,6 +27,8 @@ from gateway.ocpp.summaries import confirmation_summary, request_summary, safe_s
 
 log = logging.getLogger(__name__)
 _ids = itertools.count(1)
+# What a charger answers to one of our calls.
+Answer = protocol.CallResult | protocol.CallError
 
 # Their log lines are part of the transaction record: never dropped by the log budget.
 _TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction"})
@@ -53,7 +55,9 @@ class ChargerSession(InboundHandlers):
         self.authenticated = authenticated  # logged in with valid credentials (security profile 1)
         self.charger_id = station.charger_id
         self.closed = asyncio.Event()
-        self._pending: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
+        # Outgoing calls by message id: the future gets the answer's frame, or None when the
+        # connection closed (never an exception, see `_handle_answer`).
+        self._pending: dict[str, tuple[str, asyncio.Future[Answer | None]]] = {}
         self._call_lock = asyncio.Lock()
         self._after: list[tuple[Callable[[], Awaitable[None]], str]] = []
         self._reported_since_boot: set[int] | None = None  # connectors with a status since boot
@@ -70,7 +74,6 @@ class ChargerSession(InboundHandlers):
         # firmware keeps its state, transactions and profiles; shared notes on real firmware).
         self.boot_triggered = False
         self.triggered = registration_rule.TriggeredMessages()  # what we asked for with TriggerMessage
-        self.handlers: dict[str, Handler] = self.handler_table()
 
     # --- the read loop ---------------------------------------------------------------------
     async def serve(self) -> None:
@@ -89,7 +92,8 @@ class ChargerSession(InboundHandlers):
             self.closed.set()
             for _action, fut in self._pending.values():
                 if not fut.done():
-                    fut.set_exception(ChargerUnavailable(f"{self.charger_id} disconnected"))
+                    fut.set_result(None)  # `call` raises ChargerUnavailable
+            self._pending.clear()
 
     async def handle_frame(self, message: str | bytes) -> None:
         """Check, then handle one message. Nothing reads a payload before `frames` and the schema."""
@@ -114,7 +118,7 @@ class ChargerSession(InboundHandlers):
         else:  # a broken answer to our own call fails that call now instead of at its timeout
             pending = self._pending.pop(refusal.unique_id, None)
             if pending is not None and not pending[1].done():
-                pending[1].set_exception(ChargerCallError(refusal.code, refusal.description, {}))
+                pending[1].set_result(protocol.CallError(refusal.unique_id, refusal.code, refusal.description, {}))
 
     async def _replay(self, uid: str, message: str | bytes) -> bool:
         """Answer a re-sent frame as the first time (see `frames.RecentAnswers`); note a reused id."""
@@ -194,7 +198,7 @@ class ChargerSession(InboundHandlers):
         return protocol.dump_result(uid, answer), "answered"
 
     def _handler_for(self, action: str) -> Handler:
-        handler = self.handlers.get(action)
+        handler = self.handler(action)
         if handler is None:
             code = "NotSupported" if action in protocol.CENTRAL_ACTIONS else "NotImplemented"
             raise OcppError(code, f"{action} is not handled by this central system")
@@ -251,10 +255,19 @@ class ChargerSession(InboundHandlers):
             return
         _action, future = pending
         if not future.done():
-            if isinstance(frame, protocol.CallResult):
-                future.set_result(frame.payload)
-            else:
-                future.set_exception(ChargerCallError(frame.code, frame.description, frame.details))
+            # The frame, never an exception: a future holding an exception whose traceback
+            # holds the frame that awaited the future is a reference cycle, which a frozen
+            # collector (gateway.gc_policy) never frees. `call` raises the CALLERROR itself.
+            future.set_result(frame)
+
+    def _payload_of(self, action: str, frame: Answer | None) -> dict[str, Any]:
+        """The payload of a CALLRESULT; raised here, in the caller's frame, for the rest."""
+        if frame is None:
+            raise ChargerUnavailable(f"{self.charger_id} disconnected")
+        if isinstance(frame, protocol.CallError):
+            self.log(f"{action}Error", f"{frame.code}: {frame.description}", "warning")
+            raise ChargerCallError(frame.code, frame.description, frame.details)
+        return frame.payload
 
     async def _send(self, text: str) -> None:
         try:
@@ -288,20 +301,18 @@ class ChargerSession(InboundHandlers):
             if self.closed.is_set():
                 raise ChargerUnavailable(f"{self.charger_id} is offline")
             uid = f"cs-{next(_ids)}"
-            future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            future: asyncio.Future[Answer | None] = asyncio.get_running_loop().create_future()
             self._pending[uid] = (action, future)
             self.log(f"{action}Request", request_summary(action, payload))
             await self._send(protocol.dump_call(uid, action, payload))
             try:
-                answer = await asyncio.wait_for(future, timeout)
+                frame = await asyncio.wait_for(future, timeout)
             except TimeoutError:
                 self.log(f"{action}Timeout", f"no answer within {timeout:g} s", "warning")
                 raise ChargerTimeout(f"{self.charger_id} did not answer {action} within {timeout:g} s") from None
-            except ChargerCallError as exc:
-                self.log(f"{action}Error", f"{exc.code}: {exc.description}", "warning")
-                raise
             finally:
                 self._pending.pop(uid, None)  # also when the caller was cancelled
+        answer = self._payload_of(action, frame)
         try:
             warning = frames.check_payload(self.station, action, answer, self.settings.ocpp, response=True)
         except OcppError as exc:
