@@ -32,6 +32,8 @@ from bacpypes3.argparse import SimpleArgumentParser
 from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import ObjectIdentifier, Real
 
+from bench.pipe import emit, requests
+
 
 class Client:
     def __init__(self, app: Application, server: str) -> None:
@@ -166,12 +168,7 @@ async def main(spec: dict[str, Any]) -> None:
     args = SimpleArgumentParser().parse_args(["--address", spec["bind"], "--instance", "990002",
                                               "--name", "bench-client"])
     client = Client(Application.from_args(args), spec["server"])
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=64 * 1024 * 1024)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    emit({"ready": True})
-    while line := await reader.readline():
-        req = json.loads(line)
+    async for req in requests():
         op = req.pop("op")
         try:
             if op == "subscribe":
@@ -191,11 +188,6 @@ async def main(spec: dict[str, Any]) -> None:
         except Exception as exc:  # the task boundary: the benchmark reports it
             emit({"error": f"{op}: {exc!r}"})
     client.app.close()
-
-
-def emit(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from bench import frames
+from bench.pipe import emit, requests
 
 POWER_BASE_W, POWER_STEP_W, POWER_STEPS = 1000, 150, 140  # 1.0 .. 21.9 kW, then round again
 ANSWERS = {**frames.SERVER_CALL_ANSWERS, "SetChargingProfile": '{"status":"Accepted"}',
@@ -231,12 +232,7 @@ class Fleet:
 
 async def main(spec: dict[str, Any]) -> None:
     fleet = Fleet(spec["url"], spec["ids"])
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=64 * 1024 * 1024)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    emit({"ready": True})
-    while line := await reader.readline():
-        req = json.loads(line)
+    async for req in requests():
         op = req["op"]
         try:
             if op == "setup":
@@ -253,11 +249,6 @@ async def main(spec: dict[str, Any]) -> None:
         except Exception as exc:  # the task boundary: report to the benchmark, which fails
             emit({"error": f"{op}: {exc!r}"})
     await fleet.stop()
-
-
-def emit(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from bench import frames
+from bench.pipe import emit, requests
 
 ANSWERS = {**frames.SERVER_CALL_ANSWERS, "TriggerMessage": '{"status":"Accepted"}'}
 HEARTBEAT = '[2,"%(uid)s","Heartbeat",{}]'
@@ -192,12 +193,7 @@ async def probe(port: int, deadline: float) -> float | None:
 
 async def main(spec: dict[str, Any]) -> None:
     fleet = Fleet(spec["ids"], set(spec["booting"]))
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=64 * 1024 * 1024)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    emit({"ready": True})
-    while line := await reader.readline():
-        req = json.loads(line)
+    async for req in requests():
         op = req["op"]
         try:
             if op == "commission":
@@ -216,11 +212,6 @@ async def main(spec: dict[str, Any]) -> None:
         except (Exception, InvalidHandshake, InvalidURI) as exc:  # reported to the benchmark, which fails
             emit({"error": f"{op}: {exc!r}"})
     await fleet.stop()
-
-
-def emit(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
 if __name__ == "__main__":
