@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from gateway import errors
+from gateway.chargers.capabilities import capabilities_of
 from gateway.history.exports import to_csv
 from gateway.history.store import REJECTED_COLUMNS, TRANSACTION_COLUMNS
 from gateway.model.station import Station
@@ -84,7 +85,8 @@ def station_view(station: Station) -> dict[str, Any]:
         "last_disconnect": station.last_disconnect, "subprotocol": station.subprotocol,
         "remote_address": station.remote_address, "clock_skew_s": station.clock_skew_s,
         "firmware_status": station.firmware_status, "diagnostics_status": station.diagnostics_status,
-        "quirk": station.quirk_name,
+        "quirk": station.quirk_name,  # assigned by an operator
+        "quirk_in_use": capabilities_of(station).quirk_name,  # assigned, or matched on the boot identity
         "connectors": [
             {**dataclasses.asdict(c), "last_update": ts(c.last_update), "session_start": ts(c.session_start)}
             for c in sorted(station.connectors.values(), key=lambda c: c.connector_id)],

@@ -85,8 +85,10 @@ def cmd_site(args: argparse.Namespace) -> int:
 
 def _site_text(site: dict[str, Any]) -> str:
     alarm = "; BMS WATCHDOG EXPIRED" if site.get("watchdog_expired") else ""
-    return (f"site limit in force: {site['in_force_power_kw']} kW, {site['in_force_current_a']} A per phase "
-            f"({site['reason']}); source: {site['source']}{alarm}")
+    limits = [f"{site['in_force_power_kw']} kW" if site.get("in_force_power_kw") is not None else "",
+              f"{site['in_force_current_a']} A per phase" if site.get("in_force_current_a") is not None else ""]
+    shown = ", ".join(x for x in limits if x) or "none"
+    return f"site limit in force: {shown} ({site['reason']}); source: {site['source']}{alarm}"
 
 
 def cmd_smart(args: argparse.Namespace) -> int:

@@ -129,7 +129,7 @@ def _charger_page(c: dict[str, Any]) -> str:
              f"registration {c['registration']}, {'online' if c['online'] else 'offline'}"
              + (f", fault: {c['fault']}" if c.get("fault") else ""),
              f"  {boot['vendor']} {boot['model']}, serial {boot['charge_point_serial'] or '-'}, "
-             f"firmware {boot['firmware_version'] or '-'}; quirk {c.get('quirk') or '-'}",
+             f"firmware {boot['firmware_version'] or '-'}; quirk {_quirk_text(c)}",
              f"  last seen {c['last_seen'] or '-'}; last boot {c['last_boot'] or '-'}; "
              f"from {c['remote_address'] or '-'}", ""]
     lines.append(_table(c["connectors"], ["connector_id", "status", "error_code", "info",
@@ -293,3 +293,9 @@ def main(argv: list[str] | None, serve: Serve, commands: Sequence[Register] = ()
     except KeyboardInterrupt:
         return 130
 
+
+def _quirk_text(charger: dict[str, Any]) -> str:
+    """The quirk file in use, and whether an operator assigned it or the boot identity matched it."""
+    if charger.get("quirk"):
+        return f"{charger['quirk']} (assigned)"
+    return f"{charger['quirk_in_use']} (matched)" if charger.get("quirk_in_use") else "-"

@@ -65,6 +65,19 @@ async def test_an_operator_assigns_a_quirk_by_name(gateway, runner, capsys):
     assert json.loads(out)["quirk"] == "ac-wallbox"
 
 
+async def test_devices_show_names_the_quirk_in_use_and_where_it_came_from(gateway, runner, capsys):
+    """The zappi quirk is matched on its boot identity (manual 003, "Boot Notification"); an
+    operator's assignment wins and says so."""
+    await gateway.device_book.add_device("CP1")
+    async with TestCharger(runner.url, "CP1") as cp:
+        await cp.boot(chargePointVendor="Myenergi", chargePointModel="Zappi", firmwareVersion="5540")
+        code, out = await cli(capsys, runner, "devices", "show", "CP1")
+        assert code == 0 and "quirk myenergi-zappi (matched)" in out
+        await cli(capsys, runner, "devices", "set", "CP1", "--quirk", "ac-wallbox")
+        code, out = await cli(capsys, runner, "devices", "show", "CP1")
+        assert "quirk ac-wallbox (assigned)" in out
+
+
 async def test_a_tag_longer_than_ocpp_allows_is_refused(gateway, runner, capsys):
     """OCPP 1.6 IdToken is CiString20; the AC wallbox (001 3.1) lists at most 20 characters."""
     code, out = await cli(capsys, runner, "tags", "add", "R" * 21)
