@@ -78,7 +78,7 @@ class OcppSettings:
     gc_freeze_interval_s: float = 2.0
     # A charger that sent no StatusNotification this long after connecting or booting is asked
     # for one (TriggerMessage): many reconnect without BootNotification or StatusNotification.
-    status_trigger_after_s: float = 10.0
+    status_trigger_after_s: float = 3.0
 
 
 @dataclass
