@@ -142,15 +142,8 @@ async def test_at_an_unchanged_limit_a_ramping_session_gets_one_profile_write(ru
 
 async def test_ended_sessions_lose_their_share_everywhere(runner):
     """Item 3: the shares listed in `site status`, the API and the points add up to the limit."""
-    first = await start_bench(runner, "generic", "CP-A")
+    first, sim_a, sim_b, _ = await two_charging(runner, 24.0)
     gw = first.gw
-    await gw.device_book.add_device("CP-B")
-    second = Bench(runner, gw, "generic", "CP-B")
-    sim_a, sim_b = await first.connect(), await second.connect()
-    await gw.charging.set_site_limit(None, 24.0)
-    await charging(sim_a)
-    await charging(sim_b)
-    await gw.charging.reallocate()
     table = gw.points.table
     requested = {c: table.get(f"{p.name}") for c, p in (
         ("CP-A", _point(table, "CP-A", "SC-Requested")), ("CP-B", _point(table, "CP-B", "SC-Requested")))}
@@ -326,17 +319,10 @@ async def test_a_burst_of_bms_writes_becomes_one_profile_write(runner):
 async def test_a_charger_that_goes_offline_is_still_counted_at_what_it_applies(runner):
     """A charger keeps charging at its last profile while the gateway cannot reach it: the
     others must not take its share (the soak benchmark saw the sum go over after restarts)."""
-    first = await start_bench(runner, "generic", "CP-A")
+    first, sim_a, sim_b, _ = await two_charging(runner, 24.0)
     gw = first.gw
-    await gw.device_book.add_device("CP-B")
-    second = Bench(runner, gw, "generic", "CP-B")
-    sim_a, sim_b = await first.connect(), await second.connect()
-    await gw.charging.set_site_limit(None, 24.0)
-    await charging(sim_a)
-    await charging(sim_b)
-    await gw.charging.reallocate()
     await sim_a.go_offline()
-    await second.watch.until(lambda: not gw.registry.get("CP-A").online)
+    await first.watch.until(lambda: not gw.registry.get("CP-A").online)
     await gw.charging.reallocate()
     assert (sim_a.connectors[1].offered_a, sim_b.connectors[1].offered_a) == (12.0, 12.0)
     assert gw.charging.status()["connectors"]["CP-A/1"]["allocation_reason"].startswith("fixed")
