@@ -99,9 +99,15 @@ class ChargingController(ProfileSender):
         for payload in held:
             amps, tx = written_share(payload)
             connector_id = int(payload.get("connectorId") or 0)
-            if connector_id == 0 and payload["csChargingProfiles"].get("chargingProfileId") == SITE_PROFILE_ID:
-                self._site_profiles.add((charger_id, 0))  # its start limit (lifted with the limit)
-                self.control[(charger_id, 0)] = ConnectorControl(written_a=amps, send_state="Accepted")
+            if tx is None and payload["csChargingProfiles"].get("chargingProfileId") == SITE_PROFILE_ID + connector_id:
+                # Its start limit (connector 0), or what the one slot of a connector holds (the
+                # start limit or a share: `shares_in_default_slot`); lifted with the limit.
+                self._site_profiles.add((charger_id, connector_id))
+                self.control[(charger_id, connector_id)] = ConnectorControl(
+                    written_a=amps, applied_at=now, send_state="Accepted" if connector_id == 0 else None)
+                if connector_id > 0:
+                    self._restored.add((charger_id, connector_id))
+                continue
             if tx is None or connector_id == 0:
                 continue
             self.control[(charger_id, connector_id)] = ConnectorControl(
@@ -129,6 +135,8 @@ class ChargingController(ProfileSender):
         guard = self.guards.get(charger_id)
         if guard is not None and control.written_tx is not None:
             guard.forget_transaction(control.written_tx)
+        elif guard is not None:  # a share in the connector's TxDefaultProfile slot
+            guard.drop_slot(connector_id, SITE_PROFILE_ID + connector_id)
         control.written_a = control.written_tx = None
         self._dirty.set()
 
@@ -300,7 +308,8 @@ class ChargingController(ProfileSender):
                 lowers = control.lowers_to(amps, self._start_held(stations[key][0]))
                 (others if key in pinned else cuts if lowers else raises).append(send)
             if not unlimited:
-                others += self._start_defaults()
+                start_cuts, start_others = self._start_defaults(now)
+                cuts, others = cuts + start_cuts, others + start_others
             await self._send_in_order(cuts, others, raises, now)
             self.notify(None)
 

@@ -16,7 +16,7 @@ from gateway.charging.controller import capabilities_of
 from gateway.errors import OperationError
 from gateway.operator import actions as ops
 from gateway.simulator import load_profile
-from tests.compat.harness import WHITELISTED, start_bench, whitelist
+from tests.compat.harness import WHITELISTED, Bench, record_offered, start_bench, whitelist
 
 
 async def test_configuration_is_read_in_batches_of_ten_from_a_wallbox_that_answers_ten_at_a_time(runner):
@@ -109,3 +109,45 @@ async def test_operator_assigns_the_ac_wallbox_quirk_and_reservations_reach_it(r
     assert capabilities_of(gw.registry.get(cid)).quirk_name == "ac-wallbox"
     await gw.device_book.update_device(cid, quirk="")
     assert capabilities_of(gw.registry.get(cid)).quirk_name is None
+
+
+def limits(payload: dict) -> list[float]:
+    return [p["limit"] for p in payload["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"]]
+
+
+async def test_a_car_starting_on_the_one_slot_wallbox_never_takes_the_site_over_its_limit(runner):
+    """MaxChargingProfilesInstalled 1 (3.2.1): the one slot cannot hold both a start limit and a
+    session's TxProfile, so the slot is a TxDefaultProfile on connector 1 (OCPP 1.6 3.13.1: it
+    applies to that connector's transactions): the start limit while idle, the session's share
+    while charging (same id: each write replaces the last), the start limit again after it."""
+    first = await start_bench(runner, "generic", "CP-A")
+    gw = first.gw
+    await gw.device_book.add_device("AC-1")
+    wallbox = Bench(runner, gw, "acwallbox", "AC-1")
+    sim_a, sim_b = await first.connect(), await wallbox.connect()
+    await gw.charging.set_site_limit(None, 24.0)
+    tx = await sim_a.start_session(1, WHITELISTED)
+    await sim_a.wait_for(lambda: tx.transaction_id is not None)
+    await gw.charging.reallocate()
+    await first.watch.until(lambda: sim_a.connectors[1].offered_a == 24.0)
+    sums = record_offered([sim_a, sim_b])
+    tx = await sim_b.start_session(1, WHITELISTED)  # before any pass gave it a share
+    await sim_b.wait_for(lambda: tx.transaction_id is not None)
+    assert sim_b.connectors[1].offered_a == 0.0  # it waits for its share
+    await gw.charging.reallocate()
+    await first.watch.until(lambda: sim_a.connectors[1].offered_a + sim_b.connectors[1].offered_a == 24.0)
+    assert sim_b.connectors[1].offered_a > 0.0
+    assert sums and max(sums) <= 24.0, sums
+    written = wallbox.received("SetChargingProfile")
+    slots = {(p["connectorId"], p["csChargingProfiles"]["chargingProfileId"],
+              p["csChargingProfiles"]["chargingProfilePurpose"]) for p in written}
+    assert slots == {(1, 900001, "TxDefaultProfile")}
+    assert [limits(p) for p in written] == [[0.0], [12.0]]  # the start limit, then the share
+    await sim_b.stop_session(1)
+    await gw.charging.reallocate()
+    await first.watch.until(lambda: sim_a.connectors[1].offered_a == 24.0)
+    assert [limits(p) for p in wallbox.received("SetChargingProfile")][2:] == [[0.0]]  # ready for the next car
+    assert sim_b.profiles.limit_a(1, sim_b.now(), None) == 0.0
+    await gw.charging.set_site_limit(None, None)
+    await gw.charging.reallocate()
+    assert [p["id"] for p in wallbox.received("ClearChargingProfile")] == [900001]

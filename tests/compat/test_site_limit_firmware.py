@@ -13,7 +13,7 @@ import time
 from gateway.operator import actions as ops
 from gateway.simulator import Simulator
 from gateway.simulator.profile import load_profile, with_firmware
-from tests.compat.harness import WHITELISTED, Bench, start_bench
+from tests.compat.harness import WHITELISTED, Bench, record_offered, start_bench
 
 
 def limits(payload: dict) -> list[float]:
@@ -349,19 +349,6 @@ async def test_with_a_start_limit_a_new_session_starts_at_it_not_at_the_maximum(
     await gw.charging.set_site_limit(None, None)
     await gw.charging.reallocate()
     assert sorted(p["id"] for p in bench.received("ClearChargingProfile")) == [900000, 900001]
-
-
-def record_offered(sims: list[Simulator]) -> list[float]:
-    """The sum of what the simulated chargers offer, after every change of any one of them."""
-    sums: list[float] = []
-    for sim in sims:
-        advance = sim.meter.advance
-
-        def recorded(c, now, limit_a, charging, advance=advance) -> None:
-            advance(c, now, limit_a, charging)
-            sums.append(sum(s.connectors[1].offered_a for s in sims))
-        sim.meter.advance = recorded
-    return sums
 
 
 async def test_a_new_session_never_takes_the_site_over_its_limit_before_its_share_arrives(runner):
