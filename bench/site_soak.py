@@ -62,6 +62,7 @@ class Soak:
         self.events: dict[str, list[tuple[float, str]]] = defaultdict(list)
         self.limit_writes: list[tuple[float, float, str]] = []  # (time, amps, via)
         self.sessions: dict[tuple[str, int], list[float]] = {}  # (charger, local tx) -> [start, stop]
+        self.started: dict[tuple[str, int], Any] = {}  # (charger, local tx) -> the charger's transaction
         self.samples: list[tuple[float, float, float | None, float]] = []  # (time, offered, limit, unprofiled)
         self.restarted_at: list[float] = []
         self.received_at: list[float] = []
@@ -149,9 +150,11 @@ class Soak:
             for sim in self.sims:
                 tx = sim.connectors[1].transaction
                 if tx is None and self.rng.random() < 1 / self.args.idle_s:
+                    before = time.time()  # the car starts here; its share may arrive before we return
                     started = await sim.start_session(1, "SOAKTAG", authorize=False)
                     if started is not None:
-                        self.sessions[(sim.charger_id, started.local_id)] = [time.time(), 0.0]
+                        self.sessions[(sim.charger_id, started.local_id)] = [before, 0.0]
+                        self.started[(sim.charger_id, started.local_id)] = started
                 elif tx is not None and self.rng.random() < 1 / self.args.session_s:
                     await sim.stop_session(1)
                     self.sessions[(sim.charger_id, tx.local_id)][1] = time.time()

@@ -51,21 +51,39 @@ def over_limit(soak: Any) -> dict[str, Any]:
 
 def writes_per_session(soak: Any) -> tuple[dict[str, Any], int]:
     """Profile writes of each transaction against the issue's goal: at most 1 + the limit changes
-    during it. Also the rejected-write loops (3+ rejections for one transaction)."""
+    during it. Also the rejected-write loops (3+ rejections for one transaction).
+
+    A write names its transaction (a TxProfile), or it has none: a TxDefaultProfile on the
+    session's connector (a charger whose one slot per connector carries the share) counts for
+    the session that ran when the charger got it (from the car's start to the StopTransaction
+    answer); one before the session (the start limit) or after it (the slot set back to the
+    start limit) counts for no session, only against the charger's budget
+    (`writes_per_charger`). Start limits on connector 0 count for no session either."""
     rows, loops = [], 0
     for sim in soak.sims:
         per_tx: dict[Any, int] = defaultdict(int)
+        untied = []  # when the charger got each write to a connector that names no transaction
+        when = iter([t for t, line in soak.events[sim.charger_id] if PROFILE in line])
         for action, payload in sim.received_calls:
-            if action == "SetChargingProfile":
-                per_tx[payload["csChargingProfiles"].get("transactionId")] += 1
+            if action != "SetChargingProfile":
+                continue
+            at = next(when, time.time())
+            tx_id = payload["csChargingProfiles"].get("transactionId")
+            if tx_id is not None:
+                per_tx[tx_id] += 1
+            elif payload.get("connectorId"):
+                untied.append(at)
+        for (charger_id, local_id), tx in soak.started.items():
+            if charger_id != sim.charger_id or tx.transaction_id is None:
+                continue
+            start, stop = soak.sessions[(charger_id, local_id)][0], tx_span(soak, charger_id, tx.transaction_id)[1]
+            per_tx[tx.transaction_id] += sum(1 for at in untied if start <= at < stop)
         rejected: dict[str, int] = defaultdict(int)
         for _t, line in soak.events[sim.charger_id]:
             if "unknown transaction" in line or "without an active transaction" in line:
                 rejected[line] += 1
         loops += sum(1 for count in rejected.values() if count >= 3)
         for tx_id, writes in per_tx.items():
-            if tx_id is None:
-                continue
             start, stop = tx_span(soak, sim.charger_id, tx_id)
             changes = sum(1 for t, _b, _a in soak.limit_changes if start <= t <= stop)
             restarts = sum(1 for t in soak.restarted_at if start < t <= stop)

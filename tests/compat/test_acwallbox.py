@@ -15,7 +15,8 @@ import pytest
 from gateway.charging.controller import capabilities_of
 from gateway.errors import OperationError
 from gateway.operator import actions as ops
-from gateway.simulator import load_profile
+from gateway.simulator import Simulator, load_profile
+from gateway.simulator.profile import with_firmware
 from tests.compat.harness import WHITELISTED, Bench, record_offered, start_bench, whitelist
 
 
@@ -151,3 +152,48 @@ async def test_a_car_starting_on_the_one_slot_wallbox_never_takes_the_site_over_
     await gw.charging.set_site_limit(None, None)
     await gw.charging.reallocate()
     assert [p["id"] for p in wallbox.received("ClearChargingProfile")] == [900001]
+
+
+async def wallbox_restarted_at_16_a(runner, lost=lambda sim: None) -> tuple[Bench, Simulator]:
+    """A wallbox charging at a 16 A share in its one slot, the gateway restarted while it was
+    away (`lost`: what happens to it meanwhile); it reconnects without booting."""
+    bench = await start_bench(runner, "acwallbox")
+    sim = await bench.connect(with_firmware(load_profile("acwallbox"), boot_on_reconnect=False))
+    await bench.gw.charging.set_site_limit(None, 16.0)
+    tx = await sim.start_session(1, WHITELISTED)
+    await sim.wait_for(lambda: tx.transaction_id is not None)
+    await bench.gw.charging.reallocate()
+    assert [limits(p) for p in bench.received("SetChargingProfile")] == [[16.0]]
+    await sim.wait_for(lambda: len(bench.received("GetCompositeSchedule")) == 1)  # verified once
+    await sim.go_offline()
+    lost(sim)
+    bench.gw = await runner.restart(authorize={"policy": "none_except_whitelist"})
+    await sim.go_online()
+    await bench.watch.until(lambda: bench.station.online)
+    return bench, sim
+
+
+async def test_after_a_gateway_restart_the_wallbox_slot_is_neither_rewritten_nor_forgotten(runner):
+    """The share in the wallbox's one slot is kept across a gateway restart like a TxProfile's:
+    not written again while unchanged, checked where the charger can say (GetCompositeSchedule),
+    set back to the start limit when the session ends."""
+    bench, sim = await wallbox_restarted_at_16_a(runner)
+    gw = bench.gw
+    for _ in range(3):
+        await gw.charging.reallocate()
+    await sim.wait_for(lambda: len(bench.received("GetCompositeSchedule")) == 2)  # and after the restart
+    assert [limits(p) for p in bench.received("SetChargingProfile")] == [[16.0]]
+    await sim.stop_session(1)
+    await bench.watch.until(lambda: bench.station.connectors[1].transaction_id is None)
+    await gw.charging.reallocate()
+    assert [limits(p) for p in bench.received("SetChargingProfile")] == [[16.0], [0.0]]
+    assert sim.profiles.limit_a(1, sim.now(), None) == 0.0
+
+
+async def test_a_wallbox_that_lost_its_slot_while_the_gateway_was_away_gets_its_share_again(runner):
+    """It offers its maximum again (GetCompositeSchedule says 32 A, not the 16 A it accepted)."""
+    bench, sim = await wallbox_restarted_at_16_a(runner, lambda sim: sim.profiles.clear(900001, None, None, None))
+    await bench.gw.charging.reallocate()
+    await sim.wait_for(lambda: len(bench.received("SetChargingProfile")) == 2)
+    assert [limits(p) for p in bench.received("SetChargingProfile")] == [[16.0], [16.0]]
+    await sim.wait_for(lambda: sim.limit_a(1) == 16.0)
