@@ -20,26 +20,31 @@ PROFILE = "<- SetChargingProfile"
 def over_limit(soak: Any) -> dict[str, Any]:
     """Each second: the sum of what the charging sessions' chargers offer against the limit in force.
 
-    A sample above the limit is counted as one of:
+    Every sample above the limit is counted, as one of:
     * `new_sessions`: within the limit without the sessions no profile applies to yet (a car that
       just started offers the charger's maximum until its share arrives);
     * `lowering_in_flight`: within TRANSITION_S of a limit change and not above the higher of the
       old and the new limit (the cuts are on their way; lower-first keeps the sum under both);
+    * `lowering_with_new_sessions`: both at once: within TRANSITION_S of a change, above the
+      higher limit only by what sessions no profile applies to yet offer;
     * `violations`: anything else (goal: none).
     """
-    kinds: dict[str, list[float]] = {"new_sessions": [], "lowering_in_flight": [], "violations": []}
+    kinds: dict[str, list[float]] = {"new_sessions": [], "lowering_in_flight": [],
+                                     "lowering_with_new_sessions": [], "violations": []}
     above = []
     for t, offered, limit, unprofiled in soak.samples:
         if limit is None or offered <= limit + 1e-6:
             continue
         above.append(offered - limit)
         change = next((c for c in reversed(soak.limit_changes) if c[0] <= t), None)
-        in_flight = change is not None and t - change[0] < TRANSITION_S and change[1] is not None \
-            and offered <= max(change[1], change[2] or 0.0) + 1e-6
+        higher = max(change[1], change[2] or 0.0) if change is not None and change[1] is not None \
+            and t - change[0] < TRANSITION_S else None
         if offered - unprofiled <= limit + 1e-6:
             kinds["new_sessions"].append(offered - limit)
-        elif in_flight:
+        elif higher is not None and offered <= higher + 1e-6:
             kinds["lowering_in_flight"].append(offered - limit)
+        elif higher is not None and offered - unprofiled <= higher + 1e-6:
+            kinds["lowering_with_new_sessions"].append(offered - limit)
         else:
             kinds["violations"].append(offered - limit)
     largest = max(((off, lim) for _t, off, lim, _u in soak.samples if lim is not None),
