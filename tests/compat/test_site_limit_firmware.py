@@ -371,3 +371,17 @@ async def test_a_new_session_never_takes_the_site_over_its_limit_before_its_shar
     await second.watch.until(lambda: sim_b.connectors[1].offered_a > 0.0)
     await first.watch.until(lambda: sim_a.connectors[1].offered_a + sim_b.connectors[1].offered_a == 24.0)
     assert sums and max(sums) <= 24.0, sums
+
+
+async def test_a_share_written_while_the_gateway_stops_is_held_after_the_restart(runner):
+    """A charger stores (and applies) a profile before it answers. A gateway that stopped with
+    that answer unread stored the old share as held, and after its restart counted the session
+    at it while the charger applied the new one: the others got the difference (a sum above
+    the limit). The pass in flight finishes before the gateway stores what the chargers hold."""
+    first, sim_a, sim_b, _ = await two_charging(runner, 24.0, boot_on_reconnect=False, profile_answer_s=0.3)
+    await sim_b.stop_session(1)  # CP-A's share goes up to 24 A
+    # Woken by the write's arrival (re-checked on each message): stored and applied, not yet answered.
+    await sim_a.wait_for(lambda: sim_a.limit_a(1) == 24.0)
+    assert first.gw.charging.control[("CP-A", 1)].written_a == 12.0  # the gateway has no answer yet
+    gw = await runner.restart(authorize={"policy": "none_except_whitelist"})
+    assert gw.charging.control[("CP-A", 1)].written_a == 24.0
