@@ -9,11 +9,12 @@ process, WriteProperty at priority 8) and Modbus (FC16, commanding the same prio
 gateway is restarted `--restarts` times. Printed as one JSON line (`bench/site_soak_report.py`):
 
 * `offered_over_limit`: once a second, the sum of what the charging sessions' chargers offer
-  (amperes per phase) against the limit in force; samples above it, split into new sessions no
-  profile applies to yet, a lowering in flight (within 2 s of a change and not above the old
-  limit) and violations (anything else);
+  (amperes per phase) against the limit in force; every sample above it, split into new sessions
+  no profile applies to yet, a lowering in flight (within 2 s of a change and not above the old
+  limit), both at once, and violations (anything else);
 * `writes_per_session`: profile writes for each transaction against the issue's goal, 1 + the
-  changes of the limit in force during it;
+  changes of the limit in force during it (a write naming no transaction, to the session's
+  connector while it ran, counts for it: the AC wallbox's share in its TxDefaultProfile);
 * `limit_to_profile`: from each limit write (BMS client's send) to the profile each charger got
   from the pass that took it; `limit_received_to_profile` from its arrival at the controller;
   `timeline_ms` where the time goes (send, arrival, pass start, first/last profile, pass length);
