@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import random
@@ -42,6 +43,7 @@ from gateway.settings import SmartChargingSettings
 PROFILES = ("smappee", "acwallbox", "zappi", "evlink")
 SITE_CURRENT_LIMIT = ["analog-value", 2]  # points.catalog SITE_SPECS: slot 0, offset 2
 MODBUS_SITE_CURRENT_LIMIT = 12  # docs/modbus.md: holding 12-13, FLOAT32 A
+PROFILE_LINE = "<- SetChargingProfile"
 
 
 def free_tcp_port() -> int:
@@ -64,6 +66,8 @@ class Soak:
         self.limit_writes: list[tuple[float, float, str]] = []  # (time, amps, via)
         self.sessions: dict[tuple[str, int], list[float]] = {}  # (charger, local tx) -> [start, stop]
         self.started: dict[tuple[str, int], Any] = {}  # (charger, local tx) -> the charger's transaction
+        self.writes_in_tx: dict[str, list[bool]] = defaultdict(list)  # per profile write: in a transaction
+        self.sim_of: dict[str, Any] = {}
         self.samples: list[tuple[float, float, float | None, float]] = []  # (time, offered, limit, unprofiled)
         self.restarted_at: list[float] = []
         self.received_at: list[float] = []
@@ -127,11 +131,20 @@ class Soak:
                                     meter_while_offline=True, boot_on_reconnect=False)
             sim = Simulator(profile, charger_id, f"ws://127.0.0.1:{self.ports['ocpp']}/ocpp",
                             heartbeat=False, meter_loop=True, reconnect_delay_s=1.0,
-                            on_event=lambda line, cid=charger_id: self.events[cid].append((time.time(), line)))
+                            on_event=functools.partial(self.on_event, charger_id))
             sim.config.set_internal(profile.quirks.meter_interval_key, str(self.args.meter_interval))
             sim.config.set_internal(profile.quirks.measurands_key, "Energy.Active.Import.Register,Current.Import")
             self.sims.append(sim)
+            self.sim_of[charger_id] = sim
         await asyncio.gather(*(sim.start() for sim in self.sims))
+
+    def on_event(self, charger_id: str, line: str) -> None:
+        """Every charger event with its time; for a profile write also whether the charger had a
+        transaction on connector 1 when it arrived (it emits the line before it handles it)."""
+        self.events[charger_id].append((time.time(), line))
+        if PROFILE_LINE in line:
+            sim = self.sim_of.get(charger_id)
+            self.writes_in_tx[charger_id].append(sim is not None and sim.connectors[1].transaction is not None)
 
     async def write_limit(self, bacnet: Agent, modbus: Any, amps: float, via: str) -> None:
         if via == "bacnet":
@@ -222,6 +235,9 @@ class Soak:
         return {
             "benchmark": "site_soak", "chargers": len(self.ids), "minutes": self.args.minutes,
             "limit_writes": len(self.limit_writes), "restarts": self.args.restarts,
+            # A write of the value the point already held goes no further than the point.
+            "limit_writes_not_at_controller": sum(1 for sent, _a, _v in self.limit_writes
+                                                  if report.receipt(self, sent) is None),
             "sessions": len(self.sessions),
             "offered_over_limit": report.over_limit(self),
             "writes_per_session": per_session,

@@ -14,6 +14,7 @@ from typing import Any
 from bench.bms_harness import percentiles
 
 TRANSITION_S = 2.0  # a sample this soon after a limit change may still see the old shares
+RECEIPT_WINDOW_S = 5.0  # a BMS write not at the controller this soon never got there
 PROFILE = "<- SetChargingProfile"
 
 
@@ -62,22 +63,23 @@ def writes_per_session(soak: Any) -> tuple[dict[str, Any], int]:
     session's connector (a charger whose one slot per connector carries the share) counts for
     the session that ran when the charger got it (from the car's start to the StopTransaction
     answer); one before the session (the start limit) or after it (the slot set back to the
-    start limit) counts for no session, only against the charger's budget
-    (`writes_per_charger`). Start limits on connector 0 count for no session either."""
+    start limit: that value, arriving when the car had left) counts for no session, only against
+    the charger's budget (`writes_per_charger`). Start limits on connector 0 count for none."""
     rows, loops = [], 0
     for sim in soak.sims:
         per_tx: dict[Any, int] = defaultdict(int)
         untied = []  # when the charger got each write to a connector that names no transaction
         when = iter([t for t, line in soak.events[sim.charger_id] if PROFILE in line])
+        in_tx = iter(soak.writes_in_tx[sim.charger_id])
         for action, payload in sim.received_calls:
             if action != "SetChargingProfile":
                 continue
-            at = next(when, time.time())
+            at, charging = next(when, time.time()), next(in_tx, True)
             tx_id = payload["csChargingProfiles"].get("transactionId")
             if tx_id is not None:
                 per_tx[tx_id] += 1
-            elif payload.get("connectorId"):
-                untied.append(at)
+            elif payload.get("connectorId") and (charging or limits(payload) != [soak.args.start_limit]):
+                untied.append(at)  # not the slot set back to the start limit after the car left
         for (charger_id, local_id), tx in soak.started.items():
             if charger_id != sim.charger_id or tx.transaction_id is None:
                 continue
@@ -100,6 +102,10 @@ def writes_per_session(soak: Any) -> tuple[dict[str, Any], int]:
             "sessions_over_goal_that_saw_a_restart": sum(1 for w, a, r in rows if w > a and r)}, loops
 
 
+def limits(payload: dict[str, Any]) -> list[float]:
+    return [float(p["limit"]) for p in payload["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"]]
+
+
 def tx_span(soak: Any, charger_id: str, tx_id: int) -> tuple[float, float]:
     """When a transaction ran, from the StartTransaction answer the charger logged."""
     mark = re.compile(rf"transaction_id={tx_id}\b")
@@ -107,6 +113,12 @@ def tx_span(soak: Any, charger_id: str, tx_id: int) -> tuple[float, float]:
     times = [t for t, line in events if "StartTransaction" in line and mark.search(line)]
     stops = [t for t, line in events if "StopTransaction" in line and mark.search(line)]
     return (times[0] if times else 0.0), (stops[-1] if stops else time.time())
+
+
+def receipt(soak: Any, sent: float) -> float | None:
+    """When a BMS write sent at `sent` reached the controller; None if it did not (a value the
+    point already held, repeated within its refresh interval, goes no further than the point)."""
+    return next((r for r in soak.received_at if sent - 0.05 <= r <= sent + RECEIPT_WINDOW_S), None)
 
 
 def latencies(soak: Any) -> tuple[list[float], list[float], list[float | None]]:
@@ -117,7 +129,7 @@ def latencies(soak: Any) -> tuple[list[float], list[float], list[float | None]]:
     from_receipt: list[float] = []
     per_write: list[float | None] = []
     for sent, _amps, _via in soak.limit_writes:
-        received = next((r for r in soak.received_at if r >= sent - 0.05), None)
+        received = receipt(soak, sent)
         window = next(((s, e) for s, e in soak.passes if received is not None and s >= received), None)
         got = []
         if window is not None:
@@ -135,7 +147,7 @@ def timeline(soak: Any) -> dict[str, Any]:
     and the last profile a charger received; and how long passes take."""
     stages: dict[str, list[float]] = defaultdict(list)
     for sent, _amps, _via in soak.limit_writes:
-        received = next((r for r in soak.received_at if r >= sent - 0.05), None)
+        received = receipt(soak, sent)
         if received is None:
             continue
         stages["send_to_receipt"].append((received - sent) * 1000)
