@@ -160,10 +160,11 @@ async def wallbox_restarted_at_16_a(runner, lost=lambda sim: None) -> tuple[Benc
     bench = await start_bench(runner, "acwallbox")
     sim = await bench.connect(with_firmware(load_profile("acwallbox"), boot_on_reconnect=False))
     await bench.gw.charging.set_site_limit(None, 16.0)
+    await bench.gw.charging.reallocate()  # the start limit in its slot
     tx = await sim.start_session(1, WHITELISTED)
     await sim.wait_for(lambda: tx.transaction_id is not None)
     await bench.gw.charging.reallocate()
-    assert [limits(p) for p in bench.received("SetChargingProfile")] == [[16.0]]
+    assert [limits(p) for p in bench.received("SetChargingProfile")] == [[0.0], [16.0]]
     await sim.wait_for(lambda: len(bench.received("GetCompositeSchedule")) == 1)  # verified once
     await sim.go_offline()
     lost(sim)
@@ -182,11 +183,11 @@ async def test_after_a_gateway_restart_the_wallbox_slot_is_neither_rewritten_nor
     for _ in range(3):
         await gw.charging.reallocate()
     await sim.wait_for(lambda: len(bench.received("GetCompositeSchedule")) == 2)  # and after the restart
-    assert [limits(p) for p in bench.received("SetChargingProfile")] == [[16.0]]
+    assert [limits(p) for p in bench.received("SetChargingProfile")] == [[0.0], [16.0]]
     await sim.stop_session(1)
     await bench.watch.until(lambda: bench.station.connectors[1].transaction_id is None)
     await gw.charging.reallocate()
-    assert [limits(p) for p in bench.received("SetChargingProfile")] == [[16.0], [0.0]]
+    assert [limits(p) for p in bench.received("SetChargingProfile")] == [[0.0], [16.0], [0.0]]
     assert sim.profiles.limit_a(1, sim.now(), None) == 0.0
 
 
@@ -194,6 +195,6 @@ async def test_a_wallbox_that_lost_its_slot_while_the_gateway_was_away_gets_its_
     """It offers its maximum again (GetCompositeSchedule says 32 A, not the 16 A it accepted)."""
     bench, sim = await wallbox_restarted_at_16_a(runner, lambda sim: sim.profiles.clear(900001, None, None, None))
     await bench.gw.charging.reallocate()
-    await sim.wait_for(lambda: len(bench.received("SetChargingProfile")) == 2)
-    assert [limits(p) for p in bench.received("SetChargingProfile")] == [[16.0], [16.0]]
+    await sim.wait_for(lambda: len(bench.received("SetChargingProfile")) == 3)
+    assert [limits(p) for p in bench.received("SetChargingProfile")] == [[0.0], [16.0], [16.0]]
     await sim.wait_for(lambda: sim.limit_a(1) == 16.0)
