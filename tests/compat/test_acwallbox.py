@@ -134,7 +134,7 @@ async def test_a_car_starting_on_the_one_slot_wallbox_never_takes_the_site_over_
     sums = record_offered([sim_a, sim_b])
     tx = await sim_b.start_session(1, WHITELISTED)  # before any pass gave it a share
     await sim_b.wait_for(lambda: tx.transaction_id is not None)
-    assert sim_b.connectors[1].offered_a == 0.0  # it waits for its share
+    assert sim_b.connectors[1].offered_a in (0.0, 12.0)  # the start limit (or its share: the worker's pass)
     await gw.charging.reallocate()
     await first.watch.until(lambda: sim_a.connectors[1].offered_a + sim_b.connectors[1].offered_a == 24.0)
     assert sim_b.connectors[1].offered_a > 0.0

@@ -365,8 +365,8 @@ async def test_a_new_session_never_takes_the_site_over_its_limit_before_its_shar
     await gw.charging.reallocate()
     await first.watch.until(lambda: sim_a.connectors[1].offered_a == 24.0)
     sums = record_offered([sim_a, sim_b])
-    await charging(sim_b)  # the newcomer, before any pass gave it a share
-    assert sim_b.connectors[1].offered_a == 0.0  # it waits for its share
+    await charging(sim_b)  # the newcomer: it starts at the 0 A start limit and waits for its share
+    assert sim_b.connectors[1].offered_a in (0.0, 12.0)  # (the worker's pass may have sent it already)
     await gw.charging.reallocate()
     await second.watch.until(lambda: sim_b.connectors[1].offered_a > 0.0)
     await first.watch.until(lambda: sim_a.connectors[1].offered_a + sim_b.connectors[1].offered_a == 24.0)
