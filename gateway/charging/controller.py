@@ -244,8 +244,11 @@ class ChargingController(HeldProfiles, ProfileSender):
                 # A pinned session was counted at what it applies: it may be told less (a cut that
                 # need not land), never more; its full wish waits until it is no longer pinned.
                 amps = min(control.requested_a, pinned[key] or 0.0) if key in pinned else control.requested_a
+                start_a = self._start_held(stations[key][0])
+                if amps == start_a == 0.0 and control.written_a is None and key not in pinned:
+                    continue  # waiting: it applies the 0 A start limit already; its share is its one write
                 send = functools.partial(self._send_share, *stations[key], amps)
-                lowers = control.lowers_to(amps, self._start_held(stations[key][0]))
+                lowers = control.lowers_to(amps, start_a)
                 (others if key in pinned else cuts if lowers else raises).append(send)
             if not unlimited:
                 start_cuts, start_others = self._start_defaults(now)

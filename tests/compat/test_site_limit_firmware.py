@@ -385,3 +385,34 @@ async def test_a_share_written_while_the_gateway_stops_is_held_after_the_restart
     assert first.gw.charging.control[("CP-A", 1)].written_a == 12.0  # the gateway has no answer yet
     gw = await runner.restart(authorize={"policy": "none_except_whitelist"})
     assert gw.charging.control[("CP-A", 1)].written_a == 24.0
+
+
+async def test_a_newcomer_that_waits_at_the_start_limit_costs_no_pause_write(runner):
+    """Issue 13 (writes per session): a car that starts while four sessions share the whole limit
+    waits, paused, until current frees (allocation rules 1 and 5). Its charger already applies
+    the 0 A start limit, so pausing it with a 0 A TxProfile and resuming it later were two writes
+    where its session is owed one: its share, once a running session ends."""
+    first = await start_bench(runner, "generic", "CP-A")
+    gw = first.gw
+    benches = [first]
+    for name in ("CP-B", "CP-C", "CP-D", "CP-E"):
+        await gw.device_book.add_device(name)
+        benches.append(Bench(runner, gw, "generic", name))
+    sims = [await bench.connect() for bench in benches]
+    await gw.charging.set_site_limit(None, 28.0)  # four at 7 A; a fifth's 6 A minimum does not fit
+    for sim in sims[:4]:
+        await charging(sim)
+    await gw.charging.reallocate()
+    await first.watch.until(lambda: [sim.connectors[1].offered_a for sim in sims[:4]] == [7.0] * 4)
+    newcomer = await charging(sims[4])
+    for _ in range(3):  # the worker's passes while it waits
+        await gw.charging.reallocate()
+    assert gw.charging.status()["connectors"]["CP-E/1"]["allocation_reason"].startswith("paused")
+    assert for_tx(benches[4], newcomer) == []  # it applies the 0 A start limit already
+    assert sims[4].connectors[1].offered_a == 0.0
+    await sims[0].stop_session(1)
+    await first.watch.until(lambda: gw.registry.get("CP-A").connectors[1].transaction_id is None)
+    await gw.charging.reallocate()
+    await benches[4].watch.until(lambda: sims[4].connectors[1].offered_a >= 6.0)
+    [share] = for_tx(benches[4], newcomer)
+    assert limits(share)[0] >= 6.0
