@@ -120,15 +120,18 @@ def gateway_tables() -> dict[str, Any]:
         objects = gc.get_objects()
         counts = Counter(type(o).__name__ for o in objects)
         tables: Counter[str] = Counter()
+        trims: dict[str, Any] = {}
         for o in objects:
             name = type(o).__name__
+            if name == "HeapTrim":
+                trims = {"trims": o.trims, "last_trim_ms": o.last_trim_ms}
             if name in ("LogBudget", "MeterBudget", "OrphanStops", "Connections", "Registry", "LoginGuard"):
                 for attr, value in vars(o).items() if hasattr(o, "__dict__") else ():
                     if isinstance(value, dict | list | set):
                         tables[f"{name}.{attr}"] += len(value)
     finally:
         gc.freeze()
-    return {"objects": {c: counts[c] for c in COUNTED_CLASSES}, "tables": dict(tables),
+    return {"objects": {c: counts[c] for c in COUNTED_CLASSES}, "tables": dict(tables), "heap_trim": trims,
             "gc_tracked_objects": len(objects)}
 
 
