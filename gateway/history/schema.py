@@ -67,6 +67,12 @@ INDEXES = (
         identifier, connector_id, coalesce(transaction_id, -1), ts, sample_key)""",
 )
 # Columns added since the first release: (table, column, declaration), added to older databases.
+# The one connection's page cache (SQLite's default is 2,000 KiB). The gateway writes at the end
+# of its tables and reads little (the operator's pages and exports; the OS caches the file too).
+# The default cache filled during the hostile load and stayed full (0.8 MB of the RSS it kept);
+# with 512 KiB the charger benchmark's latency and CPU at 500 and 1,000 messages/s were the same
+# (docs/reliability.md, "RSS after the load").
+CACHE_KIB = 512
 ADDED_COLUMNS = (("meter_values", "sample_key", "INTEGER"),)
 
 
@@ -84,6 +90,7 @@ def connect(path: str) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")  # a committed transaction survives power loss
     conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")  # negative: KiB, not pages
     for statement in TABLES:
         conn.execute(statement)
     _add_columns(conn)
