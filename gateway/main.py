@@ -122,7 +122,7 @@ class Gateway:
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.settings, self.clock = settings, clock
         self.registry = Registry(clock)
-        self.history = HistoryStore(settings.database.path, clock)
+        self.history = HistoryStore(settings.database.path, clock, settings.database.commit_interval_s)
         self.tasks = TaskSet()
         self.ports: dict[str, int] = {}
         self.started = asyncio.Event()

@@ -58,11 +58,12 @@ def iso(ts: float | None) -> str | None:
 class HistoryStore:
     """All persistent state. Methods named `*_sync` run on the writer thread only."""
 
-    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time,
+                 commit_interval_s: float = 0.0) -> None:
         self.path = str(path)
         self.clock = clock
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
-        self._writer = Writer(self._executor, clock)
+        self._writer = Writer(self._executor, clock, commit_interval_s=commit_interval_s)
         self.db: sqlite_utils.Database | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
