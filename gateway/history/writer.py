@@ -94,6 +94,26 @@ def _statement(table: str, rows: int) -> str:
     return head + ",".join(["(" + ",".join("?" * width) + ")"] * rows) + tail
 
 
+def statement_sizes(rows: int) -> list[int]:
+    """The row counts of the statements that insert `rows` rows: `ROWS_PER_STATEMENT` at a time,
+    the rest in powers of two (100 rows: 64 + 32 + 4).
+
+    Group commits take any number of rows, and each count was its own statement: the sqlite3
+    module keeps the last 128 prepared statements, and a multi-row INSERT of n rows takes about
+    n x 0.7-0.8 KB prepared, so varied commits kept up to 11 MB (3,000 commits of 1-300 general-log
+    rows, replayed outside the gateway), and recurring ones were prepared again. With 9 sizes a
+    table every statement stays prepared (0.8 MB), at the same CPU per commit
+    (docs/reliability.md, "RSS after the load")."""
+    sizes = [ROWS_PER_STATEMENT] * (rows // ROWS_PER_STATEMENT)
+    rest, size = rows % ROWS_PER_STATEMENT, ROWS_PER_STATEMENT // 2
+    while rest:
+        if rest >= size:
+            sizes.append(size)
+            rest -= size
+        size //= 2
+    return sizes
+
+
 def _safe_text(value: Any) -> str:
     """Any value as text SQLite accepts (lone surrogates escaped)."""
     return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
@@ -292,10 +312,12 @@ class Writer:
         for table, params in rows:
             by_table.setdefault(table, []).append(params)
         for table, params_list in by_table.items():
-            for i in range(0, len(params_list), ROWS_PER_STATEMENT):
-                chunk = params_list[i:i + ROWS_PER_STATEMENT]
+            i = 0
+            for size in statement_sizes(len(params_list)):
+                chunk = params_list[i:i + size]
+                i += size
                 # This thread holds the GIL the event loop needs: the flattening runs in C.
-                conn.execute(_statement(table, len(chunk)), tuple(chain.from_iterable(chunk)))
+                conn.execute(_statement(table, size), tuple(chain.from_iterable(chunk)))
 
     def _apply_together(self, conn: sqlite3.Connection, units: list[Unit]) -> list[tuple[Any, BaseException | None]]:
         """The fast path: every row in a few multi-row statements, then the jobs; raises if
