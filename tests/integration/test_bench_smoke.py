@@ -210,3 +210,14 @@ def test_gc_stall_times_each_step_of_the_policy() -> None:
     report = json.loads(done.stdout)
     assert report["frozen"] >= 20000
     assert {"old_hourly_full_ms", "policy_freeze_tick_ms", "policy_hourly_tick_ms"} <= report.keys()
+
+
+def test_session_cpu_drives_whole_sessions_in_process() -> None:
+    """`python -m bench.session_cpu` (docs/benchmarks.md, issue 17) runs small: every MeterValues
+    answered, and the CPU of the loop and of the other threads (the writer) reported apart."""
+    done = subprocess.run([sys.executable, "-m", "bench.session_cpu", "--chargers", "5", "--messages", "3"],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["messages"] == 15 and report["cpu_us_per_message"] > 0
+    assert set(report["threads"]) == {"loop", "other threads"}
