@@ -2,7 +2,7 @@
 
 Measured with `python -m bench.hostile --probe` (docs/reliability.md, "RSS after the load"):
 after the hostile corpus (frames of 100-300 KB among 100,000 small ones) glibc's malloc kept
-2.5 MB more free memory than before it, resident and counted in the RSS. glibc serves the first
+2.5-3.4 MB more free memory than before it, resident and counted in the RSS. glibc serves the first
 block of 128 KiB or more with its own mapping, but when that is freed it raises its mmap
 threshold to the block's size, so later large frames (the websocket read buffer, the text,
 the decoded JSON's long strings) come from the heap; freed, they stay there between live small

@@ -66,13 +66,13 @@ INDEXES = (
     """CREATE UNIQUE INDEX IF NOT EXISTS meter_values_once ON meter_values(
         identifier, connector_id, coalesce(transaction_id, -1), ts, sample_key)""",
 )
-# Columns added since the first release: (table, column, declaration), added to older databases.
 # The one connection's page cache (SQLite's default is 2,000 KiB). The gateway writes at the end
 # of its tables and reads little (the operator's pages and exports; the OS caches the file too).
 # The default cache filled during the hostile load and stayed full (0.8 MB of the RSS it kept);
 # with 512 KiB the charger benchmark's latency and CPU at 500 and 1,000 messages/s were the same
 # (docs/reliability.md, "RSS after the load").
 CACHE_KIB = 512
+# Columns added since the first release: (table, column, declaration), added to older databases.
 ADDED_COLUMNS = (("meter_values", "sample_key", "INTEGER"),)
 
 

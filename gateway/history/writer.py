@@ -93,9 +93,9 @@ def _statement(table: str, rows: int) -> str:
 
     Group commits take any number of rows, and each count was its own statement: the sqlite3
     module keeps the last 128 prepared statements, and a multi-row INSERT of n rows takes about
-    n x 0.7-0.8 KB prepared, so varied commits kept up to 11 MB (3,000 commits of 1-300
-    general-log rows, replayed outside the gateway). Padded to a power of two, a table has 9
-    statements, all of them kept prepared (0.8 MB). Splitting the rows into statements of
+    n x 0.7-0.8 KB prepared, so varied commits kept 7.5 MB (`python -m bench.writer_statements
+    --exact`: 1,500 commits of 1-300 rows). Padded to a power of two, a table has 9 statements,
+    all of them kept prepared (1.0 MB), and none is prepared again. Splitting the rows into statements of
     those sizes instead (100 rows: 64 + 32 + 4) doubled the time a commit took next to a busy
     thread: every statement hands the GIL over and must win it back (docs/reliability.md, "RSS
     after the load"). The UPSERT tails parse after a SELECT because it has a WHERE (SQLite,
