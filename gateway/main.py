@@ -158,7 +158,7 @@ class Gateway:
         if settings.modbus.enabled:  # registers of the same point table (docs/modbus.md)
             self.modbus = ModbusPointServer(self.registry, table, settings.modbus)
         self.admin_parts = AdminParts(settings, self.actions, self.connections, self.ports, self.charging,
-                                      self.live, clock, self.tasks.spawn, table)
+                                      self.live, clock, self.tasks.spawn, table, self.heap_trim)
         self.web = WebUI(self.admin_parts)  # the commissioning web pages, under /ui/ on the admin port
         login = LoginGuard(self.device_book, settings.ocpp, clock, self.history, self.tasks.spawn)
         self.ocpp = OcppServer(settings, self.connections, login, self.history)

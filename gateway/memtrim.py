@@ -41,6 +41,18 @@ def glibc_malloc_trim() -> Callable[[], int] | None:
     return lambda: fn(0)
 
 
+def rss_kib() -> int | None:
+    """This process's resident memory in KiB (`/proc/self/status`), None where there is none."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 class HeapTrim:
     """Notes large frames as they arrive; `tick` trims the heap once a burst of them is over."""
 
@@ -62,6 +74,12 @@ class HeapTrim:
     def burst_pending(self) -> bool:
         """A large frame came and no trim followed yet."""
         return self._last_large is not None
+
+    def stats(self) -> dict[str, int | float | None]:
+        """What the operator sees under `memory` in /api/status."""
+        return {"rss_kib": rss_kib(), "heap_trims": self.trims,
+                "last_heap_trim_ms": None if self.last_trim_ms is None else round(self.last_trim_ms, 2),
+                "heap_trim_available": self.trim is not None}
 
     def received(self, size: int) -> None:
         """A frame of `size` characters (or bytes) arrived."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import aiohttp
+
 from gateway.memtrim import LARGE_FRAME
 from tests.support.charger import TestCharger
 
@@ -20,3 +22,8 @@ async def test_a_large_frame_from_a_charger_leads_to_one_trim_after_its_burst(ru
     gw.heap_trim.tick(now + gw.heap_trim.quiet_s + 1)  # what housekeeping does once the burst is over
     gw.heap_trim.tick(now + 2 * gw.heap_trim.quiet_s + 2)
     assert trims == [1] and not gw.heap_trim.burst_pending
+    async with aiohttp.ClientSession() as http, \
+            http.get(runner.admin_url + "/api/status", headers=runner.admin_headers) as resp:
+        memory = (await resp.json())["memory"]
+    assert memory["heap_trims"] == 1 and memory["last_heap_trim_ms"] is not None
+    assert memory["rss_kib"] is None or memory["rss_kib"] > 0  # None off Linux
