@@ -34,7 +34,7 @@ MALLINFO2_FIELDS = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", 
                     "fordblks", "keepcost")
 SQLITE_STATUS_MEMORY_USED, SQLITE_STATUS_PAGECACHE_OVERFLOW = 0, 2
 # Objects whose count per class says whether state of gone connections stays.
-COUNTED_CLASSES = ("ChargerSession", "ServerConnection", "ServerProtocol", "Station", "_Window", "Exchange",
+COUNTED_CLASSES = ("ChargerSession", "OcppConnection", "ServerProtocol", "Station", "_Window", "Exchange",
                    "Unit", "Future", "Task")
 
 
