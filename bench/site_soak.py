@@ -9,11 +9,12 @@ process, WriteProperty at priority 8) and Modbus (FC16, commanding the same prio
 gateway is restarted `--restarts` times. Printed as one JSON line (`bench/site_soak_report.py`):
 
 * `offered_over_limit`: once a second, the sum of what the charging sessions' chargers offer
-  (amperes per phase) against the limit in force; samples above it, split into new sessions no
-  profile applies to yet, a lowering in flight (within 2 s of a change and not above the old
-  limit) and violations (anything else);
+  (amperes per phase) against the limit in force; every sample above it, split into new sessions
+  no profile applies to yet, a lowering in flight (within 2 s of a change and not above the old
+  limit), both at once, and violations (anything else);
 * `writes_per_session`: profile writes for each transaction against the issue's goal, 1 + the
-  changes of the limit in force during it;
+  changes of the limit in force during it (a write naming no transaction, to the session's
+  connector while it ran, counts for it: the AC wallbox's share in its TxDefaultProfile);
 * `limit_to_profile`: from each limit write (BMS client's send) to the profile each charger got
   from the pass that took it; `limit_received_to_profile` from its arrival at the controller;
   `timeline_ms` where the time goes (send, arrival, pass start, first/last profile, pass length);
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import random
@@ -41,6 +43,7 @@ from gateway.settings import SmartChargingSettings
 PROFILES = ("smappee", "acwallbox", "zappi", "evlink")
 SITE_CURRENT_LIMIT = ["analog-value", 2]  # points.catalog SITE_SPECS: slot 0, offset 2
 MODBUS_SITE_CURRENT_LIMIT = 12  # docs/modbus.md: holding 12-13, FLOAT32 A
+PROFILE_LINE = "<- SetChargingProfile"
 
 
 def free_tcp_port() -> int:
@@ -62,6 +65,9 @@ class Soak:
         self.events: dict[str, list[tuple[float, str]]] = defaultdict(list)
         self.limit_writes: list[tuple[float, float, str]] = []  # (time, amps, via)
         self.sessions: dict[tuple[str, int], list[float]] = {}  # (charger, local tx) -> [start, stop]
+        self.started: dict[tuple[str, int], Any] = {}  # (charger, local tx) -> the charger's transaction
+        self.writes_in_tx: dict[str, list[bool]] = defaultdict(list)  # per profile write: in a transaction
+        self.sim_of: dict[str, Any] = {}
         self.samples: list[tuple[float, float, float | None, float]] = []  # (time, offered, limit, unprofiled)
         self.restarted_at: list[float] = []
         self.received_at: list[float] = []
@@ -125,11 +131,20 @@ class Soak:
                                     meter_while_offline=True, boot_on_reconnect=False)
             sim = Simulator(profile, charger_id, f"ws://127.0.0.1:{self.ports['ocpp']}/ocpp",
                             heartbeat=False, meter_loop=True, reconnect_delay_s=1.0,
-                            on_event=lambda line, cid=charger_id: self.events[cid].append((time.time(), line)))
+                            on_event=functools.partial(self.on_event, charger_id))
             sim.config.set_internal(profile.quirks.meter_interval_key, str(self.args.meter_interval))
             sim.config.set_internal(profile.quirks.measurands_key, "Energy.Active.Import.Register,Current.Import")
             self.sims.append(sim)
+            self.sim_of[charger_id] = sim
         await asyncio.gather(*(sim.start() for sim in self.sims))
+
+    def on_event(self, charger_id: str, line: str) -> None:
+        """Every charger event with its time; for a profile write also whether the charger had a
+        transaction on connector 1 when it arrived (it emits the line before it handles it)."""
+        self.events[charger_id].append((time.time(), line))
+        if PROFILE_LINE in line:
+            sim = self.sim_of.get(charger_id)
+            self.writes_in_tx[charger_id].append(sim is not None and sim.connectors[1].transaction is not None)
 
     async def write_limit(self, bacnet: Agent, modbus: Any, amps: float, via: str) -> None:
         if via == "bacnet":
@@ -149,9 +164,11 @@ class Soak:
             for sim in self.sims:
                 tx = sim.connectors[1].transaction
                 if tx is None and self.rng.random() < 1 / self.args.idle_s:
+                    before = time.time()  # the car starts here; its share may arrive before we return
                     started = await sim.start_session(1, "SOAKTAG", authorize=False)
                     if started is not None:
-                        self.sessions[(sim.charger_id, started.local_id)] = [time.time(), 0.0]
+                        self.sessions[(sim.charger_id, started.local_id)] = [before, 0.0]
+                        self.started[(sim.charger_id, started.local_id)] = started
                 elif tx is not None and self.rng.random() < 1 / self.args.session_s:
                     await sim.stop_session(1)
                     self.sessions[(sim.charger_id, tx.local_id)][1] = time.time()
@@ -218,6 +235,9 @@ class Soak:
         return {
             "benchmark": "site_soak", "chargers": len(self.ids), "minutes": self.args.minutes,
             "limit_writes": len(self.limit_writes), "restarts": self.args.restarts,
+            # A write of the value the point already held goes no further than the point.
+            "limit_writes_not_at_controller": sum(1 for sent, _a, _v in self.limit_writes
+                                                  if report.receipt(self, sent) is None),
             "sessions": len(self.sessions),
             "offered_over_limit": report.over_limit(self),
             "writes_per_session": per_session,

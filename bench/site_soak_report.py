@@ -14,32 +14,38 @@ from typing import Any
 from bench.bms_harness import percentiles
 
 TRANSITION_S = 2.0  # a sample this soon after a limit change may still see the old shares
+RECEIPT_WINDOW_S = 5.0  # a BMS write not at the controller this soon never got there
 PROFILE = "<- SetChargingProfile"
 
 
 def over_limit(soak: Any) -> dict[str, Any]:
     """Each second: the sum of what the charging sessions' chargers offer against the limit in force.
 
-    A sample above the limit is counted as one of:
+    Every sample above the limit is counted, as one of:
     * `new_sessions`: within the limit without the sessions no profile applies to yet (a car that
       just started offers the charger's maximum until its share arrives);
     * `lowering_in_flight`: within TRANSITION_S of a limit change and not above the higher of the
       old and the new limit (the cuts are on their way; lower-first keeps the sum under both);
+    * `lowering_with_new_sessions`: both at once: within TRANSITION_S of a change, above the
+      higher limit only by what sessions no profile applies to yet offer;
     * `violations`: anything else (goal: none).
     """
-    kinds: dict[str, list[float]] = {"new_sessions": [], "lowering_in_flight": [], "violations": []}
+    kinds: dict[str, list[float]] = {"new_sessions": [], "lowering_in_flight": [],
+                                     "lowering_with_new_sessions": [], "violations": []}
     above = []
     for t, offered, limit, unprofiled in soak.samples:
         if limit is None or offered <= limit + 1e-6:
             continue
         above.append(offered - limit)
         change = next((c for c in reversed(soak.limit_changes) if c[0] <= t), None)
-        in_flight = change is not None and t - change[0] < TRANSITION_S and change[1] is not None \
-            and offered <= max(change[1], change[2] or 0.0) + 1e-6
+        higher = max(change[1], change[2] or 0.0) if change is not None and change[1] is not None \
+            and t - change[0] < TRANSITION_S else None
         if offered - unprofiled <= limit + 1e-6:
             kinds["new_sessions"].append(offered - limit)
-        elif in_flight:
+        elif higher is not None and offered <= higher + 1e-6:
             kinds["lowering_in_flight"].append(offered - limit)
+        elif higher is not None and offered - unprofiled <= higher + 1e-6:
+            kinds["lowering_with_new_sessions"].append(offered - limit)
         else:
             kinds["violations"].append(offered - limit)
     largest = max(((off, lim) for _t, off, lim, _u in soak.samples if lim is not None),
@@ -51,21 +57,40 @@ def over_limit(soak: Any) -> dict[str, Any]:
 
 def writes_per_session(soak: Any) -> tuple[dict[str, Any], int]:
     """Profile writes of each transaction against the issue's goal: at most 1 + the limit changes
-    during it. Also the rejected-write loops (3+ rejections for one transaction)."""
+    during it. Also the rejected-write loops (3+ rejections for one transaction).
+
+    A write names its transaction (a TxProfile), or it has none: a TxDefaultProfile on the
+    session's connector (a charger whose one slot per connector carries the share) counts for
+    the session that ran when the charger got it (from the car's start to the StopTransaction
+    answer); one before the session (the start limit) or after it (the slot set back to the
+    start limit: that value, arriving when the car had left) counts for no session, only against
+    the charger's budget (`writes_per_charger`). Start limits on connector 0 count for none."""
     rows, loops = [], 0
     for sim in soak.sims:
         per_tx: dict[Any, int] = defaultdict(int)
+        untied = []  # when the charger got each write to a connector that names no transaction
+        when = iter([t for t, line in soak.events[sim.charger_id] if PROFILE in line])
+        in_tx = iter(soak.writes_in_tx[sim.charger_id])
         for action, payload in sim.received_calls:
-            if action == "SetChargingProfile":
-                per_tx[payload["csChargingProfiles"].get("transactionId")] += 1
+            if action != "SetChargingProfile":
+                continue
+            at, charging = next(when, time.time()), next(in_tx, True)
+            tx_id = payload["csChargingProfiles"].get("transactionId")
+            if tx_id is not None:
+                per_tx[tx_id] += 1
+            elif payload.get("connectorId") and (charging or limits(payload) != [soak.args.start_limit]):
+                untied.append(at)  # not the slot set back to the start limit after the car left
+        for (charger_id, local_id), tx in soak.started.items():
+            if charger_id != sim.charger_id or tx.transaction_id is None:
+                continue
+            start, stop = soak.sessions[(charger_id, local_id)][0], tx_span(soak, charger_id, tx.transaction_id)[1]
+            per_tx[tx.transaction_id] += sum(1 for at in untied if start <= at < stop)
         rejected: dict[str, int] = defaultdict(int)
         for _t, line in soak.events[sim.charger_id]:
             if "unknown transaction" in line or "without an active transaction" in line:
                 rejected[line] += 1
         loops += sum(1 for count in rejected.values() if count >= 3)
         for tx_id, writes in per_tx.items():
-            if tx_id is None:
-                continue
             start, stop = tx_span(soak, sim.charger_id, tx_id)
             changes = sum(1 for t, _b, _a in soak.limit_changes if start <= t <= stop)
             restarts = sum(1 for t in soak.restarted_at if start < t <= stop)
@@ -77,6 +102,10 @@ def writes_per_session(soak: Any) -> tuple[dict[str, Any], int]:
             "sessions_over_goal_that_saw_a_restart": sum(1 for w, a, r in rows if w > a and r)}, loops
 
 
+def limits(payload: dict[str, Any]) -> list[float]:
+    return [float(p["limit"]) for p in payload["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"]]
+
+
 def tx_span(soak: Any, charger_id: str, tx_id: int) -> tuple[float, float]:
     """When a transaction ran, from the StartTransaction answer the charger logged."""
     mark = re.compile(rf"transaction_id={tx_id}\b")
@@ -84,6 +113,12 @@ def tx_span(soak: Any, charger_id: str, tx_id: int) -> tuple[float, float]:
     times = [t for t, line in events if "StartTransaction" in line and mark.search(line)]
     stops = [t for t, line in events if "StopTransaction" in line and mark.search(line)]
     return (times[0] if times else 0.0), (stops[-1] if stops else time.time())
+
+
+def receipt(soak: Any, sent: float) -> float | None:
+    """When a BMS write sent at `sent` reached the controller; None if it did not (a value the
+    point already held, repeated within its refresh interval, goes no further than the point)."""
+    return next((r for r in soak.received_at if sent - 0.05 <= r <= sent + RECEIPT_WINDOW_S), None)
 
 
 def latencies(soak: Any) -> tuple[list[float], list[float], list[float | None]]:
@@ -94,7 +129,7 @@ def latencies(soak: Any) -> tuple[list[float], list[float], list[float | None]]:
     from_receipt: list[float] = []
     per_write: list[float | None] = []
     for sent, _amps, _via in soak.limit_writes:
-        received = next((r for r in soak.received_at if r >= sent - 0.05), None)
+        received = receipt(soak, sent)
         window = next(((s, e) for s, e in soak.passes if received is not None and s >= received), None)
         got = []
         if window is not None:
@@ -112,7 +147,7 @@ def timeline(soak: Any) -> dict[str, Any]:
     and the last profile a charger received; and how long passes take."""
     stages: dict[str, list[float]] = defaultdict(list)
     for sent, _amps, _via in soak.limit_writes:
-        received = next((r for r in soak.received_at if r >= sent - 0.05), None)
+        received = receipt(soak, sent)
         if received is None:
             continue
         stages["send_to_receipt"].append((received - sent) * 1000)

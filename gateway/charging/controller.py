@@ -14,21 +14,21 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from gateway.chargers.capabilities import ChargerCapabilities, capabilities_of
 from gateway.charging.allocator import AllocatorConfig, RotationState, allocate
 from gateway.charging.guard import WriteGuard
-from gateway.charging.inputs import ConnectorControl, counted_current, session_input, written_share
+from gateway.charging.held import HeldProfiles
+from gateway.charging.inputs import ConnectorControl, counted_current, session_input
 from gateway.charging.limit import LimitRecord
 from gateway.charging.link import ChargerLink
 from gateway.charging.niagara import OperatorProfiles, settings_dict
 from gateway.charging.profiles import NiagaraProfileSettings
-from gateway.charging.sending import SITE_PROFILE_ID, ProfileSender, Send
+from gateway.charging.sending import ProfileSender, Send
 from gateway.charging.site import SiteWishes
 from gateway.model.station import ChangeEvent, Station
 
@@ -41,16 +41,12 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
-# charger id -> {"writes": times of its profile writes in the last hour, "held": the profiles it
-# accepted last, per slot}: stored after every write, so a restarted gateway neither rewrites an
-# unchanged profile nor starts the charger's hourly budget from zero.
-HELD_SCOPE = "profiles_held"
 MEASURED_CHANGE_A = 1.0  # re-allocate when a session's current moves by this much
 REALLOCATE_MIN_INTERVAL_S = 0.1
 STARTING_S = 5.0  # a start whose answer was never sent (the charger went away) counts after this
 
 
-class ChargingController(ProfileSender):
+class ChargingController(HeldProfiles, ProfileSender):
     def __init__(self, settings: Settings, registry: Registry, history: HistoryStore, clock: Clock,
                  chargers: ChargerLink, device_of: Callable[[str], dict[str, Any]], spawn: Spawn,
                  changed: Callable[[str | None], None] = lambda charger_id: None) -> None:
@@ -73,6 +69,7 @@ class ChargingController(ProfileSender):
         self._site_profiles: set[tuple[str, int]] = set()  # site profiles that outlive a transaction
         self._dirty = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._stopping = False  # the gateway stops: no pass starts any more
         self._restored: set[tuple[str, int]] = set()  # shares from before a restart, not yet verified
         self._starting: dict[tuple[str, int], float] = {}  # connector -> when its start was being answered
         self._earlier: dict[str, tuple[list[float], list[dict[str, Any]]]] = {}  # stored before a restart
@@ -81,76 +78,25 @@ class ChargingController(ProfileSender):
     async def start(self) -> None:
         await self.operator.load()
         await self.site.load()
-        for charger_id, text in (await self.history.kv_get(HELD_SCOPE)).items():
-            try:
-                stored = json.loads(text)
-                times, held = [float(t) for t in stored["writes"]], [dict(p) for p in stored["held"]]
-            except (ValueError, TypeError, KeyError):
-                log.warning("ignoring unreadable stored profiles of %s", charger_id)
-                continue
-            self._earlier[charger_id] = (times, held)
-            self._restore_shares(charger_id, held)
+        await self._load_held()
         self.spawn(self._worker(), "smart charging")
 
-    def _restore_shares(self, charger_id: str, held: list[dict[str, Any]]) -> None:
-        """The shares a charger accepted before the restart: it goes on applying them (also while
-        offline), and the allocator starts from them (its hysteresis holds small changes)."""
-        now = self.clock()
-        for payload in held:
-            amps, tx = written_share(payload)
-            connector_id = int(payload.get("connectorId") or 0)
-            if connector_id == 0 and payload["csChargingProfiles"].get("chargingProfileId") == SITE_PROFILE_ID:
-                self._site_profiles.add((charger_id, 0))  # its start limit (lifted with the limit)
-                self.control[(charger_id, 0)] = ConnectorControl(written_a=amps, send_state="Accepted")
-            if tx is None or connector_id == 0:
-                continue
-            self.control[(charger_id, connector_id)] = ConnectorControl(
-                transaction_id=tx, written_a=amps, written_tx=tx, applied_at=now,
-                send_status="Accepted", send_state="Accepted")
-            self._restored.add((charger_id, connector_id))
-            if amps is not None:
-                key = f"{charger_id}/{connector_id}"
-                self.rotation = dataclasses.replace(
-                    self.rotation, allocated_a={**self.rotation.allocated_a, key: amps},
-                    running_since={**self.rotation.running_since, key: now}, limit=self.site.in_force.limit)
-
-    async def _verify_restored(self, charger_id: str, connector_id: int) -> None:
-        """Where the charger can say (GetCompositeSchedule), check that it still applies the share
-        it accepted before the restart; if it offers another value, that share is written again
-        (more: the site limit would not hold; less: it lost the share and applies its start
-        limit, so the car waits)."""
-        await self._verify(charger_id, connector_id)
-        control = self.control.get((charger_id, connector_id))
-        if control is None or control.written_a is None or control.applied_limit is None \
-                or control.applied_unit != "A" or abs(control.applied_limit - control.written_a) <= 0.05:
-            return
-        log.info("%s/%s applies %s A, not the %s A it accepted before the restart: written again",
-                 charger_id, connector_id, control.applied_limit, control.written_a)
-        guard = self.guards.get(charger_id)
-        if guard is not None and control.written_tx is not None:
-            guard.forget_transaction(control.written_tx)
-        control.written_a = control.written_tx = None
-        self._dirty.set()
-
     async def stop(self) -> None:
-        """Store the wishes, and what each charger holds and its recent writes (its budget goes on)."""
+        """Store the wishes, and what each charger holds and its recent writes (its budget goes on).
+
+        The pass in flight finishes first, and no other starts: a charger stores and applies a
+        profile before it answers, so a write whose answer was still unread would be stored as
+        not held, and the restarted gateway would count that session at its old share while the
+        charger applies the new one (a raise: the others would get the difference twice)."""
+        self._stopping = True
+        try:
+            async with asyncio.timeout(self.settings.ocpp.response_timeout_s):
+                async with self._lock:
+                    pass
+        except TimeoutError:
+            log.warning("smart charging: a pass still waits for a charger's answer; stopping anyway")
         await self.site.save()
         await self._store_held(*self.guards)
-
-    async def _store_held(self, *charger_ids: str) -> None:
-        """Durably record what these chargers accepted and when they were written."""
-        await self.history.kv_put(HELD_SCOPE, self._held_rows(charger_ids))
-
-    def _remember_held(self, charger_id: str) -> None:
-        """The same after a write, in the background: the write path does not wait for the disk
-        (the rows are taken now and committed in order)."""
-        self.spawn(self.history.kv_put(HELD_SCOPE, self._held_rows([charger_id])), "store profiles held")
-
-    def _held_rows(self, charger_ids: Iterable[str]) -> dict[str, str]:
-        now = self.clock()
-        return {charger_id: json.dumps({"writes": self.guards[charger_id].recent_writes(now),
-                                        "held": self.guards[charger_id].held()})
-                for charger_id in charger_ids if charger_id in self.guards}
 
     # --- commands (CLI, admin API, BMS points) --------------------------------------------
     async def set_site_limit(self, power_kw: float | None, current_a: float | None,
@@ -258,6 +204,8 @@ class ChargingController(ProfileSender):
     async def reallocate(self) -> None:
         """Share the limit in force among charging sessions and write what changed."""
         async with self._lock:
+            if self._stopping:
+                return
             now = self.clock()
             sessions, stations = self._sessions(now)
             self._end_sessions(set(stations.values()))
@@ -300,7 +248,8 @@ class ChargingController(ProfileSender):
                 lowers = control.lowers_to(amps, self._start_held(stations[key][0]))
                 (others if key in pinned else cuts if lowers else raises).append(send)
             if not unlimited:
-                others += self._start_defaults()
+                start_cuts, start_others = self._start_defaults(now)
+                cuts, others = cuts + start_cuts, others + start_others
             await self._send_in_order(cuts, others, raises, now)
             self.notify(None)
 

@@ -52,9 +52,15 @@ class ConnectorControl:
         return held is None or amps < held
 
     def end_session(self) -> None:
-        """The session ended or was found gone: it holds no share any more (issue 13 item 3)."""
-        self.transaction_id = self.requested_a = self.written_a = self.written_tx = None
-        self.applied_at = self.applied_limit = self.send_state = None
+        """The session ended or was found gone: it holds no share any more (issue 13 item 3).
+
+        A profile without a transaction (the connector's TxDefaultProfile where its one slot
+        carries the share, or an operator profile the share went in place of) stays on the
+        charger: the next session starts at it, so what it holds is kept."""
+        if self.written_tx is not None:
+            self.written_a = self.written_tx = self.applied_at = None
+        self.transaction_id = self.requested_a = None
+        self.applied_limit = self.send_state = None
         self.measured_a = self.measured_under_a = None
         self.applied_unit, self.allocation_reason = "", "no session"
 

@@ -28,7 +28,6 @@ from gateway.charging.profiles import (
     build_profile,
 )
 from gateway.errors import OperationError
-from gateway.model.station import Station
 
 if TYPE_CHECKING:
     from gateway.model.station import Clock, Registry
@@ -94,34 +93,60 @@ class ProfileSender:
                 await self.write(charger_id, payload, (charger_id, connector_id) if site else None)
         await asyncio.gather(*(due(c, g) for c, g in list(self.guards.items())))
 
-    def _start_defaults(self) -> list[Send]:
-        """A TxDefaultProfile at `smart_charging.start_limit_a` on connector 0 of every charger
-        that has room for it, so a session that starts takes that until its share arrives
-        (otherwise it offers the charger's maximum for that while). Written once: the guard
-        keeps it from being rewritten; lifted with the site limit."""
+    def _start_defaults(self, now: float) -> tuple[list[Send], list[Send]]:
+        """The start limit (`smart_charging.start_limit_a`) on every online charger, so a session
+        that starts takes it until its share arrives (otherwise it offers the charger's maximum
+        for that while). Returned as (cuts, others): a charger with room for it holds it in a
+        TxDefaultProfile on connector 0, written once (the guard keeps it from being rewritten);
+        a charger whose one slot per connector carries the session's share
+        (`shares_in_default_slot`) gets it on each idle connector, a cut when that slot may
+        still hold the share of a session that ended (raises wait for it). Lifted with the limit."""
         cfg = self.settings.smart_charging
+        cuts: list[Send] = []
+        others: list[Send] = []
         if cfg.start_limit_a is None:
-            return []
-        sends = []
+            return cuts, others
         for station in self.registry.added_stations():
             caps = capabilities_of(station)
-            room = caps.max_profiles_installed is None or caps.max_profiles_installed >= 2
-            if (station.online and room and caps.supports_action("SetChargingProfile")
+            if not (station.online and caps.supports_action("SetChargingProfile")
                     and caps.accepts_purpose(ChargingProfilePurpose.TX_DEFAULT.value)
                     and not self.operator.enabled(station.charger_id)):
-                sends.append(functools.partial(self._send_start_default, station, caps, cfg.start_limit_a))
-        return sends
+                continue
+            slots = caps.max_profiles_installed
+            if slots is None or slots > caps.number_of_connectors:  # room beside the sessions' TxProfiles
+                payload = self._start_payload(caps, 0, SITE_PROFILE_ID, 0, cfg.start_limit_a)
+                if payload is not None:
+                    others.append(functools.partial(self.write, station.charger_id, payload, (station.charger_id, 0)))
+                continue
+            if not shares_in_default_slot(caps, cfg.start_limit_a):
+                continue
+            guard = self._guard(station.charger_id, caps)
+            for connector in station.connectors.values():
+                if connector.connector_id == 0 or connector.transaction_id is not None:
+                    continue
+                key = (station.charger_id, connector.connector_id)
+                payload = self._start_payload(caps, connector.connector_id, SITE_PROFILE_ID + connector.connector_id,
+                                              caps.max_stack_level, cfg.start_limit_a)
+                if payload is None:
+                    continue
+                held = self.control[key].written_a if key in self.control else None
+                blocked = guard.writes_in_window(now) >= guard.writes_per_hour or guard.rejected_count(payload)
+                lowers = (held is None or held > cfg.start_limit_a) and not blocked
+                (cuts if lowers else others).append(functools.partial(self.write, station.charger_id, payload, key))
+        return cuts, others
 
-    async def _send_start_default(self, station: Station, caps: ChargerCapabilities, amps: float) -> None:
+    def _start_payload(self, caps: ChargerCapabilities, connector_id: int, profile_id: int, stack_level: int,
+                       amps: float) -> dict[str, Any] | None:
+        """The SetChargingProfile.req of a start limit (a TxDefaultProfile), or None if the charger takes none."""
         cfg = self.settings.smart_charging
         settings = NiagaraProfileSettings(
             enabled=True, unit=ChargingRateUnit.A, limit=amps, purpose=ChargingProfilePurpose.TX_DEFAULT,
-            profile_id=SITE_PROFILE_ID, stack_level=0, connector_id=0)
+            profile_id=profile_id, stack_level=stack_level, connector_id=connector_id)
         try:
             plan = build_profile(settings, caps, cfg.default_phases, cfg.nominal_voltage_v, None, now=self.utcnow())
         except ProfileNotSupported:
-            return
-        await self.write(station.charger_id, plan.request(), (station.charger_id, 0))
+            return None
+        return plan.request()
 
     async def _send_share(self, charger_id: str, connector_id: int, amps: float) -> str:
         """Send one session's share; returns the send status (or why nothing was sent)."""
@@ -135,8 +160,12 @@ class ProfileSender:
         control = self.control.setdefault((charger_id, connector_id), ConnectorControl())
         operator = self.operator.in_the_way(charger_id, connector_id, caps.max_profiles_installed)
         if operator is None:
+            # The session's own TxProfile; or, where the connector's one slot holds the start
+            # limit, the share in that TxDefaultProfile's place (same id and stack level).
+            purpose = ChargingProfilePurpose.TX_DEFAULT if shares_in_default_slot(caps, cfg.start_limit_a) \
+                else ChargingProfilePurpose.TX
             settings = NiagaraProfileSettings(
-                enabled=True, unit=ChargingRateUnit.A, limit=amps, purpose=ChargingProfilePurpose.TX,
+                enabled=True, unit=ChargingRateUnit.A, limit=amps, purpose=purpose,
                 profile_id=SITE_PROFILE_ID + connector_id, stack_level=caps.max_stack_level,
                 connector_id=connector_id)
         else:
@@ -170,6 +199,7 @@ class ProfileSender:
             control.send_status, control.send_state = f"cleared: {answer.get('status')}", "Cleared"
         except OperationError as exc:
             control.send_status = f"clear failed: {exc}"
+        control.written_a = control.written_tx = None  # it holds no site profile now
         guard = self.guards.get(charger_id)
         if guard is not None:
             guard.drop_slot(connector_id, SITE_PROFILE_ID + connector_id)
@@ -185,13 +215,16 @@ class ProfileSender:
         now = self.clock()
         decision = guard.decide(payload, now)
         control = self.control.setdefault(key, ConnectorControl()) if key else None
+        # What a session's points show; a start limit on an idle connector's slot is no session's.
+        shown = control if control is not None and key is not None and (
+            key[1] == 0 or control.transaction_id is not None) else None
         if not decision.write:
-            if control is not None and decision.retry_at is not None:
-                control.send_status = f"{'rejected' if decision.rejected else 'held back'}: {decision.reason}"
-                control.send_state = "Rejected" if decision.rejected else "Held back"
+            if shown is not None and decision.retry_at is not None:
+                shown.send_status = f"{'rejected' if decision.rejected else 'held back'}: {decision.reason}"
+                shown.send_state = "Rejected" if decision.rejected else "Held back"
             return decision.reason
-        if control is not None:
-            control.send_state = "Pending"
+        if shown is not None:
+            shown.send_state = "Pending"
         try:
             answer = await self.chargers.call(charger_id, "SetChargingProfile", payload)
             status = str(answer.get("status", "?"))
@@ -200,19 +233,18 @@ class ProfileSender:
             status = f"failed: {exc}"
         else:
             guard.record_write(now, payload, accepted=status == "Accepted")
-        if control is not None:
-            self._record_answer(key, control, payload, status)
+        if shown is not None:
+            shown.send_status = status
+            shown.send_state = {"Accepted": "Accepted", "Rejected": "Rejected"}.get(status, "Failed")
+        if control is not None and status == "Accepted":
+            self._record_accepted(key, control, payload)
         self._remember_held(charger_id)  # what it holds and its budget survive a restart
-        if status == "Accepted" and key is not None:
+        if status == "Accepted" and shown is not None:
             self.spawn(self._verify(charger_id, key[1]), f"verify profile on {charger_id}")
         self.notify(charger_id)
         return status
 
-    def _record_answer(self, key: Any, control: ConnectorControl, payload: dict[str, Any], status: str) -> None:
-        control.send_status = status
-        control.send_state = {"Accepted": "Accepted", "Rejected": "Rejected"}.get(status, "Failed")
-        if status != "Accepted":
-            return
+    def _record_accepted(self, key: Any, control: ConnectorControl, payload: dict[str, Any]) -> None:
         control.written_a, control.written_tx = written_share(payload)
         control.applied_at = self.clock()
         if control.written_tx is None:  # a TxDefault/ChargePointMax profile outlives the session
@@ -246,3 +278,19 @@ class ProfileSender:
 def _landed(status: str) -> bool:
     """The charger holds the value now: it accepted it, or it already had it."""
     return status in ("Accepted", "unchanged", "unknown charger") or status.startswith("change within")
+
+
+def shares_in_default_slot(caps: ChargerCapabilities, start_limit_a: float | None) -> bool:
+    """Whether a session's share goes in its connector's TxDefaultProfile instead of a TxProfile.
+
+    AC wallbox 001 3.2.1: MaxChargingProfilesInstalled 1, one slot for its one connector and none
+    to spare, so it cannot hold a start limit beside a session's TxProfile. A TxDefaultProfile on
+    the connector (OCPP 1.6 3.13.1: it applies to that connector's transactions while no TxProfile
+    overrules it) holds both in turn: the start limit while the connector is idle, the session's
+    share while it charges, with the same id and stack level, so each write replaces the last
+    (5.16). Only with a start limit: without one the share is the session's TxProfile, which the
+    charger drops at the end of the transaction (3.13.1), so the next car is not held at it.
+    """
+    slots = caps.max_profiles_installed
+    return (start_limit_a is not None and slots is not None and slots == caps.number_of_connectors
+            and caps.accepts_purpose(ChargingProfilePurpose.TX_DEFAULT.value))

@@ -8,6 +8,7 @@ the charger then sends until the answer is on the wire.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -90,8 +91,11 @@ class OptionalProfiles:
     # ----- Smart Charging --------------------------------------------------------------------
 
     @on(Action.set_charging_profile)
-    def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any],
-                                **_: Any) -> call_result.SetChargingProfile:
+    async def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any],
+                                      **_: Any) -> call_result.SetChargingProfile:
+        """Store the profile and apply it at once (the offer follows before the answer goes out;
+        a status change it causes is sent after the answer). With `Firmware.profile_answer_s`
+        the answer comes that long after: the charger stores the profile first."""
         sim = self.sim
         if connector_id not in sim.connectors:
             return call_result.SetChargingProfile(status="Rejected")
@@ -100,6 +104,11 @@ class OptionalProfiles:
         status = sim.profiles.set(profile, sim.now(), tx)
         if status != "Accepted":
             sim.emit(f"SetChargingProfile rejected: {sim.profiles.last_rejection}")
+        sim.apply_limits()
+        delay = sim.profile.firmware.profile_answer_s
+        if delay > 0:
+            sim.emit(f"SetChargingProfile {status}, stored and applied; answered in {delay:g} s")
+            await asyncio.sleep(delay)
         self.defer(lambda: _refresh_all(sim))
         return call_result.SetChargingProfile(status=status)
 
@@ -108,6 +117,7 @@ class OptionalProfiles:
                                   charging_profile_purpose: str | None = None, stack_level: int | None = None,
                                   **_: Any) -> call_result.ClearChargingProfile:
         status = self.sim.profiles.clear(id, connector_id, charging_profile_purpose, stack_level)
+        self.sim.apply_limits()
         self.defer(lambda: _refresh_all(self.sim))
         return call_result.ClearChargingProfile(status=status)
 

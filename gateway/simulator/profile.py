@@ -90,6 +90,10 @@ class Firmware:
     clock_aligned_outside_tx: bool = False  # Current.Import 0 on the clock, with no transaction
     boot_on_reconnect: bool = True  # False: a mere reconnect sends no BootNotification or status
     status_after_triggered_boot: bool = False  # many stacks send none after a triggered boot
+    # SetChargingProfile is answered this long after it arrived: the charger stores (and applies)
+    # the profile first (a flash write), so a central system that goes away meanwhile never
+    # reads the answer to a profile the charger applies.
+    profile_answer_s: float = 0.0
 
 
 @dataclass(frozen=True)

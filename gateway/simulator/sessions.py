@@ -124,6 +124,14 @@ class Sessions:
     def limit_a(self, connector_id: int) -> float | None:
         return self.profiles.limit_a(connector_id, self.now(), self.active_tx(connector_id))
 
+    def apply_limits(self) -> None:
+        """A profile stored or cleared applies at once: the offered current follows before the
+        charger answers (the StatusNotification it may cause follows the answer: `refresh`)."""
+        now = self.now()
+        for c in self.connectors.values():
+            if c.id:
+                self.meter.advance(c, now, self.limit_a(c.id), c.transaction is not None)
+
     async def refresh(self, connector_id: int) -> None:
         """Apply the active limit now: offered current, power and Charging/SuspendedEVSE."""
         c = self.connectors[connector_id]

@@ -160,3 +160,16 @@ async def start_bench(runner: GatewayRunner, profile: str, charger_id: str | Non
     charger_id = charger_id or f"{profile.upper()}-1"
     await gw.device_book.add_device(charger_id)
     return Bench(runner, gw, profile, charger_id)
+
+
+def record_offered(sims: list[Simulator]) -> list[float]:
+    """The sum of what the simulated chargers offer, after every change of any one of them."""
+    sums: list[float] = []
+    for sim in sims:
+        advance = sim.meter.advance
+
+        def recorded(c, now, limit_a, charging, advance=advance) -> None:
+            advance(c, now, limit_a, charging)
+            sums.append(sum(s.connectors[1].offered_a for s in sims))
+        sim.meter.advance = recorded
+    return sums

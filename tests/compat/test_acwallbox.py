@@ -15,8 +15,9 @@ import pytest
 from gateway.charging.controller import capabilities_of
 from gateway.errors import OperationError
 from gateway.operator import actions as ops
-from gateway.simulator import load_profile
-from tests.compat.harness import WHITELISTED, start_bench, whitelist
+from gateway.simulator import Simulator, load_profile
+from gateway.simulator.profile import with_firmware
+from tests.compat.harness import WHITELISTED, Bench, record_offered, start_bench, whitelist
 
 
 async def test_configuration_is_read_in_batches_of_ten_from_a_wallbox_that_answers_ten_at_a_time(runner):
@@ -109,3 +110,91 @@ async def test_operator_assigns_the_ac_wallbox_quirk_and_reservations_reach_it(r
     assert capabilities_of(gw.registry.get(cid)).quirk_name == "ac-wallbox"
     await gw.device_book.update_device(cid, quirk="")
     assert capabilities_of(gw.registry.get(cid)).quirk_name is None
+
+
+def limits(payload: dict) -> list[float]:
+    return [p["limit"] for p in payload["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"]]
+
+
+async def test_a_car_starting_on_the_one_slot_wallbox_never_takes_the_site_over_its_limit(runner):
+    """MaxChargingProfilesInstalled 1 (3.2.1): the one slot cannot hold both a start limit and a
+    session's TxProfile, so the slot is a TxDefaultProfile on connector 1 (OCPP 1.6 3.13.1: it
+    applies to that connector's transactions): the start limit while idle, the session's share
+    while charging (same id: each write replaces the last), the start limit again after it."""
+    first = await start_bench(runner, "generic", "CP-A")
+    gw = first.gw
+    await gw.device_book.add_device("AC-1")
+    wallbox = Bench(runner, gw, "acwallbox", "AC-1")
+    sim_a, sim_b = await first.connect(), await wallbox.connect()
+    await gw.charging.set_site_limit(None, 24.0)
+    tx = await sim_a.start_session(1, WHITELISTED)
+    await sim_a.wait_for(lambda: tx.transaction_id is not None)
+    await gw.charging.reallocate()
+    await first.watch.until(lambda: sim_a.connectors[1].offered_a == 24.0)
+    sums = record_offered([sim_a, sim_b])
+    tx = await sim_b.start_session(1, WHITELISTED)  # before any pass gave it a share
+    await sim_b.wait_for(lambda: tx.transaction_id is not None)
+    assert sim_b.connectors[1].offered_a in (0.0, 12.0)  # the start limit (or its share: the worker's pass)
+    await gw.charging.reallocate()
+    await first.watch.until(lambda: sim_a.connectors[1].offered_a + sim_b.connectors[1].offered_a == 24.0)
+    assert sim_b.connectors[1].offered_a > 0.0
+    assert sums and max(sums) <= 24.0, sums
+    written = wallbox.received("SetChargingProfile")
+    slots = {(p["connectorId"], p["csChargingProfiles"]["chargingProfileId"],
+              p["csChargingProfiles"]["chargingProfilePurpose"]) for p in written}
+    assert slots == {(1, 900001, "TxDefaultProfile")}
+    assert [limits(p) for p in written] == [[0.0], [12.0]]  # the start limit, then the share
+    await sim_b.stop_session(1)
+    await gw.charging.reallocate()
+    await first.watch.until(lambda: sim_a.connectors[1].offered_a == 24.0)
+    assert [limits(p) for p in wallbox.received("SetChargingProfile")][2:] == [[0.0]]  # ready for the next car
+    assert sim_b.profiles.limit_a(1, sim_b.now(), None) == 0.0
+    await gw.charging.set_site_limit(None, None)
+    await gw.charging.reallocate()
+    assert [p["id"] for p in wallbox.received("ClearChargingProfile")] == [900001]
+
+
+async def wallbox_restarted_at_16_a(runner, lost=lambda sim: None) -> tuple[Bench, Simulator]:
+    """A wallbox charging at a 16 A share in its one slot, the gateway restarted while it was
+    away (`lost`: what happens to it meanwhile); it reconnects without booting."""
+    bench = await start_bench(runner, "acwallbox")
+    sim = await bench.connect(with_firmware(load_profile("acwallbox"), boot_on_reconnect=False))
+    await bench.gw.charging.set_site_limit(None, 16.0)
+    await bench.gw.charging.reallocate()  # the start limit in its slot
+    tx = await sim.start_session(1, WHITELISTED)
+    await sim.wait_for(lambda: tx.transaction_id is not None)
+    await bench.gw.charging.reallocate()
+    assert [limits(p) for p in bench.received("SetChargingProfile")] == [[0.0], [16.0]]
+    await sim.wait_for(lambda: len(bench.received("GetCompositeSchedule")) == 1)  # verified once
+    await sim.go_offline()
+    lost(sim)
+    bench.gw = await runner.restart(authorize={"policy": "none_except_whitelist"})
+    await sim.go_online()
+    await bench.watch.until(lambda: bench.station.online)
+    return bench, sim
+
+
+async def test_after_a_gateway_restart_the_wallbox_slot_is_neither_rewritten_nor_forgotten(runner):
+    """The share in the wallbox's one slot is kept across a gateway restart like a TxProfile's:
+    not written again while unchanged, checked where the charger can say (GetCompositeSchedule),
+    set back to the start limit when the session ends."""
+    bench, sim = await wallbox_restarted_at_16_a(runner)
+    gw = bench.gw
+    for _ in range(3):
+        await gw.charging.reallocate()
+    await sim.wait_for(lambda: len(bench.received("GetCompositeSchedule")) == 2)  # and after the restart
+    assert [limits(p) for p in bench.received("SetChargingProfile")] == [[0.0], [16.0]]
+    await sim.stop_session(1)
+    await bench.watch.until(lambda: bench.station.connectors[1].transaction_id is None)
+    await gw.charging.reallocate()
+    assert [limits(p) for p in bench.received("SetChargingProfile")] == [[0.0], [16.0], [0.0]]
+    assert sim.profiles.limit_a(1, sim.now(), None) == 0.0
+
+
+async def test_a_wallbox_that_lost_its_slot_while_the_gateway_was_away_gets_its_share_again(runner):
+    """It offers its maximum again (GetCompositeSchedule says 32 A, not the 16 A it accepted)."""
+    bench, sim = await wallbox_restarted_at_16_a(runner, lambda sim: sim.profiles.clear(900001, None, None, None))
+    await bench.gw.charging.reallocate()
+    await sim.wait_for(lambda: len(bench.received("SetChargingProfile")) == 3)
+    assert [limits(p) for p in bench.received("SetChargingProfile")] == [[0.0], [16.0], [16.0]]
+    await sim.wait_for(lambda: sim.limit_a(1) == 16.0)

@@ -59,7 +59,10 @@ async def test_site_limit_reaches_every_charger_as_a_profile_it_accepts(runner):
         sim = bench.sim
         [payload] = bench.shares()
         check_accepted_form(bench.profile, payload)
-        assert payload["csChargingProfiles"]["chargingProfilePurpose"] == "TxProfile"
+        # The AC wallbox's one slot (MaxChargingProfilesInstalled 1) is its connector's
+        # TxDefaultProfile, which holds the start limit while it is idle.
+        purpose = "TxDefaultProfile" if bench.profile == "acwallbox" else "TxProfile"
+        assert payload["csChargingProfiles"]["chargingProfilePurpose"] == purpose
         control = status["connectors"][f"{bench.charger_id}/1"]
         assert control["send_status"] == "Accepted", (bench.profile, control)
         # The charger applies it: what it offers now is the share the gateway asked for.

@@ -36,3 +36,17 @@ def test_a_pinned_session_without_its_share_counts_at_the_start_limit_not_the_ma
     assert pinned_at(None, ConnectorControl(transaction_id=7)) == caps.max_current_a
     held = ConnectorControl(transaction_id=7, written_a=16.0, written_tx=7)
     assert pinned_at(0.0, held) == 16.0  # its accepted share wins over the start limit
+
+
+def test_a_share_in_the_connectors_default_slot_outlives_its_session():
+    """One slot per connector (AC wallbox): the share is the connector's TxDefaultProfile, which
+    the charger keeps after the transaction; the next session starts at what it holds, so the
+    gateway keeps it too. A TxProfile's share ends with its transaction."""
+    in_slot = ConnectorControl(transaction_id=7, written_a=12.0, written_tx=None, applied_at=5.0)
+    in_slot.end_session()
+    assert (in_slot.transaction_id, in_slot.written_a, in_slot.send_state) == (None, 12.0, None)
+    in_slot.transaction_id = 8  # the next car applies 12 A until its own share lands
+    assert in_slot.lowers_to(6.0) and not in_slot.lowers_to(14.0)
+    own = ConnectorControl(transaction_id=7, written_a=12.0, written_tx=7, applied_at=5.0)
+    own.end_session()
+    assert (own.written_a, own.written_tx, own.applied_at) == (None, None, None)

@@ -178,3 +178,19 @@ def test_real_firmware_behaviours_are_selected_in_the_profile_file(tmp_path) -> 
 def resources_text(name: str) -> str:
     from importlib import resources
     return resources.files("gateway.simulator").joinpath("profiles", f"{name}.toml").read_text("utf-8")
+
+
+def test_a_one_slot_charger_holds_a_tx_default_profile_on_its_connector_across_transactions() -> None:
+    """AC wallbox 3.2.1, MaxChargingProfilesInstalled 1: what the gateway's start limit and site
+    share rely on. A TxDefaultProfile on connector 1 applies to that connector's transaction, the
+    same id replaces it at once (OCPP 1.6 5.16), it stays after the transaction (only TxProfiles
+    end with it, 3.13.1), and no TxProfile fits beside it."""
+    s = store(max_stack_level=1, max_installed=1)
+    assert s.set(profile(0, id=900001, stack=1), T0, None) == "Accepted"
+    tx = ActiveTx(5, T0)
+    assert s.limit_a(1, T0, tx) == 0.0  # a car that starts waits
+    assert s.set(profile(12, id=900001, stack=1), T0, tx) == "Accepted"
+    assert len(s.profiles) == 1 and s.limit_a(1, T0, tx) == 12.0
+    assert s.set(profile(6, id=900002, purpose="TxProfile", stack=1), T0, tx) == "Rejected"
+    s.end_transaction(1)
+    assert s.limit_a(1, T0, ActiveTx(6, T0)) == 12.0  # the next car starts at it unless set back
