@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
+import signal
 import sqlite3
 import tempfile
 import time
@@ -196,6 +198,28 @@ async def sample_rss(pid: int, peak: list[int], done: asyncio.Event) -> None:
         await asyncio.sleep(0.5)
 
 
+async def ask_memory_probe(args: argparse.Namespace, pid: int) -> None:
+    """Ask the memory probe for a breakdown (after the RSS was read: the probe allocates too)."""
+    if args.probe:
+        os.kill(pid, signal.SIGUSR1)
+        await asyncio.sleep(1.0)
+
+
+def breakdown(path: Path) -> dict[str, Any]:
+    """The probe's lines before and after the load, and the difference of every number."""
+    lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    if len(lines) < 2:
+        return {}
+
+    def diff(a: Any, b: Any) -> Any:
+        if isinstance(a, dict) and isinstance(b, dict):
+            return {k: diff(a.get(k), b[k]) for k in b}
+        return b - a if isinstance(a, int | float) and isinstance(b, int | float) else b
+
+    before, after = lines[0], lines[1]
+    return {"before": before, "after": after, "grew": diff(before, after)}
+
+
 async def load(args: argparse.Namespace, url: str, pid: int) -> dict[str, Any]:
     """The three phases; returns the figures measured from outside the gateway."""
     honest = [Honest(url, f"HONEST-{i:02d}", args.pause) for i in range(args.honest)]
@@ -209,6 +233,7 @@ async def load(args: argparse.Namespace, url: str, pid: int) -> dict[str, Any]:
     phase("quiet")
     await asyncio.sleep(args.quiet)
     rss_before = rss_kib(pid)
+    await ask_memory_probe(args, pid)
     probes, closing = build_corpus(args.frames, args.closing, args.seed)
     answers: dict[str, Counter[str]] = defaultdict(Counter)
     expected = {p.category: p.expected for p in probes + closing}
@@ -225,6 +250,7 @@ async def load(args: argparse.Namespace, url: str, pid: int) -> dict[str, Any]:
     phase("after")
     await asyncio.sleep(args.after)
     rss_after = rss_kib(pid)
+    await ask_memory_probe(args, pid)
     for h in honest:
         h.running = False
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -274,6 +300,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--after", type=float, default=20.0, help="seconds measured after the hostile load")
     p.add_argument("--seed", type=int, default=12)
     p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--probe", action="store_true", help="run the gateway under bench.memprobe: a memory "
+                   "breakdown before and after the load")
+    p.add_argument("--tracemalloc", action="store_true", help="with --probe: trace Python allocations too")
+    p.add_argument("--cycles", action="store_true", help="with --probe: name what only reference cycles keep")
     p.add_argument("--keep", help="write the gateway's data and log in this directory and keep them")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-hostile-") as tmp:
@@ -284,7 +314,13 @@ def main(argv: list[str] | None = None) -> int:
         config = work / "gateway.toml"
         config.write_text(GATEWAY_TOML.format(host=args.host, port=port, data_dir=data_dir,
                                               admin_port=free_port(args.host)))
-        argv_gw = gateway_command("{python} -m gateway.main --config {config} run", config, args.host, port, data_dir)
+        probe_out = work / "memprobe.jsonl"
+        probe_out.unlink(missing_ok=True)  # a kept directory's earlier run
+        template = "{python} -m gateway.main --config {config} run"
+        if args.probe:
+            options = " ".join(o for o, on in (("--tracemalloc", args.tracemalloc), ("--cycles", args.cycles)) if on)
+            template = f"{{python}} -m bench.memprobe {probe_out} {options} -- --config {{config}} run"
+        argv_gw = gateway_command(template, config, args.host, port, data_dir)
         server = ServerUnderTest("gateway", argv_gw, args.host, port, work / "gateway.log", None)
         pid = server.start(60.0)
         try:
@@ -293,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
         result["gateway_log_lines_with_traceback"] = server.log_tail(100000).count("Traceback")
         result.update(stored(data_dir))
+        if args.probe:
+            result["memory"] = breakdown(probe_out)
     result["settings"] = vars(args)
     print(json.dumps(result, indent=1))
     return 0

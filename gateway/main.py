@@ -38,6 +38,7 @@ from gateway.gc_policy import GcPolicy
 from gateway.history.restore import restore_active_transactions
 from gateway.history.store import HistoryStore
 from gateway.lagprobe import LagProbe
+from gateway.memtrim import HeapTrim
 from gateway.model.credentials import stored_key
 from gateway.model.station import Registry, Station
 from gateway.ocpp.connections import Connections
@@ -126,6 +127,7 @@ class Gateway:
         self.ports: dict[str, int] = {}
         self.started = asyncio.Event()
         self.gc_policy = GcPolicy.from_env(settings.ocpp.gc_freeze_interval_s)
+        self.heap_trim = HeapTrim.for_this_process(clock)  # memory of large frames back after their burst
         # Registration answers and tags; a changed answer asks the connected charger to boot again.
         self.device_book = DeviceBook(settings, self.registry, self.history,
                                       ask_for_new_boot=lambda charger_id: self.connections.ask_for_new_boot(charger_id))
@@ -135,7 +137,7 @@ class Gateway:
             settings, self.registry, self.history, clock, policy=self.device_book, events=follow_ups,
             spawn=self.tasks.spawn, log_budget=log_budget,
             meter_budget=MeterBudget(settings.ocpp.meter_budget_bytes_per_hour, clock),
-            orphan_stops=OrphanStops(settings.ocpp.orphan_stops_per_hour, clock)))
+            orphan_stops=OrphanStops(settings.ocpp.orphan_stops_per_hour, clock), frame_sizes=self.heap_trim))
         self.requests = ChargerRequests(self.registry, self.connections)
         self.configuration = ChargerConfiguration(self.registry, self.history, clock, self.requests,
                                                   self.device_book)
@@ -156,7 +158,7 @@ class Gateway:
         if settings.modbus.enabled:  # registers of the same point table (docs/modbus.md)
             self.modbus = ModbusPointServer(self.registry, table, settings.modbus)
         self.admin_parts = AdminParts(settings, self.actions, self.connections, self.ports, self.charging,
-                                      self.live, clock, self.tasks.spawn, table)
+                                      self.live, clock, self.tasks.spawn, table, self.heap_trim)
         self.web = WebUI(self.admin_parts)  # the commissioning web pages, under /ui/ on the admin port
         login = LoginGuard(self.device_book, settings.ocpp, clock, self.history, self.tasks.spawn)
         self.ocpp = OcppServer(settings, self.connections, login, self.history)
@@ -230,6 +232,7 @@ class Gateway:
             await asyncio.sleep(db.log_flush_interval_s)
             try:
                 self.gc_policy.tick(self.clock())
+                self.heap_trim.tick(self.clock())
                 for station in list(self.registry.stations.values()):
                     self.registry.refresh_liveness(station, self.settings.ocpp.offline_after_heartbeats)
                 if self.clock() - last_retention > 3600:

@@ -66,6 +66,15 @@ INDEXES = (
     """CREATE UNIQUE INDEX IF NOT EXISTS meter_values_once ON meter_values(
         identifier, connector_id, coalesce(transaction_id, -1), ts, sample_key)""",
 )
+# The one connection's page cache (SQLite's default is 2,000 KiB). The gateway writes at the end
+# of its tables and reads little (the operator's pages and exports; the OS caches the file too).
+# The default cache filled during the hostile load and stayed full (0.8 MB of the RSS it kept).
+# With 512 KiB, a group commit of a few hundred rows outgrew it, and SQLite wrote its pages out
+# early (cache spill): 20-25 % more writer CPU a commit (`python -m bench.writer_statements
+# --spill`); without spilling, a commit keeps its pages until it ends (a commit is bounded: the
+# writer's backlog limit) and costs what it did with the default cache
+# (docs/reliability.md, "RSS after the load").
+CACHE_KIB = 512
 # Columns added since the first release: (table, column, declaration), added to older databases.
 ADDED_COLUMNS = (("meter_values", "sample_key", "INTEGER"),)
 
@@ -84,6 +93,8 @@ def connect(path: str) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")  # a committed transaction survives power loss
     conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")  # negative: KiB, not pages
+    conn.execute("PRAGMA cache_spill=OFF")
     for statement in TABLES:
         conn.execute(statement)
     _add_columns(conn)

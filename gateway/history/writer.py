@@ -46,18 +46,18 @@ from gateway.model.timestamps import iso_z
 log = logging.getLogger(__name__)
 HIGH, NORMAL, LOW = 0, 1, 2
 
-# table -> (INSERT up to VALUES, columns, tail): rows go in multi-row statements, so a commit
+# table -> (INSERT with its columns, how many, tail): rows go in multi-row statements, so a commit
 # of thousands of rows costs a few statements (each sqlite3 step hands the GIL to the loop and
 # must win it back: per-row statements made answers wait on a busy loop).
 INSERTS: dict[str, tuple[str, int, str]] = {
-    "general_log": ("INSERT INTO general_log(ts, identifier, message_type, message, level) VALUES ", 5, ""),
+    "general_log": ("INSERT INTO general_log(ts, identifier, message_type, message, level)", 5, ""),
     # One row per OCPP meterValue element, its sampled values kept raw (JSON); one re-sent after a
     # lost answer is already there (schema index meter_values_once) and is not stored again.
     "meter_values": ("INSERT INTO meter_values(identifier, connector_id, transaction_id, ts, energy_wh, "
-                     "sampled_values, sample_key) VALUES ", 7, " ON CONFLICT DO NOTHING"),
-    "kv": ("INSERT INTO kv(scope, key, value) VALUES ", 3,
+                     "sampled_values, sample_key)", 7, " ON CONFLICT DO NOTHING"),
+    "kv": ("INSERT INTO kv(scope, key, value)", 3,
            " ON CONFLICT(scope, key) DO UPDATE SET value = excluded.value"),
-    "config_values": ("INSERT INTO config_values(identifier, key, value, readonly, pending_value) VALUES ", 5,
+    "config_values": ("INSERT INTO config_values(identifier, key, value, readonly, pending_value)", 5,
                       " ON CONFLICT(identifier, key) DO UPDATE SET value = excluded.value, "
                       "readonly = excluded.readonly, pending_value = excluded.pending_value"),
 }
@@ -88,10 +88,26 @@ class Unit:
 
 @cache
 def _statement(table: str, rows: int) -> str:
-    """The multi-row INSERT of `rows` rows into `table` (a few sizes recur: cached, and SQLite's
-    own statement cache then finds it again)."""
+    """The INSERT into `table` of up to `rows` rows: the rows past the real ones are all NULL,
+    and left out by the WHERE (every table's first column is NOT NULL; see `_insert_rows`).
+
+    Group commits take any number of rows, and each count was its own statement: the sqlite3
+    module keeps the last 128 prepared statements, and a multi-row INSERT of n rows takes about
+    n x 0.7-0.8 KB prepared, so varied commits kept 7.5 MB (`python -m bench.writer_statements
+    --exact`: 1,500 commits of 1-300 rows). Padded to a power of two, a table has 9 statements,
+    all of them kept prepared (1.0 MB), and none is prepared again. Splitting the rows into statements of
+    those sizes instead (100 rows: 64 + 32 + 4) doubled the time a commit took next to a busy
+    thread: every statement hands the GIL over and must win it back (docs/reliability.md, "RSS
+    after the load"). The UPSERT tails parse after a SELECT because it has a WHERE (SQLite,
+    "The UPSERT clause", parsing ambiguity)."""
     head, width, tail = INSERTS[table]
-    return head + ",".join(["(" + ",".join("?" * width) + ")"] * rows) + tail
+    values = ",".join(["(" + ",".join("?" * width) + ")"] * rows)
+    return f"{head} SELECT * FROM (VALUES {values}) WHERE column1 IS NOT NULL{tail}"
+
+
+def padded_size(rows: int) -> int:
+    """The statement size that takes `rows` rows (1 to `ROWS_PER_STATEMENT`): the next power of two."""
+    return 1 << (rows - 1).bit_length()
 
 
 def _safe_text(value: Any) -> str:
@@ -292,10 +308,15 @@ class Writer:
         for table, params in rows:
             by_table.setdefault(table, []).append(params)
         for table, params_list in by_table.items():
+            width = INSERTS[table][1]
             for i in range(0, len(params_list), ROWS_PER_STATEMENT):
                 chunk = params_list[i:i + ROWS_PER_STATEMENT]
+                if any(params[0] is None for params in chunk):  # would be taken for padding
+                    raise sqlite3.IntegrityError(f"NOT NULL constraint failed: {table}, first column")
+                size = padded_size(len(chunk))
                 # This thread holds the GIL the event loop needs: the flattening runs in C.
-                conn.execute(_statement(table, len(chunk)), tuple(chain.from_iterable(chunk)))
+                conn.execute(_statement(table, size),
+                             tuple(chain.from_iterable(chunk)) + (None,) * (width * (size - len(chunk))))
 
     def _apply_together(self, conn: sqlite3.Connection, units: list[Unit]) -> list[tuple[Any, BaseException | None]]:
         """The fast path: every row in a few multi-row statements, then the jobs; raises if

@@ -64,6 +64,14 @@ class SessionEvents(Protocol):
         """Ask for StatusNotification when the charger has not reported its connectors."""
 
 
+class FrameSizes(Protocol):
+    """Told the size of every frame read (`gateway.memtrim.HeapTrim`: large ones leave memory to
+    give back once their burst is over)."""
+
+    def received(self, size: int) -> None:
+        """A frame of `size` characters (text) or bytes (binary) arrived."""
+
+
 REFUSAL_KINDS = ("log_lines", "meter_values", "orphan_stops")
 
 Spawn = Callable[[Coroutine[Any, Any, Any], str], "asyncio.Task[Any]"]
@@ -86,6 +94,8 @@ class SessionParts:
     meter_budget: MeterBudget | None = None
     # Orphan StopTransaction rows per charger an hour (None: unbounded).
     orphan_stops: OrphanStops | None = None
+    # Told each frame's size (None: nobody listens).
+    frame_sizes: FrameSizes | None = None
 
     def budget_refusals(self) -> dict[str, dict[str, int]]:
         """Per charger, what its budgets refused since start (general-log lines, meter values,

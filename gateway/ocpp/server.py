@@ -96,6 +96,19 @@ def _text(connection: ServerConnection, status: http.HTTPStatus, body: str,
 CLOSE_TIMEOUT_S = 2.0
 
 
+def drop_tracebacks(exc: BaseException | None) -> None:
+    """Clear the traceback of `exc` and of every exception it was raised from or during."""
+    seen: set[int] = set()
+    stack = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        e.__traceback__ = None
+        stack += [e.__cause__, e.__context__]
+
+
 class OcppConnection(ServerConnection):
     """websockets' server connection, leaving no reference cycle once its socket has closed.
 
@@ -104,11 +117,28 @@ class OcppConnection(ServerConnection):
     cycles per connection, refused handshakes included. The collector is frozen every few seconds
     (gateway.gc_policy), so such cycles would stay for good; without them refcounting frees a
     closed connection at once.
+
+    Once the socket is lost, websockets 17's Sans-I/O protocol still holds its parser: a
+    generator suspended at its last `yield` (`discard`, or `parse` after an error), whose frame
+    holds the protocol: a cycle for every closed connection, normal closes included, with the
+    read buffer and the handshake's headers in it. Its finalizer would break it, but only a
+    collection runs finalizers, and a frozen one is never collected. The parser is closed here;
+    nothing steps it again (the reader is at EOF, so `receive_data` raises before it would).
+    A connection closed for invalid UTF-8 (1007), an oversize frame (1009) or a bad handshake
+    also keeps the exception that ended it (`connection_exc`, the protocol's `parser_exc` or
+    `handshake_exc`, for the cause of the ConnectionClosed it raises); its traceback's frames
+    hold the connection or the protocol. Those tracebacks are dropped; the exceptions stay.
+    The hostile benchmark closes a hundred connections that way (docs/reliability.md, "RSS
+    after the load").
     """
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        vars(self.protocol).pop("select_subprotocol", None)  # the class's own method again
+        protocol = self.protocol
+        vars(protocol).pop("select_subprotocol", None)  # the class's own method again
+        protocol.parser.close()
+        for kept in (self.connection_exc, protocol.parser_exc, protocol.handshake_exc):
+            drop_tracebacks(kept)
         # CPython's selector transport keeps a method bound to itself for reading (3.11
         # asyncio/selector_events.py, `_read_ready_cb`), kept after close. The loop has stopped
         # reading this socket before it reports the loss, so the callback is never due again.

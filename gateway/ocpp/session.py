@@ -50,6 +50,7 @@ class ChargerSession(InboundHandlers):
         self.meter_budget = parts.meter_budget  # meter-value bytes per charger an hour
         self.orphan_stops = parts.orphan_stops  # orphan StopTransaction rows per charger an hour
         self.orphan_not_stored = False
+        self.frame_sizes = parts.frame_sizes
         self.station = station
         self.ws = websocket
         self.authenticated = authenticated  # logged in with valid credentials (security profile 1)
@@ -80,6 +81,8 @@ class ChargerSession(InboundHandlers):
         self._reader = asyncio.current_task()
         try:
             async for message in self.ws:
+                if self.frame_sizes is not None:
+                    self.frame_sizes.received(len(message))
                 try:
                     await self.handle_frame(message)
                 except Exception:  # never a 1011 close: a bug here must not end the session

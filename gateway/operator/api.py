@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from gateway.chargers.devices import DeviceBook
     from gateway.charging.controller import ChargingController
     from gateway.history.store import HistoryStore
+    from gateway.memtrim import HeapTrim
     from gateway.model.station import Clock, Registry
     from gateway.ocpp.connections import Connections
     from gateway.operator.actions import ActionParts
@@ -54,6 +55,7 @@ class AdminParts:
     clock: Clock
     spawn: Spawn
     points_table: PointTable  # what BACnet and Modbus serve (the web pages show a charger's points)
+    heap_trim: HeapTrim | None = None  # RSS and the trims after bursts of large frames, for /api/status
 
     @property
     def registry(self) -> Registry:
@@ -143,6 +145,7 @@ async def status(request: web.Request) -> web.Response:
         "sessions": len(parts.connections.sessions), "authorize_policy": parts.settings.authorize.policy,
         "guest_response": parts.settings.registration.guest_response,
         "store": parts.history.writer.stats(),
+        "memory": parts.heap_trim.stats() if parts.heap_trim is not None else {},
         "budget_refusals": parts.connections.parts.budget_refusals(),
         "security": {"tls": parts.settings.ocpp.ssl_enabled,
                      "require_password": parts.settings.ocpp.require_password,

@@ -29,7 +29,8 @@ async def gateway(runner: GatewayRunner) -> Gateway:
     # Guests accepted: a made-up id gets past registration, the worst case on purpose.
     # The status check (a task holding its session) ends soon after a close: then nothing holds
     # a closed session, and a session left only in a cycle would show.
-    return await runner.start(registration={"guest_response": "Accepted"}, ocpp={"status_trigger_after_s": 0.05})
+    return await runner.start(registration={"guest_response": "Accepted"},
+                              ocpp={"status_trigger_after_s": 0.05, "max_message_bytes": 4096})
 
 
 async def refused_handshake(url: str, n: int) -> None:
@@ -62,13 +63,34 @@ async def close_with_a_call_pending(url: str, n: int) -> None:
         await cp.received.get()
 
 
+async def closed_for_invalid_utf8(url: str, n: int) -> None:
+    """websockets closes with 1007 and keeps the UnicodeDecodeError (with its traceback)."""
+    async with TestCharger(url, f"UTF8-{n}") as cp:
+        assert cp.ws is not None
+        await cp.ws.send(b'[2,"u","DataTransfer",{"vendorId":"\xff\xfe"}]', text=True)
+        await cp.ws.wait_closed()
+        assert cp.ws.close_code == 1007
+
+
+async def closed_for_an_oversize_frame(url: str, n: int) -> None:
+    """websockets closes with 1009 and keeps the PayloadTooBig (with its traceback)."""
+    async with TestCharger(url, f"BIG-{n}") as cp:
+        assert cp.ws is not None
+        await cp.ws.send('[2,"b","DataTransfer",{"vendorId":"x","data":"' + "O" * 5000 + '"}]')
+        await cp.ws.wait_closed()
+        assert cp.ws.close_code == 1009
+
+
 def all_closed(gateway: Gateway) -> bool:
     """No session open and no status check (which holds its session) still waiting."""
     return not gateway.connections.sessions and not any(
         task.get_coro().__qualname__ == "Connections.ask_for_status" for task in asyncio.all_tasks())
 
 
-KINDS = (refused_handshake, bad_frames_then_close, boot_with_refused_configuration_read, close_with_a_call_pending)
+KINDS = (refused_handshake, bad_frames_then_close, boot_with_refused_configuration_read, close_with_a_call_pending,
+         closed_for_invalid_utf8, closed_for_an_oversize_frame)
+# The gateway's side of a websocket (the test chargers' side is websockets.client.ClientProtocol).
+SERVER_SIDE = ("websockets.server.ServerProtocol", "gateway.ocpp.server.OcppConnection")
 
 
 def gateway_side(garbage: list[object], port: int) -> Counter[str]:
@@ -106,5 +128,26 @@ async def test_closed_and_refused_connections_leave_no_cycles_on_the_gateway_sid
         gc.set_debug(0)
         gc.garbage.clear()
         gc.enable()
-    assert not left, f"20 closed connections left cycles: {dict(left)}"
+    assert not left, f"30 closed connections left cycles: {dict(left)}"
     assert held == 0  # and nothing else holds a closed session
+
+
+async def test_closed_connections_are_freed_without_any_collection(gateway, runner):
+    """A cycle broken by a finalizer is not in `gc.garbage` (the generator's finalizer breaks it
+    and refcounting frees the rest during the collection), but a frozen one is never collected:
+    so with the collector off, the gateway's side of every closed connection must already be gone."""
+    for kind in KINDS:
+        await kind(runner.url, 0)
+    await wait_until(lambda: all_closed(gateway))
+    gc.collect()
+    gc.disable()
+    try:
+        for n in range(1, 4):
+            for kind in KINDS:
+                await kind(runner.url, n)
+        await wait_until(lambda: all_closed(gateway))
+        alive = Counter(name for obj in gc.get_objects()
+                        if (name := f"{type(obj).__module__}.{type(obj).__qualname__}") in SERVER_SIDE)
+    finally:
+        gc.enable()
+    assert not alive, f"18 closed connections still held: {dict(alive)}"
