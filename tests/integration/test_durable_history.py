@@ -226,6 +226,25 @@ async def test_under_load_commits_are_paced_so_that_more_messages_share_one(tmp_
         await store.close()
 
 
+async def test_a_transaction_or_a_reader_waiting_for_the_queue_is_never_paced(tmp_path: Path):
+    """Pacing is for chargers' exchanges under load: a Start/Stop, or a reader that drains the
+    queue first (the points' restore after a restart drains once per charger), commits at once."""
+    store = HistoryStore(tmp_path / "h.sqlite", commit_interval_s=60.0)
+    await store.open()
+    writer = store.writer
+    try:
+        await writer.commit(Unit(NORMAL, rows=[("kv", ("test", "quiet", "1"))]))
+        paced = asyncio.create_task(writer.commit(Unit(NORMAL, rows=[("kv", ("test", "a", "1"))])))
+        await wait_until(lambda: writer.pacing)
+        await asyncio.wait_for(store.flush_log(), 10)  # not a minute
+        assert paced.done()
+        _tx_id, is_new = await asyncio.wait_for(
+            store.start_transaction("CP1", 1, "TAG", 0.0, T0, "Accepted", None), 10)
+        assert is_new
+    finally:
+        await store.close()
+
+
 async def test_a_clean_stop_keeps_everything_queued(tmp_path: Path):
     store = HistoryStore(tmp_path / "h.sqlite")
     await store.open()
