@@ -8,19 +8,14 @@ from __future__ import annotations
 
 import os
 
+from gateway import memtrim
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def rss_kib(pid: int) -> int | None:
     """Return VmRSS of `pid` in KiB (the figure the notes' KiB/charger is based on)."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    return memtrim.rss_kib(pid)
 
 
 def cpu_seconds(pid: int) -> float | None:

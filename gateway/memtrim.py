@@ -41,10 +41,11 @@ def glibc_malloc_trim() -> Callable[[], int] | None:
     return lambda: fn(0)
 
 
-def rss_kib() -> int | None:
-    """This process's resident memory in KiB (`/proc/self/status`), None where there is none."""
+def rss_kib(pid: int | str = "self") -> int | None:
+    """A process's resident memory in KiB (VmRSS of `/proc/PID/status`; this process's by
+    default), None where there is none."""
     try:
-        with open("/proc/self/status", encoding="ascii") as f:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
             for line in f:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])

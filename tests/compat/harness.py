@@ -162,6 +162,12 @@ async def start_bench(runner: GatewayRunner, profile: str, charger_id: str | Non
     return Bench(runner, gw, profile, charger_id)
 
 
+async def add_bench(first: Bench, profile: str, charger_id: str) -> Bench:
+    """Another charger of `profile`, added to the device database of `first`'s gateway."""
+    await first.gw.device_book.add_device(charger_id)
+    return Bench(first.runner, first.gw, profile, charger_id)
+
+
 def record_offered(sims: list[Simulator]) -> list[float]:
     """The sum of what the simulated chargers offer, after every change of any one of them."""
     sums: list[float] = []

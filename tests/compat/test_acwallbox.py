@@ -17,7 +17,7 @@ from gateway.errors import OperationError
 from gateway.operator import actions as ops
 from gateway.simulator import Simulator, load_profile
 from gateway.simulator.profile import with_firmware
-from tests.compat.harness import WHITELISTED, Bench, record_offered, start_bench, whitelist
+from tests.compat.harness import WHITELISTED, Bench, add_bench, record_offered, start_bench, whitelist
 
 
 async def test_configuration_is_read_in_batches_of_ten_from_a_wallbox_that_answers_ten_at_a_time(runner):
@@ -123,8 +123,7 @@ async def test_a_car_starting_on_the_one_slot_wallbox_never_takes_the_site_over_
     while charging (same id: each write replaces the last), the start limit again after it."""
     first = await start_bench(runner, "generic", "CP-A")
     gw = first.gw
-    await gw.device_book.add_device("AC-1")
-    wallbox = Bench(runner, gw, "acwallbox", "AC-1")
+    wallbox = await add_bench(first, "acwallbox", "AC-1")
     sim_a, sim_b = await first.connect(), await wallbox.connect()
     await gw.charging.set_site_limit(None, 24.0)
     tx = await sim_a.start_session(1, WHITELISTED)

@@ -13,7 +13,7 @@ import time
 from gateway.operator import actions as ops
 from gateway.simulator import Simulator
 from gateway.simulator.profile import load_profile, with_firmware
-from tests.compat.harness import WHITELISTED, Bench, record_offered, start_bench
+from tests.compat.harness import WHITELISTED, Bench, add_bench, record_offered, start_bench
 
 
 def limits(payload: dict) -> list[float]:
@@ -166,8 +166,7 @@ async def two_charging(runner, limit_a: float, **firmware) -> tuple[Bench, Simul
     """CP-A and CP-B charging under a site current limit; one log of the profiles they receive."""
     first = await start_bench(runner, "generic", "CP-A")
     gw = first.gw
-    await gw.device_book.add_device("CP-B")
-    second = Bench(runner, gw, "generic", "CP-B")
+    second = await add_bench(first, "generic", "CP-B")
     profile = with_firmware(load_profile("generic"), **firmware)
     sim_a, sim_b = await first.connect(profile), await second.connect(profile)
     received: list[str] = []
@@ -357,8 +356,7 @@ async def test_a_new_session_never_takes_the_site_over_its_limit_before_its_shar
     charger's maximum until its share arrives: the sum of offered currents stays within it."""
     first = await start_bench(runner, "generic", "CP-A")
     gw = first.gw
-    await gw.device_book.add_device("CP-B")
-    second = Bench(runner, gw, "generic", "CP-B")
+    second = await add_bench(first, "generic", "CP-B")
     sim_a, sim_b = await first.connect(), await second.connect()
     await gw.charging.set_site_limit(None, 24.0)
     await charging(sim_a)
@@ -396,8 +394,7 @@ async def test_a_newcomer_that_waits_at_the_start_limit_costs_no_pause_write(run
     gw = first.gw
     benches = [first]
     for name in ("CP-B", "CP-C", "CP-D", "CP-E"):
-        await gw.device_book.add_device(name)
-        benches.append(Bench(runner, gw, "generic", name))
+        benches.append(await add_bench(first, "generic", name))
     sims = [await bench.connect() for bench in benches]
     await gw.charging.set_site_limit(None, 28.0)  # four at 7 A; a fifth's 6 A minimum does not fit
     for sim in sims[:4]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from gateway.simulator import Simulator
-from tests.compat.harness import PROFILES, WHITELISTED, Bench, start_bench
+from tests.compat.harness import PROFILES, WHITELISTED, Bench, add_bench, start_bench
 from tests.conftest import GatewayRunner
 
 
@@ -37,9 +37,7 @@ async def four_chargers(runner: GatewayRunner) -> list[Bench]:
     first = await start_bench(runner, PROFILES[0])
     benches = [first]
     for profile in PROFILES[1:]:
-        charger_id = f"{profile.upper()}-1"
-        await first.gw.device_book.add_device(charger_id)
-        benches.append(Bench(runner, first.gw, profile, charger_id))
+        benches.append(await add_bench(first, profile, f"{profile.upper()}-1"))
     for bench in benches:
         await bench.connect()
     return benches
@@ -152,8 +150,7 @@ async def test_site_limit_holds_while_zappi_write_budget_is_used_up(runner):
     zappi = await start_bench(runner, "zappi", smart_charging={"setpoint_timeout_s": 0})
     gw = zappi.gw
     gw.charging.clock = lambda: t[0]
-    await gw.device_book.add_device("EVLINK-1")
-    evlink = Bench(runner, gw, "evlink", "EVLINK-1")
+    evlink = await add_bench(zappi, "evlink", "EVLINK-1")
     for bench in (zappi, evlink):
         await bench.connect()
         tx = await bench.sim.start_session(1, WHITELISTED)
