@@ -42,6 +42,49 @@ def select_rows(conn: sqlite3.Connection, table: str, time_col: str, identifier:
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()][::-1]
 
 
+# The general-log lines of a MeterValues exchange, shown from the row that carries them
+# (gateway.history.schema ADDED_COLUMNS): its request line as stored, and the answer's line,
+# always the empty answer's (gateway.ocpp.summaries.confirmation_summary; a test keeps them equal).
+METER_VALUES_TYPES = ("MeterValuesRequest", "MeterValuesConfirmation")
+EMPTY_ANSWER_LINE = "(empty answer)"
+
+
+def general_log_lines(conn: sqlite3.Connection, identifier: str | None, since: str | None, until: str | None,
+                      limit: int, message_type: str | None) -> list[dict[str, Any]]:
+    """The newest `limit` general-log lines, oldest first: the general_log rows merged with the
+    lines of the MeterValues exchanges kept with their meter rows (whose `id` is None: no
+    general_log row has them)."""
+    lines = select_rows(conn, "general_log", "ts", identifier, since, until, limit,
+                        {"message_type": message_type} if message_type else {})
+    if message_type is None or message_type in METER_VALUES_TYPES:
+        lines += _meter_values_lines(conn, identifier, since, until, limit, message_type)
+        lines.sort(key=lambda line: line["ts"])  # stable: a general_log row first within a millisecond
+    return lines[-limit:] if limit > 0 else []
+
+
+def _meter_values_lines(conn: sqlite3.Connection, identifier: str | None, since: str | None, until: str | None,
+                        limit: int, message_type: str | None) -> list[dict[str, Any]]:
+    where, params = ["received IS NOT NULL"], []
+    for clause, value in (("identifier = ?", identifier), ("received >= ?", since), ("received < ?", until)):
+        if value:
+            where.append(clause)
+            params.append(value)
+    # Two lines a message unless one type is asked for: the newest (limit + 1) // 2 messages fill `limit`.
+    wanted = limit if message_type else (limit + 1) // 2
+    # Newest first in an index's order, so the LIMIT ends the walk: a charger's rows by id (they
+    # are written as they arrive), everybody's by `received` (its partial index).
+    order = "id DESC" if identifier else "received DESC, id DESC"
+    rows = conn.execute(f"SELECT id, received, identifier, logged FROM meter_values WHERE {' AND '.join(where)} "
+                        f"ORDER BY {order} LIMIT ?", [*params, wanted]).fetchall()
+    lines = []
+    for _row_id, received, charger_id, logged in reversed(rows):
+        for kind, text in zip(METER_VALUES_TYPES, (logged, EMPTY_ANSWER_LINE), strict=True):
+            if message_type is None or kind == message_type:
+                lines.append({"id": None, "ts": received, "identifier": charger_id,
+                              "message_type": kind, "message": text, "level": "info"})
+    return lines
+
+
 def _parse_iso(text: str | None) -> datetime | None:
     if not text:
         return None

@@ -24,6 +24,7 @@ from gateway.history import transactions as tx_rows
 from gateway.history.queries import (  # noqa: F401  (re-exported: callers import them from here)
     REJECTED_COLUMNS,
     TRANSACTION_COLUMNS,
+    general_log_lines,
     sample_view,
     select_rows,
     transaction_view,
@@ -138,10 +139,13 @@ class HistoryStore:
         self._queue(("general_log", (iso(self.clock()), identifier, message_type, message, level)),
                     identifier, message_type)
 
-    def queue_meter_value(self, row: MeterRow) -> None:
+    def queue_meter_value(self, row: MeterRow, logged: str | None = None) -> None:
         """One meterValue (identifier, connector, transaction, ts, energy Wh, JSON values, sample key);
-        stored once even when the charger sends it again."""
-        self._queue(("meter_values", row), row[0], "MeterValues")
+        stored once even when the charger sends it again. The first row of a MeterValues message
+        carries its general-log line, stamped as a general-log line is (`general_log` shows the
+        exchange from it)."""
+        received = iso(self.clock()) if logged is not None else None
+        self._queue(("meter_values", (*row, received, logged)), row[0], "MeterValues")
 
     async def flush_log(self) -> int:
         """Wait until everything queued so far is committed; the rows that were queued."""
@@ -160,6 +164,9 @@ class HistoryStore:
         if row and row[0] is not None:
             removed += conn.execute("DELETE FROM general_log WHERE id <= ?",
                                     (row[0] - max_rows,)).rowcount
+        # The MeterValues lines kept with meter rows go with the general log's days (not its row
+        # bound: the meter budget bounds them); the rows stay for their own retention.
+        conn.execute("UPDATE meter_values SET received = NULL, logged = NULL WHERE received < ?", (cutoff,))
         sample_cutoff = iso(self.clock() - sample_days * 86400)
         conn.execute("DELETE FROM meter_values WHERE ts < ?", (sample_cutoff,))
         return removed
@@ -167,9 +174,10 @@ class HistoryStore:
     async def general_log(self, identifier: str | None = None, since: str | None = None,
                           until: str | None = None, limit: int = 1000,
                           message_type: str | None = None) -> list[dict[str, Any]]:
+        """The newest `limit` lines, oldest first (`queries.general_log_lines`)."""
         await self.flush_log()
-        return await self.run(select_rows, self.db.conn, "general_log", "ts", identifier, since,  # type: ignore[union-attr]
-                              until, limit, {"message_type": message_type} if message_type else {})
+        return await self.run(general_log_lines, self.db.conn, identifier, since, until, limit,  # type: ignore[union-attr]
+                              message_type)
 
     async def rejected(self, identifier: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         """Messages the database refused, kept with their raw frame (newest last)."""

@@ -339,16 +339,16 @@ class Registry:
         (an event per sampled value made subscribers the hot path at thousands of messages/s)."""
         if not readings:
             return
+        meters = station.meters
         for key, reading in readings:
-            old = station.meters.get(key)
-            if old is not None and not old.restored and reading.timestamp < old.timestamp:
-                # Queued readings replayed after an outage arrive with their old timestamps
-                # (real-firmware notes): they are history, not the present value.
-                continue
+            old = meters.get(key)
             if old is None:
-                station.meters[key] = reading
-            elif not _backwards(key, old, reading):
-                old.take(reading)
+                meters[key] = reading
+            elif old.restored or reading.timestamp >= old.timestamp:
+                # Else a queued reading replayed after an outage, with its old timestamp
+                # (real-firmware notes): history, not the present value.
+                if not _backwards(key, old, reading):
+                    old.take(reading)
         self.publish(MeterChanged(station.charger_id, connector_id,
                                  tuple(key for key, _ in readings)))
 

@@ -18,6 +18,7 @@ from gateway.model.timestamps import iso_z, parse_timestamp
 from gateway.ocpp import meter_rows
 from gateway.ocpp.logbudget import MeterBudget, OrphanStops
 from gateway.ocpp.parts import RegistrationPolicy, SessionEvents, Spawn
+from gateway.ocpp.summaries import request_summary, safe_summary
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class InboundHandlers:
     meter_budget: MeterBudget | None  # meter-value bytes per charger an hour
     orphan_stops: OrphanStops | None  # orphan StopTransaction rows per charger an hour
     orphan_not_stored: bool  # the last StopTransaction was an orphan past that budget
+    request_in_rows: str | None  # the request line a handler kept with its rows (the session writes none)
+    payload_strict: bool  # the payload passed the strict schema, not only a relaxed one
     log: Callable[[str, str, str, bool], bool]  # one general-log line, held to the log budget
 
     # The action -> handler method the session dispatches on (OCPP 1.6 section 4, charger to CS).
@@ -202,15 +205,24 @@ class InboundHandlers:
         connector_id = int(p["connectorId"])
         tx = p.get("transactionId")
         tx_id = int(tx) if tx is not None else None
-        registry, station, history = self.registry, self.station, self.history
-        size = meter_rows.check_sizes(p["meterValue"], self.settings.ocpp)
-        if self._over_meter_budget(size):  # not kept, so not shown either: the charger may send it again
+        registry, station, history, strict = self.registry, self.station, self.history, self.payload_strict
+        meter_values = p["meterValue"]
+        meter_rows.check_sizes(meter_values, self.settings.ocpp, strict=strict)
+        rows = [meter_rows.meter_row(self.charger_id, connector_id, tx_id, mv, strict) for mv in meter_values]
+        if self._over_meter_budget(meter_rows.rows_size(rows)):  # not kept, so not shown either: it may come again
             raise OcppError("GenericError", "over this charger's meter-value budget of "
                             f"{self.settings.ocpp.meter_budget_bytes_per_hour} bytes an hour: not stored")
-        for mv in p["meterValue"]:
+        # The exchange's general-log line goes with the first row, not in a general_log row of its
+        # own (the log shows it from there, gateway.history.queries): half the rows a message and no
+        # per-charger index entry in the general log (docs/benchmarks.md).
+        line = safe_summary(request_summary, "MeterValues", p)
+        logged: str | None = line
+        for mv, row in zip(meter_values, rows, strict=True):
             ts = parse_timestamp(mv.get("timestamp")) or self.clock()
             registry.record_readings(station, connector_id, meter_rows.readings(connector_id, mv, ts))
-            history.queue_meter_value(meter_rows.meter_row(self.charger_id, connector_id, tx_id, mv))
+            history.queue_meter_value(row, logged)
+            logged = None
+        self.request_in_rows = line
         return {}
 
     def _over_meter_budget(self, size: int) -> bool:
@@ -220,12 +232,13 @@ class InboundHandlers:
         """A StopTransaction's transactionData as rows; left out (with a warning line) when it is
         over the bounds or the charger's budget: the stop itself is always kept (it closes the bill)."""
         try:
-            size = meter_rows.check_sizes(data, self.settings.ocpp, "transactionData")
+            meter_rows.check_sizes(data, self.settings.ocpp, "transactionData", self.payload_strict)
         except OcppError as exc:
             why = exc.description
         else:
-            if not self._over_meter_budget(size):
-                return [meter_rows.meter_row(self.charger_id, 0, tx_id, mv) for mv in data]
+            rows = [meter_rows.meter_row(self.charger_id, 0, tx_id, mv, self.payload_strict) for mv in data]
+            if not self._over_meter_budget(meter_rows.rows_size(rows)):
+                return rows
             why = f"over this charger's meter-value budget of {self.settings.ocpp.meter_budget_bytes_per_hour} bytes an hour"
         self.log("StopTransactionRequest", f"transaction {tx_id}: transactionData not kept: {why}", "warning", True)
         return []

@@ -32,6 +32,8 @@ Answer = protocol.CallResult | protocol.CallError
 
 # Their log lines are part of the transaction record: never dropped by the log budget.
 _TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction"})
+# Actions whose request line is written after the handler ran (see `_answer`).
+_LINE_AFTER_HANDLER = frozenset({"StopTransaction", "MeterValues"})
 
 
 class ChargerSession(InboundHandlers):
@@ -50,6 +52,8 @@ class ChargerSession(InboundHandlers):
         self.meter_budget = parts.meter_budget  # meter-value bytes per charger an hour
         self.orphan_stops = parts.orphan_stops  # orphan StopTransaction rows per charger an hour
         self.orphan_not_stored = False
+        self.request_in_rows: str | None = None  # the request line the handler kept with its rows
+        self.payload_strict = False  # the payload of the call being handled passed the strict schema
         self.frame_sizes = parts.frame_sizes
         self.station = station
         self.ws = websocket
@@ -149,6 +153,9 @@ class ChargerSession(InboundHandlers):
                 try:
                     await exchange.commit()
                 except OcppError as exc:  # refused by the database: kept aside, not acknowledged
+                    if self.request_in_rows is not None:  # set aside with the rows: written here
+                        self.log(f"{call.action}Request", self.request_in_rows)
+                        self.request_in_rows = None
                     reply = self._refusal(call.unique_id, call.action, exc.code, exc.description, "error")
                     outcome = "refused"
             await self._send(reply)
@@ -176,29 +183,41 @@ class ChargerSession(InboundHandlers):
         except OcppError as exc:  # one line holds the answer and the frame that earned it
             frame = frames.excerpt(message, self.settings.ocpp.log_line_max_chars)
             return self._refusal(uid, action, exc.code, exc.description, "warning", frame), "refused"
-        request = safe_summary(request_summary, action, call.payload)
         # A StopTransaction's lines are written after its handler: they are transaction data (always
         # kept) unless it was an orphan past the charger's budget, which only the store can tell.
-        late = action == "StopTransaction"
+        # A MeterValues handler keeps its request line with its rows (`request_in_rows`): the
+        # session writes it only when the handler refused the message.
+        late = action in _LINE_AFTER_HANDLER
         if not late:
-            self.log(f"{action}Request", request, "info", essential)
+            self.log(f"{action}Request", safe_summary(request_summary, action, call.payload), "info", essential)
         if warning:
             self.log(f"{action}Request", f"accepted despite schema violation: {warning}", "warning")
             log.warning("%s: %s tolerated (quirk): %s", self.charger_id, action, warning)
         self.orphan_not_stored = False
+        self.request_in_rows = None
+        self.payload_strict = warning is None
         try:
             answer = await handler(call.payload)
         except OcppError as exc:
+            self._late_request_line(call, late, essential)
             return self._refusal(uid, action, exc.code, exc.description, "warning"), "refused"
         except Exception as exc:  # a handler bug must not end the charger's session
             log.exception("%s: handler for %s failed", self.charger_id, action)
+            self._late_request_line(call, late, essential)
             return self._refusal(uid, action, "InternalError", f"central system error: {exc}", "error"), "failed"
-        finally:
-            essential = essential and not self.orphan_not_stored
-            if late:
-                self.log(f"{action}Request", request, "info", essential)
-        self.log(f"{action}Confirmation", safe_summary(confirmation_summary, action, answer), "info", essential)
+        essential = essential and not self.orphan_not_stored
+        self._late_request_line(call, late, essential)
+        if self.request_in_rows is None:
+            self.log(f"{action}Confirmation", safe_summary(confirmation_summary, action, answer), "info", essential)
         return protocol.dump_result(uid, answer), "answered"
+
+    def _late_request_line(self, call: protocol.Call, late: bool, essential: bool) -> None:
+        """The request line of an action logged after its handler, unless the handler kept it
+        with its rows (then the general log shows the exchange from them)."""
+        if late and self.request_in_rows is None:
+            essential = essential and not self.orphan_not_stored
+            self.log(f"{call.action}Request", safe_summary(request_summary, call.action, call.payload), "info",
+                     essential)
 
     def _handler_for(self, action: str) -> Handler:
         handler = self.handler(action)

@@ -34,7 +34,7 @@ class EventHub:
         self.pending: set[str] = set()
         self.wake = asyncio.Event()
         self.task: asyncio.Task[Any] | None = None
-        self.last_log_id: Any = None
+        self.last_log_line: Any = None
         parts.registry.subscribe(self._on_change)
 
     def _on_change(self, event: ChangeEvent) -> None:
@@ -89,9 +89,10 @@ class EventHub:
             last = await self.parts.history.general_log(limit=1)
         except Exception:  # the store closing at shutdown; the next page load shows the log
             return
-        newest = last[-1].get("id") if last else None
-        if newest != self.last_log_id:
-            self.last_log_id = newest
+        # A MeterValues line has no general_log id (gateway.history.queries): the line itself tells.
+        newest = tuple(last[-1].values()) if last else None
+        if newest != self.last_log_line:
+            self.last_log_line = newest
             self.pending.add("log")
 
 
