@@ -17,7 +17,7 @@ import json
 import statistics
 import time
 
-from gateway.model.station import BootInfo, ConfigKey, MeterKey, MeterReading, Registry
+from gateway.model.station import BootInfo, ConfigKey, MeterKey, Registry
 from gateway.simulator.profile import load_profile
 from points.table import PointTable
 
@@ -40,9 +40,9 @@ def first_connections(chargers: int) -> dict[str, float | int]:
         registry.update_connector(station, 1, status="Available")
         registry.set_configs(station, [ConfigKey(key, value, readonly) for key, value, readonly in keys])
         registry.update_connector(station, 1, transaction_id=i, status="Charging")
-        registry.record_readings(station, 1, [
-            (MeterKey(1, "Energy.Active.Import.Register"), MeterReading(1.0, "Wh", 1000.0)),
-            (MeterKey(1, "Power.Active.Import"), MeterReading(7.0, "kW", 1000.0))])
+        registry.record_readings(station, 1, 1000.0, [
+            (MeterKey(1, "Energy.Active.Import.Register"), 1.0, "Wh", "Sample.Periodic"),
+            (MeterKey(1, "Power.Active.Import"), 7.0, "kW", "Sample.Periodic")])
         registry.update_station(station, last_heartbeat=1000.0)
     return {"ms_per_charger": round((time.process_time() - start) / chargers * 1000, 3),
             "points": len(table.points()), "offset_writes": len(offset_writes), "config_keys": len(keys)}

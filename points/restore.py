@@ -14,7 +14,7 @@ import json
 import logging
 from typing import Any
 
-from gateway.model.station import Connector, Station
+from gateway.model.station import Connector, MeterReading, Station
 from gateway.model.timestamps import parse_timestamp
 from gateway.ocpp.meter_rows import readings as sampled_readings
 
@@ -63,7 +63,6 @@ async def _restore_readings(history: Any, station: Station) -> None:
             sampled = json.loads(row["sampled_values"])
         except ValueError:
             continue
-        for key, reading in sampled_readings(int(row["connector_id"]), {"sampledValue": sampled}, ts):
+        for key, value, unit, context in sampled_readings(int(row["connector_id"]), {"sampledValue": sampled}):
             if key not in station.meters:  # rows come newest first
-                reading.restored = True
-                station.meters[key] = reading
+                station.meters[key] = MeterReading(value, unit, ts, context, restored=True)

@@ -8,7 +8,7 @@ through `Registry.subscribe`. The clock is injected so tests can drive time.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, NamedTuple
@@ -99,13 +99,6 @@ class MeterReading:
     timestamp: float
     context: str = "Sample.Periodic"
     restored: bool = False  # the last reading from before a gateway restart, not yet sent again
-
-    def take(self, newer: MeterReading) -> None:
-        """Become `newer` (the registry updates a kept reading in place: a new object for every
-        sampled value lived until the charger's next message, and every young garbage collection
-        walked tens of thousands of them at 5,000 chargers; docs/benchmarks.md)."""
-        self.value, self.unit, self.timestamp = newer.value, newer.unit, newer.timestamp
-        self.context, self.restored = newer.context, newer.restored
 
 
 @dataclass(slots=True)
@@ -331,26 +324,29 @@ class Registry:
         return connector
 
     def record_reading(self, station: Station, key: MeterKey, reading: MeterReading) -> None:
-        self.record_readings(station, key.connector_id, [(key, reading)])
+        self.record_readings(station, key.connector_id, reading.timestamp,
+                             [(key, reading.value, reading.unit, reading.context)])
 
-    def record_readings(self, station: Station, connector_id: int,
-                        readings: list[tuple[MeterKey, MeterReading]]) -> None:
-        """Store a message's readings and publish ONE event whose key is the tuple of MeterKeys
-        (an event per sampled value made subscribers the hot path at thousands of messages/s)."""
+    def record_readings(self, station: Station, connector_id: int, timestamp: float,
+                        readings: Sequence[tuple[MeterKey, float, str, str]]) -> None:
+        """Store a message's readings, (key, value, unit, context) each, and publish ONE event whose
+        key is the tuple of MeterKeys (an event per sampled value made subscribers the hot path at
+        thousands of messages/s). A kept reading is updated in place: a new object for every
+        sampled value lived until the charger's next message, and every young garbage collection
+        walked tens of thousands of them at 5,000 chargers (docs/benchmarks.md)."""
         if not readings:
             return
         meters = station.meters
-        for key, reading in readings:
+        for key, value, unit, context in readings:
             old = meters.get(key)
             if old is None:
-                meters[key] = reading
-            elif old.restored or reading.timestamp >= old.timestamp:
-                # Else a queued reading replayed after an outage, with its old timestamp
-                # (real-firmware notes): history, not the present value.
-                if not _backwards(key, old, reading):
-                    old.take(reading)
-        self.publish(MeterChanged(station.charger_id, connector_id,
-                                 tuple(key for key, _ in readings)))
+                meters[key] = MeterReading(value, unit, timestamp, context)
+            elif ((old.restored or timestamp >= old.timestamp)  # else replayed after an outage: history
+                  # An energy register reading below the last one in the same unit (a register
+                  # only grows, OCPP 1.6 7.31) stays out: a BMS trend never sees consumption go back.
+                  and not (value < old.value and unit == old.unit and key.measurand.endswith(".Register"))):
+                old.value, old.unit, old.timestamp, old.context, old.restored = value, unit, timestamp, context, False
+        self.publish(MeterChanged(station.charger_id, connector_id, tuple(key for key, *_ in readings)))
 
     def set_config(self, station: Station, entry: ConfigKey) -> None:
         self.set_configs(station, [entry])
@@ -381,9 +377,3 @@ class Registry:
             self.publish(StationChanged(station.charger_id))
             return True
         return False
-
-
-def _backwards(key: MeterKey, old: MeterReading, new: MeterReading) -> bool:
-    """An energy register reading below the last one in the same unit (a register only grows,
-    OCPP 1.6 7.31): kept out of the live value so a BMS trend never sees consumption go back."""
-    return key.measurand.endswith(".Register") and new.unit == old.unit and new.value < old.value

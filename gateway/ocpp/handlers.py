@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.errors import OcppError
 from gateway.history.store import HistoryStore
-from gateway.model.station import BootInfo, Clock, MeterKey, MeterReading, Registry, Station
+from gateway.model.station import BootInfo, Clock, MeterKey, Registry, Station
 from gateway.model.timestamps import iso_z, parse_timestamp
 from gateway.ocpp import meter_rows
 from gateway.ocpp.logbudget import MeterBudget, OrphanStops
@@ -188,10 +188,9 @@ class InboundHandlers:
             if connector.transaction_id == tx_id:
                 # meterStop is the energy register at the end (OCPP 1.6 6.49): the newest reading
                 # for a charger that sends no MeterValues outside transactions.
-                self.registry.record_readings(self.station, connector.connector_id, [(
-                    MeterKey(connector.connector_id), MeterReading(
-                        float(p["meterStop"]), "Wh", ts if ts is not None else self.clock(),
-                        "Transaction.End"))])
+                self.registry.record_readings(
+                    self.station, connector.connector_id, ts if ts is not None else self.clock(),
+                    [(MeterKey(connector.connector_id), float(p["meterStop"]), "Wh", "Transaction.End")])
                 self.registry.update_connector(self.station, connector.connector_id,
                                                   transaction_id=None, session_start=None,
                                                   session_end=ts if ts is not None else self.clock())
@@ -219,7 +218,7 @@ class InboundHandlers:
         logged: str | None = line
         for mv, row in zip(meter_values, rows, strict=True):
             ts = parse_timestamp(mv.get("timestamp")) or self.clock()
-            registry.record_readings(station, connector_id, meter_rows.readings(connector_id, mv, ts))
+            registry.record_readings(station, connector_id, ts, meter_rows.readings(connector_id, mv))
             history.queue_meter_value(row, logged)
             logged = None
         self.request_in_rows = line

@@ -13,7 +13,7 @@ from math import isfinite
 from typing import Any
 
 from gateway.errors import OcppError
-from gateway.model.station import MeterKey, MeterReading
+from gateway.model.station import MeterKey
 from gateway.ocpp.protocol import dumps
 from gateway.settings import OcppSettings
 
@@ -114,9 +114,9 @@ def number(sv: dict[str, Any]) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def readings(connector_id: int, mv: dict[str, Any], ts: float) -> list[tuple[MeterKey, MeterReading]]:
-    """The numeric sampled values of one meterValue, keyed as the live model keeps them (`number`,
-    inlined: this runs for every sampled value)."""
+def readings(connector_id: int, mv: dict[str, Any]) -> list[tuple[MeterKey, float, str, str]]:
+    """The numeric sampled values of one meterValue as (key, value, unit, context), keyed as the
+    live model keeps them (`number`, inlined: this runs for every sampled value)."""
     found = []
     for sv in mv.get("sampledValue", []):
         get = sv.get
@@ -132,8 +132,8 @@ def readings(connector_id: int, mv: dict[str, Any], ts: float) -> list[tuple[Met
         unit = get("unit")
         if unit is None and "unit" not in sv:
             unit = "Wh" if measurand.startswith("Energy") else ""
-        found.append((MeterKey(connector_id, measurand, get("phase", ""), get("location", "Outlet")),
-                      MeterReading(value, unit, ts, get("context", "Sample.Periodic"))))
+        found.append((MeterKey(connector_id, measurand, get("phase", ""), get("location", "Outlet")), value, unit,
+                      get("context", "Sample.Periodic")))
     return found
 
 

@@ -181,7 +181,7 @@ def test_a_sampled_value_that_is_no_finite_number_gives_no_reading(text):
     """Values are strings in 1.6, so the decoder's number check cannot see them: the reading can."""
     from gateway.ocpp.meter_rows import meter_row, readings
     mv = {"timestamp": T0, "sampledValue": [{"value": text}]}
-    assert readings(1, mv, 0.0) == []
+    assert readings(1, mv) == []
     assert meter_row("CP1", 1, None, mv)[4] is None  # the energy column stays empty
 
 

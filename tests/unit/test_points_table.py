@@ -271,7 +271,7 @@ def test_a_meter_values_changes_its_keys_points_and_its_connectors_session_point
     registry.record_reading(s, MeterKey(2, "Power.Active.Import", "", "Outlet"), MeterReading(1.0, "W", 2))
     seen = _changed_names(table)
     power = MeterKey(1, "Power.Active.Import", "", "Outlet")
-    registry.record_readings(s, 1, [(power, MeterReading(2.0, "W", 3)), (power, MeterReading(3.0, "W", 3))])
+    registry.record_readings(s, 1, 3, [(power, 2.0, "W", "Sample.Periodic"), (power, 3.0, "W", "Sample.Periodic")])
     assert sorted(seen) == ["CP1-C1-Power-Active-Import", "CP1-C1-SessionDuration", "CP1-C1-SessionEnergy"]
 
 
