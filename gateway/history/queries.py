@@ -6,6 +6,8 @@ import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
+from gateway.history import charger_rows
+
 TRANSACTION_COLUMNS = (
     "timestamp", "identifier", "connector_id", "id_tag", "start_meter_wh", "stop_meter_wh",
     "total_meter_wh", "start_time", "stop_time", "minutes_charged", "transaction_id",
@@ -64,8 +66,8 @@ def general_log_lines(conn: sqlite3.Connection, identifier: str | None, since: s
 
 def _meter_values_lines(conn: sqlite3.Connection, identifier: str | None, since: str | None, until: str | None,
                         limit: int, message_type: str | None) -> list[dict[str, Any]]:
-    where, params = ["received IS NOT NULL"], []
-    for clause, value in (("identifier = ?", identifier), ("received >= ?", since), ("received < ?", until)):
+    where, params = ["m.received IS NOT NULL"], []
+    for clause, value in (("m.received >= ?", since), ("m.received < ?", until)):
         if value:
             where.append(clause)
             params.append(value)
@@ -73,11 +75,14 @@ def _meter_values_lines(conn: sqlite3.Connection, identifier: str | None, since:
     wanted = limit if message_type else (limit + 1) // 2
     # Newest first in an index's order, so the LIMIT ends the walk: a charger's rows by id (they
     # are written as they arrive), everybody's by `received` (its partial index).
-    order = "id DESC" if identifier else "received DESC, id DESC"
-    rows = conn.execute(f"SELECT id, received, identifier, logged FROM meter_values WHERE {' AND '.join(where)} "
-                        f"ORDER BY {order} LIMIT ?", [*params, wanted]).fetchall()
+    columns = "m.received, m.identifier, m.logged"
+    if identifier:
+        rows = charger_rows.select(conn, columns, identifier, " AND ".join(where), tuple(params), limit=wanted)
+    else:
+        rows = conn.execute(f"SELECT {columns} FROM meter_values m WHERE {' AND '.join(where)} "
+                            "ORDER BY m.received DESC, m.id DESC LIMIT ?", [*params, wanted]).fetchall()
     lines = []
-    for _row_id, received, charger_id, logged in reversed(rows):
+    for received, charger_id, logged in reversed(rows):
         for kind, text in zip(METER_VALUES_TYPES, (logged, EMPTY_ANSWER_LINE), strict=True):
             if message_type is None or kind == message_type:
                 lines.append({"id": None, "ts": received, "identifier": charger_id,

@@ -13,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gateway.history import schema
+from gateway.history import charger_rows, schema
 from gateway.history import transactions as tx_rows
 from gateway.history.queries import (  # noqa: F401  (re-exported: callers import them from here)
     REJECTED_COLUMNS,
@@ -46,6 +48,10 @@ from gateway.model.credentials import stored_key
 from gateway.model.timestamps import iso_z
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+# How often the per-charger index of meter rows is caught up (gateway.history.charger_rows): a
+# charger's messages of that long share an index page.
+INDEX_EVERY_S = 2.0
 # Exchanges whose answer carries a transaction: their commits go before every other.
 TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction"})
 __all__ = ["HistoryStore", "MeterRow", "REJECTED_COLUMNS", "StoreError", "TRANSACTION_COLUMNS", "transaction_view"]
@@ -66,15 +72,33 @@ class HistoryStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._writer = Writer(self._executor, clock, commit_interval_s=commit_interval_s)
         self.db: sqlite_utils.Database | None = None
+        self._indexing: asyncio.Task[None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
         conn = await self.run(schema.connect, self.path)
         self.db = sqlite_utils.Database(conn)
+        await self.write(charger_rows.catch_up, conn, None)  # what the last run left: the restore reads next
         self._writer.start(conn)
+        self._indexing = asyncio.create_task(self._index_meter_rows(conn), name="meter rows by charger")
+
+    async def _index_meter_rows(self, conn: sqlite3.Connection) -> None:
+        """Catch the per-charger index up every `INDEX_EVERY_S`, a batch a group commit."""
+        job = functools.partial(charger_rows.catch_up, conn)
+        while True:
+            await asyncio.sleep(INDEX_EVERY_S)
+            try:
+                while await self._writer.commit(Unit(LOW, [], job, origin="meter rows by charger")) \
+                        == charger_rows.BATCH_ROWS:
+                    pass
+            except StoreError as exc:  # the store is closing, or the disk failed: readers still see the rows
+                log.warning("meter rows not indexed by charger yet: %s", exc)
 
     async def close(self) -> None:
         """Commit everything queued, then close: nothing acknowledged is lost by a clean stop."""
+        if self._indexing is not None:
+            self._indexing.cancel()
+            await asyncio.gather(self._indexing, return_exceptions=True)
         await self._writer.close()
         if self.db is not None:
             await self.run(self.db.conn.close)
@@ -169,6 +193,7 @@ class HistoryStore:
         conn.execute("UPDATE meter_values SET received = NULL, logged = NULL WHERE received < ?", (cutoff,))
         sample_cutoff = iso(self.clock() - sample_days * 86400)
         conn.execute("DELETE FROM meter_values WHERE ts < ?", (sample_cutoff,))
+        charger_rows.forget_deleted(conn)
         return removed
 
     async def general_log(self, identifier: str | None = None, since: str | None = None,
@@ -277,14 +302,21 @@ class HistoryStore:
         await self.flush_log()
 
         def work() -> list[dict[str, Any]]:
-            where, params = [], []
-            if identifier is not None:
-                where.append("identifier = ?")
-                params.append(identifier)
-            if transaction_id is not None:
-                where.append("transaction_id = ?")
-                params.append(transaction_id)
-            rows = self.db["meter_values"].rows_where(" AND ".join(where) or None, params, order_by="id")
+            conn = self.db.conn  # type: ignore[union-attr]
+            columns = "m.identifier, m.connector_id, m.transaction_id, m.ts, m.sampled_values"
+            if identifier is not None and transaction_id is None:
+                found = charger_rows.select(conn, columns, identifier, newest_first=False)
+            else:
+                where, params = [], []
+                for clause, value in (("identifier = ?", identifier), ("transaction_id = ?", transaction_id)):
+                    if value is not None:
+                        where.append(clause)
+                        params.append(value)
+                found = conn.execute(f"SELECT {columns} FROM meter_values m"
+                                     + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id",
+                                     params).fetchall()
+            rows = [dict(zip(("identifier", "connector_id", "transaction_id", "ts", "sampled_values"), row,
+                             strict=True)) for row in found]
             return [sample_view(row, sv) for row in rows for sv in json.loads(row["sampled_values"])]
         return await self.run(work)
 
@@ -292,8 +324,13 @@ class HistoryStore:
         """The newest stored MeterValues rows of a charger, newest first (points restore the
         last reading of each value from them after a restart)."""
         await self.flush_log()
-        return await self.run(lambda: list(self.db["meter_values"].rows_where(
-            "identifier = ?", [identifier], order_by="id desc", limit=limit)))
+
+        def work() -> list[dict[str, Any]]:
+            cursor = self.db.conn.execute("SELECT * FROM meter_values LIMIT 0")  # type: ignore[union-attr]
+            names = [c[0] for c in cursor.description]
+            rows = charger_rows.select(self.db.conn, "m.*", identifier, limit=limit)  # type: ignore[union-attr]
+            return [dict(zip(names, row, strict=True)) for row in rows]
+        return await self.run(work)
 
     async def active_transactions(self) -> list[dict[str, Any]]:
         return await self.run(lambda: list(self.db["transactions"].rows_where(

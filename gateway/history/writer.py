@@ -55,7 +55,7 @@ DRAIN = "drain"  # the origin of the empty unit `drain` commits to wait for what
 INSERTS: dict[str, tuple[str, int, str]] = {
     "general_log": ("INSERT INTO general_log(ts, identifier, message_type, message, level)", 5, ""),
     # One row per OCPP meterValue element, its sampled values kept raw (JSON); one re-sent after a
-    # lost answer is already there (schema index meter_values_once) and is not stored again. The
+    # lost answer is already there (schema index meter_values_once_by_time) and is not stored again. The
     # first row of a message carries its general-log line (gateway.history.schema ADDED_COLUMNS).
     "meter_values": ("INSERT INTO meter_values(identifier, connector_id, transaction_id, ts, energy_wh, "
                      "sampled_values, sample_key, received, logged)", 9, " ON CONFLICT DO NOTHING"),

@@ -174,3 +174,35 @@ async def test_an_older_database_gets_the_columns_and_its_rows_show_no_second_li
         assert await store.general_log("CP1") == []  # its lines are general_log rows of their own
     finally:
         await store.close()
+
+
+async def test_an_older_database_gets_the_time_first_once_index_and_still_stores_a_re_send_once(tmp_path: Path):
+    """The re-send index of earlier versions began with the charger, which put every message on
+    an index page of its own at each commit; it is rebuilt with the timestamp first."""
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("""CREATE TABLE meter_values (id INTEGER PRIMARY KEY, identifier TEXT NOT NULL,
+                    connector_id INTEGER NOT NULL, transaction_id INTEGER, ts TEXT, energy_wh REAL,
+                    sampled_values TEXT NOT NULL, sample_key INTEGER)""")
+    conn.execute("""CREATE UNIQUE INDEX meter_values_once ON meter_values(
+                    identifier, connector_id, coalesce(transaction_id, -1), ts, sample_key)""")
+    conn.execute("INSERT INTO meter_values(identifier, connector_id, transaction_id, ts, energy_wh, sampled_values, "
+                 "sample_key) VALUES ('CP1', 1, 7, ?, 5.0, '[]', 11)", (T0,))
+    conn.commit()
+    conn.close()
+    store = HistoryStore(path)
+    await store.open()
+    try:
+        store.queue_meter_value(("CP1", 1, 7, T0, 5.0, "[]", 11), "again")  # the re-send
+        store.queue_meter_value(("CP1", 1, 7, T0, 6.0, "[]", 12), "new")
+        await store.flush_log()
+        indexes = await store.run(lambda: [r[1] for r in store.db.conn.execute("PRAGMA index_list(meter_values)")])
+        columns = await store.run(lambda: [r[2] for r in store.db.conn.execute(
+            "PRAGMA index_info(meter_values_once_by_time)")])
+        rows = await store.run(lambda: store.db.conn.execute(
+            "SELECT sample_key, logged FROM meter_values ORDER BY id").fetchall())
+    finally:
+        await store.close()
+    assert "meter_values_once" not in indexes and "meter_values_once_by_time" in indexes
+    assert columns[:3] == ["ts", "identifier", "connector_id"]
+    assert rows == [(11, None), (12, "new")]
