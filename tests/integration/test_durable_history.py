@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,18 +22,10 @@ from gateway.history.writer import HIGH, NORMAL, Unit
 from gateway.main import main
 from tests.conftest import GatewayRunner, wait_until
 from tests.support.charger import TestCharger
+from tests.support.database import query as _query
 
 T0 = "2026-11-20T08:00:00Z"
 TOO_BIG = 2**64  # valid JSON and valid for the schema; SQLite integers stop at 2**63 - 1
-
-
-def _query(path: str | Path, sql: str, *params: Any) -> list[tuple]:
-    """Read what is committed, through a connection of its own."""
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 class HeldWriter:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +27,10 @@ from gateway.main import main
 from gateway.ocpp.summaries import confirmation_summary
 from tests.conftest import GatewayRunner
 from tests.support.charger import CallErrorReply, TestCharger
+from tests.support.database import older_database
+from tests.support.database import query as _query
 
 T0 = "2026-11-20T08:00:00Z"
-
-
-def _query(path: str | Path, sql: str, *params: Any) -> list[tuple]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def _energy(wh: int, ts: str = T0) -> dict[str, Any]:
@@ -158,14 +151,7 @@ async def test_the_lines_go_with_the_general_logs_days_and_the_rows_stay(tmp_pat
 
 async def test_an_older_database_gets_the_columns_and_its_rows_show_no_second_line(tmp_path: Path):
     path = tmp_path / "old.sqlite"
-    conn = sqlite3.connect(path)
-    conn.execute("""CREATE TABLE meter_values (id INTEGER PRIMARY KEY, identifier TEXT NOT NULL,
-                    connector_id INTEGER NOT NULL, transaction_id INTEGER, ts TEXT, energy_wh REAL,
-                    sampled_values TEXT NOT NULL, sample_key INTEGER)""")
-    conn.execute("INSERT INTO meter_values(identifier, connector_id, ts, sampled_values) VALUES ('CP1', 1, ?, '[]')",
-                 (T0,))
-    conn.commit()
-    conn.close()
+    older_database(path, rows=[("CP1", 1, None, T0, None, "[]", None)])
     store = HistoryStore(path)
     await store.open()
     try:
@@ -180,16 +166,9 @@ async def test_an_older_database_gets_the_time_first_once_index_and_still_stores
     """The re-send index of earlier versions began with the charger, which put every message on
     an index page of its own at each commit; it is rebuilt with the timestamp first."""
     path = tmp_path / "old.sqlite"
-    conn = sqlite3.connect(path)
-    conn.execute("""CREATE TABLE meter_values (id INTEGER PRIMARY KEY, identifier TEXT NOT NULL,
-                    connector_id INTEGER NOT NULL, transaction_id INTEGER, ts TEXT, energy_wh REAL,
-                    sampled_values TEXT NOT NULL, sample_key INTEGER)""")
-    conn.execute("""CREATE UNIQUE INDEX meter_values_once ON meter_values(
-                    identifier, connector_id, coalesce(transaction_id, -1), ts, sample_key)""")
-    conn.execute("INSERT INTO meter_values(identifier, connector_id, transaction_id, ts, energy_wh, sampled_values, "
-                 "sample_key) VALUES ('CP1', 1, 7, ?, 5.0, '[]', 11)", (T0,))
-    conn.commit()
-    conn.close()
+    older_database(path, """CREATE UNIQUE INDEX meter_values_once ON meter_values(
+                   identifier, connector_id, coalesce(transaction_id, -1), ts, sample_key)""",
+                   rows=[("CP1", 1, 7, T0, 5.0, "[]", 11)])
     store = HistoryStore(path)
     await store.open()
     try:

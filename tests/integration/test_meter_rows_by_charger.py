@@ -10,7 +10,6 @@ the catch-up itself: in the running gateway, over an older database, after the r
 from __future__ import annotations
 
 import itertools
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from gateway.history import charger_rows
 from gateway.history.store import HistoryStore
 from tests.conftest import GatewayRunner, wait_until
 from tests.support.charger import TestCharger
+from tests.support.database import older_database, query
 
 T0 = "2026-11-20T08:00:00Z"
 
@@ -70,26 +70,15 @@ async def test_the_running_gateway_catches_the_index_up_by_itself(runner: Gatewa
     db = gateway.settings.database.path
 
     def indexed() -> list[tuple]:
-        conn = sqlite3.connect(db)
-        try:
-            return conn.execute("SELECT b.identifier, b.id FROM meter_by_charger b ORDER BY b.id").fetchall()
-        finally:
-            conn.close()
+        return query(db, "SELECT b.identifier, b.id FROM meter_by_charger b ORDER BY b.id")
     await wait_until(lambda: len(indexed()) == 3, timeout=10)
     assert indexed() == [("CP1", 1), ("CP1", 2), ("CP1", 3)]
 
 
 async def test_an_older_database_s_rows_are_indexed_once_and_its_sqlite_index_dropped(tmp_path: Path):
     path = tmp_path / "old.sqlite"
-    conn = sqlite3.connect(path)
-    conn.execute("""CREATE TABLE meter_values (id INTEGER PRIMARY KEY, identifier TEXT NOT NULL,
-                    connector_id INTEGER NOT NULL, transaction_id INTEGER, ts TEXT, energy_wh REAL,
-                    sampled_values TEXT NOT NULL, sample_key INTEGER)""")
-    conn.execute("CREATE INDEX meter_values_id_desc ON meter_values(identifier, id)")
-    conn.executemany("INSERT INTO meter_values(identifier, connector_id, transaction_id, ts, energy_wh, "
-                     "sampled_values, sample_key) VALUES (?,?,?,?,?,?,?)", [_row(f"CP{n % 2}", n) for n in range(6)])
-    conn.commit()
-    conn.close()
+    older_database(path, "CREATE INDEX meter_values_id_desc ON meter_values(identifier, id)",
+                   rows=[_row(f"CP{n % 2}", n) for n in range(6)])
     store = HistoryStore(path)
     await store.open()
     try:
@@ -118,18 +107,22 @@ async def test_what_the_last_run_left_unindexed_is_indexed_when_the_store_opens(
         await store.close()
 
 
+async def _after_retention(store: HistoryStore, rows: list[tuple]) -> None:
+    """`rows` stored and indexed, then the retention (90 days) run at the store's clock."""
+    for row in rows:
+        store.queue_meter_value(row)
+    await store.flush_log()
+    await store.write(charger_rows.catch_up, store.db.conn, None)
+    await store.apply_retention(90.0, 1000, 400.0)
+
+
 async def test_the_retention_drops_the_entries_of_the_rows_it_deletes(tmp_path: Path):
-    now = [1_800_000_000.0]
-    store = HistoryStore(tmp_path / "h.sqlite", clock=lambda: now[0])
+    store = HistoryStore(tmp_path / "h.sqlite", clock=lambda: 1_800_000_000.0)
     await store.open()
     try:
-        store.queue_meter_value(("CP1", 1, None, "2020-01-01T00:00:00Z", 1.0, "[]", 1))
-        store.queue_meter_value(("CP1", 1, None, "2027-01-01T00:00:00Z", 2.0, "[]", 2))
-        await store.flush_log()
-        await store.write(charger_rows.catch_up, store.db.conn, None)
-        await store.apply_retention(90.0, 1000, 400.0)
-        entries = await store.run(lambda: store.db.conn.execute("SELECT id FROM meter_by_charger").fetchall())
-        assert entries == [(2,)]
+        await _after_retention(store, [("CP1", 1, None, "2020-01-01T00:00:00Z", 1.0, "[]", 1),
+                                       ("CP1", 1, None, "2027-01-01T00:00:00Z", 2.0, "[]", 2)])
+        assert await store.run(lambda: store.db.conn.execute("SELECT id FROM meter_by_charger").fetchall()) == [(2,)]
         assert [r["energy_wh"] for r in await store.latest_meter_rows("CP1")] == [2.0]
     finally:
         await store.close()
@@ -137,15 +130,11 @@ async def test_the_retention_drops_the_entries_of_the_rows_it_deletes(tmp_path: 
 
 async def test_an_id_the_retention_freed_is_indexed_again_for_its_new_row(tmp_path: Path):
     """The newest row deleted (its timestamp was old): its id comes again for the next row."""
-    now = [1_800_000_000.0]
-    store = HistoryStore(tmp_path / "h.sqlite", clock=lambda: now[0])
+    store = HistoryStore(tmp_path / "h.sqlite", clock=lambda: 1_800_000_000.0)
     await store.open()
     try:
-        store.queue_meter_value(("CP1", 1, None, "2027-01-01T00:00:00Z", 1.0, "[]", 1))
-        store.queue_meter_value(("OLD", 1, None, "2020-01-01T00:00:00Z", 2.0, "[]", 2))
-        await store.flush_log()
-        await store.write(charger_rows.catch_up, store.db.conn, None)
-        await store.apply_retention(90.0, 1000, 400.0)
+        await _after_retention(store, [("CP1", 1, None, "2027-01-01T00:00:00Z", 1.0, "[]", 1),
+                                       ("OLD", 1, None, "2020-01-01T00:00:00Z", 2.0, "[]", 2)])
         store.queue_meter_value(("CP2", 1, None, "2027-01-01T00:00:01Z", 3.0, "[]", 3))
         await store.flush_log()
         ids = await store.run(lambda: store.db.conn.execute("SELECT id, identifier FROM meter_values").fetchall())
