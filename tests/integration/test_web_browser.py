@@ -110,6 +110,7 @@ async def test_commissioning_a_charger_from_the_browser(runner, page, tmp_path):
         await page.screenshot(path=folder / "site.png")
 
         # The transaction ends; the XLSX export has it with real date cells.
+        await sim.send_meter_values(1)  # its log lines are kept with the meter row
         await sim.stop_session(1)
         await page.goto(f"{base}/ui/transactions")
         await page.locator("#transactions", has_text=CARD).wait_for()
@@ -125,6 +126,8 @@ async def test_commissioning_a_charger_from_the_browser(runner, page, tmp_path):
 
         await page.goto(f"{base}/ui/history?charger={CHARGER}")
         await page.locator("#log", has_text="StartTransactionRequest").wait_for()
+        await page.locator("#log tr", has_text="MeterValuesRequest").first.wait_for()
+        await page.locator("#log tr", has_text="MeterValuesConfirmation").first.wait_for()
         await page.screenshot(path=folder / "history.png")
         await page.goto(f"{base}/ui/")
         await page.screenshot(path=folder / "network.png")
