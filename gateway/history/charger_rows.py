@@ -29,17 +29,17 @@ def through(conn: sqlite3.Connection) -> int:
 
 
 def catch_up(conn: sqlite3.Connection, limit: int | None = BATCH_ROWS) -> int:
-    """Index up to `limit` meter rows past `through` (all of them with None); how many were
-    indexed. Runs inside the caller's transaction."""
+    """Index the meter rows of up to `limit` row ids past `through` (all of them with None);
+    how many ids it covered (`limit`: there may be more). Runs inside the caller's transaction."""
     start = through(conn)
     last = conn.execute("SELECT MAX(id) FROM meter_values").fetchone()[0] or 0
     end = last if limit is None else min(last, start + limit)
     if end <= start:
         return 0
-    done = conn.execute("INSERT OR IGNORE INTO meter_by_charger(identifier, id) SELECT identifier, id "
-                        "FROM meter_values WHERE id > ? AND id <= ? ORDER BY identifier, id", (start, end)).rowcount
+    conn.execute("INSERT OR IGNORE INTO meter_by_charger(identifier, id) SELECT identifier, id "
+                 "FROM meter_values WHERE id > ? AND id <= ? ORDER BY identifier, id", (start, end))
     _set_through(conn, end)
-    return done
+    return end - start
 
 
 def forget_deleted(conn: sqlite3.Connection) -> None:

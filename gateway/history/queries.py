@@ -49,6 +49,9 @@ def select_rows(conn: sqlite3.Connection, table: str, time_col: str, identifier:
 # always the empty answer's (gateway.ocpp.summaries.confirmation_summary; a test keeps them equal).
 METER_VALUES_TYPES = ("MeterValuesRequest", "MeterValuesConfirmation")
 EMPTY_ANSWER_LINE = "(empty answer)"
+# kv (scope, key): the general log's retention cutoff, written by the hourly retention; the
+# MeterValues lines older than it are not shown (their meter rows are kept longer).
+LOG_SINCE = ("history", "general_log_since")
 
 
 def general_log_lines(conn: sqlite3.Connection, identifier: str | None, since: str | None, until: str | None,
@@ -67,6 +70,9 @@ def general_log_lines(conn: sqlite3.Connection, identifier: str | None, since: s
 def _meter_values_lines(conn: sqlite3.Connection, identifier: str | None, since: str | None, until: str | None,
                         limit: int, message_type: str | None) -> list[dict[str, Any]]:
     where, params = ["m.received IS NOT NULL"], []
+    kept = conn.execute("SELECT value FROM kv WHERE scope = ? AND key = ?", LOG_SINCE).fetchone()
+    if kept is not None and (since is None or kept[0] > since):
+        since = kept[0]
     for clause, value in (("m.received >= ?", since), ("m.received < ?", until)):
         if value:
             where.append(clause)

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from gateway.history import charger_rows, schema
 from gateway.history import transactions as tx_rows
 from gateway.history.queries import (  # noqa: F401  (re-exported: callers import them from here)
+    LOG_SINCE,
     REJECTED_COLUMNS,
     TRANSACTION_COLUMNS,
     general_log_lines,
@@ -189,8 +190,11 @@ class HistoryStore:
             removed += conn.execute("DELETE FROM general_log WHERE id <= ?",
                                     (row[0] - max_rows,)).rowcount
         # The MeterValues lines kept with meter rows go with the general log's days (not its row
-        # bound: the meter budget bounds them); the rows stay for their own retention.
-        conn.execute("UPDATE meter_values SET received = NULL, logged = NULL WHERE received < ?", (cutoff,))
+        # bound: the meter budget bounds them). Their rows stay for their own retention, so the
+        # readers leave out what is older (`queries.LOG_SINCE`): clearing the columns instead would
+        # rewrite an hour of meter rows every hour.
+        conn.execute("INSERT INTO kv(scope, key, value) VALUES (?, ?, ?) ON CONFLICT(scope, key) "
+                     "DO UPDATE SET value = excluded.value", (*LOG_SINCE, cutoff))
         sample_cutoff = iso(self.clock() - sample_days * 86400)
         conn.execute("DELETE FROM meter_values WHERE ts < ?", (sample_cutoff,))
         charger_rows.forget_deleted(conn)
