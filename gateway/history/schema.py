@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 
 from gateway.history import charger_rows
 from gateway.history.permissions import make_private
+
+log = logging.getLogger(__name__)
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS slots (
@@ -115,16 +118,24 @@ def connect(path: str) -> sqlite3.Connection:
     for statement in TABLES:
         conn.execute(statement)
     _add_columns(conn)
+    if _has_index(conn, "meter_values_once"):
+        log.info("rebuilding the meter-value re-send index with the timestamp first (once, after an "
+                 "upgrade; a large database takes a while)")
     for statement in INDEXES:
         conn.execute(statement)
     _replace_charger_index(conn)
     return conn
 
 
+def _has_index(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)).fetchone() is not None
+
+
 def _replace_charger_index(conn: sqlite3.Connection) -> None:
     """A database of an earlier version: its rows go into `meter_by_charger` once, then the
     per-charger SQLite index is dropped (gateway.history.charger_rows says why)."""
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'meter_values_id_desc'").fetchone():
+    if _has_index(conn, "meter_values_id_desc"):
+        log.info("indexing the stored meter values by charger (once, after an upgrade)")
         conn.execute("BEGIN IMMEDIATE")
         charger_rows.catch_up(conn, limit=None)
         conn.execute("DROP INDEX meter_values_id_desc")
