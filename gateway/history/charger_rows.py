@@ -19,13 +19,14 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from gateway.history import kv
+
 THROUGH = ("history", "meter_by_charger_through")  # kv (scope, key): the last meter row id indexed
 BATCH_ROWS = 2000  # rows indexed a group commit: a few ms of the writer's time, not a stall
 
 
 def through(conn: sqlite3.Connection) -> int:
-    row = conn.execute("SELECT value FROM kv WHERE scope = ? AND key = ?", THROUGH).fetchone()
-    return int(row[0]) if row is not None else 0
+    return int(kv.value(conn, THROUGH) or 0)
 
 
 def catch_up(conn: sqlite3.Connection, limit: int | None = BATCH_ROWS) -> int:
@@ -38,7 +39,7 @@ def catch_up(conn: sqlite3.Connection, limit: int | None = BATCH_ROWS) -> int:
         return 0
     conn.execute("INSERT OR IGNORE INTO meter_by_charger(identifier, id) SELECT identifier, id "
                  "FROM meter_values WHERE id > ? AND id <= ? ORDER BY identifier, id", (start, end))
-    _set_through(conn, end)
+    kv.put(conn, THROUGH, str(end))
     return end - start
 
 
@@ -51,12 +52,7 @@ def forget_deleted(conn: sqlite3.Connection) -> None:
     newest = newest or 0
     conn.execute("DELETE FROM meter_by_charger WHERE id < ? OR id > ?", (oldest or 0, newest))
     if through(conn) > newest:
-        _set_through(conn, newest)
-
-
-def _set_through(conn: sqlite3.Connection, last: int) -> None:
-    conn.execute("INSERT INTO kv(scope, key, value) VALUES (?, ?, ?) ON CONFLICT(scope, key) "
-                 "DO UPDATE SET value = excluded.value", (*THROUGH, str(last)))
+        kv.put(conn, THROUGH, str(newest))
 
 
 def select(conn: sqlite3.Connection, columns: str, identifier: str, where: str = "", params: tuple[Any, ...] = (),

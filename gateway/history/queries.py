@@ -6,7 +6,7 @@ import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway.history import charger_rows
+from gateway.history import charger_rows, kv
 
 TRANSACTION_COLUMNS = (
     "timestamp", "identifier", "connector_id", "id_tag", "start_meter_wh", "stop_meter_wh",
@@ -70,9 +70,9 @@ def general_log_lines(conn: sqlite3.Connection, identifier: str | None, since: s
 def _meter_values_lines(conn: sqlite3.Connection, identifier: str | None, since: str | None, until: str | None,
                         limit: int, message_type: str | None) -> list[dict[str, Any]]:
     where, params = ["m.received IS NOT NULL"], []
-    kept = conn.execute("SELECT value FROM kv WHERE scope = ? AND key = ?", LOG_SINCE).fetchone()
-    if kept is not None and (since is None or kept[0] > since):
-        since = kept[0]
+    kept = kv.value(conn, LOG_SINCE)
+    if kept is not None and (since is None or kept > since):
+        since = kept
     for clause, value in (("m.received >= ?", since), ("m.received < ?", until)):
         if value:
             where.append(clause)

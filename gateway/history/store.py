@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gateway.history import charger_rows, schema
+from gateway.history import charger_rows, kv, schema
 from gateway.history import transactions as tx_rows
 from gateway.history.queries import (  # noqa: F401  (re-exported: callers import them from here)
     LOG_SINCE,
@@ -193,8 +193,7 @@ class HistoryStore:
         # bound: the meter budget bounds them). Their rows stay for their own retention, so the
         # readers leave out what is older (`queries.LOG_SINCE`): clearing the columns instead would
         # rewrite an hour of meter rows every hour.
-        conn.execute("INSERT INTO kv(scope, key, value) VALUES (?, ?, ?) ON CONFLICT(scope, key) "
-                     "DO UPDATE SET value = excluded.value", (*LOG_SINCE, cutoff))
+        kv.put(conn, LOG_SINCE, cutoff)
         sample_cutoff = iso(self.clock() - sample_days * 86400)
         conn.execute("DELETE FROM meter_values WHERE ts < ?", (sample_cutoff,))
         charger_rows.forget_deleted(conn)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from math import isfinite
 from typing import Any
 
 from gateway.errors import OcppError
@@ -116,18 +115,13 @@ def number(sv: dict[str, Any]) -> float | None:
 
 def readings(connector_id: int, mv: dict[str, Any]) -> list[tuple[MeterKey, float, str, str]]:
     """The numeric sampled values of one meterValue as (key, value, unit, context), keyed as the
-    live model keeps them (`number`, inlined: this runs for every sampled value)."""
+    live model keeps them."""
     found = []
     for sv in mv.get("sampledValue", []):
+        value = number(sv)
+        if value is None:
+            continue
         get = sv.get
-        if get("format") == "SignedData":
-            continue
-        try:
-            value = float(get("value"))
-        except (TypeError, ValueError):
-            continue
-        if not isfinite(value):
-            continue
         measurand = get("measurand", ENERGY)
         unit = get("unit")
         if unit is None and "unit" not in sv:
